@@ -1,0 +1,308 @@
+"""Reading specs from YAML/JSON documents: the one place where user input is checked.
+
+The formats are those of the Timeloop reference cases (``layer``, ``arch``, ``mapping``), with a few
+optional extras (``G``, dilations, ``keeps``, ``fill_energy``/``update_energy``). Every problem is
+reported as a :class:`~formulation.specs.SpecError` whose message names the field and the value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from formulation.axes import DIMS, TENSOR_BY_NAME, TENSOR_NAMES, TENSORS, Dim
+from formulation.specs import (
+    Architecture,
+    Layer,
+    LevelMapping,
+    Mac,
+    Mapping,
+    Network,
+    NetworkLayer,
+    SpecError,
+    StorageLevel,
+    Technology,
+)
+
+LAYER_KEYS = ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "Wdilation", "Hdilation", "G")
+
+
+def read_document(path: str | Path) -> Any:
+    """Parse a YAML or JSON file (YAML is a superset of JSON, so one parser reads both)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"file = {str(path)!r}: no such file")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"file = {str(path)!r}: not valid YAML/JSON{where}") from None
+
+
+def _mapping_doc(doc: Any, what: str) -> MappingABC:
+    if not isinstance(doc, MappingABC):
+        raise SpecError(f"{what} = {doc!r}: expected a mapping of keys to values")
+    return doc
+
+
+def _check_keys(doc: MappingABC, allowed: tuple[str, ...] | set[str], what: str) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise SpecError(f"{what}.{key} = {doc[key]!r}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _int(doc: MappingABC, key: str, what: str, default: int | None = None) -> int:
+    value = doc.get(key, default)
+    if value is None:
+        raise SpecError(f"{what}.{key} = None: missing")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{what}.{key} = {value!r}: must be a positive integer")
+    return value
+
+
+def _number(doc: MappingABC, key: str, what: str, default: float | None = None) -> float | None:
+    value = doc.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SpecError(f"{what}.{key} = {value!r}: must be a non-negative number")
+    return float(value)
+
+
+def layer_from_dict(doc: Any, name: str | None = None) -> Layer:
+    what = f"layer {name}" if name else "layer"
+    doc = _mapping_doc(doc, what)
+    _check_keys(doc, set(LAYER_KEYS) | {"name"}, what)
+    layer_name = str(doc.get("name", name or "layer"))
+    values = {k: _int(doc, k, what, default=1 if k not in "NCKPQ" else None) for k in LAYER_KEYS}
+    return Layer(name=layer_name, **values)
+
+
+def network_from_dict(doc: Any, default_name: str = "network") -> Network:
+    doc = _mapping_doc(doc, "network")
+    _check_keys(doc, {"name", "layers"}, "network")
+    name = str(doc.get("name", default_name))
+    raw = doc.get("layers")
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(f"network.layers = {raw!r}: must be a non-empty list")
+    entries = []
+    for i, item in enumerate(raw):
+        item = _mapping_doc(item, f"network.layers[{i}]")
+        layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat")}
+        count = _int(item, "count", f"network.layers[{i}]", default=item.get("repeat", 1))
+        entries.append(NetworkLayer(layer_from_dict(layer_doc, name=str(item.get("name", f"layer{i}"))), count))
+    return Network(name=name, layers=tuple(entries))
+
+
+LEVEL_KEYS = {"name", "technology", "size", "word_bits", "block_size", "instances", "meshX", "read_energy",
+              "write_energy", "fill_energy", "update_energy", "read_bw", "write_bw", "keeps"}
+MAC_KEYS = {"name", "instances", "meshX", "word_bits", "energy"}
+
+
+def _tensor_list(value: Any, what: str) -> frozenset:
+    if not isinstance(value, list):
+        raise SpecError(f"{what} = {value!r}: must be a list of tensor names (Weights, Inputs, Outputs)")
+    out = set()
+    for item in value:
+        if item not in TENSOR_BY_NAME:
+            raise SpecError(f"{what} = {item!r}: unknown tensor (use Weights, Inputs, Outputs)")
+        out.add(TENSOR_BY_NAME[item])
+    return frozenset(out)
+
+
+def level_from_dict(doc: Any, index: int) -> StorageLevel:
+    what = f"arch.levels[{index}]"
+    doc = _mapping_doc(doc, what)
+    _check_keys(doc, LEVEL_KEYS, what)
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{what}.name = {name!r}: must be a non-empty string")
+    what = f"arch level {name}"
+    tech_raw = doc.get("technology", "SRAM")
+    try:
+        tech = Technology(tech_raw)
+    except ValueError:
+        raise SpecError(f"{what}.technology = {tech_raw!r}: must be DRAM, SRAM or regfile") from None
+    size = None if doc.get("size") is None else _int(doc, "size", what)
+    if size is None and tech is not Technology.DRAM:
+        raise SpecError(f"{what}.size = None: only a DRAM level may be unbounded")
+    instances = _int(doc, "instances", what, default=1)
+    write = _number(doc, "write_energy", what)
+    read = _number(doc, "read_energy", what)
+    if read is None or write is None:
+        raise SpecError(f"{what}.{'read_energy' if read is None else 'write_energy'} = None: missing")
+    keeps = _tensor_list(doc["keeps"], f"{what}.keeps") if "keeps" in doc else frozenset(TENSORS)
+    read_bw = doc.get("read_bw")
+    write_bw = doc.get("write_bw")
+    for key, value in (("read_bw", read_bw), ("write_bw", write_bw)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise SpecError(f"{what}.{key} = {value!r}: must be a positive number of words per cycle")
+    return StorageLevel(
+        name=name, technology=tech, size_words=size,
+        word_bits=_int(doc, "word_bits", what, default=8), block_size=_int(doc, "block_size", what, default=1),
+        instances=instances, mesh_x=_int(doc, "meshX", what, default=instances),
+        read_energy_pJ=read, write_energy_pJ=write,
+        fill_energy_pJ=_number(doc, "fill_energy", what, default=write),
+        update_energy_pJ=_number(doc, "update_energy", what, default=write),
+        read_bw_words=read_bw, write_bw_words=write_bw, keeps=keeps)
+
+
+def arch_from_dict(doc: Any) -> Architecture:
+    doc = _mapping_doc(doc, "arch")
+    _check_keys(doc, {"name", "levels", "mac"}, "arch")
+    levels = doc.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise SpecError(f"arch.levels = {levels!r}: must be a non-empty list, outermost level first")
+    mac_doc = _mapping_doc(doc.get("mac"), "arch.mac")
+    _check_keys(mac_doc, MAC_KEYS, "arch.mac")
+    mac_instances = _int(mac_doc, "instances", "arch.mac")
+    energy = _number(mac_doc, "energy", "arch.mac")
+    if energy is None:
+        raise SpecError("arch.mac.energy = None: missing")
+    mac = Mac(instances=mac_instances, mesh_x=_int(mac_doc, "meshX", "arch.mac", default=mac_instances),
+              energy_pJ=energy, word_bits=_int(mac_doc, "word_bits", "arch.mac", default=8),
+              name=str(mac_doc.get("name", "MACC")))
+    return Architecture(name=str(doc.get("name", "arch")), levels=tuple(level_from_dict(lv, i) for i, lv in
+                                                                         enumerate(levels)), mac=mac)
+
+
+MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}
+
+
+def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
+    if value is None:
+        return {}
+    value = _mapping_doc(value, what)
+    out = {}
+    for key, factor in value.items():
+        if key not in Dim.__members__:
+            raise SpecError(f"{what}.{key} = {factor!r}: unknown dimension (use N K C P Q R S)")
+        out[Dim[key]] = _int(value, key, what)
+    return out
+
+
+def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
+    if not isinstance(value, str) or any(ch not in Dim.__members__ for ch in value) or len(set(value)) != len(value):
+        raise SpecError(f"{what} = {value!r}: must be a string of distinct letters from NKCPQRS")
+    return tuple(Dim[ch] for ch in value)
+
+
+def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
+    what = f"mapping[{level.name}]"
+    doc = _mapping_doc(doc, what)
+    _check_keys(doc, MAPPING_KEYS, what)
+    temporal = _dim_factors(doc.get("temporal"), f"{what}.temporal")
+    spatial = _dim_factors(doc.get("spatial"), f"{what}.spatial")
+    perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
+    # Dimensions the permutation leaves out go outermost, in canonical order.
+    perm = perm + tuple(d for d in DIMS if d not in perm)
+    sperm = _dim_string(doc.get("spatial_permutation", "".join(d.name for d in spatial)),
+                        f"{what}.spatial_permutation")
+    for d in spatial:
+        if d not in sperm:
+            raise SpecError(f"{what}.spatial_permutation = {''.join(x.name for x in sperm)!r}: "
+                            f"does not list spatial dimension {d.name}")
+    split = doc.get("split", len(sperm))
+    if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(sperm):
+        raise SpecError(f"{what}.split = {split!r}: must be an integer from 0 to {len(sperm)}")
+    x_dims, y_dims = sperm[:split], sperm[split:]
+    spatial_x = tuple(spatial.get(d, 1) if d in x_dims else 1 for d in DIMS)
+    spatial_y = tuple(spatial.get(d, 1) if d in y_dims else 1 for d in DIMS)
+    if "keep" in doc:
+        keep = _tensor_list(doc["keep"], f"{what}.keep")
+    else:
+        keep = frozenset(TENSORS)
+    if "bypass" in doc:
+        bypass = _tensor_list(doc["bypass"], f"{what}.bypass")
+        clash = keep & bypass if "keep" in doc else frozenset()
+        if clash:
+            raise SpecError(f"{what}.bypass = {TENSOR_NAMES[min(clash)]!r}: also listed under keep")
+        keep = keep - bypass
+    if outermost and keep != frozenset(TENSORS):
+        raise SpecError(f"{what}.bypass = {sorted(TENSOR_NAMES[t] for t in set(TENSORS) - keep)!r}: "
+                        f"the outermost level keeps every tensor")
+    extra = keep - level.keeps
+    if extra:
+        raise SpecError(f"{what}.keep = {TENSOR_NAMES[min(extra)]!r}: level {level.name} cannot hold it "
+                        f"(it keeps {sorted(TENSOR_NAMES[t] for t in level.keeps)})")
+    order = tuple(x_dims) + tuple(y_dims)
+    return LevelMapping(target=level.name, temporal=tuple(temporal.get(d, 1) for d in DIMS), permutation=perm,
+                        spatial_x=spatial_x, spatial_y=spatial_y, keep=keep,
+                        spatial_order=order + tuple(d for d in DIMS if d not in order))
+
+
+def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
+    if isinstance(doc, MappingABC) and "mapping" in doc:
+        doc = doc["mapping"]
+    if not isinstance(doc, list):
+        raise SpecError(f"mapping = {doc!r}: must be a list with one entry per storage level, outermost first")
+    if len(doc) != len(arch.levels):
+        raise SpecError(f"mapping = {len(doc)} levels: architecture {arch.name} has {len(arch.levels)} storage levels "
+                        f"({', '.join(lv.name for lv in arch.levels)})")
+    levels = []
+    for i, (entry, level) in enumerate(zip(doc, arch.levels)):
+        entry = _mapping_doc(entry, f"mapping[{i}]")
+        target = entry.get("target", level.name)
+        if target != level.name:
+            raise SpecError(f"mapping[{i}].target = {target!r}: expected level {level.name!r} (outermost first)")
+        levels.append(level_mapping_from_dict(entry, level, outermost=i == 0))
+    return Mapping(levels=tuple(levels))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation request in the reference-case format, with the reference results if present."""
+
+    id: str
+    layer: Layer
+    arch: Architecture
+    mapping: Mapping
+    reference: dict | None = None
+
+
+CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer", "arch", "mapping", "tags",
+             "timeloop"}
+
+
+def case_from_dict(doc: Any, index: int = 0) -> Case:
+    from formulation.validation import validate_mapping
+
+    doc = _mapping_doc(doc, f"case {index}")
+    _check_keys(doc, CASE_KEYS, f"case {doc.get('id', index)}")
+    case_id = str(doc.get("id", f"case-{index}"))
+    for key in ("layer", "arch", "mapping"):
+        if key not in doc:
+            raise SpecError(f"case {case_id}.{key} = None: missing")
+    try:
+        layer = layer_from_dict(doc["layer"], name=str(doc.get("layer_name", "layer")))
+        arch = arch_from_dict(doc["arch"])
+        mapping = mapping_from_list(doc["mapping"], arch)
+        validate_mapping(layer, arch, mapping)
+    except SpecError as exc:
+        raise SpecError(f"case {case_id}: {exc}") from None
+    return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=doc.get("timeloop"))
+
+
+def read_cases(path: str | Path) -> list[Case]:
+    """Read a JSON-lines file of cases (one object per line; blank lines are skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"cases = {str(path)!r}: no such file")
+    cases = []
+    for lineno, line in enumerate(p.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{p.name} line {lineno} = {line[:40]!r}: not valid JSON ({exc.msg})") from None
+        cases.append(case_from_dict(doc, index=lineno))
+    return cases
