@@ -157,7 +157,7 @@ def level_from_dict(doc: Any, index: int) -> StorageLevel:
 
 def arch_from_dict(doc: Any) -> Architecture:
     doc = _mapping_doc(doc, "arch")
-    _check_keys(doc, {"name", "levels", "mac"}, "arch")
+    _check_keys(doc, {"name", "levels", "mac", "clock_GHz"}, "arch")
     levels = doc.get("levels")
     if not isinstance(levels, list) or not levels:
         raise SpecError(f"arch.levels = {levels!r}: must be a non-empty list, outermost level first")
@@ -170,8 +170,11 @@ def arch_from_dict(doc: Any) -> Architecture:
     mac = Mac(instances=mac_instances, mesh_x=_int(mac_doc, "meshX", "arch.mac", default=mac_instances),
               energy_pJ=energy, word_bits=_int(mac_doc, "word_bits", "arch.mac", default=8),
               name=str(mac_doc.get("name", "MACC")))
-    return Architecture(name=str(doc.get("name", "arch")), levels=tuple(level_from_dict(lv, i) for i, lv in
-                                                                         enumerate(levels)), mac=mac)
+    clock = _number(doc, "clock_GHz", "arch", default=1.0)
+    if not clock:
+        raise SpecError(f"arch.clock_GHz = {clock!r}: must be positive")
+    return Architecture(name=str(doc.get("name", "arch")),
+                        levels=tuple(level_from_dict(lv, i) for i, lv in enumerate(levels)), mac=mac, clock_GHz=clock)
 
 
 MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}

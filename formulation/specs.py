@@ -181,17 +181,19 @@ class Mac:
 
 @dataclass(frozen=True)
 class Architecture:
-    """Storage levels, outermost first, above an array of MAC units."""
+    """Storage levels, outermost first, above an array of MAC units, clocked at ``clock_GHz``."""
 
     name: str
     levels: tuple[StorageLevel, ...]
     mac: Mac
+    clock_GHz: float = 1.0
 
     def __post_init__(self) -> None:
         _require(len(self.levels) >= 1, f"arch {self.name}: levels", [], "must not be empty")
         names = [lv.name for lv in self.levels]
         dup = sorted({n for n in names if names.count(n) > 1})
         _require(not dup, f"arch {self.name}: level name", dup[0] if dup else "", "is used twice")
+        _require(self.clock_GHz > 0, f"arch {self.name}: clock_GHz", self.clock_GHz, "must be positive")
         outer = self.levels[0]
         _require(outer.keeps == frozenset(TENSORS), f"arch {self.name}: {outer.name}.keeps",
                  sorted(t.name for t in outer.keeps), "the outermost level must keep all tensors")

@@ -1,0 +1,97 @@
+"""Turning a :class:`~formulation.model.BatchEvaluation` into records, tables and comparisons.
+
+Records use the keys of the Timeloop reference cases (``levels[L].tensors[T].reads`` …) so that
+results can be diffed against timeloop-model output directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+from formulation.axes import TENSOR_NAMES, Tensor
+from formulation.model import BatchEvaluation
+from formulation.specs import Architecture
+
+COUNT_FIELDS = ("reads", "updates", "fills")
+
+
+def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -> dict:
+    """One mapping's result as a JSON-ready dict keyed like the reference cases."""
+    levels = {}
+    for l, lv in enumerate(arch.levels):
+        tensors = {}
+        for t in Tensor:
+            if ev.utilized_capacity[index, l, t] == 0:
+                continue  # bypassed here
+            tensors[TENSOR_NAMES[t]] = {
+                "reads": int(ev.reads[index, l, t]),
+                "updates": int(ev.updates[index, l, t]),
+                "fills": int(ev.fills[index, l, t]),
+                "utilized_instances": int(ev.utilized_instances[index, l]),
+                "utilized_capacity": int(ev.utilized_capacity[index, l, t]),
+                "partition_size": int(ev.partition_size[index, l, t]),
+                "energy_pJ": float(ev.energy_pJ_by_tensor[index, l, t]),
+            }
+        levels[lv.name] = {
+            "cycles": int(ev.level_cycles[index, l]),
+            "bandwidth_throttling": float(ev.throttling[index, l]),
+            "energy_pJ": float(ev.energy_pJ_by_level[index, l]),
+            "capacity_used_words": int(ev.capacity_used[index, l]),
+            "tensors": tensors,
+        }
+    cycles = int(ev.cycles[index])
+    energy = float(ev.energy_pJ[index])
+    return {
+        "macs": int(ev.macs),
+        "cycles": cycles,
+        "utilization": float(ev.utilization[index]),
+        "energy_pJ": energy,
+        "energy_breakdown_pJ": {arch.mac.name: float(ev.mac_energy_pJ[index]),
+                                **{lv.name: float(ev.energy_pJ_by_level[index, l])
+                                   for l, lv in enumerate(arch.levels)}},
+        "power_mW": energy / cycles * arch.clock_GHz,
+        "latency_s": cycles / (arch.clock_GHz * 1e9),
+        "fits": bool(ev.fits[index]),
+        "levels": levels,
+    }
+
+
+def compare_with_reference(record: dict, reference: dict, energy_rtol: float = 0.005,
+                           cycles_rtol: float = 0.005) -> list[str]:
+    """Differences between a record and a Timeloop result: counts exact, energy/cycles within tolerance."""
+    problems = []
+    for level, ref_level in reference["levels"].items():
+        mine = record["levels"].get(level, {}).get("tensors", {})
+        for tensor, ref_t in ref_level["tensors"].items():
+            got = mine.get(tensor)
+            if got is None:
+                problems.append(f"{level}.{tensor}: bypassed here but Timeloop keeps it")
+                continue
+            for key in COUNT_FIELDS:
+                if got[key] != ref_t[key]:
+                    problems.append(f"{level}.{tensor}.{key} = {got[key]}, Timeloop {ref_t[key]}")
+        for tensor in mine:
+            if tensor not in ref_level["tensors"]:
+                problems.append(f"{level}.{tensor}: kept here but Timeloop bypasses it")
+    for key, rtol in (("energy_pJ", energy_rtol), ("cycles", cycles_rtol)):
+        if not math.isclose(record[key], reference[key], rel_tol=rtol):
+            problems.append(f"{key} = {record[key]}, Timeloop {reference[key]}")
+    return problems
+
+
+def format_table(record: dict, title: str = "") -> str:
+    """A readable per-level, per-tensor table of one evaluation."""
+    head = f"{'level':<14}{'tensor':<9}{'reads':>14}{'fills':>14}{'updates':>14}{'tile':>9}{'inst':>6}{'energy pJ':>16}"
+    lines = [title] if title else []
+    lines += [head, "-" * len(head)]
+    for level, data in record["levels"].items():
+        for tensor, t in data["tensors"].items():
+            lines.append(f"{level:<14}{tensor:<9}{t['reads']:>14,}{t['fills']:>14,}{t['updates']:>14,}"
+                         f"{t['utilized_capacity']:>9,}{t['utilized_instances']:>6}{t['energy_pJ']:>16,.1f}")
+        throttle = "" if data["bandwidth_throttling"] >= 1 else f"  (bandwidth-throttled x{data['bandwidth_throttling']:.2f})"
+        lines.append(f"{'':<14}{'cycles':<9}{data['cycles']:>14,}{throttle}")
+    lines.append("-" * len(head))
+    lines.append(f"MACs {record['macs']:,}   cycles {record['cycles']:,}   utilization {record['utilization']:.3f}")
+    lines.append(f"energy {record['energy_pJ'] / 1e6:,.3f} uJ   power {record['power_mW']:,.1f} mW   "
+                 f"latency {record['latency_s'] * 1e3:,.4f} ms   fits {record['fits']}")
+    return "\n".join(lines)

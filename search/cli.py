@@ -1,0 +1,195 @@
+"""The ``codesign`` command line.
+
+Every user mistake ends in one line on stderr (``codesign: error: …``) and exit status 2, never
+in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from formulation.specs import SpecError
+
+
+def _load_layer(spec: str):
+    """A layer from a YAML/JSON file, or ``NETWORK:LAYER`` naming a layer of a (built-in) network."""
+    from formulation.catalog import load_network
+    from formulation.loading import layer_from_dict, read_document
+
+    path = Path(spec)
+    if path.is_file():
+        doc = read_document(path)
+        if isinstance(doc, dict) and "layer" in doc:
+            doc = doc["layer"]
+        return layer_from_dict(doc, name=path.stem)
+    if ":" not in spec:
+        raise SpecError(f"--layer = {spec!r}: not a file; name a layer as NETWORK:LAYER (see 'codesign network NAME')")
+    net_name, layer_name = spec.rsplit(":", 1)
+    network = load_network(net_name)
+    for entry in network.layers:
+        if entry.layer.name == layer_name:
+            return entry.layer
+    names = ", ".join(e.layer.name for e in network.layers)
+    raise SpecError(f"--layer = {spec!r}: network {network.name} has no layer {layer_name!r} (it has {names})")
+
+
+def _load_mapping(spec: str, arch):
+    from formulation.loading import mapping_from_list, read_document
+
+    return mapping_from_list(read_document(spec), arch)
+
+
+def _evaluate_cases(args) -> int:
+    from formulation.loading import read_cases
+    from formulation.model import evaluate
+    from formulation.report import compare_with_reference, evaluation_record
+
+    failures = 0
+    for case in read_cases(args.cases):
+        record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
+        out = {"id": case.id, **record}
+        if args.check and case.reference is not None:
+            problems = compare_with_reference(record, case.reference)
+            out["agrees_with_reference"] = not problems
+            if problems:
+                out["differences"] = problems
+                failures += 1
+        print(json.dumps(out))
+    if args.check and failures:
+        print(f"codesign: {failures} case(s) differ from their reference results", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    if args.cases:
+        return _evaluate_cases(args)
+    missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
+    if missing:
+        raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
+    from formulation.catalog import load_arch
+    from formulation.model import evaluate
+    from formulation.report import evaluation_record, format_table
+    from formulation.validation import validate_mapping
+
+    layer = _load_layer(args.layer)
+    arch = load_arch(args.arch)
+    mapping = _load_mapping(args.mapping, arch)
+    validate_mapping(layer, arch, mapping)
+    record = evaluation_record(evaluate(layer, arch, mapping), arch)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(format_table(record, title=f"{layer.name} on {arch.name}"))
+    return 0
+
+
+def cmd_network(args) -> int:
+    from formulation.catalog import load_network
+
+    network = load_network(args.network)
+    rows = [{"name": e.layer.name, "count": e.count,
+             **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
+             "macs": e.layer.macs} for e in network.layers]
+    if args.json:
+        print(json.dumps({"name": network.name, "layers": rows, "total_macs": network.macs}, indent=2))
+        return 0
+    print(f"{network.name}: {len(rows)} distinct layers, {sum(r['count'] for r in rows)} in all")
+    print(f"{'layer':<24}{'x':>3} {'N':>3}{'C':>6}{'K':>6}{'P':>5}{'Q':>5}{'R':>3}{'S':>3}{'str':>5}{'G':>6}{'MACs':>16}")
+    for r in rows:
+        print(f"{r['name']:<24}{r['count']:>3} {r['N']:>3}{r['C']:>6}{r['K']:>6}{r['P']:>5}{r['Q']:>5}{r['R']:>3}"
+              f"{r['S']:>3}{str(r['Wstride']) + 'x' + str(r['Hstride']):>5}{r['G']:>6}{r['macs'] * r['count']:>16,}")
+    print(f"total MACs {network.macs:,}")
+    return 0
+
+
+def cmd_export_timeloop(args) -> int:
+    from formulation.timeloop_export import export_timeloop
+
+    if args.cases:
+        from formulation.loading import read_cases
+
+        cases = read_cases(args.cases)
+        chosen = [c for c in cases if args.id is None or c.id == args.id]
+        if not chosen:
+            raise SpecError(f"--id = {args.id!r}: no such case in {args.cases}")
+        for case in chosen:
+            out = Path(args.out) / case.id if len(chosen) > 1 else Path(args.out)
+            export_timeloop(case.layer, case.arch, case.mapping, out)
+            print(out)
+        return 0
+    from formulation.catalog import load_arch
+    from formulation.validation import validate_mapping
+
+    layer = _load_layer(args.layer)
+    arch = load_arch(args.arch)
+    mapping = _load_mapping(args.mapping, arch)
+    validate_mapping(layer, arch, mapping)
+    for path in export_timeloop(layer, arch, mapping, Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_run_default(args) -> int:
+    """The built-in demonstration: a hand-written mapping of ResNet-18's first 3x3 layer."""
+    from formulation.catalog import builtin_mapping_path
+
+    args.layer = "resnet18:layer1_3x3"
+    args.arch = "simple"
+    args.mapping = str(builtin_mapping_path("resnet18_layer1_3x3_simple"))
+    args.cases = None
+    args.json = False
+    return cmd_evaluate(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codesign", description="Analytical co-design of CNN accelerators and "
+                                     "their dataflows (Timeloop-compatible model).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("evaluate", help="evaluate a mapping, or every case of a JSON-lines file")
+    p.add_argument("--cases", help="JSON-lines file of cases (layer, arch, mapping per line); prints JSON lines")
+    p.add_argument("--check", action="store_true", help="with --cases: compare with each case's 'timeloop' results")
+    p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
+    p.add_argument("--arch", help="architecture file or built-in name")
+    p.add_argument("--mapping", help="mapping file (list of levels, outermost first)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
+    p.add_argument("network", help="built-in network name or a network YAML/JSON file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_network)
+
+    p = sub.add_parser("export-timeloop", help="write Timeloop v0.3 YAML (arch, problem, mapping, ERT)")
+    p.add_argument("--cases", help="JSON-lines case file (export every case, or --id)")
+    p.add_argument("--id", help="with --cases: the case to export")
+    p.add_argument("--layer")
+    p.add_argument("--arch")
+    p.add_argument("--mapping")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_export_timeloop)
+
+    p = sub.add_parser("run-default", help="the built-in default job (what 'make run' runs)")
+    p.set_defaults(func=cmd_run_default)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"codesign: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("codesign: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
