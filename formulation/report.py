@@ -11,6 +11,7 @@ import math
 from formulation.axes import TENSOR_NAMES, Tensor
 from formulation.model import BatchEvaluation
 from formulation.specs import Architecture
+from formulation.technology import architecture_area_mm2
 
 COUNT_FIELDS = ("reads", "updates", "fills")
 
@@ -51,6 +52,7 @@ def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -
                                    for l, lv in enumerate(arch.levels)}},
         "power_mW": energy / cycles * arch.clock_GHz,
         "latency_s": cycles / (arch.clock_GHz * 1e9),
+        "area_mm2": architecture_area_mm2(arch),
         "fits": bool(ev.fits[index]),
         "levels": levels,
     }
@@ -93,5 +95,5 @@ def format_table(record: dict, title: str = "") -> str:
     lines.append("-" * len(head))
     lines.append(f"MACs {record['macs']:,}   cycles {record['cycles']:,}   utilization {record['utilization']:.3f}")
     lines.append(f"energy {record['energy_pJ'] / 1e6:,.3f} uJ   power {record['power_mW']:,.1f} mW   "
-                 f"latency {record['latency_s'] * 1e3:,.4f} ms   fits {record['fits']}")
+                 f"latency {record['latency_s'] * 1e3:,.4f} ms   area {record['area_mm2']:.3f} mm2   fits {record['fits']}")
     return "\n".join(lines)
