@@ -1,0 +1,118 @@
+"""Built-in workloads and architectures, and loading either a built-in name or a spec file.
+
+The built-ins are YAML files shipped as package data under ``formulation/builtin/networks`` and
+``formulation/builtin/archs``; a built-in's name is its file name without ``.yaml``. They are read
+with :mod:`importlib.resources`, on demand (nothing is read at import time).
+
+``load_network`` / ``load_arch`` take either such a name or the path of a YAML/JSON file. A string
+is taken as a path when it names an existing file or ends in ``.yaml``, ``.yml`` or ``.json``;
+otherwise it must be a built-in name (matched case-insensitively). Accepted file contents:
+
+* network: a network document (``name``, ``layers``), a single layer document (``N C K P Q ...``,
+  giving a one-layer network named after the file), or a reference case (its ``layer``);
+* architecture: an ``arch`` document (``levels``, ``mac``), or a reference case (its ``arch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from formulation.loading import LAYER_KEYS, arch_from_dict, layer_from_dict, network_from_dict, read_document
+from formulation.specs import Architecture, Network, NetworkLayer, SpecError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+FILE_SUFFIXES = (".yaml", ".yml", ".json")
+_BUILTIN_SUFFIX = ".yaml"
+
+
+def _builtin_dir(kind: str) -> Traversable:
+    return resources.files("formulation") / "builtin" / kind
+
+
+def _builtin_names(kind: str) -> list[str]:
+    folder = _builtin_dir(kind)
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name[: -len(_BUILTIN_SUFFIX)] for entry in folder.iterdir()
+                  if entry.is_file() and entry.name.endswith(_BUILTIN_SUFFIX))
+
+
+def network_names() -> list[str]:
+    """Names of the built-in networks, sorted."""
+    return _builtin_names("networks")
+
+
+def arch_names() -> list[str]:
+    """Names of the built-in architectures, sorted."""
+    return _builtin_names("archs")
+
+
+def _is_path(name_or_path: str | Path, what: str) -> bool:
+    if isinstance(name_or_path, Path):
+        return True
+    if not isinstance(name_or_path, str):
+        raise SpecError(f"{what} = {name_or_path!r}: expected a built-in name or a file path")
+    return Path(name_or_path).is_file() or name_or_path.lower().endswith(FILE_SUFFIXES)
+
+
+def _read_builtin(kind: str, what: str, name: str) -> tuple[str, Any]:
+    """Parse built-in ``name`` of ``kind``; return its canonical name and document."""
+    names = _builtin_names(kind)
+    key = name.strip().lower()
+    match = next((n for n in names if n.lower() == key), None)
+    if match is None:
+        raise SpecError(f"{what} = {name!r}: not a built-in {what} (available: {', '.join(names) or 'none'}) "
+                        f"and not a {'/'.join(FILE_SUFFIXES)} file")
+    text = (_builtin_dir(kind) / f"{match}{_BUILTIN_SUFFIX}").read_text(encoding="utf-8")
+    return match, yaml.safe_load(text)
+
+
+def _read_file(path: str | Path) -> tuple[str, Any]:
+    return Path(path).stem, read_document(path)
+
+
+def _network_from_doc(doc: Any, default_name: str) -> Network:
+    if isinstance(doc, MappingABC) and "layers" not in doc:
+        if "layer" in doc and "arch" in doc:  # a reference case: its layer
+            name = str(doc.get("layer_name", default_name))
+            return Network(name=name, layers=(NetworkLayer(layer_from_dict(doc["layer"], name=name)),))
+        if any(key in doc for key in LAYER_KEYS):  # a single layer
+            name = str(doc.get("name", default_name))
+            return Network(name=name, layers=(NetworkLayer(layer_from_dict(doc, name=name)),))
+    return network_from_dict(doc, default_name=default_name)
+
+
+def load_network(name_or_path: str | Path) -> Network:
+    """A built-in network by name (see :func:`network_names`), or a network/layer/case file."""
+    if _is_path(name_or_path, "network"):
+        default_name, doc = _read_file(name_or_path)
+        try:
+            return _network_from_doc(doc, default_name)
+        except SpecError as exc:
+            raise SpecError(f"{name_or_path}: {exc}") from None
+    default_name, doc = _read_builtin("networks", "network", name_or_path)
+    return network_from_dict(doc, default_name=default_name)
+
+
+def load_arch(name_or_path: str | Path) -> Architecture:
+    """A built-in architecture by name (see :func:`arch_names`), or an arch/case file."""
+    if _is_path(name_or_path, "arch"):
+        default_name, doc = _read_file(name_or_path)
+        if isinstance(doc, MappingABC) and "arch" in doc and "levels" not in doc:  # a reference case
+            default_name, doc = str(doc.get("arch_name", default_name)), doc["arch"]
+        if isinstance(doc, MappingABC) and "name" not in doc:
+            doc = {"name": default_name, **doc}
+        try:
+            return arch_from_dict(doc)
+        except SpecError as exc:
+            raise SpecError(f"{name_or_path}: {exc}") from None
+    _, doc = _read_builtin("archs", "arch", name_or_path)
+    return arch_from_dict(doc)
+
