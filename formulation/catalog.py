@@ -116,3 +116,11 @@ def load_arch(name_or_path: str | Path) -> Architecture:
     _, doc = _read_builtin("archs", "arch", name_or_path)
     return arch_from_dict(doc)
 
+
+
+def builtin_mapping_path(name: str):
+    """The packaged mapping file ``builtin/mappings/NAME.yaml`` (a Traversable usable as a path)."""
+    path = _builtin_dir("mappings") / f"{name}.yaml"
+    if not path.is_file():
+        raise SpecError(f"mapping = {name!r}: not a built-in mapping (available: {', '.join(_builtin_names('mappings'))})")
+    return path
