@@ -1,0 +1,282 @@
+"""Model throughput: mapping evaluations per second of ``evaluate_batch`` on one core.
+
+Workload: the ResNet-18 stage-1 3x3 convolution (N=1, C=K=64, P=Q=56, R=S=3, stride 1; the layer
+of reference case ``public-0000``) on the ``simple`` 16x16 architecture (built-in
+``formulation.catalog.load_arch("simple")`` when that module is there, else the identical
+``simple-16x16`` arch of case ``public-0000``).
+
+Steps: sample ``--samples`` random legal mappings once (:func:`search.sampling.sample_mappings`,
+seeded), then time :func:`formulation.model.evaluate_batch` on the first ``B`` of them for every
+batch size ``B``. Each timing sample repeats the call until it lasts at least ``--min-time``
+seconds; the best of ``--repeats`` samples is reported, as mappings per second and microseconds
+per mapping. One call of :func:`formulation.model.evaluate` on a single decoded mapping is timed
+the same way. Results go to ``benchmarks/results/throughput.json`` with the machine (CPU model,
+cores, NumPy version, date, git commit) and, unless ``--no-profile``, the top cProfile entries of
+one ``evaluate_batch`` call on the largest batch.
+
+Run: ``python -m benchmarks throughput [--help]`` (or ``make bench``, which runs every benchmark).
+"""
+
+from __future__ import annotations
+
+import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is imported)
+
+import argparse
+import cProfile
+import gc
+import json
+import math
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from formulation.encoding import decode
+from formulation.loading import case_from_dict
+from formulation.model import evaluate, evaluate_batch
+from formulation.specs import Architecture, Layer
+from search.sampling import sample_mappings
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES_FILE = ROOT / "tests" / "data" / "timeloop_cases.jsonl"
+CASE_ID = "public-0000"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "throughput.json"
+DEFAULT_SIZES = (1, 10, 100, 1_000, 10_000, 100_000)
+GOAL_MAPPINGS_PER_S = 1_000_000
+
+
+def load_workload() -> tuple[Layer, Architecture, dict[str, str]]:
+    """The benchmark layer and architecture, with where each came from."""
+    case_doc = None
+    for line in CASES_FILE.read_text().splitlines():
+        if line.strip() and json.loads(line).get("id") == CASE_ID:
+            case_doc = json.loads(line)
+            break
+    if case_doc is None:
+        raise SystemExit(f"throughput: case {CASE_ID} not found in {CASES_FILE}")
+    case = case_from_dict(case_doc)
+    layer, arch = case.layer, case.arch
+    sources = {"layer": f"{CASES_FILE.relative_to(ROOT)}#{CASE_ID}",
+               "arch": f"{CASES_FILE.relative_to(ROOT)}#{CASE_ID}"}
+    try:
+        from formulation.catalog import load_arch
+    except ImportError:
+        pass
+    else:
+        arch = load_arch("simple")
+        sources["arch"] = 'formulation.catalog.load_arch("simple")'
+    assert layer.dims == (1, 64, 64, 56, 56, 3, 3), layer
+    return layer, arch, sources
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "threads": {var: os.environ.get(var) for var in benchmarks.THREAD_ENV_VARS},
+        "threads_pinned_before_numpy_import": benchmarks.THREADS_PINNED_BEFORE_NUMPY,
+    }
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def time_call(fn: Callable[[], object], min_time: float, repeats: int) -> dict:
+    """Best-of-``repeats`` seconds per call; each sample repeats ``fn`` for at least ``min_time`` s.
+
+    Wall-clock time is the reported figure; process CPU time is recorded next to it because on
+    a shared machine other processes stretch the wall clock but not the CPU time.
+    """
+    start = time.perf_counter()
+    fn()  # warm-up, and calibration of the number of calls per sample
+    once = time.perf_counter() - start
+    calls = max(1, math.ceil(min_time / max(once, 1e-9)))
+    samples, cpu_samples = [], []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                fn()
+            samples.append((time.perf_counter() - start) / calls)
+            cpu_samples.append((time.process_time() - cpu_start) / calls)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {"calls_per_sample": calls, "seconds_per_call_samples": samples, "best_seconds_per_call": min(samples),
+            "cpu_seconds_per_call_samples": cpu_samples, "best_cpu_seconds_per_call": min(cpu_samples)}
+
+
+def profile_call(fn: Callable[[], object], top: int) -> list[dict]:
+    """The ``top`` functions by own time (cProfile ``tottime``) in one call of ``fn``."""
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    rows = []
+    for (filename, lineno, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
+        path = Path(filename)
+        try:
+            where = f"{path.resolve().relative_to(ROOT)}:{lineno}"
+        except ValueError:
+            where = filename if filename.startswith("~") else f"{path.name}:{lineno}"
+        rows.append({"function": f"{where}({func})", "ncalls": ncalls, "tottime_s": round(tottime, 4),
+                     "cumtime_s": round(cumtime, 4), "tottime_share": round(tottime / total, 4) if total else 0.0})
+    rows.sort(key=lambda r: r["tottime_s"], reverse=True)
+    return rows[:top]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks throughput",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=max(DEFAULT_SIZES),
+                        help="random legal mappings to sample (default %(default)s)")
+    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                        help="comma-separated batch sizes (default %(default)s)")
+    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per timing sample (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing samples, best one reported (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed (default %(default)s)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default %(default)s)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--no-profile", action="store_true", help="skip profiling the largest batch")
+    parser.add_argument("--profile-top", type=int, default=15, help="profile entries to keep (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    except ValueError:
+        parser.error(f"--sizes = {args.sizes!r}: must be comma-separated positive integers")
+    if not args.sizes or args.sizes[0] < 1:
+        parser.error(f"--sizes = {args.sizes!r}: must be positive integers")
+    if args.samples < args.sizes[-1]:
+        parser.error(f"--samples = {args.samples}: must be at least the largest batch size {args.sizes[-1]}")
+    if args.repeats < 1 or args.min_time < 0:
+        parser.error("--repeats must be >= 1 and --min-time >= 0")
+    return args
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else list(argv))
+    layer, arch, sources = load_workload()
+    load_before = _loadavg()
+    print(f"throughput: layer {layer.name} {layer.dims} on arch {arch.name}; sampling {args.samples:,} "
+          f"mappings (seed {args.seed})", flush=True)
+
+    start = time.perf_counter()
+    arrays = sample_mappings(layer, arch, args.samples, np.random.default_rng(args.seed))
+    sample_s = time.perf_counter() - start
+
+    rows = []
+    for size in args.sizes:
+        batch = arrays.take(slice(0, size))
+        timing = time_call(lambda: evaluate_batch(layer, arch, batch), args.min_time, args.repeats)
+        best = timing["best_seconds_per_call"]
+        rows.append({"batch": size, **timing, "mappings_per_s": size / best, "us_per_mapping": best / size * 1e6,
+                     "cpu_us_per_mapping": timing["best_cpu_seconds_per_call"] / size * 1e6})
+        print(f"  batch {size:>7,}: {_fmt_rate(size / best):>10} mappings/s", flush=True)
+
+    mapping = decode(arrays, arch, 0)
+    single = time_call(lambda: evaluate(layer, arch, mapping), args.min_time, args.repeats)
+    single.update(mappings_per_s=1 / single["best_seconds_per_call"],
+                  us_per_mapping=single["best_seconds_per_call"] * 1e6,
+                  cpu_us_per_mapping=single["best_cpu_seconds_per_call"] * 1e6)
+
+    largest = arrays.take(slice(0, args.sizes[-1]))
+    fits = bool(evaluate_batch(layer, arch, largest).fits.all())
+    profile = None
+    if not args.no_profile:
+        print(f"  profiling one evaluate_batch call on {args.sizes[-1]:,} mappings", flush=True)
+        profile = {"batch": args.sizes[-1], "tool": "cProfile", "sort": "tottime",
+                   "top": profile_call(lambda: evaluate_batch(layer, arch, largest), args.profile_top)}
+
+    best_rate = max(r["mappings_per_s"] for r in rows)
+    result = {
+        "benchmark": "throughput",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "formulation_uncommitted_changes": bool(_git("status", "--porcelain", "--", "formulation")),
+        "machine": machine_info(),
+        "load_average_1min": {"before": load_before, "after": _loadavg()},
+        "workload": {"layer": layer.name, "layer_dims_NKCPQRS": list(layer.dims), "macs": layer.macs,
+                     "arch": arch.name, "sources": sources},
+        "sampling": {"mappings": args.samples, "seed": args.seed, "bypass": True, "seconds": sample_s,
+                     "mappings_per_s": args.samples / sample_s, "all_fit": fits},
+        "timing": {"min_time_s": args.min_time, "repeats": args.repeats, "statistic": "best of repeats"},
+        "evaluate_batch": rows,
+        "evaluate_single": single,
+        "goal_mappings_per_s": GOAL_MAPPINGS_PER_S,
+        "best_mappings_per_s": best_rate,
+        "goal_met": best_rate >= GOAL_MAPPINGS_PER_S,
+        "profile": profile,
+    }
+
+    print()
+    print(f"evaluate_batch throughput, {layer.name} on {arch.name}, 1 thread, best of {args.repeats}")
+    print(f"  CPU {result['machine']['cpu_model']} ({result['machine']['usable_cpus']} cores usable), "
+          f"NumPy {np.__version__}")
+    header = (f"{'batch':>9}  {'calls/sample':>12}  {'s/call':>10}  {'mappings/s':>12}  {'us/mapping':>11}  "
+              f"{'CPU us/mapping':>14}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['batch']:>9,}  {r['calls_per_sample']:>12,}  {r['best_seconds_per_call']:>10.4g}  "
+              f"{_fmt_rate(r['mappings_per_s']):>12}  {r['us_per_mapping']:>11.2f}  {r['cpu_us_per_mapping']:>14.2f}")
+    print(f"{'evaluate':>9}  {single['calls_per_sample']:>12,}  {single['best_seconds_per_call']:>10.4g}  "
+          f"{_fmt_rate(single['mappings_per_s']):>12}  {single['us_per_mapping']:>11.2f}  "
+          f"{single['cpu_us_per_mapping']:>14.2f}   (one Mapping)")
+    print(f"sampling: {args.samples:,} legal mappings in {sample_s:.2f} s "
+          f"({_fmt_rate(args.samples / sample_s)} mappings/s)")
+    print(f"goal {_fmt_rate(GOAL_MAPPINGS_PER_S)} mappings/s: best {_fmt_rate(best_rate)} "
+          f"({'met' if result['goal_met'] else f'{GOAL_MAPPINGS_PER_S / best_rate:.0f}x short'})")
+    if profile is not None:
+        print(f"\nprofile of one evaluate_batch call on {profile['batch']:,} mappings (cProfile, by own time):")
+        for p in profile["top"]:
+            print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
+    if not args.no_write:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
