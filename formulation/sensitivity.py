@@ -71,18 +71,32 @@ class Smooth:
                           (self.grad * other.value - other.grad * self.value) / other.value ** 2)
         return Smooth(self.value / other, self.grad / other)
 
-    def positive_part(self) -> Smooth:
-        return self if self.value > 0 else Smooth(0.0, np.zeros_like(self.grad))
 
-    @staticmethod
-    def exp_linear(coeffs: np.ndarray, z: np.ndarray) -> Smooth:
+POSITIVE_PART_EPS = 1e-6
+
+
+class SmoothAlgebra:
+    """Builds :class:`Smooth` numbers: values with gradients, for IPOPT's callbacks.
+
+    :func:`relaxed_costs` only uses ``+ - * /`` and these three methods, so another algebra (for
+    example one that builds Pyomo expressions over Pyomo variables) yields the same formulation.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def exp_linear(self, coeffs: np.ndarray, z: np.ndarray) -> Smooth:
         """``exp(coeffs . z)``, whose gradient is ``value * coeffs``."""
         value = float(np.exp(coeffs @ z))
         return Smooth(value, value * coeffs)
 
-    @staticmethod
-    def constant(value: float, n: int) -> Smooth:
-        return Smooth(float(value), np.zeros(n))
+    def constant(self, value: float) -> Smooth:
+        return Smooth(float(value), np.zeros(self.n))
+
+    def positive_part(self, x: Smooth) -> Smooth:
+        """``max(0, x)`` smoothed as ``(x + sqrt(x^2 + eps^2)) / 2`` with ``eps = 1e-6`` words."""
+        root = float(np.sqrt(x.value ** 2 + POSITIVE_PART_EPS ** 2))
+        return Smooth((x.value + root) / 2, x.grad * (1 + x.value / root) / 2)
 
 
 def smooth_max(items: list[Smooth]) -> Smooth:
@@ -118,8 +132,12 @@ class RelaxedCosts:
     energy_pJ: Smooth
     compute_cycles: Smooth
     bandwidth_cycles: list[Smooth]   # per bandwidth-limited port: words per instance / bandwidth
-    cycles: Smooth                   # max(compute, bandwidth cycles)
     n_vars: int
+
+    @property
+    def cycles(self) -> Smooth:
+        """``max(compute, bandwidth cycles)``; formulations use an epigraph variable instead."""
+        return smooth_max([self.compute_cycles, *self.bandwidth_cycles])
 
 
 def unpack(z: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,18 +158,21 @@ def point_of(mapping: Mapping, arch: Architecture) -> np.ndarray:
     return pack(temporal, spatial, sizes)
 
 
-def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.ndarray,
-                  size_dependent_energy: bool = False) -> RelaxedCosts:
+def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z,
+                  size_dependent_energy: bool = False, algebra=None) -> RelaxedCosts:
     """Values and gradients of counts, energy, cycles and buffer usage at ``z`` (see module docstring).
 
     With ``size_dependent_energy`` the architecture's energies are those at its current sizes and
     scale as ``(size / current size)^slope`` (:func:`formulation.technology.energy_size_slope`),
-    which gives the gradient with respect to the log sizes ``ls``.
+    which gives the gradient with respect to the log sizes ``ls``. ``algebra`` defaults to
+    :class:`SmoothAlgebra` (values and gradients at the point ``z``); with an algebra over symbolic
+    variables the same code writes the formulation's expressions.
     """
     levels = len(arch.levels)
     n = 2 * levels * N_DIMS + levels
     k = levels * N_DIMS
     proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
+    alg = algebra if algebra is not None else SmoothAlgebra(n)
 
     def coeff_t(l: int, d: int) -> np.ndarray:
         c = np.zeros(n)
@@ -168,14 +189,14 @@ def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.
     for l in range(levels - 1, -1, -1):
         for d in range(N_DIMS):
             ext_coef[l][d] = ext_coef[l + 1][d] + coeff_t(l, d) + coeff_s(l, d)
-    ext = [[Smooth.exp_linear(ext_coef[l][d], z) for d in range(N_DIMS)] for l in range(levels + 1)]
+    ext = [[alg.exp_linear(ext_coef[l][d], z) for d in range(N_DIMS)] for l in range(levels + 1)]
     inst_coef = [np.zeros(n)]
     for l in range(levels):
         inst_coef.append(inst_coef[-1] + sum(coeff_s(l, d) for d in range(N_DIMS)))
-    inst = [Smooth.exp_linear(c, z) for c in inst_coef]
+    inst = [alg.exp_linear(c, z) for c in inst_coef]
 
     def span(l: int, t: int, a: int) -> Smooth:
-        out = Smooth.constant(1.0, n)
+        out = alg.constant(1.0)
         for d in range(N_DIMS):
             if proj[t, a, d]:
                 out = out + float(proj[t, a, d]) * (ext[l][d] - 1.0)
@@ -194,20 +215,20 @@ def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.
         if not moving:
             return tiles[l][t]
         star = moving[-1]
-        prefix = Smooth.exp_linear(sum((coeff_t(m, d) for m, d in above[:star]), np.zeros(n)), z)
+        prefix = alg.exp_linear(sum((coeff_t(m, d) for m, d in above[:star]), np.zeros(n)), z)
         m, d = above[star]
-        f = Smooth.exp_linear(coeff_t(m, d), z)
+        f = alg.exp_linear(coeff_t(m, d), z)
         axes = [a for a in range(proj.shape[1]) if proj[t, a, d]]
         window = len(axes) == 1 and np.count_nonzero(proj[t, axes[0]]) > 1 and star == len(above) - 1
         if not window:
             return prefix * f * tiles[l][t]
         a = axes[0]
-        shift = float(proj[t, a, d]) * ext[m + 1][d] * Smooth.exp_linear(coeff_s(m, d), z)
-        kept = (spans[l][t][a] - shift).positive_part() / spans[l][t][a]
+        shift = float(proj[t, a, d]) * ext[m + 1][d] * alg.exp_linear(coeff_s(m, d), z)
+        kept = alg.positive_part(spans[l][t][a] - shift) / spans[l][t][a]
         fresh = tiles[l][t] - tiles[l][t] * kept
         return prefix * (tiles[l][t] + (f - 1.0) * fresh)
 
-    compute = Smooth.exp_linear(sum((coeff_t(m, d) for m in range(levels) for d in range(N_DIMS)), np.zeros(n)), z)
+    compute = alg.exp_linear(sum((coeff_t(m, d) for m in range(levels) for d in range(N_DIMS)), np.zeros(n)), z)
     arr = {(l, t): arrivals(l, t) for l in range(levels) for t in range(N_TENSORS) if structure.keep[l, t]}
     for t in range(N_TENSORS):
         arr[(levels, t)] = compute
@@ -223,7 +244,7 @@ def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.
         return sum((coeff_s(m, d) for m in range(l, c) for d in dims), np.zeros(n))
 
     reads, fills, updates = {}, {}, {}
-    zero = Smooth.constant(0.0, n)
+    zero = alg.constant(0.0)
     for l in range(levels):
         for t in Tensor:
             if not structure.keep[l, t]:
@@ -232,29 +253,28 @@ def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.
             relevant = [d for d in range(N_DIMS) if proj[t, :, d].any()]
             if t is not Tensor.O:
                 fills[(l, t)] = inst[l] * arr[(l, t)] if l > 0 else zero
-                distinct = Smooth.exp_linear(fan_coef(l, c, relevant), z)
+                distinct = alg.exp_linear(fan_coef(l, c, relevant), z)
                 reads[(l, t)] = inst[l] * distinct * arr[(c, t)]
                 updates[(l, t)] = zero
                 continue
             above_rel = [(m, d) for m, d in loops if m < l and proj[t, :, d].any()]
-            partition = tiles[l][t] * Smooth.exp_linear(sum((coeff_t(m, d) for m, d in above_rel), np.zeros(n)), z)
-            reduction = Smooth.exp_linear(fan_coef(l, c, [int(d) for d in REDUCTION_DIMS]), z)
+            partition = tiles[l][t] * alg.exp_linear(sum((coeff_t(m, d) for m, d in above_rel), np.zeros(n)), z)
+            reduction = alg.exp_linear(fan_coef(l, c, [int(d) for d in REDUCTION_DIMS]), z)
             drained = inst_all * compute if c == levels else inst[c] * arr[(c, t)]
             updates[(l, t)] = drained / reduction
             reads[(l, t)] = updates[(l, t)] - inst[l] * partition
             fills[(l, t)] = inst[l] * (arr[(l, t)] - partition) if l > 0 else zero
 
-    _, _, log_sizes = unpack(z, levels)
-    energy = Smooth.constant(layer.macs * arch.mac.energy_pJ / layer.G, n)
+    energy = alg.constant(layer.macs * arch.mac.energy_pJ / layer.G)
     bandwidth = []
     capacity = []
     for l, lv in enumerate(arch.levels):
-        scale = Smooth.constant(1.0, n)
+        scale = alg.constant(1.0)
         if size_dependent_energy and lv.size_words is not None:
             slope = energy_size_slope(lv.technology.value)
             c = np.zeros(n)
             c[2 * k + l] = slope
-            scale = Smooth.exp_linear(c, z) * float(np.exp(-slope * np.log(lv.size_words)))
+            scale = alg.exp_linear(c, z) * float(np.exp(-slope * np.log(lv.size_words)))
         level_energy = zero
         read_words = zero
         write_words = zero
@@ -275,5 +295,4 @@ def relaxed_costs(layer: Layer, arch: Architecture, structure: Structure, z: np.
     return RelaxedCosts(
         reads={key: v * g for key, v in reads.items()}, fills={key: v * g for key, v in fills.items()},
         updates={key: v * g for key, v in updates.items()}, capacity_words=capacity, energy_pJ=energy * g,
-        compute_cycles=compute * g, bandwidth_cycles=[b * g for b in bandwidth],
-        cycles=smooth_max([compute * g] + [b * g for b in bandwidth]), n_vars=n)
+        compute_cycles=compute * g, bandwidth_cycles=[b * g for b in bandwidth], n_vars=n)
