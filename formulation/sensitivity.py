@@ -23,7 +23,8 @@ constant 0/1 matrices built from the relevance matrix and the loop order:
 At integer factors whose present loops are exactly those with a factor above one, the values
 equal the exact model's counts except where Timeloop's walk gives extra partial reuse (a step
 that translates a window exactly as the innermost loop does) or where spatial P and R share
-input columns; there the relaxation is an upper bound. Energies use ``count / block`` without
+input columns; there the relaxation is an upper bound. Link transfers between neighbouring PEs
+(:mod:`formulation.links`) are not modelled. Energies use ``count / block`` without
 the ceiling. Gradients are propagated with the values by the chain rule (:class:`Smooth`).
 """
 
