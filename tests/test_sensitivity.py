@@ -54,11 +54,12 @@ def test_gradients_match_finite_differences(reference_cases, index):
 
 
 def test_relaxation_is_exact_or_an_upper_bound_at_integer_mappings(reference_cases):
-    exact = 0
+    exact = checked = 0
     for case in reference_cases:
         if any(per_tensor["link_transfers"] for net in case.reference["networks"].values()
                for per_tensor in net.values()):
             continue  # the relaxation does not model neighbour forwarding (4 public cases)
+        checked += 1
         costs = relaxed_costs(case.layer, case.arch, Structure.from_mapping(case.mapping),
                               point_of(case.mapping, case.arch))
         ev = evaluate(case.layer, case.arch, case.mapping)
@@ -72,7 +73,8 @@ def test_relaxation_is_exact_or_an_upper_bound_at_integer_mappings(reference_cas
         exact += same
         assert costs.compute_cycles.value == pytest.approx(ev.compute_cycles[0])
     # Only Timeloop's special partial-reuse steps, spatial P+R sharing and link transfers differ.
-    assert exact >= 0.9 * len(reference_cases)
+    assert checked >= 240
+    assert exact >= 0.9 * checked
 
 
 def test_size_dependent_energy_grows_with_buffer_size(reference_cases):
