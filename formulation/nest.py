@@ -72,7 +72,7 @@ def axis_extents(nest: Nest, proj: np.ndarray) -> np.ndarray:
 
 def loop_shifts(nest: Nest, proj: np.ndarray) -> np.ndarray:
     """``sh[b, j, t, a] = A[t, a, d_j] * step_j``: how far one iteration of loop ``j`` moves each axis."""
-    coeff = np.moveaxis(proj, 2, 0)[nest.loop_dim]  # [b, j, t, a]
+    coeff = np.ascontiguousarray(np.moveaxis(proj, 2, 0))[nest.loop_dim]  # [b, j, t, a]
     return coeff * nest.loop_step[:, :, None, None]
 
 
@@ -166,8 +166,10 @@ def _enumerate_union(shifts: tuple[int, ...], counts: tuple[int, ...], span: int
 def partition_sizes(nest: Nest, proj: np.ndarray, spans: np.ndarray, shifts: np.ndarray, level: int) -> np.ndarray:
     """Distinct words one instance of ``level`` holds over the run: ``[b, t]``.
 
-    Per axis, the union of the tile's span moved by every loop above the level
-    (:func:`union_lengths`); the axes are independent, so the partition is the product.
+    Per axis, the union of the tile's span moved by every loop above the level; the axes are
+    independent, so the partition is the product. On an axis fed by one dimension the loops tile
+    it exactly (``E * prod f_j`` over its loops); a window axis (input width or height) may leave
+    gaps or overlaps and takes :func:`union_lengths`.
     """
     above = N_DIMS * level
     b = spans.shape[0]
@@ -175,7 +177,11 @@ def partition_sizes(nest: Nest, proj: np.ndarray, spans: np.ndarray, shifts: np.
     f = nest.loop_bound[:, :above]
     for t in range(N_TENSORS):
         for a in range(N_AXES):
-            out[:, t] *= union_lengths(shifts[:, :above, t, a], f, spans[:, level, t, a])
+            if np.count_nonzero(proj[t, a]) > 1:
+                out[:, t] *= union_lengths(shifts[:, :above, t, a], f, spans[:, level, t, a])
+            else:
+                moves = proj[t, a][nest.loop_dim[:, :above]] != 0
+                out[:, t] *= spans[:, level, t, a] * np.where(moves, f, 1).prod(axis=1)
     return out
 
 
@@ -199,7 +205,11 @@ def distinct_children(nest: Nest, proj: np.ndarray, arrays: MappingArrays, paren
             coeff = proj[t, a, dims][None, :]
             if not coeff.any():
                 continue
-            out[:, t] *= union_lengths(coeff * steps, np.where(coeff > 0, counts, 1), np.ones(b, dtype=np.int64))
+            fed = np.where(coeff > 0, counts, 1)
+            if np.count_nonzero(proj[t, a]) > 1:  # a window axis: P and R may land on one column
+                out[:, t] *= union_lengths(coeff * steps, fed, np.ones(b, dtype=np.int64))
+            else:
+                out[:, t] *= fed.prod(axis=1)
     return out
 
 
