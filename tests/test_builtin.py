@@ -16,7 +16,7 @@ from formulation.loading import arch_from_dict, layer_from_dict, mapping_from_li
 from formulation.specs import SpecError, Technology
 from formulation.validation import validate_mapping
 
-REFERENCE_CASES = Path("/work/shared/timeloop-reference/cases.jsonl")
+from tests.conftest import CASES_FILE as REFERENCE_CASES
 
 
 def _bert_base_macs(layers: int = 12, seq: int = 128, hidden: int = 768, heads: int = 12, ffn: int = 3072) -> int:
@@ -200,8 +200,6 @@ def test_eyeriss_like_arch():
 
 
 def _reference_cases() -> list[dict]:
-    if not REFERENCE_CASES.is_file():
-        pytest.skip(f"{REFERENCE_CASES} not available")
     return [json.loads(line) for line in REFERENCE_CASES.read_text().splitlines() if line.strip()]
 
 

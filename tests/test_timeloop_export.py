@@ -22,6 +22,7 @@ from formulation.timeloop_export import (
     problem_document,
 )
 from formulation.validation import validate_mapping
+from tests.conftest import CASES_FILE
 
 TL_NAME = {Dim.N: "N", Dim.K: "M", Dim.C: "C", Dim.P: "P", Dim.Q: "Q", Dim.R: "R", Dim.S: "S"}
 DIM_OF = {name: d for d, name in TL_NAME.items()}
@@ -33,11 +34,8 @@ ANCHORS = ("public-0000", "public-0001", "public-0002")
 
 
 def cases_path() -> Path:
-    """The reference cases: the copy in tests/data when there is one, else the shared original."""
-    local = Path(__file__).parent / "data" / "timeloop_cases.jsonl"
-    if local.is_file():
-        return local
-    return Path("/work/shared/timeloop-reference/cases.jsonl")
+    """The reference cases copied into tests/data (see tests/data/PROVENANCE.md)."""
+    return CASES_FILE
 
 
 def _pick_cases(cases):
