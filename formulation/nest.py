@@ -132,6 +132,8 @@ def union_lengths(shifts: np.ndarray, counts: np.ndarray, span: np.ndarray) -> n
     """
     shifts = np.where(counts > 1, shifts, 0)
     counts = np.where(shifts > 0, counts, 1)
+    used = (counts > 1).any(axis=0)  # loops that move the axis in some row
+    shifts, counts = shifts[:, used], counts[:, used]
     idx = np.argsort(shifts, axis=1, kind="stable")
     s_sorted = np.take_along_axis(shifts, idx, axis=1)
     f_sorted = np.take_along_axis(counts, idx, axis=1)
