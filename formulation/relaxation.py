@@ -21,6 +21,13 @@ on latency, energy or power. With ``E = sum_i n_i E_i`` (pJ, :func:`relaxed_cost
 size-dependent energies) and ``T = sum_i n_i exp(lc_i) / f_clk`` (s), the objectives are
 ``ln E`` (energy), ``ln T`` (latency), ``ln E + ln T`` (EDP) and ``ln E - ln T`` (power).
 Working in logs keeps every term of the same scale for the solver.
+
+Evaluation: every layer's :func:`relaxed_costs` is traced once into a tape of arithmetic
+operations, and layers with the same tape are evaluated together with vectorized NumPy (the same
+formulas as :class:`Smooth`, to rounding). The Jacobian is sparse with a fixed structure
+(:meth:`RelaxedProblem.jacobian_structure`, :meth:`RelaxedProblem.jacobian_values`); the dense
+:meth:`RelaxedProblem.jacobian` is built from it. ``_constraint_rows`` / ``_reference_totals``
+keep the direct (slow) path as the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from enum import Enum
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, Dim
-from formulation.sensitivity import Smooth, Structure, relaxed_costs
+from formulation.sensitivity import POSITIVE_PART_EPS, Smooth, Structure, relaxed_costs
 from formulation.specs import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
 from formulation.template import ArchTemplate, Hardware, log_bounds
@@ -78,6 +85,230 @@ class Caps:
 class _Cache:
     x: np.ndarray | None = None
     costs: list = field(default_factory=list)
+
+
+@dataclass
+class _Evaluation:
+    """Everything the callbacks need at one point (the compiled path, :meth:`RelaxedProblem._evaluate`)."""
+
+    x: np.ndarray
+    constraints: np.ndarray
+    jacobian: np.ndarray        # values in the order of jacobian_structure()
+    energy: Smooth
+    latency: Smooth
+
+
+# ---- compiled evaluation --------------------------------------------------------------------------
+# relaxed_costs is written once, over an algebra. Running it with _TraceAlgebra records its
+# arithmetic as a list of operations (a tape) per layer; layers whose tapes differ only in their
+# constants are then evaluated together, one NumPy operation per tape entry over all of them, with
+# the same value and gradient formulas as Smooth (forward mode). That replaces some 7,000 Smooth
+# objects per evaluation of ResNet-18 by a few hundred vectorized operations.
+
+_BINARY = ("add", "sub", "mul", "div")
+_WITH_CONST = ("addc", "rsubc", "mulc", "divc")
+
+
+class _Sym:
+    """A traced value: an index into its tape."""
+
+    __slots__ = ("tape", "id")
+
+    def __init__(self, tape: _TraceAlgebra, index: int):
+        self.tape = tape
+        self.id = index
+
+    def _binary(self, op: str, other, const_op: str, const_of=float):
+        if isinstance(other, _Sym):
+            return self.tape.op(op, self.id, other.id)
+        return self.tape.op(const_op, self.id, const=const_of(other))
+
+    def __add__(self, other):
+        return self._binary("add", other, "addc")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._binary("sub", other, "addc", lambda c: -float(c))
+
+    def __rsub__(self, other):
+        return self.tape.op("rsubc", self.id, const=float(other))
+
+    def __mul__(self, other):
+        return self._binary("mul", other, "mulc")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._binary("div", other, "divc")
+
+
+class _TraceAlgebra:
+    """Records relaxed_costs' arithmetic. Operations on constants are folded into constants."""
+
+    def __init__(self):
+        self.ops: list[tuple] = []      # (op, a, b, coeffs)
+        self.consts: list[float | None] = []
+
+    def op(self, op: str, a: int = -1, b: int = -1, coeffs=None, const=None) -> _Sym:
+        ops = self.ops
+        if op in _BINARY and ops[a][0] == "const" and ops[b][0] == "const":
+            return self.constant(_apply_value(op, self.consts[a], self.consts[b]))
+        if op in _WITH_CONST and ops[a][0] == "const":
+            return self.constant(_apply_value(op, self.consts[a], const))
+        self.ops.append((op, a, b, coeffs))
+        self.consts.append(const)
+        return _Sym(self, len(self.ops) - 1)
+
+    def exp_linear(self, coeffs: np.ndarray, z) -> _Sym:
+        return self.op("exp", coeffs=np.array(coeffs, dtype=float))
+
+    def constant(self, value: float) -> _Sym:
+        self.ops.append(("const", -1, -1, None))
+        self.consts.append(float(value))
+        return _Sym(self, len(self.ops) - 1)
+
+    def positive_part(self, x: _Sym) -> _Sym:
+        return self.op("pos", x.id)
+
+
+def _apply_value(op: str, a: float, b: float) -> float:
+    """Constant folding, with Smooth's arithmetic."""
+    if op in ("add", "addc"):
+        return a + b
+    if op == "sub":
+        return a + (-1.0) * b
+    if op == "rsubc":
+        return (-1.0) * a + b
+    if op in ("mul", "mulc"):
+        return a * b
+    return a / b
+
+
+class _Program:
+    """The tape of one group of layers with identical operations, over their stacked constants."""
+
+    def __init__(self, traces: list[_TraceAlgebra], outputs: list[list[int]]):
+        first = traces[0]
+        keep = np.zeros(len(first.ops), dtype=bool)
+        stack = list(outputs[0])
+        while stack:  # only what the outputs need
+            j = stack.pop()
+            if keep[j]:
+                continue
+            keep[j] = True
+            op, a, b, _ = first.ops[j]
+            stack += [k for k in (a, b) if k >= 0]
+        self.index = np.flatnonzero(keep)
+        renumber = -np.ones(len(first.ops), dtype=int)
+        renumber[self.index] = np.arange(len(self.index))
+        self.ops = []
+        self.consts = []
+        exp_rows = []
+        for j in self.index:
+            op, a, b, coeffs = first.ops[j]
+            if op == "exp":
+                exp_rows.append(coeffs)
+                self.ops.append((op, len(exp_rows) - 1, -1))
+            else:
+                self.ops.append((op, renumber[a] if a >= 0 else -1, renumber[b] if b >= 0 else -1))
+            if op == "const" or op in _WITH_CONST:
+                self.consts.append(np.array([t.consts[j] for t in traces]))
+            else:
+                self.consts.append(None)
+        self.exp_coeffs = np.array(exp_rows)
+        self.outputs = [renumber[o] for o in outputs[0]]
+        # structural dependence of every output on the variables (exponents' nonzero coefficients)
+        deps = []
+        for op, a, b in self.ops:
+            if op == "exp":
+                deps.append(self.exp_coeffs[a] != 0)
+            elif op == "const":
+                deps.append(np.zeros(self.exp_coeffs.shape[1], dtype=bool))
+            else:
+                deps.append(deps[a] | deps[b] if b >= 0 else deps[a].copy())
+        self.output_deps = [deps[o] for o in self.outputs]
+
+    def run(self, Z: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Values ``[B]`` and gradients ``[B, nz]`` (None when constant) of the outputs at the rows of ``Z``."""
+        exp_values = np.exp(Z @ self.exp_coeffs.T)  # [B, n_exp]
+        vals: list = [None] * len(self.ops)
+        grads: list = [None] * len(self.ops)
+        for j, (op, a, b) in enumerate(self.ops):
+            if op == "exp":
+                v = exp_values[:, a]
+                g = v[:, None] * self.exp_coeffs[a]
+            elif op == "const":
+                v, g = self.consts[j], None
+            else:
+                va, ga = vals[a], grads[a]
+                if op == "add":
+                    vb, gb = vals[b], grads[b]
+                    v = va + vb
+                    g = gb if ga is None else ga if gb is None else ga + gb
+                elif op == "sub":
+                    vb, gb = vals[b], grads[b]
+                    v = va + (-1.0) * vb
+                    g = (-1.0) * gb if ga is None else ga if gb is None else ga + (-1.0) * gb
+                elif op == "mul":
+                    vb, gb = vals[b], grads[b]
+                    v = va * vb
+                    g = _mix(ga, vb, gb, va)
+                elif op == "div":
+                    vb, gb = vals[b], grads[b]
+                    v = va / vb
+                    num = _mix(ga, vb, gb, -va)
+                    g = None if num is None else num / (vb ** 2)[:, None]
+                elif op == "addc":
+                    v, g = va + self.consts[j], ga
+                elif op == "rsubc":
+                    v, g = (-1.0) * va + self.consts[j], None if ga is None else (-1.0) * ga
+                elif op == "mulc":
+                    c = self.consts[j]
+                    v, g = va * c, None if ga is None else ga * c[:, None]
+                elif op == "divc":
+                    c = self.consts[j]
+                    v, g = va / c, None if ga is None else ga / c[:, None]
+                else:  # pos
+                    root = np.sqrt(va ** 2 + POSITIVE_PART_EPS ** 2)
+                    v = (va + root) / 2
+                    g = None if ga is None else ga * ((1 + va / root) / 2)[:, None]
+            vals[j] = v
+            grads[j] = g
+        return [(np.broadcast_to(vals[o], Z.shape[:1]), grads[o]) for o in self.outputs]
+
+
+def _mix(ga, vb, gb, va):
+    """``ga * vb + gb * va`` with None for a zero gradient."""
+    if ga is None and gb is None:
+        return None
+    if gb is None:
+        return ga * vb[:, None]
+    if ga is None:
+        return gb * va[:, None]
+    return ga * vb[:, None] + gb * va[:, None]
+
+
+@dataclass(frozen=True)
+class _Group:
+    layers: np.ndarray        # layer indices sharing one tape
+    program: _Program
+    rr: np.ndarray            # Jacobian pattern of a layer's nonlinear rows: row within the layer,
+    cc: np.ndarray            # and local column (0..nz-1: the layer's z, nz: its lc)
+    energy_local: np.ndarray  # local columns the layer energy depends on
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    zconst: np.ndarray        # constant entries of z (log sizes of fixed levels), appended to x
+    ext_index: np.ndarray     # [layers, nz + 1] index of every local variable in [x, zconst]
+    extra: np.ndarray         # per nonlinear row: the local column it subtracts (size or lc)
+    per_layer: int            # constraint rows per layer
+    groups: list
+    lin_rows: np.ndarray
+    lin_cols: np.ndarray
+    lin_vals: np.ndarray
+    counts: np.ndarray
 
 
 class RelaxedProblem:
@@ -133,6 +364,9 @@ class RelaxedProblem:
         self.n = len(names)
         self._build_constraint_layout()
         self._cache = _Cache()
+        self._compiled: _Compiled | None = None   # built on first evaluation, shared by with_caps/with_objective
+        self._structure: tuple[np.ndarray, np.ndarray] | None = None
+        self._evaluation: _Evaluation | None = None
 
     # ---- layout -------------------------------------------------------------------------------
     def _build_constraint_layout(self) -> None:
@@ -178,12 +412,16 @@ class RelaxedProblem:
 
     def with_caps(self, caps: Caps) -> RelaxedProblem:
         """The same problem with other caps (the ε-constraint sweep changes only these)."""
-        return RelaxedProblem(self.network, self.template, self.objective_kind, self.area_budget_mm2, caps,
-                              self.structures)
+        out = RelaxedProblem(self.network, self.template, self.objective_kind, self.area_budget_mm2, caps,
+                             self.structures)
+        out._compiled = self._compiled
+        return out
 
     def with_objective(self, objective: Objective | str, caps: Caps | None = None) -> RelaxedProblem:
-        return RelaxedProblem(self.network, self.template, objective, self.area_budget_mm2,
-                              self.caps if caps is None else caps, self.structures)
+        out = RelaxedProblem(self.network, self.template, objective, self.area_budget_mm2,
+                             self.caps if caps is None else caps, self.structures)
+        out._compiled = self._compiled
+        return out
 
     # ---- evaluation ---------------------------------------------------------------------------
     def layer_z(self, x: np.ndarray, i: int) -> tuple[np.ndarray, list[int]]:
@@ -223,6 +461,12 @@ class RelaxedProblem:
 
     def totals(self, x: np.ndarray) -> dict[str, Smooth]:
         """Network energy (pJ), latency (s), power (mW) and area (mm^2) with gradients in ``x``."""
+        ev = self._evaluate(x)
+        power = ev.energy / ev.latency * 1e-9  # pJ/s -> mW
+        return {"energy_pJ": ev.energy, "latency_s": ev.latency, "power_mW": power, "area_mm2": self.area(x)}
+
+    def _reference_totals(self, x: np.ndarray) -> dict[str, Smooth]:
+        """:meth:`totals` through :func:`relaxed_costs` and :class:`Smooth` directly (slow; for tests)."""
         clock_hz = self.template.base.clock_GHz * 1e9
         energy = Smooth(0.0, np.zeros(self.n))
         latency = Smooth(0.0, np.zeros(self.n))
@@ -258,8 +502,8 @@ class RelaxedProblem:
         return total
 
     def _objective_smooth(self, x: np.ndarray) -> Smooth:
-        t = self.totals(x)
-        e, lat = _log(t["energy_pJ"]), _log(t["latency_s"])
+        ev = self._evaluate(x)
+        e, lat = _log(ev.energy), _log(ev.latency)
         return {Objective.ENERGY: e, Objective.LATENCY: lat, Objective.EDP: e + lat,
                 Objective.POWER: e - lat}[self.objective_kind]
 
@@ -270,6 +514,10 @@ class RelaxedProblem:
         return self._objective_smooth(x).grad
 
     def _constraint_rows(self, x: np.ndarray) -> list[Smooth]:
+        """Every constraint row as a :class:`Smooth` over ``x``, through :func:`relaxed_costs` directly.
+
+        The reference for the compiled path (slow; used by the tests).
+        """
         arch = self.template.base
         rows: list[Smooth] = []
         k = self.levels * N_DIMS
@@ -312,17 +560,210 @@ class RelaxedProblem:
         for cap, key in (("latency_s", "latency_s"), ("energy_pJ", "energy_pJ"), ("power_mW", "power_mW")):
             bound = getattr(self.caps, cap)
             if bound is not None:
-                totals = totals or self.totals(x)
+                totals = totals or self._reference_totals(x)
                 rows.append(_log(totals[key]) - math.log(bound))
         assert len(rows) == self.m
         return rows
 
     def constraints(self, x: np.ndarray) -> np.ndarray:
-        return np.array([r.value for r in self._constraint_rows(x)])
+        return self._evaluate(x).constraints.copy()
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         """Dense Jacobian ``[m, n]``."""
-        return np.array([r.grad for r in self._constraint_rows(x)])
+        rows, cols = self.jacobian_structure()
+        out = np.zeros((self.m, self.n))
+        out[rows, cols] = self._evaluate(x).jacobian
+        return out
+
+    def jacobian_structure(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of the Jacobian's structural nonzeros (fixed for the problem).
+
+        The product and mesh rows are linear; a layer's capacity, compute and bandwidth rows touch
+        only that layer's variables and the hardware variables they depend on; the area row touches
+        the hardware; the caps touch what the totals depend on.
+        """
+        return self._sparsity()
+
+    def jacobian_values(self, x: np.ndarray) -> np.ndarray:
+        """The Jacobian's values at ``x`` in the order of :meth:`jacobian_structure`."""
+        return self._evaluate(x).jacobian.copy()
+
+    # ---- compiled evaluation ----------------------------------------------------------------------
+    def _compile(self) -> _Compiled:
+        """Trace every layer's :func:`relaxed_costs` once and group the layers with identical tapes."""
+        if self._compiled is not None:
+            return self._compiled
+        arch = self.template.base
+        k = self.levels * N_DIMS
+        nz = 2 * k + self.levels
+        zconst = [0.0]  # unbounded levels: no size term (layer_z leaves them at 0)
+        const_slot = {}
+        for l, lv in enumerate(arch.levels):
+            if l not in self.size_index and lv.size_words is not None:
+                const_slot[l] = self.n + len(zconst)
+                zconst.append(math.log(lv.size_words))
+        bounded = [l for l, lv in enumerate(arch.levels) if lv.size_words is not None]
+        n_layers = len(self.network.layers)
+        ext_index = np.zeros((n_layers, nz + 1), dtype=np.int64)   # local variable -> index into [x, zconst]
+        for i in range(n_layers):
+            off = self.layer_offset[i]
+            ext_index[i, :2 * k] = np.arange(off, off + 2 * k)
+            for l, lv in enumerate(arch.levels):
+                ext_index[i, 2 * k + l] = (self.size_index[l] if l in self.size_index
+                                           else const_slot.get(l, self.n))
+            ext_index[i, nz] = off + 2 * k  # lc
+        # the nonlinear rows of a layer, in the layout's order: capacity, compute, bandwidth
+        extra = [2 * k + l for l in bounded] + [nz]
+        n_bw = sum((lv.read_bw_words is not None) + (lv.write_bw_words is not None) for lv in arch.levels)
+        extra += [nz] * n_bw
+        per_layer = N_DIMS + 2 + len(extra)
+        groups: dict[tuple, list[int]] = {}
+        traces = []
+        for i, entry in enumerate(self.network.layers):
+            alg = _TraceAlgebra()
+            rc = relaxed_costs(entry.layer, arch, self.structures[i].structure, None,
+                               size_dependent_energy=True, algebra=alg)
+            outputs = ([rc.energy_pJ] + [rc.capacity_words[l] for l in bounded] + [rc.compute_cycles]
+                       + list(rc.bandwidth_cycles))
+            outputs = [o if isinstance(o, _Sym) else alg.constant(o) for o in outputs]
+            ids = [o.id for o in outputs]
+            traces.append((alg, ids))
+            signature = (tuple((op, a, b, None if c is None else c.tobytes()) for op, a, b, c in alg.ops), tuple(ids))
+            groups.setdefault(signature, []).append(i)
+        is_var = ext_index < self.n
+        compiled_groups = []
+        for members in groups.values():
+            program = _Program([traces[i][0] for i in members], [traces[i][1] for i in members])
+            members = np.array(members)
+            rr, cc = [], []
+            for r, col in enumerate(extra):
+                dep = np.append(program.output_deps[1 + r], False)
+                dep[col] = True
+                for c in np.flatnonzero(dep & is_var[members[0]]):
+                    rr.append(r)
+                    cc.append(c)
+            rr, cc = np.array(rr, dtype=np.int64), np.array(cc, dtype=np.int64)
+            energy_local = np.flatnonzero(np.append(program.output_deps[0], False) & is_var[members[0]])
+            compiled_groups.append(_Group(members, program, rr, cc, energy_local))
+        # linear rows (product, mesh): constant coefficients
+        lin_rows, lin_cols, lin_vals = [], [], []
+        for i in range(n_layers):
+            off = self.layer_offset[i]
+            base = i * per_layer
+            st = self.structures[i]
+            for d in DIMS:
+                for l in range(self.levels):
+                    for col in (off + l * N_DIMS + d, off + k + l * N_DIMS + d):
+                        lin_rows.append(base + int(d))
+                        lin_cols.append(col)
+                        lin_vals.append(1.0)
+            for axis, dims in ((0, st.x_dims), (1, st.y_dims)):
+                for d in dims:
+                    lin_rows.append(base + N_DIMS + axis)
+                    lin_cols.append(off + k + self.fanout_level * N_DIMS + d)
+                    lin_vals.append(1.0)
+                lin_rows.append(base + N_DIMS + axis)
+                lin_cols.append(axis)
+                lin_vals.append(-1.0)
+        counts = np.array([float(e.count) for e in self.network.layers])
+        self._compiled = _Compiled(np.array(zconst), ext_index, np.array(extra), per_layer,
+                                   compiled_groups, np.array(lin_rows), np.array(lin_cols), np.array(lin_vals),
+                                   counts)
+        return self._compiled
+
+    def _sparsity(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._structure is not None:
+            return self._structure
+        c = self._compile()
+        rows, cols = [c.lin_rows], [c.lin_cols]
+        energy_cols = set()
+        for g in c.groups:
+            base = g.layers * c.per_layer + N_DIMS + 2
+            rows.append((base[:, None] + g.rr[None, :]).ravel())
+            cols.append(c.ext_index[g.layers][:, g.cc].ravel())
+            energy_cols.update(c.ext_index[g.layers][:, g.energy_local].ravel().tolist())
+        lc_cols = c.ext_index[:, -1].tolist()
+        row = len(self.network.layers) * c.per_layer
+        extra_cols = []
+        if self.area_budget_mm2 is not None:
+            extra_cols.append(np.array([0, 1] + sorted(self.size_index.values())))
+        for cap, pattern in (("latency_s", set(lc_cols)), ("energy_pJ", energy_cols),
+                             ("power_mW", energy_cols | set(lc_cols))):
+            if getattr(self.caps, cap) is not None:
+                extra_cols.append(np.array(sorted(pattern)))
+        for pattern in extra_cols:
+            rows.append(np.full(len(pattern), row))
+            cols.append(pattern)
+            row += 1
+        assert row == self.m
+        self._extra_cols = extra_cols
+        self._structure = (np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64))
+        return self._structure
+
+    def _evaluate(self, x: np.ndarray) -> _Evaluation:
+        """Constraints, Jacobian values and the totals at ``x`` in one pass (cached for the last point)."""
+        ev = self._evaluation
+        if ev is not None and np.array_equal(ev.x, x):
+            return ev
+        x = np.array(x, dtype=float, copy=True)
+        c = self._compile()
+        self._sparsity()
+        xe = np.concatenate([x, c.zconst])
+        g = np.bincount(c.lin_rows, weights=c.lin_vals * x[c.lin_cols], minlength=self.m)
+        jac = [c.lin_vals]
+        e_vals, e_idx, e_w = [], [], []
+        n_rows = len(c.extra)
+        for grp in c.groups:
+            ext = c.ext_index[grp.layers]
+            Z = xe[ext[:, :-1]]
+            outs = grp.program.run(Z)
+            batch = len(grp.layers)
+            values = np.empty((batch, n_rows))
+            grads = np.zeros((batch, n_rows, Z.shape[1] + 1))
+            for r in range(n_rows):
+                v, gr = outs[1 + r]
+                values[:, r] = v
+                if gr is not None:
+                    grads[:, r, :-1] = gr / v[:, None]
+            grads[:, np.arange(n_rows), c.extra] -= 1.0
+            rows = grp.layers[:, None] * c.per_layer + N_DIMS + 2 + np.arange(n_rows)[None, :]
+            g[rows] = np.log(values) - xe[ext[:, c.extra]]
+            jac.append(grads[:, grp.rr, grp.cc].ravel())
+            ev_v, ev_g = outs[0]
+            counts = c.counts[grp.layers]
+            e_vals.append(ev_v * counts)
+            if ev_g is not None and len(grp.energy_local):
+                e_idx.append(ext[:, grp.energy_local].ravel())
+                e_w.append((ev_g[:, grp.energy_local] * counts[:, None]).ravel())
+        energy_value = float(np.sum(np.concatenate(e_vals)))
+        energy_grad = (np.bincount(np.concatenate(e_idx), weights=np.concatenate(e_w), minlength=self.n)
+                       if e_idx else np.zeros(self.n))
+        clock_hz = self.template.base.clock_GHz * 1e9
+        lc = c.ext_index[:, -1]
+        cyc = np.exp(x[lc]) * (c.counts / clock_hz)
+        latency_grad = np.zeros(self.n)
+        latency_grad[lc] = cyc
+        energy = Smooth(energy_value, energy_grad)
+        latency = Smooth(float(np.sum(cyc)), latency_grad)
+        row = len(self.network.layers) * c.per_layer
+        extra_cols = iter(self._extra_cols)
+        if self.area_budget_mm2 is not None:
+            r = _log(self.area(x)) - math.log(self.area_budget_mm2)
+            g[row] = r.value
+            jac.append(r.grad[next(extra_cols)])
+            row += 1
+        totals = {"latency_s": latency, "energy_pJ": energy}
+        if self.caps.power_mW is not None:
+            totals["power_mW"] = energy / latency * 1e-9
+        for cap in ("latency_s", "energy_pJ", "power_mW"):
+            bound = getattr(self.caps, cap)
+            if bound is not None:
+                r = _log(totals[cap]) - math.log(bound)
+                g[row] = r.value
+                jac.append(r.grad[next(extra_cols)])
+                row += 1
+        self._evaluation = _Evaluation(x, g, np.concatenate(jac), energy, latency)
+        return self._evaluation
 
     # ---- points -------------------------------------------------------------------------------
     def initial_point(self) -> np.ndarray:
