@@ -1,0 +1,173 @@
+"""The co-design pipeline: relax, solve, round, improve — from several starts in parallel.
+
+Each start fixes the discrete choices of every layer (loop orders and the mesh axis of each
+spatial dimension, :class:`~formulation.relaxation.LayerStructure`), solves the continuous
+relaxation for them (IPOPT through the registry, warm-started from start 0's solution), rounds the
+optimum to a legal design (:mod:`search.rounding`) and runs the local search
+(:mod:`search.local_search`). Start 0 uses the default structure; start ``k`` draws its structure
+from ``numpy.random.default_rng((seed, k))``, so the same seed gives the same result. Starts run
+as joblib tasks (``backend="loky"``) or on a Dask cluster (``backend="dask"``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from formulation.axes import DIMS, Dim
+from formulation.relaxation import LayerStructure, RelaxedProblem, default_structure
+from formulation.sensitivity import Structure
+from formulation.specs import Architecture, Network, SpecError
+from formulation.template import ArchTemplate
+from search.design import Design, Evaluated, Goal, evaluate_design
+from search.local_search import local_search
+from search.rounding import round_solution
+
+# Loop orders that differ in reuse, innermost first: reduction loops innermost (outputs stay),
+# output-pixel loops innermost (weights stay), output-channel loops innermost (inputs stay).
+CANONICAL_ORDERS = {
+    "output-stationary": (Dim.R, Dim.S, Dim.C, Dim.K, Dim.P, Dim.Q, Dim.N),
+    "weight-stationary": (Dim.P, Dim.Q, Dim.N, Dim.R, Dim.S, Dim.C, Dim.K),
+    "input-stationary": (Dim.K, Dim.R, Dim.S, Dim.C, Dim.P, Dim.Q, Dim.N),
+}
+SPATIAL_SPLITS = (
+    ((Dim.K, Dim.P), (Dim.C, Dim.Q, Dim.N)),
+    ((Dim.K, Dim.Q), (Dim.C, Dim.P, Dim.N)),
+    ((Dim.K,), (Dim.C, Dim.P, Dim.Q, Dim.N)),
+    ((Dim.P, Dim.Q), (Dim.K, Dim.C, Dim.N)),
+)
+
+
+class OptimizeStatus(str, Enum):
+    OPTIMAL = "optimal"          # every start converged; the best design is reported
+    TIME_LIMIT = "time_limit"    # stopped by the time limit; the best design so far is reported
+    INTERRUPTED = "interrupted"  # stopped by the user; the best design so far is reported
+    INFEASIBLE = "infeasible"    # no start found a design within the budget and caps
+
+
+@dataclass(frozen=True)
+class StartResult:
+    start: int
+    best: Evaluated | None
+    relaxed_objective: float | None
+    solver_status: str
+    evaluations: int
+    wall_s: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    status: OptimizeStatus
+    method: str
+    best: Evaluated | None
+    starts: tuple[StartResult, ...]
+    wall_s: float
+    evaluations: int
+    binding: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+def random_structure(template: ArchTemplate, rng: np.random.Generator) -> LayerStructure:
+    levels = len(template.base.levels)
+    names = sorted(CANONICAL_ORDERS)
+    order = np.array([[int(d) for d in CANONICAL_ORDERS[names[rng.integers(len(names))]]] for _ in range(levels)])
+    keep = np.array([[t in lv.keeps for t in range(3)] for lv in template.base.levels])
+    x_dims, y_dims = SPATIAL_SPLITS[rng.integers(len(SPATIAL_SPLITS))]
+    return LayerStructure(Structure(order, keep, np.ones((levels, len(DIMS)), dtype=bool)), x_dims, y_dims)
+
+
+def structures_for_start(network: Network, template: ArchTemplate, seed: int, start: int) -> list[LayerStructure]:
+    if start == 0:
+        return [default_structure(template) for _ in network.layers]
+    rng = np.random.default_rng((seed, start))
+    return [random_structure(template, rng) for _ in network.layers]
+
+
+def fixed_template(arch: Architecture) -> ArchTemplate:
+    """A template whose hardware ranges are the single point ``arch`` (Timeloop-mapper style runs)."""
+    mac = arch.mac
+    sizes = tuple((lv.name, lv.size_words, lv.size_words) for lv in arch.levels if lv.size_words is not None)
+    return ArchTemplate(name=arch.name, base=arch, mesh_x_range=(mac.mesh_x, mac.mesh_x),
+                        mesh_y_range=(mac.mesh_y, mac.mesh_y), size_ranges=sizes)
+
+
+def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
+              fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None) -> StartResult:
+    """One start: relax with this start's structures, solve, round, improve."""
+    from formulation.solvers import get_backend
+
+    t0 = time.monotonic()
+    structures = structures_for_start(network, template, seed, start)
+    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
+    result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=max(1.0, time_limit_s / 2))
+    if not result.ok:
+        return StartResult(start, None, None, result.status.value, 0, time.monotonic() - t0,
+                           result.message or ", ".join(result.binding))
+    design = round_solution(problem, result.x)
+    remaining = max(0.0, time_limit_s - (time.monotonic() - t0))
+    best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
+                               time_limit_s=remaining)
+    return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
+                       result.status.value, stats.evaluations, time.monotonic() - t0)
+
+
+def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
+             seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False, time_limit_s: float = 60.0,
+             backend: str = "loky", scheduler: str | None = None,
+             on_start_done: Callable[[StartResult], None] | None = None) -> OptimizeResult:
+    """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far."""
+    t0 = time.monotonic()
+    done: list[StartResult] = []
+    status = OptimizeStatus.OPTIMAL
+    args = [(network, template, goal, seed, k, solver, fixed_hardware, time_limit_s) for k in range(starts)]
+    try:
+        for res in _run_parallel(args, jobs, backend, scheduler):
+            done.append(res)
+            if on_start_done is not None:
+                on_start_done(res)
+    except KeyboardInterrupt:
+        status = OptimizeStatus.INTERRUPTED
+    feasible = [r for r in done if r.best is not None and r.best.score.feasible]
+    best = min(feasible, key=lambda r: (r.best.score.value(goal.objective), r.start)).best if feasible else None
+    if best is None and status is OptimizeStatus.OPTIMAL:
+        status = OptimizeStatus.INFEASIBLE
+    elif status is OptimizeStatus.OPTIMAL and time.monotonic() - t0 > time_limit_s:
+        status = OptimizeStatus.TIME_LIMIT
+    binding = tuple(r.message for r in done if r.best is None and r.message)
+    return OptimizeResult(status, "nlp+local-search", best, tuple(sorted(done, key=lambda r: r.start)),
+                          time.monotonic() - t0, sum(r.evaluations for r in done), binding[:1])
+
+
+def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | None):
+    """Yield start results in start order as they finish."""
+    if jobs <= 1 or len(args) == 1:
+        for a in args:
+            yield run_start(*a)
+        return
+    if backend == "dask":
+        from dask.distributed import Client
+
+        client = Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1)
+        try:
+            futures = client.map(lambda a: run_start(*a), args, pure=False)
+            for future in futures:
+                yield future.result()
+        finally:
+            client.close()
+        return
+    if backend != "loky":
+        raise SpecError(f"--backend = {backend!r}: use loky or dask")
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
+    yield from parallel(delayed(run_start)(*a) for a in args)
+
+
+def evaluate_fixed(network: Network, arch: Architecture, design: Design, goal: Goal) -> Evaluated:
+    return evaluate_design(network, fixed_template(arch), design, goal)
+
