@@ -10,6 +10,7 @@ otherwise it must be a built-in name (matched case-insensitively). Accepted file
 
 * network: a network document (``name``, ``layers``), a single layer document (``N C K P Q ...``,
   giving a one-layer network named after the file), or a reference case (its ``layer``);
+* network: also an ONNX model, any path ending in ``.onnx`` (:mod:`formulation.onnx_import`);
 * architecture: an ``arch`` document (``levels``, ``mac``), or a reference case (its ``arch``).
 """
 
@@ -90,7 +91,14 @@ def _network_from_doc(doc: Any, default_name: str) -> Network:
 
 
 def load_network(name_or_path: str | Path) -> Network:
-    """A built-in network by name (see :func:`network_names`), or a network/layer/case file."""
+    """A built-in network by name (see :func:`network_names`), a network/layer/case file, or an ONNX model.
+
+    A path ending in ``.onnx`` is read by :func:`formulation.onnx_import.network_from_onnx`.
+    """
+    if isinstance(name_or_path, (str, Path)) and str(name_or_path).lower().endswith(".onnx"):
+        from formulation.onnx_import import network_from_onnx
+
+        return network_from_onnx(name_or_path)
     if _is_path(name_or_path, "network"):
         default_name, doc = _read_file(name_or_path)
         try:
