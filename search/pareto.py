@@ -1,0 +1,190 @@
+"""Latency/power trade-off by the ε-constraint method, in the discrete design space.
+
+:func:`pareto_front` runs the whole co-design pipeline (:func:`search.optimize.optimize`) several
+times:
+
+1. the latency range: minimize latency (its optimum is the fastest design, ``T_min``) and minimize
+   power (the lowest-power design, whose latency is ``T_max``);
+2. for ``n`` latency caps geometrically spaced from ``T_min`` to ``T_max``, minimize power subject
+   to ``latency <= cap`` (:class:`~formulation.relaxation.Caps`);
+3. keep the designs no other design beats on both latency and power.
+
+Every run uses the same seed, so the front is deterministic for a seed (as long as no run stops at
+its time limit). The caller's area budget and caps apply to every run; a caller's latency cap
+also bounds the sweep. The time limit (per start, as in :func:`~search.optimize.optimize`) is split evenly over the
+``n + 2`` runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from formulation.relaxation import Caps, Objective
+from formulation.specs import Network, SpecError
+from formulation.template import ArchTemplate
+from search.design import Evaluated, Goal, evaluate_design
+from search.optimize import OptimizeResult, OptimizeStatus, StartResult, optimize
+
+
+@dataclass(frozen=True, eq=False)
+class ParetoPoint:
+    latency_s: float
+    power_mW: float
+    evaluated: Evaluated
+    run: str                     # "min-latency", "min-power" or "cap=<seconds>"
+    latency_cap_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    label: str
+    objective: Objective
+    latency_cap_s: float | None
+    result: OptimizeResult
+
+
+@dataclass
+class ParetoFront:
+    points: list[ParetoPoint]                  # non-dominated, by increasing latency
+    candidates: list[ParetoPoint]              # every feasible design the runs returned
+    runs: list[SweepRun] = field(default_factory=list)
+    latency_range_s: tuple[float, float] | None = None
+    status: OptimizeStatus = OptimizeStatus.OPTIMAL
+
+    @property
+    def wall_s(self) -> float:
+        return sum(r.result.wall_s for r in self.runs)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(r.result.evaluations for r in self.runs)
+
+    def best_for(self, network: Network, template: ArchTemplate, goal: Goal) -> OptimizeResult:
+        """The candidate that is best for ``goal`` (re-scored under it), as one :class:`OptimizeResult`."""
+        best, best_run = None, None
+        for p in self.candidates:
+            ev = evaluate_design(network, template, p.evaluated.design, goal)
+            if ev.score.feasible and (best is None or ev.score.value(goal.objective) < best.score.value(goal.objective)):
+                best, best_run = ev, p.run
+        status = self.status
+        if best is None and status is OptimizeStatus.OPTIMAL:
+            status = OptimizeStatus.INFEASIBLE
+        starts: tuple[StartResult, ...] = next((r.result.starts for r in self.runs if r.label == best_run), ())
+        binding = next((r.result.binding for r in self.runs if r.result.binding), ())
+        pipeline = self.runs[0].result.method if self.runs else "nlp+local-search"
+        return OptimizeResult(status, f"epsilon-constraint({pipeline})", best, starts, self.wall_s,
+                              self.evaluations, binding, extra={"chosen_run": best_run})
+
+    def document(self, template: ArchTemplate) -> dict:
+        from search.results import design_summary
+
+        def point(p: ParetoPoint) -> dict:
+            return {"run": p.run, "latency_cap_s": p.latency_cap_s, **design_summary(template, p.evaluated)}
+
+        return {"method": "epsilon-constraint", "axes": ["latency_s", "power_mW"],
+                "latency_range_s": list(self.latency_range_s) if self.latency_range_s else None,
+                "status": self.status.value,
+                "points": [point(p) for p in self.points],
+                "dominated": [point(p) for p in self.candidates if p not in self.points],
+                "runs": [{"run": r.label, "objective": r.objective.value, "latency_cap_s": r.latency_cap_s,
+                          "status": r.result.status.value, "wall_s": r.result.wall_s,
+                          "evaluations": r.result.evaluations,
+                          "latency_s": r.result.best.score.latency_s if r.result.best else None,
+                          "power_mW": r.result.best.score.power_mW if r.result.best else None}
+                         for r in self.runs]}
+
+
+def non_dominated(points: list[ParetoPoint]) -> list[ParetoPoint]:
+    """The points no other point beats on both latency and power (ties: the first kept), by latency."""
+    ordered = sorted(points, key=lambda p: (p.latency_s, p.power_mW))
+    front: list[ParetoPoint] = []
+    for p in ordered:
+        if front and p.power_mW >= front[-1].power_mW * (1 - 1e-12):
+            continue  # at least as slow and no lower power than a kept point
+        front.append(p)
+    return front
+
+
+def latency_caps(t_min: float, t_max: float, n: int) -> list[float]:
+    """``n`` caps spaced geometrically from ``t_min`` to ``t_max`` (both included when ``n >= 2``)."""
+    if n < 1:
+        raise SpecError(f"--pareto = {n}: needs at least 1 point")
+    if n == 1 or t_max <= t_min * (1 + 1e-9):
+        return [t_max]
+    return [float(v) for v in np.geomspace(t_min, t_max, n)]
+
+
+def _worse(a: OptimizeStatus, b: OptimizeStatus) -> OptimizeStatus:
+    rank = {OptimizeStatus.OPTIMAL: 0, OptimizeStatus.TIME_LIMIT: 1, OptimizeStatus.INFEASIBLE: 1,
+            OptimizeStatus.INTERRUPTED: 2}
+    return a if rank[a] >= rank[b] else b
+
+
+def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points: int, *, starts: int = 4,
+                 jobs: int = 2, seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False,
+                 time_limit_s: float = 120.0, backend: str = "loky", scheduler: str | None = None,
+                 on_start_done: Callable | None = None,
+                 on_run_done: Callable[[SweepRun], None] | None = None) -> ParetoFront:
+    """Non-dominated (latency, power) designs from ``n_points`` power minimizations under latency caps.
+
+    ``goal`` supplies the area budget and any caps (its objective is not used here).
+    """
+    if n_points < 1:
+        raise SpecError(f"--pareto = {n_points}: needs at least 1 point")
+    per_run = time_limit_s / (n_points + 2)
+    runs: list[SweepRun] = []
+    status = OptimizeStatus.OPTIMAL
+
+    def run(label: str, objective: Objective, cap: float | None) -> SweepRun:
+        nonlocal status
+        caps = goal.caps
+        if cap is not None:
+            caps = replace(caps, latency_s=cap if caps.latency_s is None else min(cap, caps.latency_s))
+        try:
+            result = optimize(network, template, Goal(objective, goal.area_budget_mm2, caps), starts=starts,
+                              jobs=jobs, seed=seed, solver=solver, fixed_hardware=fixed_hardware,
+                              time_limit_s=per_run, backend=backend, scheduler=scheduler,
+                              on_start_done=on_start_done)
+        except KeyboardInterrupt:  # between starts, outside optimize's own handler
+            result = OptimizeResult(OptimizeStatus.INTERRUPTED, "nlp+local-search", None, (), 0.0, 0)
+        sweep = SweepRun(label, objective, cap, result)
+        runs.append(sweep)
+        if result.status is not OptimizeStatus.INFEASIBLE:
+            status = _worse(status, result.status)
+        if on_run_done is not None:
+            on_run_done(sweep)
+        return sweep
+
+    def interrupted() -> bool:
+        return status is OptimizeStatus.INTERRUPTED
+
+    fastest = run("min-latency", Objective.LATENCY, None)
+    lowest = None if interrupted() else run("min-power", Objective.POWER, None)
+    t_range = None
+    if fastest.result.best is not None and lowest is not None and lowest.result.best is not None:
+        # The latency run's local search can stop short of the fastest design; take the faster of the two.
+        t_min = min(fastest.result.best.score.latency_s, lowest.result.best.score.latency_s)
+        t_max = lowest.result.best.score.latency_s
+        if goal.caps.latency_s is not None:
+            t_max = min(t_max, goal.caps.latency_s)
+        t_range = (t_min, t_max)
+        for cap in latency_caps(t_min, t_max, n_points):
+            if interrupted():
+                break
+            run(f"cap={cap:.6g}", Objective.POWER, cap)
+
+    candidates = []
+    for r in runs:
+        best = r.result.best
+        if best is None or not best.score.feasible:
+            continue
+        if not math.isfinite(best.score.latency_s) or not math.isfinite(best.score.power_mW):
+            continue
+        candidates.append(ParetoPoint(best.score.latency_s, best.score.power_mW, best, r.label, r.latency_cap_s))
+    if not candidates and status is OptimizeStatus.OPTIMAL:
+        status = OptimizeStatus.INFEASIBLE
+    return ParetoFront(non_dominated(candidates), candidates, runs, t_range, status)
