@@ -1,0 +1,129 @@
+"""Backend ``scip``: SCIP through Pyomo's ``scip_direct`` interface, on the algebraic Pyomo model.
+
+SCIP is a global (spatial branch-and-bound) solver and the relaxation is a nonconvex NLP, so
+SCIP reports two numbers: the best point it found (an incumbent, usually from its local NLP
+heuristics within the first second on small problems) and a lower bound on the objective. The
+bound stays weak on this formulation: the energy and bandwidth terms are differences of
+exponentials whose interval bounds reach zero, so the logs of them are only bounded below by
+SCIP's ``1e-9`` floor; proving optimality is out of reach except on toy problems, and a solve
+usually ends at its time limit (status ``iteration_limit``) with the incumbent and the gap in
+``extra``. Pyomo and PySCIPOpt are imported on first use.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
+
+NAME = "scip"
+
+
+def unavailable_reason() -> str | None:
+    """Why the backend cannot run here, or None when it can."""
+    try:
+        import pyscipopt  # noqa: F401
+    except ImportError as exc:
+        return f"pyscipopt is not importable ({exc})"
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+def _scip_with_start():
+    """Pyomo's ``scip_direct`` solver whose start-solution hook hands SCIP every variable's value.
+
+    Pyomo only passes integer variables (``warmstart_discrete_vars``); a continuous model needs
+    the continuous values, given to SCIP as a partial solution that SCIP checks and completes.
+    """
+    from pyomo.contrib.solver.solvers.scip.scip_direct import ScipDirect
+
+    class ScipDirectWithStart(ScipDirect):
+        def _mipstart(self):
+            solution = self._solver_model.createPartialSol()
+            for pyomo_var, scip_var in self._pyomo_var_to_solver_var_map.items():
+                if pyomo_var.value is not None:
+                    self._solver_model.setSolVal(solution, scip_var, float(pyomo_var.value))
+            self._solver_model.addSol(solution)
+
+    return ScipDirectWithStart()
+
+
+def _status(termination, has_solution: bool) -> SolveStatus:
+    from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+    if termination is TC.convergenceCriteriaSatisfied:
+        return SolveStatus.OPTIMAL
+    if termination in (TC.maxTimeLimit, TC.iterationLimit, TC.interrupted, TC.objectiveLimit):
+        return SolveStatus.ITERATION_LIMIT
+    if termination in (TC.provenInfeasible, TC.locallyInfeasible, TC.infeasibleOrUnbounded):
+        return SolveStatus.INFEASIBLE
+    return SolveStatus.ITERATION_LIMIT if has_solution else SolveStatus.ERROR
+
+
+def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None, time_limit_s: float = 60.0,
+          tol: float | None = None, rel_gap: float = 1e-4, **options) -> SolveResult:
+    """Solve ``problem`` globally, up to ``time_limit_s`` and a relative gap ``rel_gap``.
+
+    ``x0`` (optional) is given to SCIP as a starting solution. ``max_iter`` caps branch-and-bound
+    nodes when given; ``tol`` is accepted for a uniform interface and not used (SCIP keeps its
+    own feasibility tolerance, 1e-6). Extra ``options`` are SCIP parameters (``{"limits/nodes": 100}``).
+    """
+    start = time.perf_counter()
+    reason = unavailable_reason()
+    if reason is not None:
+        return SolveResult(SolveStatus.UNAVAILABLE, NAME, None, None, 0, 0.0, reason)
+    from pyomo.contrib.solver.common.factory import SolverFactory
+    from pyomo.contrib.solver.common.results import SolutionStatus
+
+    from formulation.pyomo_model import build_pyomo_model, load_point, solution_vector
+
+    build_start = time.perf_counter()
+    model = build_pyomo_model(problem, "algebraic")
+    if x0 is not None:
+        load_point(model, problem, x0)
+        solver = _scip_with_start()
+    else:
+        solver = SolverFactory("scip_direct")
+    build_s = time.perf_counter() - build_start
+    scip_options = dict(options)
+    if max_iter is not None:
+        scip_options.setdefault("limits/nodes", int(max_iter))
+    try:
+        results = solver.solve(model, time_limit=float(time_limit_s), rel_gap=float(rel_gap),
+                               load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                               warmstart_discrete_vars=x0 is not None, solver_options=scip_options)
+    except Exception as exc:  # an expression scip_direct cannot translate, or a SCIP failure
+        return SolveResult(SolveStatus.ERROR, NAME, None, None, 0, time.perf_counter() - start,
+                           f"{type(exc).__name__}: {exc}", extra={"build_s": build_s})
+    has_solution = results.solution_status is not SolutionStatus.noSolution
+    status = _status(results.termination_condition, has_solution)
+    x = objective = None
+    if has_solution:
+        results.solution_loader.load_vars()
+        x = solution_vector(model, problem)
+        objective = float(problem.objective(x))
+    bound = results.objective_bound
+    incumbent = results.incumbent_objective
+    gap = (abs(incumbent - bound) / max(abs(incumbent), 1e-10)
+           if incumbent is not None and bound is not None and math.isfinite(bound) else math.inf)
+    try:
+        nodes = int(results.extra_info["NNodes"])
+    except (KeyError, TypeError, ValueError):
+        nodes = 0
+    message = (f"SCIP {results.termination_condition.name}: incumbent {incumbent}, lower bound {bound}, "
+               f"gap {gap:.3g} after {nodes} nodes")
+    if status is SolveStatus.ITERATION_LIMIT and x is None:
+        message = f"no feasible point found within the limits ({message})"
+    return SolveResult(status, NAME, objective, x, nodes, time.perf_counter() - start, message,
+                       extra={"termination_condition": results.termination_condition.name,
+                              "objective_bound": bound, "incumbent_objective": incumbent, "gap": gap,
+                              "build_s": build_s})
+
+
+register(Backend(NAME, "SCIP via Pyomo's scip_direct on the algebraic model", solve, available))
