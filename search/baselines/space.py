@@ -177,7 +177,7 @@ class DesignSpace:
 
     # ---- sampling -----------------------------------------------------------------------------
     def sample_hardware(self, n: int, rng: np.random.Generator, goal: Goal | None = None,
-                        max_rounds: int = 20) -> np.ndarray:
+                        max_rounds: int = 1000) -> np.ndarray:
         """``n`` hardware gene rows, uniform over the legal grid, drawn within the area budget when possible.
 
         Rejection: rows over the budget are redrawn (up to ``max_rounds`` rounds); whatever is
