@@ -106,6 +106,38 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
+class ParetoArchive:
+    """The non-dominated designs (power, latency) seen so far, one per distinct point."""
+
+    def __init__(self) -> None:
+        self.points = np.zeros((0, 2))
+        self.designs: list[Evaluated] = []
+
+    def add(self, points: np.ndarray, make: Callable[[int], Evaluated]) -> None:
+        """Offer candidate points ``[n, 2]`` (infinite rows are ignored); ``make(j)`` builds candidate ``j``."""
+        points = np.asarray(points, dtype=float).reshape(-1, 2)
+        combined = np.concatenate([self.points, points])
+        keep = non_dominated(combined)
+        old = len(self.points)
+        self.designs = [self.designs[k] if k < old else make(int(k - old)) for k in keep]
+        self.points = combined[keep]
+
+    def add_evaluated(self, designs: list[Evaluated]) -> None:
+        pts = np.array([[d.score.power_mW, d.score.latency_s] if d.score.feasible else [np.inf, np.inf]
+                        for d in designs]).reshape(-1, 2)
+        self.add(pts, lambda j: designs[j])
+
+    def front(self) -> tuple[Evaluated, ...]:
+        """The designs, fastest first."""
+        order = np.argsort(self.points[:, 1], kind="stable")
+        return tuple(self.designs[k] for k in order)
+
+    def best(self, goal: Goal) -> Evaluated | None:
+        if not self.designs:
+            return None
+        return min(self.front(), key=lambda d: d.score.value(goal.objective))
+
+
 @dataclass(frozen=True)
 class _LayerGenes:
     start: int           # first gene of the layer
@@ -557,5 +589,5 @@ class Tracker:
         return None
 
 
-__all__ = ["ORDERS", "DesignSpace", "Evaluator", "Progress", "Scores", "Tracker", "constraint_matrix",
+__all__ = ["ORDERS", "DesignSpace", "Evaluator", "ParetoArchive", "Progress", "Scores", "Tracker", "constraint_matrix",
            "legal_sizes", "n_constraints", "non_dominated", "pinned_template"]
