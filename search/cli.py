@@ -133,16 +133,189 @@ def cmd_export_timeloop(args) -> int:
     return 0
 
 
-def cmd_run_default(args) -> int:
-    """The built-in demonstration: a hand-written mapping of ResNet-18's first 3x3 layer."""
-    from formulation.catalog import builtin_mapping_path
+# ---- codesign optimize -------------------------------------------------------------------------------
 
-    args.layer = "resnet18:layer1_3x3"
-    args.arch = "simple"
-    args.mapping = str(builtin_mapping_path("resnet18_layer1_3x3_simple"))
-    args.cases = None
-    args.json = False
-    return cmd_evaluate(args)
+#: Search methods by name: ``run(network, template, goal, options, on_start_done) -> OptimizeResult`` and,
+#: optionally, ``pareto(network, template, goal, n_points, options, on_start_done) -> ParetoFront``.
+#: Baselines (ga, bo, random, weighted-sum) register here with :func:`register_method`.
+OPTIMIZE_METHODS: dict[str, dict] = {}
+
+#: ``make run``: area budget (mm2) of the default job. The built-in ``simple`` architecture (16x16 PEs,
+#: 256-word register files, 64Ki-word global buffer) takes 0.81 mm2; its template reaches 64x64 PEs and
+#: 16x larger buffers (well over 10 mm2), so 2.0 mm2 binds: the optimizer must trade PEs against buffers.
+DEFAULT_AREA_BUDGET_MM2 = 2.0
+#: Four starts, two at a time, each cut at 25 s: about a minute on two cores (ResNet-18 starts take 20-45 s).
+DEFAULT_STARTS = 4
+DEFAULT_TIME_LIMIT_S = 25.0
+
+
+def register_method(name: str, run, pareto=None, description: str = "") -> None:
+    OPTIMIZE_METHODS[name] = {"run": run, "pareto": pareto, "description": description}
+
+
+def _codesign_run(network, template, goal, opts, on_start_done):
+    from search.optimize import optimize
+
+    return optimize(network, template, goal, starts=opts["starts"], jobs=opts["jobs"], seed=opts["seed"],
+                    fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
+                    backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+
+
+def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
+    from search.pareto import pareto_front
+
+    return pareto_front(network, template, goal, n_points, starts=opts["starts"], jobs=opts["jobs"],
+                        seed=opts["seed"], fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
+                        backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+
+
+register_method("codesign", _codesign_run, _codesign_pareto,
+                "relax (IPOPT), round, local search, from parallel starts")
+
+
+def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):
+    """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{flag} = {value!r}: not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(number):
+        raise SpecError(f"{flag} = {value!r}: must be finite")
+    if number < minimum or (strict and number == minimum):
+        raise SpecError(f"{flag} = {value!r}: must be {'>' if strict else '>='} {minimum:g}")
+    return number
+
+
+def _template_from_file(path: Path):
+    from formulation.catalog import load_arch
+    from formulation.loading import arch_from_dict, read_document
+    from formulation.template import default_template, template_from_dict
+
+    doc = read_document(path)
+    if isinstance(doc, dict) and ({"mesh_x", "mesh_y", "sizes"} & set(doc)) and "levels" not in doc:
+        base = doc.get("arch")
+        if base is None:
+            raise SpecError(f"--arch-template = {str(path)!r}: a template needs 'arch' (a built-in name or a file)")
+        if isinstance(base, dict):
+            arch = arch_from_dict(base)
+        else:
+            near = path.parent / str(base)
+            arch = load_arch(near if near.is_file() else str(base))
+        return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
+    return default_template(load_arch(path))
+
+
+def _optimize_template(args):
+    """(template, fixed_hardware) from --arch-template / --arch / --fixed-hardware."""
+    from formulation.catalog import load_arch
+    from formulation.template import default_template
+    from search.optimize import fixed_template
+
+    if args.arch_template is not None and args.arch is not None:
+        raise SpecError(f"--arch = {args.arch!r}: give --arch-template or --arch, not both")
+    if args.fixed_hardware:
+        if args.arch is None:
+            raise SpecError("--fixed-hardware = True: name the hardware with --arch FILE_OR_NAME")
+        return fixed_template(load_arch(args.arch)), True
+    if args.arch is not None:
+        return default_template(load_arch(args.arch)), False
+    spec = args.arch_template or "simple"
+    path = Path(spec)
+    if path.is_file() or spec.lower().endswith((".yaml", ".yml", ".json")):
+        return _template_from_file(path), False
+    return default_template(load_arch(spec)), False
+
+
+def _optimize_goal(args):
+    from formulation.relaxation import Caps, Objective
+    from search.design import Goal
+
+    try:
+        objective = Objective(str(args.objective).lower())
+    except ValueError:
+        raise SpecError(f"--objective = {args.objective!r}: use one of "
+                        f"{', '.join(o.value for o in Objective)}") from None
+    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
+                power_mW=_number_arg(args.power_cap, "--power-cap"))
+    return Goal(objective, _number_arg(args.area_budget, "--area-budget"), caps)
+
+
+def cmd_optimize(args) -> int:
+    """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
+    from formulation.catalog import load_network
+    from search.optimize import OptimizeStatus
+    from search.results import RESULT_FILE, result_document, summary_table, write_results
+
+    method = OPTIMIZE_METHODS.get(args.method)
+    if method is None:
+        raise SpecError(f"--method = {args.method!r}: unknown method (available: {', '.join(sorted(OPTIMIZE_METHODS))})")
+    goal = _optimize_goal(args)
+    opts = {"starts": _number_arg(args.starts, "--starts", int, 1, strict=False),
+            "jobs": _number_arg(args.jobs, "--jobs", int, 1, strict=False),
+            "seed": _number_arg(args.seed, "--seed", int, 0, strict=False),
+            "time_limit_s": _number_arg(args.time_limit, "--time-limit"),
+            "backend": args.backend, "scheduler": args.scheduler}
+    if args.backend not in ("loky", "dask"):
+        raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
+    if args.scheduler is not None and args.backend != "dask":
+        raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
+    if not args.network:
+        raise SpecError("--network = None: name a built-in network or a network file")
+    n_points = _number_arg(args.pareto, "--pareto", int, 1, strict=False)
+    if n_points is not None and method["pareto"] is None:
+        raise SpecError(f"--pareto = {n_points}: method {args.method} does not compute fronts")
+    network = load_network(args.network)
+    template, opts["fixed_hardware"] = _optimize_template(args)
+    out = Path(args.out) if args.out else Path("out") / f"{network.name}-{goal.objective.value}"
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out = {str(out)!r}: exists and is not a directory")
+    if (out / RESULT_FILE).exists() and not args.force:
+        raise SpecError(f"--out = {str(out)!r}: already holds {RESULT_FILE} (use --force to overwrite)")
+
+    from tqdm import tqdm
+
+    runs = 1 if n_points is None else n_points + 2
+    bar = tqdm(total=opts["starts"] * runs, desc=f"{network.name} ({args.method})", unit="start", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty(), leave=False)
+    try:
+        front = None
+        if n_points is None:
+            result = method["run"](network, template, goal, opts, lambda _res: bar.update(1))
+        else:
+            front = method["pareto"](network, template, goal, n_points, opts, lambda _res: bar.update(1))
+            result = front.best_for(network, template, goal)
+    finally:
+        bar.close()
+    doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
+                          starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
+    path = write_results(out, doc, network, template, result.best, front)
+    print(summary_table(doc))
+    print(f"wrote {path}")
+    if result.status is OptimizeStatus.INTERRUPTED:
+        print("codesign: interrupted; wrote the best design found so far", file=sys.stderr)
+        return 130
+    if result.best is None:
+        why = f": {result.binding[0]}" if result.binding else ""
+        print(f"codesign: no feasible design within the budget and caps{why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run_default(args) -> int:
+    """The built-in default job (``make run``): co-design for ResNet-18 on the ``simple`` template.
+
+    EDP objective, a binding area budget (:data:`DEFAULT_AREA_BUDGET_MM2`), :data:`DEFAULT_STARTS` starts
+    on two workers with :data:`DEFAULT_TIME_LIMIT_S` each, written to ``out/run-default/`` (its own
+    folder, so it is overwritten), and the summary printed.
+    """
+    argv = ["optimize", "--network", "resnet18", "--arch-template", "simple",
+            "--area-budget", str(DEFAULT_AREA_BUDGET_MM2), "--objective", "edp", "--starts", str(DEFAULT_STARTS), "--jobs", "2",
+            "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--seed", "0", "--out", "out/run-default", "--force"]
+    return cmd_optimize(build_parser().parse_args(argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +346,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_export_timeloop)
 
-    p = sub.add_parser("run-default", help="the built-in default job (what 'make run' runs)")
+    p = sub.add_parser("optimize", help="co-design the hardware and every layer's mapping of a network",
+                       description="Co-design an accelerator (PE mesh, buffer sizes) and one mapping per layer "
+                       "for a network; writes result.json, layers.jsonl (reference-format cases), timeloop/ and, "
+                       "with --pareto, pareto.png to --out.")
+    p.add_argument("--network", help="built-in network name or a network/layer YAML/JSON file (required)")
+    p.add_argument("--arch-template", metavar="NAME_OR_FILE",
+                   help="built-in arch name or arch file (template: mesh sides /4..x4, bounded buffers /16..x16), "
+                   "or a template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; "
+                   "default simple")
+    p.add_argument("--arch", metavar="FILE_OR_NAME", help="an architecture (built-in, arch file or reference case); "
+                   "with --fixed-hardware its hardware is kept and only the mappings are searched")
+    p.add_argument("--fixed-hardware", action="store_true", help="keep --arch's mesh and buffer sizes")
+    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
+    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
+    p.add_argument("--latency-cap", metavar="SECONDS", help="upper bound on network latency (s)")
+    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
+    p.add_argument("--pareto", metavar="N", help="latency/power front from N latency caps (epsilon-constraint); "
+                   "--time-limit is then split over the N+2 runs")
+    p.add_argument("--method", default="codesign", help="search method (default codesign; available: "
+                   + ", ".join(sorted(OPTIMIZE_METHODS)) + ")")
+    p.add_argument("--time-limit", default="60", metavar="SECONDS", help="time limit per start (default 60)")
+    p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
+    p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
+    p.add_argument("--starts", default="4", help="number of starts (default 4)")
+    p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
+    p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("run-default", help="the built-in default job (what 'make run' runs): co-design ResNet-18 "
+                       f"on the simple template, EDP, area budget {DEFAULT_AREA_BUDGET_MM2:g} mm2 (the simple "
+                       "architecture takes 0.81 mm2; the template reaches >10 mm2, so the budget binds), "
+                       f"{DEFAULT_STARTS} starts on 2 workers cut at {DEFAULT_TIME_LIMIT_S:g} s each (about a "
+                       "minute), written to out/run-default/")
     p.set_defaults(func=cmd_run_default)
     return parser
 
