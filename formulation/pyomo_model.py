@@ -273,8 +273,8 @@ def build_pyomo_model(problem: RelaxedProblem, mode: str = "greybox") -> pyo.Con
 
     # ---- data ----
     m.count = pyo.Param(m.layers, initialize={i: e.count for i, e in entries.items()}, doc="repeats of the layer")
-    m.ln_loop_bound = pyo.Param(m.layers, m.dims, doc="ln D_id",
-                                initialize={(i, d.name): math.log(e.layer.dims[d]) for i, e in entries.items() for d in DIMS})
+    m.ln_loop_bound = pyo.Param(m.layers, m.dims, doc="ln D_id", initialize={
+        (i, d.name): math.log(e.layer.dims[d]) for i, e in entries.items() for d in DIMS})
     m.fixed_ln_size = pyo.Param(m.bounded_levels - m.sized_levels, doc="ln words of a buffer of fixed size",
                                 initialize={lv.name: math.log(lv.size_words) for lv in arch.levels
                                             if lv.size_words is not None and lv.name not in m.sized_levels})
