@@ -15,6 +15,7 @@ import numpy as np
 from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
 
 NAME = "pyomo-ipopt"
+VIOLATION_TOL = 1e-5  # largest constraint violation accepted at a reported optimum (log units)
 
 
 def unavailable_reason() -> str | None:
@@ -43,14 +44,20 @@ def _status(termination) -> SolveStatus:
         return SolveStatus.OPTIMAL  # "feasible" is IPOPT's "solved to acceptable level"
     if termination in (TC.maxIterations, TC.maxTimeLimit, TC.maxEvaluations):
         return SolveStatus.ITERATION_LIMIT
-    if termination in (TC.infeasible, TC.locallyInfeasible):
+    if termination in (TC.infeasible, TC.infeasibleOrUnbounded):
         return SolveStatus.INFEASIBLE
     return SolveStatus.ERROR
 
 
-def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limit_s: float = 60.0,
-          tol: float = 1e-8, print_level: int = 0, **options) -> SolveResult:
-    """Solve ``problem`` from ``x0`` (default: its initial point); extra ``options`` go to IPOPT."""
+def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limit_s: float | None = None,
+          tol: float = 1e-6, print_level: int = 0, options: dict | None = None) -> SolveResult:
+    """Solve ``problem`` from ``x0`` (default: its initial point); ``options`` go to IPOPT as they are.
+
+    OPTIMAL needs IPOPT's success (or acceptable-level) exit and a point that violates no
+    constraint of ``problem`` by more than 1e-5; otherwise the result is ERROR with the violated
+    rows in ``binding``. An iteration or CPU-time limit gives ITERATION_LIMIT with the last point
+    (``extra["feasible"]`` says whether it satisfies the constraints).
+    """
     start = time.perf_counter()
     reason = unavailable_reason()
     if reason is not None:
@@ -62,10 +69,13 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limi
     build_start = time.perf_counter()
     model = build_pyomo_model(problem, "greybox")
     if x0 is not None:
-        load_point(model, problem, x0)
-    build_s = time.perf_counter() - build_start
-    ipopt_options = {"max_iter": int(max_iter), "tol": float(tol), "max_cpu_time": float(time_limit_s),
-                     "hessian_approximation": "limited-memory", "print_level": int(print_level), **options}
+        load_point(model, problem, np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper))
+    extra = {"build_s": time.perf_counter() - build_start}
+    ipopt_options = {"max_iter": int(max_iter), "tol": float(tol), "hessian_approximation": "limited-memory",
+                     "print_level": int(print_level), "sb": "yes"}
+    if time_limit_s is not None:
+        ipopt_options["max_cpu_time"] = float(time_limit_s)
+    ipopt_options.update(options or {})
     iterations = [0]
 
     def count(*args):  # Pyomo's 12-argument callback: (nlp, alg_mod, iter_count, ...)
@@ -77,27 +87,33 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limi
         results = solver.solve(model, intermediate_callback=count)
     except Exception as exc:  # cyipopt raises on evaluation failures it cannot recover from
         return SolveResult(SolveStatus.ERROR, NAME, None, None, iterations[0], time.perf_counter() - start,
-                           f"{type(exc).__name__}: {exc}", extra={"build_s": build_s})
+                           f"IPOPT failed: {exc!r}", extra=extra)
     termination = results.solver.termination_condition
+    extra["termination_condition"] = str(termination)
     status = _status(termination)
     message = results.solver.message
-    message = message.decode() if isinstance(message, bytes) else str(message)
+    message = (message.decode() if isinstance(message, bytes) else str(message)).strip()
     x = solution_vector(model, problem)
-    objective = None
-    binding: tuple[str, ...] = ()
-    if np.all(np.isfinite(x)):
-        try:
-            objective = float(problem.objective(x))
-        except (ValueError, FloatingPointError, OverflowError):
-            objective = None
-        if status is SolveStatus.INFEASIBLE:
-            binding = tuple(name for name, _ in problem.violations(x)[:5])
-    else:
-        x = None
-        if status is not SolveStatus.INFEASIBLE:
-            status = SolveStatus.ERROR
+    if not np.all(np.isfinite(x)):
+        return SolveResult(SolveStatus.ERROR, NAME, None, None, iterations[0], time.perf_counter() - start,
+                           f"IPOPT returned no finite point: {message}", extra=extra)
+    with np.errstate(all="ignore"):
+        objective = float(problem.objective(x))
+        violated = problem.violations(x)
+    names = tuple(name for name, _ in violated)
+    worst = f"{violated[0][0]} by {violated[0][1]:.3g}" if violated else ""
+    if status is SolveStatus.OPTIMAL and violated and violated[0][1] > VIOLATION_TOL:
+        status = SolveStatus.ERROR
+        message = f"IPOPT reported success but {len(violated)} constraint(s) are violated (worst {worst})"
+    elif status is SolveStatus.ITERATION_LIMIT:
+        extra["feasible"] = not violated or violated[0][1] <= VIOLATION_TOL
+        names = ()
+    elif status is SolveStatus.INFEASIBLE and violated:
+        message = f"{message}; most violated: {worst}"
+    elif status is SolveStatus.OPTIMAL:
+        names = ()
     return SolveResult(status, NAME, objective, x, iterations[0], time.perf_counter() - start, message,
-                       binding, extra={"termination_condition": str(termination), "build_s": build_s})
+                       names, extra)
 
 
 register(Backend(NAME, "IPOPT via Pyomo's cyipopt interface on the grey-box model", solve, available))

@@ -7,7 +7,8 @@ bound stays weak on this formulation: the energy and bandwidth terms are differe
 exponentials whose interval bounds reach zero, so the logs of them are only bounded below by
 SCIP's ``1e-9`` floor; proving optimality is out of reach except on toy problems, and a solve
 usually ends at its time limit (status ``iteration_limit``) with the incumbent and the gap in
-``extra``. Pyomo and PySCIPOpt are imported on first use.
+``extra``. A solve always has a time limit (60 s unless given). Pyomo and PySCIPOpt are imported
+on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
 
 NAME = "scip"
+DEFAULT_TIME_LIMIT_S = 60.0
+VIOLATION_TOL = 1e-5  # largest constraint violation accepted in a returned point (log units)
 
 
 def unavailable_reason() -> str | None:
@@ -66,13 +69,16 @@ def _status(termination, has_solution: bool) -> SolveStatus:
     return SolveStatus.ITERATION_LIMIT if has_solution else SolveStatus.ERROR
 
 
-def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None, time_limit_s: float = 60.0,
-          tol: float | None = None, rel_gap: float = 1e-4, **options) -> SolveResult:
-    """Solve ``problem`` globally, up to ``time_limit_s`` and a relative gap ``rel_gap``.
+def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
+          time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, tol: float | None = None, rel_gap: float = 1e-4,
+          options: dict | None = None) -> SolveResult:
+    """Solve ``problem`` globally, up to ``time_limit_s`` (None: the 60 s default) and ``rel_gap``.
 
     ``x0`` (optional) is given to SCIP as a starting solution. ``max_iter`` caps branch-and-bound
     nodes when given; ``tol`` is accepted for a uniform interface and not used (SCIP keeps its
-    own feasibility tolerance, 1e-6). Extra ``options`` are SCIP parameters (``{"limits/nodes": 100}``).
+    own feasibility tolerance, 1e-6). ``options`` are SCIP parameters (``{"limits/nodes": 100}``).
+    OPTIMAL means SCIP closed the gap; a time or node limit with an incumbent is ITERATION_LIMIT
+    (``extra`` holds SCIP's lower bound and the gap), without one ERROR.
     """
     start = time.perf_counter()
     reason = unavailable_reason()
@@ -86,44 +92,53 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None, ti
     build_start = time.perf_counter()
     model = build_pyomo_model(problem, "algebraic")
     if x0 is not None:
-        load_point(model, problem, x0)
+        load_point(model, problem, np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper))
         solver = _scip_with_start()
     else:
         solver = SolverFactory("scip_direct")
-    build_s = time.perf_counter() - build_start
-    scip_options = dict(options)
+    extra = {"build_s": time.perf_counter() - build_start}
+    scip_options = dict(options or {})
     if max_iter is not None:
         scip_options.setdefault("limits/nodes", int(max_iter))
     try:
-        results = solver.solve(model, time_limit=float(time_limit_s), rel_gap=float(rel_gap),
+        results = solver.solve(model, time_limit=float(time_limit_s or DEFAULT_TIME_LIMIT_S), rel_gap=float(rel_gap),
                                load_solutions=False, raise_exception_on_nonoptimal_result=False,
                                warmstart_discrete_vars=x0 is not None, solver_options=scip_options)
     except Exception as exc:  # an expression scip_direct cannot translate, or a SCIP failure
         return SolveResult(SolveStatus.ERROR, NAME, None, None, 0, time.perf_counter() - start,
-                           f"{type(exc).__name__}: {exc}", extra={"build_s": build_s})
+                           f"SCIP failed: {exc!r}", extra=extra)
     has_solution = results.solution_status is not SolutionStatus.noSolution
     status = _status(results.termination_condition, has_solution)
-    x = objective = None
-    if has_solution:
-        results.solution_loader.load_vars()
-        x = solution_vector(model, problem)
-        objective = float(problem.objective(x))
-    bound = results.objective_bound
-    incumbent = results.incumbent_objective
+    bound, incumbent = results.objective_bound, results.incumbent_objective
     gap = (abs(incumbent - bound) / max(abs(incumbent), 1e-10)
            if incumbent is not None and bound is not None and math.isfinite(bound) else math.inf)
     try:
         nodes = int(results.extra_info["NNodes"])
     except (KeyError, TypeError, ValueError):
         nodes = 0
+    extra.update(termination_condition=results.termination_condition.name, objective_bound=bound,
+                 incumbent_objective=incumbent, gap=gap)
     message = (f"SCIP {results.termination_condition.name}: incumbent {incumbent}, lower bound {bound}, "
                f"gap {gap:.3g} after {nodes} nodes")
-    if status is SolveStatus.ITERATION_LIMIT and x is None:
-        message = f"no feasible point found within the limits ({message})"
-    return SolveResult(status, NAME, objective, x, nodes, time.perf_counter() - start, message,
-                       extra={"termination_condition": results.termination_condition.name,
-                              "objective_bound": bound, "incumbent_objective": incumbent, "gap": gap,
-                              "build_s": build_s})
+    if not has_solution:
+        if status is SolveStatus.ITERATION_LIMIT:
+            status = SolveStatus.ERROR
+            message = f"no feasible point found within the limits ({message})"
+        return SolveResult(status, NAME, None, None, nodes, time.perf_counter() - start, message, extra=extra)
+    results.solution_loader.load_vars()
+    x = solution_vector(model, problem)
+    with np.errstate(all="ignore"):
+        objective = float(problem.objective(x))
+        violated = problem.violations(x)
+    feasible = not violated or violated[0][1] <= VIOLATION_TOL
+    extra["feasible"] = feasible
+    binding: tuple[str, ...] = ()
+    if not feasible:
+        binding = tuple(name for name, _ in violated)
+        message += f"; the point violates {violated[0][0]} by {violated[0][1]:.3g}"
+        if status is SolveStatus.OPTIMAL:
+            status = SolveStatus.ERROR
+    return SolveResult(status, NAME, objective, x, nodes, time.perf_counter() - start, message, binding, extra)
 
 
 register(Backend(NAME, "SCIP via Pyomo's scip_direct on the algebraic model", solve, available))
