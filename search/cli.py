@@ -305,6 +305,181 @@ def cmd_optimize(args) -> int:
     return 0
 
 
+# ---- codesign solve ---------------------------------------------------------------------------------
+
+
+def _solve_number(value, flag: str, kind=float, minimum: float = 0.0):
+    """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{flag} = {value!r}: not {'an integer' if kind is int else 'a number'}") from None
+    if not math.isfinite(number) or number <= minimum:
+        raise SpecError(f"{flag} = {value!r}: must be a finite number above {minimum:g}")
+    return number
+
+
+def _solve_template(spec: str):
+    """A template from a built-in arch name, an arch file, or a template file ``{arch, mesh_x, mesh_y, sizes}``."""
+    from formulation.catalog import load_arch
+    from formulation.loading import arch_from_dict, read_document
+    from formulation.template import default_template, template_from_dict
+
+    path = Path(spec)
+    if path.is_file() or spec.lower().endswith((".yaml", ".yml", ".json")):
+        doc = read_document(path)
+        if isinstance(doc, dict) and "levels" not in doc and ({"mesh_x", "mesh_y", "sizes"} & set(doc)):
+            if "arch" not in doc:
+                raise SpecError(f"--arch-template = {spec!r}: a template needs 'arch' (a built-in name or a file)")
+            base = doc["arch"]
+            if isinstance(base, dict):
+                arch = arch_from_dict(base)
+            else:
+                near = path.parent / str(base)
+                arch = load_arch(near if near.is_file() else str(base))
+            return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
+    return default_template(load_arch(spec))
+
+
+def _solve_document(problem, result, x, network, template, objective, front) -> dict:
+    """The JSON document of ``codesign solve``."""
+    import math
+
+    doc = {"status": result.status.value, "objective": None, "objective_kind": objective.value,
+           "objective_units": {"latency": "s", "energy": "pJ", "edp": "pJ*s", "power": "mW"}[objective.value],
+           "objective_log": result.objective, "solver": result.solver, "wall_s": result.wall_s,
+           "iterations": result.iterations, "message": result.message, "network": network.name,
+           "template": template.name, "area_budget_mm2": problem.area_budget_mm2,
+           "caps": {"latency_s": problem.caps.latency_s, "power_mW": problem.caps.power_mW,
+                    "energy_pJ": problem.caps.energy_pJ},
+           "binding": list(result.binding), "hardware": None, "rounded_hardware": None, "totals": None,
+           "layers": []}
+    if x is not None:
+        totals = {key: s.value for key, s in problem.totals(x).items()}
+        totals["edp_pJs"] = totals["energy_pJ"] * totals["latency_s"]
+        doc["objective"] = {"latency": totals["latency_s"], "energy": totals["energy_pJ"], "edp": totals["edp_pJs"],
+                            "power": totals["power_mW"]}[objective.value]
+        doc["totals"] = totals
+        doc["hardware"] = problem.hardware(x)
+        hw = problem.rounded_hardware(x)
+        doc["rounded_hardware"] = {"mesh_x": hw.mesh_x, "mesh_y": hw.mesh_y, **dict(hw.sizes_words)}
+        if result.ok:  # active inequalities (the per-layer cycle epigraph rows are always active; left out)
+            g = problem.constraints(x)
+            active = [name for j, name in enumerate(problem.constraint_names)
+                      if problem.cl[j] != problem.cu[j] and g[j] > problem.cu[j] - 1e-6
+                      and not name.startswith(("compute[", "bandwidth["))]
+            doc["binding"] = sorted(active, key=lambda name: "[" in name and not name.startswith("cap["))
+        from formulation.axes import N_DIMS
+
+        k = 2 * problem.levels * N_DIMS
+        for i, entry in enumerate(network.layers):
+            doc["layers"].append({"name": entry.layer.name, "count": entry.count,
+                                  "cycles": math.exp(x[problem.layer_offset[i] + k]),
+                                  "tiling": problem.tiling(x, i)})
+    if front is not None:
+        doc["pareto"] = {"method": front.method, "primary": front.primary, "wall_s": front.wall_s,
+                         "points": [p.as_dict() for p in front.points],
+                         "non_dominated": [p.as_dict() for p in front.non_dominated().points]}
+    return doc
+
+
+def _solve_summary(doc: dict) -> str:
+    lines = [f"{doc['network']} on {doc['template']}: minimize {doc['objective_kind']} with {doc['solver']}"
+             + (f", area budget {doc['area_budget_mm2']:g} mm2" if doc["area_budget_mm2"] is not None else "")
+             + "".join(f", {key} <= {value:g}" for key, value in doc["caps"].items() if value is not None),
+             f"status {doc['status']} ({doc['message']}) in {doc['wall_s']:.2f} s, {doc['iterations']} iterations"]
+    if doc["totals"] is not None:
+        t, hw, rhw = doc["totals"], doc["hardware"], doc["rounded_hardware"]
+        sizes = ", ".join(f"{name} {hw[name]:,.1f} words" for name in hw if name not in ("mesh_x", "mesh_y"))
+        lines.append(f"hardware: {hw['mesh_x']:.2f} x {hw['mesh_y']:.2f} PEs (rounded {rhw['mesh_x']}x{rhw['mesh_y']})"
+                     + (f", {sizes}" if sizes else ""))
+        lines.append(f"totals: latency {t['latency_s'] * 1e3:,.4f} ms, energy {t['energy_pJ'] / 1e6:,.3f} uJ, "
+                     f"power {t['power_mW']:,.1f} mW, area {t['area_mm2']:.4f} mm2, EDP {t['edp_pJs']:.5g} pJ*s")
+        lines.append(f"objective ({doc['objective_kind']}, {doc['objective_units']}): {doc['objective']:.6g}")
+    if doc["binding"] and doc["status"] in ("optimal", "iteration_limit"):
+        network_level = [name for name in doc["binding"] if "[" not in name or name.startswith("cap[")]
+        per_layer: dict[str, int] = {}
+        for name in doc["binding"]:
+            if name not in network_level:
+                kind = name.split("[")[0] + ("[" + name.split(",")[1] if name.startswith("capacity[") else "")
+                per_layer[kind] = per_layer.get(kind, 0) + 1
+        lines.append(f"binding: {', '.join(network_level) or 'none network-wide'}; per layer: "
+                     + ", ".join(f"{kind} x{count}" for kind, count in per_layer.items()))
+    elif doc["binding"]:
+        shown = doc["binding"][:5]
+        what = "binding" if doc["status"] == "infeasible" else "violated"
+        lines.append(f"{what}: {', '.join(shown)}" + (f" (+{len(doc['binding']) - 5} more)"
+                                                       if len(doc["binding"]) > 5 else ""))
+    if doc["layers"]:
+        lines.append(f"{'layer':<22}{'x':>3}{'cycles':>14}  spatial factors at the array fanout")
+        for layer in doc["layers"]:
+            spatial = {d: f for lv in layer["tiling"].values() for d, f in lv["spatial"].items() if f > 1.001}
+            lines.append(f"{layer['name']:<22}{layer['count']:>3}{layer['cycles']:>14,.0f}  "
+                         + " ".join(f"{d}={f:.2f}" for d, f in spatial.items()))
+    return "\n".join(lines)
+
+
+def cmd_solve(args) -> int:
+    """Solve the continuous relaxation once (and optionally an ε-constraint front of power vs latency)."""
+    from formulation.catalog import load_network
+    from formulation.relaxation import Caps, Objective, RelaxedProblem
+    from formulation.solvers import SolveStatus, get_backend
+    from formulation.sweep import tight_cycles
+
+    try:
+        objective = Objective(str(args.objective).lower())
+    except ValueError:
+        raise SpecError(f"--objective = {args.objective!r}: use one of {', '.join(o.value for o in Objective)}") from None
+    caps = Caps(latency_s=_solve_number(args.latency_cap, "--latency-cap"),
+                energy_pJ=_solve_number(args.energy_cap, "--energy-cap"),
+                power_mW=_solve_number(args.power_cap, "--power-cap"))
+    if objective is Objective.POWER and caps.latency_s is None:
+        raise SpecError("--objective = 'power': needs --latency-cap (the model has no static power, so without a "
+                        "latency cap power falls without bound by idling)")
+    area = _solve_number(args.area_budget, "--area-budget")
+    max_iter = _solve_number(args.max_iter, "--max-iter", int, 0)
+    time_limit = _solve_number(args.time_limit, "--time-limit")
+    n_points = _solve_number(args.pareto, "--pareto", int, 1)
+    backend = get_backend(args.solver)
+    if not backend.available():
+        raise SpecError(f"--solver = {args.solver!r}: not available here ({backend.description}; its solver is "
+                        f"not installed)")
+    network = load_network(args.network)
+    template = _solve_template(args.arch_template)
+    problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps)
+    options = {"max_iter": max_iter, "time_limit_s": time_limit}
+    result = backend.solve(problem, **{k: v for k, v in options.items() if v is not None})
+    x = result.x
+    if x is not None and objective is not Objective.POWER:
+        x = tight_cycles(problem, x)  # the design's real latency (the cycle variables are epigraph variables)
+    front = None
+    if n_points is not None:
+        from formulation.sweep import epsilon_constraint
+
+        front = epsilon_constraint(problem, n_points, backend=args.solver, primary="power",
+                                   max_iter=max_iter or 3000, time_limit_s=time_limit)
+    doc = _solve_document(problem, result, x, network, template, objective, front)
+    if args.json:
+        print(json.dumps(doc, indent=2, default=float))
+    else:
+        print(_solve_summary(doc))
+        if front is not None:
+            print(f"power vs latency, epsilon-constraint, {n_points} points ({front.wall_s:.2f} s with both ends):")
+            print(front.table())
+    if result.status is SolveStatus.INFEASIBLE:
+        why = f": {result.binding[0]}" if result.binding else ""
+        print(f"codesign: infeasible{why} ({result.message})", file=sys.stderr)
+        return 1
+    if result.status in (SolveStatus.ERROR, SolveStatus.UNAVAILABLE):
+        print(f"codesign: solver {result.solver} failed: {result.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run_default(args) -> int:
     """The built-in default job (``make run``): co-design for ResNet-18 on the ``simple`` template.
 
@@ -376,6 +551,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("solve", help="solve the continuous relaxation of network-wide co-design once",
+                       description="Minimize a network's latency, energy, EDP or power over the continuous "
+                       "relaxation (hardware and per-layer tiling in log form) with an NLP solver. Exit status: "
+                       "0 solved (or stopped at a limit with a point), 1 infeasible or solver failure, 2 bad input.")
+    p.add_argument("--network", required=True, metavar="NAME_OR_FILE", help="built-in network or network/layer file")
+    p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE",
+                   help="built-in arch name or arch file (template: mesh sides /4..x4, buffers /16..x16), or a "
+                   "template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; default simple")
+    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
+    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
+    p.add_argument("--latency-cap", metavar="S", help="upper bound on network latency (s)")
+    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
+    p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
+    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.solvers)")
+    p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
+    p.add_argument("--time-limit", metavar="S", help="solver time limit per solve (s)")
+    p.add_argument("--pareto", metavar="N", help="also an epsilon-constraint front of power vs latency with N points")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("run-default", help="the built-in default job (what 'make run' runs): co-design ResNet-18 "
                        f"on the simple template, EDP, area budget {DEFAULT_AREA_BUDGET_MM2:g} mm2 (the simple "
