@@ -163,6 +163,9 @@ class DesignSpace:
         self.n_hw = 2 + len(self.size_names)
         self.levels = levels = len(t.base.levels)
         self.fanout_level = t.array_fanout_level
+        if t.base.fanout(self.fanout_level) != (t.base.mac.mesh_x, t.base.mac.mesh_y):
+            raise SpecError(f"template {t.name}: the fanout of level {t.base.levels[self.fanout_level].name} is "
+                            f"{t.base.fanout(self.fanout_level)}, not the PE mesh: the genome has no slot for it")
         self.n_slots = levels + 2  # temporal per level, then X and Y at the fanout level
         upper = [len(self.mesh_x_values) - 1, len(self.mesh_y_values) - 1] + [len(v) - 1 for v in self.size_values]
         self.layers: list[_LayerGenes] = []

@@ -284,6 +284,8 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
     if max_evaluations is not None:
         per_run = [max_evaluations // n_weights + (k < max_evaluations % n_weights) for k in range(n_weights)]
     solve = _Solve(solver, max(1.0, time_limit_s / (4 * n_weights)))
+    if not solve.backend.available():
+        raise SpecError(f"--solver = {solver!r}: not installed (the weighted-sum baseline solves the relaxation)")
     problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps)
     free = problem.with_caps(Caps())
     runs: list[_Run] = []
