@@ -293,8 +293,14 @@ def cmd_optimize(args) -> int:
     doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
                           starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
     path = write_results(out, doc, network, template, result.best, front)
-    print(summary_table(doc))
-    print(f"wrote {path}")
+    try:
+        print(summary_table(doc))
+        print(f"wrote {path}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into head: the files are written, stay quiet
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far", file=sys.stderr)
         return 130
