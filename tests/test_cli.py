@@ -45,8 +45,11 @@ def test_check_reports_a_disagreement(capsys, tmp_path):
     assert "differ" in err
 
 
-def test_run_default_prints_the_anchor_evaluation(capsys):
-    code, out, _ = run(capsys, "run-default")
+def test_builtin_mapping_evaluates_to_the_timeloop_anchor(capsys):
+    from formulation.catalog import builtin_mapping_path
+
+    code, out, _ = run(capsys, "evaluate", "--layer", "resnet18:layer1_3x3", "--arch", "simple",
+                       "--mapping", str(builtin_mapping_path("resnet18_layer1_3x3_simple")))
     assert code == 0
     anchor = json.loads(CASES_FILE.read_text().splitlines()[0])["timeloop"]
     assert f"cycles {anchor['cycles']:,}" in out

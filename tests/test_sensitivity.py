@@ -11,13 +11,17 @@ from formulation.sensitivity import Structure, point_of, relaxed_costs
 STEP = 1e-4
 
 
-def _central_difference(f, z):
-    grad = np.zeros_like(z)
+def _central_differences(f, z):
+    """Central differences of every quantity ``f(z)`` returns (a dict name -> Smooth), in one sweep."""
+    names = list(f(z))
+    grads = {name: np.zeros_like(z) for name in names}
     for i in range(len(z)):
         e = np.zeros_like(z)
         e[i] = STEP
-        grad[i] = (f(z + e) - f(z - e)) / (2 * STEP)
-    return grad
+        up, down = f(z + e), f(z - e)
+        for name in names:
+            grads[name][i] = (up[name].value - down[name].value) / (2 * STEP)
+    return grads
 
 
 def _quantities(costs):
@@ -47,8 +51,9 @@ def test_gradients_match_finite_differences(reference_cases, index):
     # partition) that cancel exactly for some loop orders; their finite differences then carry
     # the terms' round-off, about eps * largest count / STEP.
     roundoff = 1e-15 * max(abs(s.value) for s in base.values()) / STEP
+    differences = _central_differences(evaluate_at, z)
     for name, smooth in base.items():
-        fd = _central_difference(lambda zz: evaluate_at(zz)[name].value, z)
+        fd = differences[name]
         scale = max(np.abs(fd).max(), np.abs(smooth.grad).max(), 1e5 * roundoff, 1e-9)
         assert np.allclose(smooth.grad, fd, atol=1e-5 * scale, rtol=1e-5), (case.id, name)
 
