@@ -33,7 +33,7 @@ keep the direct (slow) path as the reference the tests compare against.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -96,6 +96,7 @@ class _Evaluation:
     jacobian: np.ndarray        # values in the order of jacobian_structure()
     energy: Smooth
     latency: Smooth
+    layer_energy: np.ndarray    # pJ per instance of each layer
 
 
 # ---- compiled evaluation --------------------------------------------------------------------------
@@ -229,64 +230,68 @@ class _Program:
                 deps.append(deps[a] | deps[b] if b >= 0 else deps[a].copy())
         self.output_deps = [deps[o] for o in self.outputs]
 
+        self._run = self._generate()
+
+    def _generate(self):
+        """Straight-line NumPy code for the tape (which gradients are zero is known here, not at run time)."""
+        env = {"np": np, "EC": self.exp_coeffs, "ECT": np.ascontiguousarray(self.exp_coeffs.T),
+               "EPS2": POSITIVE_PART_EPS ** 2}
+        lines = ["def run(Z):", "    ev = np.exp(Z @ ECT)", "    eg = ev[:, :, None] * EC[None]"]
+        has_grad = []
+        for j, (op, a, b) in enumerate(self.ops):
+            v, g = f"v{j}", f"g{j}"
+            ga = has_grad[a] if a >= 0 and op != "exp" else False
+            gb = has_grad[b] if b >= 0 else False
+            if self.consts[j] is not None:
+                env[f"c{j}"] = self.consts[j]
+                env[f"cc{j}"] = self.consts[j][:, None]
+            if op == "exp":
+                lines += [f"    {v} = ev[:, {a}]", f"    {g} = eg[:, {a}]"]
+                has_grad.append(True)
+                continue
+            if op == "const":
+                lines.append(f"    {v} = c{j}")
+                has_grad.append(False)
+                continue
+            va, vb, gra, grb = f"v{a}", f"v{b}", f"g{a}", f"g{b}"
+            if op == "add":
+                value = f"{va} + {vb}"
+                grad = f"{gra} + {grb}" if ga and gb else gra if ga else grb if gb else None
+            elif op == "sub":
+                value = f"{va} + (-1.0) * {vb}"
+                grad = (f"{gra} + (-1.0) * {grb}" if ga and gb else gra if ga else f"(-1.0) * {grb}" if gb
+                        else None)
+            elif op in ("mul", "div"):
+                value = f"{va} * {vb}" if op == "mul" else f"{va} / {vb}"
+                other = va if op == "mul" else f"(-{va})"
+                terms = ([f"{gra} * {vb}[:, None]"] if ga else []) + ([f"{grb} * {other}[:, None]"] if gb else [])
+                grad = " + ".join(terms) or None
+                if grad is not None and op == "div":
+                    grad = f"({grad}) / ({vb} ** 2)[:, None]"
+            elif op == "addc":
+                value, grad = f"{va} + c{j}", gra if ga else None
+            elif op == "rsubc":
+                value, grad = f"(-1.0) * {va} + c{j}", f"(-1.0) * {gra}" if ga else None
+            elif op == "mulc":
+                value, grad = f"{va} * c{j}", f"{gra} * cc{j}" if ga else None
+            elif op == "divc":
+                value, grad = f"{va} / c{j}", f"{gra} / cc{j}" if ga else None
+            else:  # pos: (x + sqrt(x^2 + eps^2)) / 2
+                lines.append(f"    r{j} = np.sqrt({va} ** 2 + EPS2)")
+                value = f"({va} + r{j}) / 2"
+                grad = f"{gra} * ((1 + {va} / r{j}) / 2)[:, None]" if ga else None
+            lines.append(f"    {v} = {value}")
+            if grad is not None:
+                lines.append(f"    {g} = {grad}")
+            has_grad.append(grad is not None)
+        outs = ", ".join(f"(v{o}, {'g%d' % o if has_grad[o] else 'None'})" for o in self.outputs)
+        lines.append(f"    return [{outs}]")
+        exec(compile("\n".join(lines), "<relaxation tape>", "exec"), env)
+        return env["run"]
+
     def run(self, Z: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Values ``[B]`` and gradients ``[B, nz]`` (None when constant) of the outputs at the rows of ``Z``."""
-        exp_values = np.exp(Z @ self.exp_coeffs.T)  # [B, n_exp]
-        vals: list = [None] * len(self.ops)
-        grads: list = [None] * len(self.ops)
-        for j, (op, a, b) in enumerate(self.ops):
-            if op == "exp":
-                v = exp_values[:, a]
-                g = v[:, None] * self.exp_coeffs[a]
-            elif op == "const":
-                v, g = self.consts[j], None
-            else:
-                va, ga = vals[a], grads[a]
-                if op == "add":
-                    vb, gb = vals[b], grads[b]
-                    v = va + vb
-                    g = gb if ga is None else ga if gb is None else ga + gb
-                elif op == "sub":
-                    vb, gb = vals[b], grads[b]
-                    v = va + (-1.0) * vb
-                    g = (-1.0) * gb if ga is None else ga if gb is None else ga + (-1.0) * gb
-                elif op == "mul":
-                    vb, gb = vals[b], grads[b]
-                    v = va * vb
-                    g = _mix(ga, vb, gb, va)
-                elif op == "div":
-                    vb, gb = vals[b], grads[b]
-                    v = va / vb
-                    num = _mix(ga, vb, gb, -va)
-                    g = None if num is None else num / (vb ** 2)[:, None]
-                elif op == "addc":
-                    v, g = va + self.consts[j], ga
-                elif op == "rsubc":
-                    v, g = (-1.0) * va + self.consts[j], None if ga is None else (-1.0) * ga
-                elif op == "mulc":
-                    c = self.consts[j]
-                    v, g = va * c, None if ga is None else ga * c[:, None]
-                elif op == "divc":
-                    c = self.consts[j]
-                    v, g = va / c, None if ga is None else ga / c[:, None]
-                else:  # pos
-                    root = np.sqrt(va ** 2 + POSITIVE_PART_EPS ** 2)
-                    v = (va + root) / 2
-                    g = None if ga is None else ga * ((1 + va / root) / 2)[:, None]
-            vals[j] = v
-            grads[j] = g
-        return [(np.broadcast_to(vals[o], Z.shape[:1]), grads[o]) for o in self.outputs]
-
-
-def _mix(ga, vb, gb, va):
-    """``ga * vb + gb * va`` with None for a zero gradient."""
-    if ga is None and gb is None:
-        return None
-    if gb is None:
-        return ga * vb[:, None]
-    if ga is None:
-        return gb * va[:, None]
-    return ga * vb[:, None] + gb * va[:, None]
+        return [(np.broadcast_to(v, Z.shape[:1]), g) for v, g in self._run(Z)]
 
 
 @dataclass(frozen=True)
@@ -480,6 +485,10 @@ class RelaxedProblem:
         power = energy / latency * 1e-9  # pJ/s -> mW
         return {"energy_pJ": energy, "latency_s": latency, "power_mW": power, "area_mm2": self.area(x)}
 
+    def layer_energy_pJ(self, x: np.ndarray) -> np.ndarray:
+        """Energy of one instance of every layer (pJ) at ``x``; ``totals`` weighs these by the counts."""
+        return self._evaluate(x).layer_energy.copy()
+
     def area(self, x: np.ndarray) -> Smooth:
         """On-chip area: PEs x (per-PE buffers + MAC) plus the shared buffers."""
         arch = self.template.base
@@ -619,16 +628,22 @@ class RelaxedProblem:
         per_layer = N_DIMS + 2 + len(extra)
         groups: dict[tuple, list[int]] = {}
         traces = []
+        traced: dict[tuple, tuple] = {}  # layers of the same shape and structure share one trace
         for i, entry in enumerate(self.network.layers):
-            alg = _TraceAlgebra()
-            rc = relaxed_costs(entry.layer, arch, self.structures[i].structure, None,
-                               size_dependent_energy=True, algebra=alg)
-            outputs = ([rc.energy_pJ] + [rc.capacity_words[l] for l in bounded] + [rc.compute_cycles]
-                       + list(rc.bandwidth_cycles))
-            outputs = [o if isinstance(o, _Sym) else alg.constant(o) for o in outputs]
-            ids = [o.id for o in outputs]
+            st = self.structures[i].structure
+            key = (replace(entry.layer, name=""), st.order.tobytes(), st.keep.tobytes(), st.present.tobytes(),
+                   st.order.shape)
+            if key not in traced:
+                alg = _TraceAlgebra()
+                rc = relaxed_costs(entry.layer, arch, st, None, size_dependent_energy=True, algebra=alg)
+                outputs = ([rc.energy_pJ] + [rc.capacity_words[l] for l in bounded] + [rc.compute_cycles]
+                           + list(rc.bandwidth_cycles))
+                ids = [o.id for o in outputs]
+                signature = (tuple((op, a, b, None if c is None else c.tobytes()) for op, a, b, c in alg.ops),
+                             tuple(ids))
+                traced[key] = (alg, ids, signature)
+            alg, ids, signature = traced[key]
             traces.append((alg, ids))
-            signature = (tuple((op, a, b, None if c is None else c.tobytes()) for op, a, b, c in alg.ops), tuple(ids))
             groups.setdefault(signature, []).append(i)
         is_var = ext_index < self.n
         compiled_groups = []
@@ -712,6 +727,7 @@ class RelaxedProblem:
         g = np.bincount(c.lin_rows, weights=c.lin_vals * x[c.lin_cols], minlength=self.m)
         jac = [c.lin_vals]
         e_vals, e_idx, e_w = [], [], []
+        layer_energy = np.empty(len(self.network.layers))
         n_rows = len(c.extra)
         for grp in c.groups:
             ext = c.ext_index[grp.layers]
@@ -732,6 +748,7 @@ class RelaxedProblem:
             ev_v, ev_g = outs[0]
             counts = c.counts[grp.layers]
             e_vals.append(ev_v * counts)
+            layer_energy[grp.layers] = ev_v
             if ev_g is not None and len(grp.energy_local):
                 e_idx.append(ext[:, grp.energy_local].ravel())
                 e_w.append((ev_g[:, grp.energy_local] * counts[:, None]).ravel())
@@ -762,7 +779,7 @@ class RelaxedProblem:
                 g[row] = r.value
                 jac.append(r.grad[next(extra_cols)])
                 row += 1
-        self._evaluation = _Evaluation(x, g, np.concatenate(jac), energy, latency)
+        self._evaluation = _Evaluation(x, g, np.concatenate(jac), energy, latency, layer_energy)
         return self._evaluation
 
     # ---- points -------------------------------------------------------------------------------
