@@ -116,11 +116,13 @@ def tight_cycles(problem: RelaxedProblem, x: np.ndarray) -> np.ndarray:
     """
     x = np.array(x, dtype=float, copy=True)
     g = problem.constraints(x)
+    row_of = {name: j for j, name in enumerate(problem.constraint_names)}
+    ports = [f"{lv.name},{port}" for lv in problem.template.base.levels
+             for port, bw in (("read", lv.read_bw_words), ("write", lv.write_bw_words)) if bw is not None]
     k = 2 * problem.levels * N_DIMS
     for i, entry in enumerate(problem.network.layers):
         name = entry.layer.name
-        rows = [j for j, c in enumerate(problem.constraint_names)
-                if c == f"compute[{name}]" or c.startswith(f"bandwidth[{name},")]
+        rows = [row_of[f"compute[{name}]"]] + [row_of[f"bandwidth[{name},{port}]"] for port in ports]
         lc = problem.layer_offset[i] + k
         x[lc] = min(max(x[lc] + max(g[rows]), problem.lower[lc]), problem.upper[lc])
     return x
