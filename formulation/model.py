@@ -15,6 +15,7 @@ import numpy as np
 
 from formulation.axes import REDUCTION_DIMS, N_DIMS, N_TENSORS, Tensor, projection
 from formulation.encoding import MappingArrays, encode
+from formulation.links import link_transfers
 from formulation.nest import (
     Nest,
     arrivals,
@@ -92,6 +93,9 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
     * Outputs: ``updates_l = n_c a_c / Rd(l, c)`` (``MACs / Rd`` above the MACs),
       ``reads_l = updates_l - n_l u_l`` (the first accumulation into each element reads nothing),
       ``fills_l = n_l (a_l - u_l)`` (the first arrival of each element is a zero, elided).
+
+    Link transfers between neighbouring children then move some reads from a parent to its
+    children (:func:`formulation.links.link_transfers`).
     """
     levels = len(arch.levels)
     proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
@@ -129,6 +133,9 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
         fills[:, l] = inst[:, l, None] * arrive[:, l] if l > 0 else 0
     fills[:, :, Tensor.O] = inst[:, :levels] * (arrive[:, :levels, Tensor.O] - part[:, :, Tensor.O])
     reads[:, :, Tensor.O] = updates[:, :, Tensor.O] - inst[:, :levels] * part[:, :, Tensor.O]
+    links = link_transfers(layer, arch, arrays, nest, reads, proj=proj, spans=spans, shifts=shifts)
+    reads += links.reads
+    fills += links.fills
     mask = keep.astype(np.int64)
     return {"reads": reads * mask, "fills": fills * mask, "updates": updates * mask, "tiles": tiles,
             "partition": part * mask, "nest": nest, "instances": inst[:, :levels]}
