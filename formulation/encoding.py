@@ -5,7 +5,10 @@ arrays, all indexed by :class:`~formulation.axes.Dim` and :class:`~formulation.a
 
 * ``temporal[b, l, d]``, ``spatial_x[b, l, d]``, ``spatial_y[b, l, d]``: integer factors;
 * ``order[b, l, k]``: the dimension of the ``k``-th temporal loop of level ``l``, innermost first;
-* ``keep[b, l, t]``: whether level ``l`` holds tensor ``t``.
+* ``keep[b, l, t]``: whether level ``l`` holds tensor ``t``;
+* optionally ``spatial_order[b, l, k]``: the dimensions of level ``l``'s spatial loops, innermost
+  first, mesh-X ones first. Counts do not depend on it, except which PEs are mesh neighbours for
+  link transfers (:mod:`formulation.links`); without it the canonical order is assumed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class MappingArrays:
     spatial_y: np.ndarray
     order: np.ndarray
     keep: np.ndarray
+    spatial_order: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -36,7 +40,8 @@ class MappingArrays:
 
     def take(self, index: np.ndarray | slice) -> MappingArrays:
         return MappingArrays(self.temporal[index], self.spatial_x[index], self.spatial_y[index],
-                             self.order[index], self.keep[index])
+                             self.order[index], self.keep[index],
+                             None if self.spatial_order is None else self.spatial_order[index])
 
 
 def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingArrays:
@@ -49,8 +54,10 @@ def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingAr
     spatial_y = np.array([[lm.spatial_y for lm in m.levels] for m in mappings], dtype=np.int64)
     order = np.array([[[int(d) for d in lm.permutation] for lm in m.levels] for m in mappings], dtype=np.int64)
     keep = np.array([[[t in lm.keep for t in TENSORS] for lm in m.levels] for m in mappings], dtype=bool)
+    spatial_order = np.array([[[int(d) for d in lm.spatial_order] for lm in m.levels] for m in mappings],
+                             dtype=np.int64)
     assert temporal.shape[1:] == (levels, N_DIMS) and keep.shape[2] == N_TENSORS
-    return MappingArrays(temporal, spatial_x, spatial_y, order, keep)
+    return MappingArrays(temporal, spatial_x, spatial_y, order, keep, spatial_order)
 
 
 def decode(arrays: MappingArrays, arch: Architecture, index: int = 0) -> Mapping:
@@ -59,8 +66,12 @@ def decode(arrays: MappingArrays, arch: Architecture, index: int = 0) -> Mapping
     for l, level in enumerate(arch.levels):
         sx = tuple(int(v) for v in arrays.spatial_x[index, l])
         sy = tuple(int(v) for v in arrays.spatial_y[index, l])
-        x_dims = tuple(d for d in DIMS if sx[d] > 1)
-        y_dims = tuple(d for d in DIMS if sy[d] > 1)
+        if arrays.spatial_order is not None:
+            listed = [Dim(int(d)) for d in arrays.spatial_order[index, l]]
+        else:
+            listed = list(DIMS)
+        x_dims = tuple(d for d in listed if sx[d] > 1)
+        y_dims = tuple(d for d in listed if sy[d] > 1)
         rest = tuple(d for d in DIMS if d not in x_dims and d not in y_dims)
         levels.append(LevelMapping(
             target=level.name,
