@@ -134,6 +134,11 @@ def union_lengths(shifts: np.ndarray, counts: np.ndarray, span: np.ndarray) -> n
     counts = np.where(shifts > 0, counts, 1)
     used = (counts > 1).any(axis=0)  # loops that move the axis in some row
     shifts, counts = shifts[:, used], counts[:, used]
+    if shifts.shape[1] <= 1:  # one loop: disjoint copies or one interval
+        s = shifts[:, 0] if shifts.shape[1] else np.zeros(len(span), dtype=np.int64)
+        f = counts[:, 0] if counts.shape[1] else np.ones(len(span), dtype=np.int64)
+        span = span.astype(np.int64)
+        return np.where(s >= span, f * span, (f - 1) * s + span)
     idx = np.argsort(shifts, axis=1, kind="stable")
     s_sorted = np.take_along_axis(shifts, idx, axis=1)
     f_sorted = np.take_along_axis(counts, idx, axis=1)
