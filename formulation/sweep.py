@@ -13,10 +13,14 @@ dropped: the energy front is so flat there that it took thousands of iterations,
 energy slack of 1e-4 already moved the end by 9 % in latency.)
 
 * :func:`epsilon_constraint`: ``n_points`` caps ``ε`` spaced geometrically from the fast end's
-  latency (times 1 + 1e-3, so the first problem has an interior: at exactly the minimum latency
-  the feasible set has none and IPOPT needs hundreds of iterations) to the efficient end's;
-  minimize the primary objective subject to ``latency <= ε``, in increasing ``ε`` so that every
-  warm start is feasible.
+  latency (times 1 + 1e-3, so the tightest problem has an interior: at exactly the minimum
+  latency the feasible set has none and IPOPT needs hundreds of iterations) to the efficient
+  end's; minimize the primary objective subject to ``latency <= ε``. The caps are solved in
+  decreasing order, from the efficient end (whose solution and multipliers are optimal for the
+  loosest cap), each from the previous solution and multipliers. Every warm start then violates
+  its new cap a little, but on ResNet-18 this took 360 iterations for five points against 979
+  in increasing order (where every warm start is feasible but the tight end comes first, cold).
+  The points are returned in increasing ``ε``.
 * :func:`weighted_sum`: ``n_points`` weights ``w`` evenly in [0, 1]; minimize
   ``w ln(P / P_ref) / ln(P_nadir / P_ref) + (1 - w) ln(T / T_ref) / ln(T_nadir / T_ref)`` with
   ``P_ref, T_ref`` the anchors' best values and ``P_nadir, T_nadir`` the other anchor's values (the
@@ -72,7 +76,7 @@ class ParetoPoint:
 class ParetoFront:
     primary: str                      # "power" or "energy"
     method: str                       # "epsilon-constraint" or "weighted-sum"
-    points: tuple[ParetoPoint, ...]   # in sweep order
+    points: tuple[ParetoPoint, ...]   # by increasing cap (ε-constraint) or weight (weighted sum)
     anchors: dict = field(default_factory=dict)   # "fast" / "efficient": ParetoPoint
     wall_s: float = 0.0               # the whole sweep, anchors included
 
@@ -199,15 +203,22 @@ def epsilon_constraint(problem: RelaxedProblem, n_points: int, backend: str = "c
     hi = max(t_slow, lo)
     epsilons = [lo * (hi / lo) ** (j / (n_points - 1)) for j in range(n_points)]
     base = problem.with_objective(objective, Caps(latency_s=epsilons[0]))
-    x, previous = results["fast"].x, None
+    # From the efficient end down: there the minimum-energy design is optimal, and its multipliers with
+    # one for the cap row (power: d(ln E - ln T)/d ln T = -1) or zero (energy) are the duals.
+    efficient = results["efficient"]
+    x, previous = ends["efficient"].x, None
+    duals = efficient.extra.get("multipliers")
+    if duals is not None:
+        pad = 1.0 if objective is Objective.POWER else 0.0
+        previous = replace(efficient, extra={"multipliers": {**duals, "mult_g": np.append(duals["mult_g"], pad)}})
     points = []
-    for eps in epsilons:
+    for eps in reversed(epsilons):
         capped = base.with_caps(Caps(latency_s=eps))
         result = solve(capped, x0=x, previous=previous)
         points.append(_point(capped, result, key, eps))
         if result.ok:
             x, previous = result.x, result
-    return ParetoFront(primary, "epsilon-constraint", tuple(points), ends, time.perf_counter() - start)
+    return ParetoFront(primary, "epsilon-constraint", tuple(reversed(points)), ends, time.perf_counter() - start)
 
 
 class WeightedSumProblem:

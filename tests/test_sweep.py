@@ -96,7 +96,7 @@ def test_warm_started_sweep_beats_cold_solves_of_the_same_caps(fronts):
     solve = get_backend("cyipopt").solve
     cold = [solve(problem.with_objective("power", Caps(latency_s=p.parameter))) for p in eps.points]
     assert all(r.status is SolveStatus.OPTIMAL for r in cold)
-    assert sum(p.iterations for p in eps.points[1:]) < sum(r.iterations for r in cold[1:])
+    assert sum(p.iterations for p in eps.points) < sum(r.iterations for r in cold)
     for p, r in zip(eps.points, cold):
         capped = problem.with_objective("power", Caps(latency_s=p.parameter))
         assert p.primary == pytest.approx(capped.totals(r.x)["power_mW"].value, rel=1e-3)
