@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 
 import benchmarks  # noqa: F401  (pins the thread pools before NumPy is imported)
-from benchmarks import throughput
+from benchmarks import solve, throughput
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "throughput": throughput.main,
+    "solve": solve.main,
 }
 
 
