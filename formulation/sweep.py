@@ -18,8 +18,9 @@ energy slack of 1e-4 already moved the end by 9 % in latency.)
   end's; minimize the primary objective subject to ``latency <= ε``. The caps are solved in
   decreasing order, from the efficient end (whose solution and multipliers are optimal for the
   loosest cap), each from the previous solution and multipliers. Every warm start then violates
-  its new cap a little, but on ResNet-18 this took 360 iterations for five points against 979
-  in increasing order (where every warm start is feasible but the tight end comes first, cold).
+  its new cap a little, but on ResNet-18 five points took 390-550 iterations in all against
+  about 980 in increasing order (where every warm start is feasible but the tight end, the
+  costly one, comes first without duals).
   The points are returned in increasing ``ε``.
 * :func:`weighted_sum`: ``n_points`` weights ``w`` evenly in [0, 1]; minimize
   ``w ln(P / P_ref) / ln(P_nadir / P_ref) + (1 - w) ln(T / T_ref) / ln(T_nadir / T_ref)`` with
