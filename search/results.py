@@ -15,7 +15,7 @@ An output directory ``DIR`` holds
 
 ``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status``,
 ``network``, ``template`` (name and hardware ranges), ``goal`` (objective, area budget, caps),
-``seed``, ``starts``, ``time_limit_s``, ``wall_s``, ``evaluations`` (exact-model evaluations),
+``seed``, ``starts``, ``time_limit_s`` (per start), ``wall_s``, ``evaluations`` (exact-model evaluations),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
@@ -157,7 +157,7 @@ def hardware_document(template: ArchTemplate, best: Evaluated) -> dict:
             "area_mm2": architecture_area_mm2(arch), "clock_GHz": arch.clock_GHz, "arch_name": arch.name}
 
 
-def score_document(best: Evaluated, clock_GHz: float, counts: list[int]) -> dict:
+def score_document(best: Evaluated, counts: list[int]) -> dict:
     score = best.score
     cycles = sum(c * float(x) for c, x in zip(counts, best.layer_cycles))
     return {"latency_s": score.latency_s, "energy_pJ": score.energy_pJ, "power_mW": score.power_mW,
@@ -225,9 +225,8 @@ def result_document(result: OptimizeResult, network: Network, template: ArchTemp
         "files": {"result": RESULT_FILE},
     }
     if best is not None:
-        arch = template.instantiate(best.design.hardware)
         doc["hardware"] = hardware_document(template, best)
-        doc["totals"] = score_document(best, arch.clock_GHz, counts)
+        doc["totals"] = score_document(best, counts)
         doc["layers"] = layer_entries(network, template, best)
         doc["files"].update({"layers": LAYERS_FILE, "timeloop": TIMELOOP_DIR + "/"})
     if front is not None:
