@@ -81,6 +81,7 @@ class SearchStats:
     evaluations: int = 0
     rounds: int = 0
     improvements: int = 0
+    timed_out: bool = False  # the time budget, not convergence, ended the search
 
 
 def _network_objective(energy: np.ndarray, cycles: np.ndarray, counts: np.ndarray, arch: Architecture,
@@ -104,6 +105,7 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
         improved = False
         for i, entry in enumerate(network.layers):
             if time.monotonic() > deadline:
+                stats.timed_out = True
                 break
             nbrs = layer_neighbours(arch, mappings[i])
             legal = ~mapping_violations(entry.layer, arch, nbrs)
@@ -129,12 +131,20 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
     return Evaluated(design, score, energy, cycles)
 
 
+def _smooth_steps(n: int, lo: int, hi: int) -> set[int]:
+    """The neighbouring 2-3-7-smooth mesh sides of ``n`` (next and previous), and ``2n``, ``n/2``."""
+    smooth = [m for m in range(max(1, lo), hi + 1) if set(prime_factors(m)) <= {2, 3, 7}]
+    below = [m for m in smooth if m < n]
+    above = [m for m in smooth if m > n]
+    return {*(below[-1:]), *(above[:1]), n * 2, n // 2}
+
+
 def hardware_neighbours(template: ArchTemplate, hw: Hardware) -> list[Hardware]:
-    """Mesh sides one step (±1, x2, /2) and each variable buffer doubled or halved, inside the template."""
+    """Mesh sides to the next smooth value (or x2, /2) and each variable buffer doubled or halved, inside the template."""
     out = []
-    for mx in {hw.mesh_x - 1, hw.mesh_x + 1, hw.mesh_x * 2, hw.mesh_x // 2}:
+    for mx in _smooth_steps(hw.mesh_x, *template.mesh_x_range):
         out.append(replace(hw, mesh_x=mx))
-    for my in {hw.mesh_y - 1, hw.mesh_y + 1, hw.mesh_y * 2, hw.mesh_y // 2}:
+    for my in _smooth_steps(hw.mesh_y, *template.mesh_y_range):
         out.append(replace(hw, mesh_y=my))
     sizes = dict(hw.sizes_words)
     for name in sizes:
@@ -162,6 +172,7 @@ def local_search(network: Network, template: ArchTemplate, start: Design, goal: 
         return current, stats
     for _ in range(max_hardware_steps):
         if time.monotonic() > deadline:
+            stats.timed_out = True
             break
         best = current
         for hw in hardware_neighbours(template, current.design.hardware):

@@ -58,6 +58,7 @@ class StartResult:
     evaluations: int
     wall_s: float
     message: str = ""
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,18 +114,23 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
     best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
                                time_limit_s=remaining)
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
-                       result.status.value, stats.evaluations, time.monotonic() - t0)
+                       result.status.value, stats.evaluations, time.monotonic() - t0, timed_out=stats.timed_out)
 
 
 def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
              seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False, time_limit_s: float = 60.0,
              backend: str = "loky", scheduler: str | None = None,
              on_start_done: Callable[[StartResult], None] | None = None) -> OptimizeResult:
-    """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far."""
+    """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far.
+
+    ``time_limit_s`` is the whole run's budget: with ``jobs`` workers, each start gets
+    ``time_limit_s * min(jobs, starts) / starts``.
+    """
     t0 = time.monotonic()
     done: list[StartResult] = []
     status = OptimizeStatus.OPTIMAL
-    args = [(network, template, goal, seed, k, solver, fixed_hardware, time_limit_s) for k in range(starts)]
+    per_start = time_limit_s * min(max(jobs, 1), starts) / starts
+    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start) for k in range(starts)]
     try:
         for res in _run_parallel(args, jobs, backend, scheduler):
             done.append(res)
@@ -136,7 +142,7 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
     best = min(feasible, key=lambda r: (r.best.score.value(goal.objective), r.start)).best if feasible else None
     if best is None and status is OptimizeStatus.OPTIMAL:
         status = OptimizeStatus.INFEASIBLE
-    elif status is OptimizeStatus.OPTIMAL and time.monotonic() - t0 > time_limit_s:
+    elif status is OptimizeStatus.OPTIMAL and any(r.timed_out for r in done):
         status = OptimizeStatus.TIME_LIMIT
     binding = tuple(r.message for r in done if r.best is None and r.message)
     return OptimizeResult(status, "nlp+local-search", best, tuple(sorted(done, key=lambda r: r.start)),

@@ -11,7 +11,7 @@ times:
 
 Every run uses the same seed, so the front is deterministic for a seed (as long as no run stops at
 its time limit). The caller's area budget and caps apply to every run; a caller's latency cap
-also bounds the sweep. The time limit (per start, as in :func:`~search.optimize.optimize`) is split evenly over the
+also bounds the sweep. The time limit (a whole-run budget, as in :func:`~search.optimize.optimize`) is split evenly over the
 ``n + 2`` runs.
 """
 

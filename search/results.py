@@ -15,7 +15,7 @@ An output directory ``DIR`` holds
 
 ``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status``,
 ``network``, ``template`` (name and hardware ranges), ``goal`` (objective, area budget, caps),
-``seed``, ``starts``, ``time_limit_s`` (per start), ``wall_s``, ``evaluations`` (exact-model evaluations),
+``seed``, ``starts``, ``time_limit_s`` (the whole run), ``wall_s``, ``evaluations`` (exact-model evaluations),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
