@@ -11,7 +11,9 @@ Steps:
    direct path (:func:`relaxed_costs` with :class:`Smooth`, dense rows) it replaced.
 2. Every backend in the registry (:func:`formulation.solvers.backend_names`) minimizes EDP from the
    problem's initial point, ``--repeats`` times (``--time-limit`` per solve); backends that are not
-   available are recorded with the reason. The solver library is imported before timing.
+   available are recorded with the reason. Each solve runs in a child process (the solver library
+   imported before timing) that is killed if it has not answered ``--grace`` seconds after its time
+   limit, so a solver that hangs is recorded as such instead of stopping the benchmark.
 3. A ``--points``-point ε-constraint sweep of power vs latency with the ``cyipopt`` backend
    (:func:`formulation.sweep.epsilon_constraint`): the two anchor solves and every ε point, with
    wall-clock and CPU time and iterations.
@@ -31,6 +33,7 @@ import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -85,7 +88,35 @@ def callback_cost(problem: RelaxedProblem, calls: int) -> dict:
     return out
 
 
-def bench_backends(names: list[str], repeats: int, time_limit_s: float) -> list[dict]:
+def child_solve(name: str, time_limit_s: float) -> dict:
+    """One timed solve (run in a child process by :func:`bench_backends`)."""
+    backend = get_backend(name)
+    backend.available()  # imports the solver library before the clock starts
+    problem = build_problem()
+    result, wall, cpu = _timed(lambda: backend.solve(problem, time_limit_s=time_limit_s))
+    return {"status": result.status.value, "wall_s": wall, "cpu_s": cpu, "iterations": result.iterations,
+            "objective_ln_edp": result.objective, "message": result.message}
+
+
+def _run_child(name: str, time_limit_s: float, grace_s: float) -> dict:
+    argv = [sys.executable, "-m", "benchmarks", "solve", "--child-backend", name, "--time-limit", str(time_limit_s)]
+    start = time.perf_counter()
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=time_limit_s + grace_s,
+                             cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        wall = time.perf_counter() - start
+        return {"status": "hung", "wall_s": wall, "cpu_s": None, "iterations": None, "objective_ln_edp": None,
+                "message": f"no answer {wall:.0f} s after starting (time limit {time_limit_s:g} s): killed"}
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": "crashed", "wall_s": time.perf_counter() - start, "cpu_s": None, "iterations": None,
+                "objective_ln_edp": None, "message": f"exit status {out.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def bench_backends(names: list[str], repeats: int, time_limit_s: float, grace_s: float) -> list[dict]:
     rows = []
     for name in names:
         backend = get_backend(name)
@@ -102,15 +133,19 @@ def bench_backends(names: list[str], repeats: int, time_limit_s: float) -> list[
             continue
         runs = []
         for _ in range(repeats):
-            problem = build_problem()
-            result, wall, cpu = _timed(lambda: backend.solve(problem, time_limit_s=time_limit_s))
-            runs.append({"status": result.status.value, "wall_s": wall, "cpu_s": cpu, "iterations": result.iterations,
-                         "objective_ln_edp": result.objective, "message": result.message})
-            print(f"  {name}: {result.status.value} in {wall:.2f} s wall, {cpu:.2f} s CPU, "
-                  f"{result.iterations} iterations", flush=True)
-        walls = [r["wall_s"] for r in runs]
-        row.update(runs=runs, best_wall_s=min(walls), median_wall_s=statistics.median(walls),
-                   best_cpu_s=min(r["cpu_s"] for r in runs))
+            run = _run_child(name, time_limit_s, grace_s)
+            runs.append(run)
+            cpu = "?" if run["cpu_s"] is None else f"{run['cpu_s']:.2f}"
+            print(f"  {name}: {run['status']} in {run['wall_s']:.2f} s wall, {cpu} s CPU, "
+                  f"{run['iterations']} iterations", flush=True)
+            if run["status"] == "hung":
+                break  # it will hang again
+        answered = [r for r in runs if r["cpu_s"] is not None]
+        if answered:
+            walls = [r["wall_s"] for r in answered]
+            row.update(best_wall_s=min(walls), median_wall_s=statistics.median(walls),
+                       best_cpu_s=min(r["cpu_s"] for r in answered))
+        row["runs"] = runs
         rows.append(row)
     return rows
 
@@ -140,6 +175,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default %(default)s)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--grace", type=float, default=120.0,
+                        help="seconds past --time-limit before a solve is declared hung (default %(default)s)")
+    parser.add_argument("--child-backend", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.points < 2 or args.time_limit <= 0 or args.calls < 1:
         parser.error("--repeats >= 1, --points >= 2, --time-limit > 0 and --calls >= 1")
@@ -148,7 +186,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else list(argv))
+    if args.child_backend is not None:
+        print(json.dumps(child_solve(args.child_backend, args.time_limit)))
+        return 0
     names = backend_names() if args.backends is None else [n.strip() for n in args.backends.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(backend_names()))
+    if unknown:
+        print(f"solve: error: --backends = {args.backends!r}: unknown {', '.join(unknown)} "
+              f"(registered: {', '.join(backend_names())})", file=sys.stderr)
+        return 2
     load_before = _loadavg()
     problem = build_problem()
     print(f"solve: resnet18 on {problem.template.name}, area budget {AREA_BUDGET_MM2} mm2: {problem.n} variables, "
@@ -156,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = callback_cost(problem, args.calls)
     print(f"  callbacks per point: compiled {callbacks['compiled']['cpu_s_per_point'] * 1e3:.2f} ms CPU, "
           f"direct {callbacks['direct']['cpu_s_per_point'] * 1e3:.2f} ms ({callbacks['speedup']:.0f}x)", flush=True)
-    backends = bench_backends(names, args.repeats, args.time_limit)
+    backends = bench_backends(names, args.repeats, args.time_limit, args.grace)
     print(f"  epsilon-constraint sweep, {args.points} points (cyipopt)", flush=True)
     sweep = bench_sweep(args.points, args.time_limit)
     profile = None
@@ -174,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "workload": {"network": "resnet18", "template": problem.template.name, "area_budget_mm2": AREA_BUDGET_MM2,
                      "objective": "edp", "variables": problem.n, "constraints": problem.m,
                      "jacobian_nonzeros": int(len(problem.jacobian_structure()[0]))},
-        "options": {"repeats": args.repeats, "time_limit_s": args.time_limit, "points": args.points},
+        "options": {"repeats": args.repeats, "time_limit_s": args.time_limit, "grace_s": args.grace,
+                    "points": args.points},
         "callbacks": callbacks,
         "backends": backends,
         "epsilon_constraint": sweep,
@@ -188,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in backends:
         if not row["available"]:
             print(f"{row['backend']:<14}{'n/a':>10}   {row['reason']}")
+            continue
+        if "best_wall_s" not in row:
+            print(f"{row['backend']:<14}{row['runs'][0]['status']:>10}   {row['runs'][0]['message']}")
             continue
         print(f"{row['backend']:<14}{row['runs'][0]['status']:>10}{row['best_wall_s']:>13.2f}"
               f"{row['median_wall_s']:>15.2f}{row['best_cpu_s']:>12.2f}{row['runs'][0]['iterations']:>12}")
