@@ -2,12 +2,16 @@
 
 A layer's neighbourhood (:func:`layer_neighbours`) is every mapping one move away: move one
 prime factor of a dimension between slots (temporal at any level, spatial X/Y at a fanout),
-swap two adjacent loops of a level's order, or toggle a bypass the hardware allows. All
-neighbours of a layer are generated as one batch, filtered for legality and evaluated together;
-the best one that lowers the network objective (with the other layers fixed) is taken. Hardware
-moves (:func:`hardware_neighbours`) step the mesh sides and halve or double a buffer; every
-layer's mapping is then repaired (:func:`search.rounding.repair`) and re-improved. The search
-stops when no move improves, or at its round, evaluation or time budget.
+exchange two primes of different dimensions between two slots (one goes each way, so a tile can
+trade one dimension for another without overflowing), swap two adjacent loops of a level's
+order, or toggle a bypass the hardware allows. All neighbours of a layer are generated as one
+batch, filtered for legality and evaluated together; the best one that lowers the network
+objective (with the other layers fixed) is taken. Hardware moves (:func:`hardware_neighbours`)
+step the mesh sides and halve or double a buffer; every layer's mapping is then repaired
+(:func:`search.rounding.repair`) and re-improved. When no move improves, :func:`kick_layers`
+perturbs one layer at a time by a short random walk and descends again (iterated local search,
+seeded, so a seed gives the same result), keeping a kick only when the network objective drops.
+The search stops at the end of its kicks, or at its round or time budget.
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ def _stack(rows: list[tuple[np.ndarray, ...]]) -> MappingArrays:
     return MappingArrays(*(np.stack([r[i] for r in rows]) for i in range(5)))
 
 
-def layer_neighbours(arch: Architecture, arrays: MappingArrays) -> MappingArrays:
-    """Every mapping one move away from ``arrays`` (a batch of one); legality is checked by the caller."""
+def layer_neighbours(arch: Architecture, arrays: MappingArrays, exchanges: bool = True) -> MappingArrays:
+    """Every mapping one move away from ``arrays`` (a batch of one); legality is checked by the caller.
+
+    Moves: one prime of a dimension to another slot; with ``exchanges``, also a prime of dimension
+    ``d`` from slot ``a`` to ``b`` together with a prime of another dimension from ``b`` to ``a``;
+    a swap of two adjacent loops of one level; one bypass toggled (never at the outermost level,
+    never for a tensor the level cannot hold).
+    """
     temporal, sx, sy, order, keep = (a[0] for a in (arrays.temporal, arrays.spatial_x, arrays.spatial_y,
                                                     arrays.order, arrays.keep))
     levels = len(arch.levels)
@@ -47,21 +57,31 @@ def layer_neighbours(arch: Architecture, arrays: MappingArrays) -> MappingArrays
             slots.append(("x", l))
         if fan_y > 1:
             slots.append(("y", l))
+    tables = {"t": temporal, "x": sx, "y": sy}
+    moves = []  # (dim, prime, from slot, to slot)
     for d in range(N_DIMS):
-        for kind, l in slots:
-            tables = {"t": temporal, "x": sx, "y": sy}
-            value = int(tables[kind][l, d])
+        for src in slots:
+            value = int(tables[src[0]][src[1], d])
             if value == 1:
                 continue
             for p in sorted(set(prime_factors(value))):
-                for kind2, l2 in slots:
-                    if (kind2, l2) == (kind, l):
-                        continue
-                    t2, x2, y2 = temporal.copy(), sx.copy(), sy.copy()
-                    new = {"t": t2, "x": x2, "y": y2}
-                    new[kind][l, d] //= p
-                    new[kind2][l2, d] *= p
-                    rows.append((t2, x2, y2, order, keep))
+                moves.extend((d, p, src, dst) for dst in slots if dst != src)
+
+    def moved(*steps):
+        t2, x2, y2 = temporal.copy(), sx.copy(), sy.copy()
+        new = {"t": t2, "x": x2, "y": y2}
+        for d, p, (k1, l1), (k2, l2) in steps:
+            new[k1][l1, d] //= p
+            new[k2][l2, d] *= p
+        return t2, x2, y2, order, keep
+
+    for move in moves:
+        rows.append(moved(move))
+    if exchanges:
+        for i, a in enumerate(moves):
+            for b in moves[i + 1:]:
+                if a[0] != b[0] and a[2] == b[3] and a[3] == b[2]:
+                    rows.append(moved(a, b))
     for l in range(levels):
         for k in range(N_DIMS - 1):
             o2 = order.copy()
@@ -89,6 +109,22 @@ def _network_objective(energy: np.ndarray, cycles: np.ndarray, counts: np.ndarra
     return totals_score(energy, cycles, counts, arch, area, goal).value(goal.objective)
 
 
+def _scored_neighbours(layer: Layer, arch: Architecture, mapping: MappingArrays, i: int, counts: np.ndarray,
+                       energy: np.ndarray, cycles: np.ndarray, area: float, goal: Goal, stats: SearchStats):
+    """The legal neighbours of layer ``i``'s mapping, their evaluation and the network objective of each
+    (the other layers as in ``energy``/``cycles``); None when no neighbour is legal."""
+    nbrs = layer_neighbours(arch, mapping)
+    legal = ~mapping_violations(layer, arch, nbrs)
+    if not legal.any():
+        return None
+    nbrs = nbrs.take(np.flatnonzero(legal))
+    ev = evaluate_batch(layer, arch, nbrs)
+    stats.evaluations += nbrs.size
+    total_e = counts @ energy + counts[i] * (ev.energy_pJ - energy[i])
+    total_t = (counts @ cycles + counts[i] * (ev.cycles - cycles[i])) / (arch.clock_GHz * 1e9)
+    return nbrs, ev, objective_values(total_e, total_t, area, goal)
+
+
 def improve_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, stats: SearchStats,
                    deadline: float, max_rounds: int = 50) -> Evaluated:
     """Best-improvement descent over every layer's mapping with the hardware fixed."""
@@ -107,16 +143,10 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
             if time.monotonic() > deadline:
                 stats.timed_out = True
                 break
-            nbrs = layer_neighbours(arch, mappings[i])
-            legal = ~mapping_violations(entry.layer, arch, nbrs)
-            if not legal.any():
+            step = _scored_neighbours(entry.layer, arch, mappings[i], i, counts, energy, cycles, area, goal, stats)
+            if step is None:
                 continue
-            nbrs = nbrs.take(np.flatnonzero(legal))
-            ev = evaluate_batch(entry.layer, arch, nbrs)
-            stats.evaluations += nbrs.size
-            total_e = counts @ energy + counts[i] * (ev.energy_pJ - energy[i])
-            total_t = (counts @ cycles + counts[i] * (ev.cycles - cycles[i])) / (arch.clock_GHz * 1e9)
-            values = objective_values(total_e, total_t, area, goal)
+            nbrs, ev, values = step
             j = int(np.argmin(values))
             if values[j] < best_value * (1 - 1e-9):
                 best_value = values[j]
@@ -129,6 +159,70 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
     design = Design(hw, tuple(mappings))
     score = totals_score(energy, cycles, counts, arch, area, goal)
     return Evaluated(design, score, energy, cycles)
+
+
+def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, stats: SearchStats,
+                deadline: float, rng: np.random.Generator, kicks_per_layer: int = 8, depth: int = 3) -> Evaluated:
+    """Iterated local search with the hardware fixed: ``kicks_per_layer`` kicks per layer, round robin.
+
+    A kick replaces one layer's mapping by the end of a ``depth``-step random walk over legal
+    neighbours, descends on that layer alone and is kept only if the network objective is then
+    lower than before the kick. Descent alone stalls where two or three moves are needed at once
+    (a loop that moves to a level where its order position and the bypass there are wrong); the
+    kicks get over such steps. A final :func:`improve_layers` re-optimizes every layer.
+    """
+    hw = current.design.hardware
+    arch = template.instantiate(hw)
+    area = architecture_area_mm2(arch)
+    counts = np.array([e.count for e in network.layers], dtype=float)
+    mappings = list(current.design.mappings)
+    energy = current.layer_energy_pJ.copy()
+    cycles = current.layer_cycles.copy()
+    best_value = _network_objective(energy, cycles, counts, arch, area, goal)
+    if not math.isfinite(best_value):
+        return current
+    accepted = False
+    n = len(network.layers)
+    for k in range(kicks_per_layer * n):
+        if time.monotonic() > deadline:
+            stats.timed_out = True
+            break
+        i = k % n
+        layer = network.layers[i].layer
+        mapping = mappings[i]
+        for _ in range(depth):
+            nbrs = layer_neighbours(arch, mapping, exchanges=False)
+            legal = np.flatnonzero(~mapping_violations(layer, arch, nbrs))
+            if not len(legal):
+                break
+            mapping = nbrs.take(legal[rng.integers(len(legal))][None])
+        ev = evaluate_batch(layer, arch, mapping)
+        stats.evaluations += 1
+        e_try, c_try = energy.copy(), cycles.copy()
+        e_try[i], c_try[i] = ev.energy_pJ[0], ev.cycles[0]
+        value = _network_objective(e_try, c_try, counts, arch, area, goal)
+        while time.monotonic() <= deadline:
+            step = _scored_neighbours(layer, arch, mapping, i, counts, e_try, c_try, area, goal, stats)
+            if step is None:
+                break
+            nbrs, ev, values = step
+            j = int(np.argmin(values))
+            if not values[j] < value * (1 - 1e-9):
+                break
+            value = values[j]
+            mapping = nbrs.take(slice(j, j + 1))
+            e_try[i], c_try[i] = ev.energy_pJ[j], ev.cycles[j]
+        if value < best_value * (1 - 1e-9):
+            best_value = value
+            mappings[i] = mapping
+            energy, cycles = e_try, c_try
+            stats.improvements += 1
+            accepted = True
+    score = totals_score(energy, cycles, counts, arch, area, goal)
+    result = Evaluated(Design(hw, tuple(mappings)), score, energy, cycles)
+    if accepted:
+        result = improve_layers(network, template, result, goal, stats, deadline)
+    return result
 
 
 def _smooth_steps(n: int, lo: int, hi: int) -> set[int]:
@@ -161,16 +255,18 @@ def repaired_design(network: Network, template: ArchTemplate, design: Design, hw
 
 
 def local_search(network: Network, template: ArchTemplate, start: Design, goal: Goal, fixed_hardware: bool = False,
-                 time_limit_s: float = math.inf, max_hardware_steps: int = 20) -> tuple[Evaluated, SearchStats]:
-    """Alternate layer descent and hardware steps until neither improves (or the budget ends)."""
+                 time_limit_s: float = math.inf, max_hardware_steps: int = 20, kicks_per_layer: int = 8,
+                 seed: int | tuple[int, ...] = 0) -> tuple[Evaluated, SearchStats]:
+    """Alternate layer descent and hardware steps until neither improves, then kick the layers
+    (:func:`kick_layers`, random walks drawn from ``numpy.random.default_rng(seed)``); stops early
+    at the time budget."""
     deadline = time.monotonic() + time_limit_s
+    rng = np.random.default_rng(seed)
     stats = SearchStats()
     current = evaluate_design(network, template, start, goal)
     stats.evaluations += len(network.layers)
     current = improve_layers(network, template, current, goal, stats, deadline)
-    if fixed_hardware:
-        return current, stats
-    for _ in range(max_hardware_steps):
+    for _ in range(0 if fixed_hardware else max_hardware_steps):
         if time.monotonic() > deadline:
             stats.timed_out = True
             break
@@ -184,6 +280,8 @@ def local_search(network: Network, template: ArchTemplate, start: Design, goal: 
         if best is current:
             break
         current = improve_layers(network, template, best, goal, stats, deadline)
+    if kicks_per_layer > 0:
+        current = kick_layers(network, template, current, goal, stats, deadline, rng, kicks_per_layer)
     return current, stats
 
 

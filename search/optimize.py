@@ -112,7 +112,7 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
     design = round_solution(problem, result.x)
     remaining = max(0.0, time_limit_s - (time.monotonic() - t0))
     best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
-                               time_limit_s=remaining)
+                               time_limit_s=remaining, seed=(seed, start))
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
                        result.status.value, stats.evaluations, time.monotonic() - t0, timed_out=stats.timed_out)
 
