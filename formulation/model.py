@@ -9,7 +9,7 @@ halos, energy per vector access of ``block_size`` words and bandwidth throttling
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -17,7 +17,6 @@ from formulation.axes import REDUCTION_DIMS, N_DIMS, N_TENSORS, Tensor, projecti
 from formulation.encoding import MappingArrays, encode
 from formulation.links import link_transfers
 from formulation.nest import (
-    Nest,
     arrivals,
     axis_extents,
     build_nest,
@@ -141,7 +140,20 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
             "partition": part * mask, "nest": nest, "instances": inst[:, :levels]}
 
 
+CHUNK = 4096  # mappings per pass: keeps the [B, loops, tensors, axes] temporaries in cache
+
+
 def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
+    """Evaluate ``B`` mappings of ``layer`` on ``arch`` (in chunks of :data:`CHUNK`; see :func:`_evaluate_chunk`)."""
+    if arrays.size <= CHUNK:
+        return _evaluate_chunk(layer, arch, arrays)
+    parts = [_evaluate_chunk(layer, arch, arrays.take(slice(i, i + CHUNK))) for i in range(0, arrays.size, CHUNK)]
+    merged = {f.name: np.concatenate([getattr(p, f.name) for p in parts])
+              for f in fields(BatchEvaluation) if isinstance(getattr(parts[0], f.name), np.ndarray)}
+    return replace(parts[0], **merged)
+
+
+def _evaluate_chunk(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
     """Evaluate ``B`` mappings of ``layer`` on ``arch``.
 
     Groups (``G``) run one after the other as an outermost loop that every tensor depends on, so
