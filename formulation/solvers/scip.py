@@ -39,20 +39,26 @@ def available() -> bool:
 
 
 def _scip_with_start():
-    """Pyomo's ``scip_direct`` solver whose start-solution hook hands SCIP every variable's value.
+    """Pyomo's ``scip_direct`` solver whose start-solution hook hands SCIP the whole current point.
 
-    Pyomo only passes integer variables (``warmstart_discrete_vars``); a continuous model needs
-    the continuous values, given to SCIP as a partial solution that SCIP checks and completes.
+    Pyomo only passes integer variables (``warmstart_discrete_vars``). Here every variable gets its
+    value, and scip_direct's objective variable (SCIP takes a nonlinear objective as ``min t``,
+    ``t >= f(x)``) gets ``f(x)``, so SCIP receives a complete solution to check. (A partial one
+    sends SCIP into its completion heuristic, which spent the whole time limit on ResNet-18.)
     """
+    import pyomo.environ as pyo
     from pyomo.contrib.solver.solvers.scip.scip_direct import ScipDirect
 
     class ScipDirectWithStart(ScipDirect):
         def _mipstart(self):
-            solution = self._solver_model.createPartialSol()
+            scip = self._solver_model
+            solution = scip.createSol()
             for pyomo_var, scip_var in self._pyomo_var_to_solver_var_map.items():
                 if pyomo_var.value is not None:
-                    self._solver_model.setSolVal(solution, scip_var, float(pyomo_var.value))
-            self._solver_model.addSol(solution)
+                    scip.setSolVal(solution, scip_var, float(pyomo_var.value))
+            if self._objective is not None:
+                scip.setSolVal(solution, self._obj_var, float(pyo.value(self._objective.expr)))
+            scip.addSol(solution, free=True)
 
     return ScipDirectWithStart()
 
@@ -76,7 +82,8 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
 
     ``x0`` (optional) is given to SCIP as a starting solution. ``max_iter`` caps branch-and-bound
     nodes when given; ``tol`` is accepted for a uniform interface and not used (SCIP keeps its
-    own feasibility tolerance, 1e-6). ``options`` are SCIP parameters (``{"limits/nodes": 100}``).
+    own feasibility tolerance, 1e-6). ``options`` are SCIP parameters (``{"limits/nodes": 100}``);
+    SCIP runs silent (``display/verblevel`` 0, see below) unless they say otherwise.
     OPTIMAL means SCIP closed the gap; a time or node limit with an incumbent is ITERATION_LIMIT
     (``extra`` holds SCIP's lower bound and the gap), without one ERROR.
     """
@@ -97,7 +104,10 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
     else:
         solver = SolverFactory("scip_direct")
     extra = {"build_s": time.perf_counter() - build_start}
-    scip_options = dict(options or {})
+    # Quiet by default: scip_direct captures SCIP's output through a pipe while pyscipopt's optimize()
+    # holds the GIL, so once SCIP writes more than a pipe buffer (64 KiB; one warning that prints a
+    # layer's expression is enough on ResNet-18) it blocks forever, time limit or not.
+    scip_options = {"display/verblevel": 0, **(options or {})}
     if max_iter is not None:
         scip_options.setdefault("limits/nodes", int(max_iter))
     try:
