@@ -173,6 +173,84 @@ register_method("codesign", _codesign_run, _codesign_pareto,
                 "relax (IPOPT), round, local search, from parallel starts")
 
 
+# Baselines (search.baselines): the same evaluator, legal space and OptimizeResult. ``--time-limit`` is the
+# whole run's wall-clock budget, ``--jobs`` spreads model batches (weighted-sum: local searches) over processes,
+# ``--seed`` seeds the method; ``--starts`` does not apply (each is one run).
+
+def _baseline_function(name: str):
+    from search.baselines import METHODS, get_method
+
+    if name in METHODS:
+        return get_method(name)
+    import importlib
+
+    try:  # registered with the CLI before the baselines registry lists it (bo)
+        return getattr(importlib.import_module(f"search.baselines.{name}"), f"run_{name}")
+    except ImportError as exc:
+        raise SpecError(f"--method = {name!r}: needs {exc.name or 'a missing package'} "
+                        f"(pip install -e '.[{name}]')") from None
+
+
+def _baseline_call(name: str, network, template, goal, opts, **extra):
+    return _baseline_function(name)(network, template, goal, seed=opts["seed"], time_limit_s=opts["time_limit_s"],
+                                    fixed_hardware=opts["fixed_hardware"], jobs=opts["jobs"], **extra)
+
+
+def _baseline_run(name: str):
+    def run(network, template, goal, opts, on_start_done):
+        return _baseline_call(name, network, template, goal, opts)
+
+    return run
+
+
+def _baseline_front(method: str, result, labelled):
+    """A :class:`search.pareto.ParetoFront` of one baseline run's ``[(label, Evaluated or None)]`` designs."""
+    import math
+
+    from search.pareto import ParetoFront, ParetoPoint, SweepRun, non_dominated
+
+    candidates = [ParetoPoint(ev.score.latency_s, ev.score.power_mW, ev, label) for label, ev in labelled
+                  if ev is not None and ev.score.feasible and math.isfinite(ev.score.latency_s)
+                  and math.isfinite(ev.score.power_mW)]
+    points = non_dominated(candidates)
+    span = (points[0].latency_s, points[-1].latency_s) if points else None
+    return ParetoFront(points, candidates, [SweepRun(method, None, None, result)], span, result.status, method)
+
+
+def _ga_pareto(network, template, goal, n_points, opts, on_start_done):
+    """NSGA-II on (power, latency): its archive of non-dominated designs (``n_points`` does not bound it)."""
+    result = _baseline_call("nsga2", network, template, goal, opts)
+    return _baseline_front("nsga2", result, [("nsga2", ev) for ev in result.extra.get("front", ())])
+
+
+def _weighted_sum_pareto(network, template, goal, n_points, opts, on_start_done):
+    """The weighted-sum sweep with ``n_points`` weights; every weight's design is a candidate."""
+    if n_points < 2:
+        raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
+    result = _baseline_call("weighted-sum", network, template, goal, opts, n_weights=n_points)
+    return _baseline_front("weighted-sum", result,
+                           [(f"w={w:.3g}", ev) for w, ev in result.extra.get("weights", ())])
+
+
+register_method("ga", _baseline_run("ga"), _ga_pareto,
+                "genetic algorithm (pymoo) on the whole-network genome; --pareto: NSGA-II on power vs latency")
+register_method("random", _baseline_run("random"), None, "random legal designs, batched; keep the best")
+register_method("weighted-sum", _baseline_run("weighted-sum"), _weighted_sum_pareto,
+                "relaxation + local search under weighted sums of ln power and ln latency (5 weights; "
+                "--pareto N: N weights)")
+
+
+def _bo_module_exists() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("search.baselines.bo") is not None
+
+
+if _bo_module_exists():
+    register_method("bo", _baseline_run("bo"), None,
+                    "Bayesian optimization (BoTorch GP) over the hardware, inner mapping search per point")
+
+
 def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):
     """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
     import math

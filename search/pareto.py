@@ -42,7 +42,7 @@ class ParetoPoint:
 @dataclass(frozen=True)
 class SweepRun:
     label: str
-    objective: Objective
+    objective: Objective | None        # None: a multi-objective run (NSGA-II, a weighted-sum sweep)
     latency_cap_s: float | None
     result: OptimizeResult
 
@@ -54,6 +54,7 @@ class ParetoFront:
     runs: list[SweepRun] = field(default_factory=list)
     latency_range_s: tuple[float, float] | None = None
     status: OptimizeStatus = OptimizeStatus.OPTIMAL
+    method: str = "epsilon-constraint"         # or a baseline's front: "nsga2", "weighted-sum"
 
     @property
     def wall_s(self) -> float:
@@ -73,10 +74,13 @@ class ParetoFront:
         status = self.status
         if best is None and status is OptimizeStatus.OPTIMAL:
             status = OptimizeStatus.INFEASIBLE
-        starts: tuple[StartResult, ...] = next((r.result.starts for r in self.runs if r.label == best_run), ())
+        # a baseline's front comes from one run whose points carry their own labels: report that run's starts
+        single = self.runs[0].result.starts if len(self.runs) == 1 else ()
+        starts: tuple[StartResult, ...] = next((r.result.starts for r in self.runs if r.label == best_run), single)
         binding = next((r.result.binding for r in self.runs if r.result.binding), ())
         pipeline = self.runs[0].result.method if self.runs else "nlp+local-search"
-        return OptimizeResult(status, f"epsilon-constraint({pipeline})", best, starts, self.wall_s,
+        name = pipeline if pipeline == self.method else f"{self.method}({pipeline})"
+        return OptimizeResult(status, name, best, starts, self.wall_s,
                               self.evaluations, binding, extra={"chosen_run": best_run})
 
     def document(self, template: ArchTemplate) -> dict:
@@ -85,12 +89,13 @@ class ParetoFront:
         def point(p: ParetoPoint) -> dict:
             return {"run": p.run, "latency_cap_s": p.latency_cap_s, **design_summary(template, p.evaluated)}
 
-        return {"method": "epsilon-constraint", "axes": ["latency_s", "power_mW"],
+        return {"method": self.method, "axes": ["latency_s", "power_mW"],
                 "latency_range_s": list(self.latency_range_s) if self.latency_range_s else None,
                 "status": self.status.value,
                 "points": [point(p) for p in self.points],
                 "dominated": [point(p) for p in self.candidates if p not in self.points],
-                "runs": [{"run": r.label, "objective": r.objective.value, "latency_cap_s": r.latency_cap_s,
+                "runs": [{"run": r.label, "objective": r.objective.value if r.objective is not None else None,
+                          "latency_cap_s": r.latency_cap_s,
                           "status": r.result.status.value, "wall_s": r.result.wall_s,
                           "evaluations": r.result.evaluations,
                           "latency_s": r.result.best.score.latency_s if r.result.best else None,
