@@ -16,6 +16,7 @@ from benchmarks import solve, throughput
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "throughput": throughput.main,
     "solve": solve.main,
+    "compare": lambda argv: __import__("benchmarks.compare", fromlist=["main"]).main(argv),
 }
 
 

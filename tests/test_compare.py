@@ -1,13 +1,14 @@
-"""The baselines behind ``codesign optimize --method``.
+"""The baselines behind ``codesign optimize --method``, and the comparison benchmark (``python -m benchmarks compare``).
 
 Every run is on a two-layer network and a small template with a budget of a few seconds: what is
 checked is the plumbing (the same result.json for every method, per-layer cases that re-evaluate
-to the recorded numbers, non-dominated fronts), not the quality of the designs.
+to the recorded numbers, non-dominated fronts, the benchmark's files and claims), not the quality of the designs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,58 @@ def test_baseline_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("codesign: error:") and message in err
     assert not (tmp_path / "out" / "result.json").exists()
+
+
+# ---- the comparison benchmark ---------------------------------------------------------------------------
+
+def test_hypervolume_of_a_staircase():
+    from benchmarks.compare import hypervolume
+
+    # in log10 space: points (0, 1) and (1, 0) with reference (2, 2): 2*1 + 1*1 = 3 of the 4 of the box
+    pts = [(1.0, 10.0), (10.0, 1.0), (10.0, 10.0)]  # the last is dominated
+    assert hypervolume(pts, ideal=(1.0, 1.0), ref=(100.0, 100.0)) == pytest.approx(3 / 4)
+    assert hypervolume([], ideal=(1.0, 1.0), ref=(100.0, 100.0)) == 0.0
+    assert hypervolume([(200.0, 0.5)], ideal=(1.0, 1.0), ref=(100.0, 100.0)) == 0.0  # beyond the reference
+
+
+def test_time_to_reach_uses_the_first_history_entry_at_or_below():
+    from benchmarks.compare import time_to_reach
+
+    history = [(1.0, 10, math.inf), (2.0, 20, 5.0), (4.0, 40, 3.0), (9.0, 90, 3.0)]
+    assert time_to_reach(history, 5.0) == 2.0
+    assert time_to_reach(history, 3.0) == 4.0
+    assert time_to_reach(history, 2.0) is None
+
+
+def test_compare_runs_every_method_and_writes_the_report(specs, tmp_path):
+    from benchmarks.compare import main as compare_main
+
+    methods = ["codesign", "ga", "random"] + (["weighted-sum"] if _ipopt() else [])
+    out = tmp_path / "results"
+    argv = ["--networks", str(specs / "tiny.yaml"), "--arch-template", str(specs / "small-template.yaml"),
+            "--methods", ",".join(methods), "--seeds", "0", "--budget-s", "3", "--area-budget", str(BUDGET),
+            "--pareto", "3", "--jobs", "1", "--starts", "1", "--front-starts", "1", "--no-warm-up",
+            "--output", str(out / "compare.json"),
+            "--report", str(tmp_path / "RESULTS.md"), "--plots-dir", str(out)]
+    assert compare_main(argv) == 0
+    doc = json.loads((out / "compare.json").read_text())
+    singles = [r for r in doc["runs"] if r["kind"] == "single"]
+    fronts = [r for r in doc["runs"] if r["kind"] == "front"]
+    assert sorted(r["method"] for r in singles) == sorted(methods)
+    assert {r["method"] for r in fronts} == {"codesign", "ga"} | ({"weighted-sum"} if _ipopt() else set())
+    for r in singles:
+        assert r["error"] is None and r["totals"]["area_mm2"] <= BUDGET
+        assert r["history"] and all(b >= a for (a, _, _), (b, _, _) in zip(r["history"], r["history"][1:]))
+        assert r["history"][-1][2] == pytest.approx(r["totals"]["edp"], rel=1e-12)
+    for r in fronts:
+        assert r["front"] and 0.0 <= r["hypervolume"] <= 1.0
+        assert_dominance_free(r["front"], [])
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "| method |" in report and "hypervolume" in report and "EDP ratio" in report
+    for png in doc["plots"]:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the report is regenerated from the JSON alone
+    (tmp_path / "RESULTS.md").unlink()
+    assert compare_main(["--report-only", "--output", str(out / "compare.json"),
+                         "--report", str(tmp_path / "RESULTS.md"), "--plots-dir", str(out)]) == 0
+    assert (tmp_path / "RESULTS.md").read_text() == report
