@@ -62,6 +62,7 @@ class ParetoPoint:
     x: np.ndarray | None
     iterations: int = 0
     parameter: float | None = None   # the latency cap ε (s) or the weight w of this point
+    cpu_s: float | None = None       # process CPU time of the solve, when the backend reports it
 
     @property
     def ok(self) -> bool:
@@ -70,7 +71,8 @@ class ParetoPoint:
     def as_dict(self) -> dict:
         return {"latency_s": self.latency_s, "primary": self.primary, "energy_pJ": self.energy_pJ,
                 "power_mW": self.power_mW, "area_mm2": self.area_mm2, "status": self.status.value,
-                "wall_s": self.wall_s, "iterations": self.iterations, "parameter": self.parameter}
+                "wall_s": self.wall_s, "cpu_s": self.cpu_s, "iterations": self.iterations,
+                "parameter": self.parameter}
 
 
 @dataclass(frozen=True)
@@ -137,11 +139,13 @@ def _point(problem: RelaxedProblem, result: SolveResult, primary_key: str, param
     """The design of ``result`` at its real latency (:func:`tight_cycles`)."""
     nan = math.nan
     if result.x is None:
-        return ParetoPoint(nan, nan, nan, nan, nan, result.status, result.wall_s, None, result.iterations, parameter)
+        return ParetoPoint(nan, nan, nan, nan, nan, result.status, result.wall_s, None, result.iterations, parameter,
+                           result.extra.get("cpu_s"))
     x = tight_cycles(problem, result.x)
     values = {key: s.value for key, s in problem.totals(x).items()}
     return ParetoPoint(values["latency_s"], values[primary_key], values["energy_pJ"], values["power_mW"],
-                       values["area_mm2"], result.status, result.wall_s, x, result.iterations, parameter)
+                       values["area_mm2"], result.status, result.wall_s, x, result.iterations, parameter,
+                       result.extra.get("cpu_s"))
 
 
 class _Solver:

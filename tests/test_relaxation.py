@@ -212,6 +212,12 @@ def test_iteration_limit_returns_a_point(cyipopt):
     assert result.extra["feasible"] == (problem.violations(result.x) == [])
 
 
+def test_a_rejected_ipopt_option_is_an_error_result(cyipopt):
+    result = cyipopt.solve(two_layer_problem(), options={"mu_strategy": "no-such-strategy"})
+    assert result.status is SolveStatus.ERROR and "mu_strategy" in result.message
+    assert result.extra["cpu_s"] >= 0
+
+
 # ---- the relaxation bounds its own integer points ----------------------------------------------
 
 TINY = Layer("tiny", N=1, C=4, K=4, P=4, Q=4)

@@ -122,13 +122,14 @@ class _Callbacks:
 
 
 def _result(status, problem, x, iterations, start, message, binding=(), extra=None) -> SolveResult:
+    """``start``: (wall, CPU) clocks at the start; the CPU seconds go to ``extra["cpu_s"]``."""
     objective = None
     if x is not None:
         with np.errstate(all="ignore"):
             objective = float(problem.objective(x))
     return SolveResult(status=status, solver=NAME, objective=objective, x=x, iterations=iterations,
-                       wall_s=time.perf_counter() - start, message=message, binding=tuple(binding),
-                       extra=extra or {})
+                       wall_s=time.perf_counter() - start[0], message=message, binding=tuple(binding),
+                       extra={**(extra or {}), "cpu_s": time.process_time() - start[1]})
 
 
 def _max_violation(problem, x) -> float:
@@ -144,17 +145,17 @@ def solve(problem, x0=None, max_iter: int = 3000, time_limit_s: float | None = N
     (``extra["multipliers"]`` of an earlier result on a problem of the same shape) also warm-starts
     the duals, with a small initial barrier parameter. ``options`` are passed to IPOPT as they are.
     """
-    start = time.perf_counter()
+    start = (time.perf_counter(), time.process_time())
     if not available():
-        return SolveResult(SolveStatus.UNAVAILABLE, NAME, None, None, 0, time.perf_counter() - start,
-                           "cyipopt is not installed (pip install cyipopt; needs the Ipopt library)")
+        return _result(SolveStatus.UNAVAILABLE, problem, None, 0, start,
+                       "cyipopt is not installed (pip install cyipopt; needs the Ipopt library)")
     import cyipopt
 
     certain = certain_infeasibility(problem)
     if certain is not None:
         name, reason = certain
-        return SolveResult(SolveStatus.INFEASIBLE, NAME, None, None, 0, time.perf_counter() - start,
-                           reason, (name,), {"detected": "before solving"})
+        return _result(SolveStatus.INFEASIBLE, problem, None, 0, start, reason, (name,),
+                       {"detected": "before solving"})
     x0 = problem.initial_point() if x0 is None else np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper)
     sparse = hasattr(problem, "jacobian_structure")
     callbacks = _Callbacks(problem, sparse)
@@ -176,7 +177,11 @@ def solve(problem, x0=None, max_iter: int = 3000, time_limit_s: float | None = N
                     "warm_start_slack_bound_frac", "warm_start_mult_bound_push"):
             nlp.add_option(key, 1e-9)
     for key, value in (options or {}).items():
-        nlp.add_option(key, value)
+        try:
+            nlp.add_option(key, value)
+        except TypeError:
+            nlp.close()
+            return _result(SolveStatus.ERROR, problem, None, 0, start, f"IPOPT rejected option {key} = {value!r}")
     try:
         if warm:
             x, info = nlp.solve(x0, lagrange=np.asarray(multipliers["mult_g"], dtype=float),
