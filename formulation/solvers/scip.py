@@ -5,9 +5,10 @@ SCIP reports two numbers: the best point it found (an incumbent, usually from it
 heuristics within the first second on small problems) and a lower bound on the objective. The
 bound stays weak on this formulation: the energy and bandwidth terms are differences of
 exponentials whose interval bounds reach zero, so the logs of them are only bounded below by
-SCIP's ``1e-9`` floor; proving optimality is out of reach except on toy problems, and a solve
-usually ends at its time limit (status ``iteration_limit``) with the incumbent and the gap in
-``extra``. A solve always has a time limit (60 s unless given). Pyomo and PySCIPOpt are imported
+SCIP's ``1e-9`` floor. Even on a two-layer network the bound stays near -39 (ln E + ln T with
+both logs at that floor) against an optimum of -2.5 after 30 s, so a solve ends at its time limit
+(status ``iteration_limit``) with the incumbent and the gap in ``extra``; the incumbent matches
+IPOPT's optimum on the networks tried (two layers: at 0.1 s; ResNet-18: at about 10 s). A solve always has a time limit (60 s unless given). Pyomo and PySCIPOpt are imported
 on first use.
 """
 
