@@ -132,3 +132,28 @@ def builtin_mapping_path(name: str):
     if not path.is_file():
         raise SpecError(f"mapping = {name!r}: not a built-in mapping (available: {', '.join(_builtin_names('mappings'))})")
     return path
+
+
+def load_template(name_or_path: str | Path):
+    """An :class:`~formulation.template.ArchTemplate` from a built-in arch name, an arch file, or a template file.
+
+    A template file is ``{arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}`` whose
+    ``arch`` is a built-in name, a file (relative to the template's folder first) or an inline arch;
+    anything else is an architecture, widened by :func:`~formulation.template.default_template`.
+    """
+    from formulation.template import default_template, template_from_dict
+
+    path = Path(name_or_path)
+    if _is_path(name_or_path, "template"):
+        doc = read_document(path)
+        if isinstance(doc, dict) and "levels" not in doc and ({"mesh_x", "mesh_y", "sizes"} & set(doc)):
+            if "arch" not in doc:
+                raise SpecError(f"template = {str(path)!r}: needs 'arch' (a built-in name, a file or an arch)")
+            base = doc["arch"]
+            if isinstance(base, dict):
+                arch = arch_from_dict(base)
+            else:
+                near = path.parent / str(base)
+                arch = load_arch(near if near.is_file() else str(base))
+            return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
+    return default_template(load_arch(name_or_path))

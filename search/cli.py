@@ -268,28 +268,10 @@ def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool
     return number
 
 
-def _template_from_file(path: Path):
-    from formulation.catalog import load_arch
-    from formulation.loading import arch_from_dict, read_document
-    from formulation.template import default_template, template_from_dict
-
-    doc = read_document(path)
-    if isinstance(doc, dict) and ({"mesh_x", "mesh_y", "sizes"} & set(doc)) and "levels" not in doc:
-        base = doc.get("arch")
-        if base is None:
-            raise SpecError(f"--arch-template = {str(path)!r}: a template needs 'arch' (a built-in name or a file)")
-        if isinstance(base, dict):
-            arch = arch_from_dict(base)
-        else:
-            near = path.parent / str(base)
-            arch = load_arch(near if near.is_file() else str(base))
-        return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
-    return default_template(load_arch(path))
-
-
 def _optimize_template(args):
     """(template, fixed_hardware) from --arch-template / --arch / --fixed-hardware."""
     from formulation.catalog import load_arch
+    from formulation.catalog import load_template
     from formulation.template import default_template
     from search.optimize import fixed_template
 
@@ -301,11 +283,7 @@ def _optimize_template(args):
         return fixed_template(load_arch(args.arch)), True
     if args.arch is not None:
         return default_template(load_arch(args.arch)), False
-    spec = args.arch_template or "simple"
-    path = Path(spec)
-    if path.is_file() or spec.lower().endswith((".yaml", ".yml", ".json")):
-        return _template_from_file(path), False
-    return default_template(load_arch(spec)), False
+    return load_template(args.arch_template or "simple"), False
 
 
 def _optimize_goal(args):
@@ -392,43 +370,6 @@ def cmd_optimize(args) -> int:
 # ---- codesign solve ---------------------------------------------------------------------------------
 
 
-def _solve_number(value, flag: str, kind=float, minimum: float = 0.0):
-    """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
-    import math
-
-    if value is None:
-        return None
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{flag} = {value!r}: not {'an integer' if kind is int else 'a number'}") from None
-    if not math.isfinite(number) or number <= minimum:
-        raise SpecError(f"{flag} = {value!r}: must be a finite number above {minimum:g}")
-    return number
-
-
-def _solve_template(spec: str):
-    """A template from a built-in arch name, an arch file, or a template file ``{arch, mesh_x, mesh_y, sizes}``."""
-    from formulation.catalog import load_arch
-    from formulation.loading import arch_from_dict, read_document
-    from formulation.template import default_template, template_from_dict
-
-    path = Path(spec)
-    if path.is_file() or spec.lower().endswith((".yaml", ".yml", ".json")):
-        doc = read_document(path)
-        if isinstance(doc, dict) and "levels" not in doc and ({"mesh_x", "mesh_y", "sizes"} & set(doc)):
-            if "arch" not in doc:
-                raise SpecError(f"--arch-template = {spec!r}: a template needs 'arch' (a built-in name or a file)")
-            base = doc["arch"]
-            if isinstance(base, dict):
-                arch = arch_from_dict(base)
-            else:
-                near = path.parent / str(base)
-                arch = load_arch(near if near.is_file() else str(base))
-            return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
-    return default_template(load_arch(spec))
-
-
 def _solve_document(problem, result, x, network, template, objective, front) -> dict:
     """The JSON document of ``codesign solve``."""
     import math
@@ -509,7 +450,7 @@ def _solve_summary(doc: dict) -> str:
 
 def cmd_solve(args) -> int:
     """Solve the continuous relaxation once (and optionally an ε-constraint front of power vs latency)."""
-    from formulation.catalog import load_network
+    from formulation.catalog import load_network, load_template
     from formulation.relaxation import Caps, Objective, RelaxedProblem
     from formulation.solvers import SolveStatus, get_backend
     from formulation.sweep import tight_cycles
@@ -518,22 +459,22 @@ def cmd_solve(args) -> int:
         objective = Objective(str(args.objective).lower())
     except ValueError:
         raise SpecError(f"--objective = {args.objective!r}: use one of {', '.join(o.value for o in Objective)}") from None
-    caps = Caps(latency_s=_solve_number(args.latency_cap, "--latency-cap"),
-                energy_pJ=_solve_number(args.energy_cap, "--energy-cap"),
-                power_mW=_solve_number(args.power_cap, "--power-cap"))
+    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
+                energy_pJ=_number_arg(args.energy_cap, "--energy-cap"),
+                power_mW=_number_arg(args.power_cap, "--power-cap"))
     if objective is Objective.POWER and caps.latency_s is None:
         raise SpecError("--objective = 'power': needs --latency-cap (the model has no static power, so without a "
                         "latency cap power falls without bound by idling)")
-    area = _solve_number(args.area_budget, "--area-budget")
-    max_iter = _solve_number(args.max_iter, "--max-iter", int, 0)
-    time_limit = _solve_number(args.time_limit, "--time-limit")
-    n_points = _solve_number(args.pareto, "--pareto", int, 1)
+    area = _number_arg(args.area_budget, "--area-budget")
+    max_iter = _number_arg(args.max_iter, "--max-iter", int, 0)
+    time_limit = _number_arg(args.time_limit, "--time-limit")
+    n_points = _number_arg(args.pareto, "--pareto", int, 1)
     backend = get_backend(args.solver)
     if not backend.available():
         raise SpecError(f"--solver = {args.solver!r}: not available here ({backend.description}; its solver is "
                         f"not installed)")
     network = load_network(args.network)
-    template = _solve_template(args.arch_template)
+    template = load_template(args.arch_template or "simple")
     problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps)
     options = {"max_iter": max_iter, "time_limit_s": time_limit}
     result = backend.solve(problem, **{k: v for k, v in options.items() if v is not None})
