@@ -54,10 +54,10 @@ system-deps:
 $(PY):
 	python3 -m venv $(VENV)
 
-# (c) editable install with the test extra, only when pyproject.toml (or the
+# (c) editable install with the test and bo extras, only when pyproject.toml (or the
 # set of top-level packages) is newer than the stamp.
 $(STAMP): pyproject.toml $(PKG_INITS) | system-deps $(PY)
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -e '.[test,bo]'
 	touch $@
 
 # (d) pynumero ASL library (goes to Pyomo's config dir, $$PYOMO_CONFIG_DIR or

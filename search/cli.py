@@ -178,14 +178,10 @@ register_method("codesign", _codesign_run, _codesign_pareto,
 # ``--seed`` seeds the method; ``--starts`` does not apply (each is one run).
 
 def _baseline_function(name: str):
-    from search.baselines import METHODS, get_method
+    from search.baselines import get_method
 
-    if name in METHODS:
+    try:
         return get_method(name)
-    import importlib
-
-    try:  # registered with the CLI before the baselines registry lists it (bo)
-        return getattr(importlib.import_module(f"search.baselines.{name}"), f"run_{name}")
     except ImportError as exc:
         raise SpecError(f"--method = {name!r}: needs {exc.name or 'a missing package'} "
                         f"(pip install -e '.[{name}]')") from None
@@ -240,15 +236,8 @@ register_method("weighted-sum", _baseline_run("weighted-sum"), _weighted_sum_par
                 "--pareto N: N weights)")
 
 
-def _bo_module_exists() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("search.baselines.bo") is not None
-
-
-if _bo_module_exists():
-    register_method("bo", _baseline_run("bo"), None,
-                    "Bayesian optimization (BoTorch GP) over the hardware, inner mapping search per point")
+register_method("bo", _baseline_run("bo"), None,
+                "Bayesian optimization (BoTorch GP) over the hardware, inner mapping search per point")
 
 
 def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):

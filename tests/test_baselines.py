@@ -19,8 +19,8 @@ from search.baselines.space import DesignSpace, Evaluator, legal_sizes, non_domi
 from search.design import Goal, evaluate_design
 from search.optimize import OptimizeStatus, fixed_template
 
-BUDGET = {"ga": 480, "nsga2": 480, "random": 480, "weighted-sum": 1500}
-OPTIONS = {"ga": {"pop_size": 16}, "nsga2": {"pop_size": 16}, "random": {}, "weighted-sum": {"n_weights": 4}}
+BUDGET = {"ga": 480, "nsga2": 480, "random": 480, "weighted-sum": 1500, "bo": 480}
+OPTIONS = {"ga": {"pop_size": 16}, "nsga2": {"pop_size": 16}, "random": {}, "weighted-sum": {"n_weights": 4}, "bo": {}}
 GOAL = Goal(Objective.EDP, area_budget_mm2=0.5)
 
 

@@ -35,6 +35,7 @@ _WHERE = {
     "run_ga_pareto": "search.baselines.ga",
     "run_random_search": "search.baselines.random_search",
     "run_weighted_sum": "search.baselines.weighted_sum",
+    "run_bo": "search.baselines.bo",
     "Progress": "search.baselines.space",
 }
 
@@ -44,6 +45,7 @@ METHODS = {
     "nsga2": "run_ga_pareto",
     "random": "run_random_search",
     "weighted-sum": "run_weighted_sum",
+    "bo": "run_bo",
 }
 
 
