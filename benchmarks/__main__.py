@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "throughput": throughput.main,
     "solve": solve.main,
     "compare": lambda argv: __import__("benchmarks.compare", fromlist=["main"]).main(argv),
+    "optimize": lambda argv: __import__("benchmarks.optimize", fromlist=["main"]).main(argv),
 }
 
 
