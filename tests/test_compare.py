@@ -208,3 +208,6 @@ def test_compare_runs_every_method_and_writes_the_report(specs, tmp_path):
     assert compare_main(["--report-only", "--output", str(out / "compare.json"),
                          "--report", str(tmp_path / "RESULTS.md"), "--plots-dir", str(out)]) == 0
     assert (tmp_path / "RESULTS.md").read_text() == report
+    # --append adds networks, seeds or methods, never runs with other settings
+    assert compare_main([*argv, "--append", "--budget-s", "5"]) == 2
+    assert json.loads((out / "compare.json").read_text()) == doc
