@@ -35,8 +35,6 @@ import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is
 
 import argparse
 import cProfile
-import json
-import pstats
 import resource
 import sys
 import time
@@ -47,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.throughput import ROOT, _git, _loadavg, machine_info
+from benchmarks.common import _git, _loadavg, machine_info, profile_rows, write_result
 from formulation.catalog import load_arch, load_network
 from formulation.model import evaluate_batch
 from formulation.relaxation import Objective
@@ -204,17 +202,7 @@ def profile_starts(network: Network, template, goal: Goal, starts: int, jobs: in
 
 
 def _profile_rows(profiler: cProfile.Profile, top: int) -> list[dict]:
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt
-    rows = []
-    for (filename, lineno, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
-        path = Path(filename)
-        try:
-            where = f"{path.resolve().relative_to(ROOT)}:{lineno}"
-        except ValueError:
-            where = filename if filename.startswith("~") else f"{path.name}:{lineno}"
-        rows.append({"function": f"{where}({func})", "ncalls": ncalls, "tottime_s": round(tottime, 4),
-                     "cumtime_s": round(cumtime, 4), "tottime_share": round(tottime / total, 4) if total else 0.0})
+    rows, total = profile_rows(profiler)
     by_own = sorted(rows, key=lambda r: r["tottime_s"], reverse=True)[:top]
     by_cum = sorted(rows, key=lambda r: r["cumtime_s"], reverse=True)[:top]
     return {"by_own_time": by_own, "by_cumulative_time": by_cum, "total_s": total}
@@ -392,9 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_layers(result["layers"]["layers"])
     result["load_average_1min"]["after"] = _loadavg()
     if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")
-        print(f"\nwrote {args.output}")
+        write_result(result, args.output)
     return 0
 
 

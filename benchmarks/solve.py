@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.throughput import _git, _loadavg, machine_info, profile_call
+from benchmarks.common import _git, _loadavg, machine_info, profile_call, write_result
 from formulation.catalog import load_arch, load_network
 from formulation.relaxation import RelaxedProblem
 from formulation.solvers import backend_names, get_backend
@@ -263,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in profile["top"]:
             print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
     if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")
-        print(f"\nwrote {args.output}")
+        write_result(result, args.output)
     return 0
 
 

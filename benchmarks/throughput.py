@@ -22,14 +22,9 @@ from __future__ import annotations
 import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is imported)
 
 import argparse
-import cProfile
 import gc
 import json
 import math
-import os
-import platform
-import pstats
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +39,8 @@ from formulation.model import evaluate, evaluate_batch
 from formulation.specs import Architecture, Layer
 from search.sampling import sample_mappings
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import ROOT, _git, _loadavg, machine_info, profile_call, write_result
+
 CASES_FILE = ROOT / "tests" / "data" / "timeloop_cases.jsonl"
 CASE_ID = "public-0000"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "throughput.json"
@@ -76,46 +72,6 @@ def load_workload() -> tuple[Layer, Architecture, dict[str, str]]:
     return layer, arch, sources
 
 
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "threads": {var: os.environ.get(var) for var in benchmarks.THREAD_ENV_VARS},
-        "threads_pinned_before_numpy_import": benchmarks.THREADS_PINNED_BEFORE_NUMPY,
-    }
-
-
-def _loadavg() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def time_call(fn: Callable[[], object], min_time: float, repeats: int) -> dict:
     """Best-of-``repeats`` seconds per call; each sample repeats ``fn`` for at least ``min_time`` s.
 
@@ -141,25 +97,6 @@ def time_call(fn: Callable[[], object], min_time: float, repeats: int) -> dict:
             gc.enable()
     return {"calls_per_sample": calls, "seconds_per_call_samples": samples, "best_seconds_per_call": min(samples),
             "cpu_seconds_per_call_samples": cpu_samples, "best_cpu_seconds_per_call": min(cpu_samples)}
-
-
-def profile_call(fn: Callable[[], object], top: int) -> list[dict]:
-    """The ``top`` functions by own time (cProfile ``tottime``) in one call of ``fn``."""
-    profiler = cProfile.Profile()
-    profiler.runcall(fn)
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt
-    rows = []
-    for (filename, lineno, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
-        path = Path(filename)
-        try:
-            where = f"{path.resolve().relative_to(ROOT)}:{lineno}"
-        except ValueError:
-            where = filename if filename.startswith("~") else f"{path.name}:{lineno}"
-        rows.append({"function": f"{where}({func})", "ncalls": ncalls, "tottime_s": round(tottime, 4),
-                     "cumtime_s": round(cumtime, 4), "tottime_share": round(tottime / total, 4) if total else 0.0})
-    rows.sort(key=lambda r: r["tottime_s"], reverse=True)
-    return rows[:top]
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -272,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in profile["top"]:
             print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
     if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.output}")
+        write_result(result, args.output)
     return 0
 
 
