@@ -125,16 +125,19 @@ def _scored_neighbours(layer: Layer, arch: Architecture, mapping: MappingArrays,
     return nbrs, ev, objective_values(total_e, total_t, area, goal)
 
 
+def _working_copy(network: Network, template: ArchTemplate, current: Evaluated):
+    """The fixed hardware, its architecture and area, the repeat counts, and mutable per-layer state."""
+    hw = current.design.hardware
+    arch = template.instantiate(hw)
+    counts = np.array([e.count for e in network.layers], dtype=float)
+    return (hw, arch, architecture_area_mm2(arch), counts, list(current.design.mappings),
+            current.layer_energy_pJ.copy(), current.layer_cycles.copy())
+
+
 def improve_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, stats: SearchStats,
                    deadline: float, max_rounds: int = 50) -> Evaluated:
     """Best-improvement descent over every layer's mapping with the hardware fixed."""
-    hw = current.design.hardware
-    arch = template.instantiate(hw)
-    area = architecture_area_mm2(arch)
-    counts = np.array([e.count for e in network.layers], dtype=float)
-    mappings = list(current.design.mappings)
-    energy = current.layer_energy_pJ.copy()
-    cycles = current.layer_cycles.copy()
+    hw, arch, area, counts, mappings, energy, cycles = _working_copy(network, template, current)
     best_value = _network_objective(energy, cycles, counts, arch, area, goal)
     for _ in range(max_rounds):
         stats.rounds += 1
@@ -171,13 +174,7 @@ def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, go
     (a loop that moves to a level where its order position and the bypass there are wrong); the
     kicks get over such steps. A final :func:`improve_layers` re-optimizes every layer.
     """
-    hw = current.design.hardware
-    arch = template.instantiate(hw)
-    area = architecture_area_mm2(arch)
-    counts = np.array([e.count for e in network.layers], dtype=float)
-    mappings = list(current.design.mappings)
-    energy = current.layer_energy_pJ.copy()
-    cycles = current.layer_cycles.copy()
+    hw, arch, area, counts, mappings, energy, cycles = _working_copy(network, template, current)
     best_value = _network_objective(energy, cycles, counts, arch, area, goal)
     if not math.isfinite(best_value):
         return current
