@@ -47,7 +47,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.throughput import _git, _loadavg, machine_info
+from benchmarks.common import _git, _loadavg, machine_info
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "compare.json"
