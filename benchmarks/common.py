@@ -83,6 +83,13 @@ def profile_call(fn: Callable[[], object], top: int) -> list[dict]:
     return rows[:top]
 
 
+def print_profile(title: str, rows: list[dict]) -> None:
+    """Print profile rows (from :func:`profile_call`) under ``title``."""
+    print(f"\n{title}")
+    for p in rows:
+        print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
+
+
 def write_result(result: dict, output: Path) -> None:
     """Write a results file (JSON) and say where."""
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import _git, _loadavg, machine_info, profile_call, write_result
+from benchmarks.common import _git, _loadavg, machine_info, print_profile, profile_call, write_result
 from formulation.catalog import load_arch, load_network
 from formulation.relaxation import RelaxedProblem
 from formulation.solvers import backend_names, get_backend
@@ -259,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sweep['mean_wall_s_per_point_with_anchors']:.2f} s wall, "
           f"{sweep['mean_cpu_s_per_point_with_anchors']:.2f} s CPU per point")
     if profile is not None:
-        print("\nprofile of one cyipopt solve (cProfile, by own time):")
-        for p in profile["top"]:
-            print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
+        print_profile("profile of one cyipopt solve (cProfile, by own time):", profile["top"])
     if not args.no_write:
         write_result(result, args.output)
     return 0

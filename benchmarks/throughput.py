@@ -39,7 +39,7 @@ from formulation.model import evaluate, evaluate_batch
 from formulation.specs import Architecture, Layer
 from search.sampling import sample_mappings
 
-from benchmarks.common import ROOT, _git, _loadavg, machine_info, profile_call, write_result
+from benchmarks.common import ROOT, _git, _loadavg, machine_info, print_profile, profile_call, write_result
 
 CASES_FILE = ROOT / "tests" / "data" / "timeloop_cases.jsonl"
 CASE_ID = "public-0000"
@@ -205,9 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"goal {_fmt_rate(GOAL_MAPPINGS_PER_S)} mappings/s: best {_fmt_rate(best_rate)} "
           f"({'met' if result['goal_met'] else f'{GOAL_MAPPINGS_PER_S / best_rate:.0f}x short'})")
     if profile is not None:
-        print(f"\nprofile of one evaluate_batch call on {profile['batch']:,} mappings (cProfile, by own time):")
-        for p in profile["top"]:
-            print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
+        print_profile(f"profile of one evaluate_batch call on {profile['batch']:,} mappings (cProfile, by own time):",
+                      profile["top"])
     if not args.no_write:
         write_result(result, args.output)
     return 0

@@ -477,3 +477,14 @@ def load_point(m: pyo.ConcreteModel, problem: RelaxedProblem, x: np.ndarray) -> 
     if hasattr(m, "costs"):
         for block in m.costs.values():
             block.get_external_model().finalize_block_construction(block)
+
+
+def built_model(problem, mode: str, x0=None):
+    """The model in ``mode``, started at ``x0`` (clipped to the bounds) when given, and its build time (s)."""
+    import time
+
+    start = time.perf_counter()
+    model = build_pyomo_model(problem, mode)
+    if x0 is not None:
+        load_point(model, problem, np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper))
+    return model, time.perf_counter() - start

@@ -64,13 +64,10 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limi
         return SolveResult(SolveStatus.UNAVAILABLE, NAME, None, None, 0, 0.0, reason)
     import pyomo.environ as pyo
 
-    from formulation.pyomo_model import build_pyomo_model, load_point, solution_vector
+    from formulation.pyomo_model import built_model, solution_vector
 
-    build_start = time.perf_counter()
-    model = build_pyomo_model(problem, "greybox")
-    if x0 is not None:
-        load_point(model, problem, np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper))
-    extra = {"build_s": time.perf_counter() - build_start}
+    model, build_s = built_model(problem, "greybox", x0)
+    extra = {"build_s": build_s}
     ipopt_options = {"max_iter": int(max_iter), "tol": float(tol), "hessian_approximation": "limited-memory",
                      "print_level": int(print_level), "sb": "yes"}
     if time_limit_s is not None:

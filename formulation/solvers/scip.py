@@ -95,16 +95,11 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
     from pyomo.contrib.solver.common.factory import SolverFactory
     from pyomo.contrib.solver.common.results import SolutionStatus
 
-    from formulation.pyomo_model import build_pyomo_model, load_point, solution_vector
+    from formulation.pyomo_model import built_model, solution_vector
 
-    build_start = time.perf_counter()
-    model = build_pyomo_model(problem, "algebraic")
-    if x0 is not None:
-        load_point(model, problem, np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper))
-        solver = _scip_with_start()
-    else:
-        solver = SolverFactory("scip_direct")
-    extra = {"build_s": time.perf_counter() - build_start}
+    model, build_s = built_model(problem, "algebraic", x0)
+    solver = _scip_with_start() if x0 is not None else SolverFactory("scip_direct")
+    extra = {"build_s": build_s}
     # Quiet by default: scip_direct captures SCIP's output through a pipe while pyscipopt's optimize()
     # holds the GIL, so once SCIP writes more than a pipe buffer (64 KiB; one warning that prints a
     # layer's expression is enough on ResNet-18) it blocks forever, time limit or not.
