@@ -151,20 +151,9 @@ def run_front(method: str, network, template, goal, seed: int, n_points: int, op
 
 def _template(spec: str):
     """The template ``codesign optimize --arch-template`` would use."""
-    try:
-        from formulation.catalog import load_template
-    except ImportError:
-        load_template = None
-    if load_template is not None:
-        return load_template(spec)
-    from formulation.catalog import load_arch
-    from formulation.template import default_template
-    from search.cli import _template_from_file
+    from formulation.catalog import load_template
 
-    path = Path(spec)
-    if path.is_file() or spec.lower().endswith((".yaml", ".yml", ".json")):
-        return _template_from_file(path)
-    return default_template(load_arch(spec))
+    return load_template(spec)
 
 
 def warm_up(methods: list[str], template, goal, opts: dict) -> dict:
