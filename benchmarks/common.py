@@ -83,6 +83,20 @@ def profile_call(fn: Callable[[], object], top: int) -> list[dict]:
     return rows[:top]
 
 
+def run_header(name: str, load_before: float | None) -> dict:
+    """The fields every results file starts with: what, when, which commit, which machine, how loaded."""
+    from datetime import datetime, timezone
+
+    return {
+        "benchmark": name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "formulation_uncommitted_changes": bool(_git("status", "--porcelain", "--", "formulation")),
+        "machine": machine_info(),
+        "load_average_1min": {"before": load_before, "after": _loadavg()},
+    }
+
+
 def print_profile(title: str, rows: list[dict]) -> None:
     """Print profile rows (from :func:`profile_call`) under ``title``."""
     print(f"\n{title}")

@@ -36,12 +36,11 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import _git, _loadavg, machine_info, print_profile, profile_call, write_result
+from benchmarks.common import run_header, _loadavg, print_profile, profile_call, write_result
 from formulation.catalog import load_arch, load_network
 from formulation.relaxation import RelaxedProblem
 from formulation.solvers import backend_names, get_backend
@@ -213,12 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = {"what": "one cyipopt EDP solve", "tool": "cProfile", "sort": "tottime",
                    "top": profile_call(lambda: cyipopt.solve(build_problem()), 12)}
     result = {
-        "benchmark": "solve",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "formulation_uncommitted_changes": bool(_git("status", "--porcelain", "--", "formulation")),
-        "machine": machine_info(),
-        "load_average_1min": {"before": load_before, "after": _loadavg()},
+        **run_header("solve", load_before),
         "workload": {"network": "resnet18", "template": problem.template.name, "area_budget_mm2": AREA_BUDGET_MM2,
                      "objective": "edp", "variables": problem.n, "constraints": problem.m,
                      "jacobian_nonzeros": int(len(problem.jacobian_structure()[0]))},

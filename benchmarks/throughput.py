@@ -28,7 +28,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ from formulation.model import evaluate, evaluate_batch
 from formulation.specs import Architecture, Layer
 from search.sampling import sample_mappings
 
-from benchmarks.common import ROOT, _git, _loadavg, machine_info, print_profile, profile_call, write_result
+from benchmarks.common import run_header, ROOT, _loadavg, print_profile, profile_call, write_result
 
 CASES_FILE = ROOT / "tests" / "data" / "timeloop_cases.jsonl"
 CASE_ID = "public-0000"
@@ -167,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     best_rate = max(r["mappings_per_s"] for r in rows)
     result = {
-        "benchmark": "throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "formulation_uncommitted_changes": bool(_git("status", "--porcelain", "--", "formulation")),
-        "machine": machine_info(),
-        "load_average_1min": {"before": load_before, "after": _loadavg()},
+        **run_header("throughput", load_before),
         "workload": {"layer": layer.name, "layer_dims_NKCPQRS": list(layer.dims), "macs": layer.macs,
                      "arch": arch.name, "sources": sources},
         "sampling": {"mappings": args.samples, "seed": args.seed, "bypass": True, "seconds": sample_s,
