@@ -144,6 +144,18 @@ def cmd_export_timeloop(args) -> int:
     return 0
 
 
+TEMPLATE_HELP = ("built-in arch name or arch file (template: mesh sides /4..x4, bounded buffers /16..x16), or a "
+                 "template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; default simple")
+
+
+def _add_goal_options(p: argparse.ArgumentParser) -> None:
+    """What to minimize and under which budget and caps (optimize and solve)."""
+    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
+    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
+    p.add_argument("--latency-cap", metavar="SECONDS", help="upper bound on network latency (s)")
+    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codesign", description="Analytical co-design of CNN accelerators and "
                                      "their dataflows (Timeloop-compatible model).")
@@ -177,17 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "for a network; writes result.json, layers.jsonl (reference-format cases), timeloop/ and, "
                        "with --pareto, pareto.png to --out.")
     p.add_argument("--network", help="built-in network name or a network/layer YAML/JSON file (required)")
-    p.add_argument("--arch-template", metavar="NAME_OR_FILE",
-                   help="built-in arch name or arch file (template: mesh sides /4..x4, bounded buffers /16..x16), "
-                   "or a template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; "
-                   "default simple")
+    p.add_argument("--arch-template", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
     p.add_argument("--arch", metavar="FILE_OR_NAME", help="an architecture (built-in, arch file or reference case); "
                    "with --fixed-hardware its hardware is kept and only the mappings are searched")
     p.add_argument("--fixed-hardware", action="store_true", help="keep --arch's mesh and buffer sizes")
-    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
-    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
-    p.add_argument("--latency-cap", metavar="SECONDS", help="upper bound on network latency (s)")
-    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
+    _add_goal_options(p)
     p.add_argument("--pareto", metavar="N", help="latency/power front from N latency caps (epsilon-constraint); "
                    "--time-limit is then split over the N+2 runs")
     p.add_argument("--method", default="codesign", help="search method (default codesign; available: "
@@ -208,13 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "relaxation (hardware and per-layer tiling in log form) with an NLP solver. Exit status: "
                        "0 solved (or stopped at a limit with a point), 1 infeasible or solver failure, 2 bad input.")
     p.add_argument("--network", required=True, metavar="NAME_OR_FILE", help="built-in network or network/layer file")
-    p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE",
-                   help="built-in arch name or arch file (template: mesh sides /4..x4, buffers /16..x16), or a "
-                   "template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; default simple")
-    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
-    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
-    p.add_argument("--latency-cap", metavar="S", help="upper bound on network latency (s)")
-    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
+    p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
+    _add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
     p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.solvers)")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
