@@ -141,12 +141,6 @@ class RelaxedCosts:
         return smooth_max([self.compute_cycles, *self.bandwidth_cycles])
 
 
-def unpack(z: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``z`` into ``xt[L,7]``, ``xs[L,7]`` and the log sizes ``ls[L]``."""
-    k = levels * N_DIMS
-    return z[:k].reshape(levels, N_DIMS), z[k:2 * k].reshape(levels, N_DIMS), z[2 * k:2 * k + levels]
-
-
 def pack(temporal: np.ndarray, spatial: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([np.log(temporal).ravel(), np.log(spatial).ravel(), np.log(sizes)])
 

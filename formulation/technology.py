@@ -1,51 +1,28 @@
 """Technology model: how energy per access and area depend on a buffer's size (45 nm, 8/16-bit words).
 
-Used wherever hardware sizes are variables (the NLP and the co-design search); an architecture
-file with explicit energies keeps them. Sources:
+Used wherever hardware sizes are variables (the NLP and the co-design search): a template's base
+architecture gives the energies at its base sizes, and they scale with size by
+:func:`energy_size_slope`. Sources:
 
 * Energy: M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014,
   45 nm: a 64-bit read costs 10 pJ from an 8 KB SRAM, 20 pJ from 32 KB and 100 pJ from 1 MB,
-  i.e. ``e ~ sqrt(size)`` (the wordline/bitline length argument); an 8-bit multiply 0.2 pJ and an
-  8-bit add 0.03 pJ; DRAM 1.3-2.6 nJ per 64-bit access.
+  i.e. ``e ~ sqrt(size)`` (the wordline/bitline length argument); DRAM energy per access does not
+  depend on a size here.
 * Area: the same paper's 45 nm figures, 8-bit multiplier 282 um^2 and 8-bit adder 36 um^2; the
   45 nm 6T SRAM cell of 0.346 um^2 (Mistry et al., IEDM 2007), doubled for periphery (sense
   amplifiers, decoders), and latch-based register files at three times the SRAM cell area.
 
-Every function is smooth in the size, and :func:`energy_size_slope` gives
+Every function is smooth in the size; :func:`energy_size_slope` gives
 ``d ln(energy per access) / d ln(size)`` for the sensitivities.
 """
 
 from __future__ import annotations
 
-SRAM_REF_BITS = 8 * 1024 * 8          # 8 KB
-SRAM_REF_PJ_PER_BIT = 10.0 / 64       # 10 pJ per 64-bit read at 8 KB (Horowitz 2014)
 SRAM_SIZE_EXPONENT = 0.5              # 8 KB -> 32 KB doubles the energy (Horowitz 2014)
-SRAM_WRITE_OVER_READ = 1.2            # writes drive both bitlines fully
-DRAM_PJ_PER_BIT = 2000.0 / 64         # ~2 nJ per 64-bit access (Horowitz 2014, 1.3-2.6 nJ)
-MAC_PJ_8BIT = 0.2 + 0.03              # 8-bit multiply + add (Horowitz 2014)
 MAC_UM2_8BIT = 282.0 + 36.0           # 8-bit multiplier + adder (Horowitz 2014)
 SRAM_CELL_UM2 = 0.346                 # 45 nm 6T cell (Mistry et al. 2007)
 SRAM_PERIPHERY_FACTOR = 2.0
 REGFILE_CELL_FACTOR = 3.0
-
-
-def sram_read_energy_pJ(size_words: float, word_bits: int, block_size: int) -> float:
-    """Energy of one vector read of ``block_size`` words: ``bits * e_ref * (size_bits / 8 KB)^0.5``."""
-    size_bits = size_words * word_bits
-    return block_size * word_bits * SRAM_REF_PJ_PER_BIT * (size_bits / SRAM_REF_BITS) ** SRAM_SIZE_EXPONENT
-
-
-def sram_write_energy_pJ(size_words: float, word_bits: int, block_size: int) -> float:
-    return SRAM_WRITE_OVER_READ * sram_read_energy_pJ(size_words, word_bits, block_size)
-
-
-def dram_energy_pJ(word_bits: int, block_size: int) -> float:
-    return block_size * word_bits * DRAM_PJ_PER_BIT
-
-
-def mac_energy_pJ(word_bits: int) -> float:
-    """A multiplier's energy grows with the square of its width; 8-bit is the reference."""
-    return MAC_PJ_8BIT * (word_bits / 8) ** 2
 
 
 def energy_size_slope(technology: str) -> float:

@@ -280,10 +280,3 @@ def local_search(network: Network, template: ArchTemplate, start: Design, goal: 
     if kicks_per_layer > 0:
         current = kick_layers(network, template, current, goal, stats, deadline, rng, kicks_per_layer)
     return current, stats
-
-
-def layer_of(network: Network, name: str) -> Layer:
-    for entry in network.layers:
-        if entry.layer.name == name:
-            return entry.layer
-    raise KeyError(name)

@@ -23,7 +23,7 @@ from formulation.relaxation import LayerStructure, RelaxedProblem, default_struc
 from formulation.sensitivity import Structure
 from formulation.specs import Architecture, Network, SpecError
 from formulation.template import ArchTemplate
-from search.design import Design, Evaluated, Goal, evaluate_design
+from search.design import Evaluated, Goal
 from search.local_search import local_search
 from search.rounding import round_solution
 
@@ -172,8 +172,3 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
     yield from parallel(delayed(run_start)(*a) for a in args)
-
-
-def evaluate_fixed(network: Network, arch: Architecture, design: Design, goal: Goal) -> Evaluated:
-    return evaluate_design(network, fixed_template(arch), design, goal)
-
