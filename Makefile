@@ -29,7 +29,7 @@ PYNUMERO_CHECK := import ctypes; from pyomo.contrib.pynumero.asl import AmplInte
 
 # Reinstall when pyproject.toml changes, or when a top-level package appears
 # (the editable install only maps packages that existed at install time).
-PKG_INITS := $(wildcard formulation/__init__.py search/__init__.py)
+PKG_INITS := $(wildcard */__init__.py */*/__init__.py)
 
 .PHONY: install system-deps pynumero run test bench clean
 

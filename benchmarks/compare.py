@@ -3,7 +3,7 @@
 For every network, seed and method (run one after another; each may use ``--jobs`` processes):
 
 * **single runs**: the method minimizes ``--objective`` (default EDP) under ``--area-budget`` through
-  its ``codesign optimize --method`` entry (:data:`search.cli.OPTIMIZE_METHODS`), with
+  its ``codesign optimize --method`` entry (:data:`codesign.cli.OPTIMIZE_METHODS`), with
   ``--budget-s`` as the whole run's wall-clock budget. The best-so-far history is the baselines'
   ``extra["history"]``; for ``codesign`` it has one entry per finished start (taken when the
   start's result arrives), so codesign's time to a given quality is an upper bound.
@@ -99,7 +99,7 @@ def _design(template, ev, counts) -> dict:
 
 
 def run_single(method: str, network, template, goal, seed: int, opts: dict) -> dict:
-    from search.cli import OPTIMIZE_METHODS
+    from codesign.cli import OPTIMIZE_METHODS
 
     counts = [e.count for e in network.layers]
     t0 = time.monotonic()
@@ -125,7 +125,7 @@ def run_single(method: str, network, template, goal, seed: int, opts: dict) -> d
 
 def run_front(method: str, network, template, goal, seed: int, n_points: int, opts: dict) -> tuple[dict, dict | None]:
     """The front run's record, and for weighted-sum also the single-run record of its best design."""
-    from search.cli import OPTIMIZE_METHODS
+    from codesign.cli import OPTIMIZE_METHODS
     from search.results import design_summary
 
     counts = [e.count for e in network.layers]
@@ -151,7 +151,7 @@ def run_front(method: str, network, template, goal, seed: int, n_points: int, op
 
 def _template(spec: str):
     """The template ``codesign optimize --arch-template`` would use."""
-    from formulation.catalog import load_template
+    from formulation.specs.catalog import load_template
 
     return load_template(spec)
 
@@ -159,8 +159,8 @@ def _template(spec: str):
 def warm_up(methods: list[str], template, goal, opts: dict) -> dict:
     """Run every method once for a moment on a one-layer network, untimed, so that no timed run pays for imports
     (pymoo, BoTorch), worker-process start-up or first-call set-up. Returns the seconds each took."""
-    from formulation.specs import Layer, Network, NetworkLayer
-    from search.cli import OPTIMIZE_METHODS
+    from formulation.specs.types import Layer, Network, NetworkLayer
+    from codesign.cli import OPTIMIZE_METHODS
 
     network = Network("warm-up", (NetworkLayer(Layer("warm-up", N=1, C=16, K=16, P=7, Q=7, R=3, S=3), 1),))
     seconds = {}
@@ -183,9 +183,9 @@ def _base_record(network: str, method: str, kind: str, seed: int, budget_s: floa
 
 
 def run_suite(args, doc: dict, output: Path) -> int:
-    from formulation.catalog import load_network
-    from formulation.relaxation import Objective
-    from search.cli import OPTIMIZE_METHODS
+    from formulation.specs.catalog import load_network
+    from formulation.goals import Objective
+    from codesign.cli import OPTIMIZE_METHODS
     from search.design import Goal
 
     template = _template(args.arch_template)
@@ -607,10 +607,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _check(args) -> str | None:
     """What is wrong with the options (before any run starts), or None."""
-    from formulation.catalog import load_network
-    from formulation.relaxation import Objective
-    from formulation.specs import SpecError
-    from search.cli import OPTIMIZE_METHODS
+    from formulation.specs.catalog import load_network
+    from formulation.goals import Objective
+    from formulation.specs.types import SpecError
+    from codesign.cli import OPTIMIZE_METHODS
 
     try:
         Objective(args.objective)

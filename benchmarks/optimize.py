@@ -46,11 +46,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import _git, _loadavg, machine_info, profile_rows, write_result
-from formulation.catalog import load_arch, load_network
-from formulation.model import evaluate_batch
-from formulation.relaxation import Objective
-from formulation.specs import Network, NetworkLayer
-from formulation.template import default_template
+from formulation.specs.catalog import load_arch, load_network
+from formulation.model.exact import evaluate_batch
+from formulation.goals import Objective
+from formulation.specs.types import Network, NetworkLayer
+from formulation.specs.template import default_template
 from search.design import Goal
 from search.optimize import OptimizeResult, fixed_template, optimize
 from search.sampling import sample_mappings
@@ -147,18 +147,18 @@ class PhaseTimer:
         setattr(module, attr, new)
 
     def __enter__(self):
-        import formulation.solvers
+        import formulation.relaxed.solvers
         import search.local_search as ls
         import search.optimize as so
 
-        get_backend = formulation.solvers.get_backend
+        get_backend = formulation.relaxed.solvers.get_backend
         solve_phase = self._timed
 
-        def timed_backend(name):  # run_start imports get_backend from formulation.solvers when it runs
+        def timed_backend(name):  # run_start imports get_backend from formulation.relaxed.solvers when it runs
             backend = get_backend(name)
             return replace(backend, solve=solve_phase(backend.solve, lambda a, k: "relaxation solve (IPOPT)"))
 
-        self._patch(formulation.solvers, "get_backend", timed_backend)
+        self._patch(formulation.relaxed.solvers, "get_backend", timed_backend)
         self._patch(so, "round_solution", self._timed(so.round_solution, lambda a, k: "rounding"))
         self._patch(ls, "kick_layers", self._timed(ls.kick_layers, lambda a, k: "kicks"))
         # a 3-round descent is the one local_search runs on each hardware neighbour

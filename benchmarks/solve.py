@@ -9,13 +9,13 @@ Steps:
 1. Callback cost: one evaluation of everything IPOPT asks for at a new point (objective, gradient,
    constraints, sparse Jacobian), through the compiled path that the solvers use and through the
    direct path (:func:`relaxed_costs` with :class:`Smooth`, dense rows) it replaced.
-2. Every backend in the registry (:func:`formulation.solvers.backend_names`) minimizes EDP from the
+2. Every backend in the registry (:func:`formulation.relaxed.solvers.backend_names`) minimizes EDP from the
    problem's initial point, ``--repeats`` times (``--time-limit`` per solve); backends that are not
    available are recorded with the reason. Each solve runs in a child process (the solver library
    imported before timing) that is killed if it has not answered ``--grace`` seconds after its time
    limit, so a solver that hangs is recorded as such instead of stopping the benchmark.
 3. A ``--points``-point ε-constraint sweep of power vs latency with the ``cyipopt`` backend
-   (:func:`formulation.sweep.epsilon_constraint`): the two anchor solves and every ε point, with
+   (:func:`formulation.relaxed.sweep.epsilon_constraint`): the two anchor solves and every ε point, with
    wall-clock and CPU time and iterations.
 4. cProfile of one ``cyipopt`` solve: the top functions by own time.
 
@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import run_header, _loadavg, print_profile, profile_call, write_result
-from formulation.catalog import load_arch, load_network
-from formulation.relaxation import RelaxedProblem
-from formulation.solvers import backend_names, get_backend
-from formulation.sweep import epsilon_constraint
-from formulation.template import default_template
+from formulation.specs.catalog import load_arch, load_network
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.solvers import backend_names, get_backend
+from formulation.relaxed.sweep import epsilon_constraint
+from formulation.specs.template import default_template
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "solve.json"
 AREA_BUDGET_MM2 = 2.0

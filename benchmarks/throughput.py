@@ -2,14 +2,14 @@
 
 Workload: the ResNet-18 stage-1 3x3 convolution (N=1, C=K=64, P=Q=56, R=S=3, stride 1; the layer
 of reference case ``public-0000``) on the ``simple`` 16x16 architecture (built-in
-``formulation.catalog.load_arch("simple")`` when that module is there, else the identical
+``formulation.specs.catalog.load_arch("simple")`` when that module is there, else the identical
 ``simple-16x16`` arch of case ``public-0000``).
 
 Steps: sample ``--samples`` random legal mappings once (:func:`search.sampling.sample_mappings`,
-seeded), then time :func:`formulation.model.evaluate_batch` on the first ``B`` of them for every
+seeded), then time :func:`formulation.model.exact.evaluate_batch` on the first ``B`` of them for every
 batch size ``B``. Each timing sample repeats the call until it lasts at least ``--min-time``
 seconds; the best of ``--repeats`` samples is reported, as mappings per second and microseconds
-per mapping. One call of :func:`formulation.model.evaluate` on a single decoded mapping is timed
+per mapping. One call of :func:`formulation.model.exact.evaluate` on a single decoded mapping is timed
 the same way. Results go to ``benchmarks/results/throughput.json`` with the machine (CPU model,
 cores, NumPy version, date, git commit) and, unless ``--no-profile``, the top cProfile entries of
 one ``evaluate_batch`` call on the largest batch.
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from formulation.encoding import decode
-from formulation.loading import case_from_dict
-from formulation.model import evaluate, evaluate_batch
-from formulation.specs import Architecture, Layer
+from formulation.model.encoding import decode
+from formulation.specs.loading import case_from_dict
+from formulation.model.exact import evaluate, evaluate_batch
+from formulation.specs.types import Architecture, Layer
 from search.sampling import sample_mappings
 
 from benchmarks.common import run_header, ROOT, _loadavg, print_profile, profile_call, write_result
@@ -61,12 +61,12 @@ def load_workload() -> tuple[Layer, Architecture, dict[str, str]]:
     sources = {"layer": f"{CASES_FILE.relative_to(ROOT)}#{CASE_ID}",
                "arch": f"{CASES_FILE.relative_to(ROOT)}#{CASE_ID}"}
     try:
-        from formulation.catalog import load_arch
+        from formulation.specs.catalog import load_arch
     except ImportError:
         pass
     else:
         arch = load_arch("simple")
-        sources["arch"] = 'formulation.catalog.load_arch("simple")'
+        sources["arch"] = 'formulation.specs.catalog.load_arch("simple")'
     assert layer.dims == (1, 64, 64, 56, 56, 3, 3), layer
     return layer, arch, sources
 

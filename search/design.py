@@ -1,6 +1,6 @@
 """A discrete design point (hardware + one mapping per layer) and its network-level score.
 
-Everything here uses the exact model (:func:`formulation.model.evaluate_batch`); the network
+Everything here uses the exact model (:func:`formulation.model.exact.evaluate_batch`); the network
 totals are ``E = sum_i n_i E_i`` (pJ) and ``T = sum_i n_i cycles_i / f_clk`` (s) over the layers
 ``i`` with repeat counts ``n_i``.
 """
@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from formulation.encoding import MappingArrays
-from formulation.model import evaluate_batch
-from formulation.relaxation import Caps, Objective
-from formulation.specs import Architecture, Network
+from formulation.model.encoding import MappingArrays
+from formulation.model.exact import evaluate_batch
+from formulation.goals import Caps, Objective
+from formulation.specs.types import Architecture, Network
 from formulation.technology import architecture_area_mm2
-from formulation.template import ArchTemplate, Hardware
-from formulation.validation import mapping_violations
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.model.validation import mapping_violations
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from formulation.axes import N_DIMS, N_TENSORS
-from formulation.encoding import MappingArrays
-from formulation.model import evaluate_batch
-from formulation.specs import Architecture, Layer, Network
+from formulation.model.encoding import MappingArrays
+from formulation.model.exact import evaluate_batch
+from formulation.specs.types import Architecture, Layer, Network
 from formulation.technology import architecture_area_mm2
-from formulation.template import ArchTemplate, Hardware
-from formulation.validation import mapping_violations
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.model.validation import mapping_violations
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
 from search.rounding import fits_template, repair
 from search.sampling import prime_factors

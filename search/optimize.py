@@ -1,7 +1,7 @@
 """The co-design pipeline: relax, solve, round, improve — from several starts in parallel.
 
 Each start fixes the discrete choices of every layer (loop orders and the mesh axis of each
-spatial dimension, :class:`~formulation.relaxation.LayerStructure`), solves the continuous
+spatial dimension, :class:`~formulation.relaxed.problem.LayerStructure`), solves the continuous
 relaxation for them (IPOPT through the registry, warm-started from start 0's solution), rounds the
 optimum to a legal design (:mod:`search.rounding`) and runs the local search
 (:mod:`search.local_search`). Start 0 uses the default structure; start ``k`` draws its structure
@@ -19,10 +19,10 @@ from enum import Enum
 import numpy as np
 
 from formulation.axes import DIMS, Dim
-from formulation.relaxation import LayerStructure, RelaxedProblem, default_structure
-from formulation.sensitivity import Structure
-from formulation.specs import Architecture, Network, SpecError
-from formulation.template import ArchTemplate
+from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
+from formulation.relaxed.sensitivity import Structure
+from formulation.specs.types import Architecture, Network, SpecError
+from formulation.specs.template import ArchTemplate
 from search.design import Evaluated, Goal
 from search.local_search import local_search
 from search.rounding import round_solution
@@ -100,7 +100,7 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
               fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None) -> StartResult:
     """One start: relax with this start's structures, solve, round, improve."""
-    from formulation.solvers import get_backend
+    from formulation.relaxed.solvers import get_backend
 
     t0 = time.monotonic()
     structures = structures_for_start(network, template, seed, start)

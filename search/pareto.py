@@ -6,7 +6,7 @@ times:
 1. the latency range: minimize latency (its optimum is the fastest design, ``T_min``) and minimize
    power (the lowest-power design, whose latency is ``T_max``);
 2. for ``n`` latency caps geometrically spaced from ``T_min`` to ``T_max``, minimize power subject
-   to ``latency <= cap`` (:class:`~formulation.relaxation.Caps`);
+   to ``latency <= cap`` (:class:`~formulation.relaxed.problem.Caps`);
 3. keep the designs no other design beats on both latency and power.
 
 Every run uses the same seed, so the front is deterministic for a seed (as long as no run stops at
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from formulation.relaxation import Caps, Objective
-from formulation.specs import Network, SpecError
-from formulation.template import ArchTemplate
+from formulation.goals import Caps, Objective
+from formulation.specs.types import Network, SpecError
+from formulation.specs.template import ArchTemplate
 from search.design import Evaluated, Goal, evaluate_design
 from search.optimize import OptimizeResult, OptimizeStatus, StartResult, optimize
 

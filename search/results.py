@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS
-from formulation.specs import Architecture, Layer, Mapping, Network
+from formulation.specs.types import Architecture, Layer, Mapping, Network
 
 if TYPE_CHECKING:
-    from formulation.template import ArchTemplate
+    from formulation.specs.template import ArchTemplate
     from search.design import Evaluated, Goal
     from search.optimize import OptimizeResult
 
@@ -123,7 +123,7 @@ def mapping_list(arch: Architecture, mapping: Mapping) -> list[dict]:
 
 
 def layer_case(case_id: str, layer: Layer, arch: Architecture, mapping: Mapping) -> dict:
-    """One reference-format case (readable by :func:`formulation.loading.read_cases`)."""
+    """One reference-format case (readable by :func:`formulation.specs.loading.read_cases`)."""
     return {"id": case_id, "layer_name": layer.name, "arch_name": arch.name, "layer": layer_document(layer),
             "arch": arch_document(arch), "mapping": mapping_list(arch, mapping)}
 
@@ -172,10 +172,10 @@ def layer_entries(network: Network, template: ArchTemplate, best: Evaluated) -> 
     records is what ``codesign evaluate --cases`` reproduces; it is checked against the optimizer's
     own numbers.
     """
-    from formulation.encoding import decode
-    from formulation.loading import case_from_dict
-    from formulation.model import evaluate
-    from formulation.report import evaluation_record
+    from formulation.model.encoding import decode
+    from formulation.specs.loading import case_from_dict
+    from formulation.model.exact import evaluate
+    from formulation.model.report import evaluation_record
 
     arch = template.instantiate(best.design.hardware)
     entries = []
@@ -255,8 +255,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_timeloop(out_dir: Path, network: Network, template: ArchTemplate, best: Evaluated) -> Path:
     """``out_dir/timeloop/<layer>/`` for every layer, built in a temporary folder and renamed into place."""
-    from formulation.encoding import decode
-    from formulation.timeloop_export import export_timeloop
+    from formulation.model.encoding import decode
+    from formulation.specs.timeloop_export import export_timeloop
 
     arch = template.instantiate(best.design.hardware)
     target = out_dir / TIMELOOP_DIR

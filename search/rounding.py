@@ -16,11 +16,11 @@ import math
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS
-from formulation.encoding import MappingArrays
-from formulation.relaxation import LayerStructure, RelaxedProblem
-from formulation.specs import Architecture, Layer, SpecError
-from formulation.template import ArchTemplate, Hardware
-from formulation.validation import capacity_used
+from formulation.model.encoding import MappingArrays
+from formulation.relaxed.problem import LayerStructure, RelaxedProblem
+from formulation.specs.types import Architecture, Layer, SpecError
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.model.validation import capacity_used
 from search.sampling import prime_factors
 
 LEGAL_SIZES = "powers of two"

@@ -1,8 +1,8 @@
 """Random legal mappings, drawn in batches with NumPy.
 
 :func:`sample_mappings` draws ``n`` mappings of one layer on one architecture as
-:class:`~formulation.encoding.MappingArrays`, every one of them legal in the sense of
-:func:`formulation.validation.validate_mapping`:
+:class:`~formulation.model.encoding.MappingArrays`, every one of them legal in the sense of
+:func:`formulation.model.validation.validate_mapping`:
 
 1. **Factors.** Every loop bound is split into its prime factors (with multiplicity). Each prime
    goes to a slot chosen uniformly at random among ``(level, temporal)`` for every storage level
@@ -19,7 +19,7 @@
    hold; the outermost level keeps everything. With ``bypass=False`` every level keeps exactly
    its ``keeps``.
 4. **Capacity.** Candidates whose tiles overflow a bounded level
-   (:func:`formulation.validation.mapping_violations`) are dropped, and new candidates are drawn
+   (:func:`formulation.model.validation.mapping_violations`) are dropped, and new candidates are drawn
    in vectorized rounds (each round sized from the acceptance rate seen so far) until ``n``
    legal ones are found, or :class:`SamplingError` after ``max_rounds`` rounds.
 
@@ -35,9 +35,9 @@ import math
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS
-from formulation.encoding import MappingArrays
-from formulation.specs import Architecture, Layer
-from formulation.validation import mapping_violations
+from formulation.model.encoding import MappingArrays
+from formulation.specs.types import Architecture, Layer
+from formulation.model.validation import mapping_violations
 
 _TEMPORAL, _X, _Y = 0, 1, 2
 
@@ -140,7 +140,7 @@ def sample_mappings(layer: Layer, arch: Architecture, n: int, rng: np.random.Gen
 
     Each round draws a batch of candidates (at least ``n`` in the first round, then as many as the
     acceptance rate so far says are needed, at most ``max_batch``) and keeps those that
-    :func:`~formulation.validation.mapping_violations` accepts, in draw order. Raises
+    :func:`~formulation.model.validation.mapping_violations` accepts, in draw order. Raises
     :class:`SamplingError` when ``max_rounds`` rounds have not produced ``n`` legal mappings.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from formulation.loading import read_cases
+from formulation.specs.loading import read_cases
 
 DATA = Path(__file__).parent / "data"
 CASES_FILE = DATA / "timeloop_cases.jsonl"

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from formulation.catalog import load_arch
-from formulation.encoding import decode as decode_mapping
-from formulation.relaxation import Caps, Objective
-from formulation.specs import Layer, Network, NetworkLayer
+from formulation.specs.catalog import load_arch
+from formulation.model.encoding import decode as decode_mapping
+from formulation.goals import Caps, Objective
+from formulation.specs.types import Layer, Network, NetworkLayer
 from formulation.technology import architecture_area_mm2
-from formulation.template import default_template
-from formulation.validation import mapping_violations, validate_mapping
+from formulation.specs.template import default_template
+from formulation.model.validation import mapping_violations, validate_mapping
 from search.baselines import METHODS, get_method
 from search.baselines.space import DesignSpace, Evaluator, legal_sizes, non_dominated, pinned_template
 from search.design import Goal, evaluate_design
@@ -25,7 +25,7 @@ GOAL = Goal(Objective.EDP, area_budget_mm2=0.5)
 
 
 def _ipopt_available() -> bool:
-    from formulation.solvers import get_backend
+    from formulation.relaxed.solvers import get_backend
 
     return get_backend("cyipopt").available()
 

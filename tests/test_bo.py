@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from formulation.catalog import load_arch
-from formulation.specs import Layer, Network, NetworkLayer
+from formulation.specs.catalog import load_arch
+from formulation.specs.types import Layer, Network, NetworkLayer
 from formulation.technology import architecture_area_mm2
-from formulation.template import default_template
-from formulation.validation import mapping_violations
+from formulation.specs.template import default_template
+from formulation.model.validation import mapping_violations
 from search.baselines import bo
 from search.baselines.space import DesignSpace
 from search.design import Goal, evaluate_design

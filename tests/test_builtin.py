@@ -1,4 +1,4 @@
-"""Built-in networks and architectures (formulation/builtin) and the catalog that loads them."""
+"""Built-in networks and architectures (formulation/specs/builtin) and the catalog that loads them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from formulation.axes import TENSORS, Tensor
-from formulation.catalog import arch_names, load_arch, load_network, network_names
-from formulation.loading import arch_from_dict, layer_from_dict, mapping_from_list
-from formulation.specs import SpecError, Technology
-from formulation.validation import validate_mapping
+from formulation.specs.catalog import arch_names, load_arch, load_network, network_names
+from formulation.specs.loading import arch_from_dict, layer_from_dict, mapping_from_list
+from formulation.specs.types import SpecError, Technology
+from formulation.model.validation import validate_mapping
 
 from tests.conftest import CASES_FILE as REFERENCE_CASES
 
@@ -79,7 +79,7 @@ def test_builtin_names():
 
 
 def test_package_data_is_found_through_importlib_resources():
-    root = resources.files("formulation") / "builtin"
+    root = resources.files("formulation.specs") / "builtin"
     for name in network_names():
         assert (root / "networks" / f"{name}.yaml").is_file()
     for name in arch_names():
@@ -266,7 +266,7 @@ def test_single_layer_file_is_a_one_layer_network(tmp_path):
 
 
 def test_arch_file_path_and_reference_case(tmp_path):
-    doc = yaml.safe_load((resources.files("formulation") / "builtin" / "archs" / "simple.yaml").read_text())
+    doc = yaml.safe_load((resources.files("formulation.specs") / "builtin" / "archs" / "simple.yaml").read_text())
     del doc["name"]
     path = tmp_path / "my-arch.yml"
     path.write_text(yaml.safe_dump(doc))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from search.cli import main
+from codesign.cli import main
 from tests.conftest import CASES_FILE
 
 
@@ -46,7 +46,7 @@ def test_check_reports_a_disagreement(capsys, tmp_path):
 
 
 def test_builtin_mapping_evaluates_to_the_timeloop_anchor(capsys):
-    from formulation.catalog import builtin_mapping_path
+    from formulation.specs.catalog import builtin_mapping_path
 
     code, out, _ = run(capsys, "evaluate", "--layer", "resnet18:layer1_3x3", "--arch", "simple",
                        "--mapping", str(builtin_mapping_path("resnet18_layer1_3x3_simple")))
@@ -113,7 +113,7 @@ def test_bad_names_and_files(capsys, argv):
 
 
 def test_console_script_exit_status_on_user_error():
-    proc = subprocess.run([sys.executable, "-m", "search.cli", "network", "no-such-net"],
+    proc = subprocess.run([sys.executable, "-m", "codesign.cli", "network", "no-such-net"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from formulation.loading import read_cases
-from search.cli import OPTIMIZE_METHODS, main
+from formulation.specs.loading import read_cases
+from codesign.cli import OPTIMIZE_METHODS, main
 from search.results import RESULT_KEYS
 
 NETWORK = {"name": "tiny", "layers": [
@@ -31,7 +31,7 @@ TIME_LIMIT = {"bo": "6"}  # bo fits a GP per hardware point: a few more seconds
 
 
 def _ipopt() -> bool:
-    from formulation.solvers import get_backend
+    from formulation.relaxed.solvers import get_backend
 
     return get_backend("cyipopt").available()
 

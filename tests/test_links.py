@@ -1,4 +1,4 @@
-"""Link transfers (:mod:`formulation.links`) against Timeloop v3.0.3 and against a literal replay.
+"""Link transfers (:mod:`formulation.model.links`) against Timeloop v3.0.3 and against a literal replay.
 
 * The four reference cases tagged ``link_transfers`` (public-0043, 0054, 0072, 0167) give
   Timeloop's reads, fills and updates exactly, and the link words equal the network's
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from formulation.axes import DIMS, N_DIMS, TENSOR_NAMES, TENSORS, Dim, Tensor, projection
-from formulation.encoding import MappingArrays, decode, encode
-from formulation.links import LinkCorrections, link_transfers, spatial_orders
-from formulation.model import access_counts, evaluate_batch
-from formulation.nest import build_nest
-from formulation.specs import Architecture, Layer, LevelMapping, Mapping
+from formulation.model.encoding import MappingArrays, decode, encode
+from formulation.model.links import LinkCorrections, link_transfers, spatial_orders
+from formulation.model.exact import access_counts, evaluate_batch
+from formulation.model.nest import build_nest
+from formulation.specs.types import Architecture, Layer, LevelMapping, Mapping
 
 LINK_CASES = ("public-0043", "public-0054", "public-0072", "public-0167")
 
@@ -352,7 +352,7 @@ def test_bookkeeping_in_access_counts(reference_cases, monkeypatch):
     per instance); fills and updates do not change (one parent instance). A parent that bypasses
     Inputs passes the saving on to the nearest level above that keeps them (DRAM here, no fanout
     in between)."""
-    import formulation.model as model
+    import formulation.model.exact as model
 
     arch = _arch(reference_cases, "simple-16x16")
     rng = np.random.default_rng(3)

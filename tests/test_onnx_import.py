@@ -1,4 +1,4 @@
-"""ONNX import (formulation.onnx_import): small models built with onnx.helper, no downloads."""
+"""ONNX import (formulation.specs.onnx_import): small models built with onnx.helper, no downloads."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from formulation.catalog import load_network
-from formulation.onnx_import import network_from_onnx
-from formulation.specs import Layer, SpecError
+from formulation.specs.catalog import load_network
+from formulation.specs.onnx_import import network_from_onnx
+from formulation.specs.types import Layer, SpecError
 
 
 def _weight(name: str, shape: tuple[int, ...]):

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from formulation.catalog import load_arch
-from formulation.loading import arch_from_dict, read_cases
+from formulation.specs.catalog import load_arch
+from formulation.specs.loading import arch_from_dict, read_cases
 from formulation.technology import architecture_area_mm2
-from search.cli import OPTIMIZE_METHODS, main
+from codesign.cli import OPTIMIZE_METHODS, main
 from search.results import RESULT_KEYS, arch_document
 from tests.conftest import CASES_FILE
 
@@ -156,7 +156,7 @@ def test_user_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, messa
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "search.cli", "optimize", "--network", "resnet18",
+    proc = subprocess.run([sys.executable, "-m", "codesign.cli", "optimize", "--network", "resnet18",
                            "--area-budget", "-2", "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["codesign: error: --area-budget = '-2': must be > 0"]
@@ -213,7 +213,7 @@ def test_timeloop_folder_per_layer(base_run):
 
 def test_interrupt_writes_the_best_so_far_and_exits_130(specs, tmp_path, monkeypatch, capsys):
     """A Ctrl-C after the first start: optimize keeps that start's design, the CLI writes it, exit 130."""
-    from search.cli import _codesign_run
+    from codesign.cli import _codesign_run
 
     def interrupted_after_one(network, template, goal, opts, on_start_done):
         def tick(result):

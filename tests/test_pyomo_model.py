@@ -17,8 +17,8 @@ pyo = pytest.importorskip("pyomo.environ")
 from pyomo.contrib.pynumero.interfaces.external_grey_box import ExternalGreyBoxBlock  # noqa: E402
 
 from formulation.axes import N_DIMS  # noqa: E402
-from formulation.catalog import load_arch  # noqa: E402
-from formulation.pyomo_model import (  # noqa: E402
+from formulation.specs.catalog import load_arch  # noqa: E402
+from formulation.relaxed.pyomo_model import (  # noqa: E402
     MODES,
     LayerCostModel,
     build_pyomo_model,
@@ -28,11 +28,12 @@ from formulation.pyomo_model import (  # noqa: E402
     relaxed_variables,
     solution_vector,
 )
-from formulation.relaxation import Caps, RelaxedProblem  # noqa: E402
-from formulation.sensitivity import relaxed_costs  # noqa: E402
-from formulation.solvers import SolveStatus, get_backend  # noqa: E402
-from formulation.specs import Layer, Network, NetworkLayer, SpecError  # noqa: E402
-from formulation.template import default_template  # noqa: E402
+from formulation.goals import Caps
+from formulation.relaxed.problem import RelaxedProblem  # noqa: E402
+from formulation.relaxed.sensitivity import relaxed_costs  # noqa: E402
+from formulation.relaxed.solvers import SolveStatus, get_backend  # noqa: E402
+from formulation.specs.types import Layer, Network, NetworkLayer, SpecError  # noqa: E402
+from formulation.specs.template import default_template  # noqa: E402
 
 OBJECTIVE_RTOL = 1e-3
 SCIP_TIME_LIMIT_S = 10.0
@@ -278,10 +279,10 @@ def test_scip_returns_at_its_time_limit_on_a_big_model():
     import sys
 
     _backend_or_skip("scip")
-    code = ("from formulation.catalog import load_arch, load_network\n"
-            "from formulation.template import default_template\n"
-            "from formulation.relaxation import RelaxedProblem\n"
-            "from formulation.solvers import get_backend\n"
+    code = ("from formulation.specs.catalog import load_arch, load_network\n"
+            "from formulation.specs.template import default_template\n"
+            "from formulation.relaxed.problem import RelaxedProblem\n"
+            "from formulation.relaxed.solvers import get_backend\n"
             "p = RelaxedProblem(load_network('resnet18'), default_template(load_arch('simple')), 'edp',"
             " area_budget_mm2=2.0)\n"
             "r = get_backend('scip').solve(p, time_limit_s=1.0)\n"
@@ -324,7 +325,7 @@ def test_an_impossible_area_budget_is_infeasible():
 
 @pytest.mark.parametrize("module_name", ["pyomo_ipopt", "scip"])
 def test_a_missing_solver_is_reported_not_raised(monkeypatch, module_name):
-    module = importlib.import_module(f"formulation.solvers.{module_name}")
+    module = importlib.import_module(f"formulation.relaxed.solvers.{module_name}")
     monkeypatch.setattr(module, "unavailable_reason", lambda: "not installed in this test")
     assert module.available() is False
     result = module.solve(tiny_problem())
@@ -337,7 +338,7 @@ def test_importing_the_solvers_package_does_not_import_pyomo():
     import subprocess
     import sys
 
-    code = ("import sys, formulation.solvers as s; s.backend_names(); "
+    code = ("import sys, formulation.relaxed.solvers as s; s.backend_names(); "
             "print(any(m == 'pyomo' or m.startswith(('pyomo.', 'pyscipopt')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from formulation.axes import DIMS, N_DIMS, Dim
-from formulation.catalog import load_arch
-from formulation.relaxation import Caps, Objective, RelaxedProblem
-from formulation.solvers import SolveStatus, backend_names, get_backend
-from formulation.solvers.cyipopt_direct import certain_infeasibility, compute_bound_s, minimum_area_mm2
-from formulation.specs import Layer, Network, NetworkLayer
-from formulation.sweep import tight_cycles
-from formulation.template import default_template, template_from_dict
+from formulation.specs.catalog import load_arch
+from formulation.goals import Caps, Objective
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.solvers import SolveStatus, backend_names, get_backend
+from formulation.relaxed.solvers.cyipopt_direct import certain_infeasibility, compute_bound_s, minimum_area_mm2
+from formulation.specs.types import Layer, Network, NetworkLayer
+from formulation.relaxed.sweep import tight_cycles
+from formulation.specs.template import default_template, template_from_dict
 
 pytest.importorskip("cyipopt")
 

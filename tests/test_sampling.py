@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Tensor
-from formulation.encoding import decode
-from formulation.validation import mapping_violations, validate_mapping
+from formulation.model.encoding import decode
+from formulation.model.validation import mapping_violations, validate_mapping
 from search.sampling import SamplingError, prime_factors, sample_mappings
 
 

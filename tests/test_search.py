@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Dim, Tensor
-from formulation.catalog import load_arch
-from formulation.encoding import MappingArrays, decode
-from formulation.model import evaluate_batch
-from formulation.relaxation import Caps, LayerStructure, Objective, RelaxedProblem, default_structure
-from formulation.solvers import get_backend
-from formulation.specs import Architecture, Layer, Mac, Network, NetworkLayer, SpecError, StorageLevel, Technology
+from formulation.specs.catalog import load_arch
+from formulation.model.encoding import MappingArrays, decode
+from formulation.model.exact import evaluate_batch
+from formulation.goals import Caps, Objective
+from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
+from formulation.relaxed.solvers import get_backend
+from formulation.specs.types import Architecture, Layer, Mac, Network, NetworkLayer, SpecError, StorageLevel, Technology
 from formulation.technology import architecture_area_mm2
-from formulation.template import ArchTemplate, Hardware, default_template
-from formulation.validation import mapping_violations, validate_mapping
+from formulation.specs.template import ArchTemplate, Hardware, default_template
+from formulation.model.validation import mapping_violations, validate_mapping
 from search.design import Goal
 from search.optimize import OptimizeStatus, fixed_template, optimize, random_structure, structures_for_start
 from search.rounding import fits_template, nearest_power_of_two, nearest_smooth, repair, round_hardware, round_layer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from formulation.model import evaluate
-from formulation.sensitivity import Structure, point_of, relaxed_costs
+from formulation.model.exact import evaluate
+from formulation.relaxed.sensitivity import Structure, point_of, relaxed_costs
 
 STEP = 1e-4
 

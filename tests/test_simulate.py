@@ -3,8 +3,8 @@
 * Every small public reference case (at most ``SMALL_MACS`` MACs, link transfers excluded since the
   simulator does not model them) must be reproduced: reads, fills and updates exactly, cycles
   exactly, energy within 0.5%.
-* On random tiny layers, architectures and mappings, :func:`formulation.model.evaluate` must agree
-  with :func:`formulation.simulate.simulate` exactly (energy to 1e-9 relative), wherever no link
+* On random tiny layers, architectures and mappings, :func:`formulation.model.exact.evaluate` must agree
+  with :func:`formulation.model.simulate.simulate` exactly (energy to 1e-9 relative), wherever no link
   transfer is possible (the simulator does not model them; it flags where they could occur).
 * A few hand-computed examples document the semantics.
 """
@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from formulation.axes import DIMS, N_DIMS, TENSOR_NAMES, TENSORS, Dim, Tensor
-from formulation.loading import case_from_dict
-from formulation.model import evaluate
-from formulation.simulate import MAX_MACS, TileHistory, simulate
-from formulation.validation import validate_mapping
-from formulation.specs import Architecture, Layer, LevelMapping, Mac, Mapping, StorageLevel, Technology
+from formulation.specs.loading import case_from_dict
+from formulation.model.exact import evaluate
+from formulation.model.simulate import MAX_MACS, TileHistory, simulate
+from formulation.model.validation import validate_mapping
+from formulation.specs.types import Architecture, Layer, LevelMapping, Mac, Mapping, StorageLevel, Technology
 
 SMALL_MACS = 50_000
 
@@ -275,7 +275,7 @@ def problems(draw) -> tuple[Layer, Architecture, Mapping]:
 def _assert_model_agrees(layer: Layer, arch: Architecture, mapping: Mapping) -> None:
     """Counts of every tensor where no link transfer is possible (``link_candidates == 0``) must be
     identical; energy and cycles too when that holds for all tensors. Link transfers are the one
-    Timeloop effect the simulator leaves out (see :mod:`formulation.simulate`)."""
+    Timeloop effect the simulator leaves out (see :mod:`formulation.model.simulate`)."""
     validate_mapping(layer, arch, mapping)  # the strategies only build legal mappings
     sim = simulate(layer, arch, mapping)
     ev = evaluate(layer, arch, mapping)

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import yaml
 
-from formulation.catalog import load_arch, load_network
-from formulation.relaxation import Caps, RelaxedProblem
-from formulation.solvers import SolveStatus
-from formulation.specs import Network, SpecError
-from formulation.sweep import ParetoFront, ParetoPoint, epsilon_constraint, tight_cycles, weighted_sum
-from formulation.template import default_template
-from search.cli import main
+from formulation.specs.catalog import load_arch, load_network
+from formulation.goals import Caps
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.solvers import SolveStatus
+from formulation.specs.types import Network, SpecError
+from formulation.relaxed.sweep import ParetoFront, ParetoPoint, epsilon_constraint, tight_cycles, weighted_sum
+from formulation.specs.template import default_template
+from codesign.cli import main
 
 pytest.importorskip("cyipopt")
 
@@ -90,7 +91,7 @@ def test_epsilon_front_is_monotone_and_non_dominated(fronts):
 
 
 def test_warm_started_sweep_beats_cold_solves_of_the_same_caps(fronts):
-    from formulation.solvers import get_backend
+    from formulation.relaxed.solvers import get_backend
 
     problem, eps, _ = fronts
     solve = get_backend("cyipopt").solve

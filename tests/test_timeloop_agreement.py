@@ -11,10 +11,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from formulation.encoding import encode
-from formulation.loading import case_from_dict
-from formulation.model import evaluate, evaluate_batch
-from formulation.report import compare_with_reference, evaluation_record
+from formulation.model.encoding import encode
+from formulation.specs.loading import case_from_dict
+from formulation.model.exact import evaluate, evaluate_batch
+from formulation.model.report import compare_with_reference, evaluation_record
 from tests.conftest import CASES_FILE
 
 CASE_LINES = [line for line in CASES_FILE.read_text().splitlines() if line.strip()]

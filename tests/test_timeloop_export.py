@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS, Dim
-from formulation.loading import read_cases
-from formulation.specs import Architecture, Layer, LevelMapping, Mapping, SpecError
-from formulation.timeloop_export import (
+from formulation.specs.loading import read_cases
+from formulation.specs.types import Architecture, Layer, LevelMapping, Mapping, SpecError
+from formulation.specs.timeloop_export import (
     TIMELOOP_COMMAND,
     arch_document,
     ert_document,
@@ -21,7 +21,7 @@ from formulation.timeloop_export import (
     mapping_document,
     problem_document,
 )
-from formulation.validation import validate_mapping
+from formulation.model.validation import validate_mapping
 from tests.conftest import CASES_FILE
 
 TL_NAME = {Dim.N: "N", Dim.K: "M", Dim.C: "C", Dim.P: "P", Dim.Q: "Q", Dim.R: "R", Dim.S: "S"}

@@ -5,7 +5,7 @@ Every method is a function
     run_<method>(network, template, goal, *, seed, time_limit_s, max_evaluations=None,
                  fixed_hardware=False, jobs=1, on_progress=None) -> OptimizeResult
 
-* **Evaluator**: the exact model (:func:`formulation.model.evaluate_batch`); ``evaluations``
+* **Evaluator**: the exact model (:func:`formulation.model.exact.evaluate_batch`); ``evaluations``
   counts the layer mappings it evaluated.
 * **Legal space**: mesh sides are integers in the template's ranges, buffer sizes powers of two
   in range (or the range's ends); mappings are divisor tilings whose spatial factors fit the
@@ -51,7 +51,7 @@ METHODS = {
 
 def get_method(name: str):
     """The run function of baseline ``name`` (a key of :data:`METHODS`)."""
-    from formulation.specs import SpecError
+    from formulation.specs.types import SpecError
 
     if name not in METHODS:
         raise SpecError(f"--method = {name!r}: unknown baseline (available: {', '.join(sorted(METHODS))})")

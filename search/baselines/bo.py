@@ -69,7 +69,7 @@ the same problems, budgets and seeds (``simple`` template, EDP, area budget 2 mm
 
 TPE is lighter but was not as good per evaluation, so BoTorch it is. It stays an optional
 dependency (extra ``bo``: ``torch==2.13.0``, ``botorch``); :func:`run_bo` raises a one-line
-:class:`~formulation.specs.SpecError` when it is missing and the hardware is not fixed.
+:class:`~formulation.specs.types.SpecError` when it is missing and the hardware is not fixed.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from formulation.specs import Network, SpecError
+from formulation.specs.types import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
-from formulation.template import ArchTemplate
+from formulation.specs.template import ArchTemplate
 from search.baselines.space import DesignSpace, Evaluator, Progress, Scores, Tracker
 from search.design import Goal, objective_values
 from search.optimize import OptimizeResult

@@ -42,8 +42,8 @@ from pymoo.core.termination import NoTermination
 from pymoo.operators.crossover.ux import UX
 from pymoo.problems.static import StaticProblem
 
-from formulation.specs import Network
-from formulation.template import ArchTemplate
+from formulation.specs.types import Network
+from formulation.specs.template import ArchTemplate
 from search.baselines.space import (
     PENALTY_F,
     DesignSpace,

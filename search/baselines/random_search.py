@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from formulation.specs import Network
-from formulation.template import ArchTemplate
+from formulation.specs.types import Network
+from formulation.specs.template import ArchTemplate
 from search.baselines.space import DesignSpace, Evaluator, Progress, Tracker
 from search.design import Goal
 from search.optimize import OptimizeResult

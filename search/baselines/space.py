@@ -20,11 +20,11 @@ a buffer. :meth:`DesignSpace.repair_design` fixes that with the project's
 :func:`search.rounding.repair` on the instantiated architecture (if a buffer is too small for
 one element of the tensors the genome keeps there, the layer bypasses every level below the
 outermost). :meth:`DesignSpace.legalize` is the repair operator on genomes: decode a batch,
-repair only the mappings :func:`~formulation.validation.mapping_violations` rejects, and encode
+repair only the mappings :func:`~formulation.model.validation.mapping_violations` rejects, and encode
 the legal designs back (Lamarckian), canonically, so equal designs have equal genomes.
 
 **Evaluation.** :class:`Evaluator` scores batches of legal genomes with the exact model
-(:func:`formulation.model.evaluate_batch`): genomes are grouped by hardware, and each layer's
+(:func:`formulation.model.exact.evaluate_batch`): genomes are grouped by hardware, and each layer's
 mappings of a group go to the model as one batch. Results are cached per (hardware, layer,
 mapping), and designs whose hardware breaks the area budget are not sent to the model at all
 (they are infeasible whatever their mappings). ``evaluations`` counts the mappings the model
@@ -43,12 +43,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Dim
-from formulation.encoding import MappingArrays
-from formulation.model import evaluate_batch
-from formulation.specs import Architecture, Layer, Network, SpecError
+from formulation.model.encoding import MappingArrays
+from formulation.model.exact import evaluate_batch
+from formulation.specs.types import Architecture, Layer, Network, SpecError
 from formulation.technology import architecture_area_mm2
-from formulation.template import ArchTemplate, Hardware
-from formulation.validation import mapping_violations
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.model.validation import mapping_violations
 from search.design import Design, Evaluated, Goal, objective_values, totals_score
 from search.optimize import CANONICAL_ORDERS, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import repair

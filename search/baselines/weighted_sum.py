@@ -13,12 +13,12 @@ with the exact model by the batched local search moves of :mod:`search.local_sea
 neighbours, hardware steps with repair) under ``s_w`` instead of a single objective.
 
 Normalization. The relaxation can't supply it: its fast and efficient ends
-(:func:`formulation.sweep.anchors`) often have the same latency, and its latencies are far
+(:func:`formulation.relaxed.sweep.anchors`) often have the same latency, and its latencies are far
 from the exact model's. So the two end weights run first: ``w = 0`` from the rounded
 minimum-latency relaxation and ``w = 1`` from the rounded minimum-energy relaxation (the
 relaxation of minimum power is unbounded: idling lowers it). Their exact designs give the
 utopia ``(P_ref, T_ref)`` and the spans ``ln(P_nadir / P_ref)``, ``ln(T_nadir / T_ref)``. The
-interior weights then solve :class:`formulation.sweep.WeightedSumProblem` (the sweep's wrapper
+interior weights then solve :class:`formulation.relaxed.sweep.WeightedSumProblem` (the sweep's wrapper
 with the RelaxedProblem callback API) with that same normalization, warm-started from the
 minimum-latency solution, and run the local search under the same ``s_w``. Where the
 weights make the coefficient of ``ln T`` in the relaxed objective negative, the relaxation's
@@ -42,12 +42,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formulation.model import evaluate_batch
-from formulation.relaxation import Caps, Objective, RelaxedProblem
-from formulation.specs import Network, SpecError
+from formulation.model.exact import evaluate_batch
+from formulation.goals import Caps, Objective
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.specs.types import Network, SpecError
 from formulation.technology import architecture_area_mm2
-from formulation.template import ArchTemplate, Hardware
-from formulation.validation import mapping_violations
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.model.validation import mapping_violations
 from search.baselines.space import DesignSpace, ParetoArchive, Progress, Tracker
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
 from search.local_search import hardware_neighbours, layer_neighbours, repaired_design
@@ -235,10 +236,10 @@ def _run_local(tasks: list[tuple], jobs: int):
 
 
 class _Solve:
-    """A relaxed solve with fixed options, callable as :func:`formulation.sweep.anchors` expects."""
+    """A relaxed solve with fixed options, callable as :func:`formulation.relaxed.sweep.anchors` expects."""
 
     def __init__(self, solver: str, time_limit_s: float, max_iter: int = 300):
-        from formulation.solvers import get_backend
+        from formulation.relaxed.solvers import get_backend
 
         self.backend = get_backend(solver)
         self.time_limit_s = time_limit_s
@@ -249,7 +250,7 @@ class _Solve:
 
 
 def _relaxed_goal_value(problem: RelaxedProblem, x: np.ndarray, objective: Objective) -> float | None:
-    from formulation.sweep import tight_cycles
+    from formulation.relaxed.sweep import tight_cycles
 
     totals = problem.totals(tight_cycles(problem, x))
     e, t = totals["energy_pJ"].value, totals["latency_s"].value
@@ -268,7 +269,7 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
     design with the best goal objective. ``fixed_hardware`` pins the hardware to the template's
     base hardware on the legal grid.
     """
-    from formulation.sweep import WeightedSumProblem, anchors
+    from formulation.relaxed.sweep import WeightedSumProblem, anchors
 
     del seed  # deterministic: nothing is drawn at random
     if n_weights < 2:

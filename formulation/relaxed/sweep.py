@@ -42,9 +42,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from formulation.axes import N_DIMS
-from formulation.relaxation import Caps, Objective, RelaxedProblem
-from formulation.sensitivity import Smooth
-from formulation.solvers.base import SolveResult, SolveStatus, get_backend
+from formulation.goals import Caps, Objective
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.sensitivity import Smooth
+from formulation.relaxed.solvers.base import SolveResult, SolveStatus, get_backend
 
 PRIMARY = {"power": ("power_mW", Objective.POWER), "energy": ("energy_pJ", Objective.ENERGY)}
 FAST_END_SLACK = 1e-3
@@ -167,7 +168,7 @@ class _Solver:
 
 def _check(result: SolveResult, what: str) -> SolveResult:
     if not result.ok:
-        from formulation.specs import SpecError
+        from formulation.specs.types import SpecError
 
         binding = f" (binding: {', '.join(result.binding[:3])})" if result.binding else ""
         raise SpecError(f"{what}: {result.status.value}{binding}: {result.message}")
@@ -192,11 +193,11 @@ def epsilon_constraint(problem: RelaxedProblem, n_points: int, backend: str = "c
     are replaced.
     """
     if primary not in PRIMARY:
-        from formulation.specs import SpecError
+        from formulation.specs.types import SpecError
 
         raise SpecError(f"primary = {primary!r}: expected one of {', '.join(PRIMARY)}")
     if n_points < 2:
-        from formulation.specs import SpecError
+        from formulation.specs.types import SpecError
 
         raise SpecError(f"n_points = {n_points}: an ε-constraint front needs at least 2 points")
     start = time.perf_counter()
@@ -263,7 +264,7 @@ def weighted_sum(problem: RelaxedProblem, n_points: int, backend: str = "cyipopt
                  max_iter: int = 3000, time_limit_s: float | None = None, tol: float = 1e-6) -> ParetoFront:
     """Minimize normalized ``w ln P + (1 - w) ln T`` for ``n_points`` weights in [0, 1] (module docstring)."""
     if primary not in PRIMARY:
-        from formulation.specs import SpecError
+        from formulation.specs.types import SpecError
 
         raise SpecError(f"primary = {primary!r}: expected one of {', '.join(PRIMARY)}")
     start = time.perf_counter()

@@ -8,7 +8,7 @@ arrays, all indexed by :class:`~formulation.axes.Dim` and :class:`~formulation.a
 * ``keep[b, l, t]``: whether level ``l`` holds tensor ``t``;
 * optionally ``spatial_order[b, l, k]``: the dimensions of level ``l``'s spatial loops, innermost
   first, mesh-X ones first. Counts do not depend on it, except which PEs are mesh neighbours for
-  link transfers (:mod:`formulation.links`); without it the canonical order is assumed.
+  link transfers (:mod:`formulation.model.links`); without it the canonical order is assumed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Dim
-from formulation.specs import Architecture, LevelMapping, Mapping
+from formulation.specs.types import Architecture, LevelMapping, Mapping
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from formulation.specs import SpecError
+from formulation.specs.types import SpecError
 
 
 def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
+from formulation.relaxed.solvers.base import Backend, SolveResult, SolveStatus, register
 
 NAME = "scip"
 DEFAULT_TIME_LIMIT_S = 60.0
@@ -95,7 +95,7 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
     from pyomo.contrib.solver.common.factory import SolverFactory
     from pyomo.contrib.solver.common.results import SolutionStatus
 
-    from formulation.pyomo_model import built_model, solution_vector
+    from formulation.relaxed.pyomo_model import built_model, solution_vector
 
     model, build_s = built_model(problem, "algebraic", x0)
     solver = _scip_with_start() if x0 is not None else SolverFactory("scip_direct")

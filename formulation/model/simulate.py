@@ -1,6 +1,6 @@
 """A slow, literal reference simulator of Timeloop v3.0.3's access counting (default settings).
 
-It exists to cross-check the vectorized model (:mod:`formulation.model`, :mod:`formulation.nest`)
+It exists to cross-check the vectorized model (:mod:`formulation.model.exact`, :mod:`formulation.model.nest`)
 and to document the semantics by example. Instead of closed forms it walks the loop nest and
 counts accesses with explicit Python sets of tensor elements. It is meant for tiny layers only
 (:data:`MAX_MACS`).
@@ -90,7 +90,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from formulation.axes import DIMS, N_TENSORS, TENSORS, Dim, Tensor
-from formulation.specs import Architecture, Layer, Mapping, SpecError, StorageLevel
+from formulation.specs.types import Architecture, Layer, Mapping, SpecError, StorageLevel
 
 MAX_MACS = 1_000_000
 """Refuse layers with more MACs than this: the simulator enumerates element sets and is slow."""

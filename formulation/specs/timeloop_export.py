@@ -11,7 +11,7 @@ Four documents, each with one top-level key, which ``timeloop-model`` merges:
     ``local``). Consecutive storage levels with the same number of instances share one tree node;
     a node with more instances than its parent is named ``NAME[0..n-1]`` where ``n`` is the fanout
     from the parent. Storage levels use the classes ``DRAM`` / ``SRAM`` / ``regfile`` (our
-    :class:`~formulation.specs.Technology`) and Timeloop's attribute names: ``word-bits``,
+    :class:`~formulation.specs.types.Technology`) and Timeloop's attribute names: ``word-bits``,
     ``block-size``, ``width`` (= word-bits x block-size, so one vector access is one block and the
     cluster size is 1), ``depth`` (= size / block-size; Timeloop's capacity is depth x block-size
     words; ``entries`` gives the size in words directly when it is not a multiple of the block
@@ -24,13 +24,13 @@ Four documents, each with one top-level key, which ``timeloop-model`` merges:
     ``Weights`` / ``Inputs`` / ``Outputs`` with their projections, Outputs read-write) and the
     ``instance``. Timeloop names the output-channel dimension ``M``; it is our ``K``. Timeloop's
     CNN layer has no groups, so for ``G > 1`` the problem is **one group** (``C/G``, ``K/G``), which
-    is also what a :class:`~formulation.specs.Mapping` describes; the whole layer is ``G`` such runs
+    is also what a :class:`~formulation.specs.types.Mapping` describes; the whole layer is ``G`` such runs
     one after another (energy and cycles x G). The file and README.txt say so.
 
 ``mapping.yaml`` -- ``mapping:``, a list of directives ``target`` / ``type``:
     * ``temporal`` for every level: ``factors: "C=.. M=.. R=.. S=.. N=.. P=.. Q=.."`` (all seven)
       and ``permutation`` (all seven, **innermost first**, as in our
-      :attr:`~formulation.specs.LevelMapping.permutation`);
+      :attr:`~formulation.specs.types.LevelMapping.permutation`);
     * ``spatial`` for every level with a fanout to its child (the spatial factors sit on the
       parent, as in our mapping): the X factors then the Y factors in ``permutation`` (innermost
       first, each axis in our ``spatial_order``), then the unit dimensions; the first ``split``
@@ -71,7 +71,7 @@ from typing import Any
 import yaml
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS, Dim
-from formulation.specs import Architecture, Layer, Mac, Mapping, SpecError, StorageLevel
+from formulation.specs.types import Architecture, Layer, Mac, Mapping, SpecError, StorageLevel
 
 #: Our dimension -> Timeloop's CNN-layer dimension name (Timeloop calls output channels ``M``).
 TIMELOOP_DIM: dict[Dim, str] = {Dim.N: "N", Dim.K: "M", Dim.C: "C", Dim.P: "P", Dim.Q: "Q",
@@ -336,7 +336,7 @@ def _group_note(layer: Layer) -> list[str]:
 def _readme(layer: Layer, arch: Architecture) -> str:
     lines = [
         f"Timeloop v0.3 inputs for layer {layer.name} on architecture {arch.name}, written by accel-codesign",
-        "(formulation/timeloop_export.py).",
+        "(formulation/specs/timeloop_export.py).",
         "",
         "Run (Timeloop's timeloop-model, e.g. NVlabs/timeloop v3.0.3) from this directory:",
         "",
@@ -362,7 +362,7 @@ def export_timeloop(layer: Layer, arch: Architecture, mapping: Mapping, out_dir:
 
     Returns the written paths (the YAML files first, in that order). ``out_dir`` is created if needed.
     """
-    from formulation.validation import validate_mapping
+    from formulation.model.validation import validate_mapping
 
     validate_mapping(layer, arch, mapping)
     out = Path(out_dir)

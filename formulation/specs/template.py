@@ -1,6 +1,6 @@
 """Architecture templates: a hierarchy whose PE mesh and buffer sizes are design variables.
 
-A template is a base :class:`~formulation.specs.Architecture` (technologies, word widths, block
+A template is a base :class:`~formulation.specs.types.Architecture` (technologies, word widths, block
 sizes, bandwidths, energies at the base sizes) plus ranges for the PE mesh and for the sizes of
 the buffers that may change. The levels replicated per PE are those with as many instances as
 MACs; every other level has one instance. Energies per access scale with size as the technology
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from formulation.specs import Architecture, SpecError
+from formulation.specs.types import Architecture, SpecError
 from formulation.technology import energy_size_slope
 
 

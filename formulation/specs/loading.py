@@ -2,7 +2,7 @@
 
 The formats are those of the Timeloop reference cases (``layer``, ``arch``, ``mapping``), with a few
 optional extras (``G``, dilations, ``keeps``, ``fill_energy``/``update_energy``). Every problem is
-reported as a :class:`~formulation.specs.SpecError` whose message names the field and the value.
+reported as a :class:`~formulation.specs.types.SpecError` whose message names the field and the value.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from formulation.axes import DIMS, TENSOR_BY_NAME, TENSOR_NAMES, TENSORS, Dim
-from formulation.specs import (
+from formulation.specs.types import (
     Architecture,
     Layer,
     LevelMapping,
@@ -276,7 +276,7 @@ CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer",
 
 
 def case_from_dict(doc: Any, index: int = 0) -> Case:
-    from formulation.validation import validate_mapping
+    from formulation.model.validation import validate_mapping
 
     doc = _mapping_doc(doc, f"case {index}")
     _check_keys(doc, CASE_KEYS, f"case {doc.get('id', index)}")

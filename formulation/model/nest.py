@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import N_AXES, N_DIMS, N_TENSORS
-from formulation.encoding import MappingArrays
+from formulation.model.encoding import MappingArrays
 
 
 @dataclass(frozen=True)

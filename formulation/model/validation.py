@@ -11,10 +11,10 @@ import math
 import numpy as np
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS, Dim
-from formulation.encoding import MappingArrays, encode
-from formulation.nest import axis_extents, build_nest
+from formulation.model.encoding import MappingArrays, encode
+from formulation.model.nest import axis_extents, build_nest
 from formulation.axes import projection
-from formulation.specs import Architecture, Layer, Mapping, SpecError
+from formulation.specs.types import Architecture, Layer, Mapping, SpecError
 
 
 def validate_mapping(layer: Layer, arch: Architecture, mapping: Mapping) -> None:

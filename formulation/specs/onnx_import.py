@@ -3,7 +3,7 @@
 :func:`network_from_onnx` loads the model with the ``onnx`` package, inlines model-local
 functions, gives a symbolic batch (the first dimension of a graph input) the value 1, runs
 ``onnx.shape_inference.infer_shapes`` and turns every node that does multiply-accumulates into a
-:class:`~formulation.specs.Layer`:
+:class:`~formulation.specs.types.Layer`:
 
 * ``Conv`` (also ``ConvInteger``, ``QLinearConv``), 1-D or 2-D: input ``X[N][C][H][W]``, weights
   ``W[K][C/G][kH][kW]``, output ``Y[N][K][oH][oW]``. ``groups`` becomes ``G`` (``G = C = K`` is a
@@ -24,7 +24,7 @@ functions, gives a symbolic batch (the first dimension of a graph input) the val
 Every other operator of the default ONNX domain (activations, pooling, normalization, reshapes,
 element-wise arithmetic) carries no MACs and is skipped. Operators with MACs that the layer form
 cannot express (``ConvTranspose``, 3-D convolutions, recurrent cells, ``Einsum``, ...), operators
-of other domains, and control flow raise :class:`~formulation.specs.SpecError`, as do unreadable
+of other domains, and control flow raise :class:`~formulation.specs.types.SpecError`, as do unreadable
 files and shapes that stay unknown or symbolic after inference (re-export with static shapes).
 
 Layers with identical shapes are merged into one entry whose count is the number of occurrences;
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from formulation.specs import Layer, Network, NetworkLayer, SpecError
+from formulation.specs.types import Layer, Network, NetworkLayer, SpecError
 
 CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}        # op: (input, weight) indices
 MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from formulation.specs import SpecError
-from search.cli_common import _number_arg
+from formulation.specs.types import SpecError
+from codesign.args import _number_arg
 
 
 #: Search methods by name: ``run(network, template, goal, options, on_start_done) -> OptimizeResult`` and,
@@ -116,9 +116,9 @@ register_method("bo", _baseline_run("bo"), None,
 
 def _optimize_template(args):
     """(template, fixed_hardware) from --arch-template / --arch / --fixed-hardware."""
-    from formulation.catalog import load_arch
-    from formulation.catalog import load_template
-    from formulation.template import default_template
+    from formulation.specs.catalog import load_arch
+    from formulation.specs.catalog import load_template
+    from formulation.specs.template import default_template
     from search.optimize import fixed_template
 
     if args.arch_template is not None and args.arch is not None:
@@ -133,7 +133,7 @@ def _optimize_template(args):
 
 
 def _optimize_goal(args):
-    from formulation.relaxation import Caps, Objective
+    from formulation.goals import Caps, Objective
     from search.design import Goal
 
     try:
@@ -148,7 +148,7 @@ def _optimize_goal(args):
 
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
-    from formulation.catalog import load_network
+    from formulation.specs.catalog import load_network
     from search.optimize import OptimizeStatus
     from search.results import RESULT_FILE, result_document, summary_table, write_results
 
@@ -223,6 +223,6 @@ def cmd_run_default(args) -> int:
     argv = ["optimize", "--network", "resnet18", "--arch-template", "simple",
             "--area-budget", str(DEFAULT_AREA_BUDGET_MM2), "--objective", "edp", "--starts", str(DEFAULT_STARTS), "--jobs", "2",
             "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--seed", "0", "--out", "out/run-default", "--force"]
-    from search.cli import build_parser
+    from codesign.cli import build_parser
 
     return cmd_optimize(build_parser().parse_args(argv))

@@ -1,6 +1,6 @@
 """The continuous co-design relaxation as a Pyomo model: the formulation to read and change.
 
-This is the same NLP as :class:`~formulation.relaxation.RelaxedProblem` (same variables, bounds,
+This is the same NLP as :class:`~formulation.relaxed.problem.RelaxedProblem` (same variables, bounds,
 starting point, constraints and objective), written with named index sets so that it can be
 printed (``model.pprint()``), extended with constraints, and handed to any Pyomo solver.
 
@@ -26,7 +26,7 @@ Linear constraints, per layer ``i``
                        ``RelaxedProblem.constraint_names`` these rows are ``mesh_x[i]`` and
                        ``mesh_y[i]``; Pyomo cannot give a constraint the name of a variable.
 
-Nonlinear per-layer terms, from :func:`~formulation.sensitivity.relaxed_costs` at the layer's
+Nonlinear per-layer terms, from :func:`~formulation.relaxed.sensitivity.relaxed_costs` at the layer's
 variables ``z_i = (xt[i], xs[i], ln size)``:
     ``ln_capacity[i,l]``   ln of the words the kept tiles of level ``l`` occupy;
     ``ln_compute[i]``      ln of the compute cycles ``G_i prod_{l,d} exp(xt[i,l,d])``;
@@ -74,9 +74,10 @@ from pyomo.core.expr.numeric_expr import DivisionExpression, ProductExpression, 
 from scipy.sparse import coo_matrix
 
 from formulation.axes import DIMS, N_DIMS
-from formulation.relaxation import Objective, RelaxedProblem
-from formulation.sensitivity import POSITIVE_PART_EPS, relaxed_costs
-from formulation.specs import SpecError
+from formulation.goals import Objective
+from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.sensitivity import POSITIVE_PART_EPS, relaxed_costs
+from formulation.specs.types import SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
 
 MODES = ("greybox", "algebraic")

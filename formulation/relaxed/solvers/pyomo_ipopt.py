@@ -1,6 +1,6 @@
 """Backend ``pyomo-ipopt``: IPOPT through Pyomo's cyipopt interface, on the grey-box Pyomo model.
 
-The model is :func:`formulation.pyomo_model.build_pyomo_model` in ``"greybox"`` mode: linear rows
+The model is :func:`formulation.relaxed.pyomo_model.build_pyomo_model` in ``"greybox"`` mode: linear rows
 and totals as Pyomo expressions, each layer's costs as a PyNumero grey box fed by the NumPy
 sensitivities. The grey boxes give first derivatives only, so IPOPT runs with a limited-memory
 (L-BFGS) Hessian. Pyomo, PyNumero and cyipopt are imported on first use.
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
+from formulation.relaxed.solvers.base import Backend, SolveResult, SolveStatus, register
 
 NAME = "pyomo-ipopt"
 VIOLATION_TOL = 1e-5  # largest constraint violation accepted at a reported optimum (log units)
@@ -64,7 +64,7 @@ def solve(problem, x0: np.ndarray | None = None, max_iter: int = 3000, time_limi
         return SolveResult(SolveStatus.UNAVAILABLE, NAME, None, None, 0, 0.0, reason)
     import pyomo.environ as pyo
 
-    from formulation.pyomo_model import built_model, solution_vector
+    from formulation.relaxed.pyomo_model import built_model, solution_vector
 
     model, build_s = built_model(problem, "greybox", x0)
     extra = {"build_s": build_s}

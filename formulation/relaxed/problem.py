@@ -34,22 +34,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from enum import Enum
 
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, Dim
-from formulation.sensitivity import POSITIVE_PART_EPS, Smooth, Structure, relaxed_costs
-from formulation.specs import Network, SpecError
+from formulation.goals import Caps, Objective
+from formulation.relaxed.sensitivity import POSITIVE_PART_EPS, Smooth, Structure, relaxed_costs
+from formulation.specs.types import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
-from formulation.template import ArchTemplate, Hardware, log_bounds
-
-
-class Objective(str, Enum):
-    LATENCY = "latency"
-    ENERGY = "energy"
-    EDP = "edp"
-    POWER = "power"
+from formulation.specs.template import ArchTemplate, Hardware, log_bounds
 
 
 DEFAULT_X_DIMS = (Dim.K, Dim.P)
@@ -72,13 +65,6 @@ def default_structure(template: ArchTemplate) -> LayerStructure:
     order = np.array([innermost_first] * levels)
     keep = np.array([[t in lv.keeps for t in range(3)] for lv in template.base.levels])
     return LayerStructure(Structure(order, keep, np.ones((levels, N_DIMS), dtype=bool)))
-
-
-@dataclass(frozen=True)
-class Caps:
-    latency_s: float | None = None
-    energy_pJ: float | None = None
-    power_mW: float | None = None
 
 
 @dataclass

@@ -17,14 +17,14 @@ constant 0/1 matrices built from the relevance matrix and the loop order:
   that moves ``t``. When ``j*`` is also the innermost present loop and slides a window by
   ``T < E`` along its axis, the halo is kept: ``a = prod_{j<j*} f_j (tile + (f_{j*} - 1)(tile - O))``
   with ``O = tile (E - T) / E``.
-* reads, fills and updates compose arrivals exactly as :func:`formulation.model.access_counts`
+* reads, fills and updates compose arrivals exactly as :func:`formulation.model.exact.access_counts`
   does (multicast ``exp(sum of relevant spatial logs)``, spatial reduction over C, R, S).
 
 At integer factors whose present loops are exactly those with a factor above one, the values
 equal the exact model's counts except where Timeloop's walk gives extra partial reuse (a step
 that translates a window exactly as the innermost loop does) or where spatial P and R share
 input columns; there the relaxation is an upper bound. Link transfers between neighbouring PEs
-(:mod:`formulation.links`) are not modelled. Energies use ``count / block`` without
+(:mod:`formulation.model.links`) are not modelled. Energies use ``count / block`` without
 the ceiling. Gradients are propagated with the values by the chain rule (:class:`Smooth`).
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import N_DIMS, N_TENSORS, REDUCTION_DIMS, Tensor, projection
-from formulation.specs import Architecture, Layer, Mapping
+from formulation.specs.types import Architecture, Layer, Mapping
 from formulation.technology import energy_size_slope
 
 

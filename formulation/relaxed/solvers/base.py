@@ -38,7 +38,7 @@ class SolveResult:
 
 @dataclass(frozen=True)
 class Backend:
-    """A named way to solve a :class:`~formulation.relaxation.RelaxedProblem`.
+    """A named way to solve a :class:`~formulation.relaxed.problem.RelaxedProblem`.
 
     ``solve(problem, x0=None, max_iter=..., time_limit_s=..., tol=...) -> SolveResult`` and
     ``available() -> bool`` are imported lazily, so a missing optional solver costs nothing until used.
@@ -59,7 +59,7 @@ def register(backend: Backend) -> Backend:
 
 
 def get_backend(name: str) -> Backend:
-    from formulation.specs import SpecError
+    from formulation.specs.types import SpecError
 
     _load_builtin_backends()
     if name not in _REGISTRY:
@@ -78,7 +78,7 @@ def _load_builtin_backends() -> None:
 
     for module in ("cyipopt_direct", "pyomo_ipopt", "scip"):
         try:
-            importlib.import_module(f"formulation.solvers.{module}")
+            importlib.import_module(f"formulation.relaxed.solvers.{module}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"formulation.solvers.{module}":
+            if exc.name != f"formulation.relaxed.solvers.{module}":
                 raise

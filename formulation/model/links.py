@@ -7,10 +7,10 @@ that for a batch and returns per-row corrections that the model adds to its read
 What Timeloop does
 ==================
 
-Notation as in :mod:`formulation.nest`: a fanout sits on storage level ``m`` (its spatial loops
+Notation as in :mod:`formulation.model.nest`: a fanout sits on storage level ``m`` (its spatial loops
 are the innermost loops of ``m``) and feeds the ``n_{m+1} / n_m`` children of one instance of
 ``m``, the instances of level ``m + 1``. ``E`` is the child tile of tensor ``t`` (axis extents
-``spans[m+1, t]``), ``sh_j`` the shift of temporal loop ``j`` (:func:`~formulation.nest.loop_shifts`).
+``spans[m+1, t]``), ``sh_j`` the shift of temporal loop ``j`` (:func:`~formulation.model.nest.loop_shifts`).
 
 *Steps.* ``nest-analysis.cpp`` calls ``ComputeSpatialWorkingSet`` once per leaf of the walk over
 the temporal loops above the fanout (levels ``0..m``), running iterations #0 (weight 1) and #1
@@ -27,7 +27,7 @@ the mesh-Y loops. **The order matters** (``spatial_order`` below).
 
 *Multicast.* Without links, the parent sends one copy per distinct delta set:
 ``U |D_0| w`` words per step, ``U`` the number of distinct ``tau`` (children with equal ``tau``
-share a read; this is :func:`~formulation.nest.distinct_children`).
+share a read; this is :func:`~formulation.model.nest.distinct_children`).
 
 *Links* (``ComputeNetworkLinkTransfers``). The ids sit on an ``h x v`` grid, ``h = max(physical
 mesh-X fanout, product of X factors)`` (likewise ``v``), at ``(id % h, id // h)``. Child ``c`` is
@@ -131,11 +131,11 @@ the "deltas" are single operation points, and none of the architectures has such
 Spatial order
 =============
 
-:class:`~formulation.encoding.MappingArrays` does not record the order of the spatial loops, which
+:class:`~formulation.model.encoding.MappingArrays` does not record the order of the spatial loops, which
 decides who neighbours whom. Pass ``spatial_order`` (``[b, l, k]``: the dimensions of level ``l``
-innermost first, mesh-X ones first, as :attr:`~formulation.specs.LevelMapping.spatial_order`;
+innermost first, mesh-X ones first, as :attr:`~formulation.specs.types.LevelMapping.spatial_order`;
 :func:`spatial_orders` builds it from mappings), or give the arrays a ``spatial_order`` attribute.
-Without it the canonical order of :func:`~formulation.encoding.decode` is used (X dimensions, then
+Without it the canonical order of :func:`~formulation.model.encoding.decode` is used (X dimensions, then
 Y dimensions, each in :class:`~formulation.axes.Dim` order), which is exact for mappings written
 that way.
 """
@@ -147,9 +147,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, projection
-from formulation.encoding import MappingArrays
-from formulation.nest import Nest, axis_extents, loop_shifts
-from formulation.specs import Architecture, Layer, Mapping
+from formulation.model.encoding import MappingArrays
+from formulation.model.nest import Nest, axis_extents, loop_shifts
+from formulation.specs.types import Architecture, Layer, Mapping
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def _candidate_pairs(nest: Nest, spans: np.ndarray, shifts: np.ndarray, proj: np
     its move ``delta`` is within ``+-spread`` of the child offsets on every axis. Returns, per kept
     pair, the index of its row in ``rows``, ``delta [K, a]`` and its words ``|D| x weight``; and per
     row the words reaching one child over the run, ``|E| + sum_j W_j |D_j|``
-    (:func:`formulation.nest.arrivals`).
+    (:func:`formulation.model.nest.arrivals`).
     """
     above = N_DIMS * (m + 1)
     f = nest.loop_bound[rows, :above]

@@ -1,7 +1,7 @@
 """Built-in workloads and architectures, and loading either a built-in name or a spec file.
 
-The built-ins are YAML files shipped as package data under ``formulation/builtin/networks`` and
-``formulation/builtin/archs``; a built-in's name is its file name without ``.yaml``. They are read
+The built-ins are YAML files shipped as package data under ``formulation/specs/builtin/networks`` and
+``formulation/specs/builtin/archs``; a built-in's name is its file name without ``.yaml``. They are read
 with :mod:`importlib.resources`, on demand (nothing is read at import time).
 
 ``load_network`` / ``load_arch`` take either such a name or the path of a YAML/JSON file. A string
@@ -10,7 +10,7 @@ otherwise it must be a built-in name (matched case-insensitively). Accepted file
 
 * network: a network document (``name``, ``layers``), a single layer document (``N C K P Q ...``,
   giving a one-layer network named after the file), or a reference case (its ``layer``);
-* network: also an ONNX model, any path ending in ``.onnx`` (:mod:`formulation.onnx_import`);
+* network: also an ONNX model, any path ending in ``.onnx`` (:mod:`formulation.specs.onnx_import`);
 * architecture: an ``arch`` document (``levels``, ``mac``), or a reference case (its ``arch``).
 """
 
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from formulation.loading import LAYER_KEYS, arch_from_dict, layer_from_dict, network_from_dict, read_document
-from formulation.specs import Architecture, Network, NetworkLayer, SpecError
+from formulation.specs.loading import LAYER_KEYS, arch_from_dict, layer_from_dict, network_from_dict, read_document
+from formulation.specs.types import Architecture, Network, NetworkLayer, SpecError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -34,7 +34,7 @@ _BUILTIN_SUFFIX = ".yaml"
 
 
 def _builtin_dir(kind: str) -> Traversable:
-    return resources.files("formulation") / "builtin" / kind
+    return resources.files("formulation.specs") / "builtin" / kind
 
 
 def _builtin_names(kind: str) -> list[str]:
@@ -93,10 +93,10 @@ def _network_from_doc(doc: Any, default_name: str) -> Network:
 def load_network(name_or_path: str | Path) -> Network:
     """A built-in network by name (see :func:`network_names`), a network/layer/case file, or an ONNX model.
 
-    A path ending in ``.onnx`` is read by :func:`formulation.onnx_import.network_from_onnx`.
+    A path ending in ``.onnx`` is read by :func:`formulation.specs.onnx_import.network_from_onnx`.
     """
     if isinstance(name_or_path, (str, Path)) and str(name_or_path).lower().endswith(".onnx"):
-        from formulation.onnx_import import network_from_onnx
+        from formulation.specs.onnx_import import network_from_onnx
 
         return network_from_onnx(name_or_path)
     if _is_path(name_or_path, "network"):
@@ -135,13 +135,13 @@ def builtin_mapping_path(name: str):
 
 
 def load_template(name_or_path: str | Path):
-    """An :class:`~formulation.template.ArchTemplate` from a built-in arch name, an arch file, or a template file.
+    """An :class:`~formulation.specs.template.ArchTemplate` from a built-in arch name, an arch file, or a template file.
 
     A template file is ``{arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}`` whose
     ``arch`` is a built-in name, a file (relative to the template's folder first) or an inline arch;
-    anything else is an architecture, widened by :func:`~formulation.template.default_template`.
+    anything else is an architecture, widened by :func:`~formulation.specs.template.default_template`.
     """
-    from formulation.template import default_template, template_from_dict
+    from formulation.specs.template import default_template, template_from_dict
 
     path = Path(name_or_path)
     if _is_path(name_or_path, "template"):

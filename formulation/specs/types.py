@@ -2,8 +2,8 @@
 
 Types are plain frozen dataclasses. Cheap invariants of a single object (positive sizes, known
 names) are checked in ``__post_init__``; checks that relate objects to each other (a mapping
-against its layer and architecture) live in :mod:`formulation.validation`. Loading from files,
-where user input enters, is in :mod:`formulation.loading`.
+against its layer and architecture) live in :mod:`formulation.model.validation`. Loading from files,
+where user input enters, is in :mod:`formulation.specs.loading`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from formulation.specs import SpecError
-from search.cli_optimize import (  # noqa: F401  (re-exported: the method registry and its default job)
+from formulation.specs.types import SpecError
+from codesign.cmd_optimize import (  # noqa: F401  (re-exported: the method registry and its default job)
     DEFAULT_AREA_BUDGET_MM2,
     DEFAULT_STARTS,
     DEFAULT_TIME_LIMIT_S,
@@ -22,13 +22,13 @@ from search.cli_optimize import (  # noqa: F401  (re-exported: the method regist
     cmd_run_default,
     register_method,
 )
-from search.cli_solve import cmd_solve
+from codesign.cmd_solve import cmd_solve
 
 
 def _load_layer(spec: str):
     """A layer from a YAML/JSON file, or ``NETWORK:LAYER`` naming a layer of a (built-in) network."""
-    from formulation.catalog import load_network
-    from formulation.loading import layer_from_dict, read_document
+    from formulation.specs.catalog import load_network
+    from formulation.specs.loading import layer_from_dict, read_document
 
     path = Path(spec)
     if path.is_file():
@@ -48,15 +48,15 @@ def _load_layer(spec: str):
 
 
 def _load_mapping(spec: str, arch):
-    from formulation.loading import mapping_from_list, read_document
+    from formulation.specs.loading import mapping_from_list, read_document
 
     return mapping_from_list(read_document(spec), arch)
 
 
 def _evaluate_cases(args) -> int:
-    from formulation.loading import read_cases
-    from formulation.model import evaluate
-    from formulation.report import compare_with_reference, evaluation_record
+    from formulation.specs.loading import read_cases
+    from formulation.model.exact import evaluate
+    from formulation.model.report import compare_with_reference, evaluation_record
 
     failures = 0
     for case in read_cases(args.cases):
@@ -81,10 +81,10 @@ def cmd_evaluate(args) -> int:
     missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
     if missing:
         raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-    from formulation.catalog import load_arch
-    from formulation.model import evaluate
-    from formulation.report import evaluation_record, format_table
-    from formulation.validation import validate_mapping
+    from formulation.specs.catalog import load_arch
+    from formulation.model.exact import evaluate
+    from formulation.model.report import evaluation_record, format_table
+    from formulation.model.validation import validate_mapping
 
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)
@@ -99,7 +99,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_network(args) -> int:
-    from formulation.catalog import load_network
+    from formulation.specs.catalog import load_network
 
     network = load_network(args.network)
     rows = [{"name": e.layer.name, "count": e.count,
@@ -118,10 +118,10 @@ def cmd_network(args) -> int:
 
 
 def cmd_export_timeloop(args) -> int:
-    from formulation.timeloop_export import export_timeloop
+    from formulation.specs.timeloop_export import export_timeloop
 
     if args.cases:
-        from formulation.loading import read_cases
+        from formulation.specs.loading import read_cases
 
         cases = read_cases(args.cases)
         chosen = [c for c in cases if args.id is None or c.id == args.id]
@@ -132,8 +132,8 @@ def cmd_export_timeloop(args) -> int:
             export_timeloop(case.layer, case.arch, case.mapping, out)
             print(out)
         return 0
-    from formulation.catalog import load_arch
-    from formulation.validation import validate_mapping
+    from formulation.specs.catalog import load_arch
+    from formulation.model.validation import validate_mapping
 
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
     _add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
-    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.solvers)")
+    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.relaxed.solvers)")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
     p.add_argument("--time-limit", metavar="S", help="solver time limit per solve (s)")
     p.add_argument("--pareto", metavar="N", help="also an epsilon-constraint front of power vs latency with N points")

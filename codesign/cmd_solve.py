@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from formulation.specs import SpecError
-from search.cli_common import _number_arg
+from formulation.specs.types import SpecError
+from codesign.args import _number_arg
 
 
 
@@ -90,10 +90,11 @@ def _solve_summary(doc: dict) -> str:
 
 def cmd_solve(args) -> int:
     """Solve the continuous relaxation once (and optionally an ε-constraint front of power vs latency)."""
-    from formulation.catalog import load_network, load_template
-    from formulation.relaxation import Caps, Objective, RelaxedProblem
-    from formulation.solvers import SolveStatus, get_backend
-    from formulation.sweep import tight_cycles
+    from formulation.specs.catalog import load_network, load_template
+    from formulation.goals import Caps, Objective
+    from formulation.relaxed.problem import RelaxedProblem
+    from formulation.relaxed.solvers import SolveStatus, get_backend
+    from formulation.relaxed.sweep import tight_cycles
 
     try:
         objective = Objective(str(args.objective).lower())
@@ -123,7 +124,7 @@ def cmd_solve(args) -> int:
         x = tight_cycles(problem, x)  # the design's real latency (the cycle variables are epigraph variables)
     front = None
     if n_points is not None:
-        from formulation.sweep import epsilon_constraint
+        from formulation.relaxed.sweep import epsilon_constraint
 
         front = epsilon_constraint(problem, n_points, backend=args.solver, primary="power",
                                    max_iter=max_iter or 3000, time_limit_s=time_limit)

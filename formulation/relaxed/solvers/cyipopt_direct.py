@@ -1,9 +1,9 @@
-"""IPOPT through ``cyipopt.Problem`` on the NumPy callbacks of a :class:`~formulation.relaxation.RelaxedProblem`.
+"""IPOPT through ``cyipopt.Problem`` on the NumPy callbacks of a :class:`~formulation.relaxed.problem.RelaxedProblem`.
 
 The fast path: no modelling layer, the problem's own objective/gradient/constraint callbacks, the
 sparse Jacobian structure (:meth:`RelaxedProblem.jacobian_structure`, fixed for a problem) and a
 limited-memory (L-BFGS) Hessian. Any object with the same callback API works (the weighted-sum
-wrapper of :mod:`formulation.sweep`, for example); without ``jacobian_structure`` the Jacobian is
+wrapper of :mod:`formulation.relaxed.sweep`, for example); without ``jacobian_structure`` the Jacobian is
 passed dense.
 
 Before IPOPT runs, two infeasibilities that are cheap and certain to detect are reported without
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from formulation.solvers.base import Backend, SolveResult, SolveStatus, register
+from formulation.relaxed.solvers.base import Backend, SolveResult, SolveStatus, register
 
 NAME = "cyipopt"
 VIOLATION_TOL = 1e-5        # largest constraint violation accepted at a reported optimum (log units)

@@ -1,4 +1,4 @@
-"""Turning a :class:`~formulation.model.BatchEvaluation` into records, tables and comparisons.
+"""Turning a :class:`~formulation.model.exact.BatchEvaluation` into records, tables and comparisons.
 
 Records use the keys of the Timeloop reference cases (``levels[L].tensors[T].reads`` …) so that
 results can be diffed against timeloop-model output directly.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from formulation.axes import TENSOR_NAMES, Tensor
-from formulation.model import BatchEvaluation
-from formulation.specs import Architecture
+from formulation.model.exact import BatchEvaluation
+from formulation.specs.types import Architecture
 from formulation.technology import architecture_area_mm2
 
 COUNT_FIELDS = ("reads", "updates", "fills")

@@ -2,7 +2,7 @@
 
 :func:`evaluate_batch` is a pure function of (layer, architecture, mappings as arrays) and returns
 a frozen :class:`BatchEvaluation` of NumPy arrays; :func:`evaluate` does the same for one
-:class:`~formulation.specs.Mapping`. The semantics are Timeloop v3.0.3's (default settings):
+:class:`~formulation.specs.types.Mapping`. The semantics are Timeloop v3.0.3's (default settings):
 first-read elision of partial sums, multicast and spatial reduction, sliding-window reuse of input
 halos, energy per vector access of ``block_size`` words and bandwidth throttling.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from formulation.axes import REDUCTION_DIMS, N_DIMS, N_TENSORS, Tensor, projection
-from formulation.encoding import MappingArrays, encode
-from formulation.links import link_transfers
-from formulation.nest import (
+from formulation.model.encoding import MappingArrays, encode
+from formulation.model.links import link_transfers
+from formulation.model.nest import (
     arrivals,
     axis_extents,
     build_nest,
@@ -25,7 +25,7 @@ from formulation.nest import (
     partition_sizes,
     reduction_factor,
 )
-from formulation.specs import Architecture, Layer, Mapping
+from formulation.specs.types import Architecture, Layer, Mapping
 
 READ_ONLY = (Tensor.W, Tensor.I)
 _REDUCTION_MASK = np.isin(np.arange(N_DIMS), [int(d) for d in REDUCTION_DIMS])
@@ -83,7 +83,7 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
 
     With ``child(l, t)`` the nearest inner level keeping ``t`` (or the MACs, where one MAC's
     "arrivals" are its ``compute`` operand fetches, no operand reuse), ``n_l`` the utilized
-    instances, ``a_l`` the arrivals per instance (:func:`formulation.nest.arrivals`), ``u_l`` the
+    instances, ``a_l`` the arrivals per instance (:func:`formulation.model.nest.arrivals`), ``u_l`` the
     partition per instance, ``X(l, c)`` the distinct children (multicast) and ``Rd(l, c)`` the
     spatial reduction factor between ``l`` and ``c``:
 
@@ -94,7 +94,7 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
       ``fills_l = n_l (a_l - u_l)`` (the first arrival of each element is a zero, elided).
 
     Link transfers between neighbouring children then move some reads from a parent to its
-    children (:func:`formulation.links.link_transfers`).
+    children (:func:`formulation.model.links.link_transfers`).
     """
     levels = len(arch.levels)
     proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
