@@ -1,17 +1,19 @@
 """The ``codesign`` command line.
 
 Every user mistake ends in one line on stderr (``codesign: error: …``) and exit status 2, never
-in a traceback.
+in a traceback; a bug ends in one line and exit status 3 (``--debug`` shows the traceback); the exit
+statuses are listed in :mod:`codesign.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from formulation.jsonsafe import json_text
 from formulation.specs.types import SpecError
+from codesign.errors import EXIT_HELP, run_guarded
 from codesign.cmd_optimize import (  # noqa: F401  (re-exported: the method registry and its default job)
     DEFAULT_AREA_BUDGET_MM2,
     DEFAULT_STARTS,
@@ -68,7 +70,7 @@ def _evaluate_cases(args) -> int:
             if problems:
                 out["differences"] = problems
                 failures += 1
-        print(json.dumps(out))
+        print(json_text(out))
     if args.check and failures:
         print(f"codesign: {failures} case(s) differ from their reference results", file=sys.stderr)
         return 1
@@ -92,7 +94,7 @@ def cmd_evaluate(args) -> int:
     validate_mapping(layer, arch, mapping)
     record = evaluation_record(evaluate(layer, arch, mapping), arch)
     if args.json:
-        print(json.dumps(record, indent=2))
+        print(json_text(record, indent=2))
     else:
         print(format_table(record, title=f"{layer.name} on {arch.name}"))
     return 0
@@ -106,7 +108,7 @@ def cmd_network(args) -> int:
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
              "macs": e.layer.macs} for e in network.layers]
     if args.json:
-        print(json.dumps({"name": network.name, "layers": rows, "total_macs": network.macs}, indent=2))
+        print(json_text({"name": network.name, "layers": rows, "total_macs": network.macs}, indent=2))
         return 0
     print(f"{network.name}: {len(rows)} distinct layers, {sum(r['count'] for r in rows)} in all")
     print(f"{'layer':<24}{'x':>3} {'N':>3}{'C':>6}{'K':>6}{'P':>5}{'Q':>5}{'R':>3}{'S':>3}{'str':>5}{'G':>6}{'MACs':>16}")
@@ -118,8 +120,12 @@ def cmd_network(args) -> int:
 
 
 def cmd_export_timeloop(args) -> int:
+    from formulation.specs.filenames import inside, unique_components
     from formulation.specs.timeloop_export import export_timeloop
 
+    root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise SpecError(f"--out = {args.out!r}: exists and is not a directory")
     if args.cases:
         from formulation.specs.loading import read_cases
 
@@ -127,8 +133,10 @@ def cmd_export_timeloop(args) -> int:
         chosen = [c for c in cases if args.id is None or c.id == args.id]
         if not chosen:
             raise SpecError(f"--id = {args.id!r}: no such case in {args.cases}")
-        for case in chosen:
-            out = Path(args.out) / case.id if len(chosen) > 1 else Path(args.out)
+        # Case ids name folders only after sanitizing (formulation.specs.filenames): never a path.
+        folders = unique_components([c.id for c in chosen]) if len(chosen) > 1 else [None]
+        for case, folder in zip(chosen, folders):
+            out = root if folder is None else inside(root, root / folder)
             export_timeloop(case.layer, case.arch, case.mapping, out)
             print(out)
         return 0
@@ -158,8 +166,18 @@ def _add_goal_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codesign", description="Analytical co-design of CNN accelerators and "
-                                     "their dataflows (Timeloop-compatible model).")
+                                     "their dataflows (Timeloop-compatible model).", epilog=EXIT_HELP)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name, **kwargs):
+        return _add_parser(name, parents=[common], epilog=EXIT_HELP, **kwargs)
+
+    sub.add_parser = add_parser
 
     p = sub.add_parser("evaluate", help="evaluate a mapping, or every case of a JSON-lines file")
     p.add_argument("--cases", help="JSON-lines file of cases (layer, arch, mapping per line); prints JSON lines")
@@ -200,12 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(sorted(OPTIMIZE_METHODS)) + ")")
     p.add_argument("--time-limit", default="60", metavar="SECONDS", help="time budget of the whole run, shared by the starts (default 60)")
     p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
-    p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
+    p.add_argument("--seed", default="0", help="random seed (default 0); with --max-evaluations the same seed gives "
+                   "the same design on any machine, load or --jobs")
+    p.add_argument("--max-evaluations", metavar="N", help="evaluation budget: stop after N exact-model mapping "
+                   "evaluations (split over the starts); makes the result reproducible")
     p.add_argument("--starts", default="4", help="number of starts (default 4)")
     p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
+    p.add_argument("--force", action="store_true", help="replace an existing result in --out (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)
 
@@ -234,16 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (:mod:`codesign.errors`). SIGTERM is handled like Ctrl-C."""
+    import signal
+    import threading
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except SpecError as exc:
-        print(f"codesign: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("codesign: interrupted", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0)
+    debug = bool(getattr(args, "debug", False))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run_guarded(args.func, args, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from formulation.specs.types import SpecError
-from codesign.args import _number_arg
+from codesign.args import MAX_EVALUATIONS, MAX_JOBS, MAX_SEED, MAX_STARTS, _number_arg, goal_args, pareto_points, \
+    time_limit_arg
+from codesign.errors import EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK
 
 
 #: Search methods by name: ``run(network, template, goal, options, on_start_done) -> OptimizeResult`` and,
@@ -32,7 +34,8 @@ def _codesign_run(network, template, goal, opts, on_start_done):
 
     return optimize(network, template, goal, starts=opts["starts"], jobs=opts["jobs"], seed=opts["seed"],
                     fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
-                    backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+                    backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
+                    max_evaluations=opts.get("max_evaluations"))
 
 
 def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
@@ -40,7 +43,8 @@ def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
 
     return pareto_front(network, template, goal, n_points, starts=opts["starts"], jobs=opts["jobs"],
                         seed=opts["seed"], fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
-                        backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+                        backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
+                        max_evaluations=opts.get("max_evaluations"))
 
 
 register_method("codesign", _codesign_run, _codesign_pareto,
@@ -63,7 +67,8 @@ def _baseline_function(name: str):
 
 def _baseline_call(name: str, network, template, goal, opts, **extra):
     return _baseline_function(name)(network, template, goal, seed=opts["seed"], time_limit_s=opts["time_limit_s"],
-                                    fixed_hardware=opts["fixed_hardware"], jobs=opts["jobs"], **extra)
+                                    fixed_hardware=opts["fixed_hardware"], jobs=opts["jobs"],
+                                    max_evaluations=opts.get("max_evaluations"), **extra)
 
 
 def _baseline_run(name: str):
@@ -133,33 +138,56 @@ def _optimize_template(args):
 
 
 def _optimize_goal(args):
-    from formulation.goals import Caps, Objective
     from search.design import Goal
 
-    try:
-        objective = Objective(str(args.objective).lower())
-    except ValueError:
-        raise SpecError(f"--objective = {args.objective!r}: use one of "
-                        f"{', '.join(o.value for o in Objective)}") from None
-    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
-                power_mW=_number_arg(args.power_cap, "--power-cap"))
-    return Goal(objective, _number_arg(args.area_budget, "--area-budget"), caps)
+    objective, area, caps = goal_args(args)
+    return Goal(objective, area, caps)
+
+
+def _graceful_stop():
+    """SIGINT/SIGTERM handlers for a search: the first signal asks every start to end with its best design
+    (:mod:`search.stop`), a second one aborts (KeyboardInterrupt). Returns a function restoring the old ones."""
+    import signal
+    import threading
+
+    from search.stop import request_stop
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        request_stop()
+        print("codesign: stopping: the running starts end with their best designs (signal again to abort)",
+              file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
     from formulation.specs.catalog import load_network
-    from search.optimize import OptimizeStatus
-    from search.results import RESULT_FILE, result_document, summary_table, write_results
+    from search.outdir import OutputDir
 
     method = OPTIMIZE_METHODS.get(args.method)
     if method is None:
         raise SpecError(f"--method = {args.method!r}: unknown method (available: {', '.join(sorted(OPTIMIZE_METHODS))})")
     goal = _optimize_goal(args)
-    opts = {"starts": _number_arg(args.starts, "--starts", int, 1, strict=False),
-            "jobs": _number_arg(args.jobs, "--jobs", int, 1, strict=False),
-            "seed": _number_arg(args.seed, "--seed", int, 0, strict=False),
-            "time_limit_s": _number_arg(args.time_limit, "--time-limit"),
+    opts = {"starts": _number_arg(args.starts, "--starts", int, 1, strict=False, maximum=MAX_STARTS),
+            "jobs": _number_arg(args.jobs, "--jobs", int, 1, strict=False, maximum=MAX_JOBS),
+            "seed": _number_arg(args.seed, "--seed", int, 0, strict=False, maximum=MAX_SEED),
+            "time_limit_s": time_limit_arg(args.time_limit),
+            "max_evaluations": _number_arg(args.max_evaluations, "--max-evaluations", int, 1, strict=False,
+                                           maximum=MAX_EVALUATIONS),
             "backend": args.backend, "scheduler": args.scheduler}
     if args.backend not in ("loky", "dask"):
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
@@ -167,22 +195,33 @@ def cmd_optimize(args) -> int:
         raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
-    n_points = _number_arg(args.pareto, "--pareto", int, 1, strict=False)
+    n_points = pareto_points(args.pareto)
     if n_points is not None and method["pareto"] is None:
         raise SpecError(f"--pareto = {n_points}: method {args.method} does not compute fronts")
     network = load_network(args.network)
     template, opts["fixed_hardware"] = _optimize_template(args)
-    out = Path(args.out) if args.out else Path("out") / f"{network.name}-{goal.objective.value}"
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"--out = {str(out)!r}: exists and is not a directory")
-    if (out / RESULT_FILE).exists() and not args.force:
-        raise SpecError(f"--out = {str(out)!r}: already holds {RESULT_FILE} (use --force to overwrite)")
+    out = OutputDir(args.out if args.out else Path("out") / f"{network.name}-{goal.objective.value}", args.force)
+    staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
+    try:
+        return _search_and_write(args, method, network, template, goal, opts, n_points, out, staging)
+    finally:
+        out.discard()
 
+
+def _search_and_write(args, method, network, template, goal, opts, n_points, out, staging) -> int:
+    """Run the search (a first SIGINT/SIGTERM ends it with the best designs so far) and write the result."""
     from tqdm import tqdm
+
+    from search import stop
+    from search.optimize import OptimizeStatus
+    from search.results import RESULT_FILE, result_document, summary_table, write_results
 
     runs = 1 if n_points is None else n_points + 2
     bar = tqdm(total=opts["starts"] * runs, desc=f"{network.name} ({args.method})", unit="start", file=sys.stderr,
                disable=args.quiet or not sys.stderr.isatty(), leave=False)
+    stop.reset()
+    stop.use_stop_file(str(staging / ".stop"))
+    restore = _graceful_stop()
     try:
         front = None
         if n_points is None:
@@ -190,11 +229,20 @@ def cmd_optimize(args) -> int:
         else:
             front = method["pareto"](network, template, goal, n_points, opts, lambda _res: bar.update(1))
             result = front.best_for(network, template, goal)
+        if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
+            from dataclasses import replace
+
+            result = replace(result, status=OptimizeStatus.INTERRUPTED)
+        Path(staging / ".stop").unlink(missing_ok=True)
+        doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
+                              starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
+        doc["max_evaluations"] = opts["max_evaluations"]
+        write_results(staging, doc, network, template, result.best, front)
+        path = out.commit() / RESULT_FILE
     finally:
+        restore()
         bar.close()
-    doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
-                          starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
-    path = write_results(out, doc, network, template, result.best, front)
+        stop.reset()
     try:
         print(summary_table(doc))
         print(f"wrote {path}")
@@ -204,13 +252,15 @@ def cmd_optimize(args) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if result.status is OptimizeStatus.INTERRUPTED:
-        print("codesign: interrupted; wrote the best design found so far", file=sys.stderr)
-        return 130
+        print("codesign: interrupted; wrote the best design found so far"
+              + ("" if result.best is not None else " (none yet)"), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result.best is None:
         why = f": {result.binding[0]}" if result.binding else ""
-        print(f"codesign: no feasible design within the budget and caps{why}", file=sys.stderr)
-        return 1
-    return 0
+        limit = " (time limit reached)" if result.status is OptimizeStatus.TIME_LIMIT else ""
+        print(f"codesign: no feasible design within the budget and caps{limit}{why}", file=sys.stderr)
+        return EXIT_NO_DESIGN
+    return EXIT_OK
 
 
 def cmd_run_default(args) -> int:

@@ -32,6 +32,7 @@ from formulation.model.validation import mapping_violations
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
 from search.rounding import fits_template, repair
 from search.sampling import prime_factors
+from search.stop import stop_requested
 
 
 def _stack(rows: list[tuple[np.ndarray, ...]]) -> MappingArrays:
@@ -102,6 +103,28 @@ class SearchStats:
     rounds: int = 0
     improvements: int = 0
     timed_out: bool = False  # the time budget, not convergence, ended the search
+    max_evaluations: int | None = None  # the evaluation budget (checked between batches)
+    budget_used: bool = False  # the evaluation budget ended the search
+    interrupted: bool = False  # a stop request (search.stop) ended the search
+
+
+def _must_stop(deadline: float, stats: SearchStats) -> bool:
+    """True (and why, in ``stats``) when the evaluation budget is used, a stop was requested or time is up.
+
+    The evaluation budget is checked first and only between batches, so under it the search takes
+    the same steps on every run and machine (it may exceed the budget by one batch); the wall clock
+    and stop requests end the search wherever they happen.
+    """
+    if stats.max_evaluations is not None and stats.evaluations >= stats.max_evaluations:
+        stats.budget_used = True
+        return True
+    if stop_requested():
+        stats.interrupted = True
+        return True
+    if time.monotonic() > deadline:
+        stats.timed_out = True
+        return True
+    return False
 
 
 def _network_objective(energy: np.ndarray, cycles: np.ndarray, counts: np.ndarray, arch: Architecture,
@@ -143,8 +166,7 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
         stats.rounds += 1
         improved = False
         for i, entry in enumerate(network.layers):
-            if time.monotonic() > deadline:
-                stats.timed_out = True
+            if _must_stop(deadline, stats):
                 break
             step = _scored_neighbours(entry.layer, arch, mappings[i], i, counts, energy, cycles, area, goal, stats)
             if step is None:
@@ -157,7 +179,7 @@ def improve_layers(network: Network, template: ArchTemplate, current: Evaluated,
                 energy[i], cycles[i] = ev.energy_pJ[j], ev.cycles[j]
                 stats.improvements += 1
                 improved = True
-        if not improved or time.monotonic() > deadline:
+        if not improved or _must_stop(deadline, stats):
             break
     design = Design(hw, tuple(mappings))
     score = totals_score(energy, cycles, counts, arch, area, goal)
@@ -181,8 +203,7 @@ def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, go
     accepted = False
     n = len(network.layers)
     for k in range(kicks_per_layer * n):
-        if time.monotonic() > deadline:
-            stats.timed_out = True
+        if _must_stop(deadline, stats):
             break
         i = k % n
         layer = network.layers[i].layer
@@ -198,7 +219,7 @@ def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, go
         e_try, c_try = energy.copy(), cycles.copy()
         e_try[i], c_try[i] = ev.energy_pJ[0], ev.cycles[0]
         value = _network_objective(e_try, c_try, counts, arch, area, goal)
-        while time.monotonic() <= deadline:
+        while not _must_stop(deadline, stats):
             step = _scored_neighbours(layer, arch, mapping, i, counts, e_try, c_try, area, goal, stats)
             if step is None:
                 break
@@ -253,22 +274,24 @@ def repaired_design(network: Network, template: ArchTemplate, design: Design, hw
 
 def local_search(network: Network, template: ArchTemplate, start: Design, goal: Goal, fixed_hardware: bool = False,
                  time_limit_s: float = math.inf, max_hardware_steps: int = 20, kicks_per_layer: int = 8,
-                 seed: int | tuple[int, ...] = 0) -> tuple[Evaluated, SearchStats]:
+                 seed: int | tuple[int, ...] = 0,
+                 max_evaluations: int | None = None) -> tuple[Evaluated, SearchStats]:
     """Alternate layer descent and hardware steps until neither improves, then kick the layers
     (:func:`kick_layers`, random walks drawn from ``numpy.random.default_rng(seed)``); stops early
-    at the time budget."""
+    at the evaluation budget (deterministically, :func:`_must_stop`), the time budget or a stop request."""
     deadline = time.monotonic() + time_limit_s
     rng = np.random.default_rng(seed)
-    stats = SearchStats()
+    stats = SearchStats(max_evaluations=max_evaluations)
     current = evaluate_design(network, template, start, goal)
     stats.evaluations += len(network.layers)
     current = improve_layers(network, template, current, goal, stats, deadline)
     for _ in range(0 if fixed_hardware else max_hardware_steps):
-        if time.monotonic() > deadline:
-            stats.timed_out = True
+        if _must_stop(deadline, stats):
             break
         best = current
         for hw in hardware_neighbours(template, current.design.hardware):
+            if _must_stop(deadline, stats):
+                break
             candidate = evaluate_design(network, template, repaired_design(network, template, current.design, hw), goal)
             stats.evaluations += len(network.layers)
             candidate = improve_layers(network, template, candidate, goal, stats, deadline, max_rounds=3)

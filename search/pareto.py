@@ -27,6 +27,7 @@ from formulation.goals import Caps, Objective
 from formulation.specs.types import Network, SpecError
 from formulation.specs.template import ArchTemplate
 from search.design import Evaluated, Goal, evaluate_design
+from search.stop import stop_requested
 from search.optimize import OptimizeResult, OptimizeStatus, StartResult, optimize
 
 
@@ -133,7 +134,8 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
                  jobs: int = 2, seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False,
                  time_limit_s: float = 120.0, backend: str = "loky", scheduler: str | None = None,
                  on_start_done: Callable | None = None,
-                 on_run_done: Callable[[SweepRun], None] | None = None) -> ParetoFront:
+                 on_run_done: Callable[[SweepRun], None] | None = None,
+                 max_evaluations: int | None = None) -> ParetoFront:
     """Non-dominated (latency, power) designs from ``n_points`` power minimizations under latency caps.
 
     ``goal`` supplies the area budget and any caps (its objective is not used here).
@@ -141,6 +143,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
     if n_points < 1:
         raise SpecError(f"--pareto = {n_points}: needs at least 1 point")
     per_run = time_limit_s / (n_points + 2)
+    evals_per_run = None if max_evaluations is None else max(1, max_evaluations // (n_points + 2))
     runs: list[SweepRun] = []
     status = OptimizeStatus.OPTIMAL
 
@@ -153,7 +156,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
             result = optimize(network, template, Goal(objective, goal.area_budget_mm2, caps), starts=starts,
                               jobs=jobs, seed=seed, solver=solver, fixed_hardware=fixed_hardware,
                               time_limit_s=per_run, backend=backend, scheduler=scheduler,
-                              on_start_done=on_start_done)
+                              on_start_done=on_start_done, max_evaluations=evals_per_run)
         except KeyboardInterrupt:  # between starts, outside optimize's own handler
             result = OptimizeResult(OptimizeStatus.INTERRUPTED, "nlp+local-search", None, (), 0.0, 0)
         sweep = SweepRun(label, objective, cap, result)
@@ -165,7 +168,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
         return sweep
 
     def interrupted() -> bool:
-        return status is OptimizeStatus.INTERRUPTED
+        return status is OptimizeStatus.INTERRUPTED or stop_requested()
 
     fastest = run("min-latency", Objective.LATENCY, None)
     lowest = None if interrupted() else run("min-power", Objective.POWER, None)

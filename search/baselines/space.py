@@ -49,6 +49,7 @@ from formulation.specs.types import Architecture, Layer, Network, SpecError
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import mapping_violations
+from search.stop import stop_requested
 from search.design import Design, Evaluated, Goal, objective_values, totals_score
 from search.optimize import CANONICAL_ORDERS, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import repair
@@ -532,7 +533,7 @@ class Tracker:
         return time.monotonic() - self.t0
 
     def out_of_time(self) -> bool:
-        return self.elapsed() >= self.time_limit_s
+        return self.elapsed() >= self.time_limit_s or stop_requested()
 
     def remaining_evaluations(self, evaluations: int) -> float:
         return math.inf if self.max_evaluations is None else self.max_evaluations - evaluations
@@ -541,6 +542,9 @@ class Tracker:
         """True (and remembers why) when the evaluation budget or the wall time is used up."""
         if self.remaining_evaluations(evaluations) <= 0:
             self.stopped_by = "evaluations"
+            return True
+        if stop_requested():
+            self.stopped_by = "interrupted"
             return True
         if self.out_of_time():
             self.stopped_by = "time"
