@@ -245,7 +245,7 @@ def entries() -> list[Entry]:
                                                         "--mapping", "{d}/mapping.json"], "error",
                      files={"mapping.json": MAPPING}))
     # ---- export-timeloop: hostile case ids and layer names ----------------------------------------------------
-    hostile = ["../x", "/abs/evil", "a/../../b", "x" * 1000, "\u00e9t\u00e9-\u4e2d", ".", "..", "",
+    hostile = ["../x", "/abs/evil", "a/../../b", "x" * 1000, "\u00e9t\u00e9-\u4e2d", ".", "..",
                "CON", "a b", "dup/1", "dup_1"]
     out.append(Entry("export-hostile-ids", ["export-timeloop", "--cases", "{d}/hostile.jsonl", "--out",
                                             "{d}/out/export"], "ok", checks=("inside",),
