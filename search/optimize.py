@@ -131,13 +131,14 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
     if not result.ok:
         return StartResult(start, None, None, result.status.value, 0, time.monotonic() - t0,
                            result.message or ", ".join(result.binding))
+    solve_timed_out = "time limit" in (result.message or "")
     design = round_solution(problem, result.x)
     remaining = max(0.0, budget - (time.monotonic() - t0))
     best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
                                time_limit_s=remaining, seed=(seed, start), max_evaluations=max_evaluations)
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
                        result.status.value, stats.evaluations, time.monotonic() - t0,
-                       "stopped" if stats.interrupted else "", timed_out=stats.timed_out)
+                       "stopped" if stats.interrupted else "", timed_out=stats.timed_out or solve_timed_out)
 
 
 def split_evaluations(max_evaluations: int | None, starts: int) -> list[int | None]:

@@ -11,8 +11,9 @@ solving (:func:`certain_infeasibility`): an area budget below the smallest hardw
 template, and a latency cap below the network's compute bound at the largest PE mesh.
 
 IPOPT's exit status maps to :class:`SolveStatus`: 0 (solved) and 1 (solved to an acceptable
-level) are OPTIMAL, -1 (iteration limit) and -4 (CPU time limit) are ITERATION_LIMIT with the best
-point seen, 2 (locally infeasible) is INFEASIBLE with the violated constraints (worst first) in
+level) are OPTIMAL, -1 (iteration limit), -4 (CPU time limit) and 5 (our intermediate callback's
+stop at the wall-clock ``time_limit_s``, checked once per iteration) are ITERATION_LIMIT with the
+best point seen, 2 (locally infeasible) is INFEASIBLE with the violated constraints (worst first) in
 ``binding``; anything else is ERROR. A point IPOPT calls optimal that still violates a constraint
 by more than 1e-5 is reported as ERROR with the violations, never as OPTIMAL.
 """
@@ -30,7 +31,7 @@ NAME = "cyipopt"
 VIOLATION_TOL = 1e-5        # largest constraint violation accepted at a reported optimum (log units)
 FEASIBLE_TOL = 1e-6         # a point counts as feasible for "best point so far" below this violation
 _OPTIMAL = {0: "solved", 1: "solved to an acceptable level"}
-_LIMIT = {-1: "iteration limit", -4: "CPU time limit"}
+_LIMIT = {-1: "iteration limit", -4: "CPU time limit", 5: "wall-clock time limit"}  # 5: our intermediate stop
 
 
 def available() -> bool:
@@ -78,8 +79,10 @@ def certain_infeasibility(problem) -> tuple[str, str] | None:
 class _Callbacks:
     """cyipopt's problem object: the problem's callbacks, plus the best feasible point evaluated so far."""
 
-    def __init__(self, problem, sparse: bool):
+    def __init__(self, problem, sparse: bool, deadline: float = math.inf):
         self.problem = problem
+        self.deadline = deadline  # time.perf_counter() after which the solve stops (IPOPT's CPU limit alone
+        # lets a loaded machine run far past a wall-clock budget)
         self.sparse = sparse
         self.iterations = 0
         self.best_x: np.ndarray | None = None
@@ -118,7 +121,7 @@ class _Callbacks:
     def intermediate(self, alg_mod, iter_count, obj_value, inf_pr, inf_du, mu, d_norm, regularization_size,
                      alpha_du, alpha_pr, ls_trials):
         self.iterations = iter_count
-        return True
+        return time.perf_counter() <= self.deadline
 
 
 def _result(status, problem, x, iterations, start, message, binding=(), extra=None) -> SolveResult:
@@ -158,7 +161,7 @@ def solve(problem, x0=None, max_iter: int = 3000, time_limit_s: float | None = N
                        {"detected": "before solving"})
     x0 = problem.initial_point() if x0 is None else np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper)
     sparse = hasattr(problem, "jacobian_structure")
-    callbacks = _Callbacks(problem, sparse)
+    callbacks = _Callbacks(problem, sparse, math.inf if time_limit_s is None else start[0] + float(time_limit_s))
     nlp = cyipopt.Problem(n=problem.n, m=problem.m, problem_obj=callbacks, lb=problem.lower, ub=problem.upper,
                           cl=problem.cl, cu=problem.cu)
     nlp.add_option("print_level", int(print_level))
