@@ -211,3 +211,27 @@ def test_solve_and_optimize_share_the_goal_checks(command, extra, message, capsy
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+# ---- ONNX node names and sizes -----------------------------------------------------------------------
+
+def _gemm_model(tmp_path, node_name: str, k: int):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.zeros((k, 4), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name=node_name, transB=1)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_hostile_onnx_node_names_become_safe_folders(tmp_path):
+    from formulation.specs.onnx_import import network_from_onnx
+
+    assert network_from_onnx(_gemm_model(tmp_path, "a\x1b[31mred", 8)).layers[0].layer.name == "Gemm0"
+    layer = network_from_onnx(_gemm_model(tmp_path, "../../../escape", 8)).layers[0].layer
+    assert layer.name == "../../../escape"  # the name is kept; only file names are sanitized
+    assert inside(tmp_path, tmp_path / safe_component(layer.name)).parent == tmp_path

@@ -93,6 +93,14 @@ def check_name(value: object, what: str, max_chars: int = 256) -> str:
     return text
 
 
+def check_layer_limits(layer, what: str) -> None:
+    """Every loop bound, stride and dilation of ``layer`` within :data:`MAX_DIM`, then :func:`check_layer_counts`
+    (for layers built from other sources than a spec file, e.g. ONNX models)."""
+    for key in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "Wdilation", "Hdilation", "G"):
+        check_int(getattr(layer, key), f"{what}.{key}")
+    check_layer_counts(layer, what)
+
+
 def check_layer_counts(layer, what: str) -> None:
     """A layer's MACs and tensor sizes within :data:`MAX_LAYER_MACS` (so the model's int64 counts cannot overflow)."""
     sizes = {"MACs": layer.macs,

@@ -37,6 +37,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from formulation.specs.types import Layer, Network, NetworkLayer, SpecError
+from formulation.specs.numbers import MAX_NETWORK_MACS, MAX_REPEAT, check_int, check_layer_limits, check_name
 
 CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}        # op: (input, weight) indices
 MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}
@@ -196,7 +197,7 @@ def _layers(path: str | Path, model) -> list[tuple[Layer, int]]:
     used: set[str] = set()
     for index, node in enumerate(model.graph.node):
         op = node.op_type
-        label = node.name or f"{op}{index}"
+        label = node.name if _printable_name(node.name) else f"{op}{index}"
         if node.domain not in _DEFAULT_DOMAINS:
             raise _fail(path, f"node {label}: operator {node.domain}.{op} is not supported (only the default "
                               f"ONNX domain)")
@@ -214,7 +215,21 @@ def _layers(path: str | Path, model) -> list[tuple[Layer, int]]:
             out.append((reader.gemm(node, name), 1))
         else:
             out.append(reader.matmul(node, name))
+        try:
+            check_layer_limits(out[-1][0], f"node {name}")
+            check_int(out[-1][1], f"node {name} count", 1, MAX_REPEAT)
+        except SpecError as exc:
+            raise _fail(path, str(exc)) from None
     return out
+
+
+def _printable_name(name: str) -> bool:
+    """A node name usable as a layer name (1 to 256 characters, no control characters); else ``<op><index>``."""
+    try:
+        check_name(name, "node name")
+    except SpecError:
+        return False
+    return True
 
 
 def _merge(layers: list[tuple[Layer, int]]) -> tuple[NetworkLayer, ...]:
@@ -248,6 +263,8 @@ def network_from_onnx(path: str | Path) -> Network:
     if not layers:
         raise _fail(path, "the model has no Conv, Gemm or MatMul node (nothing with multiply-accumulates)")
     network = Network(name=Path(path).stem, layers=_merge(layers))
+    if network.macs > MAX_NETWORK_MACS:
+        raise _fail(path, f"network MACs = {network.macs:,}: must be at most {MAX_NETWORK_MACS:,} (2^56)")
     assert network.macs == sum(layer.macs * count for layer, count in layers)
     return network
 
