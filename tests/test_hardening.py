@@ -235,3 +235,33 @@ def test_hostile_onnx_node_names_become_safe_folders(tmp_path):
     layer = network_from_onnx(_gemm_model(tmp_path, "../../../escape", 8)).layers[0].layer
     assert layer.name == "../../../escape"  # the name is kept; only file names are sanitized
     assert inside(tmp_path, tmp_path / safe_component(layer.name)).parent == tmp_path
+
+
+# ---- the energy bound behind "energy cap below the MAC energy" ---------------------------------------
+
+def test_energy_bound_holds_for_relaxed_points_and_exact_mappings():
+    from formulation.goals import Caps, Objective
+    from formulation.relaxed.problem import RelaxedProblem
+    from formulation.relaxed.solvers.cyipopt_direct import certain_infeasibility, energy_bound_pJ
+    from formulation.specs.catalog import load_template
+    from formulation.specs.loading import network_from_dict
+    from search.sampling import sample_mappings
+
+    network = network_from_dict({"name": "n", "layers": [{"name": "a", "N": 1, "C": 8, "K": 12, "P": 6, "Q": 6,
+                                                          "R": 3, "S": 3, "count": 2},
+                                                         {"name": "b", "N": 1, "C": 16, "K": 4, "P": 1, "Q": 1}]})
+    template = load_template("simple")
+    problem = RelaxedProblem(network, template, Objective.EDP)
+    bound = energy_bound_pJ(problem)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        x = problem.lower + rng.random(problem.n) * (problem.upper - problem.lower)
+        assert problem.totals(x)["energy_pJ"].value >= bound * (1 - 1e-12)
+    arch = template.base
+    exact = sum(entry.count * evaluate_batch(entry.layer, arch, sample_mappings(entry.layer, arch, 200, rng))
+                .energy_pJ.min() for entry in network.layers)
+    assert exact >= bound
+    capped = RelaxedProblem(network, template, Objective.EDP, caps=Caps(energy_pJ=bound * 0.99))
+    assert certain_infeasibility(capped)[0] == "cap[energy_pJ]"
+    assert certain_infeasibility(RelaxedProblem(network, template, Objective.EDP,
+                                                caps=Caps(energy_pJ=bound * 1.01))) is None

@@ -112,11 +112,17 @@ def run_entry(entry: Entry, python: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    heldout = "--heldout" in argv
+    argv = [a for a in argv if a != "--heldout"]
     label = argv[0] if argv else "run"
     only = set(argv[1:])
     python = sys.executable
     rows = []
-    for entry in entries():
+    if heldout:
+        from benchmarks.adversarial.heldout import entries as heldout_entries
+
+        label = f"heldout-{label}"
+    for entry in (heldout_entries() if heldout else entries()):
         if only and entry.id not in only:
             continue
         row = run_entry(entry, python)

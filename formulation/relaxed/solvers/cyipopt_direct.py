@@ -6,9 +6,10 @@ limited-memory (L-BFGS) Hessian. Any object with the same callback API works (th
 wrapper of :mod:`formulation.relaxed.sweep`, for example); without ``jacobian_structure`` the Jacobian is
 passed dense.
 
-Before IPOPT runs, two infeasibilities that are cheap and certain to detect are reported without
+Before IPOPT runs, three infeasibilities that are cheap and certain to detect are reported without
 solving (:func:`certain_infeasibility`): an area budget below the smallest hardware of the
-template, and a latency cap below the network's compute bound at the largest PE mesh.
+template, a latency cap below the network's compute bound at the largest PE mesh, and an energy cap
+below the MAC energy alone (:func:`energy_bound_pJ`).
 
 IPOPT's exit status maps to :class:`SolveStatus`: 0 (solved) and 1 (solved to an acceptable
 level) are OPTIMAL, -1 (iteration limit), -4 (CPU time limit) and 5 (our intermediate callback's
@@ -55,6 +56,19 @@ def compute_bound_s(problem) -> float:
     return sum(entry.count * entry.layer.macs for entry in problem.network.layers) / max_pes / clock_hz
 
 
+def energy_bound_pJ(problem) -> float:
+    """Energy lower bound: ``sum_i n_i MACs_i e_MAC``.
+
+    Argument: a layer's energy (exact model and relaxation alike, :mod:`formulation.relaxed.sensitivity`)
+    is its MAC energy ``MACs e_MAC`` plus access counts times non-negative energies per access; the
+    counts are non-negative (in the relaxation, exponentials of log variables), so every design of the
+    network spends at least the MAC energy of all its layers. ``tests/test_hardening.py`` checks the
+    bound against the relaxation at random points and against exact evaluations.
+    """
+    mac = problem.template.base.mac.energy_pJ
+    return sum(entry.count * entry.layer.macs * mac for entry in problem.network.layers)
+
+
 def certain_infeasibility(problem) -> tuple[str, str] | None:
     """``(constraint name, reason)`` when the problem is infeasible for a reason checked without solving."""
     budget = getattr(problem, "area_budget_mm2", None)
@@ -73,6 +87,12 @@ def certain_infeasibility(problem) -> tuple[str, str] | None:
             return "cap[latency_s]", (f"latency cap {cap:.6g} s is below the compute bound {bound:.6g} s "
                                       f"({problem.network.name} on {t.mesh_x_range[1]}x{t.mesh_y_range[1]} PEs "
                                       f"at {t.base.clock_GHz:g} GHz)")
+    energy_cap = None if caps is None else caps.energy_pJ
+    if energy_cap is not None:
+        bound = energy_bound_pJ(problem)
+        if energy_cap < bound * (1 - 1e-9):
+            return "cap[energy_pJ]", (f"energy cap {energy_cap:.6g} pJ is below the MAC energy alone {bound:.6g} pJ "
+                                      f"({problem.network.name})")
     return None
 
 
