@@ -130,7 +130,13 @@ def main(argv: list[str]) -> int:
         print(f"{row['class']:<16}{row['rc']!s:>5} {row['wall_s']:>6.1f}s  {entry.id}: {row['stderr_last'][:110]}",
               flush=True)
     counts = Counter(r["class"] for r in rows)
-    doc = {"label": label, "entries": len(rows), "counts": dict(counts), "rows": rows}
+    try:
+        from benchmarks.common import run_header
+
+        header = run_header("adversarial", None)
+    except ImportError:  # a checkout without benchmarks.common (the "before" runs on commit cf1d043 had it)
+        header = {}
+    doc = {**header, "label": label, "entries": len(rows), "counts": dict(counts), "rows": rows}
     out = ROOT / "benchmarks" / "results" / f"adversarial-{label}.json"
     if not only:
         out.write_text(json.dumps(doc, indent=1) + "\n")
