@@ -176,6 +176,7 @@ def _graceful_stop():
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
     from formulation.specs.catalog import load_network
+    from formulation.specs.filenames import safe_component
     from search.outdir import OutputDir
 
     method = OPTIMIZE_METHODS.get(args.method)
@@ -200,7 +201,8 @@ def cmd_optimize(args) -> int:
         raise SpecError(f"--pareto = {n_points}: method {args.method} does not compute fronts")
     network = load_network(args.network)
     template, opts["fixed_hardware"] = _optimize_template(args)
-    out = OutputDir(args.out if args.out else Path("out") / f"{network.name}-{goal.objective.value}", args.force)
+    default_out = Path("out") / safe_component(f"{network.name}-{goal.objective.value}")  # a name is never a path
+    out = OutputDir(args.out if args.out else default_out, args.force)
     staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
     try:
         return _search_and_write(args, method, network, template, goal, opts, n_points, out, staging)

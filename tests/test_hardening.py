@@ -265,3 +265,14 @@ def test_energy_bound_holds_for_relaxed_points_and_exact_mappings():
     assert certain_infeasibility(capped)[0] == "cap[energy_pJ]"
     assert certain_infeasibility(RelaxedProblem(network, template, Objective.EDP,
                                                 caps=Caps(energy_pJ=bound * 1.01))) is None
+
+
+def test_default_out_of_a_hostile_network_name_stays_under_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.json").write_text(json.dumps({"name": "../../escape", "layers": [
+        {"name": "a", "N": 1, "C": 4, "K": 4, "P": 2, "Q": 2}]}))
+    assert main(["optimize", "--network", "n.json", "--starts", "1", "--jobs", "1", "--max-evaluations", "50",
+                 "--quiet"]) == 0
+    assert not (tmp_path.parent / "escape").exists() and not (tmp_path / "out" / ".." / ".." / "escape").exists()
+    (folder,) = (tmp_path / "out").iterdir()
+    assert "escape" in folder.name and (folder / "result.json").exists()
