@@ -31,7 +31,7 @@ from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import mapping_violations
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
 from search.rounding import fits_template, repair
-from search.sampling import prime_factors
+from search.tiling import prime_factors, smooth_numbers
 
 
 def _stack(rows: list[tuple[np.ndarray, ...]]) -> MappingArrays:
@@ -224,7 +224,7 @@ def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, go
 
 def _smooth_steps(n: int, lo: int, hi: int) -> set[int]:
     """The neighbouring 2-3-7-smooth mesh sides of ``n`` (next and previous), and ``2n``, ``n/2``."""
-    smooth = [m for m in range(max(1, lo), hi + 1) if set(prime_factors(m)) <= {2, 3, 7}]
+    smooth = smooth_numbers(lo, hi)
     below = [m for m in smooth if m < n]
     above = [m for m in smooth if m > n]
     return {*(below[-1:]), *(above[:1]), n * 2, n // 2}

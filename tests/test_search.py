@@ -30,7 +30,8 @@ from formulation.model.validation import mapping_violations, validate_mapping
 from search.design import Goal
 from search.optimize import OptimizeStatus, fixed_template, optimize, random_structure, structures_for_start
 from search.rounding import fits_template, nearest_power_of_two, nearest_smooth, repair, round_hardware, round_layer
-from search.sampling import prime_factors, sample_mappings
+from search.sampling import sample_mappings
+from search.tiling import prime_factors
 
 FIELDS = ("temporal", "spatial_x", "spatial_y", "order", "keep")
 W, I, O = Tensor.W, Tensor.I, Tensor.O

@@ -52,7 +52,7 @@ from formulation.model.validation import mapping_violations
 from search.design import Design, Evaluated, Goal, objective_values, totals_score
 from search.optimize import CANONICAL_ORDERS, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import repair
-from search.sampling import prime_factors
+from search.tiling import layer_primes
 
 # Loop orders a genome can choose per level, innermost first: the three canonical ones of
 # search.optimize and five more that put other reuse patterns innermost.
@@ -171,7 +171,7 @@ class DesignSpace:
         self.layers: list[_LayerGenes] = []
         for entry in network.layers:
             start = len(upper)
-            items = [(int(d), p) for d in DIMS for p in prime_factors(entry.layer.dims[d])]
+            items = layer_primes(entry.layer)
             upper += [self.n_slots - 1] * len(items)
             order_start = len(upper)
             upper += [len(ORDERS) - 1] * levels
