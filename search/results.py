@@ -13,7 +13,9 @@ An output directory ``DIR`` holds
 ``pareto.png``
     the latency/power front, when one was computed.
 
-``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status``,
+``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status`` (``converged``,
+``time_limit``, ``evaluation_limit``, ``interrupted`` or ``infeasible``; ``optimal`` only for a result
+proven optimal, which no method does yet: :mod:`search.outcome`),
 ``network``, ``template`` (name and hardware ranges), ``goal`` (objective, area budget, caps),
 ``seed``, ``starts``, ``time_limit_s`` (the whole run), ``wall_s``, ``evaluations`` (exact-model evaluations),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
@@ -43,7 +45,7 @@ from formulation.specs.types import Architecture, Layer, Mapping, Network
 if TYPE_CHECKING:
     from formulation.specs.template import ArchTemplate
     from search.design import Evaluated, Goal
-    from search.optimize import OptimizeResult
+    from search.outcome import OptimizeResult
 
 RESULT_FILE = "result.json"
 LAYERS_FILE = "layers.jsonl"
@@ -213,7 +215,7 @@ def design_summary(template: ArchTemplate, best: Evaluated) -> dict:
 
 def result_document(result: OptimizeResult, network: Network, template: ArchTemplate, goal: Goal, *,
                     method: str, seed: int, starts: int, time_limit_s: float, front=None) -> dict:
-    """The whole ``result.json`` document (``front``: a :class:`search.pareto.ParetoFront` or None)."""
+    """The whole ``result.json`` document (``front``: a :class:`search.pareto.DesignFront` or None)."""
     best = result.best
     counts = [e.count for e in network.layers]
     doc: dict[str, Any] = {
