@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from joblib.externals.loky import get_reusable_executor
 
 from benchmarks.common import _git, _loadavg, machine_info, profile_rows, write_result
 from formulation.specs.catalog import load_arch, load_network
@@ -52,7 +53,9 @@ from formulation.goals import Objective, clock_hz
 from formulation.specs.types import Network, NetworkLayer
 from formulation.specs.template import default_template
 from search.design import Goal
-from search.optimize import fixed_template, optimize
+import search.local_search as ls
+import search.optimize as so
+from search.optimize import fixed_template, optimize, run_start
 from search.outcome import OptimizeResult
 from search.sampling import sample_mappings
 
@@ -72,8 +75,6 @@ def _cpu_s() -> float:
 
 def _stop_workers() -> None:
     """Shut loky's reusable workers down, so their CPU time is counted in RUSAGE_CHILDREN."""
-    from joblib.externals.loky import get_reusable_executor
-
     get_reusable_executor().shutdown(wait=True)
 
 
@@ -148,18 +149,14 @@ class PhaseTimer:
         setattr(module, attr, new)
 
     def __enter__(self):
-        import formulation.relaxed.solvers
-        import search.local_search as ls
-        import search.optimize as so
-
-        get_backend = formulation.relaxed.solvers.get_backend
+        get_backend = so.get_backend
         solve_phase = self._timed
 
-        def timed_backend(name):  # run_start imports get_backend from formulation.relaxed.solvers when it runs
+        def timed_backend(name):  # run_start looks get_backend up in search.optimize when it runs
             backend = get_backend(name)
             return replace(backend, solve=solve_phase(backend.solve, lambda a, k: "relaxation solve (IPOPT)"))
 
-        self._patch(formulation.relaxed.solvers, "get_backend", timed_backend)
+        self._patch(so, "get_backend", timed_backend)
         self._patch(so, "round_solution", self._timed(so.round_solution, lambda a, k: "rounding"))
         self._patch(ls, "kick_layers", self._timed(ls.kick_layers, lambda a, k: "kicks"))
         # a 3-round descent is the one local_search runs on each hardware neighbour
@@ -177,8 +174,6 @@ class PhaseTimer:
 def profile_starts(network: Network, template, goal: Goal, starts: int, jobs: int, seed: int, time_limit_s: float,
                    profile_start: int, top: int) -> dict:
     """Every start serially in this process, with the per-start budget of the parallel run."""
-    from search.optimize import run_start
-
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
     run_start(Network("warm-up", network.layers[-1:]), template, goal, seed, 0, "cyipopt", False, per_start)
     rows = []

@@ -21,14 +21,17 @@ from codesign.cmd_optimize import (
     cmd_run_default,
 )
 from codesign.cmd_solve import cmd_solve
+from formulation.model.exact import evaluate
+from formulation.model.report import compare_with_reference, evaluation_record, format_table
+from formulation.model.validation import validate_mapping
+from formulation.specs.catalog import load_arch, load_network
+from formulation.specs.loading import layer_from_dict, mapping_from_list, read_cases, read_document
+from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.types import SpecError
 
 
 def _load_layer(spec: str):
     """A layer from a YAML/JSON file, or ``NETWORK:LAYER`` naming a layer of a (built-in) network."""
-    from formulation.specs.catalog import load_network
-    from formulation.specs.loading import layer_from_dict, read_document
-
     path = Path(spec)
     if path.is_file():
         doc = read_document(path)
@@ -47,16 +50,10 @@ def _load_layer(spec: str):
 
 
 def _load_mapping(spec: str, arch):
-    from formulation.specs.loading import mapping_from_list, read_document
-
     return mapping_from_list(read_document(spec), arch)
 
 
 def _evaluate_cases(args) -> int:
-    from formulation.specs.loading import read_cases
-    from formulation.model.exact import evaluate
-    from formulation.model.report import compare_with_reference, evaluation_record
-
     failures = 0
     for case in read_cases(args.cases):
         record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
@@ -80,10 +77,6 @@ def cmd_evaluate(args) -> int:
     missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
     if missing:
         raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-    from formulation.specs.catalog import load_arch
-    from formulation.model.exact import evaluate
-    from formulation.model.report import evaluation_record, format_table
-    from formulation.model.validation import validate_mapping
 
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)
@@ -98,8 +91,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_network(args) -> int:
-    from formulation.specs.catalog import load_network
-
     network = load_network(args.network)
     rows = [{"name": e.layer.name, "count": e.count,
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
@@ -117,11 +108,7 @@ def cmd_network(args) -> int:
 
 
 def cmd_export_timeloop(args) -> int:
-    from formulation.specs.timeloop_export import export_timeloop
-
     if args.cases:
-        from formulation.specs.loading import read_cases
-
         cases = read_cases(args.cases)
         chosen = [c for c in cases if args.id is None or c.id == args.id]
         if not chosen:
@@ -131,8 +118,6 @@ def cmd_export_timeloop(args) -> int:
             export_timeloop(case.layer, case.arch, case.mapping, out)
             print(out)
         return 0
-    from formulation.specs.catalog import load_arch
-    from formulation.model.validation import validate_mapping
 
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)

@@ -48,7 +48,9 @@ from types import MappingProxyType
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network, SpecError
 from search.design import Goal
+from search.optimize import optimize
 from search.outcome import OptimizeResult, StartResult
+from search.pareto import DesignFront, pareto_front
 
 
 @dataclass(frozen=True)
@@ -158,15 +160,11 @@ class Codesign(Method):
     front = True
 
     def run(self, network, template, goal, options, on_start_done=None):
-        from search.optimize import optimize
-
         return optimize(network, template, goal, starts=options.starts, jobs=options.jobs, seed=options.seed,
                         fixed_hardware=options.fixed_hardware, time_limit_s=options.time_limit_s,
                         backend=options.backend, scheduler=options.scheduler, on_start_done=on_start_done)
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
-        from search.pareto import pareto_front
-
         front = pareto_front(network, template, goal, n_points, starts=options.starts, jobs=options.jobs,
                              seed=options.seed, fixed_hardware=options.fixed_hardware,
                              time_limit_s=options.time_limit_s, backend=options.backend,
@@ -202,8 +200,6 @@ class GeneticAlgorithm(Baseline):
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         """NSGA-II on (power, latency): its archive of non-dominated designs (``n_points`` does not bound it)."""
-        from search.pareto import DesignFront
-
         result = self.call("run_ga_pareto", network, template, goal, options)
         front = DesignFront.from_designs("nsga2", result, [("nsga2", ev) for ev in result.extra.get("front", ())])
         return front.best_for(network, template, goal)
@@ -226,8 +222,6 @@ class WeightedSum(Baseline):
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         """The weighted-sum sweep with ``n_points`` weights; every weight's design is a candidate."""
-        from search.pareto import DesignFront
-
         if n_points < 2:
             raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
         result = self.call(self.function, network, template, goal, options, n_weights=n_points)

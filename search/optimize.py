@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from formulation.axes import DIMS, Dim
 from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
+from formulation.relaxed.solvers import get_backend
 from formulation.relaxed.sensitivity import Structure
 from formulation.specs.types import Architecture, Network, SpecError
 from formulation.specs.template import ArchTemplate
@@ -68,8 +70,6 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
               fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None) -> StartResult:
     """One start: relax with this start's structures, solve, round, improve."""
-    from formulation.relaxed.solvers import get_backend
-
     t0 = time.monotonic()
     structures = structures_for_start(network, template, seed, start)
     problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
@@ -139,7 +139,6 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
         return
     if backend != "loky":
         raise SpecError(f"--backend = {backend!r}: use loky or dask")
-    from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
     yield from parallel(delayed(run_start)(*a) for a in args)

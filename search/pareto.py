@@ -26,10 +26,11 @@ import numpy as np
 from formulation.goals import Objective
 from formulation.specs.types import Network, SpecError
 from formulation.specs.template import ArchTemplate
-from search.design import Evaluated, Goal, evaluate_design, exceeds
 from formulation.pareto import non_dominated as pareto_indices
+from search.design import Evaluated, Goal, evaluate_design, exceeds
 from search.optimize import optimize
 from search.outcome import OptimizeResult, OptimizeStatus, StartResult, worse_status
+from search.results import design_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,8 +103,6 @@ class DesignFront:
         return cls(points, candidates, [SweepRun(method, None, None, result)], span, result.status, method)
 
     def document(self, template: ArchTemplate) -> dict:
-        from search.results import design_summary
-
         def point(p: DesignPoint) -> dict:
             return {"run": p.run, "latency_cap_s": p.latency_cap_s, **design_summary(template, p.evaluated)}
 

@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS
+from formulation.model.encoding import decode
+from formulation.model.exact import evaluate
+from formulation.model.report import evaluation_record
+from formulation.specs.loading import case_from_dict
+from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.types import Architecture, Layer, Mapping, Network
+from formulation.technology import architecture_area_mm2
 
 if TYPE_CHECKING:
     from formulation.specs.template import ArchTemplate
@@ -149,8 +155,6 @@ def goal_document(goal: Goal) -> dict:
 
 
 def hardware_document(template: ArchTemplate, best: Evaluated) -> dict:
-    from formulation.technology import architecture_area_mm2
-
     hw = best.design.hardware
     arch = template.instantiate(hw)
     return {"mesh_x": hw.mesh_x, "mesh_y": hw.mesh_y, "pes": hw.mesh_x * hw.mesh_y,
@@ -174,11 +178,6 @@ def layer_entries(network: Network, template: ArchTemplate, best: Evaluated) -> 
     records is what ``codesign evaluate --cases`` reproduces; it is checked against the optimizer's
     own numbers.
     """
-    from formulation.model.encoding import decode
-    from formulation.specs.loading import case_from_dict
-    from formulation.model.exact import evaluate
-    from formulation.model.report import evaluation_record
-
     arch = template.instantiate(best.design.hardware)
     entries = []
     for i, (entry, arrays) in enumerate(zip(network.layers, best.design.mappings)):
@@ -257,9 +256,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_timeloop(out_dir: Path, network: Network, template: ArchTemplate, best: Evaluated) -> Path:
     """``out_dir/timeloop/<layer>/`` for every layer, built in a temporary folder and renamed into place."""
-    from formulation.model.encoding import decode
-    from formulation.specs.timeloop_export import export_timeloop
-
     arch = template.instantiate(best.design.hardware)
     target = out_dir / TIMELOOP_DIR
     tmp = Path(tempfile.mkdtemp(prefix=f".{TIMELOOP_DIR}.", dir=out_dir))

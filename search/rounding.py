@@ -22,6 +22,7 @@ from formulation.specs.types import Architecture, Layer, SpecError
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import capacity_used
 from search.tiling import SMOOTH_PRIMES, layer_primes, prime_factors, smooth_numbers
+from search.design import Design
 
 LEGAL_SIZES = "powers of two"
 
@@ -131,8 +132,6 @@ def repair(layer: Layer, arch: Architecture, arrays: MappingArrays) -> MappingAr
 
 def round_solution(problem: RelaxedProblem, x: np.ndarray, hardware: Hardware | None = None):
     """A legal :class:`~search.design.Design` near the relaxed optimum ``x``."""
-    from search.design import Design
-
     hw = hardware or round_hardware(problem, x)
     arch = problem.template.instantiate(hw)
     mappings = []

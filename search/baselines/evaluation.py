@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from formulation.goals import CAP_REL_TOL, power_mW, seconds
 from formulation.model.encoding import MappingArrays
@@ -64,8 +65,6 @@ class Evaluator:
 
     def __enter__(self) -> Evaluator:
         if self.jobs > 1:
-            from joblib import Parallel
-
             self._parallel = Parallel(n_jobs=self.jobs, backend="loky")
             self._parallel.__enter__()
         return self
@@ -77,8 +76,6 @@ class Evaluator:
 
     def _run(self, tasks: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
         if self._parallel is not None and len(tasks) > 1:
-            from joblib import delayed
-
             return self._parallel(delayed(_evaluate_task)(*t) for t in tasks)
         return [_evaluate_task(*t) for t in tasks]
 

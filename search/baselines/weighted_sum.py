@@ -41,9 +41,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from formulation.goals import Caps, Objective, objective_value, power_mW
 from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.solvers import get_backend
+from formulation.relaxed.sweep import WeightedSumProblem, anchors, tight_cycles
 from formulation.specs.types import Network, SpecError
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
@@ -167,7 +170,6 @@ def _run_local(tasks: list[tuple], jobs: int):
         for task in tasks:
             yield _local_task(*task)
         return
-    from joblib import Parallel, delayed
 
     yield from Parallel(n_jobs=min(jobs, len(tasks)), backend="loky", return_as="generator")(
         delayed(_local_task)(*task) for task in tasks)
@@ -177,8 +179,6 @@ class _Solve:
     """A relaxed solve with fixed options, callable as :func:`formulation.relaxed.sweep.anchors` expects."""
 
     def __init__(self, solver: str, time_limit_s: float, max_iter: int = 300):
-        from formulation.relaxed.solvers import get_backend
-
         self.backend = get_backend(solver)
         self.time_limit_s = time_limit_s
         self.max_iter = max_iter
@@ -188,8 +188,6 @@ class _Solve:
 
 
 def _relaxed_goal_value(problem: RelaxedProblem, x: np.ndarray, objective: Objective) -> float | None:
-    from formulation.relaxed.sweep import tight_cycles
-
     totals = problem.totals(tight_cycles(problem, x))
     return objective_value(objective, totals["energy_pJ"].value, totals["latency_s"].value)
 
@@ -229,8 +227,6 @@ def _interior_starts(free: RelaxedProblem, solve: _Solve, weights: list[float], 
                      x_fast: np.ndarray, objective: Objective) -> tuple[list, list, list]:
     """Per interior weight: the rounded relaxed start (None when the solve failed), its scalarization with
     ``norm``'s normalization, and (solver status, relaxed goal value); solves warm-started from ``x_fast``."""
-    from formulation.relaxed.sweep import WeightedSumProblem
-
     starts, scals, statuses = [], [], []
     for w in weights:
         wrapped = WeightedSumProblem(free, "power", w, (math.exp(norm.ln_p_ref), math.exp(norm.ln_t_ref)),
@@ -255,8 +251,6 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
     design with the best goal objective. ``fixed_hardware`` pins the hardware to the template's
     base hardware on the legal grid.
     """
-    from formulation.relaxed.sweep import anchors
-
     del seed  # deterministic: nothing is drawn at random
     if n_weights < 2:
         raise SpecError(f"n_weights = {n_weights}: a weighted-sum front needs at least 2 weights")
