@@ -16,9 +16,10 @@ checks the options against what the method supports (a one-line ``SpecError`` ot
 dispatches to :meth:`Method.run` or :meth:`Method.pareto`.
 
 **Adding a method** touches this file only (plus its tests): write a subclass with ``name``,
-``description``, the capability flags and ``run`` (and ``pareto`` if ``front``), import the
-implementation *inside* ``run`` (so that importing the registry stays cheap and optional
-dependencies load only when the method is used), and decorate the class with ``@register``.
+``description``, the capability flags and ``run`` (and ``pareto`` if ``front``), and decorate the
+class with ``@register``. An implementation that needs an optional dependency (pymoo, BoTorch, ...)
+is imported *inside* ``run``, so that importing the registry stays cheap and the dependency loads
+only when the method is used.
 A method whose optional dependency is missing reports one line (:func:`load`). Example::
 
     @register

@@ -86,3 +86,13 @@ def test_the_registry_is_cheap_to_import_and_the_cli_has_no_import_circle():
             "print(heavy, 'codesign.cli' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] False"
+
+
+def test_a_missing_pymoo_makes_method_ga_a_one_line_error(tmp_path):
+    code = ("import sys; sys.modules['pymoo'] = None\n"  # as if pymoo were not installed
+            "from codesign.cli import main\n"
+            f"sys.exit(main(['optimize', '--network', 'resnet18', '--method', 'ga', '--out', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("codesign: error: --method = 'ga': needs pymoo") and done.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing written
