@@ -62,7 +62,8 @@ class RunOptions:
     ``starts`` applies to methods with parallel starts (``codesign``); ``jobs`` is the number of
     worker processes; ``backend``/``scheduler`` choose joblib (``loky``) or a Dask cluster for the
     starts; ``max_evaluations`` (methods with ``evaluation_budget`` only) caps the exact-model
-    mapping evaluations.
+    mapping evaluations; ``solver`` is the backend of the continuous relaxation
+    (:mod:`formulation.relaxed.solvers`) for the methods that solve one (``codesign``, ``weighted-sum``).
     """
 
     starts: int = 4
@@ -73,6 +74,7 @@ class RunOptions:
     backend: str = "loky"
     scheduler: str | None = None
     max_evaluations: int | None = None
+    solver: str = "cyipopt"
 
 
 #: Called with every finished start (codesign's progress bar ticks on it).
@@ -162,12 +164,13 @@ class Codesign(Method):
 
     def run(self, network, template, goal, options, on_start_done=None):
         return optimize(network, template, goal, starts=options.starts, jobs=options.jobs, seed=options.seed,
-                        fixed_hardware=options.fixed_hardware, time_limit_s=options.time_limit_s,
-                        backend=options.backend, scheduler=options.scheduler, on_start_done=on_start_done)
+                        solver=options.solver, fixed_hardware=options.fixed_hardware,
+                        time_limit_s=options.time_limit_s, backend=options.backend, scheduler=options.scheduler,
+                        on_start_done=on_start_done)
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         front = pareto_front(network, template, goal, n_points, starts=options.starts, jobs=options.jobs,
-                             seed=options.seed, fixed_hardware=options.fixed_hardware,
+                             seed=options.seed, solver=options.solver, fixed_hardware=options.fixed_hardware,
                              time_limit_s=options.time_limit_s, backend=options.backend,
                              scheduler=options.scheduler, on_start_done=on_start_done)
         return front.best_for(network, template, goal)
@@ -221,11 +224,15 @@ class WeightedSum(Baseline):
     front = True
     module, function = "search.baselines.weighted_sum", "run_weighted_sum"
 
+    def run(self, network, template, goal, options, on_start_done=None):
+        return self.call(self.function, network, template, goal, options, solver=options.solver)
+
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         """The weighted-sum sweep with ``n_points`` weights; every weight's design is a candidate."""
         if n_points < 2:
             raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
-        result = self.call(self.function, network, template, goal, options, n_weights=n_points)
+        result = self.call(self.function, network, template, goal, options, n_weights=n_points,
+                           solver=options.solver)
         front = DesignFront.from_designs("weighted-sum", result,
                                          [(f"w={w:.3g}", ev) for w, ev in result.extra.get("weights", ())])
         return front.best_for(network, template, goal)

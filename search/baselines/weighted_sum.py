@@ -9,8 +9,9 @@ Instead of the ε-constraint (minimize power subject to a latency cap), every we
 non-dominated designs of the ``n_weights`` results are returned. The pipeline per weight is the
 project's: solve the continuous relaxation (default loop orders, IPOPT through the solver
 registry), round it to a legal design (:func:`search.rounding.round_solution`), then improve it
-with the exact model by the batched local search moves of :mod:`search.local_search` (layer
-neighbours, hardware steps with repair) under ``s_w`` instead of a single objective.
+with the exact model by the project's one local search (:func:`search.local_search.local_search`:
+layer neighbours, hardware steps with repair; no kicks) scored by :class:`WeightedScore`, i.e.
+under ``s_w`` instead of a single objective.
 
 Normalization. The relaxation can't supply it: its fast and efficient ends
 (:func:`formulation.relaxed.sweep.anchors`) often have the same latency, and its latencies are far
