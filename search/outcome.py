@@ -38,6 +38,16 @@ class OptimizeStatus(str, Enum):
     INFEASIBLE = "infeasible"              # no design found within the budget and caps
 
 
+#: What each status means, as the ``codesign optimize`` summary prints it.
+STATUS_MEANING = {
+    OptimizeStatus.OPTIMAL: "proven optimal",
+    OptimizeStatus.CONVERGED: "the search ended on its own: a local optimum, not proven optimal",
+    OptimizeStatus.EVALUATION_LIMIT: "stopped by its evaluation budget; best design so far",
+    OptimizeStatus.TIME_LIMIT: "stopped by the time limit; best design so far",
+    OptimizeStatus.INTERRUPTED: "interrupted; best design so far",
+    OptimizeStatus.INFEASIBLE: "no design within the budget and caps was found",
+}
+
 #: How bad a status is when several runs are combined into one (a front's sweep): the worst one wins.
 STATUS_RANK = {OptimizeStatus.OPTIMAL: 0, OptimizeStatus.CONVERGED: 0, OptimizeStatus.EVALUATION_LIMIT: 1,
                OptimizeStatus.TIME_LIMIT: 1, OptimizeStatus.INFEASIBLE: 1, OptimizeStatus.INTERRUPTED: 2}
@@ -141,4 +151,4 @@ class Budget:
         return self.stopped_by == self.TIME
 
 
-__all__ = ["Budget", "OptimizeResult", "OptimizeStatus", "STATUS_RANK", "StartResult", "worse_status"]
+__all__ = ["Budget", "OptimizeResult", "OptimizeStatus", "STATUS_MEANING", "STATUS_RANK", "StartResult", "worse_status"]

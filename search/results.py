@@ -47,11 +47,11 @@ from formulation.specs.loading import case_from_dict
 from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.types import Architecture, Layer, Mapping, Network
 from formulation.technology import architecture_area_mm2
+from search.outcome import STATUS_MEANING, OptimizeResult, OptimizeStatus
 
 if TYPE_CHECKING:
     from formulation.specs.template import ArchTemplate
     from search.design import Evaluated, Goal
-    from search.outcome import OptimizeResult
 
 RESULT_FILE = "result.json"
 LAYERS_FILE = "layers.jsonl"
@@ -331,7 +331,8 @@ def summary_table(doc: dict) -> str:
     """Hardware, network totals and per-layer cycles/energy/utilization, as printed by ``codesign optimize``."""
     lines = [f"{doc['network']} on {doc['template']['name']}: {doc['method']} ({doc['pipeline']}), "
              f"objective {doc['goal']['objective']}, status {doc['status']}, "
-             f"{doc['wall_s']:.1f} s, {doc['evaluations']:,} model evaluations"]
+             f"{doc['wall_s']:.1f} s, {doc['evaluations']:,} model evaluations",
+             f"status    {STATUS_MEANING[OptimizeStatus(doc['status'])]}"]
     hw, totals = doc["hardware"], doc["totals"]
     if hw is None:
         lines.append("no feasible design" + (f" ({doc['binding'][0]})" if doc["binding"] else ""))

@@ -61,6 +61,7 @@ def test_registering_a_method_makes_it_a_cli_method(monkeypatch, tmp_path, capsy
     assert calls == [("resnet18", 5, 7.0)]
     out = capsys.readouterr()
     assert "status infeasible" in out.out and "nothing to find" in out.err
+    assert "status    no design within the budget and caps was found" in out.out
     assert main(args + ["--force", "--fixed-hardware", "--arch", "simple"]) == 2
     assert "--fixed-hardware = True: method nothing-found always searches the hardware" in capsys.readouterr().err
 
