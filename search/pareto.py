@@ -26,7 +26,7 @@ import numpy as np
 from formulation.goals import Objective
 from formulation.specs.types import Network, SpecError
 from formulation.specs.template import ArchTemplate
-from formulation.pareto import non_dominated as pareto_indices
+from formulation.pareto import non_dominated
 from search.design import Evaluated, Goal, evaluate_design, exceeds
 from search.optimize import optimize
 from search.outcome import OptimizeResult, OptimizeStatus, StartResult, worse_status
@@ -98,7 +98,7 @@ class DesignFront:
         candidates = [DesignPoint(ev.score.latency_s, ev.score.power_mW, ev, label) for label, ev in labelled
                       if ev is not None and ev.score.feasible and math.isfinite(ev.score.latency_s)
                       and math.isfinite(ev.score.power_mW)]
-        points = non_dominated(candidates)
+        points = front_points(candidates)
         span = (points[0].latency_s, points[-1].latency_s) if points else None
         return cls(points, candidates, [SweepRun(method, None, None, result)], span, result.status, method)
 
@@ -120,10 +120,10 @@ class DesignFront:
                          for r in self.runs]}
 
 
-def non_dominated(points: list[DesignPoint]) -> list[DesignPoint]:
+def front_points(points: list[DesignPoint]) -> list[DesignPoint]:
     """The points no other point beats on both latency and power (ties: the first kept), by latency
     (:func:`formulation.pareto.non_dominated`, within a relative 1e-12)."""
-    keep = pareto_indices([(p.latency_s, p.power_mW) for p in points], rel_tol=1e-12)
+    keep = non_dominated([(p.latency_s, p.power_mW) for p in points], rel_tol=1e-12)
     return [points[k] for k in keep]
 
 
@@ -199,4 +199,4 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
         candidates.append(DesignPoint(best.score.latency_s, best.score.power_mW, best, r.label, r.latency_cap_s))
     if not candidates and status is OptimizeStatus.CONVERGED:
         status = OptimizeStatus.INFEASIBLE
-    return DesignFront(non_dominated(candidates), candidates, runs, t_range, status)
+    return DesignFront(front_points(candidates), candidates, runs, t_range, status)
