@@ -16,18 +16,19 @@ import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from formulation.axes import DIMS, Dim
 from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
+from formulation.relaxed.solvers import get_backend
 from formulation.relaxed.sensitivity import Structure
 from formulation.specs.types import Architecture, Network, SpecError
 from formulation.specs.template import ArchTemplate
-from search.design import Evaluated, Goal
+from search.design import Goal
 from search.local_search import local_search
+from search.outcome import Budget, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import round_solution
 from search.stop import stop_file, stop_requested, use_stop_file
 
@@ -44,37 +45,6 @@ SPATIAL_SPLITS = (
     ((Dim.K,), (Dim.C, Dim.P, Dim.Q, Dim.N)),
     ((Dim.P, Dim.Q), (Dim.K, Dim.C, Dim.N)),
 )
-
-
-class OptimizeStatus(str, Enum):
-    OPTIMAL = "optimal"          # every start converged; the best design is reported
-    TIME_LIMIT = "time_limit"    # stopped by the time limit; the best design so far is reported
-    INTERRUPTED = "interrupted"  # stopped by the user; the best design so far is reported
-    INFEASIBLE = "infeasible"    # no start found a design within the budget and caps
-
-
-@dataclass(frozen=True)
-class StartResult:
-    start: int
-    best: Evaluated | None
-    relaxed_objective: float | None
-    solver_status: str
-    evaluations: int
-    wall_s: float
-    message: str = ""
-    timed_out: bool = False
-
-
-@dataclass(frozen=True)
-class OptimizeResult:
-    status: OptimizeStatus
-    method: str
-    best: Evaluated | None
-    starts: tuple[StartResult, ...]
-    wall_s: float
-    evaluations: int
-    binding: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
 
 
 def random_structure(template: ArchTemplate, rng: np.random.Generator) -> LayerStructure:
@@ -113,32 +83,31 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
     ``stop_path`` is the run's stop file (:mod:`search.stop`): a stop request ends the start with its
     best design so far (the rounded relaxation at least, when the request came during the solve).
     """
-    from formulation.relaxed.solvers import get_backend
-
     t0 = time.monotonic()
     if stop_path is not None:
         use_stop_file(stop_path)
         if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's to handle
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-    budget = min(time_limit_s, deadline_epoch_s - time.time())
-    if budget <= 0 or stop_requested():
-        return StartResult(start, None, None, "not_started", 0, 0.0, "no time left" if budget <= 0 else "stopped",
-                           timed_out=budget <= 0)
+    limit = min(time_limit_s, deadline_epoch_s - time.time())
+    if limit <= 0 or stop_requested():
+        return StartResult(start, None, None, "not_started", 0, 0.0, "no time left" if limit <= 0 else "stopped",
+                           timed_out=limit <= 0)
     structures = structures_for_start(network, template, seed, start)
     problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
-    solve_limit = max(0.05, (budget - (time.monotonic() - t0)) / 2)
+    solve_limit = max(0.05, (limit - (time.monotonic() - t0)) / 2)
     result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=solve_limit)
     if not result.ok:
         return StartResult(start, None, None, result.status.value, 0, time.monotonic() - t0,
                            result.message or ", ".join(result.binding))
     solve_timed_out = "time limit" in (result.message or "")
     design = round_solution(problem, result.x)
-    remaining = max(0.0, budget - (time.monotonic() - t0))
-    best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
-                               time_limit_s=remaining, seed=(seed, start), max_evaluations=max_evaluations)
+    remaining = max(0.0, limit - (time.monotonic() - t0))
+    best, budget = local_search(network, template, design, goal, fixed_hardware=fixed_hardware, seed=(seed, start),
+                                budget=Budget(remaining, max_evaluations))
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
-                       result.status.value, stats.evaluations, time.monotonic() - t0,
-                       "stopped" if stats.interrupted else "", timed_out=stats.timed_out or solve_timed_out)
+                       result.status.value, budget.evaluations, time.monotonic() - t0,
+                       "stopped" if budget.stopped_by == Budget.INTERRUPTED else "",
+                       timed_out=budget.timed_out or solve_timed_out)
 
 
 def split_evaluations(max_evaluations: int | None, starts: int) -> list[int | None]:
@@ -158,13 +127,17 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
     ``time_limit_s`` is the whole run's budget: with ``jobs`` workers, each start gets
     ``time_limit_s * min(jobs, starts) / starts``, and no start runs past ``time_limit_s`` from now.
     ``max_evaluations`` is split evenly over the starts (:func:`split_evaluations`); each start's result
-    then depends only on ``seed`` and its index, so the result is the same for any ``jobs``, machine
-    or load, as long as the time limit does not cut first (the status then says ``time_limit``).
+    then depends only on ``seed`` and its index, so the result is the same for any ``jobs``, machine or
+    load, as long as the time limit does not cut first (the status then says ``time_limit``).
+    Status: ``converged`` when every start's local search ended on its own, ``evaluation_limit`` when
+    the evaluation budget ended one, ``time_limit`` when one was cut short, ``interrupted`` on Ctrl-C or
+    a stop request, ``infeasible`` when no start found a feasible design (:mod:`search.outcome`); never
+    ``optimal`` (nothing here proves optimality).
     """
     t0 = time.monotonic()
     deadline = time.time() + time_limit_s
     done: list[StartResult] = []
-    status = OptimizeStatus.OPTIMAL
+    status = OptimizeStatus.CONVERGED
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
     budgets = split_evaluations(max_evaluations, starts)
     args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, deadline, budgets[k],
@@ -180,10 +153,13 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
         status = OptimizeStatus.INTERRUPTED
     feasible = [r for r in done if r.best is not None and r.best.score.feasible]
     best = min(feasible, key=lambda r: (r.best.score.value(goal.objective), r.start)).best if feasible else None
-    if status is OptimizeStatus.OPTIMAL and any(r.timed_out for r in done):
+    if status is OptimizeStatus.CONVERGED and any(r.timed_out for r in done):
         status = OptimizeStatus.TIME_LIMIT
-    elif best is None and status is OptimizeStatus.OPTIMAL:
+    elif best is None and status is OptimizeStatus.CONVERGED:
         status = OptimizeStatus.INFEASIBLE
+    elif status is OptimizeStatus.CONVERGED and max_evaluations is not None and \
+            sum(r.evaluations for r in done) >= max_evaluations:
+        status = OptimizeStatus.EVALUATION_LIMIT
     binding = tuple(r.message for r in done if r.best is None and r.message and r.solver_status != "not_started")
     return OptimizeResult(status, "nlp+local-search", best, tuple(sorted(done, key=lambda r: r.start)),
                           time.monotonic() - t0, sum(r.evaluations for r in done), binding[:1])
@@ -213,7 +189,6 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
         return
     if backend != "loky":
         raise SpecError(f"--backend = {backend!r}: use loky or dask")
-    from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
     yield from parallel(delayed(_call_start)(a) for a in args)

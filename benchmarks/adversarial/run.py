@@ -9,7 +9,6 @@ but not with one ``codesign: error:`` line and exit 2). Results go to ``benchmar
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
