@@ -75,22 +75,64 @@ def _evaluate_cases(args) -> int:
     return 0
 
 
+def _timeloop_triple(args):
+    """(layer, arch, mapping, names) from --timeloop files, plus --layer/--arch/--mapping (Timeloop or ours)."""
+    from formulation.specs.catalog import load_arch
+    from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
+
+    files = list(args.timeloop or [])
+    layer = arch = None
+    for key in ("layer", "arch", "mapping"):
+        value = getattr(args, key)
+        if value is not None and is_timeloop_file(value):
+            files.append(value)
+        elif value is not None and key == "layer":
+            layer = _load_layer(value)
+        elif value is not None and key == "arch":
+            arch = load_arch(value)
+        elif value is not None:
+            raise SpecError(f"--mapping = {value!r}: with Timeloop files the mapping must be a Timeloop mapping too")
+    spec = read_timeloop(files, layer=layer, arch=arch)
+    for key, part in (("layer", spec.layer), ("arch", spec.arch), ("mapping", spec.mapping)):
+        if part is None:
+            raise SpecError(f"--{key} = None: the Timeloop files {', '.join(Path(f).name for f in files)} hold no "
+                            f"{'problem' if key == 'layer' else 'architecture' if key == 'arch' else key}")
+    names = {"dimensions": {n: (r if isinstance(r, str) else r.name) for n, r in spec.problem.dims},
+             "data_spaces": {n: t.name for n, t in spec.problem.tensors}}
+    return spec.layer, spec.arch, spec.mapping, names
+
+
+def _uses_timeloop(args) -> bool:
+    from formulation.specs.timeloop_import import is_timeloop_file
+
+    return bool(args.timeloop) or any(getattr(args, k) is not None and is_timeloop_file(getattr(args, k))
+                                      for k in ("layer", "arch", "mapping"))
+
+
 def cmd_evaluate(args) -> int:
     if args.cases:
         return _evaluate_cases(args)
-    missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
-    if missing:
-        raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-    from formulation.specs.catalog import load_arch
     from formulation.model.exact import evaluate
     from formulation.model.report import evaluation_record, format_table
-    from formulation.model.validation import validate_mapping
 
-    layer = _load_layer(args.layer)
-    arch = load_arch(args.arch)
-    mapping = _load_mapping(args.mapping, arch)
-    validate_mapping(layer, arch, mapping)
+    names = None
+    if _uses_timeloop(args):
+        layer, arch, mapping, names = _timeloop_triple(args)
+    else:
+        missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
+        if missing:
+            raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, --timeloop FILE..., "
+                            f"or --cases FILE.jsonl")
+        from formulation.specs.catalog import load_arch
+        from formulation.model.validation import validate_mapping
+
+        layer = _load_layer(args.layer)
+        arch = load_arch(args.arch)
+        mapping = _load_mapping(args.mapping, arch)
+        validate_mapping(layer, arch, mapping)
     record = evaluation_record(evaluate(layer, arch, mapping), arch)
+    if names is not None:
+        record["timeloop_names"] = names
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -167,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
     p.add_argument("--arch", help="architecture file or built-in name")
     p.add_argument("--mapping", help="mapping file (list of levels, outermost first)")
+    p.add_argument("--timeloop", nargs="+", metavar="FILE", help="Timeloop/Accelergy YAML files (architecture, "
+                   "problem, mapping, ERT; v0.2/v0.3 trees, v0.4 nodes); --layer/--arch/--mapping also accept them")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
 

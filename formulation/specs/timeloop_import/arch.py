@@ -228,8 +228,8 @@ def _energies(comp: Component, ert: dict, where: str) -> tuple[float, float, flo
         return read, actions.get("write", fill), fill, update
     vae = _num(comp.attributes, "vector-access-energy", where, positive=False)
     if vae is None:
-        raise SpecError(f"component {comp.name}: energy = None: give an ERT table for it (Accelergy ERT.yaml) "
-                        f"or a vector-access-energy attribute")
+        raise SpecError(f"component {comp.name}: energy = None: give an ERT table for it (pass the Accelergy "
+                        f"ERT.yaml too: --timeloop ARCH.yaml ERT.yaml) or a vector-access-energy attribute")
     return float(vae), float(vae), float(vae), float(vae)
 
 

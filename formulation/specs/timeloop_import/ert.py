@@ -35,11 +35,12 @@ from typing import Any
 from formulation.specs.types import SpecError
 
 READ_ACTIONS = ("random_read", "read")
-FILL_ACTIONS = ("random_fill", "fill", "write")
-UPDATE_ACTIONS = ("random_update", "update", "write")
+FILL_ACTIONS = ("random_fill", "write")
+UPDATE_ACTIONS = ("random_update", "write")
 MAC_ACTIONS = ("mac_random", "random_compute", "compute", "mac")
 
 _RANGE = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]$")
+_ANY_RANGE = re.compile(r"\[\s*-?\d+\s*\.\.\s*-?\d+\s*\]")
 
 
 def base_name(name: str) -> str:
@@ -64,7 +65,7 @@ def parse_ert(doc: Any) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
 
     def add(path: str, action: str, energy: float) -> None:
-        actions = out.setdefault(base_name(str(path).split(".")[-1]), {})
+        actions = out.setdefault(_ANY_RANGE.sub("", str(path)).split(".")[-1].strip(), {})
         actions[action] = max(energy, actions.get(action, 0.0))
 
     if isinstance(tables, dict):  # version 0.2
