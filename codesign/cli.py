@@ -144,6 +144,17 @@ def cmd_network(args) -> int:
     from formulation.specs.catalog import load_network
 
     network = load_network(args.network)
+    if args.graph:
+        from formulation.specs.graph import write_graph
+
+        out = Path(args.graph)
+        if not out.parent.is_dir():
+            raise SpecError(f"--graph = {args.graph!r}: directory {str(out.parent)!r} does not exist")
+        write_graph(network, out)
+        print(f"wrote {out} ({len(network.graph_nodes)} layer occurrences, "
+              f"{sum(len(n.inputs) for n in network.graph_nodes)} edges)")
+        if not args.json:
+            return 0
     rows = [{"name": e.layer.name, "count": e.count,
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
              "macs": e.layer.macs} for e in network.layers]
@@ -217,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
     p.add_argument("network", help="built-in network name or a network YAML/JSON file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--graph", metavar="FILE", help="write the layer graph: .dot/.gv (Graphviz text) or "
+                   ".png/.svg/.pdf (drawn with matplotlib)")
     p.set_defaults(func=cmd_network)
 
     p = sub.add_parser("export-timeloop", help="write Timeloop v0.3 YAML (arch, problem, mapping, ERT)")
