@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
     p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
+    p.add_argument("--keep-activations", action="store_true", help="let layer outputs stay in the outermost "
+                   "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
+                   "and reports the DRAM energy saved in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_optimize)
 

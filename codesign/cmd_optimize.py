@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from formulation.specs.types import SpecError
@@ -165,6 +166,8 @@ def cmd_optimize(args) -> int:
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
     if args.scheduler is not None and args.backend != "dask":
         raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
+    if getattr(args, "keep_activations", False) and args.pareto is not None:
+        raise SpecError(f"--pareto = {args.pareto}: not with --keep-activations (it re-sizes one design)")
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
     n_points = _number_arg(args.pareto, "--pareto", int, 1, strict=False)
@@ -192,11 +195,25 @@ def cmd_optimize(args) -> int:
             result = front.best_for(network, template, goal)
     finally:
         bar.close()
+    residency = None
+    if getattr(args, "keep_activations", False) and result.best is not None:
+        from search.residency import keep_activations
+
+        residency = keep_activations(network, template, result.best, goal)
+        if residency is not None:
+            result = replace(result, best=residency.best)
     doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
                           starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
+    if getattr(args, "keep_activations", False):
+        doc["activation_residency"] = residency.document() if residency is not None else None
     path = write_results(out, doc, network, template, result.best, front)
     try:
         print(summary_table(doc))
+        if residency is not None:
+            r = residency.residency
+            print(f"keep-activations: {r.level} {r.size_words:,} words; {len(r.kept)} of {len(r.occurrences)} "
+                  f"layer outputs stay on chip; DRAM energy saved {r.dram_energy_saved_pJ / 1e6:,.3f} uJ "
+                  f"({r.dram_energy_saved_pJ / residency.energy_pJ_without:.1%} of the per-layer sum)")
         print(f"wrote {path}")
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. piped into head: the files are written, stay quiet
