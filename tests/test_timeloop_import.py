@@ -254,3 +254,34 @@ def test_v02_flat_and_v04_nodes_architectures(tmp_path):
         assert spec.arch.levels == tree.arch.levels
         record = evaluation_record(evaluate(spec.layer, spec.arch, spec.mapping), spec.arch)
         assert compare_with_reference(record, ref, energy_rtol=1e-9, cycles_rtol=0) == []
+
+
+def test_v04_problem_and_mapping_forms(tmp_path):
+    """v0.4 spellings: data_spaces / read_write, projections as expressions, factors and permutations as lists."""
+    src = DATA / "timeloop_specs" / "conv2d-3level-spatial"
+    problem = _write(tmp_path, "problem.yaml", """
+        problem:
+          version: 0.4
+          shape:
+            name: CNN_Layer
+            dimensions: [C, M, R, S, N, P, Q]
+            coefficients: [{name: Wstride, default: 1}, {name: Hstride, default: 1},
+                           {name: Wdilation, default: 1}, {name: Hdilation, default: 1}]
+            data_spaces:
+              - {name: Weights, projection: [C, M, R, S]}
+              - {name: Inputs, projection: [N, C, "R*Wdilation + P*Wstride", "S*Hdilation + Q*Hstride"]}
+              - {name: Outputs, projection: "[ N, M, Q, P ]", read_write: true}
+          instance: {C: 16, M: 16, R: 3, S: 3, N: 1, P: 14, Q: 14, Wstride: 2}
+        """)
+    mapping = _write(tmp_path, "map.yaml", """
+        mapping:
+          - {target: DRAM, type: temporal, factors: [C=2, M=2, Q=2], permutation: [C, Q, M]}
+          - {target: GlobalBuffer, type: temporal, factors: [M=2, P=14, Q=7], permutation: [P, Q, M]}
+          - {target: GlobalBuffer, type: spatial, factors: [C=4, M=4], permutation: [M, C], split: 1}
+          - {target: RegisterFile, type: temporal, factors: [C=2, R=3, S=3], permutation: [R, S, C]}
+          - {target: RegisterFile, type: dataspace, keep: [Weights, Inputs, Outputs], bypass: []}
+        """)
+    spec = read_timeloop([src / "arch.yaml", problem, mapping, src / "ERT.yaml"])
+    record = evaluation_record(evaluate(spec.layer, spec.arch, spec.mapping), spec.arch)
+    ref = json.loads((src / "reference.json").read_text())
+    assert compare_with_reference(record, ref, energy_rtol=1e-9, cycles_rtol=0) == []

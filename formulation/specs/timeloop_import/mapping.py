@@ -12,7 +12,8 @@ Each directive has a ``target`` (a storage level, by name without instance range
   data-space names. A data-space a level's directives do not bypass is kept there.
 
 Dimensions a permutation leaves out follow the listed ones (outer) in the problem's dimension
-order. Factors and permutations use the problem's dimension names, translated through
+order (Timeloop pads "with arbitrary order" and warns; the two agree whenever the padded loops'
+order does not change the counts, as for unit factors). Factors and permutations use the problem's dimension names, translated through
 :class:`~formulation.specs.timeloop_import.problem.ProblemMap`. The group dimension of a depthwise
 or grouped problem must be the outermost non-unit temporal loop of the outermost level: the model
 runs groups one after another, so any other placement is rejected with one line. A level no
