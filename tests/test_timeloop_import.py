@@ -285,3 +285,41 @@ def test_v04_problem_and_mapping_forms(tmp_path):
     record = evaluation_record(evaluate(spec.layer, spec.arch, spec.mapping), spec.arch)
     ref = json.loads((src / "reference.json").read_text())
     assert compare_with_reference(record, ref, energy_rtol=1e-9, cycles_rtol=0) == []
+
+
+def test_v04_front_end_dump_of_a_tree(tmp_path):
+    """The tree the v0.4 front-end dumps: ranges from 1, v0.4 attribute names, a clock, extra attributes."""
+    src = DATA / "timeloop_specs" / "conv2d-3level-spatial"
+    arch = _write(tmp_path, "arch.yaml", """
+        dumped_by_timeloop_front_end: true
+        architecture:
+            version: '0.4'
+            subtree:
+              - name: System[1..1]
+                attributes: {version: '0.4', technology: "45nm", global_cycle_seconds: 5e-10}
+                local:
+                  - name: DRAM[1..1]
+                    class: DRAM
+                    attributes: {type: LPDDR4, width: 64, depth: 64000, datawidth: 8, n_banks: 2,
+                                 cluster_size: 1, reduction_supported: true, multiple_buffering: 1,
+                                 min_utilization: 0, has_power_gating: false}
+                  - name: GlobalBuffer[1..1]
+                    class: SRAM
+                    attributes: {depth: 1024, width: 64, datawidth: 8, read_bandwidth: 16, write_bandwidth: 16,
+                                 multiple_buffering: 1, min_utilization: 0}
+                subtree:
+                  - name: PE[1..16]
+                    local:
+                      - name: RegisterFile[1..1]
+                        class: regfile
+                        attributes: {depth: 64, width: 8, datawidth: 8, meshX: 4}
+                      - name: MACC[1..1]
+                        class: intmac
+                        attributes: {width: 8, meshX: 4}
+        """)
+    spec = read_timeloop([arch, src / "problem.yaml", src / "map.yaml", src / "ERT.yaml"])
+    assert spec.arch.clock_GHz == pytest.approx(2.0)
+    assert [lv.instances for lv in spec.arch.levels] == [1, 1, 16]
+    record = evaluation_record(evaluate(spec.layer, spec.arch, spec.mapping), spec.arch)
+    ref = json.loads((src / "reference.json").read_text())
+    assert compare_with_reference(record, ref, energy_rtol=1e-9, cycles_rtol=0) == []

@@ -23,7 +23,6 @@ from formulation.specs.types import (
     Mac,
     Mapping,
     Network,
-    NetworkLayer,
     SpecError,
     StorageLevel,
     Technology,

@@ -295,9 +295,21 @@ def arch_from_timeloop(doc: Any, ert: dict[str, dict[str, float]], name: str = "
     levels = tuple(_storage(c, ert) for c, k in zip(comps, kinds) if k == "storage")
     if not levels:
         raise SpecError("architecture storage = []: at least one storage level is needed")
-    clock = 1.0
-    seconds = doc.get("attributes", {}).get("global_cycle_seconds") if isinstance(doc.get("attributes"), dict) else None
-    if isinstance(seconds, (int, float)) and seconds > 0:
-        clock = 1e-9 / seconds
-    return Architecture(name=name, levels=levels, mac=_mac(computes[0], ert), clock_GHz=clock)
+    return Architecture(name=name, levels=levels, mac=_mac(computes[0], ert), clock_GHz=_clock_GHz(doc))
+
+
+def _clock_GHz(doc: dict) -> float:
+    """``1e-9 / global_cycle_seconds`` of the root or its first node (v0.4), else 1 GHz."""
+    first = (doc.get("subtree") or doc.get("nodes") or [{}])[0]
+    for node in (doc, first if isinstance(first, dict) else {}):
+        attrs = node.get("attributes")
+        seconds = attrs.get("global_cycle_seconds") if isinstance(attrs, dict) else None
+        if isinstance(seconds, str):
+            try:
+                seconds = float(seconds)
+            except ValueError:
+                raise SpecError(f"global_cycle_seconds = {seconds!r}: must be a number of seconds") from None
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            return 1e-9 / seconds
+    return 1.0
 
