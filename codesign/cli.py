@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from formulation.specs.types import SpecError
@@ -81,7 +82,7 @@ def _timeloop_triple(args):
     from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
 
     files = list(args.timeloop or [])
-    layer = arch = None
+    layer = arch = ours = None
     for key in ("layer", "arch", "mapping"):
         value = getattr(args, key)
         if value is not None and is_timeloop_file(value):
@@ -91,8 +92,13 @@ def _timeloop_triple(args):
         elif value is not None and key == "arch":
             arch = load_arch(value)
         elif value is not None:
-            raise SpecError(f"--mapping = {value!r}: with Timeloop files the mapping must be a Timeloop mapping too")
+            ours = value  # a mapping in this project's format, read against the architecture below
     spec = read_timeloop(files, layer=layer, arch=arch)
+    if ours is not None and spec.arch is not None and spec.layer is not None:
+        from formulation.model.validation import validate_mapping
+
+        spec = replace(spec, mapping=_load_mapping(ours, spec.arch))
+        validate_mapping(spec.layer, spec.arch, spec.mapping)
     for key, part in (("layer", spec.layer), ("arch", spec.arch), ("mapping", spec.mapping)):
         if part is None:
             raise SpecError(f"--{key} = None: the Timeloop files {', '.join(Path(f).name for f in files)} hold no "

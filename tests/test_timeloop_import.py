@@ -323,3 +323,24 @@ def test_v04_front_end_dump_of_a_tree(tmp_path):
     record = evaluation_record(evaluate(spec.layer, spec.arch, spec.mapping), spec.arch)
     ref = json.loads((src / "reference.json").read_text())
     assert compare_with_reference(record, ref, energy_rtol=1e-9, cycles_rtol=0) == []
+
+
+def test_network_and_arch_loaders_accept_timeloop_files(tmp_path, capsys):
+    from formulation.specs.catalog import load_arch, load_network
+
+    src = DATA / "timeloop_specs" / "conv2d-3level-bypass"
+    spec = read_timeloop(sorted(src.glob("*.yaml")))
+    net = load_network(str(src / "problem.yaml"))
+    assert len(net.layers) == 1 and dataclasses.replace(net.layers[0].layer, name="x") == \
+        dataclasses.replace(spec.layer, name="x")
+    combined = _write(tmp_path, "arch_ert.yaml", (src / "arch.yaml").read_text() + (src / "ERT.yaml").read_text())
+    assert load_arch(str(combined)).levels == spec.arch.levels
+    # a Timeloop architecture with a mapping in this project's format
+    ours = _write(tmp_path, "ours.yaml", yaml.safe_dump([
+        {"target": "DRAM", "temporal": {"C": 2, "K": 2, "Q": 2}, "permutation": "QKC"},
+        {"target": "GlobalBuffer", "temporal": {"K": 4, "P": 8, "Q": 4}, "permutation": "PQK", "bypass": ["Weights"]},
+        {"target": "RegisterFile", "temporal": {"C": 4, "R": 3, "S": 3}, "permutation": "RSC", "bypass": ["Outputs"]}]))
+    assert main(["evaluate", "--layer", str(src / "problem.yaml"), "--arch", str(combined), "--mapping", str(ours),
+                 "--json"]) == 0
+    ref = json.loads((src / "reference.json").read_text())
+    assert json.loads(capsys.readouterr().out)["energy_pJ"] == pytest.approx(ref["energy_pJ"], rel=1e-12)
