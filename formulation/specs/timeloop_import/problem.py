@@ -22,9 +22,9 @@ from the projections, not from the names, so any naming works:
   reduction dimension likewise takes a free ``R`` or ``S``.
 
 So **conv1d** (``Weights[R]``, ``Inputs[R+P]``, ``Outputs[P]``) is ``P, R`` with everything else 1;
-a **GEMM** ``Z[m][n] = A[m][k] B[k][n]`` is ``P = m``, ``K = n``, ``C = k``; a **depthwise**
-convolution (``C`` in every data-space) is ``G = C = K`` with one channel per group; a batched
-GEMM puts its batch in ``N``... whichever is free. A dimension of extent 1 that fits no role is
+a **GEMM** ``Z[m][n] = A[m][k] B[k][n]`` is ``P = m``, ``K = n``, ``C = k`` (a batched GEMM's
+second batch-like dimension goes to ``N``); a **depthwise** convolution (``C`` in every data-space)
+is ``G = C = K`` with one channel per group. A dimension of extent 1 that fits no role is
 dropped. Anything else -- a dimension in one data-space only, a third sliding axis, an axis of three
 terms, a coefficient on a plain axis, sparse ``densities`` -- is a custom shape the model cannot
 express, and is rejected with one line naming it.
