@@ -197,9 +197,10 @@ def cmd_optimize(args) -> int:
         bar.close()
     residency = None
     if getattr(args, "keep_activations", False) and result.best is not None:
-        from search.residency import keep_activations
+        from search.residency import best_with_residency
 
-        residency = keep_activations(network, template, result.best, goal)
+        candidates = [result.best] + [r.best for r in result.starts if r.best is not None]
+        residency = best_with_residency(network, template, candidates, goal)
         if residency is not None:
             result = replace(result, best=residency.best)
     doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],

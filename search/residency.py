@@ -8,7 +8,9 @@ mesh and every mapping (they stay legal: only ``L1`` grows), tries every power-o
 the design's ``L1`` size up to the template's maximum (and the maximum itself), re-evaluates every
 layer exactly at each size, subtracts the residency saving from the network energy, and keeps the
 size with the best objective within the area budget and caps (the found size itself when nothing
-beats it). Deterministic; ``len(sizes) x layers`` exact evaluations.
+beats it). Deterministic; ``len(sizes) x layers`` exact evaluations. :func:`best_with_residency`
+does this for every candidate design (the best design of every start) and keeps the best, so the
+choice between starts also prices residency in.
 """
 
 from __future__ import annotations
@@ -92,3 +94,15 @@ def keep_activations(network: Network, template: ArchTemplate, best: Evaluated, 
         if choice is None or value < choice[0].score.value(goal.objective):
             choice = (evaluated, residency, plain)
     return ResidencyChoice(choice[0], choice[1], choice[2], tuple(tried))
+
+
+def best_with_residency(network: Network, template: ArchTemplate, candidates: list[Evaluated],
+                        goal: Goal) -> ResidencyChoice | None:
+    """:func:`keep_activations` for each candidate; the one with the best objective (first on ties)."""
+    best = None
+    for candidate in candidates:
+        choice = keep_activations(network, template, candidate, goal)
+        if choice is not None and (best is None or choice.best.score.value(goal.objective)
+                                   < best.best.score.value(goal.objective)):
+            best = choice
+    return best
