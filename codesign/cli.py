@@ -78,6 +78,7 @@ def _evaluate_cases(args) -> int:
 
 def _timeloop_triple(args):
     """(layer, arch, mapping, names) from --timeloop files, plus --layer/--arch/--mapping (Timeloop or ours)."""
+    from formulation.axes import TENSOR_NAMES
     from formulation.specs.catalog import load_arch
     from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
 
@@ -104,7 +105,7 @@ def _timeloop_triple(args):
             raise SpecError(f"--{key} = None: the Timeloop files {', '.join(Path(f).name for f in files)} hold no "
                             f"{'problem' if key == 'layer' else 'architecture' if key == 'arch' else key}")
     names = {"dimensions": {n: (r if isinstance(r, str) else r.name) for n, r in spec.problem.dims},
-             "data_spaces": {n: t.name for n, t in spec.problem.tensors}}
+             "data_spaces": {n: TENSOR_NAMES[t] for n, t in spec.problem.tensors}}
     return spec.layer, spec.arch, spec.mapping, names
 
 
@@ -142,7 +143,12 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(format_table(record, title=f"{layer.name} on {arch.name}"))
+        title = f"{layer.name} on {arch.name}"
+        if names is not None:
+            renamed = [f"{ours}={theirs}" for theirs, ours in {**names["data_spaces"], **names["dimensions"]}.items()
+                       if theirs != ours and not (theirs == "M" and ours == "K")]
+            title += f"  (Timeloop names: {', '.join(renamed)})" if renamed else ""
+        print(format_table(record, title=title))
     return 0
 
 
