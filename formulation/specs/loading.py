@@ -8,7 +8,7 @@ reported as a :class:`~formulation.specs.types.SpecError` whose message names th
 from __future__ import annotations
 
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from formulation.specs.numbers import (
     MAX_INSTANCES,
     MAX_BLOCK_SIZE,
     MAX_NETWORK_MACS,
+    MAX_OCCURRENCES,
     MAX_REPEAT,
     MAX_SIZE_WORDS,
     MAX_WORD_BITS,
@@ -38,7 +39,6 @@ from formulation.specs.types import (
     Mac,
     Mapping,
     Network,
-    NetworkLayer,
     SpecError,
     StorageLevel,
     Technology,
@@ -91,20 +91,45 @@ def layer_from_dict(doc: Any, name: str | None = None) -> Layer:
 
 
 def network_from_dict(doc: Any, default_name: str = "network") -> Network:
+    """A network from ``{name, layers}``; each entry a layer with optional ``count``, ``parallel``, ``inputs``.
+
+    The entries are the graph's occurrences in a topological order. ``inputs`` names the earlier
+    occurrences an entry reads (``[]``: the network input); without it an entry reads the entry
+    before it (the first reads the network input), so a plain list is a chain. ``count: n`` is ``n``
+    copies one after another (named ``NAME``, ``NAME#2``, ...; only the first reads ``inputs``);
+    ``parallel: n`` is ``n`` independent runs side by side that read the same inputs (attention
+    heads). Entries with equal shapes are merged into one distinct layer, named after the first,
+    with their counts summed (:func:`formulation.specs.graph.network_from_occurrences`).
+    """
+    from formulation.specs.graph import network_from_occurrences
+
     doc = _mapping_doc(doc, "network")
     _check_keys(doc, {"name", "layers"}, "network")
     name = check_name(doc.get("name", default_name), "network.name")
     raw = doc.get("layers")
     if not isinstance(raw, list) or not raw:
         raise SpecError(f"network.layers = {show(raw)}: must be a non-empty list")
-    entries = []
+    occurrences: list[tuple[Layer, tuple[str, ...], int]] = []
     for i, item in enumerate(raw):
         item = _mapping_doc(item, f"network.layers[{i}]")
-        layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat")}
-        count = _int(item, "count", f"network.layers[{i}]", default=item.get("repeat", 1), hi=MAX_REPEAT)
-        layer_name = check_name(item.get("name", f"layer{i}"), f"network.layers[{i}].name")
-        entries.append(NetworkLayer(layer_from_dict(layer_doc, name=layer_name), count))
-    network = Network(name=name, layers=tuple(entries))
+        layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat", "parallel", "inputs")}
+        what = f"network.layers[{i}]"
+        count = _int(item, "count", what, default=item.get("repeat", 1), hi=MAX_OCCURRENCES)
+        parallel = _int(item, "parallel", what, default=1, hi=MAX_REPEAT)
+        if len(occurrences) + count > MAX_OCCURRENCES:
+            raise SpecError(f"{what}.count = {count}: the network would list more than {MAX_OCCURRENCES:,} layer "
+                            f"occurrences")
+        layer = layer_from_dict(layer_doc, name=check_name(item.get("name", f"layer{i}"), f"{what}.name"))
+        if "inputs" in item:
+            inputs = item["inputs"]
+            if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+                raise SpecError(f"{what}.inputs = {show(inputs)}: must be a list of earlier layer names")
+        else:
+            inputs = [occurrences[-1][0].name] if occurrences else []
+        for k in range(count):
+            copy = layer if k == 0 else replace(layer, name=f"{layer.name}#{k + 1}")
+            occurrences.append((copy, tuple(inputs) if k == 0 else (occurrences[-1][0].name,), parallel))
+    network = network_from_occurrences(name, occurrences)
     if network.macs > MAX_NETWORK_MACS:
         raise SpecError(f"network {name} MACs = {network.macs:,}: must be at most {MAX_NETWORK_MACS:,} (2^56)")
     return network

@@ -27,6 +27,9 @@ MAX_LAYER_MACS = 2 ** 40
 #: Largest repeat count of a layer in a network, and largest MAC count of a whole network.
 MAX_REPEAT = 2 ** 20
 MAX_NETWORK_MACS = 2 ** 56
+#: Most layer occurrences (graph nodes, ``count`` copies included) a network may list: the checks of a
+#: network's names and graph take time that grows with them (real networks have at most a few hundred).
+MAX_OCCURRENCES = 10_000
 #: Largest buffer size (words), number of instances of a level or of MACs, word width and block size.
 MAX_SIZE_WORDS = 2 ** 40
 MAX_INSTANCES = 2 ** 24

@@ -42,7 +42,7 @@ _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)$")
 
 
-class _Yaml12Loader(yaml.SafeLoader):
+class Yaml12Loader(yaml.SafeLoader):
     """PyYAML's safe loader with the YAML 1.2 core schema's implicit types and no duplicate keys."""
 
     yaml_implicit_resolvers: dict = {}
@@ -52,7 +52,7 @@ for _tag, _regexp, _first in (("tag:yaml.org,2002:bool", _BOOL_RE, "tTfF"),
                               ("tag:yaml.org,2002:null", _NULL_RE, ["~", "n", "N", ""]),
                               ("tag:yaml.org,2002:int", _INT_RE, "-+0123456789"),
                               ("tag:yaml.org,2002:float", _FLOAT_RE, "-+0123456789.")):
-    _Yaml12Loader.add_implicit_resolver(_tag, _regexp, list(_first))
+    Yaml12Loader.add_implicit_resolver(_tag, _regexp, list(_first))
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
@@ -93,29 +93,30 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     return out
 
 
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+Yaml12Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
-def _check_depth(text: str, what: str) -> None:
-    """Refuse nesting deeper than :data:`MAX_DEPTH` from the event stream (no recursion, before building)."""
+def check_yaml_depth(text: str, what: str, single_document: bool = True, loader=None) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the event stream (no recursion, before building),
+    and (``single_document``) more than one YAML document."""
     depth = 0
     documents = 0
-    for event in yaml.parse(text, Loader=_Yaml12Loader):
+    for event in yaml.parse(text, Loader=loader or Yaml12Loader):
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
                 raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels")
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1
-        elif isinstance(event, yaml.DocumentStartEvent):
+        elif isinstance(event, yaml.DocumentStartEvent) and single_document:
             documents += 1
             if documents > 1:
                 raise SpecError(f"{what}: holds more than one YAML document (one is expected)")
 
 
-def _count_nodes(doc: Any, what: str) -> None:
+def count_nodes(doc: Any, what: str) -> None:
     """Refuse documents whose expanded size exceeds :data:`MAX_NODES` (shared subtrees counted once each use)."""
     sizes: dict[int, int] = {}
 
@@ -162,15 +163,15 @@ def parse_json(text: str, what: str) -> Any:
         raise SpecError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
     except RecursionError:
         raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
-    _count_nodes(doc, what)
+    count_nodes(doc, what)
     return doc
 
 
 def parse_yaml(text: str, what: str) -> Any:
     """YAML 1.2 (core schema) of one document, bounded as the module says, or a one-line SpecError."""
     try:
-        _check_depth(text, what)
-        doc = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+        check_yaml_depth(text, what)
+        doc = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -178,7 +179,7 @@ def parse_yaml(text: str, what: str) -> Any:
         raise SpecError(f"{what}: not valid YAML/JSON{where}" + (f" ({problem})" if problem else "")) from None
     except RecursionError:
         raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
-    _count_nodes(doc, what)
+    count_nodes(doc, what)
     return doc
 
 
