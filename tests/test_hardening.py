@@ -276,3 +276,24 @@ def test_default_out_of_a_hostile_network_name_stays_under_out(tmp_path, monkeyp
     assert not (tmp_path.parent / "escape").exists() and not (tmp_path / "out" / ".." / ".." / "escape").exists()
     (folder,) = (tmp_path / "out").iterdir()
     assert "escape" in folder.name and (folder / "result.json").exists()
+
+
+# ---- Timeloop files pass the same limits ---------------------------------------------------------------
+
+@pytest.mark.parametrize("file, old, new, message", [
+    ("problem.yaml", "    P: 32", "    P: 2305843009213693951", "at most 16,777,216"),
+    ("ERT.yaml", "energy: 512", "energy: .inf", "must be a finite number"),
+    ("arch.yaml", None, None, "nested deeper"),
+])
+def test_timeloop_files_are_bounded_like_our_own(tmp_path, capsys, file, old, new, message):
+    source = Path(__file__).parent / "data" / "timeloop_specs" / "conv1d-2level-os"
+    paths = []
+    for name in ("arch.yaml", "problem.yaml", "map.yaml", "ERT.yaml"):
+        text = (source / name).read_text()
+        if name == file:
+            text = text.replace(old, new, 1) if old else "architecture: " + "[" * 500 + "]" * 500 + "\n"
+        (tmp_path / name).write_text(text)
+        paths.append(str(tmp_path / name))
+    assert main(["evaluate", "--timeloop", *paths, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -114,3 +114,24 @@ def check_layer_counts(layer, what: str) -> None:
         if count > MAX_LAYER_MACS:
             raise SpecError(f"{what} {name} = {count:,}: must be at most {MAX_LAYER_MACS:,} (2^40) so every count "
                             f"fits the model's 64-bit integers")
+
+
+def check_arch_limits(arch, what: str) -> None:
+    """Every number of an :class:`~formulation.specs.types.Architecture` built from another format (Timeloop
+    files) within the limits the YAML/JSON loader applies: finite energies up to :data:`MAX_ENERGY_PJ`,
+    sizes, instances, word widths, block sizes, bandwidths and the clock in their ranges."""
+    for lv in arch.levels:
+        where = f"{what} level {lv.name}"
+        if lv.size_words is not None:
+            check_int(lv.size_words, f"{where}.size", 1, MAX_SIZE_WORDS)
+        check_int(lv.instances, f"{where}.instances", 1, MAX_INSTANCES)
+        check_int(lv.word_bits, f"{where}.word_bits", 1, MAX_WORD_BITS)
+        check_int(lv.block_size, f"{where}.block_size", 1, MAX_BLOCK_SIZE)
+        for key in ("read_energy_pJ", "write_energy_pJ", "fill_energy_pJ", "update_energy_pJ"):
+            check_real(getattr(lv, key), f"{where}.{key}", 0.0, MAX_ENERGY_PJ)
+        for key in ("read_bw_words", "write_bw_words"):
+            if getattr(lv, key) is not None:
+                check_real(getattr(lv, key), f"{where}.{key}", *BANDWIDTH_RANGE)
+    check_int(arch.mac.instances, f"{what} mac.instances", 1, MAX_INSTANCES)
+    check_real(arch.mac.energy_pJ, f"{what} mac.energy", 0.0, MAX_ENERGY_PJ)
+    check_real(arch.clock_GHz, f"{what} clock_GHz", *CLOCK_GHZ_RANGE)
