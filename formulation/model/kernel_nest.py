@@ -1,0 +1,213 @@
+"""Compiled (Numba) loop-nest geometry of one mapping: the per-row form of :mod:`formulation.model.nest`.
+
+Every function here computes, for one mapping, exactly what the function of the same name in
+:mod:`formulation.model.nest` computes for a batch; the semantics and the formulas are stated
+there (and tested equal, ``tests/test_kernel.py``). Only the data layout differs: one mapping at a
+time, loops with ``f = 1`` skipped, scratch arrays passed in so that no call allocates.
+
+Counts are ``int64``. :func:`formulation.model.compiled.count_bound` bounds every count before the
+kernel runs, so none of the products here can wrap (see its docstring).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Dim
+
+DIM_C, DIM_R, DIM_S = int(Dim.C), int(Dim.R), int(Dim.S)
+
+
+@njit(cache=True, nogil=True)
+def build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst):
+    """Extents ``e[l, d]``, the flattened loops (outermost first) and the utilized instances.
+
+    See :func:`formulation.model.nest.build_nest`. Writes ``ext[0..L]``, ``ldim/lbound/lstep[0..7L)``,
+    ``inst[0..L]`` and returns ``compute = prod`` of all temporal factors.
+    """
+    for d in range(N_DIMS):
+        ext[levels, d] = 1
+    for l in range(levels - 1, -1, -1):
+        for d in range(N_DIMS):
+            ext[l, d] = ext[l + 1, d] * temporal[l, d] * sx[l, d] * sy[l, d]
+    compute = 1
+    inst[0] = 1
+    for l in range(levels):
+        fan = 1
+        for k in range(N_DIMS):
+            j = l * N_DIMS + k
+            d = order[l, N_DIMS - 1 - k]
+            ldim[j] = d
+            lbound[j] = temporal[l, d]
+            lstep[j] = ext[l + 1, d] * sx[l, d] * sy[l, d]
+            compute *= temporal[l, d]
+            fan *= sx[l, k] * sy[l, k]
+        inst[l + 1] = inst[l] * fan
+    return compute
+
+
+@njit(cache=True, nogil=True)
+def axis_spans(proj, ext, levels, spans):
+    """``spans[l, t, a] = 1 + sum_d A[t,a,d] (e[l,d] - 1)`` (:func:`formulation.model.nest.axis_extents`)."""
+    for l in range(levels + 1):
+        for t in range(N_TENSORS):
+            for a in range(N_AXES):
+                s = 1
+                for d in range(N_DIMS):
+                    s += proj[t, a, d] * (ext[l, d] - 1)
+                spans[l, t, a] = s
+
+
+@njit(cache=True, nogil=True)
+def active_loops(lbound, above, act):
+    """Indices ``j < above`` of the loops with ``f_j > 1``, outermost first, into ``act``; returns their number."""
+    n = 0
+    for j in range(above):
+        if lbound[j] > 1:
+            act[n] = j
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def arrivals(proj, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
+    """Words reaching one instance of ``level`` for tensor ``t``: :func:`formulation.model.nest.arrivals`.
+
+    ``act[:n_act]`` are the active loops above the level; ``trans`` is scratch ``[>= n_act, 4]``.
+    """
+    tile = 1
+    for a in range(N_AXES):
+        tile *= spans[level, t, a]
+    if n_act == 0:
+        return tile
+    for a in range(N_AXES):  # T_j = sh_j - sum of the active shifts inside j
+        acc = 0
+        for k in range(n_act - 1, -1, -1):
+            j = act[k]
+            sh = proj[t, a, ldim[j]] * lstep[j]
+            trans[k, a] = sh - acc
+            acc += sh
+    z = n_act - 1
+    total = tile
+    before = 1  # product of the bounds outside loop j (loops with f = 1 do not change it)
+    for k in range(n_act):
+        f = lbound[act[k]]
+        same = True
+        for a in range(N_AXES):
+            if trans[k, a] != trans[z, a]:
+                same = False
+        overlap = 0
+        if same:
+            overlap = 1
+            for a in range(N_AXES):
+                o = spans[level, t, a] - abs(trans[k, a])
+                overlap *= o if o > 0 else 0
+        total += (f - 1) * before * (tile - overlap)
+        before *= f
+    return total
+
+
+@njit(cache=True, nogil=True)
+def union_length(shifts, counts, n, span, tmp_s, tmp_f):
+    """Length covered by ``[o, o + span)`` at all offsets ``o = sum_k i_k shifts_k`` (one row of
+    :func:`formulation.model.nest.union_lengths`): finest loop first, exact enumeration when the
+    two closed-form rules do not apply."""
+    m = 0
+    for k in range(n):
+        if shifts[k] > 0 and counts[k] > 1:
+            s, f = shifts[k], counts[k]
+            i = m  # insertion sort by shift, stable
+            while i > 0 and tmp_s[i - 1] > s:
+                tmp_s[i] = tmp_s[i - 1]
+                tmp_f[i] = tmp_f[i - 1]
+                i -= 1
+            tmp_s[i] = s
+            tmp_f[i] = f
+            m += 1
+    width = span
+    covered = span
+    for k in range(m):
+        s, f = tmp_s[k], tmp_f[k]
+        new_width = (f - 1) * s + width
+        if s >= width:
+            covered = f * covered
+        elif covered == width:
+            covered = new_width
+        else:
+            return _enumerate_union(tmp_s, tmp_f, m, span)
+        width = new_width
+    return covered
+
+
+@njit(cache=True, nogil=True)
+def _enumerate_union(shifts, counts, m, span):
+    total = 1
+    for k in range(m):
+        total *= counts[k]
+    offsets = np.zeros(total, dtype=np.int64)
+    size = 1
+    for k in range(m):
+        s, f = shifts[k], counts[k]
+        for i in range(1, f):
+            for q in range(size):
+                offsets[i * size + q] = offsets[q] + i * s
+        size *= f
+    offsets.sort()
+    covered = span
+    for q in range(1, total):
+        gap = offsets[q] - offsets[q - 1]
+        covered += gap if gap < span else span
+    return covered
+
+
+@njit(cache=True, nogil=True)
+def partition(proj, window, spans, ldim, lbound, lstep, level, t, buf_s, buf_f, tmp_s, tmp_f):
+    """Distinct words one instance of ``level`` holds over the run: :func:`formulation.model.nest.partition_sizes`."""
+    above = N_DIMS * level
+    out = 1
+    for a in range(N_AXES):
+        if window[t, a]:
+            for j in range(above):
+                buf_s[j] = proj[t, a, ldim[j]] * lstep[j]
+                buf_f[j] = lbound[j]
+            out *= union_length(buf_s, buf_f, above, spans[level, t, a], tmp_s, tmp_f)
+        else:
+            p = spans[level, t, a]
+            for j in range(above):
+                if proj[t, a, ldim[j]] != 0:
+                    p *= lbound[j]
+            out *= p
+    return out
+
+
+@njit(cache=True, nogil=True)
+def distinct_children(proj, window, sx, sy, ext, parent, child, t, buf_s, buf_f, tmp_s, tmp_f):
+    """Distinct tiles among the children of one parent instance: :func:`formulation.model.nest.distinct_children`."""
+    out = 1
+    for a in range(N_AXES):
+        if window[t, a]:
+            n = 0
+            for m in range(parent, child):
+                for d in range(N_DIMS):
+                    c = proj[t, a, d]
+                    buf_s[n] = c * ext[m + 1, d]
+                    buf_f[n] = sx[m, d] * sy[m, d] if c > 0 else 1
+                    n += 1
+            out *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
+        else:
+            for m in range(parent, child):
+                for d in range(N_DIMS):
+                    if proj[t, a, d] > 0:
+                        out *= sx[m, d] * sy[m, d]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def reduction_factor(sx, sy, parent, child):
+    """Product of the spatial C, R, S factors on fanouts ``parent..child-1`` (:func:`formulation.model.nest.reduction_factor`)."""
+    r = 1
+    for m in range(parent, child):
+        r *= (sx[m, DIM_C] * sy[m, DIM_C] * sx[m, DIM_R] * sy[m, DIM_R]
+              * sx[m, DIM_S] * sy[m, DIM_S])
+    return r
