@@ -48,21 +48,35 @@ def check_range(layer: Layer) -> None:
                             f"(limit {INT64_LIMIT // SAFETY:.3e})")
 
 
-_LAYER_CACHE: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_LAYER_CACHE: dict[tuple[int, int, int, int], tuple[np.ndarray, ...]] = {}
 _ARCH_CACHE: dict[int, tuple[Architecture, np.ndarray, np.ndarray, int]] = {}
 
 
-def layer_constants(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``proj [t, a, d]``, ``window [t, a]`` (axis indexed by two or more dimensions) and
-    ``win_dims [t, d]`` (``d`` moves ``t`` along window axes only; ``_window_dims`` of the links)."""
+def layer_constants(layer: Layer) -> tuple[np.ndarray, ...]:
+    """The projection :func:`formulation.axes.projection` in the kernel's sparse form.
+
+    Every dimension moves a tensor along at most one axis, so ``A[t, :, d]`` is ``coef[t, d]`` on
+    axis ``ax_of[t, d]`` (-1: ``d`` does not index ``t``). Also ``window[t, a]`` (the axis is
+    indexed by two or more dimensions), ``win_dims[t, d]`` (``d`` moves ``t`` along window axes
+    only: ``_window_dims`` of :mod:`formulation.model.links`) and ``adims[t, a, :an[t, a]]``, the
+    dimensions indexing axis ``a``.
+    """
     key = (layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
     got = _LAYER_CACHE.get(key)
     if got is None:
         proj = projection(*key)
-        window = (proj != 0).sum(axis=2) >= 2
-        moves = proj != 0
-        win_dims = moves.any(axis=1) & ~(moves & ~window[:, :, None]).any(axis=1)
-        got = _LAYER_CACHE[key] = (proj, window, win_dims)
+        nonzero = proj != 0
+        assert (nonzero.sum(axis=1) <= 1).all(), "a dimension moves a tensor along two axes"
+        ax_of = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), -1).astype(np.int64)
+        coef = proj.sum(axis=1).astype(np.int64)
+        window = nonzero.sum(axis=2) >= 2
+        win_dims = nonzero.any(axis=1) & ~(nonzero & ~window[:, :, None]).any(axis=1)
+        an = nonzero.sum(axis=2).astype(np.int64)
+        adims = np.zeros((*an.shape, 2), dtype=np.int64)
+        for t, a in zip(*np.nonzero(an)):
+            dims = np.flatnonzero(nonzero[t, a])
+            adims[t, a, :len(dims)] = dims
+        got = _LAYER_CACHE[key] = (ax_of, coef, window, win_dims, adims, an)
     return got
 
 
@@ -107,13 +121,12 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
     from formulation.model.kernel import evaluate_rows
 
     check_range(layer)
-    proj, window, win_dims = layer_constants(layer)
+    lay = layer_constants(layer)
     lvl_i, lvl_f, most = arch_constants(arch)
     sorder = arrays.spatial_order
     sorder = _canonical_order(arrays.temporal.shape[:2]) if sorder is None else _int(sorder)
     out = evaluate_rows(_int(arrays.temporal), _int(arrays.spatial_x), _int(arrays.spatial_y), _int(arrays.order),
-                        np.ascontiguousarray(arrays.keep, dtype=np.bool_), sorder, proj, window, win_dims,
-                        lvl_i, lvl_f, layer.G, int(np.prod(layer.dims)), most)
+                        np.ascontiguousarray(arrays.keep, dtype=np.bool_), sorder, lay, lvl_i, lvl_f, layer.G, int(np.prod(layer.dims)), most)
     (reads, fills, updates, inst, tiles, part, used, fits, energy, compute, level_cycles, throttling, cycles,
      overflow) = out
     if overflow.any():

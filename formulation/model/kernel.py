@@ -37,23 +37,29 @@ LVL_BLOCK, LVL_SIZE, LVL_FAN_X, LVL_FAN_Y = 0, 1, 2, 3            # columns of `
 LVL_READ_E, LVL_FILL_E, LVL_UPDATE_E, LVL_READ_BW, LVL_WRITE_BW = 0, 1, 2, 3, 4  # of ``lvl_f`` (bw < 0: none)
 
 
-@njit(cache=True, nogil=True)
-def _counts(temporal, sx, sy, order, keep, sorder, proj, window, win_dims, fan_xy, macs, s):
+@njit(cache=True, nogil=True, error_model="numpy")
+def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
     """Reads, fills, updates (totals over instances, one group, masked by ``keep``) of one mapping,
     as :func:`formulation.model.exact.access_counts` defines them; ``s`` is the scratch tuple.
 
     Returns ``compute`` (one group), or -1 when a link rescale would overflow (``link_row``).
     """
     (ext, ldim, lbound, lstep, inst, spans, act, trans, buf_s, buf_f, tmp_s, tmp_f, arrive, part, child,
-     reads, fills, updates, reads0, shape, off, size, pmove, pwords, lin, flagged, buf) = s
+     reads, fills, updates, reads0, shape, off, size, pmove, pwords, lin, flagged, buf, tprod) = s
+    ax_of, coef, window, win_dims, adims, an = lay
     levels = temporal.shape[0]
     compute = build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst)
-    axis_spans(proj, ext, levels, spans)
+    axis_spans(coef, adims, an, ext, levels, spans)
+    tprod[:] = 1
     for l in range(levels):
         n_act = active_loops(lbound, N_DIMS * l, act)
         for t in range(N_TENSORS):
-            arrive[l, t] = arrivals(proj, spans, ldim, lbound, lstep, l, t, act, n_act, trans)
-            part[l, t] = partition(proj, window, spans, ldim, lbound, lstep, l, t, buf_s, buf_f, tmp_s, tmp_f)
+            if keep[l, t]:
+                arrive[l, t] = arrivals(ax_of, coef, spans, ldim, lbound, lstep, l, t, act, n_act, trans)
+                part[l, t] = partition(ax_of, coef, window, spans, ldim, lstep, lbound, tprod, adims, l, t, act, n_act,
+                                       buf_s, buf_f, tmp_s, tmp_f)
+        for d in range(N_DIMS):
+            tprod[d] *= temporal[l, d]
     for t in range(N_TENSORS):
         arrive[levels, t] = compute
         child[levels - 1, t] = levels
@@ -73,11 +79,11 @@ def _counts(temporal, sx, sy, order, keep, sorder, proj, window, win_dims, fan_x
                 fills[l, t] = inst[l] * (arrive[l, t] - part[l, t])
                 reads[l, t] = updates[l, t] - inst[l] * part[l, t]
             else:
-                fan = distinct_children(proj, window, sx, sy, ext, l, c, t, buf_s, buf_f, tmp_s, tmp_f)
+                fan = distinct_children(coef, window, adims, an, sx, sy, ext, l, c, t, buf_s, buf_f, tmp_s, tmp_f)
                 reads[l, t] = inst[l] * fan * arrive[c, t]
                 fills[l, t] = inst[l] * arrive[l, t] if l > 0 else 0
             reads0[l, t] = reads[l, t]
-    ok = link_row(proj, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lstep, inst, levels, fan_xy,
+    ok = link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lstep, inst, levels, fan_xy,
                   compute, reads0, reads, fills, updates, act, trans, shape, off, size, pmove, pwords, lin, flagged,
                   buf)
     return compute if ok else -1
@@ -94,20 +100,22 @@ def _scratch(levels, max_children):
             np.empty((levels, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
             np.zeros((levels, N_TENSORS), i64), np.empty((loops, N_AXES), i64), np.empty((loops, N_AXES), i64),
             np.empty(loops, i64), np.empty((2 * loops + 1, N_AXES), i64), np.empty(2 * loops + 1, i64),
-            np.empty(max_children, i64), np.zeros(max_children, np.bool_), np.empty(max_children, i64))
+            np.empty(max_children, i64), np.zeros(max_children, np.bool_), np.empty(max_children, i64),
+            np.ones(N_DIMS, i64))
 
 
-_scratch_jit = njit(cache=True, nogil=True)(_scratch)
+_scratch_jit = njit(cache=True, nogil=True, error_model="numpy")(_scratch)
 
 
-@njit(cache=True, nogil=True)
-def evaluate_rows(temporal, sx, sy, order, keep, sorder, proj, window, win_dims, lvl_i, lvl_f, groups, macs,
+@njit(cache=True, nogil=True, error_model="numpy")
+def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, groups, macs,
                   max_children):
     """Evaluate every mapping of a batch; returns the arrays of a ``BatchEvaluation`` in field order
     (``reads, fills, updates, utilized_instances, utilized_capacity, partition_size, capacity_used,
     fits, energy_pJ_by_tensor, compute_cycles, level_cycles, throttling, cycles``).
 
-    Energy and cycles follow :func:`formulation.model.exact.reference_chunk` step by step.
+    Energy and cycles follow :func:`formulation.model.exact.reference_chunk` step by step. ``lay`` is
+    :func:`formulation.model.compiled.layer_constants`, ``lvl_i``/``lvl_f`` :func:`formulation.model.compiled.arch_constants`.
     """
     b_count, levels, _ = temporal.shape
     s = _scratch_jit(levels, max_children)
@@ -130,8 +138,7 @@ def evaluate_rows(temporal, sx, sy, order, keep, sorder, proj, window, win_dims,
     o_overflow = np.zeros(b_count, np.bool_)
     for b in range(b_count):
         o_overflow[b] = False
-        compute = _counts(temporal[b], sx[b], sy[b], order[b], keep[b], sorder[b], proj, window, win_dims, fan_xy,
-                          macs, s)
+        compute = _counts(temporal[b], sx[b], sy[b], order[b], keep[b], sorder[b], lay, fan_xy, macs, s)
         if compute < 0:
             o_overflow[b] = True
             compute = 1

@@ -14,12 +14,13 @@ import numpy as np
 from numba import njit
 
 from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Tensor
+from formulation.model.kernel_nest import fill_translations
 
 OUT = int(Tensor.O)
 LIMIT = 2 ** 62
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _distinct(values, n, skip, buf):
     """Number of distinct ``values[c]`` over ``c < n`` with ``skip[c]`` false."""
     k = 0
@@ -37,7 +38,7 @@ def _distinct(values, n, skip, buf):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _storage_pairs(trans, n_act, act, lbound, spans, m, t, shape, off, size, pmove, pwords):
     """Candidate pairs ``(first, z)``, ``(z, k)``, ``(k, z)`` of a fanout onto a storage level
     (``_candidate_pairs`` in :mod:`formulation.model.links`); returns the pair count and the words
@@ -104,7 +105,7 @@ def _storage_pairs(trans, n_act, act, lbound, spans, m, t, shape, off, size, pmo
     return n, arrive
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _mac_pairs(trans, n_act, act, lbound, pmove, pwords):
     """Candidate steps of a fanout onto the MACs: a MAC holds nothing, so its "delta" is its
     one-point operand at every step, and a step of type ``k`` moves it by ``T_k`` with total
@@ -118,9 +119,10 @@ def _mac_pairs(trans, n_act, act, lbound, pmove, pwords):
     return n_act
 
 
-@njit(cache=True, nogil=True)
-def _link_words(proj, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pwords, n_pairs, lin, flagged, buf):
-    """``(R, L, U)`` per instance of ``m`` for the candidate pairs (``_link_words`` of the reference)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def _link_words(ax_of, coef, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pwords, n_pairs, lin, flagged, buf):
+    """``(R, L, U)`` per instance of ``m`` for the candidate pairs (``_link_words`` of the reference);
+    the pairs passed all have ``|move| <= spread`` and words."""
     mul = np.empty(N_AXES, dtype=np.int64)
     mul[0] = 1
     for a in range(1, N_AXES):
@@ -129,14 +131,9 @@ def _link_words(proj, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pw
     words = np.zeros(n_pairs, dtype=np.int64)
     n_want = 0
     for p in range(n_pairs):  # pairs with the same move are evaluated once
-        ok = pwords[p] > 0
         v = 0
         for a in range(N_AXES):
-            if abs(pmove[p, a]) > spread[a]:
-                ok = False
             v += pmove[p, a] * mul[a]
-        if not ok:
-            continue
         found = False
         for q in range(n_want):
             if want[q] == v:
@@ -146,8 +143,6 @@ def _link_words(proj, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pw
             want[n_want] = v
             words[n_want] = pwords[p]
             n_want += 1
-    if n_want == 0:
-        return 0, 0, 0
     cnt = np.empty(2 * N_DIMS, dtype=np.int64)
     step = np.empty(2 * N_DIMS, dtype=np.int64)
     nd = 0
@@ -159,10 +154,8 @@ def _link_words(proj, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pw
             c = sx[m, d] if axis == 0 else sy[m, d]
             if c > 1:
                 cnt[nd] = c
-                s = 0
-                for a in range(N_AXES):
-                    s += proj[t, a, d] * ext[m + 1, d] * mul[a]
-                step[nd] = s
+                a = ax_of[t, d]
+                step[nd] = coef[t, d] * ext[m + 1, d] * mul[a] if a >= 0 else 0
                 nd += 1
                 if axis == 0:
                     px *= c
@@ -204,8 +197,8 @@ def _link_words(proj, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pmove, pw
     return big_r, big_l, u_all
 
 
-@njit(cache=True, nogil=True)
-def link_row(proj, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lstep, inst, levels, fan_xy,
+@njit(cache=True, nogil=True, error_model="numpy")
+def link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lstep, inst, levels, fan_xy,
              compute, reads0, reads, fills, updates, act, trans, shape, off, size, pmove, pwords, lin, flagged, buf):
     """Apply the link-transfer corrections of one mapping to ``reads``/``fills``/``updates`` (totals, unmasked).
 
@@ -236,25 +229,32 @@ def link_row(proj, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lst
                 continue
             for a in range(N_AXES):
                 s = 0
-                for d in range(N_DIMS):
-                    s += proj[t, a, d] * (sx[m, d] * sy[m, d] - 1) * ext[m + 1, d]
+                for i in range(an[t, a]):
+                    d = adims[t, a, i]
+                    s += coef[t, d] * (sx[m, d] * sy[m, d] - 1) * ext[m + 1, d]
                 spread[a] = s
-                acc = 0
-                for k in range(n_act - 1, -1, -1):
-                    j = act[k]
-                    sh = proj[t, a, ldim[j]] * lstep[j]
-                    trans[k, a] = sh - acc
-                    acc += sh
+            fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans)
             if mac:
                 n_pairs = _mac_pairs(trans, n_act, act, lbound, pmove, pwords)
                 arrive = compute
             else:
                 n_pairs, arrive = _storage_pairs(trans, n_act, act, lbound, spans, m, t, shape, off, size,
                                                  pmove, pwords)
-            if n_pairs == 0:
+            kept = 0
+            for p in range(n_pairs):  # only moves within the children's spread and with words can link
+                ok = pwords[p] > 0
+                for a in range(N_AXES):
+                    if abs(pmove[p, a]) > spread[a]:
+                        ok = False
+                if ok:
+                    for a in range(N_AXES):
+                        pmove[kept, a] = pmove[p, a]
+                    pwords[kept] = pwords[p]
+                    kept += 1
+            if kept == 0:
                 continue
-            big_r, big_l, big_u = _link_words(proj, sx, sy, sorder, ext, m, t, fan_xy[m, 0], fan_xy[m, 1], spread,
-                                              pmove, pwords, n_pairs, lin, flagged, buf)
+            big_r, big_l, big_u = _link_words(ax_of, coef, sx, sy, sorder, ext, m, t, fan_xy[m, 0], fan_xy[m, 1], spread,
+                                              pmove, pwords, kept, lin, flagged, buf)
             if big_l <= 0:
                 continue
             n_m = inst[m]

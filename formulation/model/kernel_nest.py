@@ -19,7 +19,7 @@ from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Dim
 DIM_C, DIM_R, DIM_S = int(Dim.C), int(Dim.R), int(Dim.S)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst):
     """Extents ``e[l, d]``, the flattened loops (outermost first) and the utilized instances.
 
@@ -47,19 +47,21 @@ def build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst):
     return compute
 
 
-@njit(cache=True, nogil=True)
-def axis_spans(proj, ext, levels, spans):
-    """``spans[l, t, a] = 1 + sum_d A[t,a,d] (e[l,d] - 1)`` (:func:`formulation.model.nest.axis_extents`)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def axis_spans(coef, adims, an, ext, levels, spans):
+    """``spans[l, t, a] = 1 + sum_d A[t,a,d] (e[l,d] - 1)`` (:func:`formulation.model.nest.axis_extents`);
+    ``adims[t, a, :an[t, a]]`` are the dimensions with ``A[t, a, d] != 0`` and ``coef[t, d]`` their coefficients."""
     for l in range(levels + 1):
         for t in range(N_TENSORS):
             for a in range(N_AXES):
                 s = 1
-                for d in range(N_DIMS):
-                    s += proj[t, a, d] * (ext[l, d] - 1)
+                for i in range(an[t, a]):
+                    d = adims[t, a, i]
+                    s += coef[t, d] * (ext[l, d] - 1)
                 spans[l, t, a] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def active_loops(lbound, above, act):
     """Indices ``j < above`` of the loops with ``f_j > 1``, outermost first, into ``act``; returns their number."""
     n = 0
@@ -70,24 +72,42 @@ def active_loops(lbound, above, act):
     return n
 
 
-@njit(cache=True, nogil=True)
-def arrivals(proj, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
+@njit(cache=True, nogil=True, error_model="numpy")
+def fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans):
+    """``trans[k] = T_j = sh_j - sum_{i > j active} sh_i`` for the active loops ``j = act[k]`` (tensor ``t``)."""
+    a0 = a1 = a2 = a3 = 0
+    for k in range(n_act - 1, -1, -1):
+        j = act[k]
+        d = ldim[j]
+        a = ax_of[t, d]
+        sh = coef[t, d] * lstep[j] if a >= 0 else 0
+        trans[k, 0] = (sh if a == 0 else 0) - a0
+        trans[k, 1] = (sh if a == 1 else 0) - a1
+        trans[k, 2] = (sh if a == 2 else 0) - a2
+        trans[k, 3] = (sh if a == 3 else 0) - a3
+        if a == 0:
+            a0 += sh
+        elif a == 1:
+            a1 += sh
+        elif a == 2:
+            a2 += sh
+        elif a == 3:
+            a3 += sh
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
     """Words reaching one instance of ``level`` for tensor ``t``: :func:`formulation.model.nest.arrivals`.
 
     ``act[:n_act]`` are the active loops above the level; ``trans`` is scratch ``[>= n_act, 4]``.
+    Dimension ``d`` moves tensor ``t`` along the one axis ``ax_of[t, d]`` (-1: it does not index it).
     """
     tile = 1
     for a in range(N_AXES):
         tile *= spans[level, t, a]
     if n_act == 0:
         return tile
-    for a in range(N_AXES):  # T_j = sh_j - sum of the active shifts inside j
-        acc = 0
-        for k in range(n_act - 1, -1, -1):
-            j = act[k]
-            sh = proj[t, a, ldim[j]] * lstep[j]
-            trans[k, a] = sh - acc
-            acc += sh
+    fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans)
     z = n_act - 1
     total = tile
     before = 1  # product of the bounds outside loop j (loops with f = 1 do not change it)
@@ -108,7 +128,7 @@ def arrivals(proj, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def union_length(shifts, counts, n, span, tmp_s, tmp_f):
     """Length covered by ``[o, o + span)`` at all offsets ``o = sum_k i_k shifts_k`` (one row of
     :func:`formulation.model.nest.union_lengths`): finest loop first, exact enumeration when the
@@ -140,7 +160,7 @@ def union_length(shifts, counts, n, span, tmp_s, tmp_f):
     return covered
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _enumerate_union(shifts, counts, m, span):
     total = 1
     for k in range(m):
@@ -161,49 +181,55 @@ def _enumerate_union(shifts, counts, m, span):
     return covered
 
 
-@njit(cache=True, nogil=True)
-def partition(proj, window, spans, ldim, lbound, lstep, level, t, buf_s, buf_f, tmp_s, tmp_f):
-    """Distinct words one instance of ``level`` holds over the run: :func:`formulation.model.nest.partition_sizes`."""
-    above = N_DIMS * level
+@njit(cache=True, nogil=True, error_model="numpy")
+def partition(ax_of, coef, window, spans, ldim, lstep, lbound, tprod, adims, level, t, act, n_act, buf_s, buf_f,
+              tmp_s, tmp_f):
+    """Distinct words one instance of ``level`` holds over the run: :func:`formulation.model.nest.partition_sizes`.
+
+    ``tprod[d]`` is the product of the temporal factors of ``d`` above the level (the bounds of its
+    loops there); ``act[:n_act]`` are the active loops above the level.
+    """
     out = 1
     for a in range(N_AXES):
+        p = spans[level, t, a]
         if window[t, a]:
-            for j in range(above):
-                buf_s[j] = proj[t, a, ldim[j]] * lstep[j]
-                buf_f[j] = lbound[j]
-            out *= union_length(buf_s, buf_f, above, spans[level, t, a], tmp_s, tmp_f)
+            n = 0
+            for k in range(n_act):
+                j = act[k]
+                d = ldim[j]
+                if ax_of[t, d] == a:
+                    buf_s[n] = coef[t, d] * lstep[j]
+                    buf_f[n] = lbound[j]
+                    n += 1
+            p = union_length(buf_s, buf_f, n, p, tmp_s, tmp_f)
         else:
-            p = spans[level, t, a]
-            for j in range(above):
-                if proj[t, a, ldim[j]] != 0:
-                    p *= lbound[j]
-            out *= p
+            p *= tprod[adims[t, a, 0]]
+        out *= p
     return out
 
 
-@njit(cache=True, nogil=True)
-def distinct_children(proj, window, sx, sy, ext, parent, child, t, buf_s, buf_f, tmp_s, tmp_f):
+@njit(cache=True, nogil=True, error_model="numpy")
+def distinct_children(coef, window, adims, an, sx, sy, ext, parent, child, t, buf_s, buf_f, tmp_s, tmp_f):
     """Distinct tiles among the children of one parent instance: :func:`formulation.model.nest.distinct_children`."""
     out = 1
     for a in range(N_AXES):
         if window[t, a]:
             n = 0
             for m in range(parent, child):
-                for d in range(N_DIMS):
-                    c = proj[t, a, d]
-                    buf_s[n] = c * ext[m + 1, d]
-                    buf_f[n] = sx[m, d] * sy[m, d] if c > 0 else 1
+                for i in range(an[t, a]):
+                    d = adims[t, a, i]
+                    buf_s[n] = coef[t, d] * ext[m + 1, d]
+                    buf_f[n] = sx[m, d] * sy[m, d]
                     n += 1
             out *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
         else:
+            d = adims[t, a, 0]
             for m in range(parent, child):
-                for d in range(N_DIMS):
-                    if proj[t, a, d] > 0:
-                        out *= sx[m, d] * sy[m, d]
+                out *= sx[m, d] * sy[m, d]
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def reduction_factor(sx, sy, parent, child):
     """Product of the spatial C, R, S factors on fanouts ``parent..child-1`` (:func:`formulation.model.nest.reduction_factor`)."""
     r = 1
