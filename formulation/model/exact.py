@@ -101,9 +101,10 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
         fills[:, l] = inst[:, l, None] * arrive[:, l] if l > 0 else 0
     fills[:, :, Tensor.O] = inst[:, :levels] * (arrive[:, :levels, Tensor.O] - part[:, :, Tensor.O])
     reads[:, :, Tensor.O] = updates[:, :, Tensor.O] - inst[:, :levels] * part[:, :, Tensor.O]
-    links = link_transfers(layer, arch, arrays, nest, reads, proj=proj, spans=spans, shifts=shifts)
+    links = link_transfers(layer, arch, arrays, nest, reads, updates=updates, proj=proj, spans=spans, shifts=shifts)
     reads += links.reads
     fills += links.fills
+    updates += links.updates
     mask = keep.astype(np.int64)
     return {"reads": reads * mask, "fills": fills * mask, "updates": updates * mask, "tiles": tiles,
             "partition": part * mask, "nest": nest, "instances": inst[:, :levels]}

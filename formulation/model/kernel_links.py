@@ -225,8 +225,6 @@ def link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans,
         for t in range(N_TENSORS):
             if not mac and not (keep[m + 1, t] and win_dims[t, z_dim]):
                 continue
-            if mac and not keep[m, t]:
-                continue
             for a in range(N_AXES):
                 s = 0
                 for i in range(an[t, a]):
@@ -258,26 +256,26 @@ def link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans,
             if big_l <= 0:
                 continue
             n_m = inst[m]
-            if mac:
-                reads[m, t] -= n_m * big_r
-                if t == OUT:
-                    updates[m, t] -= n_m * big_r
-                continue
-            n_c = inst[m + 1]
-            reads[m + 1, t] += n_c * ((2 * big_l + n_c) // (2 * n_c))
-            fills[m + 1, t] -= n_c * (-(-big_l * (n_m - 1) // n_c))
+            if not mac:
+                n_c = inst[m + 1]
+                reads[m + 1, t] += n_c * ((2 * big_l + n_c) // (2 * n_c))
+                fills[m + 1, t] -= n_c * (-(-big_l * (n_m - 1) // n_c))
             if keep[m, t]:
                 reads[m, t] -= n_m * big_r
+                if mac and t == OUT:
+                    updates[m, t] -= n_m * big_r
                 continue
             a_lv = 0
             for l in range(m):
                 if keep[l, t]:
                     a_lv = l
             n_a = inst[a_lv]
-            per_a = reads0[a_lv, t] // n_a
+            per_a = (updates[a_lv, t] if t == OUT else reads0[a_lv, t]) // n_a
             parent = big_u * arrive
             if per_a > 0 and parent - big_r > LIMIT // (2 * per_a):
                 return False
             new = (2 * per_a * (parent - big_r) + parent) // (2 * parent)
             reads[a_lv, t] -= n_a * (per_a - new)
+            if t == OUT:
+                updates[a_lv, t] -= n_a * (per_a - new)
     return True
