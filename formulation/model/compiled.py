@@ -18,10 +18,14 @@ import numpy as np
 from formulation.axes import N_DIMS, projection
 from formulation.model.encoding import MappingArrays
 from formulation.model.evaluation import BatchEvaluation
-from formulation.specs.types import Architecture, Layer
+from formulation.specs.types import Architecture, Layer, SpecError
 
 INT64_LIMIT = 2 ** 63 - 1
 SAFETY = 8
+
+
+class CountOverflow(SpecError, OverflowError):
+    """A layer (or, rarely, a mapping) whose access counts do not fit 64-bit integers."""
 
 
 def count_bound(layer: Layer) -> int:
@@ -41,10 +45,10 @@ def count_bound(layer: Layer) -> int:
 
 
 def check_range(layer: Layer) -> None:
-    """Raise ``OverflowError`` naming the layer when its counts could exceed ``int64`` (:func:`count_bound`)."""
+    """Raise :class:`CountOverflow` naming the layer when its counts could exceed ``int64`` (:func:`count_bound`)."""
     bound = count_bound(layer)
     if SAFETY * bound > INT64_LIMIT:
-        raise OverflowError(f"layer {layer.name}: counts up to {bound:.3e} words do not fit 64-bit integers "
+        raise CountOverflow(f"layer {layer.name}: counts up to {bound:.3e} words do not fit 64-bit integers "
                             f"(limit {INT64_LIMIT // SAFETY:.3e})")
 
 
@@ -116,7 +120,8 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
     """Evaluate ``B`` mappings of ``layer`` on ``arch`` with the compiled kernel.
 
     Same results as :func:`formulation.model.exact.reference_batch` (whose docstrings state the
-    semantics), bit for bit. Raises ``OverflowError`` for a layer whose counts could leave ``int64``.
+    semantics), bit for bit. Raises :class:`CountOverflow` (a ``SpecError``) for a layer whose counts
+    could leave ``int64``; counts never wrap silently.
     """
     from formulation.model.kernel import evaluate_rows
 
@@ -130,7 +135,7 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
     (reads, fills, updates, inst, tiles, part, used, fits, energy, compute, level_cycles, throttling, cycles,
      overflow) = out
     if overflow.any():
-        raise OverflowError(f"layer {layer.name}: a link-transfer rescale exceeds 64-bit integers "
+        raise CountOverflow(f"layer {layer.name}: a link-transfer rescale exceeds 64-bit integers "
                             f"(mappings {np.flatnonzero(overflow)[:5].tolist()})")
     macs = layer.macs
     mac_energy = np.full(arrays.size, macs * arch.mac.energy_pJ)

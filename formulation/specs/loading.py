@@ -207,8 +207,12 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
     perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
     # Dimensions the permutation leaves out go outermost, in canonical order.
     perm = perm + tuple(d for d in DIMS if d not in perm)
-    sperm = _dim_string(doc.get("spatial_permutation", "".join(d.name for d in spatial)),
-                        f"{what}.spatial_permutation")
+    sperm_doc = doc.get("spatial_permutation", "".join(d.name for d in spatial))
+    if isinstance(sperm_doc, str) and len(set(sperm_doc)) < len(sperm_doc):
+        twice = next(ch for ch in sperm_doc if sperm_doc.count(ch) > 1)
+        raise SpecError(f"{what}.spatial_permutation = {sperm_doc!r}: {twice} on both mesh axes of one fanout "
+                        f"is not supported (give each dimension one axis)")
+    sperm = _dim_string(sperm_doc, f"{what}.spatial_permutation")
     for d in spatial:
         if d not in sperm:
             raise SpecError(f"{what}.spatial_permutation = {''.join(x.name for x in sperm)!r}: "
