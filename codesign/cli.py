@@ -53,31 +53,11 @@ def _load_mapping(spec: str, arch):
     return mapping_from_list(read_document(spec), arch)
 
 
-def _evaluate_cases(args) -> int:
-    from formulation.specs.loading import read_cases
-    from formulation.model.exact import evaluate
-    from formulation.model.report import compare_with_reference, evaluation_record
-
-    failures = 0
-    for case in read_cases(args.cases):
-        record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
-        out = {"id": case.id, **record}
-        if args.check and case.reference is not None:
-            problems = compare_with_reference(record, case.reference)
-            out["agrees_with_reference"] = not problems
-            if problems:
-                out["differences"] = problems
-                failures += 1
-        print(json.dumps(out))
-    if args.check and failures:
-        print(f"codesign: {failures} case(s) differ from their reference results", file=sys.stderr)
-        return 1
-    return 0
-
-
 def cmd_evaluate(args) -> int:
     if args.cases:
-        return _evaluate_cases(args)
+        from codesign.cmd_evaluate import evaluate_cases
+
+        return evaluate_cases(args.cases, args.check)
     missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
     if missing:
         raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")

@@ -145,3 +145,27 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
         energy_pJ=mac_energy + energy.sum(axis=(1, 2)), compute_cycles=compute, level_cycles=level_cycles,
         throttling=throttling, cycles=cycles, macs=macs, mac_instances=arch.mac.instances)
 
+
+
+def warm_up() -> float:
+    """Compile the kernel (or load it from Numba's cache) by evaluating one small mapping; the seconds it took.
+
+    ``make install`` runs this (``python -m formulation.model.compiled``) so that the first
+    ``codesign`` command after an install loads the cached machine code instead of compiling.
+    """
+    import time
+
+    from formulation.model.encoding import encode
+    from formulation.specs.catalog import builtin_mapping_path, load_arch, load_network
+    from formulation.specs.loading import mapping_from_list, read_document
+
+    start = time.perf_counter()
+    arch = load_arch("simple")
+    layer = next(e.layer for e in load_network("resnet18").layers if e.layer.name == "layer1_3x3")
+    mapping = mapping_from_list(read_document(builtin_mapping_path("resnet18_layer1_3x3_simple")), arch)
+    evaluate_batch(layer, arch, encode(mapping))
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    print(f"exact-model kernel ready ({warm_up():.1f} s)")

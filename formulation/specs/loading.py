@@ -279,7 +279,14 @@ CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer",
              "timeloop"}
 
 
-def case_from_dict(doc: Any, index: int = 0) -> Case:
+def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
+                   specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> Case:
+    """A :class:`Case` from one parsed case line; errors name ``case ID`` and the field.
+
+    With ``validate=False`` the mapping's legality (:func:`formulation.model.validation.validate_mapping`)
+    is left to the caller (``evaluate --cases`` checks whole groups at once). ``specs`` caches the
+    layer and architecture of lines whose ``layer``/``arch`` objects are textually identical.
+    """
     from formulation.model.validation import validate_mapping
 
     doc = _mapping_doc(doc, f"case {index}")
@@ -289,10 +296,18 @@ def case_from_dict(doc: Any, index: int = 0) -> Case:
         if key not in doc:
             raise SpecError(f"case {case_id}.{key} = None: missing")
     try:
-        layer = layer_from_dict(doc["layer"], name=str(doc.get("layer_name", "layer")))
-        arch = arch_from_dict(doc["arch"])
+        layer_name = str(doc.get("layer_name", "layer"))
+        key = (layer_name, json.dumps(doc["layer"]), json.dumps(doc["arch"])) if specs is not None else None
+        if key is not None and key in specs:
+            layer, arch = specs[key]
+        else:
+            layer = layer_from_dict(doc["layer"], name=layer_name)
+            arch = arch_from_dict(doc["arch"])
+            if key is not None:
+                specs[key] = (layer, arch)
         mapping = mapping_from_list(doc["mapping"], arch)
-        validate_mapping(layer, arch, mapping)
+        if validate:
+            validate_mapping(layer, arch, mapping)
     except SpecError as exc:
         raise SpecError(f"case {case_id}: {exc}") from None
     return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=doc.get("timeloop"))
