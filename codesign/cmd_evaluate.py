@@ -42,7 +42,7 @@ def _score_group(cases: list, check: bool) -> list[dict]:
     """Records (or error objects) for cases sharing one layer and architecture, in their order."""
     from formulation.model.encoding import encode
     from formulation.model.exact import evaluate_batch
-    from formulation.model.report import compare_with_reference, evaluation_record
+    from formulation.model.report import compare_with_reference, evaluation_records
     from formulation.model.validation import mapping_violations, validate_mapping
 
     layer, arch = cases[0][1].layer, cases[0][1].arch
@@ -60,9 +60,9 @@ def _score_group(cases: list, check: bool) -> list[dict]:
     good = (~bad).nonzero()[0]
     if len(good):
         ev = evaluate_batch(layer, arch, arrays.take(good))
-        for k, i in enumerate(good):
+        for i, scored in zip(good, evaluation_records(ev, arch)):
             case = cases[i][1]
-            record = {"id": case.id, **evaluation_record(ev, arch, k)}
+            record = {"id": case.id, **scored}
             if check and case.reference is not None:
                 problems = compare_with_reference(record, case.reference)
                 record["agrees_with_reference"] = not problems

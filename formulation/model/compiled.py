@@ -150,7 +150,7 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
 def warm_up() -> float:
     """Compile the kernel (or load it from Numba's cache) by evaluating one small mapping; the seconds it took.
 
-    ``make install`` runs this (``python -m formulation.model.compiled``) so that the first
+    ``make install`` runs this so that the first
     ``codesign`` command after an install loads the cached machine code instead of compiling.
     """
     import time
@@ -165,7 +165,3 @@ def warm_up() -> float:
     mapping = mapping_from_list(read_document(builtin_mapping_path("resnet18_layer1_3x3_simple")), arch)
     evaluate_batch(layer, arch, encode(mapping))
     return time.perf_counter() - start
-
-
-if __name__ == "__main__":
-    print(f"exact-model kernel ready ({warm_up():.1f} s)")

@@ -180,22 +180,25 @@ def arch_from_dict(doc: Any) -> Architecture:
 MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}
 
 
+_DIM_BY_NAME = {d.name: d for d in DIMS}
+
+
 def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
     if value is None:
         return {}
     value = _mapping_doc(value, what)
     out = {}
     for key, factor in value.items():
-        if key not in Dim.__members__:
+        if key not in _DIM_BY_NAME:
             raise SpecError(f"{what}.{key} = {factor!r}: unknown dimension (use N K C P Q R S)")
-        out[Dim[key]] = _int(value, key, what)
+        out[_DIM_BY_NAME[key]] = _int(value, key, what)
     return out
 
 
 def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
-    if not isinstance(value, str) or any(ch not in Dim.__members__ for ch in value) or len(set(value)) != len(value):
+    if not isinstance(value, str) or not set(value) <= _DIM_BY_NAME.keys() or len(set(value)) != len(value):
         raise SpecError(f"{what} = {value!r}: must be a string of distinct letters from NKCPQRS")
-    return tuple(Dim[ch] for ch in value)
+    return tuple(_DIM_BY_NAME[ch] for ch in value)
 
 
 def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
@@ -207,7 +210,7 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
     perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
     # Dimensions the permutation leaves out go outermost, in canonical order.
     perm = perm + tuple(d for d in DIMS if d not in perm)
-    sperm_doc = doc.get("spatial_permutation", "".join(d.name for d in spatial))
+    sperm_doc = doc["spatial_permutation"] if "spatial_permutation" in doc else "".join(d.name for d in spatial)
     if isinstance(sperm_doc, str) and len(set(sperm_doc)) < len(sperm_doc):
         twice = next(ch for ch in sperm_doc if sperm_doc.count(ch) > 1)
         raise SpecError(f"{what}.spatial_permutation = {sperm_doc!r}: {twice} on both mesh axes of one fanout "
