@@ -82,6 +82,7 @@ def test_result_json_has_the_documented_keys(base_run):
     assert set(RESULT_KEYS) <= set(doc)
     assert doc["method"] == "codesign" and doc["status"] == "optimal" and doc["seed"] == 3
     assert doc["evaluations"] > 0 and doc["wall_s"] > 0
+    assert doc["evaluations_per_s"] == pytest.approx(doc["evaluations"] / doc["wall_s"])
     assert {"mesh_x", "mesh_y", "buffers_words", "area_mm2"} <= set(doc["hardware"])
     assert {"latency_s", "energy_pJ", "power_mW", "area_mm2", "edp"} <= set(doc["totals"])
     assert [e["name"] for e in doc["layers"]] == ["conv_a", "fc_b"]
