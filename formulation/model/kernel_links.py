@@ -206,7 +206,7 @@ def link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans,
     :func:`formulation.model.links.link_transfers` for the rule and the book-keeping. Returns False
     when the bypass rescale's product ``per_a (P - R)`` would not fit ``int64`` (nothing is changed then).
     """
-    spread = np.empty(N_AXES, dtype=np.int64)
+    spread = pwords[pwords.shape[0] - N_AXES:]  # the last entries of pwords are free (at most 2 n_act + 1 pairs)
     for m in range(levels):
         n_fan = 1
         for d in range(N_DIMS):

@@ -1,7 +1,8 @@
 """Compiled (Numba) loop-nest geometry of one mapping: the per-row form of :mod:`formulation.model.nest`.
 
 Every function here computes, for one mapping, exactly what the function of the same name in
-:mod:`formulation.model.nest` computes for a batch; the semantics and the formulas are stated
+:mod:`formulation.model.nest` computes for a batch (partitions and distinct children are computed
+inline in :func:`formulation.model.kernel._counts` from :func:`union_length`); the semantics and the formulas are stated
 there (and tested equal, ``tests/test_kernel.py``). Only the data layout differs: one mapping at a
 time, loops with ``f = 1`` skipped, scratch arrays passed in so that no call allocates.
 
@@ -99,33 +100,51 @@ def fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans):
 def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
     """Words reaching one instance of ``level`` for tensor ``t``: :func:`formulation.model.nest.arrivals`.
 
-    ``act[:n_act]`` are the active loops above the level; ``trans`` is scratch ``[>= n_act, 4]``.
-    Dimension ``d`` moves tensor ``t`` along the one axis ``ax_of[t, d]`` (-1: it does not index it).
+    ``act[:n_act]`` are the active loops above the level (``trans`` is unused scratch, kept for the
+    signature). Dimension ``d`` moves tensor ``t`` along the one axis ``ax_of[t, d]`` (-1: it does
+    not index it). One pass from the innermost active loop ``z`` outwards keeps the inner shifts
+    ``sum_{i>j} sh_i`` in four scalars and sums ``sum_j (f_j - 1) (prod_{i<j} f_i) (tile - O_j)``
+    in Horner form, ``acc <- (f_j - 1) (tile - O_j) + f_j acc``.
     """
-    tile = 1
-    for a in range(N_AXES):
-        tile *= spans[level, t, a]
+    e0 = spans[level, t, 0]
+    e1 = spans[level, t, 1]
+    e2 = spans[level, t, 2]
+    e3 = spans[level, t, 3]
+    tile = e0 * e1 * e2 * e3
     if n_act == 0:
         return tile
-    fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans)
-    z = n_act - 1
-    total = tile
-    before = 1  # product of the bounds outside loop j (loops with f = 1 do not change it)
-    for k in range(n_act):
-        f = lbound[act[k]]
-        same = True
-        for a in range(N_AXES):
-            if trans[k, a] != trans[z, a]:
-                same = False
+    jz = act[n_act - 1]
+    az = ax_of[t, ldim[jz]]
+    shz = coef[t, ldim[jz]] * lstep[jz] if az >= 0 else 0
+    z0 = shz if az == 0 else 0
+    z1 = shz if az == 1 else 0
+    z2 = shz if az == 2 else 0
+    z3 = shz if az == 3 else 0
+    i0 = i1 = i2 = i3 = 0  # active shifts inside the current loop
+    acc = 0
+    for k in range(n_act - 1, -1, -1):
+        j = act[k]
+        d = ldim[j]
+        a = ax_of[t, d]
+        sh = coef[t, d] * lstep[j] if a >= 0 else 0
+        t0 = (sh if a == 0 else 0) - i0
+        t1 = (sh if a == 1 else 0) - i1
+        t2 = (sh if a == 2 else 0) - i2
+        t3 = (sh if a == 3 else 0) - i3
         overlap = 0
-        if same:
-            overlap = 1
-            for a in range(N_AXES):
-                o = spans[level, t, a] - abs(trans[k, a])
-                overlap *= o if o > 0 else 0
-        total += (f - 1) * before * (tile - overlap)
-        before *= f
-    return total
+        if t0 == z0 and t1 == z1 and t2 == z2 and t3 == z3:
+            overlap = max(e0 - abs(t0), 0) * max(e1 - abs(t1), 0) * max(e2 - abs(t2), 0) * max(e3 - abs(t3), 0)
+        f = lbound[j]
+        acc = (f - 1) * (tile - overlap) + f * acc
+        if a == 0:
+            i0 += sh
+        elif a == 1:
+            i1 += sh
+        elif a == 2:
+            i2 += sh
+        elif a == 3:
+            i3 += sh
+    return tile + acc
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -179,54 +198,6 @@ def _enumerate_union(shifts, counts, m, span):
         gap = offsets[q] - offsets[q - 1]
         covered += gap if gap < span else span
     return covered
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def partition(ax_of, coef, window, spans, ldim, lstep, lbound, tprod, adims, level, t, act, n_act, buf_s, buf_f,
-              tmp_s, tmp_f):
-    """Distinct words one instance of ``level`` holds over the run: :func:`formulation.model.nest.partition_sizes`.
-
-    ``tprod[d]`` is the product of the temporal factors of ``d`` above the level (the bounds of its
-    loops there); ``act[:n_act]`` are the active loops above the level.
-    """
-    out = 1
-    for a in range(N_AXES):
-        p = spans[level, t, a]
-        if window[t, a]:
-            n = 0
-            for k in range(n_act):
-                j = act[k]
-                d = ldim[j]
-                if ax_of[t, d] == a:
-                    buf_s[n] = coef[t, d] * lstep[j]
-                    buf_f[n] = lbound[j]
-                    n += 1
-            p = union_length(buf_s, buf_f, n, p, tmp_s, tmp_f)
-        else:
-            p *= tprod[adims[t, a, 0]]
-        out *= p
-    return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def distinct_children(coef, window, adims, an, sx, sy, ext, parent, child, t, buf_s, buf_f, tmp_s, tmp_f):
-    """Distinct tiles among the children of one parent instance: :func:`formulation.model.nest.distinct_children`."""
-    out = 1
-    for a in range(N_AXES):
-        if window[t, a]:
-            n = 0
-            for m in range(parent, child):
-                for i in range(an[t, a]):
-                    d = adims[t, a, i]
-                    buf_s[n] = coef[t, d] * ext[m + 1, d]
-                    buf_f[n] = sx[m, d] * sy[m, d]
-                    n += 1
-            out *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
-        else:
-            d = adims[t, a, 0]
-            for m in range(parent, child):
-                out *= sx[m, d] * sy[m, d]
-    return out
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
