@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from formulation.axes import TENSOR_NAMES, Tensor
+from formulation.goals import power_mW, seconds
 from formulation.model.exact import BatchEvaluation
 from formulation.specs.types import Architecture
 from formulation.technology import architecture_area_mm2
@@ -23,7 +24,7 @@ def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -
 
 def evaluation_records(ev: BatchEvaluation, arch: Architecture, indices=None) -> list[dict]:
     """:func:`evaluation_record` for the mappings ``indices`` of a batch (all by default), converting
-    each array once (``power_mW = energy_pJ / cycles * clock_GHz``, ``latency_s = cycles / clock``)."""
+    each array once (latency and power by :mod:`formulation.goals`)."""
     rows = slice(None) if indices is None else list(indices)
     names = [TENSOR_NAMES[t] for t in Tensor]
     cols = {f: getattr(ev, f)[rows].tolist() for f in ("reads", "updates", "fills", "utilized_instances",
@@ -60,6 +61,7 @@ def evaluation_records(ev: BatchEvaluation, arch: Architecture, indices=None) ->
             }
         cycles = cols["cycles"][k]
         energy = cols["energy_pJ"][k]
+        latency = seconds(cycles, arch.clock_GHz)
         out.append({
             "macs": int(ev.macs),
             "cycles": cycles,
@@ -67,8 +69,8 @@ def evaluation_records(ev: BatchEvaluation, arch: Architecture, indices=None) ->
             "energy_pJ": energy,
             "energy_breakdown_pJ": {arch.mac.name: cols["mac_energy_pJ"][k],
                                     **{lv.name: by_level[k][l] for l, lv in enumerate(arch.levels)}},
-            "power_mW": energy / cycles * arch.clock_GHz,
-            "latency_s": cycles / (arch.clock_GHz * 1e9),
+            "power_mW": power_mW(energy, latency),
+            "latency_s": latency,
             "area_mm2": area,
             "fits": cols["fits"][k],
             "levels": levels,
