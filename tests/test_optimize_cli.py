@@ -71,7 +71,7 @@ def load(out: Path) -> dict:
 
 def without_wall_times(doc):
     if isinstance(doc, dict):
-        return {k: without_wall_times(v) for k, v in doc.items() if k != "wall_s"}
+        return {k: without_wall_times(v) for k, v in doc.items() if k not in ("wall_s", "evaluations_per_s")}
     if isinstance(doc, list):
         return [without_wall_times(v) for v in doc]
     return doc
