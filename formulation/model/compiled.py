@@ -8,7 +8,9 @@ constant arrays (cached per object), checks that no count can leave ``int64``
 
 Numba caches the compiled kernel (``cache=True``) next to these modules, or, when that directory
 is not writable (an installed package), in Numba's per-user cache directory; ``NUMBA_CACHE_DIR``
-overrides both. ``make install`` compiles it once (:func:`warm_up`).
+overrides both. ``make install`` compiles it once (:func:`warm_up`). Numba keys a cached function
+by its own source file and bytecode only, not by the functions it calls in other files, so
+:func:`_fresh_cache` drops every cached kernel function when any kernel source changed.
 """
 
 from __future__ import annotations
@@ -108,6 +110,41 @@ def arch_constants(arch: Architecture) -> tuple[np.ndarray, np.ndarray, int]:
     return lvl_i, lvl_f, most
 
 
+_CACHE_CHECKED: list[bool] = []
+KERNEL_STAMP = "formulation-kernel.sha256"
+
+
+def _fresh_cache() -> None:
+    """Once per process, before the kernel is first used: if the kernel sources (``kernel*.py``) differ
+    from those the cached machine code was built from (a digest stored in the cache directory),
+    flush the cache of every compiled function in them, so that nothing stale is loaded."""
+    if _CACHE_CHECKED:
+        return
+    import hashlib
+    from pathlib import Path
+
+    from numba.core.dispatcher import Dispatcher
+
+    from formulation.model import kernel, kernel_links, kernel_nest
+
+    modules = (kernel_nest, kernel_links, kernel)
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in modules)).hexdigest()
+    dispatchers = [f for m in modules for f in vars(m).values() if isinstance(f, Dispatcher) and f._cache is not None]
+    stamp = Path(kernel.evaluate_rows._cache.cache_path) / KERNEL_STAMP
+    try:
+        old = stamp.read_text()
+    except OSError:
+        old = None
+    if old != digest:
+        for f in dispatchers:
+            f._cache.flush()
+        try:
+            stamp.write_text(digest)
+        except OSError:
+            pass  # an unwritable cache: Numba does not write there either
+    _CACHE_CHECKED.append(True)
+
+
 def _canonical_order(shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.arange(N_DIMS, dtype=np.int64), (*shape, N_DIMS)))
 
@@ -125,6 +162,7 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
     """
     from formulation.model.kernel import evaluate_rows
 
+    _fresh_cache()
     check_range(layer)
     lay = layer_constants(layer)
     lvl_i, lvl_f, most = arch_constants(arch)

@@ -58,7 +58,7 @@ def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
         for t in range(N_TENSORS):
             if not keep[l, t]:
                 continue
-            arrive[l, t] = arrivals(ax_of, coef, spans, ldim, lbound, lstep, l, t, act, n_act, trans)
+            arrive[l, t] = arrivals(ax_of, coef, spans, ldim, lbound, lstep, l, t, act, n_act)
             held = 1  # partition: formulation.model.nest.partition_sizes (tprod: temporal factors above l)
             for a in range(N_AXES):
                 p = spans[l, t, a]
@@ -137,6 +137,9 @@ def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
 
 
 def _scratch(levels, max_children):
+    """Every per-mapping work array, allocated once per batch (the order of the unpacking in
+    :func:`_counts`): nest geometry, the active loops and their translations, union buffers,
+    arrivals, partitions, child levels, counts, link-transfer pairs and children (``max_children``)."""
     loops = N_DIMS * levels
     i64 = np.int64
     return (np.empty((levels + 1, N_DIMS), i64), np.empty(loops, i64), np.empty(loops, i64), np.empty(loops, i64),

@@ -97,11 +97,10 @@ def fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act, trans):
+def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act):
     """Words reaching one instance of ``level`` for tensor ``t``: :func:`formulation.model.nest.arrivals`.
 
-    ``act[:n_act]`` are the active loops above the level (``trans`` is unused scratch, kept for the
-    signature). Dimension ``d`` moves tensor ``t`` along the one axis ``ax_of[t, d]`` (-1: it does
+    ``act[:n_act]`` are the active loops above the level. Dimension ``d`` moves tensor ``t`` along the one axis ``ax_of[t, d]`` (-1: it does
     not index it). One pass from the innermost active loop ``z`` outwards keeps the inner shifts
     ``sum_{i>j} sh_i`` in four scalars and sums ``sum_j (f_j - 1) (prod_{i<j} f_i) (tile - O_j)``
     in Horner form, ``acc <- (f_j - 1) (tile - O_j) + f_j acc``.

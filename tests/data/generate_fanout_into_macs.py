@@ -87,7 +87,6 @@ def random_case(rng: random.Random, index: int) -> dict:
 
 def has_links(case: dict) -> bool:
     """Whether the model predicts link transfers below the MAC fanout (uses this checkout's model)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from formulation.model.encoding import encode
     from formulation.model.links import link_transfers
     from formulation.model.nest import build_nest
@@ -106,6 +105,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=80)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's model
     rng = random.Random(args.seed)
     lines = [json.loads(line) for line in SHARED.read_text().splitlines() if line.strip()]
     for line in lines:
