@@ -100,14 +100,14 @@ def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
                 fan = 1  # distinct children: formulation.model.nest.distinct_children
                 for a in range(N_AXES):
                     if window[t, a]:
-                        n = 0
-                        for m in range(l, c):
+                        for m in range(l, c):  # fanout by fanout: no sharing across fanouts
+                            n = 0
                             for i in range(an[t, a]):
                                 d = adims[t, a, i]
                                 buf_s[n] = coef[t, d] * ext[m + 1, d]
                                 buf_f[n] = sx[m, d] * sy[m, d]
                                 n += 1
-                        fan *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
+                            fan *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
                     else:
                         d = adims[t, a, 0]
                         for m in range(l, c):
