@@ -57,37 +57,6 @@ def _load_mapping(spec: str, arch):
     return mapping_from_list(read_document(spec), arch)
 
 
-<<<<<<< HEAD
-def cmd_evaluate(args) -> int:
-    if args.cases:
-        return evaluate_cases(args.cases, args.check)
-    missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
-    if missing:
-        raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-
-    layer = _load_layer(args.layer)
-    arch = load_arch(args.arch)
-    mapping = _load_mapping(args.mapping, arch)
-    validate_mapping(layer, arch, mapping)
-=======
-def _evaluate_cases(args) -> int:
-    failures = 0
-    for case in read_cases(args.cases):
-        record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
-        out = {"id": case.id, **record}
-        if args.check and case.reference is not None:
-            problems = compare_with_reference(record, case.reference)
-            out["agrees_with_reference"] = not problems
-            if problems:
-                out["differences"] = problems
-                failures += 1
-        print(json.dumps(out))
-    if args.check and failures:
-        print(f"codesign: {failures} case(s) differ from their reference results", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _timeloop_triple(args):
     """(layer, arch, mapping, names) from --timeloop files, plus --layer/--arch/--mapping (Timeloop or ours)."""
     files = list(args.timeloop or [])
@@ -122,7 +91,7 @@ def _uses_timeloop(args) -> bool:
 
 def cmd_evaluate(args) -> int:
     if args.cases:
-        return _evaluate_cases(args)
+        return evaluate_cases(args.cases, args.check)
     names = None
     if _uses_timeloop(args):
         layer, arch, mapping, names = _timeloop_triple(args)
@@ -135,7 +104,6 @@ def cmd_evaluate(args) -> int:
         arch = load_arch(args.arch)
         mapping = _load_mapping(args.mapping, arch)
         validate_mapping(layer, arch, mapping)
->>>>>>> main
     record = evaluation_record(evaluate(layer, arch, mapping), arch)
     if names is not None:
         record["timeloop_names"] = names
