@@ -27,10 +27,11 @@ def _parse(lineno: int, text: str, specs: dict):
     """A case, or an error object naming the line and the field."""
     from formulation.specs.loading import case_from_dict
 
+    text = text.strip()
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        return {"line": lineno, "error": f"line {lineno} = {text.strip()[:40]!r}: not valid JSON ({exc.msg})"}
+        return {"line": lineno, "error": f"line {lineno} = {text[:40]!r}: not valid JSON ({exc.msg})"}
     try:
         return case_from_dict(doc, index=lineno, validate=False, specs=specs)
     except SpecError as exc:
