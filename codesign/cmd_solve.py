@@ -38,12 +38,8 @@ def _solve_document(problem, result, x, network, template, objective, front) -> 
                       if problem.cl[j] != problem.cu[j] and g[j] > problem.cu[j] - 1e-6
                       and not name.startswith(("compute[", "bandwidth["))]
             doc["binding"] = sorted(active, key=lambda name: "[" in name and not name.startswith("cap["))
-        from formulation.axes import N_DIMS
-
-        k = 2 * problem.levels * N_DIMS
         for i, entry in enumerate(network.layers):
-            doc["layers"].append({"name": entry.layer.name, "count": entry.count,
-                                  "cycles": math.exp(x[problem.layer_offset[i] + k]),
+            doc["layers"].append({"name": entry.layer.name, "count": entry.count, "cycles": problem.cycles(x, i),
                                   "tiling": problem.tiling(x, i)})
     if front is not None:
         doc["pareto"] = {"method": front.method, "primary": front.primary, "wall_s": front.wall_s,

@@ -41,9 +41,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from formulation.axes import N_DIMS
 from formulation.goals import Caps, Objective
-from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.problem import RelaxedProblem, tight_cycles
 from formulation.relaxed.sensitivity import Smooth
 from formulation.relaxed.solvers.base import SolveResult, SolveStatus, get_backend
 
@@ -113,27 +112,6 @@ class ParetoFront:
                          f"{p.power_mW:>10.5g} {p.area_mm2:>9.4g} {p.status.value:>16} {p.iterations:>6} "
                          f"{p.wall_s:>7.2f}")
         return "\n".join(lines)
-
-
-def tight_cycles(problem: RelaxedProblem, x: np.ndarray) -> np.ndarray:
-    """``x`` with every layer's cycle variable at its tight value ``max(compute, bandwidth cycles)``.
-
-    ``lc`` is an epigraph variable: objectives that do not involve latency leave it anywhere above
-    the layer's cycles. Tightening changes neither feasibility nor energy and gives the design's
-    real latency.
-    """
-    x = np.array(x, dtype=float, copy=True)
-    g = problem.constraints(x)
-    row_of = {name: j for j, name in enumerate(problem.constraint_names)}
-    ports = [f"{lv.name},{port}" for lv in problem.template.base.levels
-             for port, bw in (("read", lv.read_bw_words), ("write", lv.write_bw_words)) if bw is not None]
-    k = 2 * problem.levels * N_DIMS
-    for i, entry in enumerate(problem.network.layers):
-        name = entry.layer.name
-        rows = [row_of[f"compute[{name}]"]] + [row_of[f"bandwidth[{name},{port}]"] for port in ports]
-        lc = problem.layer_offset[i] + k
-        x[lc] = min(max(x[lc] + max(g[rows]), problem.lower[lc]), problem.upper[lc])
-    return x
 
 
 def _point(problem: RelaxedProblem, result: SolveResult, primary_key: str, parameter=None) -> ParetoPoint:
