@@ -128,20 +128,17 @@ def _point(problem: RelaxedProblem, result: SolveResult, primary_key: str, param
 
 
 class _Solver:
-    """One backend with the sweep's options; passes the previous duals when the backend takes them."""
+    """One backend with the sweep's options; passes the previous duals when the backend declares it takes them."""
 
     def __init__(self, backend: str, max_iter: int, time_limit_s: float | None, tol: float):
-        import inspect
-
         self.backend = get_backend(backend)
         self.options = {"max_iter": max_iter, "time_limit_s": time_limit_s, "tol": tol}
-        self.takes_duals = "multipliers" in inspect.signature(self.backend.solve).parameters
 
     def __call__(self, problem, x0=None, previous: SolveResult | None = None) -> SolveResult:
-        options = dict(self.options)
-        if self.takes_duals and previous is not None and "multipliers" in previous.extra:
-            options["multipliers"] = previous.extra["multipliers"]
-        return self.backend.solve(problem, x0=x0, **options)
+        duals = previous.extra.get("multipliers") if previous is not None else None
+        if not self.backend.capabilities.warm_start_multipliers:
+            duals = None
+        return self.backend.solve(problem, x0=x0, multipliers=duals, **self.options)
 
 
 def _check(result: SolveResult, what: str) -> SolveResult:
