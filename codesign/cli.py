@@ -22,6 +22,7 @@ from codesign.cmd_optimize import (  # noqa: F401  (re-exported: the method regi
     cmd_run_default,
     register_method,
 )
+from codesign.args import add_solver_options
 from codesign.cmd_solve import cmd_solve
 
 
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
     p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
     p.add_argument("--starts", default="4", help="number of starts (default 4)")
+    add_solver_options(p, "every start's relaxation and the weighted-sum baseline")
     p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
@@ -217,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
     _add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
-    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.relaxed.solvers)")
+    add_solver_options(p, "the solve and the epsilon-constraint front")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
     p.add_argument("--time-limit", metavar="S", help="solver time limit per solve (s)")
     p.add_argument("--pareto", metavar="N", help="also an epsilon-constraint front of power vs latency with N points")

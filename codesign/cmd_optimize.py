@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from formulation.specs.types import SpecError
-from codesign.args import _number_arg
+from codesign.args import _number_arg, relaxation_solver
 
 
 #: Search methods by name: ``run(network, template, goal, options, on_start_done) -> OptimizeResult`` and,
@@ -32,7 +32,8 @@ def _codesign_run(network, template, goal, opts, on_start_done):
 
     return optimize(network, template, goal, starts=opts["starts"], jobs=opts["jobs"], seed=opts["seed"],
                     fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
-                    backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+                    backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
+                    solver=opts["solver"], model_hooks=opts["model_hooks"])
 
 
 def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
@@ -40,7 +41,8 @@ def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
 
     return pareto_front(network, template, goal, n_points, starts=opts["starts"], jobs=opts["jobs"],
                         seed=opts["seed"], fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
-                        backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done)
+                        backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
+                        solver=opts["solver"], model_hooks=opts["model_hooks"])
 
 
 register_method("codesign", _codesign_run, _codesign_pareto,
@@ -97,7 +99,8 @@ def _weighted_sum_pareto(network, template, goal, n_points, opts, on_start_done)
     """The weighted-sum sweep with ``n_points`` weights; every weight's design is a candidate."""
     if n_points < 2:
         raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
-    result = _baseline_call("weighted-sum", network, template, goal, opts, n_weights=n_points)
+    result = _baseline_call("weighted-sum", network, template, goal, opts, n_weights=n_points,
+                            solver=opts["solver"], model_hooks=opts["model_hooks"])
     return _baseline_front("weighted-sum", result,
                            [(f"w={w:.3g}", ev) for w, ev in result.extra.get("weights", ())])
 
@@ -105,7 +108,12 @@ def _weighted_sum_pareto(network, template, goal, n_points, opts, on_start_done)
 register_method("ga", _baseline_run("ga"), _ga_pareto,
                 "genetic algorithm (pymoo) on the whole-network genome; --pareto: NSGA-II on power vs latency")
 register_method("random", _baseline_run("random"), None, "random legal designs, batched; keep the best")
-register_method("weighted-sum", _baseline_run("weighted-sum"), _weighted_sum_pareto,
+def _weighted_sum_run(network, template, goal, opts, on_start_done):
+    return _baseline_call("weighted-sum", network, template, goal, opts, solver=opts["solver"],
+                          model_hooks=opts["model_hooks"])
+
+
+register_method("weighted-sum", _weighted_sum_run, _weighted_sum_pareto,
                 "relaxation + local search under weighted sums of ln power and ln latency (5 weights; "
                 "--pareto N: N weights)")
 
@@ -161,6 +169,7 @@ def cmd_optimize(args) -> int:
             "seed": _number_arg(args.seed, "--seed", int, 0, strict=False),
             "time_limit_s": _number_arg(args.time_limit, "--time-limit"),
             "backend": args.backend, "scheduler": args.scheduler}
+    opts["solver"], opts["model_hooks"] = relaxation_solver(args)
     if args.backend not in ("loky", "dask"):
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
     if args.scheduler is not None and args.backend != "dask":

@@ -6,7 +6,7 @@ import json
 import sys
 
 from formulation.specs.types import SpecError
-from codesign.args import _number_arg
+from codesign.args import _number_arg, relaxation_solver
 
 
 
@@ -106,13 +106,11 @@ def cmd_solve(args) -> int:
     max_iter = _number_arg(args.max_iter, "--max-iter", int, 0)
     time_limit = _number_arg(args.time_limit, "--time-limit")
     n_points = _number_arg(args.pareto, "--pareto", int, 1)
-    backend = get_backend(args.solver)
-    if not backend.available():
-        raise SpecError(f"--solver = {args.solver!r}: not available here ({backend.description}; its solver is "
-                        f"not installed)")
+    solver, hooks = relaxation_solver(args)
+    backend = get_backend(solver)
     network = load_network(args.network)
     template = load_template(args.arch_template or "simple")
-    problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps)
+    problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps, model_hooks=hooks)
     options = {"max_iter": max_iter, "time_limit_s": time_limit}
     result = backend.solve(problem, **{k: v for k, v in options.items() if v is not None})
     x = result.x
