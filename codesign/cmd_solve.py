@@ -12,7 +12,6 @@ from codesign.args import _number_arg, relaxation_solver
 
 def _solve_document(problem, result, x, network, template, objective, front) -> dict:
     """The JSON document of ``codesign solve``."""
-    import math
 
     doc = {"status": result.status.value, "objective": None, "objective_kind": objective.value,
            "objective_units": {"latency": "s", "energy": "pJ", "edp": "pJ*s", "power": "mW"}[objective.value],

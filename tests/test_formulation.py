@@ -193,3 +193,16 @@ def test_any_pyomo_solver_by_name_reaches_the_cyipopt_optimum():
     assert abs(theirs.objective - ours.objective) <= OBJECTIVE_RTOL * max(1.0, abs(ours.objective))
     with pytest.raises(SpecError, match="unknown solver"):
         get_backend("no-such-solver-anywhere")
+
+
+def test_the_readme_hook_example_squares_the_mesh(tmp_path):
+    """The hook shown in README's "Architecture" section, loaded as ``--model-hook`` loads it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("# my_hook.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_hook.py").write_text(block)
+    problem = tiny_problem(area_budget_mm2=0.5, hooks=(f"{tmp_path / 'my_hook.py'}:square_mesh",))
+    result = ready("cyipopt").solve(problem)
+    assert result.status is SolveStatus.OPTIMAL
+    assert result.x[problem.variables.mesh_x] == pytest.approx(result.x[problem.variables.mesh_y], abs=1e-6)

@@ -44,7 +44,7 @@ import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, Dim
 from formulation.goals import Caps, Objective, clock_hz, power_mW
-from formulation.relaxed.layout import RowLayout, VariableLayout, _Columns
+from formulation.relaxed.layout import RowLayout, VariableLayout, Columns
 from formulation.relaxed.sensitivity import Structure, relaxed_costs
 from formulation.specs.template import ArchTemplate, log_bounds
 from formulation.specs.types import Network
@@ -97,7 +97,7 @@ def declare_variables(network: Network, template: ArchTemplate,
     levels, fanout = len(arch.levels), template.array_fanout_level
     bounds = log_bounds(template)
     hw = template.base_hardware()
-    cols = _Columns()
+    cols = Columns()
     start = []
 
     def add(name, lower, upper, x0):
@@ -134,7 +134,7 @@ def declare_rows(network: Network, template: ArchTemplate, area_budget_mm2: floa
     arch = template.base
     n_layers, levels = len(network.layers), len(arch.levels)
     port_list = ports(template)
-    rows = _Columns()
+    rows = Columns()
     product = np.zeros((n_layers, N_DIMS), dtype=np.int64)
     mesh = np.zeros((2, n_layers), dtype=np.int64)
     capacity = -np.ones((n_layers, levels), dtype=np.int64)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-class _Columns:
+class Columns:
     """Accumulates named entries (a name, a lower and an upper bound) and hands out their indices."""
 
     def __init__(self):

@@ -22,7 +22,6 @@ not registered) for any solver Pyomo's ``SolverFactory`` knows and finds on this
 
 from __future__ import annotations
 
-import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -225,7 +224,6 @@ def certain_infeasibility(problem) -> tuple[str, str] | None:
 
 # ---- the registry --------------------------------------------------------------------------------
 _REGISTRY: dict[str, Backend] = {}
-BUILTIN_MODULES = ("cyipopt_direct", "pyomo_ipopt", "scip")
 PYOMO_PREFIX = "pyomo:"
 
 
@@ -257,12 +255,12 @@ def backend_names() -> list[str]:
 
 
 def _load_builtin_backends() -> None:
-    """Import the modules that register the built-in backends (cheap: solvers load on first solve)."""
+    """Import every module of this package, which registers its backends (cheap: solver libraries load
+    on first solve), so a new backend is one new file."""
     import importlib
+    import pkgutil
 
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"formulation.relaxed.solvers.{module}")
+    import formulation.relaxed.solvers as package
 
-
-def finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
