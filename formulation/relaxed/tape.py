@@ -122,6 +122,23 @@ class Program:
 
     def __init__(self, traces: list[TraceAlgebra], outputs: list[int]):
         first = traces[0]
+        self.n = first.n
+        # Outputs linear in the variables (the product and mesh rows) become constant coefficients.
+        memo: dict[int, tuple | None] = {}
+        forms = [_linear_form(first, traces, o, memo) for o in outputs]
+        self.linear = [(k, form) for k, form in enumerate(forms) if form is not None]
+        self.tape_outputs = [k for k, form in enumerate(forms) if form is None]
+        self._compile_tape(first, traces, [outputs[k] for k in self.tape_outputs])
+        deps = [None] * len(outputs)
+        for k, form in self.linear:
+            deps[k] = np.any(form[0] != 0, axis=0)
+        for k, d in zip(self.tape_outputs, self._dependencies()):
+            deps[k] = d
+        self.output_deps = deps
+        self._steps = self._build_steps()
+
+    def _compile_tape(self, first: TraceAlgebra, traces: list[TraceAlgebra], outputs: list[int]) -> None:
+        """Keep what ``outputs`` need, renumbered; exponents stacked into one matrix."""
         keep = np.zeros(len(first.ops), dtype=bool)
         stack = list(outputs)
         while stack:
@@ -133,7 +150,6 @@ class Program:
         index = np.flatnonzero(keep)
         renumber = -np.ones(len(first.ops), dtype=int)
         renumber[index] = np.arange(len(index))
-        self.n = first.n
         self.ops, self.consts, exp_rows = [], [], []
         for j in index:
             op, a, b, coeffs = first.ops[j]
@@ -149,8 +165,6 @@ class Program:
         self.exp_coeffs = np.array(exp_rows).reshape(len(exp_rows), self.n)
         self._exp_t = np.ascontiguousarray(self.exp_coeffs.T)
         self.outputs = [int(renumber[o]) for o in outputs]
-        self.output_deps = self._dependencies()
-        self._steps = self._build_steps()
 
     def _dependencies(self) -> list[np.ndarray]:
         """Which local variables every output depends on structurally."""
@@ -167,7 +181,7 @@ class Program:
         return [deps[o] for o in self.outputs]
 
     def _build_steps(self) -> list:
-        """One closure per operation: ``step(V, G, ctx) -> (value, gradient or None)``.
+        """One closure per operation: ``step(V, G, ctx)`` sets the operation's value and gradient.
 
         Which gradients are identically zero (constants) is settled here, not at every evaluation.
         """
@@ -175,7 +189,7 @@ class Program:
         for j, (op, a, b) in enumerate(self.ops):
             ga = has_grad[a] if a >= 0 and op not in ("exp", "var") else False
             gb = has_grad[b] if b >= 0 else False
-            step = _step(op, a, b, self.consts[j], ga, gb)
+            step = _step(j, op, a, b, self.consts[j], ga, gb)
             steps.append(step)
             has_grad.append(op in ("exp", "var") or ga or gb)
         return steps
@@ -183,13 +197,17 @@ class Program:
     def run(self, Z: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Values ``[B]`` and gradients ``[B, n]`` (None when constant) of the outputs at the rows of ``Z``."""
         ev = np.exp(Z @ self._exp_t)
-        ctx = (Z, ev, ev[:, :, None] * self.exp_coeffs[None], np.eye(self.n))
-        V, G = [], []
+        units = np.broadcast_to(np.eye(self.n), (len(Z), self.n, self.n))
+        ctx = (Z, ev, ev[:, :, None] * self.exp_coeffs[None], units)
+        V, G = [None] * len(self._steps), [None] * len(self._steps)
         for step in self._steps:
-            v, g = step(V, G, ctx)
-            V.append(v)
-            G.append(g)
-        return [(np.broadcast_to(V[o], Z.shape[:1]), G[o]) for o in self.outputs]
+            step(V, G, ctx)
+        out: list = [None] * (len(self.linear) + len(self.tape_outputs))
+        for k, o in zip(self.tape_outputs, self.outputs):
+            out[k] = (np.broadcast_to(V[o], Z.shape[:1]), G[o])
+        for k, (coef, const) in self.linear:
+            out[k] = (np.einsum("bn,bn->b", coef, Z) + const, coef)
+        return out
 
     def listing(self) -> str:
         """The replayed operations, one a line (``v12 = mul v3 v11``)."""
@@ -201,56 +219,105 @@ class Program:
         return "\n".join(lines + [f"outputs: {outs}"])
 
 
-def _step(op: str, a: int, b: int, c, ga: bool, gb: bool):
-    """The closure of one operation (see :meth:`Program._build_steps`); ``c`` the constants ``[B]``."""
-    cc = None if c is None else c[:, None]
+def _linear_form(trace: TraceAlgebra, traces: list[TraceAlgebra], j: int, memo: dict) -> tuple | None:
+    """Entry ``j`` as ``(coefficients [B, n], constant [B])`` over the batch if it is linear in the
+    variables, else None (constants from every layer's trace)."""
+    if j in memo:
+        return memo[j]
+    op, a, b, _ = trace.ops[j]
+    batch = len(traces)
+    c = np.array([t.consts[j] for t in traces]) if trace.consts[j] is not None else None
+    form = None
     if op == "var":
-        return lambda V, G, ctx: (ctx[0][:, a], np.broadcast_to(ctx[3][a], ctx[0].shape))
-    if op == "exp":
-        return lambda V, G, ctx: (ctx[1][:, a], ctx[2][:, a])
-    if op == "const":
-        return lambda V, G, ctx: (c, None)
-    if op == "add":
-        grad = _sum(a, b, ga, gb, 1.0)
-        return lambda V, G, ctx: (V[a] + V[b], grad(G))
-    if op == "sub":
-        grad = _sum(a, b, ga, gb, -1.0)
-        return lambda V, G, ctx: (V[a] + (-1.0) * V[b], grad(G))
-    if op == "mul":
-        def mul(V, G, ctx):
-            terms = ([G[a] * V[b][:, None]] if ga else []) + ([G[b] * V[a][:, None]] if gb else [])
-            return V[a] * V[b], (terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else None)
-        return mul
-    if op == "div":
-        def div(V, G, ctx):
-            terms = ([G[a] * V[b][:, None]] if ga else []) + ([G[b] * (-V[a])[:, None]] if gb else [])
-            grad = (terms[0] + terms[1] if len(terms) == 2 else terms[0]) / (V[b] ** 2)[:, None] if terms else None
-            return V[a] / V[b], grad
-        return div
-    if op == "addc":
-        return lambda V, G, ctx: (V[a] + c, G[a] if ga else None)
-    if op == "rsubc":
-        return lambda V, G, ctx: ((-1.0) * V[a] + c, (-1.0) * G[a] if ga else None)
-    if op == "mulc":
-        return lambda V, G, ctx: (V[a] * c, G[a] * cc if ga else None)
-    if op == "divc":
-        return lambda V, G, ctx: (V[a] / c, G[a] / cc if ga else None)
-    if op == "log":
-        return lambda V, G, ctx: (np.log(V[a]), G[a] / V[a][:, None] if ga else None)
+        coef = np.zeros((batch, trace.n))
+        coef[:, a] = 1.0
+        form = (coef, np.zeros(batch))
+    elif op == "const":
+        form = (np.zeros((batch, trace.n)), c)
+    elif op in ("add", "sub"):
+        fa, fb = _linear_form(trace, traces, a, memo), _linear_form(trace, traces, b, memo)
+        if fa is not None and fb is not None:
+            sign = 1.0 if op == "add" else -1.0
+            form = (fa[0] + sign * fb[0], fa[1] + sign * fb[1])
+    elif op in _WITH_CONST:
+        fa = _linear_form(trace, traces, a, memo)
+        if fa is not None:
+            form = {"addc": lambda: (fa[0], fa[1] + c), "rsubc": lambda: (-fa[0], c - fa[1]),
+                    "mulc": lambda: (fa[0] * c[:, None], fa[1] * c),
+                    "divc": lambda: (fa[0] / c[:, None], fa[1] / c)}[op]()
+    memo[j] = form
+    return form
+
+
+def _step(j: int, op: str, a: int, b: int, c, ga: bool, gb: bool):
+    """The closure of operation ``j``: it writes ``V[j]`` and ``G[j]`` (None when constant) from its operands.
+
+    ``ctx`` is ``(Z, exp values, exp gradients, unit gradients)`` of the batch; ``c`` the constants ``[B]``.
+    """
+    cc = None if c is None else c[:, None]
+    if op in ("var", "exp", "const"):
+        def leaf(V, G, ctx):
+            if op == "var":
+                V[j], G[j] = ctx[0][:, a], ctx[3][:, a]
+            elif op == "exp":
+                V[j], G[j] = ctx[1][:, a], ctx[2][:, a]
+            else:
+                V[j] = c
+        return leaf
+    if op in _WITH_CONST or op == "log":
+        value, grad = _unary(op, a, c, cc)
+        if ga:
+            def unary(V, G, ctx):
+                V[j], G[j] = value(V), grad(V, G)
+        else:
+            def unary(V, G, ctx):
+                V[j] = value(V)
+        return unary
+    if op in ("add", "sub"):
+        sign = 1.0 if op == "add" else -1.0
+        if ga and gb:
+            def both(V, G, ctx):
+                V[j], G[j] = V[a] + sign * V[b], G[a] + sign * G[b]
+            return both
+
+        def one(V, G, ctx):
+            V[j] = V[a] + sign * V[b]
+            G[j] = G[a] if ga else (None if not gb else G[b] if sign == 1.0 else -G[b])
+        return one
+    if op in ("mul", "div"):
+        return _product(j, op, a, b, ga, gb)
     if op == "pos":  # (x + sqrt(x^2 + eps^2)) / 2
         def pos(V, G, ctx):
             root = np.sqrt(V[a] ** 2 + POSITIVE_PART_EPS ** 2)
-            return (V[a] + root) / 2, (G[a] * ((1 + V[a] / root) / 2)[:, None] if ga else None)
+            V[j], G[j] = (V[a] + root) / 2, (G[a] * ((1 + V[a] / root) / 2)[:, None] if ga else None)
         return pos
     raise ValueError(f"tape operation {op!r}")
 
 
-def _sum(a: int, b: int, ga: bool, gb: bool, sign: float):
-    """The gradient of ``x_a + sign x_b`` as a function of the gradients ``G``."""
-    if ga and gb:
-        return lambda G: G[a] + sign * G[b]
-    if ga:
-        return lambda G: G[a]
-    if gb:
-        return (lambda G: G[b]) if sign == 1.0 else (lambda G: sign * G[b])
-    return lambda G: None
+def _unary(op: str, a: int, c, cc):
+    """Value and gradient functions of an operation with one traced operand."""
+    return {"addc": (lambda V: V[a] + c, lambda V, G: G[a]),
+            "rsubc": (lambda V: (-1.0) * V[a] + c, lambda V, G: (-1.0) * G[a]),
+            "mulc": (lambda V: V[a] * c, lambda V, G: G[a] * cc),
+            "divc": (lambda V: V[a] / c, lambda V, G: G[a] / cc),
+            "log": (lambda V: np.log(V[a]), lambda V, G: G[a] / V[a][:, None])}[op]
+
+
+def _product(j: int, op: str, a: int, b: int, ga: bool, gb: bool):
+    """``x_a * x_b`` or ``x_a / x_b`` with the product and quotient rules."""
+    if op == "mul":
+        def mul(V, G, ctx):
+            va, vb = V[a], V[b]
+            V[j] = va * vb
+            G[j] = (G[a] * vb[:, None] + G[b] * va[:, None] if ga and gb else G[a] * vb[:, None] if ga
+                    else G[b] * va[:, None] if gb else None)
+        return mul
+
+    def div(V, G, ctx):
+        va, vb = V[a], V[b]
+        V[j] = va / vb
+        if ga or gb:
+            num = (G[a] * vb[:, None] - G[b] * va[:, None] if ga and gb else G[a] * vb[:, None] if ga
+                   else -(G[b] * va[:, None]))
+            G[j] = num / (vb ** 2)[:, None]
+    return div
