@@ -33,7 +33,7 @@ from formulation.specs.types import Network
 class Group:
     layers: np.ndarray        # layer indices sharing one tape
     program: Program
-    rr: np.ndarray            # Jacobian pattern of a layer's rows: row within the layer,
+    rr: np.ndarray            # Jacobian pattern of a layer's nonlinear rows: row within the layer,
     cc: np.ndarray            # and local column
     energy_local: np.ndarray  # local columns the layer energy depends on
 
@@ -45,6 +45,9 @@ class Compiled:
     groups: list
     counts: np.ndarray        # repeats of every layer
     per_layer: int
+    lin_rows: np.ndarray      # the linear rows' Jacobian: rows, columns and (constant) values,
+    lin_cols: np.ndarray      # layer by layer, each row's columns in the order the statement
+    lin_vals: np.ndarray      # writes them
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,17 @@ def compile_layers(network: Network, template: ArchTemplate, structures: list[La
         traces.append((alg, outputs))
         groups.setdefault(signature, []).append(i)
     is_var = ext_index[0] < variables.n
-    compiled_groups = []
+    compiled_groups, linear = [], {}
     for members in groups.values():
         program = Program([traces[i][0] for i in members], traces[members[0]][1])
         rr, cc = [], []
         for r in range(rows.per_layer):
+            if 1 + r in program.linear:
+                coef = program.linear[1 + r][0]
+                for b, i in enumerate(members):
+                    cols = [c for c in program.linear_columns[1 + r] if is_var[c]]
+                    linear.setdefault(i, []).extend((i * rows.per_layer + r, ext_index[i, c], coef[b, c]) for c in cols)
+                continue
             for c in np.flatnonzero(program.output_deps[1 + r] & is_var):
                 rr.append(r)
                 cc.append(c)
@@ -112,12 +121,14 @@ def compile_layers(network: Network, template: ArchTemplate, structures: list[La
         compiled_groups.append(Group(np.array(members), program, np.array(rr, dtype=np.int64),
                                      np.array(cc, dtype=np.int64), energy_local))
     counts = np.array([float(e.count) for e in network.layers])
-    return Compiled(zconst, ext_index, compiled_groups, counts, rows.per_layer)
+    lin = np.array([entry for i in sorted(linear) for entry in linear[i]]).reshape(-1, 3)
+    return Compiled(zconst, ext_index, compiled_groups, counts, rows.per_layer, lin[:, 0].astype(np.int64),
+                    lin[:, 1].astype(np.int64), lin[:, 2])
 
 
 def layer_sparsity(c: Compiled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows and columns of the layer rows' structural nonzeros, and the columns the energy depends on."""
-    rows, cols, energy_cols = [], [], []
+    rows, cols, energy_cols = [c.lin_rows], [c.lin_cols], []
     for g in c.groups:
         rows.append((g.layers[:, None] * c.per_layer + g.rr[None, :]).ravel())
         cols.append(c.ext_index[g.layers][:, g.cc].ravel())
@@ -132,7 +143,7 @@ def evaluate_layers(c: Compiled, x: np.ndarray, clock_GHz: float) -> LayerEvalua
     xe = np.concatenate([x, c.zconst])
     n_layers = len(c.counts)
     g = np.empty(n_layers * c.per_layer)
-    jac, e_idx, e_w = [], [], []
+    jac, e_idx, e_w = [c.lin_vals], [], []
     layer_energy = np.empty(n_layers)
     for grp in c.groups:
         ext = c.ext_index[grp.layers]

@@ -23,8 +23,8 @@ Rows (:class:`~formulation.relaxed.layout.RowLayout`), per layer ``i`` in this o
 then for the network ``area``: ``ln area - ln budget <= 0`` and ``cap[c]``: ``ln total_c - ln cap_c
 <= 0`` for each cap on latency, energy or power. The per-layer terms are :func:`relaxed_costs`
 with size-dependent energies. The totals are ``E = sum_i n_i E_i`` (pJ), ``T = sum_i n_i exp(lc_i)
-/ f_clk`` (s) and ``P = E / T`` (mW); ``area = PEs (A_mac + sum_{per-PE l} a_l e^{size_l}) +
-sum_{shared l} a_l e^{size_l}`` with ``PEs = e^{mesh_x + mesh_y}``. The objectives are ``ln E``
+/ f_clk`` (s) and ``P = E / T`` (mW); ``area = PEs A_mac + sum_l copies_l a_l e^{size_l}`` with
+``PEs = e^{mesh_x + mesh_y}``, ``copies_l = PEs`` for a per-PE buffer and 1 for a shared one. The objectives are ``ln E``
 (energy), ``ln T`` (latency), ``ln E + ln T`` (EDP) and ``ln E - ln T`` (power). Working in logs
 keeps every term of the same scale for the solver.
 
@@ -231,16 +231,13 @@ def area_mm2(alg, mesh_x, mesh_y, ln_size: dict[int, object], template: ArchTemp
     """On-chip area (module docstring); ``ln_size[l]`` for every sized level, fixed sizes from the template."""
     arch = template.base
     pes = alg.exp(mesh_x + mesh_y)
-    per_pe, shared = mac_area_mm2(arch.mac.word_bits), 0.0
+    total = pes * mac_area_mm2(arch.mac.word_bits)
     for l in bounded_levels(template):
         lv = arch.levels[l]
-        per_word = storage_area_mm2(1, lv.word_bits, lv.technology.value)
         words = alg.exp(ln_size[l]) if l in ln_size else float(lv.size_words)
-        if l in template.array_levels:
-            per_pe = per_pe + per_word * words
-        else:
-            shared = shared + per_word * words
-    return pes * per_pe + shared
+        copies = pes if l in template.array_levels else 1.0
+        total = total + copies * words * storage_area_mm2(1, lv.word_bits, lv.technology.value)
+    return total
 
 
 def network_totals(layer_energy: list, lc: list, counts: list, clock_GHz: float, alg) -> dict[str, object]:

@@ -30,6 +30,7 @@ the ceiling. Gradients are propagated with the values by the chain rule (:class:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,14 +102,14 @@ class SmoothAlgebra:
 
     def exp(self, x: Smooth | float) -> Smooth:
         if not isinstance(x, Smooth):
-            return self.constant(np.exp(x))
-        value = float(np.exp(x.value))
+            return self.constant(math.exp(x))
+        value = math.exp(x.value)
         return Smooth(value, value * x.grad)
 
     def log(self, x: Smooth | float) -> Smooth:
         if not isinstance(x, Smooth):
-            return self.constant(np.log(x))
-        return Smooth(float(np.log(x.value)), x.grad / x.value)
+            return self.constant(math.log(x))
+        return Smooth(math.log(x.value), x.grad / x.value)
 
     def constant(self, value: float) -> Smooth:
         return Smooth(float(value), np.zeros(self.n))
