@@ -106,6 +106,7 @@ def small_buffers(model, problem):
     gb, rf = model.size["GlobalBuffer"], model.size["RegisterFile"]
     gb.setub((gb.lb + gb.ub) / 2)
     model.few_words = pyo.Constraint(expr=gb + rf <= gb.lb + rf.ub)
+    model.many_pes = pyo.Constraint(expr=pyo.exp(model.mesh_x) * pyo.exp(model.mesh_y) >= 4 + 0 * model.lc["fc"])
 
 
 def test_a_hooked_constraint_binds_in_every_backend():
@@ -129,17 +130,18 @@ def test_hooked_bounds_and_rows_reach_the_callbacks():
     v = problem.variables
     gb, rf = v.size["GlobalBuffer"], v.size["RegisterFile"]
     assert problem.upper[gb] == pytest.approx((v.lower[gb] + v.upper[gb]) / 2)
-    assert problem.constraint_names[-1] == "few_words"
+    assert problem.constraint_names[-2:] == ["few_words", "many_pes"]  # a linear and a nonlinear row
     x = random_point(problem, 4)
     step = 1e-6
     rows, cols = problem.jacobian_structure()
-    last = problem.m - 1
-    jac = problem.jacobian(x)[last]
-    for j in cols[rows == last]:
-        e = np.zeros(problem.n)
-        e[j] = step
-        fd = (problem.constraints(x + e)[last] - problem.constraints(x - e)[last]) / (2 * step)
-        assert jac[j] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    for row in (problem.m - 2, problem.m - 1):
+        jac = problem.jacobian(x)[row]
+        assert len(cols[rows == row]) == (2 if row == problem.m - 2 else 3)
+        for j in cols[rows == row]:
+            e = np.zeros(problem.n)
+            e[j] = step
+            fd = (problem.constraints(x + e)[row] - problem.constraints(x - e)[row]) / (2 * step)
+            assert jac[j] == pytest.approx(fd, rel=1e-6, abs=1e-8)
     result = ready("cyipopt").solve(problem)
     assert result.status is SolveStatus.OPTIMAL
     assert result.x[gb] <= problem.upper[gb] + 1e-9

@@ -82,20 +82,31 @@ class UserRows:
     upper: np.ndarray
     patterns: list             # per row: the columns it depends on
     bodies: list               # per row: its Pyomo expression
-    columns: np.ndarray        # the columns of every variable the rows use
+    linear: list               # per row: (constant, coefficients in pattern order) if linear, else None
+    columns: np.ndarray        # the columns of every variable the nonlinear rows use
     pyomo_vars: list           # ... and those variables
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values of the rows and their Jacobian values (row by row, in ``patterns`` order) at ``x``."""
+        """Values of the rows and their Jacobian values (row by row, in ``patterns`` order) at ``x``.
+
+        A linear row is ``constant + coefficients . x``; a nonlinear one is evaluated by Pyomo at
+        ``x`` and differentiated in reverse mode.
+        """
         import pyomo.environ as pyo
         from pyomo.core.expr.calculus.derivatives import Modes, differentiate
 
         for var, j in zip(self.pyomo_vars, self.columns):
             var.set_value(float(x[j]), skip_validation=True)
-        values = np.array([pyo.value(body) for body in self.bodies], dtype=float)
-        jac = [np.array(differentiate(body, wrt_list=self._wrt(p), mode=Modes.reverse_numeric), dtype=float)
-               for body, p in zip(self.bodies, self.patterns)]
-        return values, (np.concatenate(jac) if jac else np.zeros(0))
+        values, jac = [], []
+        for body, pattern, lin in zip(self.bodies, self.patterns, self.linear):
+            if lin is not None:
+                values.append(lin[0] + float(lin[1] @ x[pattern]))
+                jac.append(lin[1])
+            else:
+                values.append(pyo.value(body))
+                jac.append(np.array(differentiate(body, wrt_list=self._wrt(pattern), mode=Modes.reverse_numeric),
+                                    dtype=float))
+        return np.array(values, dtype=float), (np.concatenate(jac) if jac else np.zeros(0))
 
     def _wrt(self, pattern: np.ndarray) -> list:
         where = {int(j): var for var, j in zip(self.pyomo_vars, self.columns)}
@@ -106,6 +117,7 @@ def user_rows(problem) -> UserRows:
     """Build the hooked algebraic model and read back what the hooks changed (module docstring)."""
     import pyomo.environ as pyo
     from pyomo.core.expr.visitor import identify_variables
+    from pyomo.repn import generate_standard_repn
 
     from formulation.relaxed.pyomo_model import build_pyomo_model, relaxed_constraints, relaxed_variables
 
@@ -121,7 +133,7 @@ def user_rows(problem) -> UserRows:
     variables = relaxed_variables(model, problem)
     column = {id(var): j for j, var in enumerate(variables)}
     known = {id(con) for _, con in own}
-    names, cl, cu, patterns, bodies = [], [], [], [], []
+    names, cl, cu, patterns, bodies, linear = [], [], [], [], [], []
     for con in model.component_data_objects(pyo.Constraint, active=True, descend_into=True):
         if id(con) in known:
             continue
@@ -131,11 +143,19 @@ def user_rows(problem) -> UserRows:
         names.append(con.name)
         cl.append(-np.inf if con.lower is None else float(pyo.value(con.lower)))
         cu.append(np.inf if con.upper is None else float(pyo.value(con.upper)))
-        patterns.append(np.array(sorted(set(used)), dtype=np.int64))
+        pattern = np.array(sorted(set(used)), dtype=np.int64)
+        patterns.append(pattern)
         bodies.append(con.body)
+        repn = generate_standard_repn(con.body, compute_values=True)
+        if repn.is_linear():
+            coef = dict(zip((column[id(v)] for v in repn.linear_vars), repn.linear_coefs))
+            linear.append((float(repn.constant), np.array([float(coef.get(int(j), 0.0)) for j in pattern])))
+        else:
+            linear.append(None)
     lower = np.array([-np.inf if v.lb is None else float(v.lb) for v in variables])
     upper = np.array([np.inf if v.ub is None else float(v.ub) for v in variables])
-    columns = np.unique(np.concatenate(patterns)) if patterns else np.zeros(0, dtype=np.int64)
+    nonlinear = [p for p, lin in zip(patterns, linear) if lin is None]
+    columns = np.unique(np.concatenate(nonlinear)) if nonlinear else np.zeros(0, dtype=np.int64)
     return UserRows(tuple(names), np.array(cl), np.array(cu), np.maximum(lower, problem.variables.lower),
-                    np.minimum(upper, problem.variables.upper), patterns, bodies, columns,
+                    np.minimum(upper, problem.variables.upper), patterns, bodies, linear, columns,
                     [variables[j] for j in columns])

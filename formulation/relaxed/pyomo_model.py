@@ -262,15 +262,26 @@ def relaxed_variables(m: pyo.ConcreteModel, problem: RelaxedProblem) -> list:
 
 
 def relaxed_constraints(m: pyo.ConcreteModel, problem: RelaxedProblem) -> list[tuple[str, object]]:
-    """``(row name, Pyomo constraint)`` for the formulation's rows, in row order: the component of row
-    ``block[index]`` is ``PYOMO_COMPONENT.get(block, block)[index]``."""
-    out = []
-    for name in problem.rows.names:
-        block, _, index = name.partition("[")
-        component = getattr(m, PYOMO_COMPONENT.get(block, block))
-        keys = tuple(index.rstrip("]").split(",")) if index else None
-        out.append((name, component if keys is None else component[keys if len(keys) > 1 else keys[0]]))
-    return out
+    """``(row name, Pyomo constraint)`` for the formulation's rows in row order, placed by the row blocks
+    (the component of row block ``b`` is ``PYOMO_COMPONENT.get(b, b)``)."""
+    rows, arch = problem.rows, problem.template.base
+    out = [None] * rows.m
+    for i, entry in enumerate(problem.network.layers):
+        name = entry.layer.name
+        for d in DIMS:
+            out[rows.product[i, d]] = m.product[name, d.name]
+        out[rows.mesh_x[i]], out[rows.mesh_y[i]] = m.mesh_x_fit[name], m.mesh_y_fit[name]
+        for l, lv in enumerate(arch.levels):
+            if rows.capacity[i, l] >= 0:
+                out[rows.capacity[i, l]] = m.capacity[name, lv.name]
+        out[rows.compute[i]] = m.compute[name]
+        for p, (level, port) in enumerate(rows.ports):
+            out[rows.bandwidth[i, p]] = m.bandwidth[name, level, port]
+    if rows.area is not None:
+        out[rows.area] = m.area
+    for c, j in rows.cap.items():
+        out[j] = m.cap[c]
+    return list(zip(rows.names, out))
 
 
 def relaxed_name(constraint) -> str:
