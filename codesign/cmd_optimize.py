@@ -21,6 +21,8 @@ DEFAULT_AREA_BUDGET_MM2 = 2.0
 #: Four starts, two at a time, each cut at 25 s: about a minute on two cores (ResNet-18 starts take 20-45 s).
 DEFAULT_STARTS = 4
 DEFAULT_TIME_LIMIT_S = 50.0
+#: The methods that solve the continuous relaxation (and so take ``--solver`` and ``--model-hook``).
+RELAXATION_METHODS = ("codesign", "weighted-sum")
 
 
 def register_method(name: str, run, pareto=None, description: str = "") -> None:
@@ -170,6 +172,9 @@ def cmd_optimize(args) -> int:
             "time_limit_s": _number_arg(args.time_limit, "--time-limit"),
             "backend": args.backend, "scheduler": args.scheduler}
     opts["solver"], opts["model_hooks"] = relaxation_solver(args)
+    if args.method not in RELAXATION_METHODS and (args.solver != "cyipopt" or args.model_hook):
+        raise SpecError(f"--method = {args.method!r}: does not solve the relaxation, so --solver and --model-hook "
+                        f"do not apply (they do for {', '.join(RELAXATION_METHODS)})")
     if args.backend not in ("loky", "dask"):
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
     if args.scheduler is not None and args.backend != "dask":

@@ -148,6 +148,7 @@ def test_existing_result_needs_force(base_run, specs, capsys):
     (["--pareto", "0"], "--pareto"),
     (["--solver", "no-such-solver"], "unknown solver"),
     (["--model-hook", "no-such-file.py:hook"], "--model-hook"),
+    (["--method", "random", "--solver", "pyomo-ipopt"], "does not solve the relaxation"),
 ])
 def test_user_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, message):
     code = optimize(tmp_path / "out", specs, *extra)
