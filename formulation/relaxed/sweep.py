@@ -191,7 +191,8 @@ def epsilon_constraint(problem: RelaxedProblem, n_points: int, backend: str = "c
     duals = efficient.extra.get("multipliers")
     if duals is not None:
         pad = 1.0 if objective is Objective.POWER else 0.0
-        previous = replace(efficient, extra={"multipliers": {**duals, "mult_g": np.append(duals["mult_g"], pad)}})
+        mult_g = np.insert(duals["mult_g"], base.rows.cap["latency_s"], pad)  # the cap row's place (user rows follow)
+        previous = replace(efficient, extra={"multipliers": {**duals, "mult_g": mult_g}})
     points = []
     for eps in reversed(epsilons):
         capped = base.with_caps(Caps(latency_s=eps))
