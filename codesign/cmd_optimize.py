@@ -35,7 +35,7 @@ def _codesign_run(network, template, goal, opts, on_start_done):
     return optimize(network, template, goal, starts=opts["starts"], jobs=opts["jobs"], seed=opts["seed"],
                     fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
                     backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
-                    solver=opts["solver"], model_hooks=opts["model_hooks"])
+                    solver=opts.get("solver", "cyipopt"), model_hooks=opts.get("model_hooks", ()))
 
 
 def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
@@ -44,7 +44,7 @@ def _codesign_pareto(network, template, goal, n_points, opts, on_start_done):
     return pareto_front(network, template, goal, n_points, starts=opts["starts"], jobs=opts["jobs"],
                         seed=opts["seed"], fixed_hardware=opts["fixed_hardware"], time_limit_s=opts["time_limit_s"],
                         backend=opts["backend"], scheduler=opts["scheduler"], on_start_done=on_start_done,
-                        solver=opts["solver"], model_hooks=opts["model_hooks"])
+                        solver=opts.get("solver", "cyipopt"), model_hooks=opts.get("model_hooks", ()))
 
 
 register_method("codesign", _codesign_run, _codesign_pareto,
@@ -102,7 +102,7 @@ def _weighted_sum_pareto(network, template, goal, n_points, opts, on_start_done)
     if n_points < 2:
         raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
     result = _baseline_call("weighted-sum", network, template, goal, opts, n_weights=n_points,
-                            solver=opts["solver"], model_hooks=opts["model_hooks"])
+                            solver=opts.get("solver", "cyipopt"), model_hooks=opts.get("model_hooks", ()))
     return _baseline_front("weighted-sum", result,
                            [(f"w={w:.3g}", ev) for w, ev in result.extra.get("weights", ())])
 
@@ -111,8 +111,8 @@ register_method("ga", _baseline_run("ga"), _ga_pareto,
                 "genetic algorithm (pymoo) on the whole-network genome; --pareto: NSGA-II on power vs latency")
 register_method("random", _baseline_run("random"), None, "random legal designs, batched; keep the best")
 def _weighted_sum_run(network, template, goal, opts, on_start_done):
-    return _baseline_call("weighted-sum", network, template, goal, opts, solver=opts["solver"],
-                          model_hooks=opts["model_hooks"])
+    return _baseline_call("weighted-sum", network, template, goal, opts, solver=opts.get("solver", "cyipopt"),
+                          model_hooks=opts.get("model_hooks", ()))
 
 
 register_method("weighted-sum", _weighted_sum_run, _weighted_sum_pareto,
