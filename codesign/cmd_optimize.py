@@ -110,6 +110,8 @@ def _weighted_sum_pareto(network, template, goal, n_points, opts, on_start_done)
 register_method("ga", _baseline_run("ga"), _ga_pareto,
                 "genetic algorithm (pymoo) on the whole-network genome; --pareto: NSGA-II on power vs latency")
 register_method("random", _baseline_run("random"), None, "random legal designs, batched; keep the best")
+
+
 def _weighted_sum_run(network, template, goal, opts, on_start_done):
     return _baseline_call("weighted-sum", network, template, goal, opts, solver=opts.get("solver", "cyipopt"),
                           model_hooks=opts.get("model_hooks", ()))
