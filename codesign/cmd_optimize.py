@@ -22,8 +22,10 @@ from codesign.args import (
     TEMPLATE_HELP,
     _number_arg,
     add_goal_options,
+    add_solver_options,
     goal_args,
     pareto_points,
+    relaxation_solver,
     time_limit_arg,
 )
 from codesign.errors import EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK
@@ -68,6 +70,7 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-evaluations", metavar="N", help="evaluation budget: stop after N exact-model mapping "
                    "evaluations (split over the starts); makes the result reproducible")
     p.add_argument("--starts", default="4", help="number of starts (default 4)")
+    add_solver_options(p, "every start's relaxation and the weighted-sum baseline")
     p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
@@ -101,13 +104,14 @@ def _run_options(args) -> RunOptions:
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
     if args.scheduler is not None and args.backend != "dask":
         raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
+    solver, model_hooks = relaxation_solver(args)
     return RunOptions(starts=_number_arg(args.starts, "--starts", int, 1, strict=False, maximum=MAX_STARTS),
                       jobs=_number_arg(args.jobs, "--jobs", int, 1, strict=False, maximum=MAX_JOBS),
                       seed=_number_arg(args.seed, "--seed", int, 0, strict=False, maximum=MAX_SEED),
                       time_limit_s=time_limit_arg(args.time_limit),
                       max_evaluations=_number_arg(getattr(args, "max_evaluations", None), "--max-evaluations", int, 1,
                                                   strict=False, maximum=MAX_EVALUATIONS),
-                      backend=args.backend, scheduler=args.scheduler)
+                      backend=args.backend, scheduler=args.scheduler, solver=solver, model_hooks=model_hooks)
 
 
 def _output_dir(args, network, goal: Goal) -> OutputDir:

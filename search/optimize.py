@@ -72,16 +72,18 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 
 
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
-              fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None, *,
-              deadline_epoch_s: float = math.inf, max_evaluations: int | None = None,
+              fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None,
+              model_hooks: tuple = (), *, deadline_epoch_s: float = math.inf, max_evaluations: int | None = None,
               stop_path: str | None = None) -> StartResult:
     """One start: relax with this start's structures, solve, round, improve.
 
-    The start ends by ``time_limit_s`` and by the whole run's ``deadline_epoch_s`` (``time.time()``,
-    shared across processes), whichever comes first; a start with no time left returns at once. With
-    ``max_evaluations`` the local search stops deterministically after that many mapping evaluations.
-    ``stop_path`` is the run's stop file (:mod:`search.stop`): a stop request ends the start with its
-    best design so far (the rounded relaxation at least, when the request came during the solve).
+    ``solver`` names the backend of the relaxation; ``model_hooks`` change its Pyomo model
+    (:mod:`formulation.relaxed.hooks`). The start ends by ``time_limit_s`` and by the whole run's
+    ``deadline_epoch_s`` (``time.time()``, shared across processes), whichever comes first; a start
+    with no time left returns at once. With ``max_evaluations`` the local search stops
+    deterministically after that many mapping evaluations. ``stop_path`` is the run's stop file
+    (:mod:`search.stop`): a stop request ends the start with its best design so far (the rounded
+    relaxation at least, when the request came during the solve).
     """
     t0 = time.monotonic()
     if stop_path is not None:
@@ -93,7 +95,8 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
         return StartResult(start, None, None, "not_started", 0, 0.0, "no time left" if limit <= 0 else "stopped",
                            timed_out=limit <= 0)
     structures = structures_for_start(network, template, seed, start)
-    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
+    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures,
+                             model_hooks)
     solve_limit = max(0.05, (limit - (time.monotonic() - t0)) / 2)
     result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=solve_limit)
     if not result.ok:
@@ -120,7 +123,7 @@ def split_evaluations(max_evaluations: int | None, starts: int) -> list[int | No
 def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
              seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False, time_limit_s: float = 60.0,
              backend: str = "loky", scheduler: str | None = None,
-             on_start_done: Callable[[StartResult], None] | None = None,
+             on_start_done: Callable[[StartResult], None] | None = None, model_hooks: tuple = (),
              max_evaluations: int | None = None) -> OptimizeResult:
     """Best design over ``starts`` parallel starts; a stop request or KeyboardInterrupt keeps the best so far.
 
@@ -140,8 +143,8 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
     status = OptimizeStatus.CONVERGED
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
     budgets = split_evaluations(max_evaluations, starts)
-    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, deadline, budgets[k],
-             stop_file()) for k in range(starts)]
+    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, tuple(model_hooks), deadline,
+             budgets[k], stop_file()) for k in range(starts)]
     try:
         for res in _run_parallel(args, jobs, backend, scheduler):
             done.append(res)

@@ -242,7 +242,7 @@ def test_hostile_onnx_node_names_become_safe_folders(tmp_path):
 def test_energy_bound_holds_for_relaxed_points_and_exact_mappings():
     from formulation.goals import Caps, Objective
     from formulation.relaxed.problem import RelaxedProblem
-    from formulation.relaxed.solvers.cyipopt_direct import certain_infeasibility, energy_bound_pJ
+    from formulation.relaxed.solvers.base import certain_infeasibility, energy_bound_pJ
     from formulation.specs.catalog import load_template
     from formulation.specs.loading import network_from_dict
     from search.sampling import sample_mappings
