@@ -1,0 +1,276 @@
+"""The exact mapper: branch and bound over tilings, exhaustive over what the bounds cannot cut.
+
+:func:`map_layer` searches the whole mapspace of one layer on fixed hardware
+(:class:`search.mapper.space.Space`) for the mapping of least energy, latency or EDP under the exact
+model (:func:`formulation.model.exact.evaluate_batch`), and returns it with a certificate
+(:class:`search.mapper.result.Certificate`).
+
+Search. Dimensions are assigned one at a time (largest number of factor placements first); a node
+is a batch of partial tilings. Each child is bounded (:mod:`search.mapper.bounds`) and cut when its
+bound reaches the incumbent (``"bound"``: no completion can be better than the best mapping already
+found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below). Nodes are
+explored depth first, the most promising batch first. A complete tiling is expanded into its
+mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
+only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches. The
+incumbent starts as the best of a few thousand random legal mappings (:mod:`search.sampling`).
+
+Symmetry (``"symmetric-xy"``). At a level whose fanout is square (``FX = FY``) and when no link
+transfer is possible (the input has no sliding window, :func:`search.mapper.space.windowed_axes`),
+swapping every X factor with the Y factor of the same dimension (and the X and Y spatial orders)
+gives a legal mapping with identical counts: without links the model reads spatial factors only as
+``x * y`` (``build_nest``, ``distinct_children``, ``reduction_factor``) and the fanout limits are
+the same. Of each mirror pair only the one whose X factors, read in assignment order, are
+lexicographically >= its Y factors is kept (a tiling equal to its mirror is kept).
+
+Certificate. When the stack empties every mapping was evaluated or cut by a safe rule:
+``optimal``. When the time budget ends first, the lower bound is the least bound over the nodes
+still on the stack (and the incumbent), valid since every uncut mapping belongs to one of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+from formulation.axes import DIMS, N_DIMS
+from formulation.goals import Objective
+from formulation.model.encoding import MappingArrays, decode
+from formulation.model.exact import evaluate_batch
+from formulation.specs.types import Architecture, Layer
+from search.mapper.bounds import BoundModel, objective_of
+from search.mapper.counting import Completions
+from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, chain_energy
+from search.mapper.result import Certificate, MapperResult, MapperStatus
+from search.mapper.space import Space
+from search.sampling import SamplingError, sample_mappings
+
+MAX_ROWS = 50_000        # partial tilings expanded at once
+EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+
+
+class _Incumbent:
+    def __init__(self, objective: Objective, clock_GHz: float) -> None:
+        self.objective, self.clock = objective, clock_GHz
+        self.value = math.inf
+        self.arrays: MappingArrays | None = None
+        self.energy = math.inf
+        self.cycles = 0
+        self.front: list[tuple[float, int]] = []
+
+    def offer(self, layer: Layer, arch: Architecture, arrays: MappingArrays) -> int:
+        """Score ``arrays`` with the exact model; keep the best legal one. Returns how many were scored."""
+        for lo in range(0, arrays.size, EVAL_CHUNK):
+            part = arrays.take(slice(lo, lo + EVAL_CHUNK))
+            ev = evaluate_batch(layer, arch, part)
+            values = np.where(ev.fits, objective_of(self.objective, ev.energy_pJ, ev.cycles, self.clock), np.inf)
+            self._front(ev.energy_pJ[ev.fits], ev.cycles[ev.fits])
+            j = int(np.argmin(values))
+            if values[j] < self.value:
+                self.value = float(values[j])
+                self.arrays = part.take(slice(j, j + 1))
+                self.energy, self.cycles = float(ev.energy_pJ[j]), int(ev.cycles[j])
+        return arrays.size
+
+    def _front(self, energy: np.ndarray, cycles: np.ndarray) -> None:
+        if energy.size == 0:
+            return
+        e = np.concatenate([energy, [p[0] for p in self.front]])
+        c = np.concatenate([cycles, [p[1] for p in self.front]])
+        order = np.lexsort((e, c))
+        keep, best_e = [], math.inf
+        for i in order:
+            if e[i] < best_e:
+                keep.append((float(e[i]), int(c[i])))
+                best_e = e[i]
+        self.front = keep
+
+
+class _Search:
+    """State of one branch-and-bound run (see the module docstring)."""
+
+    def __init__(self, layer, arch, objective, rules, deadline, progress) -> None:
+        self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
+        self.deadline, self.progress = deadline, progress
+        self.space = Space(layer, arch)
+        self.bm = BoundModel(layer, arch)
+        self.leaf = LeafExpander(self.space, rules)
+        self.L = self.space.levels
+        opts = self.space.options
+        self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
+        self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1), key=lambda d: -opts[d].count))
+        self.counter = Completions(self.space, self.order)
+        self.inc = _Incumbent(objective, arch.clock_GHz)
+        self.pruned: dict[str, int] = defaultdict(int)
+        for r in RULES:
+            self.pruned[r] += 0
+        self.evaluated = 0
+        self.buffer: list[MappingArrays] = []
+        self.buffered = 0
+        sq = self.space.fan_x == self.space.fan_y
+        self.sym_levels = np.flatnonzero(sq & (self.space.fan_x > 1)) if (rules.symmetry and not self.leaf.links_possible) \
+            else np.zeros(0, dtype=np.int64)
+
+    # ---- nodes -----------------------------------------------------------------------------------
+    def root(self):
+        L = self.L
+        t = np.ones((1, L, N_DIMS), dtype=np.int64)
+        sx, sy = t.copy(), t.copy()
+        for d in self.fixed:
+            o = self.space.options[d]
+            t[:, :, d], sx[:, :, d], sy[:, :, d] = o.temporal[0], o.x[0], o.y[0]
+        sym = np.zeros((1, L), dtype=np.int8)
+        return (0, t, sx, sy, sym, np.zeros(1))
+
+    def assigned(self, k: int) -> np.ndarray:
+        mask = np.zeros(N_DIMS, dtype=bool)
+        mask[self.fixed] = True
+        mask[list(self.order[:k])] = True
+        return mask
+
+    def expand(self, node):
+        """Children of a node batch, bounded, cut and sorted by bound (best first)."""
+        k, t, sx, sy, sym, _ = node
+        d = self.order[k]
+        o = self.space.options[d]
+        b, f = t.shape[0], o.count
+        rep = lambda a: np.repeat(a, f, axis=0)  # noqa: E731
+        t2, sx2, sy2, sym2 = rep(t), rep(sx), rep(sy), rep(sym)
+        t2[:, :, d] = np.tile(o.temporal, (b, 1))
+        sx2[:, :, d] = np.tile(o.x, (b, 1))
+        sy2[:, :, d] = np.tile(o.y, (b, 1))
+        legal = ((sx2.prod(axis=2) <= self.space.fan_x) & (sy2.prod(axis=2) <= self.space.fan_y)).all(axis=1)
+        t2, sx2, sy2, sym2 = t2[legal], sx2[legal], sy2[legal], sym2[legal]
+        if len(self.sym_levels):
+            lv = self.sym_levels
+            cmp = np.sign(sx2[:, lv, d] - sy2[:, lv, d]).astype(np.int8)
+            sym2[:, lv] = np.where(sym2[:, lv] == 0, cmp, sym2[:, lv])
+            mirrored = (sym2[:, lv] < 0).any(axis=1)
+            self.pruned[RULE_SYMMETRY] += self.counter.mappings(k + 1, sx2[mirrored], sy2[mirrored])
+            t2, sx2, sy2, sym2 = t2[~mirrored], sx2[~mirrored], sy2[~mirrored], sym2[~mirrored]
+        bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1))
+        lb = bounds.value(self.objective, self.arch.clock_GHz)
+        if self.rules.bound:
+            cut = lb >= self.inc.value
+            self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
+            keep = ~cut
+        else:
+            keep = np.ones(len(lb), dtype=bool)
+        idx = np.flatnonzero(keep)
+        idx = idx[np.argsort(lb[idx], kind="stable")]
+        return (k + 1, t2[idx], sx2[idx], sy2[idx], sym2[idx], lb[idx])
+
+    # ---- leaves ----------------------------------------------------------------------------------
+    def leaves(self, node) -> None:
+        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent."""
+        k, t, sx, sy, sym, lb = node
+        bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
+        tiles = self.leaf.tiles(t, sx, sy)
+        for i in range(t.shape[0]):
+            if self.rules.bound and lb[i] >= self.inc.value:
+                self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
+                return
+            if time.monotonic() > self.deadline:
+                self.flush()
+                self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:])
+                return
+            energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost[i], self.leaf.keep_table)
+            keep_lb = objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz)
+            keep_ok = keep_lb < self.inc.value if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
+            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
+                                                self.pruned)
+            if n:
+                self.buffer.append(arrays)
+                self.buffered += n
+                if self.buffered >= EVAL_CHUNK:
+                    self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        fields = ("temporal", "spatial_x", "spatial_y", "order", "keep", "spatial_order")
+        arrays = MappingArrays(*(np.concatenate([getattr(a, f) for a in self.buffer]) for f in fields))
+        self.evaluated += self.inc.offer(self.layer, self.arch, arrays)
+        self.buffer, self.buffered = [], 0
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self, tick: Callable[[int], None] | None = None):
+        stack = [self.root()]
+        self.rest = None
+        n_dims = len(self.order)
+        while stack:
+            if time.monotonic() > self.deadline:
+                break
+            node = stack.pop()
+            k, t = node[0], node[1]
+            if self.rules.bound and len(node[5]) and node[5][0] >= self.inc.value:
+                self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2], node[3])
+                continue
+            if k == n_dims:
+                self.leaves(node)
+                if tick:
+                    tick(t.shape[0])
+                if self.rest is not None:
+                    stack.append(self.rest)
+                    break
+                continue
+            f = self.space.options[self.order[k]].count
+            if t.shape[0] * f > MAX_ROWS and t.shape[0] > 1:
+                step = max(1, MAX_ROWS // f)
+                parts = [tuple(a[i:i + step] for a in node[1:]) for i in range(0, t.shape[0], step)]
+                for p in reversed(parts):
+                    stack.append((k,) + p)
+                continue
+            child = self.expand(node)
+            n = child[1].shape[0]
+            if n == 0:
+                continue
+            step = max(1, MAX_ROWS // 4)
+            parts = [(child[0],) + tuple(a[i:i + step] for a in child[1:]) for i in range(0, n, step)]
+            stack.extend(reversed(parts))
+        self.flush()
+        return stack
+
+
+def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
+              time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
+              start: MappingArrays | None = None, progress: Callable[[int], None] | None = None) -> MapperResult:
+    """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
+
+    ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
+    with ``numpy.random.default_rng(seed)`` give the first incumbent. ``progress`` is called with the
+    number of complete tilings handled. The same arguments give the same result (the time budget
+    aside).
+    """
+    t0 = time.monotonic()
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, progress)
+    seeds = 0
+    if seed_samples:
+        try:
+            seeds += search.inc.offer(layer, arch, sample_mappings(layer, arch, seed_samples,
+                                                                   np.random.default_rng(seed)))
+        except SamplingError:
+            pass
+    if start is not None:
+        seeds += search.inc.offer(layer, arch, start)
+    stack = search.run(progress)
+    remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
+    open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+    inc = search.inc
+    optimal = not stack
+    lower = inc.value if optimal else min(open_lb, inc.value)
+    mapspace = search.space.size()
+    cert = Certificate(objective=objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
+                       best=inc.value, mapspace=mapspace, evaluated=search.evaluated, pruned=dict(search.pruned),
+                       remaining=remaining, wall_s=time.monotonic() - t0, seed_evaluations=seeds)
+    if inc.arrays is None:
+        status = MapperStatus.INFEASIBLE if optimal else MapperStatus.TIME_LIMIT
+        return MapperResult(status, None, math.inf, 0, cert, tuple(inc.front))
+    status = MapperStatus.OPTIMAL if optimal else MapperStatus.TIME_LIMIT
+    return MapperResult(status, decode(inc.arrays, arch), inc.energy, inc.cycles, cert, tuple(inc.front))
+
+
+__all__ = ["map_layer"]
