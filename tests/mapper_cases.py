@@ -75,3 +75,20 @@ def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarra
 
 
 __all__ = ["tiny_arch", "brute_force", "N_DIMS", "N_TENSORS"]
+
+
+def brute_force_size(layer: Layer, arch: Architecture) -> int:
+    """How many mappings :func:`brute_force` would score (to keep test cases small)."""
+    import math
+    space = Space(layer, arch)
+    opts = space.options
+    total = 0
+    for choice in itertools.product(*[range(o.count) for o in opts]):
+        t = np.stack([opts[d].temporal[choice[d]] for d in DIMS], axis=1)
+        x = np.stack([opts[d].x[choice[d]] for d in DIMS], axis=1)
+        y = np.stack([opts[d].y[choice[d]] for d in DIMS], axis=1)
+        if (x.prod(axis=1) > space.fan_x).any() or (y.prod(axis=1) > space.fan_y).any():
+            continue
+        total += (math.prod(math.factorial(int((t[l] > 1).sum())) * math.factorial(int((x[l] > 1).sum()))
+                            * math.factorial(int((y[l] > 1).sum())) for l in range(space.levels)))
+    return total * space.keep_combinations

@@ -29,19 +29,29 @@ factors ``>= 1``, so using the assigned ones is a lower bound. At the MACs the "
 compute cycles ``prod_{m,d} t_{m,d} >= prod_assigned t * prod_U D_d / min(prod_m cap_m, prod_U D_d)``.
 
 **Accesses** between a parent ``p`` and the next level ``c`` below it that keeps the tensor (the
-levels between bypass it), with ``n_p >= prod_{m<p, assigned} s`` instances and
-``X(p,c) >= prod_{p<=m<c} prod_{d in Rel, assigned} s_{m,d}`` distinct children (multicast; a
-windowed axis adds a factor ``>= 1``):
+levels between bypass it). With ``n_p = prod_{m<p,d} s_{m,d}`` instances and ``X(p,c) >=
+prod_{p<=m<c} prod_{d in Rel} s_{m,d}`` distinct children (multicast; a windowed axis adds a
+factor ``>= 1``), the partition ``u_c = prod_{d in Rel} D_d / prod_{m<c} s_{m,d}`` cancels the
+spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d in Rel} D_d`` and
+``SI_p = prod_{m<p} prod_{d not in Rel} s_{m,d}`` (free factors at 1 are a lower bound). So
 
-* Weights/Inputs: ``reads_p = n_p X a_c``, ``fills_c = n_c a_c``;
-* Outputs: ``updates_p = n_c a_c / Rd = n_p X a_c``; ``reads_p = updates_p - n_p u_p = n_p X
-  (a_c - u_c)`` and ``fills_c = n_c (a_c - u_c)`` with the partition ``u_c = P_c``, so
-  ``a_c - u_c >= P_c (Lambda_c - 1)``. Above the MACs ``updates_p = MACs / Rd(p, L)`` and
-  ``n_p u_p = |O| prod_{m<p} s_{m, C R S}``, bounded with the free factors at their largest.
-* Links (windowed inputs only, when the fanout at ``c - 1`` is > 1): they lower the parent's
-  reads to ``n_p (U a_c - R)`` or rescale them by ``(P - R) / P`` (:mod:`formulation.model.links`);
-  since ``R <= (U - U_rest) sum |D| w`` both stay ``>= n_p X |E_c|``, the child tile ``E_c``.
-  They lower the child's fills only when level ``c - 1`` has several instances: then 0 is used.
+* Weights/Inputs: ``reads_p = n_p X a_c >= REL SI_p Lambda_c W_c``, ``fills_c = n_c a_c >=
+  REL SI_c Lambda_c W_c``;
+* Outputs: ``updates_p = n_c a_c / Rd = n_p X a_c >= REL SI_p Lambda_c``; ``reads_p = updates_p -
+  n_p u_p = n_p X (a_c - u_c) >= REL SI_p (Lambda_c - 1)``, ``fills_c = n_c (a_c - u_c) >=
+  REL SI_c (Lambda_c - 1)``;
+* above the MACs (``c = L``, arrivals = compute ``prod_{m,d} t``): ``n_p X compute >= REL
+  prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights/Inputs, updates of Outputs);
+  with the free factors the denominator is at most ``min(prod_{m>=p} cap_m, prod D_d)``. The
+  Outputs' reads there are ``REL SI_p (T_irr - 1)``, ``T_irr = prod_m prod_{d not in Rel} t_{m,d}``.
+* Links (windowed inputs only, when the fanout at ``c - 1`` is > 1) lower the parent's reads to
+  ``n_p (U a_c - R)`` or rescale them by ``(P - R) / P`` (:mod:`formulation.model.links`), where
+  ``R`` sums ``(U - U_rest) |D| w <= U |D| w`` over steps that can link. The first tile never
+  links, nor does the delta of a loop at or outside ``j*``: it moves a single-dimension axis by
+  at least the fanout's span, beyond every difference of child offsets. So the parent still reads
+  ``>= n_p U |E| prod_{j <= j*} f_j``, which the bound above does not exceed (the rescaled count,
+  rounded, too: ``X a_c (P - R) / P >= X |E| prod_{j <= j*} f_j``, an integer). Links lower the
+  child's fills only when level ``c - 1`` has several instances: then 0 is used.
 
 **Energy** ``>= MACs e_mac + G sum_{l,t} (count / B_l) e``, since ``n ceil(x / (n B)) >= x / B``.
 Per tensor the cheapest chain of keeping levels is found by dynamic programming over ``c``; a level
@@ -134,56 +144,26 @@ class BoundModel:
         free = ~np.asarray(assigned, dtype=bool)
         s = (sx * sy).astype(np.float64)
         t = temporal.astype(np.float64)
-        cap = (self.fan_x[None] // sx.prod(axis=2)) * (self.fan_y[None] // sy.prod(axis=2))  # [b, L]
-        cap_cum = np.concatenate([np.ones((b, 1)), np.cumprod(cap.astype(np.float64), axis=1)], axis=1)  # prod_{m<c}
-        all_dims = np.ones(len(DIMS), dtype=bool)
-        # spatial above level c, assigned dims: [b, L+1, 7]
-        s_above = np.concatenate([np.ones((b, 1, len(DIMS))), np.cumprod(s, axis=1)], axis=1)
-        n_lb = s_above.prod(axis=2)                                           # [b, L+1] instances
+        cap = ((self.fan_x[None] // sx.prod(axis=2)) * (self.fan_y[None] // sy.prod(axis=2))).astype(np.float64)
+        cap_below = np.cumprod(cap[:, ::-1], axis=1)[:, ::-1]                # prod_{m>=p} cap_m, [b, L]
         ext = np.ones((b, L + 1, len(DIMS)))                                  # extents, free dims at 1
         for l in range(L - 1, -1, -1):
             ext[:, l] = ext[:, l + 1] * t[:, l] * s[:, l]
         spans = 1 + np.einsum("tad,bld->blta", self.proj, ext - 1)            # [b, L+1, t, a]
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
-        free_all = self._free_product(free, all_dims)
-        compute_lb = t.prod(axis=(1, 2)) * free_all / np.minimum(cap_cum[:, L], free_all)
-        arrive = np.zeros((b, L + 1, N_TENSORS))
-        part = np.zeros((b, L + 1, N_TENSORS))
-        xrel = np.zeros((b, N_TENSORS, L + 1, L + 1))                         # X(p, c) lower bound
-        for tt in range(N_TENSORS):
-            rel = self.rel[tt]
-            fp = self._free_product(free, rel)
-            part_assigned = np.where(rel & ~free, self.dims[None, None, :] / s_above, 1.0).prod(axis=2)  # [b, L+1]
-            P = part_assigned * fp / np.minimum(cap_cum, fp)
-            part[:, :, tt] = P
-            active_rel = ((t > 1) & (rel & ~free)[None, None, :]).any(axis=2)     # [b, L]
-            irr = np.where((~rel & ~free)[None, None, :], t, 1.0).prod(axis=2)   # [b, L]
-            irr_cum = np.concatenate([np.ones((b, 1)), np.cumprod(irr, axis=1)], axis=1)  # prod_{m<c}
-            for c in range(1, L):
-                deeper = np.where(active_rel[:, :c], np.arange(c)[None, :], -1).max(axis=1)  # m*, -1: none
-                lam = np.where(deeper >= 0, irr_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
-                win = spans[:, c, tt][:, self.window_axes].prod(axis=1) if (tt == Tensor.I and self.window_axes) else 1.0
-                arrive[:, c, tt] = win * P[:, c] * lam
-            arrive[:, L, tt] = compute_lb
-            rs = np.where((rel & ~free)[None, None, :], s, 1.0).prod(axis=2)   # [b, L]
-            for p in range(L):
-                acc = np.ones(b)
-                for c in range(p + 1, L + 1):
-                    acc = acc * rs[:, c - 1]
-                    xrel[:, tt, p, c] = acc
+        free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
+        compute_lb = t.prod(axis=(1, 2)) * free_all / np.minimum(cap_below[:, 0], free_all)
         cost = np.full((b, N_TENSORS, L + 1, L + 1), np.inf)
-        words0 = np.full((b, N_TENSORS, L + 1), np.inf)  # per-tensor reads (W, I) or updates (O) at level 0
+        words0 = np.full((b, N_TENSORS, L + 1), np.inf)  # reads (W, I) or updates (O) at level 0
         for tt in range(N_TENSORS):
+            terms = self._tensor_terms(tt, t, s, free, spans, cap_below)
             for p in range(L):
-                if p > 0:
-                    ok = self.hw_keeps[p, tt] & (tile_lb[:, p, tt] <= self.sizes[p])
-                else:
-                    ok = np.ones(b, dtype=bool)
+                ok = self.hw_keeps[p, tt] & (tile_lb[:, p, tt] <= self.sizes[p]) if p > 0 else np.ones(b, dtype=bool)
                 for c in range(p + 1, L + 1):
-                    e = self._pair_energy(tt, p, c, n_lb, xrel, arrive, part, tile_lb, s, free, cap_cum, cap)
-                    cost[:, tt, p, c] = np.where(ok, e[0], np.inf)
+                    e, words = self._pair_energy(tt, p, c, terms)
+                    cost[:, tt, p, c] = np.where(ok, e, np.inf)
                     if p == 0:
-                        words0[:, tt, c] = e[1]
+                        words0[:, tt, c] = words
         g = self.layer.G
         cost *= g
         best = np.full((b, N_TENSORS, L + 1), np.inf)
@@ -204,43 +184,60 @@ class BoundModel:
                 cycles = np.maximum(cycles, writes0 / outer.write_bw_words)
         return Bounds(energy, cycles * SLACK, cost, min_chain, mac)
 
-    def _pair_energy(self, tt, p, c, n_lb, xrel, arrive, part, tile_lb, s, free, cap_cum, cap):
-        """(energy without G, words at the parent) between parent ``p`` and next keeper ``c`` of tensor ``tt``."""
+    def _tensor_terms(self, tt, t, s, free, spans, cap_below) -> dict:
+        """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and ``T_irr``."""
+        L = self.levels
+        b = t.shape[0]
+        rel = self.rel[tt]
+        irr_a = ~rel & ~free
+        rel_total = float(np.prod(self.dims[rel]))
+        si = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2), axis=1)],
+                            axis=1)                                            # [b, L+1]
+        active_rel = ((t > 1) & (rel & ~free)[None, None, :]).any(axis=2)     # [b, L]
+        irr_t = np.where(irr_a[None, None], t, 1.0).prod(axis=2)              # [b, L]
+        irr_cum = np.concatenate([np.ones((b, 1)), np.cumprod(irr_t, axis=1)], axis=1)
+        lam = np.ones((b, L + 1))
+        for c in range(1, L):
+            deeper = np.where(active_rel[:, :c], np.arange(c)[None, :], -1).max(axis=1)  # m*, -1: none
+            lam[:, c] = np.where(deeper >= 0, irr_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
+            if tt == Tensor.I and self.window_axes:
+                lam[:, c] *= spans[:, c, tt][:, self.window_axes].prod(axis=1)
+        fi = self._free_product(free, ~rel)
+        # MAC level: REL * prod_{d irr} D_d / prod_{m>=p} s_{m,d}
+        irr_s_below = np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2)[:, ::-1], axis=1)[:, ::-1]
+        irr_dims = float(np.prod(self.dims[irr_a])) if irr_a.any() else 1.0
+        mac_words = rel_total * irr_dims / irr_s_below * fi / np.minimum(cap_below, fi)   # [b, L] per parent p
+        t_irr = irr_t.prod(axis=1) * fi / np.minimum(cap_below[:, 0], fi)
+        return {"rel": rel_total, "si": si, "lam": lam, "mac_words": mac_words, "t_irr": t_irr}
+
+    def _pair_energy(self, tt, p, c, terms):
+        """(energy without ``G``, words at the parent) between parent ``p`` and next keeper ``c`` of tensor ``tt``."""
         L = self.levels
         lv_p = self.arch.levels[p]
-        per_p = 1.0 / lv_p.block_size
-        x = xrel[:, tt, p, c]
-        a = arrive[:, c, tt]
-        if tt in (Tensor.W, Tensor.I):
-            reads = n_lb[:, p] * x * a
-            fills = n_lb[:, c] * a if c < L else 0.0
-            if tt == Tensor.I and self.input_windowed and c < L and (self.fan_x[c - 1] * self.fan_y[c - 1]) > 1:
-                reads = n_lb[:, p] * x * tile_lb[:, c, tt]
-                if self.arch.levels[c - 1].instances > 1:
-                    fills = 0.0
-            e = reads * per_p * lv_p.read_energy_pJ
-            if c < L:
-                lv_c = self.arch.levels[c]
-                e = e + fills / lv_c.block_size * lv_c.fill_energy_pJ
-            return e, reads
-        red = ~self.rel[Tensor.O]
+        rel, si, lam = terms["rel"], terms["si"], terms["lam"]
+        fill_e = 0.0
         if c < L:
-            updates = n_lb[:, p] * x * a
-            excess = np.maximum(a - part[:, c, tt], 0.0)  # a_c - u_c >= P_c (Lambda_c - 1)
-            reads = n_lb[:, p] * x * excess
-            fills = n_lb[:, c] * excess
             lv_c = self.arch.levels[c]
-            e_child = fills / lv_c.block_size * lv_c.fill_energy_pJ
+            fill_e = lv_c.fill_energy_pJ / lv_c.block_size
+        if tt in (Tensor.W, Tensor.I):
+            if c < L:
+                reads = rel * si[:, p] * lam[:, c]
+                fills = rel * si[:, c] * lam[:, c]
+                if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
+                        and self.arch.levels[c - 1].instances > 1:
+                    fills = 0.0  # links may lower the child's fills
+            else:
+                reads, fills = terms["mac_words"][:, p], 0.0
+            return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
+        if c < L:
+            updates = rel * si[:, p] * lam[:, c]
+            reads = rel * si[:, p] * (lam[:, c] - 1)
+            fills = rel * si[:, c] * (lam[:, c] - 1)
         else:
-            fr = self._free_product(free, red)
-            red_below = np.where((red & ~free)[None, None, :], s[:, p:], 1.0).prod(axis=(1, 2))
-            cap_below = np.prod(cap[:, p:].astype(np.float64), axis=1)
-            updates = self.layer.macs / self.layer.G / (red_below * np.minimum(cap_below, fr))
-            red_above = np.where((red & ~free)[None, None, :], s[:, :p], 1.0).prod(axis=(1, 2))
-            held = self.tensor_words[Tensor.O] * red_above * np.minimum(cap_cum[:, p], fr)
-            reads = np.maximum(updates - held, 0.0)
-            e_child = 0.0
-        e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) * per_p + e_child
+            updates = terms["mac_words"][:, p]
+            reads = rel * si[:, p] * (terms["t_irr"] - 1)
+            fills = 0.0
+        e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
         return e, updates
 
 

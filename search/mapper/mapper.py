@@ -12,7 +12,7 @@ found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, belo
 explored depth first, the most promising batch first. A complete tiling is expanded into its
 mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
 only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches. The
-incumbent starts as the best of a few thousand random legal mappings (:mod:`search.sampling`).
+incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
 
 Symmetry (``"symmetric-xy"``). At a level whose fanout is square (``FX = FY``) and when no link
 transfer is possible (the input has no sliding window, :func:`search.mapper.space.windowed_axes`),
@@ -46,7 +46,7 @@ from search.mapper.counting import Completions
 from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, chain_energy
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
-from search.sampling import SamplingError, sample_mappings
+from search.mapper.seed import seed_incumbent
 
 MAX_ROWS = 50_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
@@ -178,7 +178,8 @@ class _Search:
                 self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:])
                 return
             energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost[i], self.leaf.keep_table)
-            keep_lb = objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz)
+            keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
+                                      energy.shape)
             keep_ok = keep_lb < self.inc.value if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
             arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
                                                 self.pruned)
@@ -241,21 +242,16 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
-    with ``numpy.random.default_rng(seed)`` give the first incumbent. ``progress`` is called with the
+    with ``numpy.random.default_rng(seed)``, improved by descent (:mod:`search.mapper.seed`), give
+    the first incumbent. ``progress`` is called with the
     number of complete tilings handled. The same arguments give the same result (the time budget
     aside).
     """
     t0 = time.monotonic()
     search = _Search(layer, arch, objective, rules, t0 + time_limit_s, progress)
-    seeds = 0
-    if seed_samples:
-        try:
-            seeds += search.inc.offer(layer, arch, sample_mappings(layer, arch, seed_samples,
-                                                                   np.random.default_rng(seed)))
-        except SamplingError:
-            pass
-    if start is not None:
-        seeds += search.inc.offer(layer, arch, start)
+    first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start)
+    if first is not None:
+        search.inc.offer(layer, arch, first)
     stack = search.run(progress)
     remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
     open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
