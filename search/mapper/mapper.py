@@ -92,10 +92,11 @@ class _Incumbent:
 class _Search:
     """State of one branch-and-bound run (see the module docstring)."""
 
-    def __init__(self, layer, arch, objective, rules, deadline, progress) -> None:
+    def __init__(self, layer, arch, objective, rules, deadline) -> None:
         self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
-        self.deadline, self.progress = deadline, progress
+        self.deadline = deadline
         self.space = Space(layer, arch)
+        self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch)
         self.leaf = LeafExpander(self.space, rules)
         self.L = self.space.levels
@@ -198,7 +199,11 @@ class _Search:
         self.buffer, self.buffered = [], 0
 
     # ---- the loop --------------------------------------------------------------------------------
-    def run(self, tick: Callable[[int], None] | None = None):
+    def covered(self) -> float:
+        """Fraction of the mapspace evaluated or cut so far."""
+        return (self.evaluated + sum(self.pruned.values())) / self.mapspace
+
+    def run(self, tick: Callable[[float], None] | None = None):
         stack = [self.root()]
         self.rest = None
         n_dims = len(self.order)
@@ -213,7 +218,7 @@ class _Search:
             if k == n_dims:
                 self.leaves(node)
                 if tick:
-                    tick(t.shape[0])
+                    tick(self.covered())
                 if self.rest is not None:
                     stack.append(self.rest)
                     break
@@ -226,6 +231,8 @@ class _Search:
                     stack.append((k,) + p)
                 continue
             child = self.expand(node)
+            if tick:
+                tick(self.covered())
             n = child[1].shape[0]
             if n == 0:
                 continue
@@ -238,17 +245,17 @@ class _Search:
 
 def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
               time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
-              start: MappingArrays | None = None, progress: Callable[[int], None] | None = None) -> MapperResult:
+              start: MappingArrays | None = None, progress: Callable[[float], None] | None = None) -> MapperResult:
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
     with ``numpy.random.default_rng(seed)``, improved by descent (:mod:`search.mapper.seed`), give
     the first incumbent. ``progress`` is called with the
-    number of complete tilings handled. The same arguments give the same result (the time budget
+    fraction of the mapspace covered (evaluated or cut) so far. The same arguments give the same result (the time budget
     aside).
     """
     t0 = time.monotonic()
-    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, progress)
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s)
     first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start)
     if first is not None:
         search.inc.offer(layer, arch, first)
@@ -258,7 +265,7 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     inc = search.inc
     optimal = not stack
     lower = inc.value if optimal else min(open_lb, inc.value)
-    mapspace = search.space.size()
+    mapspace = search.mapspace
     cert = Certificate(objective=objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
                        best=inc.value, mapspace=mapspace, evaluated=search.evaluated, pruned=dict(search.pruned),
                        remaining=remaining, wall_s=time.monotonic() - t0, seed_evaluations=seeds)
