@@ -35,13 +35,18 @@ factor ``>= 1``), the partition ``u_c = prod_{d in Rel} D_d / prod_{m<c} s_{m,d}
 spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d in Rel} D_d`` and
 ``SI_p = prod_{m<p} prod_{d not in Rel} s_{m,d}`` (free factors at 1 are a lower bound). So
 
-* Weights/Inputs: ``reads_p = n_p X a_c >= REL SI_p Lambda_c W_c``, ``fills_c = n_c a_c >=
-  REL SI_c Lambda_c W_c``;
+* Weights/Inputs: ``reads_p = n_p X a_c >= REL SI_p Lambda_c W_c Xw``, ``fills_c = n_c a_c >=
+  REL SI_c Lambda_c W_c``, where ``Xw >= 1`` bounds the distinct children along the window axes
+  of a windowed input: per axis, the largest ``prod_{p<=m<c} s_{m,d}`` of one dimension moving it
+  (children that differ only in that dimension's spatial indices sit at distinct offsets, since
+  every spatial shift is positive and the levels nest; :func:`formulation.model.nest.distinct_children`
+  counts the union of offsets, which contains them);
 * Outputs: ``updates_p = n_c a_c / Rd = n_p X a_c >= REL SI_p Lambda_c``; ``reads_p = updates_p -
   n_p u_p = n_p X (a_c - u_c) >= REL SI_p (Lambda_c - 1)``, ``fills_c = n_c (a_c - u_c) >=
   REL SI_c (Lambda_c - 1)``;
 * above the MACs (``c = L``, arrivals = compute ``prod_{m,d} t``): ``n_p X compute >= REL
-  prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights/Inputs, updates of Outputs);
+  prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights/Inputs, times ``Xw`` for a
+  windowed input, updates of Outputs);
   with the free factors the denominator is at most ``min(prod_{m>=p} cap_m, prod D_d)``. The
   Outputs' reads there are ``REL SI_p (T_irr - 1)``, ``T_irr = prod_m prod_{d not in Rel} t_{m,d}``.
 * Links (windowed inputs only, when the fanout at ``c - 1`` is > 1) lower the parent's reads to
@@ -208,7 +213,31 @@ class BoundModel:
         irr_dims = float(np.prod(self.dims[irr_a])) if irr_a.any() else 1.0
         mac_words = rel_total * irr_dims / irr_s_below * fi / np.minimum(cap_below, fi)   # [b, L] per parent p
         t_irr = irr_t.prod(axis=1) * fi / np.minimum(cap_below[:, 0], fi)
-        return {"rel": rel_total, "si": si, "lam": lam, "mac_words": mac_words, "t_irr": t_irr}
+        xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
+        if tt == Tensor.I and self.window_axes:
+            xwin = self._window_children(s, free)
+            mac_words = mac_words * xwin[:, :L, L]
+        return {"rel": rel_total, "si": si, "lam": lam, "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin}
+
+    def _window_children(self, s: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """``[b, p, c]``: a lower bound on the distinct input offsets along the window axes among the
+        children of one instance of ``p`` on fanouts ``p..c-1``: per window axis, the largest
+        ``prod_{p<=m<c} s_{m,d}`` of one assigned dimension ``d`` moving it (varying one dimension's
+        spatial indices, nested across levels, gives that many distinct offsets)."""
+        L = self.levels
+        b = s.shape[0]
+        out = np.ones((b, L + 1, L + 1))
+        for p in range(L):
+            acc = np.ones((b, len(DIMS)))
+            for c in range(p + 1, L + 1):
+                acc = acc * s[:, c - 1]
+                x = np.ones(b)
+                for a in self.window_axes:
+                    dims = (self.proj[Tensor.I, a] != 0) & ~free
+                    if dims.any():
+                        x = x * acc[:, dims].max(axis=1)
+                out[:, p, c] = x
+        return out
 
     def _pair_energy(self, tt, p, c, terms):
         """(energy without ``G``, words at the parent) between parent ``p`` and next keeper ``c`` of tensor ``tt``."""
@@ -221,7 +250,7 @@ class BoundModel:
             fill_e = lv_c.fill_energy_pJ / lv_c.block_size
         if tt in (Tensor.W, Tensor.I):
             if c < L:
-                reads = rel * si[:, p] * lam[:, c]
+                reads = rel * si[:, p] * lam[:, c] * terms["xwin"][:, p, c]
                 fills = rel * si[:, c] * lam[:, c]
                 if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
                         and self.arch.levels[c - 1].instances > 1:

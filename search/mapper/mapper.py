@@ -9,7 +9,9 @@ Search. Dimensions are assigned one at a time (largest number of factor placemen
 is a batch of partial tilings. Each child is bounded (:mod:`search.mapper.bounds`) and cut when its
 bound reaches the incumbent (``"bound"``: no completion can be better than the best mapping already
 found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below). Nodes are
-explored depth first, the most promising batch first. A complete tiling is expanded into its
+explored depth first, the most promising batch first, which finds good incumbents; after half of
+a finite time budget the open batch of least bound is expanded first instead, which raises the
+certified lower bound. A complete tiling is expanded into its
 mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
 only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches. The
 incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
@@ -50,6 +52,7 @@ from search.mapper.seed import seed_incumbent
 
 MAX_ROWS = 50_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+BEST_FIRST_AFTER = 0.5   # share of a finite time budget spent depth first (incumbents) before best first (bound)
 
 
 class _Incumbent:
@@ -92,9 +95,9 @@ class _Incumbent:
 class _Search:
     """State of one branch-and-bound run (see the module docstring)."""
 
-    def __init__(self, layer, arch, objective, rules, deadline) -> None:
+    def __init__(self, layer, arch, objective, rules, deadline, switch) -> None:
         self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
-        self.deadline = deadline
+        self.deadline, self.switch = deadline, switch
         self.space = Space(layer, arch)
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch)
@@ -208,9 +211,13 @@ class _Search:
         self.rest = None
         n_dims = len(self.order)
         while stack:
-            if time.monotonic() > self.deadline:
+            now = time.monotonic()
+            if now > self.deadline:
                 break
-            node = stack.pop()
+            if now > self.switch:  # raise the bound: expand the open node of least bound first
+                node = stack.pop(min(range(len(stack)), key=lambda i: stack[i][5][0] if len(stack[i][5]) else math.inf))
+            else:
+                node = stack.pop()
             k, t = node[0], node[1]
             if self.rules.bound and len(node[5]) and node[5][0] >= self.inc.value:
                 self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2], node[3])
@@ -255,7 +262,7 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     aside).
     """
     t0 = time.monotonic()
-    search = _Search(layer, arch, objective, rules, t0 + time_limit_s)
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s)
     first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start)
     if first is not None:
         search.inc.offer(layer, arch, first)

@@ -3,8 +3,10 @@
 Each distinct layer gets :func:`search.mapper.map_layer` for the goal's objective. Energy and
 latency are sums over layers, so the per-layer optima are the network optimum; for EDP the
 per-layer EDP optima are what is certified (the network's ``(sum E)(sum T)`` is not separable).
-The time budget is shared: layer ``i`` may use the time left divided by the layers left, so time a
-layer does not need goes to the next ones. The certificates are in ``OptimizeResult.extra``.
+First the project's local search (``local_search_share`` of the budget) gives every layer a
+start (:func:`search.mapper.seed.local_search_starts`), so the result is never worse than it. The
+rest of the budget is shared: layer ``i`` may use the time left divided by the layers left, so time
+a layer does not need goes to the next ones. The certificates are in ``OptimizeResult.extra``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from formulation.specs.types import Network, SpecError
 from search.design import Design, Goal, evaluate_design
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
+from search.mapper.seed import local_search_starts
+
+LOCAL_SEARCH_S = 30.0  # local search budget for the starts when the run has no time limit
 
 OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
 
 
 def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_limit_s: float = math.inf,
-                seed: int = 0, on_layer_done: Callable[[MapperResult], None] | None = None):
+                seed: int = 0, local_search_share: float = 0.25,
+                on_layer_done: Callable[[MapperResult], None] | None = None):
     """An :class:`search.optimize.OptimizeResult` whose design maps every layer with :func:`map_layer`."""
     from search.optimize import OptimizeResult, OptimizeStatus, StartResult
 
@@ -37,11 +43,16 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
     hw = template.base_hardware()
     arch = template.instantiate(hw)
     t0 = time.monotonic()
+    starts = None
+    if local_search_share > 0:
+        ls_budget = local_search_share * time_limit_s if math.isfinite(time_limit_s) else LOCAL_SEARCH_S
+        starts = local_search_starts(network, arch, goal.objective, ls_budget, seed)
     results: list[MapperResult] = []
     for i, entry in enumerate(network.layers):
         left = time_limit_s - (time.monotonic() - t0)
         budget = max(0.0, left / (len(network.layers) - i))
-        r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed)
+        r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed,
+                      start=None if starts is None else starts[i])
         results.append(r)
         if on_layer_done is not None:
             on_layer_done(r)

@@ -62,3 +62,16 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
 
 
 __all__ = ["seed_incumbent"]
+
+
+def local_search_starts(network, arch: Architecture, objective: Objective, time_limit_s: float,
+                        seed: int = 0) -> list[MappingArrays] | None:
+    """Each layer's mapping from the project's local search on fixed hardware
+    (:func:`search.optimize.optimize` with ``fixed_hardware=True``, one start, one worker), to start
+    the exact mapper from; ``None`` when it finds nothing."""
+    from search.design import Goal
+    from search.optimize import fixed_template, optimize
+
+    res = optimize(network, fixed_template(arch), Goal(objective), starts=1, jobs=1, seed=seed,
+                   fixed_hardware=True, time_limit_s=time_limit_s)
+    return None if res.best is None else list(res.best.design.mappings)
