@@ -12,6 +12,10 @@ certified lower bound and the gap. Against it, re-scored by the same exact model
 * the best of ``--samples`` random legal mappings (:func:`search.sampling.sample_mappings`),
   seed 0.
 
+With ``--ls-start`` each layer's mapper starts from the local search's mapping (what
+``optimize --method exact`` does), so its best is never worse than the local search's; without it
+the mapper starts from random mappings improved by descent (:mod:`search.mapper.seed`).
+
 Ratios are other / mapper (above 1: the mapper is better). The machine is shared: the load
 average is recorded before and after. Results go to ``benchmarks/results/mapper.json``.
 
@@ -58,10 +62,12 @@ def local_search_layers(network, arch, objective: Objective, time_limit_s: float
     t0 = time.perf_counter()
     res = optimize(network, fixed_template(arch), Goal(objective), fixed_hardware=True, jobs=jobs,
                    time_limit_s=time_limit_s)
-    out = {"status": res.status.value, "wall_s": time.perf_counter() - t0, "layers": {}}
+    out = {"status": res.status.value, "wall_s": time.perf_counter() - t0, "layers": {}, "mappings": {}}
     if res.best is not None:
-        for entry, e, c in zip(network.layers, res.best.layer_energy_pJ, res.best.layer_cycles):
+        for entry, e, c, m in zip(network.layers, res.best.layer_energy_pJ, res.best.layer_cycles,
+                                  res.best.design.mappings):
             out["layers"][entry.layer.name] = float(objective_of(objective, e, c, arch.clock_GHz))
+            out["mappings"][entry.layer.name] = m
     return out
 
 
@@ -70,16 +76,18 @@ def run(args) -> dict:
     objective = Objective(args.objective)
     result = run_header("mapper", _loadavg())
     result.update({"network": network.name, "arch": arch.name, "objective": objective.value,
+                   "mapper_started_from_local_search": bool(args.ls_start and args.ls_time_limit > 0),
                    "time_limit_per_layer_s": args.time_limit, "samples": args.samples, "layers": []})
     ls = None
     if args.ls_time_limit > 0:
         print(f"local search (optimize --fixed-hardware, {args.ls_time_limit:.0f} s)", flush=True)
         ls = local_search_layers(network, arch, objective, args.ls_time_limit, args.jobs)
-        result["local_search"] = {k: v for k, v in ls.items() if k != "layers"}
+        result["local_search"] = {k: v for k, v in ls.items() if k not in ("layers", "mappings")}
     total = 0.0
     for entry in network.layers:
         layer = entry.layer
-        r = map_layer(layer, arch, objective, time_limit_s=args.time_limit)
+        start = ls["mappings"].get(layer.name) if (ls is not None and args.ls_start) else None
+        r = map_layer(layer, arch, objective, time_limit_s=args.time_limit, start=start)
         cert = r.certificate.to_json()
         total += cert["wall_s"]
         row = {"layer": layer.name, "count": entry.count, "dims_NKCPQRS": list(layer.dims), "certificate": cert}
@@ -112,6 +120,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, default=200_000, help="random mappings per layer (0: skip)")
     parser.add_argument("--ls-time-limit", type=float, default=60.0, help="local search budget, s (0: skip)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--ls-start", action="store_true",
+                        help="start each layer's mapper from the local search's mapping (as optimize --method exact)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
     args = parser.parse_args(argv)

@@ -54,11 +54,11 @@ def test_pruned_search_finds_the_brute_force_optimum(case, objective):
     result = map_layer(layer, arch, objective, seed_samples=8)
     cert = result.certificate
     assert cert.optimal
-    assert cert.best == pytest.approx(values.min(), rel=1e-12)
+    assert cert.best == pytest.approx(values.min(), rel=1e-8)
     assert cert.lower_bound == cert.best and cert.gap == 0.0
     assert cert.evaluated + sum(cert.pruned.values()) == cert.mapspace
     ev = evaluate_batch(layer, arch, __import__("formulation.model.encoding", fromlist=["encode"]).encode(result.mapping))
-    assert objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz)[0] == pytest.approx(values.min(), rel=1e-12)
+    assert objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz)[0] == pytest.approx(values.min(), rel=1e-8)
 
 
 ONE_RULE = {
@@ -76,7 +76,7 @@ def test_each_rule_alone_keeps_the_optimum(case, objective, rule):
     values, *_ = _brute_values(layer, arch, objective)
     result = map_layer(layer, arch, objective, rules=ONE_RULE[rule], seed_samples=0)
     assert result.certificate.optimal
-    assert result.certificate.best == pytest.approx(values.min(), rel=1e-12)
+    assert result.certificate.best == pytest.approx(values.min(), rel=1e-8)
 
 
 def test_no_rule_scores_every_mapping_of_the_brute_force():
@@ -85,7 +85,7 @@ def test_no_rule_scores_every_mapping_of_the_brute_force():
     values, *_ = _brute_values(layer, arch, Objective.EDP)
     result = map_layer(layer, arch, Objective.EDP, rules=Rules(False, False, False, False), seed_samples=0)
     assert result.certificate.evaluated == len(values)  # brute force: active-loop permutations, all the rest
-    assert result.certificate.best == pytest.approx(values.min(), rel=1e-12)
+    assert result.certificate.best == pytest.approx(values.min(), rel=1e-8)
 
 
 @settings(max_examples=20, **SETTINGS)

@@ -41,12 +41,18 @@ class Completions:
         """Mappings completing each row (first ``k`` dimensions assigned), summed over the rows."""
         if sx.shape[0] == 0:
             return 0
-        uniq, counts = np.unique(np.concatenate([sx.prod(axis=2), sy.prod(axis=2), (sx > 1).sum(axis=2),
-                                                 (sy > 1).sum(axis=2)], axis=1), axis=0, return_counts=True)
         L = self.space.levels
+        cols = [sx.prod(axis=2), sy.prod(axis=2), (sx > 1).sum(axis=2), (sy > 1).sum(axis=2)]
+        radix = [self.space.fan_x + 1, self.space.fan_y + 1, np.full(L, N_DIMS + 1), np.full(L, N_DIMS + 1)]
+        code = np.zeros(sx.shape[0], dtype=np.int64)
+        for col, rad in zip(cols, radix):  # one integer per state: mixed radix over (level, field)
+            for l in range(L):
+                code = code * int(rad[l]) + col[:, l]
+        uniq, first, counts = np.unique(code, return_index=True, return_counts=True)
         total = 0
-        for row, c in zip(uniq, counts):
-            state = tuple((int(row[l]), int(row[L + l]), int(row[2 * L + l]), int(row[3 * L + l])) for l in range(L))
+        for i, c in zip(first, counts):
+            state = tuple((int(cols[0][i, l]), int(cols[1][i, l]), int(cols[2][i, l]), int(cols[3][i, l]))
+                          for l in range(L))
             total += int(c) * self._suffix(k, state)
         return total * self.per_tiling
 

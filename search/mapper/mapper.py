@@ -50,8 +50,13 @@ from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
 
-MAX_ROWS = 50_000        # partial tilings expanded at once
+MAX_ROWS = 20_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+#: Relative tolerance of "optimal": the bounds carry a floating-point slack of 1e-9 per factor
+#: (:data:`search.mapper.bounds.SLACK`), so a bound that equals the incumbent reads slightly below
+#: it; a node is cut when its bound is within ``TOL`` of the incumbent. No cut mapping is better
+#: than the incumbent by more than this relative amount.
+TOL = 1e-8
 BEST_FIRST_AFTER = 0.5   # share of a finite time budget spent depth first (incumbents) before best first (bound)
 
 
@@ -63,6 +68,11 @@ class _Incumbent:
         self.energy = math.inf
         self.cycles = 0
         self.front: list[tuple[float, int]] = []
+
+    @property
+    def cutoff(self) -> float:
+        """Bounds at or above this are cut: the incumbent less the relative tolerance :data:`TOL`."""
+        return self.value * (1 - TOL)
 
     def offer(self, layer: Layer, arch: Architecture, arrays: MappingArrays) -> int:
         """Score ``arrays`` with the exact model; keep the best legal one. Returns how many were scored."""
@@ -158,7 +168,7 @@ class _Search:
         bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1))
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         if self.rules.bound:
-            cut = lb >= self.inc.value
+            cut = lb >= self.inc.cutoff
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
             keep = ~cut
         else:
@@ -174,7 +184,7 @@ class _Search:
         bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
         tiles = self.leaf.tiles(t, sx, sy)
         for i in range(t.shape[0]):
-            if self.rules.bound and lb[i] >= self.inc.value:
+            if self.rules.bound and lb[i] >= self.inc.cutoff:
                 self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
                 return
             if time.monotonic() > self.deadline:
@@ -184,7 +194,7 @@ class _Search:
             energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost[i], self.leaf.keep_table)
             keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
                                       energy.shape)
-            keep_ok = keep_lb < self.inc.value if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
+            keep_ok = keep_lb < self.inc.cutoff if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
             arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
                                                 self.pruned)
             if n:
@@ -219,7 +229,7 @@ class _Search:
             else:
                 node = stack.pop()
             k, t = node[0], node[1]
-            if self.rules.bound and len(node[5]) and node[5][0] >= self.inc.value:
+            if self.rules.bound and len(node[5]) and node[5][0] >= self.inc.cutoff:
                 self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2], node[3])
                 continue
             if k == n_dims:
