@@ -58,19 +58,6 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _exact_run(network, template, goal, opts, on_start_done):
-    """The exact mapper (search.mapper) per layer on fixed hardware; certificates in result.json's layers."""
-    from search.mapper.network import map_network
-
-    if not opts["fixed_hardware"]:
-        raise SpecError("--method = 'exact': maps fixed hardware only; add --fixed-hardware --arch NAME")
-    return map_network(network, template, goal, time_limit_s=opts["time_limit_s"], seed=opts["seed"])
-
-
-register_method("exact", _exact_run, None,
-                "proven-optimal mapping per layer by branch and bound (fixed hardware only), with certificates")
-
-
 def _optimize_template(args):
     """(template, fixed_hardware) from --arch-template / --arch / --fixed-hardware."""
     if args.arch_template is not None and args.arch is not None:

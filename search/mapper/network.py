@@ -23,6 +23,7 @@ from search.design import Design, Goal, evaluate_design
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
 from search.mapper.seed import local_search_starts
+from search.outcome import OptimizeResult, OptimizeStatus, StartResult
 
 LOCAL_SEARCH_S = 30.0  # local search budget for the starts when the run has no time limit
 
@@ -33,8 +34,6 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
                 seed: int = 0, local_search_share: float = 0.25,
                 on_layer_done: Callable[[MapperResult], None] | None = None):
     """An :class:`search.optimize.OptimizeResult` whose design maps every layer with :func:`map_layer`."""
-    from search.optimize import OptimizeResult, OptimizeStatus, StartResult
-
     if goal.objective not in OBJECTIVES:
         raise SpecError(f"--objective = {goal.objective.value!r}: the exact mapper minimizes energy, latency or edp")
     if template.mesh_x_range[0] != template.mesh_x_range[1] or template.mesh_y_range[0] != template.mesh_y_range[1] \

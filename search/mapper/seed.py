@@ -69,7 +69,7 @@ def local_search_starts(network, arch: Architecture, objective: Objective, time_
     """Each layer's mapping from the project's local search on fixed hardware
     (:func:`search.optimize.optimize` with ``fixed_hardware=True``, one start, one worker), to start
     the exact mapper from; ``None`` when it finds nothing."""
-    from search.design import Goal
+    from search.design import Goal  # the pipeline (relaxation, IPOPT) loads only when this start is asked for
     from search.optimize import fixed_template, optimize
 
     res = optimize(network, fixed_template(arch), Goal(objective), starts=1, jobs=1, seed=seed,

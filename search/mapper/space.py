@@ -32,12 +32,7 @@ import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, TENSORS, Tensor
 from formulation.specs.types import Architecture, Layer
-from search.sampling import prime_factors
-
-
-def divisors(n: int) -> list[int]:
-    """Divisors of ``n``, ascending."""
-    return [k for k in range(1, n + 1) if n % k == 0]
+from search.tiling import divisors
 
 
 def ordered_factorizations(n: int, parts: int) -> list[tuple[int, ...]]:
@@ -164,4 +159,4 @@ def windowed_axes(layer: Layer) -> tuple[bool, bool]:
     return layer.P > 1 and layer.R > 1, layer.Q > 1 and layer.S > 1
 
 
-__all__ = ["Space", "DimOptions", "divisors", "ordered_factorizations", "windowed_axes", "prime_factors"]
+__all__ = ["Space", "DimOptions", "ordered_factorizations", "windowed_axes"]
