@@ -59,6 +59,7 @@ class LeafExpander:
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
                                for lv in space.arch.levels], dtype=np.float64)
         self.full_orders = math.factorial(N_DIMS) ** self.levels
+        self.chains = chain_matrix(self.keep_table)
 
     def tiles(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
         """Tile words ``[b, L, t]`` of complete tilings (the model's own spans)."""
@@ -111,19 +112,25 @@ class LeafExpander:
         return MappingArrays(rep(temporal), rep(sx), rep(sy), order, keep, sorder), n
 
 
-def chain_energy(chain_cost: np.ndarray, keep_table: np.ndarray) -> np.ndarray:
-    """Bound energy (pJ, without MACs) of each keep combination ``[K]`` for one tiling.
-
-    Per tensor the chain is the levels that keep it, then the MACs: ``sum cost[t, p, c]`` over
-    consecutive keepers (``chain_cost[t, p, c]`` of :class:`search.mapper.bounds.Bounds`).
-    """
+def chain_matrix(keep_table: np.ndarray) -> np.ndarray:
+    """``M[k, t, p, c] = 1`` when, in keep combination ``k``, ``c`` is the next level below ``p`` keeping
+    ``t`` (``c = L``: the MACs), so that a combination's bound energy is ``sum M * chain_cost``."""
     K, L, T = keep_table.shape
-    total = np.zeros(K)
-    for t in range(T):
-        for k in range(K):
+    out = np.zeros((K, T, L + 1, L + 1))
+    for k in range(K):
+        for t in range(T):
             keepers = [l for l in range(L) if keep_table[k, l, t]] + [L]
-            total[k] += sum(chain_cost[t, p, c] for p, c in zip(keepers, keepers[1:]))
-    return total
+            for p, c in zip(keepers, keepers[1:]):
+                out[k, t, p, c] = 1.0
+    return out
 
 
-__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy"]
+def chain_energy(chain_cost: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Bound energy (pJ, without MACs) of each keep combination, ``[b, K]`` for ``chain_cost[b, t, p, c]``
+    of :class:`search.mapper.bounds.Bounds` (a level that may not keep ``t`` costs ``inf``)."""
+    finite = np.where(np.isfinite(chain_cost), chain_cost, 1e300)
+    energy = np.einsum("ktpc,btpc->bk", matrix, finite)
+    return np.where(energy >= 1e299, np.inf, energy)
+
+
+__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix"]

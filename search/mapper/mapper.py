@@ -183,6 +183,7 @@ class _Search:
         k, t, sx, sy, sym, lb = node
         bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
         tiles = self.leaf.tiles(t, sx, sy)
+        keep_energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost, self.leaf.chains)  # [b, K]
         for i in range(t.shape[0]):
             if self.rules.bound and lb[i] >= self.inc.cutoff:
                 self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
@@ -191,7 +192,7 @@ class _Search:
                 self.flush()
                 self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:])
                 return
-            energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost[i], self.leaf.keep_table)
+            energy = keep_energy[i]
             keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
                                       energy.shape)
             keep_ok = keep_lb < self.inc.cutoff if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
