@@ -27,8 +27,9 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 
 @st.composite
 def cases(draw, limit: int = 6000):
-    layer = Layer("tiny", N=draw(st.sampled_from([1, 2])), K=draw(st.sampled_from([1, 2, 4])),
-                  C=draw(st.sampled_from([1, 2, 3])), P=draw(st.sampled_from([1, 2, 3])),
+    g = draw(st.sampled_from([1, 1, 2]))  # groups: the mapping describes one group
+    layer = Layer("tiny", N=draw(st.sampled_from([1, 2])), K=g * draw(st.sampled_from([1, 2, 4])),
+                  C=g * draw(st.sampled_from([1, 2, 3])), G=g, P=draw(st.sampled_from([1, 2, 3])),
                   Q=draw(st.sampled_from([1, 2])), R=draw(st.sampled_from([1, 2, 3])),
                   S=draw(st.sampled_from([1, 2])), Wstride=draw(st.sampled_from([1, 2])),
                   Hstride=draw(st.sampled_from([1, 2])))
