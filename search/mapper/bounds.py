@@ -45,8 +45,8 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   n_p u_p = n_p X (a_c - u_c) >= REL SI_p (Lambda_c - 1)``, ``fills_c = n_c (a_c - u_c) >=
   REL SI_c (Lambda_c - 1)``;
 * above the MACs (``c = L``, arrivals = compute ``prod_{m,d} t``): ``n_p X compute >= REL
-  prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights/Inputs, times ``Xw`` for a
-  windowed input, updates of Outputs);
+  prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights, updates of Outputs; for a
+  windowed input see :meth:`BoundModel._window_mac_words`: spatial window factors are not multicast);
   with the free factors the denominator is at most ``min(prod_{m>=p} cap_m, prod D_d)``. The
   Outputs' reads there are ``REL SI_p (T_irr - 1)``, ``T_irr = prod_m prod_{d not in Rel} t_{m,d}``.
 * Links (windowed inputs only, when the fanout at ``c - 1`` is > 1) lower the parent's reads to
@@ -216,8 +216,34 @@ class BoundModel:
         xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
         if tt == Tensor.I and self.window_axes:
             xwin = self._window_children(s, free)
-            mac_words = mac_words * xwin[:, :L, L]
+            mac_words = self._window_mac_words(s, free, cap_below)
         return {"rel": rel_total, "si": si, "lam": lam, "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin}
+
+    def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray) -> np.ndarray:
+        """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, L]``.
+
+        ``n_p X(p, L) compute``: with ``S_d = prod_{m>=p} s_{m,d}``, ``n_p compute = prod_d D_d / S_d``
+        and ``X >= prod_{d in N, C} S_d * prod_{window axes} max(S_1, S_2)``, so the reads are at
+        least ``MACs / (S_K prod_axes min(S_1, S_2))``. A free dimension's ``S_d`` is at most
+        ``D_d``, and the free ones together at most the fanout left, ``prod_{m>=p} cap_m``; so the
+        divisor is at most ``min(ub(S_K) prod_axes min(ub(S_1), ub(S_2)), prod_assigned S * cap)``
+        over ``K`` and the window dimensions.
+        """
+        L = self.levels
+        macs = float(np.prod(self.dims))
+        below = np.cumprod(s[:, ::-1], axis=1)[:, ::-1]                       # S_d for p = 0..L-1: [b, L, 7]
+        ub = np.where(free[None, None, :], self.dims[None, None, :].astype(np.float64), below)
+        divisor = ub[:, :, Dim.K].copy()
+        dims_used = [int(Dim.K)]
+        for a in self.window_axes:
+            pair = [int(d) for d in np.flatnonzero(self.proj[Tensor.I, a] != 0)]
+            divisor *= ub[:, :, pair].min(axis=2)
+            dims_used += pair
+        used = np.zeros(len(DIMS), dtype=bool)
+        used[dims_used] = True
+        assigned_part = np.where((used & ~free)[None, None, :], below, 1.0).prod(axis=2)
+        divisor = np.minimum(divisor, assigned_part * cap_below[:, :L])
+        return macs / divisor
 
     def _window_children(self, s: np.ndarray, free: np.ndarray) -> np.ndarray:
         """``[b, p, c]``: a lower bound on the distinct input offsets along the window axes among the
