@@ -57,7 +57,11 @@ EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
 #: it; a node is cut when its bound is within ``TOL`` of the incumbent. No cut mapping is better
 #: than the incumbent by more than this relative amount.
 TOL = 1e-8
-BEST_FIRST_AFTER = 0.5   # share of a finite time budget spent depth first (incumbents) before best first (bound)
+BEST_FIRST_AFTER = 0.5
+#: Share of a finite time budget spent drawing random mappings for the first incumbent: on layers
+#: whose mapspace the search cannot cover in the budget (sliding windows), sampling finds better
+#: mappings per second than the tree search, and a better incumbent cuts more.
+SAMPLE_SHARE = 0.3   # share of a finite time budget spent depth first (incumbents) before best first (bound)
 
 
 class _Incumbent:
@@ -267,14 +271,15 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
-    with ``numpy.random.default_rng(seed)``, improved by descent (:mod:`search.mapper.seed`), give
-    the first incumbent. ``progress`` is called with the
+    with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
+    ``time_limit_s``), improved by descent (:mod:`search.mapper.seed`), give the first incumbent. ``progress`` is called with the
     fraction of the mapspace covered (evaluated or cut) so far. The same arguments give the same result (the time budget
     aside).
     """
     t0 = time.monotonic()
     search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s)
-    first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start)
+    sample_time = SAMPLE_SHARE * time_limit_s if math.isfinite(time_limit_s) else 0.0
+    first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start, sample_time_s=sample_time)
     if first is not None:
         search.inc.offer(layer, arch, first)
     stack = search.run(progress)

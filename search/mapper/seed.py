@@ -4,10 +4,12 @@ Any legal mapping is a valid incumbent; a good one lets the bound cut more. The 
 ``samples`` random legal mappings (:func:`search.sampling.sample_mappings`) is improved by
 best-improvement descent over :func:`search.local_search.layer_neighbours` (one prime moved or two
 exchanged, two adjacent loops swapped, one bypass toggled) until no neighbour is better or
-``max_steps`` steps were taken. Deterministic for a given ``seed``.
+``max_steps`` steps were taken. Deterministic for a given ``seed`` (unless sampling for a time).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from search.local_search import layer_neighbours
 from search.mapper.bounds import objective_of
 from search.sampling import SamplingError, sample_mappings
 
+CHUNK = 10_000  # random mappings per draw when sampling for a time
+
 
 def _scores(layer: Layer, arch: Architecture, arrays: MappingArrays, objective: Objective) -> np.ndarray:
     ev = evaluate_batch(layer, arch, arrays)
@@ -27,22 +31,38 @@ def _scores(layer: Layer, arch: Architecture, arrays: MappingArrays, objective: 
 
 
 def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, samples: int = 2000, seed: int = 0,
-                   max_steps: int = 40, start: MappingArrays | None = None) -> tuple[MappingArrays | None, int]:
-    """The descended best of the random samples (and of ``start``), and how many mappings were scored."""
-    pool = []
-    if samples:
+                   max_steps: int = 40, start: MappingArrays | None = None,
+                   sample_time_s: float = 0.0) -> tuple[MappingArrays | None, int]:
+    """The descended best of the random samples (and of ``start``), and how many mappings were scored.
+
+    ``samples`` mappings are drawn first; with ``sample_time_s`` more are drawn, in chunks of
+    :data:`CHUNK`, until that much time has passed (then the result depends on the machine's speed).
+    """
+    rng = np.random.default_rng(seed)
+    pool = [] if start is None else [start]
+    scored = 0
+    t0 = time.monotonic()
+    first = True
+    while first or time.monotonic() - t0 < sample_time_s:
+        n = samples if first else CHUNK
+        first = False
+        if not n:
+            continue
         try:
-            pool.append(sample_mappings(layer, arch, samples, np.random.default_rng(seed)))
+            drawn = sample_mappings(layer, arch, n, rng)
         except SamplingError:
-            pass
-    if start is not None:
-        pool.append(start)
+            break
+        values = _scores(layer, arch, drawn, objective)
+        scored += drawn.size
+        j = int(np.argmin(values))
+        if np.isfinite(values[j]):
+            pool.append(drawn.take(slice(j, j + 1)))
     if not pool:
-        return None, 0
+        return None, scored
     fields = ("temporal", "spatial_x", "spatial_y", "order", "keep")
     arrays = MappingArrays(*(np.concatenate([getattr(p, f) for p in pool]) for f in fields))
     values = _scores(layer, arch, arrays, objective)
-    scored = arrays.size
+    scored += arrays.size
     j = int(np.argmin(values))
     if not np.isfinite(values[j]):
         return None, scored
