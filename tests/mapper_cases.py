@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS
+from formulation.axes import DIMS, TENSORS
 from formulation.model.encoding import MappingArrays
 from formulation.model.exact import evaluate_batch
 from formulation.specs.types import Architecture, Layer, Mac, StorageLevel, Technology
@@ -74,7 +74,7 @@ def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarra
     return energy, ev.cycles, arrays
 
 
-__all__ = ["tiny_arch", "brute_force", "N_DIMS", "N_TENSORS"]
+__all__ = ["tiny_arch", "brute_force", "brute_force_size"]
 
 
 def brute_force_size(layer: Layer, arch: Architecture) -> int:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from formulation.axes import DIMS, N_DIMS
+from formulation.axes import N_DIMS
 from formulation.goals import Objective
-from formulation.model.encoding import MappingArrays
+from formulation.model.encoding import MappingArrays, encode
 from formulation.model.exact import evaluate_batch
 from formulation.specs.types import Layer
 from search.mapper import Rules, map_layer
@@ -58,7 +58,7 @@ def test_pruned_search_finds_the_brute_force_optimum(case, objective):
     assert cert.best == pytest.approx(values.min(), rel=1e-8)
     assert cert.lower_bound == cert.best and cert.gap == 0.0
     assert cert.evaluated + sum(cert.pruned.values()) == cert.mapspace
-    ev = evaluate_batch(layer, arch, __import__("formulation.model.encoding", fromlist=["encode"]).encode(result.mapping))
+    ev = evaluate_batch(layer, arch, encode(result.mapping))
     assert objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz)[0] == pytest.approx(values.min(), rel=1e-8)
 
 
