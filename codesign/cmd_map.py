@@ -28,7 +28,7 @@ def summary(layer, arch, result) -> str:
     cert = result.certificate
     unit = {"energy": "pJ", "latency": "s", "edp": "pJ*s"}[cert.objective.value]
     lines = [f"{layer.name} on {arch.name}: {cert.objective.value} "
-             + ("PROVEN OPTIMAL" if cert.optimal else f"not proven (time limit), gap {cert.gap:.2%}")]
+             + ("PROVEN OPTIMAL" if cert.optimal else f"not proven ({result.status.value}), gap {cert.gap:.2%}")]
     if result.mapping is not None:
         lines.append(f"  best          {cert.best:.6g} {unit}  (energy {result.energy_pJ:.6g} pJ, {result.cycles:,} cycles)")
     lines.append(f"  lower bound   {cert.lower_bound:.6g} {unit}")
@@ -82,6 +82,9 @@ def cmd_map(args) -> int:
     atomic_write_text(out / CERTIFICATE_FILE, json.dumps(doc, indent=2) + "\n")
     print(summary(layer, arch, result))
     print(f"wrote {out / CERTIFICATE_FILE}" + (f" and {out / MAPPING_FILE}" if result.mapping is not None else ""))
+    if result.status is MapperStatus.INTERRUPTED:
+        print("codesign: interrupted; wrote the best mapping found so far", file=sys.stderr)
+        return 130
     if result.status is MapperStatus.INFEASIBLE:
         print("codesign: no legal mapping: every keep choice overflows a buffer", file=sys.stderr)
         return 1

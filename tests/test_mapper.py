@@ -168,3 +168,23 @@ def test_mapspace_size_counts_every_tiling():
     result = map_layer(layer, arch, Objective.ENERGY, seed_samples=0)
     assert result.certificate.evaluated + sum(result.certificate.pruned.values()) == space.size()
     assert math.factorial(7) ** 3 * space.keep_combinations * space.tilings_weighted() == space.size()
+
+
+def test_ctrl_c_keeps_the_best_mapping_and_a_valid_bound(monkeypatch):
+    """An interrupted search reports the best so far and the root's bound (below every mapping)."""
+    import search.mapper.mapper as mm
+
+    layer = Layer("t", N=1, K=2, C=2, P=2, Q=1, R=2, S=1)
+    arch = tiny_arch(3, (2, 2))
+    values, *_ = _brute_values(layer, arch, Objective.EDP)
+
+    def interrupt(self, tick=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mm._Search, "run", interrupt)
+    result = map_layer(layer, arch, Objective.EDP, seed_samples=8)
+    cert = result.certificate
+    assert result.status.value == "interrupted" and not cert.optimal
+    assert result.mapping is not None and cert.best >= values.min() * (1 - 1e-12)
+    assert cert.lower_bound <= values.min()
+    assert cert.evaluated + sum(cert.pruned.values()) + cert.remaining == cert.mapspace

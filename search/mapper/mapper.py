@@ -272,30 +272,47 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
     with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
-    ``time_limit_s``), improved by descent (:mod:`search.mapper.seed`), give the first incumbent. ``progress`` is called with the
-    fraction of the mapspace covered (evaluated or cut) so far. The same arguments give the same result (the time budget
-    aside).
+    ``time_limit_s``), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
+    ``progress`` is called with the fraction of the mapspace covered (evaluated or cut) so far.
+    Ctrl-C ends the search with the best mapping so far (status ``interrupted``). The same
+    arguments give the same result (the time budget aside).
     """
     t0 = time.monotonic()
     search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s)
     sample_time = SAMPLE_SHARE * time_limit_s if math.isfinite(time_limit_s) else 0.0
-    first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start, sample_time_s=sample_time)
-    if first is not None:
-        search.inc.offer(layer, arch, first)
-    stack = search.run(progress)
-    remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
-    open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+    seeds, interrupted = 0, False
+    try:
+        first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start,
+                                      sample_time_s=sample_time)
+        if first is not None:
+            search.inc.offer(layer, arch, first)
+        stack = search.run(progress)
+    except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
+        interrupted, stack = True, None
+    return _result(search, stack, arch, seeds, interrupted, time.monotonic() - t0)
+
+
+def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:
+    """The answer and its certificate; an interrupted search bounds the remainder by the root's bound."""
     inc = search.inc
-    optimal = not stack
+    covered = search.evaluated + sum(search.pruned.values())
+    if interrupted:
+        root = search.root()
+        lb = search.bm.bounds(root[1], root[2], root[3], search.assigned(0)).value(search.objective, arch.clock_GHz)
+        remaining, open_lb, optimal = search.mapspace - covered, float(lb[0]), False
+    else:
+        remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
+        open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+        optimal = not stack
     lower = inc.value if optimal else min(open_lb, inc.value)
-    mapspace = search.mapspace
-    cert = Certificate(objective=objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
-                       best=inc.value, mapspace=mapspace, evaluated=search.evaluated, pruned=dict(search.pruned),
-                       remaining=remaining, wall_s=time.monotonic() - t0, seed_evaluations=seeds)
+    cert = Certificate(objective=search.objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
+                       best=inc.value, mapspace=search.mapspace, evaluated=search.evaluated,
+                       pruned=dict(search.pruned), remaining=remaining, wall_s=wall_s, seed_evaluations=seeds)
+    stopped = MapperStatus.INTERRUPTED if interrupted else MapperStatus.TIME_LIMIT
     if inc.arrays is None:
-        status = MapperStatus.INFEASIBLE if optimal else MapperStatus.TIME_LIMIT
+        status = MapperStatus.INFEASIBLE if optimal else stopped
         return MapperResult(status, None, math.inf, 0, cert, tuple(inc.front))
-    status = MapperStatus.OPTIMAL if optimal else MapperStatus.TIME_LIMIT
+    status = MapperStatus.OPTIMAL if optimal else stopped
     return MapperResult(status, decode(inc.arrays, arch), inc.energy, inc.cycles, cert, tuple(inc.front))
 
 

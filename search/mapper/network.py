@@ -50,6 +50,8 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
     for i, entry in enumerate(network.layers):
         left = time_limit_s - (time.monotonic() - t0)
         budget = max(0.0, left / (len(network.layers) - i))
+        if any(r.status is MapperStatus.INTERRUPTED for r in results):
+            budget = 0.0  # Ctrl-C: the remaining layers keep their starts
         r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed,
                       start=None if starts is None else starts[i])
         results.append(r)
@@ -64,8 +66,10 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
                               ("no legal mapping",), {"certificates": certs})
     design = Design(hw, tuple(encode(r.mapping) for r in results))
     best = evaluate_design(network, template, design, goal)
-    timed_out = any(r.status is MapperStatus.TIME_LIMIT for r in results)
+    timed_out = any(r.status is not MapperStatus.OPTIMAL for r in results)
     status = OptimizeStatus.TIME_LIMIT if timed_out else OptimizeStatus.OPTIMAL
+    if any(r.status is MapperStatus.INTERRUPTED for r in results):
+        status = OptimizeStatus.INTERRUPTED
     start = StartResult(0, best, None, "exact", evaluations, wall, timed_out=timed_out)
     return OptimizeResult(status, "exact mapper (branch and bound per layer)", best, (start,), wall, evaluations,
                           (), {"certificates": certs})

@@ -13,6 +13,7 @@ from formulation.specs.types import Mapping
 class MapperStatus(str, Enum):
     OPTIMAL = "optimal"          # the whole mapspace was covered: best is the optimum
     TIME_LIMIT = "time_limit"    # the budget ended first: best so far, a valid lower bound and the gap
+    INTERRUPTED = "interrupted"  # stopped by the user: best so far; the bound is the root's
     INFEASIBLE = "infeasible"    # no legal mapping exists (every keep choice overflows)
 
 
