@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", metavar="SECONDS", help="stop after this long with the best mapping, a lower "
                    "bound and the gap (default: none, run to the proven optimum)")
     p.add_argument("--seed", default="0", help="seed of the random first incumbent (default 0)")
+    p.add_argument("--pareto", action="store_true", help="also prove the layer's energy-latency front (cuts only "
+                   "dominated parts of the mapspace: slower); written to certificate.json under 'pareto'")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/map-LAYER-ARCH-OBJECTIVE)")
     p.add_argument("--force", action="store_true", help="overwrite an existing certificate in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -36,6 +36,9 @@ def summary(layer, arch, result) -> str:
                  f"(+{cert.seed_evaluations:,} to seed); remaining {cert.remaining:.4g}")
     for rule, count in cert.pruned.items():
         lines.append(f"  cut by {rule:<26s} {count:.4g}")
+    if result.pareto:
+        lines.append(f"  front         {len(result.pareto)} non-dominated (energy, cycles) points"
+                     + (" (proven)" if cert.optimal else " (among the mappings scored)"))
     lines.append(f"  wall          {cert.wall_s:.1f} s")
     return "\n".join(lines)
 
@@ -67,7 +70,7 @@ def cmd_map(args) -> int:
         bar.update(max(0, int(covered * 1000) - bar.n))
 
     try:
-        result = map_layer(layer, arch, objective, time_limit_s=limit, seed=seed, progress=tick)
+        result = map_layer(layer, arch, objective, time_limit_s=limit, seed=seed, progress=tick, front=args.pareto)
     finally:
         bar.close()
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,10 @@ def cmd_map(args) -> int:
            "energy_pJ": result.energy_pJ if result.mapping is not None else None,
            "cycles": result.cycles if result.mapping is not None else None,
            "certificate": result.certificate.to_json()}
+    if args.pareto:
+        doc["pareto"] = {"proven": result.certificate.optimal,
+                         "points": [{"energy_pJ": e, "cycles": c, "latency_s": c / (arch.clock_GHz * 1e9)}
+                                    for e, c in result.pareto]}
     atomic_write_text(out / CERTIFICATE_FILE, json.dumps(doc, indent=2) + "\n")
     print(summary(layer, arch, result))
     print(f"wrote {out / CERTIFICATE_FILE}" + (f" and {out / MAPPING_FILE}" if result.mapping is not None else ""))

@@ -188,3 +188,23 @@ def test_ctrl_c_keeps_the_best_mapping_and_a_valid_bound(monkeypatch):
     assert result.mapping is not None and cert.best >= values.min() * (1 - 1e-12)
     assert cert.lower_bound <= values.min()
     assert cert.evaluated + sum(cert.pruned.values()) + cert.remaining == cert.mapspace
+
+
+@settings(max_examples=10, **SETTINGS)
+@given(cases(limit=3000))
+def test_front_mode_proves_the_energy_latency_front(case):
+    layer, arch = case
+    _, energy, cycles, _ = _brute_values(layer, arch, Objective.EDP)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    points = sorted(set(zip(energy[ok].tolist(), cycles[ok].tolist())), key=lambda p: (p[1], p[0]))
+    front, best_e = [], math.inf
+    for e, c in points:
+        if e < best_e * (1 - 1e-9):
+            front.append((e, c))
+            best_e = e
+    result = map_layer(layer, arch, Objective.EDP, seed_samples=8, front=True)
+    assert result.certificate.optimal
+    got = sorted(result.pareto, key=lambda p: (p[1], p[0]))
+    assert [c for _, c in got] == [c for _, c in front]
+    np.testing.assert_allclose([e for e, _ in got], [e for e, _ in front], rtol=1e-8)

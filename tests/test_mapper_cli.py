@@ -50,6 +50,20 @@ def test_map_writes_the_proven_mapping_and_its_certificate(layer_file, tmp_path,
     assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
 
 
+def test_map_pareto_writes_a_proven_front(layer_file, tmp_path, capsys):
+    code, out, err = run(capsys, "map", "--layer", layer_file, "--arch", "simple", "--pareto", "--out",
+                         tmp_path / "f", "--quiet")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "f" / "certificate.json").read_text())
+    points = doc["pareto"]["points"]
+    assert doc["pareto"]["proven"] is True and points
+    cycles = [p["cycles"] for p in points]
+    energy = [p["energy_pJ"] for p in points]
+    assert cycles == sorted(cycles) and energy == sorted(energy, reverse=True)  # non-dominated
+    edp = min(e * c / 1e9 for e, c in zip(energy, cycles))
+    assert doc["certificate"]["best"] == pytest.approx(edp, rel=1e-12)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--objective", "power"], "--objective"),
     (["--time-limit", "-1"], "--time-limit"),

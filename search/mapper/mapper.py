@@ -61,7 +61,8 @@ BEST_FIRST_AFTER = 0.5
 #: Share of a finite time budget spent drawing random mappings for the first incumbent: on layers
 #: whose mapspace the search cannot cover in the budget (sliding windows), sampling finds better
 #: mappings per second than the tree search, and a better incumbent cuts more.
-SAMPLE_SHARE = 0.3   # share of a finite time budget spent depth first (incumbents) before best first (bound)
+SAMPLE_SHARE = 0.3
+SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)   # share of a finite time budget spent depth first (incumbents) before best first (bound)
 
 
 class _Incumbent:
@@ -109,8 +110,9 @@ class _Incumbent:
 class _Search:
     """State of one branch-and-bound run (see the module docstring)."""
 
-    def __init__(self, layer, arch, objective, rules, deadline, switch) -> None:
+    def __init__(self, layer, arch, objective, rules, deadline, switch, front: bool = False) -> None:
         self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
+        self.front = front
         self.deadline, self.switch = deadline, switch
         self.space = Space(layer, arch)
         self.mapspace = self.space.size()
@@ -141,7 +143,18 @@ class _Search:
             o = self.space.options[d]
             t[:, :, d], sx[:, :, d], sy[:, :, d] = o.temporal[0], o.x[0], o.y[0]
         sym = np.zeros((1, L), dtype=np.int8)
-        return (0, t, sx, sy, sym, np.zeros(1))
+        return (0, t, sx, sy, sym, np.zeros(1), np.zeros(1), np.zeros(1))
+
+    def cut(self, lb: np.ndarray, energy_lb: np.ndarray, cycles_lb: np.ndarray) -> np.ndarray:
+        """Which bounds cannot lead to a better answer: an objective bound at the incumbent (less
+        :data:`TOL`), or, when proving the front, an (energy, cycles) bound that a mapping already
+        found dominates (within :data:`TOL`): every completion is then dominated or equal."""
+        if not self.front:
+            return lb >= self.inc.cutoff
+        if not self.inc.front:
+            return np.zeros(len(lb), dtype=bool)
+        pts = np.array(self.inc.front) * (1 - TOL)
+        return ((energy_lb[:, None] >= pts[None, :, 0]) & (cycles_lb[:, None] >= pts[None, :, 1])).any(axis=1)
 
     def assigned(self, k: int) -> np.ndarray:
         mask = np.zeros(N_DIMS, dtype=bool)
@@ -151,7 +164,7 @@ class _Search:
 
     def expand(self, node):
         """Children of a node batch, bounded, cut and sorted by bound (best first)."""
-        k, t, sx, sy, sym, _ = node
+        k, t, sx, sy, sym = node[:5]
         d = self.order[k]
         o = self.space.options[d]
         b, f = t.shape[0], o.count
@@ -171,35 +184,40 @@ class _Search:
             t2, sx2, sy2, sym2 = t2[~mirrored], sx2[~mirrored], sy2[~mirrored], sym2[~mirrored]
         bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1))
         lb = bounds.value(self.objective, self.arch.clock_GHz)
+        elb, clb = bounds.energy_pJ, bounds.cycles
         if self.rules.bound:
-            cut = lb >= self.inc.cutoff
+            cut = self.cut(lb, elb, clb)
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
             keep = ~cut
         else:
             keep = np.ones(len(lb), dtype=bool)
         idx = np.flatnonzero(keep)
         idx = idx[np.argsort(lb[idx], kind="stable")]
-        return (k + 1, t2[idx], sx2[idx], sy2[idx], sym2[idx], lb[idx])
+        return (k + 1, t2[idx], sx2[idx], sy2[idx], sym2[idx], lb[idx], elb[idx], clb[idx])
 
     # ---- leaves ----------------------------------------------------------------------------------
     def leaves(self, node) -> None:
         """Expand and score complete tilings, best bound first, until the bound reaches the incumbent."""
-        k, t, sx, sy, sym, lb = node
+        k, t, sx, sy, sym, lb, elb, clb = node
         bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
         tiles = self.leaf.tiles(t, sx, sy)
         keep_energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost, self.leaf.chains)  # [b, K]
         for i in range(t.shape[0]):
-            if self.rules.bound and lb[i] >= self.inc.cutoff:
-                self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
-                return
+            if self.rules.bound and self.cut(lb[i:], elb[i:], clb[i:])[0]:
+                if not self.front:  # sorted by bound: the rest is cut too
+                    self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
+                    return
+                self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:i + 1], sy[i:i + 1])
+                continue
             if time.monotonic() > self.deadline:
                 self.flush()
-                self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:])
+                self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:], elb[i:], clb[i:])
                 return
             energy = keep_energy[i]
             keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
                                       energy.shape)
-            keep_ok = keep_lb < self.inc.cutoff if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
+            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), bounds.cycles[i])) if self.rules.bound \
+                else np.ones(len(keep_lb), dtype=bool)
             arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
                                                 self.pruned)
             if n:
@@ -234,9 +252,14 @@ class _Search:
             else:
                 node = stack.pop()
             k, t = node[0], node[1]
-            if self.rules.bound and len(node[5]) and node[5][0] >= self.inc.cutoff:
-                self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2], node[3])
-                continue
+            if self.rules.bound and len(node[5]):
+                cut = self.cut(node[5], node[6], node[7])
+                if cut.any():
+                    self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2][cut], node[3][cut])
+                    node = (k,) + tuple(a[~cut] for a in node[1:])
+                    t = node[1]
+                if not len(node[5]):
+                    continue
             if k == n_dims:
                 self.leaves(node)
                 if tick:
@@ -267,19 +290,23 @@ class _Search:
 
 def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
               time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
-              start: MappingArrays | None = None, progress: Callable[[float], None] | None = None) -> MapperResult:
+              start: MappingArrays | None = None, progress: Callable[[float], None] | None = None,
+              front: bool = False) -> MapperResult:
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
     with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
-    ``time_limit_s``), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
+    ``time_limit_s``, at most :data:`SAMPLE_MAX_S`), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
     ``progress`` is called with the fraction of the mapspace covered (evaluated or cut) so far.
+    With ``front`` the search cuts only what a mapping already found dominates in (energy,
+    cycles), so that ``MapperResult.pareto`` is the proven energy-latency front of the layer when
+    the status is ``optimal`` (the best for ``objective`` is on it).
     Ctrl-C ends the search with the best mapping so far (status ``interrupted``). The same
     arguments give the same result (the time budget aside).
     """
     t0 = time.monotonic()
-    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s)
-    sample_time = SAMPLE_SHARE * time_limit_s if math.isfinite(time_limit_s) else 0.0
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s, front)
+    sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
     seeds, interrupted = 0, False
     try:
         first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start,

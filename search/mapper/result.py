@@ -73,7 +73,9 @@ class MapperResult:
     energy_pJ: float
     cycles: int
     certificate: Certificate
-    pareto: tuple[tuple[float, int], ...] = field(default=())  # (energy_pJ, cycles) of the evaluated front
+    #: (energy_pJ, cycles) of the non-dominated mappings evaluated; the layer's proven front when
+    #: the search ran with ``front=True`` and the status is optimal
+    pareto: tuple[tuple[float, int], ...] = field(default=())
 
 
 __all__ = ["MapperStatus", "Certificate", "MapperResult"]
