@@ -101,9 +101,10 @@ def level_orders(active: tuple[int, ...], windowed: tuple[bool, bool], rule2: bo
 def spatial_orders(x_dims: tuple[int, ...], y_dims: tuple[int, ...], all_orders: bool) -> list[tuple[int, ...]]:
     """Spatial orders of one level (innermost first: X dimensions, then Y, then the rest).
 
-    Counts depend on the spatial order only through link transfers (``encoding`` docstring): with
-    ``all_orders`` false (no link possible, ``"equivalent-spatial-orders"``) one order represents
-    all ``n_x! n_y!``.
+    Counts depend on the spatial order only through link transfers (``encoding`` docstring), and
+    links need an input axis moved by two dimensions of bound > 1 (:mod:`formulation.model.links`,
+    "Which rows can link"): without one (``all_orders`` false, ``"equivalent-spatial-orders"``) one
+    order represents all ``n_x! n_y!``.
     """
     used = set(x_dims) | set(y_dims)
     rest = tuple(int(d) for d in DIMS if int(d) not in used)
