@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
     p.add_argument("--arch", help="architecture file or built-in name")
     p.add_argument("--objective", default="edp", help="energy, latency or edp (default edp)")
-    p.add_argument("--time-limit", metavar="SECONDS", help="stop after this long with the best mapping, a lower "
-                   "bound and the gap (default: none, run to the proven optimum)")
+    p.add_argument("--time-limit", default="60", metavar="SECONDS", help="stop after this long with the best "
+                   "mapping, a lower bound and the gap (default 60; 'none': run until the optimum is proven, which "
+                   "for 3x3 convolutions can take very long)")
     p.add_argument("--seed", default="0", help="seed of the random first incumbent (default 0)")
     p.add_argument("--pareto", action="store_true", help="also prove the layer's energy-latency front (cuts only "
                    "dominated parts of the mapspace: slower); written to certificate.json under 'pareto'")

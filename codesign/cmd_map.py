@@ -54,7 +54,7 @@ def cmd_map(args) -> int:
     if args.layer is None or args.arch is None:
         raise SpecError("--layer/--arch = None: give both (--layer NETWORK:LAYER or a file, --arch NAME or a file)")
     objective = _objective(args.objective)
-    limit = _number_arg(args.time_limit, "--time-limit") if args.time_limit is not None else math.inf
+    limit = math.inf if str(args.time_limit).lower() == "none" else _number_arg(args.time_limit, "--time-limit")
     seed = _number_arg(args.seed, "--seed", int, 0, strict=False)
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)
