@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from codesign.args import TEMPLATE_HELP, add_goal_options
@@ -21,12 +22,14 @@ from codesign.cmd_optimize import (
     cmd_run_default,
 )
 from codesign.cmd_solve import cmd_solve
+from formulation.axes import TENSOR_NAMES
 from formulation.model.exact import evaluate
 from formulation.model.report import compare_with_reference, evaluation_record, format_table
 from formulation.model.validation import validate_mapping
 from formulation.specs.catalog import load_arch, load_network
 from formulation.specs.loading import layer_from_dict, mapping_from_list, read_cases, read_document
 from formulation.specs.timeloop_export import export_timeloop
+from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
 from formulation.specs.types import SpecError
 
 
@@ -71,27 +74,81 @@ def _evaluate_cases(args) -> int:
     return 0
 
 
+def _timeloop_triple(args):
+    """(layer, arch, mapping, names) from --timeloop files, plus --layer/--arch/--mapping (Timeloop or ours)."""
+    files = list(args.timeloop or [])
+    layer = arch = ours = None
+    for key in ("layer", "arch", "mapping"):
+        value = getattr(args, key)
+        if value is not None and is_timeloop_file(value):
+            files.append(value)
+        elif value is not None and key == "layer":
+            layer = _load_layer(value)
+        elif value is not None and key == "arch":
+            arch = load_arch(value)
+        elif value is not None:
+            ours = value  # a mapping in this project's format, read against the architecture below
+    spec = read_timeloop(files, layer=layer, arch=arch)
+    if ours is not None and spec.arch is not None and spec.layer is not None:
+        spec = replace(spec, mapping=_load_mapping(ours, spec.arch))
+        validate_mapping(spec.layer, spec.arch, spec.mapping)
+    for key, part in (("layer", spec.layer), ("arch", spec.arch), ("mapping", spec.mapping)):
+        if part is None:
+            raise SpecError(f"--{key} = None: the Timeloop files {', '.join(Path(f).name for f in files)} hold no "
+                            f"{'problem' if key == 'layer' else 'architecture' if key == 'arch' else key}")
+    names = {"dimensions": {n: (r if isinstance(r, str) else r.name) for n, r in spec.problem.dims},
+             "data_spaces": {n: TENSOR_NAMES[t] for n, t in spec.problem.tensors}}
+    return spec.layer, spec.arch, spec.mapping, names
+
+
+def _uses_timeloop(args) -> bool:
+    return bool(args.timeloop) or any(getattr(args, k) is not None and is_timeloop_file(getattr(args, k))
+                                      for k in ("layer", "arch", "mapping"))
+
+
 def cmd_evaluate(args) -> int:
     if args.cases:
         return _evaluate_cases(args)
-    missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
-    if missing:
-        raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-
-    layer = _load_layer(args.layer)
-    arch = load_arch(args.arch)
-    mapping = _load_mapping(args.mapping, arch)
-    validate_mapping(layer, arch, mapping)
+    names = None
+    if _uses_timeloop(args):
+        layer, arch, mapping, names = _timeloop_triple(args)
+    else:
+        missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
+        if missing:
+            raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, --timeloop FILE..., "
+                            f"or --cases FILE.jsonl")
+        layer = _load_layer(args.layer)
+        arch = load_arch(args.arch)
+        mapping = _load_mapping(args.mapping, arch)
+        validate_mapping(layer, arch, mapping)
     record = evaluation_record(evaluate(layer, arch, mapping), arch)
+    if names is not None:
+        record["timeloop_names"] = names
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(format_table(record, title=f"{layer.name} on {arch.name}"))
+        title = f"{layer.name} on {arch.name}"
+        if names is not None:
+            renamed = [f"{ours}={theirs}" for theirs, ours in {**names["data_spaces"], **names["dimensions"]}.items()
+                       if theirs != ours and not (theirs == "M" and ours == "K")]
+            title += f"  (Timeloop names: {', '.join(renamed)})" if renamed else ""
+        print(format_table(record, title=title))
     return 0
 
 
 def cmd_network(args) -> int:
     network = load_network(args.network)
+    if args.graph:
+        from formulation.specs.graph import write_graph
+
+        out = Path(args.graph)
+        if not out.parent.is_dir():
+            raise SpecError(f"--graph = {args.graph!r}: directory {str(out.parent)!r} does not exist")
+        write_graph(network, out)
+        print(f"wrote {out} ({len(network.graph_nodes)} layer occurrences, "
+              f"{sum(len(n.inputs) for n in network.graph_nodes)} edges)")
+        if not args.json:
+            return 0
     rows = [{"name": e.layer.name, "count": e.count,
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
              "macs": e.layer.macs} for e in network.layers]
@@ -139,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
     p.add_argument("--arch", help="architecture file or built-in name")
     p.add_argument("--mapping", help="mapping file (list of levels, outermost first)")
+    p.add_argument("--timeloop", nargs="+", metavar="FILE", help="Timeloop/Accelergy YAML files (architecture, "
+                   "problem, mapping, ERT; v0.2/v0.3 trees, v0.4 nodes); --layer/--arch/--mapping also accept them")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
 
@@ -163,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
     p.add_argument("network", help="built-in network name or a network YAML/JSON file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--graph", metavar="FILE", help="write the layer graph: .dot/.gv (Graphviz text) or "
+                   ".png/.svg/.pdf (drawn with matplotlib)")
     p.set_defaults(func=cmd_network)
 
     p = sub.add_parser("export-timeloop", help="write Timeloop v0.3 YAML (arch, problem, mapping, ERT)")

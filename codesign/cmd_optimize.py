@@ -23,6 +23,7 @@ from search.design import Goal
 from search.methods import METHODS, RunOptions, get_method
 from search.optimize import fixed_template
 from search.outcome import OptimizeStatus
+from search.residency import best_with_residency
 from search.results import RESULT_FILE, result_document, summary_table, write_results
 
 #: ``make run``: area budget (mm2) of the default job. The built-in ``simple`` architecture (16x16 PEs,
@@ -55,6 +56,9 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
     p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
+    p.add_argument("--keep-activations", action="store_true", help="let layer outputs stay in the outermost "
+                   "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
+                   "and reports the DRAM energy saved in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -111,6 +115,15 @@ def _print(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _residency_line(choice) -> str:
+    if choice is None:
+        return ""
+    r = choice.residency
+    return (f"\nkeep-activations: {r.level} {r.size_words:,} words; {len(r.kept)} of {len(r.occurrences)} layer "
+            f"outputs stay on chip; DRAM energy saved {r.dram_energy_saved_pJ / 1e6:,.3f} uJ "
+            f"({r.dram_energy_saved_pJ / choice.energy_pJ_without:.1%} of the per-layer sum)")
+
+
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
     method = get_method(args.method)
@@ -119,6 +132,8 @@ def cmd_optimize(args) -> int:
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
     n_points = _number_arg(args.pareto, "--pareto", int, 1, strict=False)
+    if args.keep_activations and n_points is not None:
+        raise SpecError(f"--pareto = {n_points}: not with --keep-activations (it re-sizes one design)")
     method.check(options, n_points)
     network = load_network(args.network)
     template, fixed_hardware = _optimize_template(args)
@@ -133,10 +148,18 @@ def cmd_optimize(args) -> int:
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
     finally:
         bar.close()
+    residency = None
+    if args.keep_activations and result.best is not None:
+        candidates = [result.best] + [r.best for r in result.starts if r.best is not None]
+        residency = best_with_residency(network, template, candidates, goal)
+        if residency is not None:
+            result = replace(result, best=residency.best)
     doc = result_document(result, network, template, goal, method=args.method, seed=options.seed,
                           starts=options.starts, time_limit_s=options.time_limit_s, front=result.front)
+    if args.keep_activations:
+        doc["activation_residency"] = residency.document() if residency is not None else None
     path = write_results(out, doc, network, template, result.best, result.front)
-    _print(f"{summary_table(doc)}\nwrote {path}")
+    _print(f"{summary_table(doc)}{_residency_line(residency)}\nwrote {path}")
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far", file=sys.stderr)
         return 130
