@@ -40,7 +40,8 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   of a windowed input: per axis, the largest ``prod_{p<=m<c} s_{m,d}`` of one dimension moving it
   (children that differ only in that dimension's spatial indices sit at distinct offsets, since
   every spatial shift is positive and the levels nest; :func:`formulation.model.nest.distinct_children`
-  counts the union of offsets, which contains them);
+  counts the union of offsets, which contains them; through several fanouts it multiplies each
+  fanout's own count, and ``prod_k s_{k,d} <= prod_k max_d s_{k,d}``);
 * Outputs: ``updates_p = n_c a_c / Rd = n_p X a_c >= REL SI_p Lambda_c``; ``reads_p = updates_p -
   n_p u_p = n_p X (a_c - u_c) >= REL SI_p (Lambda_c - 1)``, ``fills_c = n_c (a_c - u_c) >=
   REL SI_c (Lambda_c - 1)``;
