@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from codesign.args import TEMPLATE_HELP, add_goal_options
+from codesign.cmd_evaluate import evaluate_cases
 from codesign.cmd_optimize import (
     DEFAULT_AREA_BUDGET_MM2,
     DEFAULT_STARTS,
@@ -21,10 +22,11 @@ from codesign.cmd_optimize import (
     cmd_optimize,
     cmd_run_default,
 )
+from codesign.args import add_solver_options
 from codesign.cmd_solve import cmd_solve
 from formulation.axes import TENSOR_NAMES
 from formulation.model.exact import evaluate
-from formulation.model.report import compare_with_reference, evaluation_record, format_table
+from formulation.model.report import evaluation_record, format_table
 from formulation.model.validation import validate_mapping
 from formulation.specs.catalog import load_arch, load_network
 from formulation.specs.loading import layer_from_dict, mapping_from_list, read_cases, read_document
@@ -54,24 +56,6 @@ def _load_layer(spec: str):
 
 def _load_mapping(spec: str, arch):
     return mapping_from_list(read_document(spec), arch)
-
-
-def _evaluate_cases(args) -> int:
-    failures = 0
-    for case in read_cases(args.cases):
-        record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
-        out = {"id": case.id, **record}
-        if args.check and case.reference is not None:
-            problems = compare_with_reference(record, case.reference)
-            out["agrees_with_reference"] = not problems
-            if problems:
-                out["differences"] = problems
-                failures += 1
-        print(json.dumps(out))
-    if args.check and failures:
-        print(f"codesign: {failures} case(s) differ from their reference results", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _timeloop_triple(args):
@@ -108,7 +92,7 @@ def _uses_timeloop(args) -> bool:
 
 def cmd_evaluate(args) -> int:
     if args.cases:
-        return _evaluate_cases(args)
+        return evaluate_cases(args.cases, args.check)
     names = None
     if _uses_timeloop(args):
         layer, arch, mapping, names = _timeloop_triple(args)
@@ -250,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
     add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
-    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.relaxed.solvers)")
+    add_solver_options(p, "the solve and the epsilon-constraint front")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
     p.add_argument("--time-limit", metavar="S", help="solver time limit per solve (s)")
     p.add_argument("--pareto", metavar="N", help="also an epsilon-constraint front of power vs latency with N points")

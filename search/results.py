@@ -18,6 +18,7 @@ An output directory ``DIR`` holds
 proven optimal, which no method does yet: :mod:`search.outcome`),
 ``network``, ``template`` (name and hardware ranges), ``goal`` (objective, area budget, caps),
 ``seed``, ``starts``, ``time_limit_s`` (the whole run), ``wall_s``, ``evaluations`` (exact-model evaluations),
+``evaluations_per_s`` (``evaluations / wall_s``: the method's scoring rate over the whole run, all workers),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
@@ -61,7 +62,7 @@ PARETO_PLOT = "pareto.png"
 
 #: Keys every result.json has (``pareto`` only when a front was computed).
 RESULT_KEYS = ("method", "pipeline", "status", "network", "template", "goal", "seed", "starts", "time_limit_s",
-               "wall_s", "evaluations", "hardware", "totals", "layers", "start_results", "binding", "files")
+               "wall_s", "evaluations", "evaluations_per_s", "hardware", "totals", "layers", "start_results", "binding", "files")
 
 
 # ---- the reference-case format ---------------------------------------------------------------------
@@ -222,6 +223,7 @@ def result_document(result: OptimizeResult, network: Network, template: ArchTemp
         "method": method, "pipeline": result.method, "status": result.status.value, "network": network.name,
         "template": template_document(template), "goal": goal_document(goal), "seed": seed, "starts": starts,
         "time_limit_s": time_limit_s, "wall_s": result.wall_s, "evaluations": result.evaluations,
+        "evaluations_per_s": result.evaluations / result.wall_s if result.wall_s > 0 else None,
         "hardware": None, "totals": None, "layers": [], "start_results": start_documents(result, goal),
         "binding": list(result.binding),
         "files": {"result": RESULT_FILE},

@@ -98,6 +98,7 @@ def test_method_writes_a_result_whose_cases_re_evaluate(method, specs, tmp_path,
     assert doc["method"] == method and doc["pipeline"] == method
     assert doc["status"] in ("converged", "time_limit")
     assert doc["time_limit_s"] == float(time_limit) and 0 < doc["wall_s"] < 20 and doc["evaluations"] > 0
+    assert doc["evaluations_per_s"] == pytest.approx(doc["evaluations"] / doc["wall_s"])
     totals = doc["totals"]
     assert totals["feasible"] and totals["area_mm2"] <= BUDGET and doc["hardware"]["area_mm2"] <= BUDGET
     assert totals["energy_pJ"] == pytest.approx(sum(e["count"] * e["energy_pJ"] for e in doc["layers"]), rel=1e-12)

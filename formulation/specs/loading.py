@@ -202,22 +202,25 @@ def arch_from_dict(doc: Any) -> Architecture:
 MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}
 
 
+_DIM_BY_NAME = {d.name: d for d in DIMS}
+
+
 def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
     if value is None:
         return {}
     value = _mapping_doc(value, what)
     out = {}
     for key, factor in value.items():
-        if key not in Dim.__members__:
+        if key not in _DIM_BY_NAME:
             raise SpecError(f"{what}.{key} = {factor!r}: unknown dimension (use N K C P Q R S)")
-        out[Dim[key]] = _int(value, key, what)
+        out[_DIM_BY_NAME[key]] = _int(value, key, what)
     return out
 
 
 def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
-    if not isinstance(value, str) or any(ch not in Dim.__members__ for ch in value) or len(set(value)) != len(value):
+    if not isinstance(value, str) or not set(value) <= _DIM_BY_NAME.keys() or len(set(value)) != len(value):
         raise SpecError(f"{what} = {value!r}: must be a string of distinct letters from NKCPQRS")
-    return tuple(Dim[ch] for ch in value)
+    return tuple(_DIM_BY_NAME[ch] for ch in value)
 
 
 def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
@@ -229,8 +232,12 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
     perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
     # Dimensions the permutation leaves out go outermost, in canonical order.
     perm = perm + tuple(d for d in DIMS if d not in perm)
-    sperm = _dim_string(doc.get("spatial_permutation", "".join(d.name for d in spatial)),
-                        f"{what}.spatial_permutation")
+    sperm_doc = doc["spatial_permutation"] if "spatial_permutation" in doc else "".join(d.name for d in spatial)
+    if isinstance(sperm_doc, str) and len(set(sperm_doc)) < len(sperm_doc):
+        twice = next(ch for ch in sperm_doc if sperm_doc.count(ch) > 1)
+        raise SpecError(f"{what}.spatial_permutation = {sperm_doc!r}: {twice} on both mesh axes of one fanout "
+                        f"is not supported (give each dimension one axis)")
+    sperm = _dim_string(sperm_doc, f"{what}.spatial_permutation")
     for d in spatial:
         if d not in sperm:
             raise SpecError(f"{what}.spatial_permutation = {''.join(x.name for x in sperm)!r}: "
@@ -297,7 +304,14 @@ CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer",
              "timeloop"}
 
 
-def case_from_dict(doc: Any, index: int = 0) -> Case:
+def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
+                   specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> Case:
+    """A :class:`Case` from one parsed case line; errors name ``case ID`` and the field.
+
+    With ``validate=False`` the mapping's legality (:func:`formulation.model.validation.validate_mapping`)
+    is left to the caller (``evaluate --cases`` checks whole groups at once). ``specs`` caches the
+    layer and architecture of lines whose ``layer``/``arch`` objects are textually identical.
+    """
     from formulation.model.validation import validate_mapping
 
     doc = _mapping_doc(doc, f"case {index}")
@@ -307,10 +321,18 @@ def case_from_dict(doc: Any, index: int = 0) -> Case:
         if key not in doc:
             raise SpecError(f"case {case_id}.{key} = None: missing")
     try:
-        layer = layer_from_dict(doc["layer"], name=str(doc.get("layer_name", "layer")))
-        arch = arch_from_dict(doc["arch"])
+        layer_name = str(doc.get("layer_name", "layer"))
+        key = (layer_name, json.dumps(doc["layer"]), json.dumps(doc["arch"])) if specs is not None else None
+        if key is not None and key in specs:
+            layer, arch = specs[key]
+        else:
+            layer = layer_from_dict(doc["layer"], name=layer_name)
+            arch = arch_from_dict(doc["arch"])
+            if key is not None:
+                specs[key] = (layer, arch)
         mapping = mapping_from_list(doc["mapping"], arch)
-        validate_mapping(layer, arch, mapping)
+        if validate:
+            validate_mapping(layer, arch, mapping)
     except SpecError as exc:
         raise SpecError(f"case {case_id}: {exc}") from None
     return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=doc.get("timeloop"))
