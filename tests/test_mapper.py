@@ -142,12 +142,13 @@ def _canonical(order_row: np.ndarray, temporal_row: np.ndarray, windowed) -> np.
     Layer("wide", N=1, C=6, K=4, P=8, Q=1, R=3, S=1),
     Layer("pw", N=2, C=8, K=8, P=4, Q=4, Wstride=2, Hstride=2),
 ])
-@pytest.mark.parametrize("arch_name", ["simple", "eyeriss-like"])
+@pytest.mark.parametrize("arch_name", ["simple", "eyeriss-like", "fanout-into-macs"])
 def test_order_classes_give_identical_counts(layer, arch_name):
-    """Rules 1 and 2 of search.mapper.orders: a mapping and its class representative agree exactly."""
+    """Rules 1 and 2 of search.mapper.orders: a mapping and its class representative agree exactly
+    (also with links into the MACs: a 4x4 fanout on the last storage level)."""
     from formulation.specs.catalog import load_arch
 
-    arch = load_arch(arch_name)
+    arch = tiny_arch(2, (4, 4), glb_words=4096) if arch_name == "fanout-into-macs" else load_arch(arch_name)
     arrays = sample_mappings(layer, arch, 400, np.random.default_rng(7))
     windowed = windowed_axes(layer)
     canon = np.stack([_canonical(arrays.order[i], arrays.temporal[i], windowed) for i in range(arrays.size)])

@@ -58,6 +58,10 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   ``>= n_p U |E| prod_{j <= j*} f_j``, which the bound above does not exceed (the rescaled count,
   rounded, too: ``X a_c (P - R) / P >= X |E| prod_{j <= j*} f_j``, an integer). Links lower the
   child's fills only when level ``c - 1`` has several instances: then 0 is used.
+* Links at a fanout into the MACs (the last storage level has a fanout > 1; not so in ``simple``
+  or ``eyeriss-like``) forward operands between neighbouring MACs for every tensor and can save
+  the last keeper above the MACs nearly all of its reads and updates: the pair ``(p, L)`` is then
+  bounded by 0.
 
 **Energy** ``>= MACs e_mac + G sum_{l,t} (count / B_l) e``, since ``n ceil(x / (n B)) >= x / B``.
 Per tensor the cheapest chain of keeping levels is found by dynamic programming over ``c``; a level
@@ -134,6 +138,8 @@ class BoundModel:
                             (((self.proj[Tensor.I, a] != 0) & (self.dims > 1)).sum() >= 2)]
         self.fan_x = np.array([arch.fanout(l)[0] for l in range(self.levels)], dtype=np.int64)
         self.fan_y = np.array([arch.fanout(l)[1] for l in range(self.levels)], dtype=np.int64)
+        # links at a fanout into the MACs may save the last keeper any share of its reads and updates
+        self.mac_fanout_keep = 0.0 if self.fan_x[-1] * self.fan_y[-1] > 1 else 1.0
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
                                for lv in arch.levels], dtype=np.float64)
         self.hw_keeps = np.array([[t in lv.keeps for t in range(N_TENSORS)] for lv in arch.levels], dtype=bool)
@@ -283,15 +289,15 @@ class BoundModel:
                         and self.arch.levels[c - 1].instances > 1:
                     fills = 0.0  # links may lower the child's fills
             else:
-                reads, fills = terms["mac_words"][:, p], 0.0
+                reads, fills = terms["mac_words"][:, p] * self.mac_fanout_keep, 0.0
             return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
         if c < L:
             updates = rel * si[:, p] * lam[:, c]
             reads = rel * si[:, p] * (lam[:, c] - 1)
             fills = rel * si[:, c] * (lam[:, c] - 1)
         else:
-            updates = terms["mac_words"][:, p]
-            reads = rel * si[:, p] * (terms["t_irr"] - 1)
+            updates = terms["mac_words"][:, p] * self.mac_fanout_keep
+            reads = rel * si[:, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
             fills = 0.0
         e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
         return e, updates

@@ -49,7 +49,9 @@ class LeafExpander:
         self.rules = rules
         layer = space.layer
         self.windowed = windowed_axes(layer)
-        self.links_possible = any(self.windowed)
+        fan_last = space.fan_x[-1] * space.fan_y[-1]
+        # links need an input window, or a fanout into the MACs (formulation.model.links)
+        self.links_possible = any(self.windowed) or fan_last > 1
         self.proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
         self.levels = space.levels
         keep_sets = space.keep_options

@@ -18,8 +18,10 @@ incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
 
 Symmetry (``"symmetric-xy"``). At a level whose fanout is square (``FX = FY``) and when no link
 transfer is possible (the input has no sliding window, :func:`search.mapper.space.windowed_axes`:
-links need a delta that moves by less than the fanout's span, which only an axis moved by two
-dimensions of bound > 1 allows, :mod:`formulation.model.links` "Which rows can link"),
+at a fanout onto a storage level links need a delta that moves by less than the fanout's span,
+which only an axis moved by two dimensions of bound > 1 allows, :mod:`formulation.model.links`
+"Which rows can link"; and the last storage level has no fanout into the MACs, where operands
+that do not move are forwarded for every tensor),
 swapping every X factor with the Y factor of the same dimension (and the X and Y spatial orders)
 gives a legal mapping with identical counts: without links the model reads spatial factors only as
 ``x * y`` (``build_nest``, ``distinct_children``, ``reduction_factor``) and the fanout limits are

@@ -37,6 +37,14 @@ input has no window)``. Across levels the nest above a storage level ``l`` is th
 the levels above it; a tensor's ``j*`` lies in the deepest level with a relevant active loop, whose
 key fixes everything inside ``j*``; the deeper levels have no relevant active loop, so their key is
 their whole active sequence (or set). Equal keys at every level give equal counts.
+
+Links at a fanout into the MACs (:mod:`formulation.model.links`, "Fanout into the MACs") move a
+one-point operand by ``T_k`` on a step of loop ``k`` with weight ``W_k``. A loop at or outside a
+tensor's ``j*`` moves a single-dimension axis by at least the fanout's span, beyond every
+difference of child offsets, so it never links; the loops inside ``j*`` either do not move the
+point (``T_k = 0``, one candidate move whose total weight ``sum W_k = prod_all f - prod_{j <= j*} f``
+depends on the sets only) or, for a windowed input, move it along the window sequence that the
+key fixes. So the keys above also fix those links.
 """
 
 from __future__ import annotations
@@ -103,8 +111,8 @@ def spatial_orders(x_dims: tuple[int, ...], y_dims: tuple[int, ...], all_orders:
 
     Counts depend on the spatial order only through link transfers (``encoding`` docstring), and
     links need an input axis moved by two dimensions of bound > 1 (:mod:`formulation.model.links`,
-    "Which rows can link"): without one (``all_orders`` false, ``"equivalent-spatial-orders"``) one
-    order represents all ``n_x! n_y!``.
+    "Which rows can link") or a fanout into the MACs: without either (``all_orders`` false,
+    ``"equivalent-spatial-orders"``) one order represents all ``n_x! n_y!``.
     """
     used = set(x_dims) | set(y_dims)
     rest = tuple(int(d) for d in DIMS if int(d) not in used)
