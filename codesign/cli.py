@@ -203,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("map", help="the proven best mapping of one layer on fixed hardware (exact mapper)",
+                       description="Search the whole mapspace of one layer on an architecture by branch and bound "
+                       "with proven pruning; write the best mapping (mapping.yaml) and its certificate "
+                       "(certificate.json: optimal, lower bound, gap, mapspace, evaluated, pruned per rule) to --out.")
+    p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
+    p.add_argument("--arch", help="architecture file or built-in name")
+    p.add_argument("--objective", default="edp", help="energy, latency or edp (default edp)")
+    p.add_argument("--time-limit", default="60", metavar="SECONDS", help="stop after this long with the best "
+                   "mapping, a lower bound and the gap (default 60; 'none': run until the optimum is proven, which "
+                   "for 3x3 convolutions can take very long)")
+    p.add_argument("--seed", default="0", help="seed of the random first incumbent (default 0)")
+    p.add_argument("--pareto", action="store_true", help="also prove the layer's energy-latency front (cuts only "
+                   "dominated parts of the mapspace: slower); written to certificate.json under 'pareto'")
+    p.add_argument("--out", metavar="DIR", help="output directory (default out/map-LAYER-ARCH-OBJECTIVE)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing certificate in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=lambda a: __import__("codesign.cmd_map", fromlist=["cmd_map"]).cmd_map(a))
+
     p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
     p.add_argument("network", help="built-in network name or a network YAML/JSON file")
     p.add_argument("--json", action="store_true")

@@ -36,7 +36,8 @@ A method whose optional dependency is missing reports one line (:func:`load`). E
 Registered here: ``codesign`` (this project's pipeline: relax, round, local search, from parallel
 starts; its front is the ε-constraint sweep), and the baselines of :mod:`search.baselines` on the
 same evaluator, legal space and result type: ``ga`` (front: NSGA-II), ``random``,
-``weighted-sum`` (front: N weights) and ``bo``.
+``weighted-sum`` (front: N weights) and ``bo``; and ``exact`` (:mod:`search.mapper`: the proven
+best mapping per layer on fixed hardware, with a certificate per layer).
 """
 
 from __future__ import annotations
@@ -256,6 +257,20 @@ class BayesianOptimization(Baseline):
     name = "bo"
     description = "Bayesian optimization (BoTorch GP) over the hardware, inner mapping search per point"
     module, function, hint = "search.baselines.bo", "run_bo", "install it with .venv/bin/pip install -e '.[bo]'"
+
+
+@register
+class Exact(Method):
+    name = "exact"
+    description = ("proven-optimal mapping of every layer by branch and bound on fixed hardware (energy, latency, "
+                   "edp), with a certificate per layer; starts from the local search")
+
+    def run(self, network, template, goal, options, on_start_done=None):
+        if not options.fixed_hardware:
+            raise SpecError("--method = 'exact': maps fixed hardware only; add --fixed-hardware --arch NAME")
+        from search.mapper.network import map_network
+
+        return map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed)
 
 
 __all__ = ["METHODS", "Baseline", "Method", "RunOptions", "get_method", "load", "register"]

@@ -23,7 +23,8 @@ proven optimal, which no method does yet: :mod:`search.outcome`),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
-``latency_s`` and ``case``, the layer's reference-format case), ``start_results`` (one entry per
+``latency_s`` and ``case``, the layer's reference-format case, and with ``--method exact`` the
+``certificate`` of :class:`search.mapper.result.Certificate`), ``start_results`` (one entry per
 start), ``binding`` (why nothing was feasible, when so), ``pareto`` (when a front was computed) and
 ``files``. The design is ``hardware`` plus each layer's ``case.mapping``; nothing else in the file
 is needed to reproduce the numbers.
@@ -234,6 +235,10 @@ def result_document(result: OptimizeResult, network: Network, template: ArchTemp
         doc["hardware"] = hardware_document(template, best)
         doc["totals"] = score_document(best, counts)
         doc["layers"] = layer_entries(network, template, best)
+        certificates = result.extra.get("certificates", {})
+        for entry in doc["layers"]:
+            if entry["name"] in certificates:
+                entry["certificate"] = certificates[entry["name"]]
         doc["files"].update({"layers": LAYERS_FILE, "timeloop": TIMELOOP_DIR + "/"})
         names = [entry.layer.name for entry in network.layers]
         doc["files"]["timeloop_folders"] = dict(zip(names, unique_components(names)))

@@ -24,7 +24,7 @@ def test_every_method_is_registered_with_its_capabilities():
 
 
 def test_unknown_method_and_unsupported_options_are_one_line_errors():
-    with pytest.raises(SpecError, match=r"--method = 'nope': unknown method \(available: bo, codesign, ga"):
+    with pytest.raises(SpecError, match=r"--method = 'nope': unknown method \(available: bo, codesign, exact, ga"):
         get_method("nope")
     with pytest.raises(SpecError, match="--pareto = 3: method random does not compute fronts"):
         get_method("random").check(RunOptions(), n_points=3)
