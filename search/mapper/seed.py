@@ -1,7 +1,7 @@
 """A first incumbent for the exact mapper: the best of random mappings, improved by descent.
 
-Any legal mapping is a valid incumbent; a good one lets the bound cut more. The best of
-``samples`` random legal mappings (:func:`search.sampling.sample_mappings`) is improved by
+Any legal mapping is a valid incumbent; a good one lets the bound cut more. The few best of
+``samples`` random legal mappings (:func:`search.sampling.sample_mappings`) are each improved by
 best-improvement descent over :func:`search.local_search.layer_neighbours` (one prime moved or two
 exchanged, two adjacent loops swapped, one bypass toggled) until no neighbour is better or
 ``max_steps`` steps were taken. Deterministic for a given ``seed`` (unless sampling for a time).
@@ -23,6 +23,8 @@ from search.mapper.bounds import objective_of
 from search.sampling import SamplingError, sample_mappings
 
 CHUNK = 10_000  # random mappings per draw when sampling for a time
+KEEP_PER_DRAW = 4  # best mappings of each draw kept as descent candidates
+DESCENTS = 6  # distinct sampled mappings descended
 
 
 def _scores(layer: Layer, arch: Architecture, arrays: MappingArrays, objective: Objective) -> np.ndarray:
@@ -30,16 +32,37 @@ def _scores(layer: Layer, arch: Architecture, arrays: MappingArrays, objective: 
     return np.where(ev.fits, objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz), np.inf)
 
 
+def _descend(layer: Layer, arch: Architecture, objective: Objective, best: MappingArrays, value: float,
+             max_steps: int) -> tuple[MappingArrays, float, int]:
+    """Best-improvement descent from ``best`` (value ``value``): the local optimum, its value, the count scored."""
+    scored = 0
+    for _ in range(max_steps):
+        nbrs = layer_neighbours(arch, best)
+        nbrs = nbrs.take(np.flatnonzero(~mapping_violations(layer, arch, nbrs)))
+        if nbrs.size == 0:
+            break
+        values = _scores(layer, arch, nbrs, objective)
+        scored += nbrs.size
+        j = int(np.argmin(values))
+        if not values[j] < value * (1 - 1e-12):
+            break
+        best, value = nbrs.take(slice(j, j + 1)), float(values[j])
+    return best, value, scored
+
+
 def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, samples: int = 2000, seed: int = 0,
                    max_steps: int = 40, start: MappingArrays | None = None,
-                   sample_time_s: float = 0.0) -> tuple[MappingArrays | None, int]:
-    """The descended best of the random samples (and of ``start``), and how many mappings were scored.
+                   sample_time_s: float = 0.0, descents: int = DESCENTS) -> tuple[MappingArrays | None, int]:
+    """The best local optimum of descents from the best candidates, and how many mappings were scored.
 
     ``samples`` mappings are drawn first; with ``sample_time_s`` more are drawn, in chunks of
     :data:`CHUNK`, until that much time has passed (then the result depends on the machine's speed).
+    The ``descents`` best distinct sampled mappings (the best :data:`KEEP_PER_DRAW` of each draw
+    compete) are each descended, and so is ``start``: a single descent from the best sample often
+    ends in the same local optimum as ``start``.
     """
     rng = np.random.default_rng(seed)
-    pool = [] if start is None else [start]
+    pool: list[MappingArrays] = []
     scored = 0
     t0 = time.monotonic()
     first = True
@@ -54,30 +77,29 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
             break
         values = _scores(layer, arch, drawn, objective)
         scored += drawn.size
-        j = int(np.argmin(values))
-        if np.isfinite(values[j]):
-            pool.append(drawn.take(slice(j, j + 1)))
-    if not pool:
-        return None, scored
-    fields = ("temporal", "spatial_x", "spatial_y", "order", "keep")
-    arrays = MappingArrays(*(np.concatenate([getattr(p, f) for p in pool]) for f in fields))
-    values = _scores(layer, arch, arrays, objective)
-    scored += arrays.size
-    j = int(np.argmin(values))
-    if not np.isfinite(values[j]):
-        return None, scored
-    best, value = arrays.take(slice(j, j + 1)), float(values[j])
-    for _ in range(max_steps):
-        nbrs = layer_neighbours(arch, best)
-        nbrs = nbrs.take(np.flatnonzero(~mapping_violations(layer, arch, nbrs)))
-        if nbrs.size == 0:
-            break
-        values = _scores(layer, arch, nbrs, objective)
-        scored += nbrs.size
-        j = int(np.argmin(values))
-        if not values[j] < value * (1 - 1e-12):
-            break
-        best, value = nbrs.take(slice(j, j + 1)), float(values[j])
+        top = np.argsort(values, kind="stable")[:KEEP_PER_DRAW]
+        top = top[np.isfinite(values[top])]
+        if len(top):
+            pool.append(drawn.take(top))
+    candidates = [] if start is None else [start.take(slice(i, i + 1)) for i in range(start.size)]
+    if pool:
+        fields = ("temporal", "spatial_x", "spatial_y", "order", "keep")
+        arrays = MappingArrays(*(np.concatenate([getattr(p, f) for p in pool]) for f in fields))
+        values = _scores(layer, arch, arrays, objective)
+        scored += arrays.size
+        _, first_rows = np.unique(values, return_index=True)  # distinct values: distinct local optima likelier
+        rows = [int(i) for i in first_rows if np.isfinite(values[i])][:descents]
+        candidates += [arrays.take(slice(i, i + 1)) for i in rows]
+    best, best_value = None, np.inf
+    for cand in candidates:
+        v = float(_scores(layer, arch, cand, objective)[0])
+        scored += 1
+        if not np.isfinite(v):
+            continue
+        local, v, n = _descend(layer, arch, objective, cand, v, max_steps)
+        scored += n
+        if v < best_value:
+            best, best_value = local, v
     return best, scored
 
 

@@ -1,0 +1,40 @@
+"""The exact mapper's first incumbent (search.mapper.seed): descents from several candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from formulation.goals import Objective
+from formulation.model.exact import evaluate_batch
+from formulation.model.validation import mapping_violations
+from formulation.specs.catalog import load_arch
+from formulation.specs.types import Layer
+from search.mapper.bounds import objective_of
+from search.mapper.seed import seed_incumbent
+from search.sampling import sample_mappings
+
+LAYER = Layer("conv", N=1, C=8, K=16, P=14, Q=14, R=3, S=3, Wstride=2, Hstride=2)
+
+
+def _values(layer, arch, arrays, objective):
+    ev = evaluate_batch(layer, arch, arrays)
+    return np.where(ev.fits, objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz), np.inf)
+
+
+@pytest.mark.parametrize("objective", [Objective.EDP, Objective.ENERGY])
+def test_seed_is_legal_deterministic_and_no_worse_than_samples_or_start(objective):
+    arch = load_arch("simple")
+    samples = sample_mappings(LAYER, arch, 300, np.random.default_rng(0))  # the seed's own first draw
+    sample_values = _values(LAYER, arch, samples, objective)
+    start = sample_mappings(LAYER, arch, 3, np.random.default_rng(7))
+    start_best = float(_values(LAYER, arch, start, objective).min())
+    best, scored = seed_incumbent(LAYER, arch, objective, samples=300, seed=0, start=start, descents=3)
+    again, _ = seed_incumbent(LAYER, arch, objective, samples=300, seed=0, start=start, descents=3)
+    value = float(_values(LAYER, arch, best, objective)[0])
+    assert not mapping_violations(LAYER, arch, best).any()
+    assert value <= min(start_best, float(sample_values.min()))
+    assert value == float(_values(LAYER, arch, again, objective)[0])
+    assert scored >= 300 + start.size
+    one, _ = seed_incumbent(LAYER, arch, objective, samples=300, seed=0, descents=1)
+    assert value <= float(_values(LAYER, arch, one, objective)[0])  # the best sample is among the descended
