@@ -63,6 +63,23 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   the last keeper above the MACs nearly all of its reads and updates: the pair ``(p, L)`` is then
   bounded by 0.
 
+**Innermost loop** (joint over the tensors). In a complete mapping, let ``j0`` be the innermost
+active temporal loop above storage level ``c`` (levels ``< c``, each level's permutation read
+outer to inner) and ``d0`` its dimension. Every tensor ``t`` with ``d0`` in ``Rel_t`` then has
+``j* = j0``: every loop above ``c`` is at or outside ``j*``, so ``a_c >= W_c P_c prod_{all loops
+above c over d not in Rel} f >= W_c P_c Lambda_full_c`` with ``Lambda_full_c = prod_{m < c}
+prod_{d not in Rel, assigned} t_{m,d}`` (free factors at 1; the arrival formula and the links
+argument above hold for any ``j*``). So at every level at least the tensors of one *forced set*
+``{t : d0 in Rel_t}``, ``d0`` a dimension of bound > 1, pay ``Lambda_full_c`` instead of
+``Lambda_c`` in every pair ``(p, c)`` (all pair costs grow with ``Lambda``; with no active loop
+above ``c`` both are 1 and any set is exact). Every dimension is relevant to two tensors (a window
+dimension only to one once the input's window pair is left out of ``Rel``); a set that contains
+another gives a larger cost, so only the minimal sets are tried. The energy bound is the least,
+over one minimal set per level ``c = 1 .. min(L - 1, MAX_FORCED_LEVELS)`` (levels not enumerated
+use ``Lambda_c``: weaker, still valid), of the summed cheapest chains: the completion's own sets
+are among the choices and each tensor's true cost is at least its cheapest chain under them.
+The per-keep-set bounds of complete tilings (``chain_cost``) keep ``Lambda_c``.
+
 **Energy** ``>= MACs e_mac + G sum_{l,t} (count / B_l) e``, since ``n ceil(x / (n B)) >= x / B``.
 Per tensor the cheapest chain of keeping levels is found by dynamic programming over ``c``; a level
 may keep a tensor only if its hardware allows it and the tensor's tile alone fits (tiles grow
@@ -74,6 +91,7 @@ takes ``ceil(words / bw)`` cycles). A relative slack of ``1e-9`` absorbs floatin
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +103,20 @@ from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import windowed_axes
 
 SLACK = 1.0 - 1e-9
+#: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
+#: sets are enumerated (``|sets| ** levels`` chain problems per bound); forcing fewer is weaker, still valid.
+MAX_FORCED_LEVELS = 3
+
+
+def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
+    """Per tensor the cheapest chain of keepers from level 0 to the MACs, ``[b, t]``, by dynamic
+    programming over ``cost[b, t, p, c]``."""
+    b, nt, n, _ = cost.shape
+    best = np.full((b, nt, n), np.inf)
+    best[:, :, 0] = 0.0
+    for c in range(1, n):
+        best[:, :, c] = (best[:, :, :c] + cost[:, :, :c, c]).min(axis=2)
+    return best[:, :, n - 1]
 
 
 @dataclass(frozen=True)
@@ -143,6 +175,11 @@ class BoundModel:
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
                                for lv in arch.levels], dtype=np.float64)
         self.hw_keeps = np.array([[t in lv.keeps for t in range(N_TENSORS)] for lv in arch.levels], dtype=bool)
+        # innermost loop above a level: the tensors it is relevant to (Rel), minimal sets only
+        sets = {tuple(bool(self.rel[t][d]) for t in range(N_TENSORS)) for d in DIMS if self.dims[d] > 1}
+        self.forced_sets = [np.array(a) for a in sets if any(a) and
+                            not any(b != a and all(x <= y for x, y in zip(b, a)) for b in sets)]
+        self.forced_levels = list(range(1, min(self.levels, 1 + MAX_FORCED_LEVELS))) if self.forced_sets else []
         self.tensor_words = np.array([np.prod(self.dims[RELEVANCE[t]]) for t in range(N_TENSORS)], dtype=np.float64)
 
     def _free_product(self, free: np.ndarray, subset: np.ndarray) -> float:
@@ -166,6 +203,7 @@ class BoundModel:
         free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
         compute_lb = t.prod(axis=(1, 2)) * free_all / np.minimum(cap_below[:, 0], free_all)
         cost = np.full((b, N_TENSORS, L + 1, L + 1), np.inf)
+        cost_full = np.full((b, N_TENSORS, L + 1, L + 1), np.inf)  # pairs (p, c) with Lambda_c at its full value
         words0 = np.full((b, N_TENSORS, L + 1), np.inf)  # reads (W, I) or updates (O) at level 0
         for tt in range(N_TENSORS):
             terms = self._tensor_terms(tt, t, s, free, spans, cap_below)
@@ -174,17 +212,17 @@ class BoundModel:
                 for c in range(p + 1, L + 1):
                     e, words = self._pair_energy(tt, p, c, terms)
                     cost[:, tt, p, c] = np.where(ok, e, np.inf)
+                    if self.forced_levels and 1 <= c < L:
+                        e_full, _ = self._pair_energy(tt, p, c, dict(terms, lam=terms["lam_full"]))
+                        cost_full[:, tt, p, c] = np.where(ok, e_full, np.inf)
                     if p == 0:
                         words0[:, tt, c] = words
         g = self.layer.G
         cost *= g
-        best = np.full((b, N_TENSORS, L + 1), np.inf)
-        best[:, :, 0] = 0.0
-        for c in range(1, L + 1):
-            best[:, :, c] = (best[:, :, :c] + cost[:, :, :c, c]).min(axis=2)
-        min_chain = best[:, :, L]
+        cost_full *= g
+        min_chain = _cheapest_chains(cost)
         mac = float(self.layer.macs * self.arch.mac.energy_pJ)
-        energy = (mac + min_chain.sum(axis=1)) * SLACK
+        energy = (mac + self._joint_chains(cost, cost_full, min_chain)) * SLACK
         cycles = compute_lb * g
         outer = self.arch.levels[0]
         if outer.instances == 1:
@@ -195,6 +233,20 @@ class BoundModel:
             if outer.write_bw_words is not None:
                 cycles = np.maximum(cycles, writes0 / outer.write_bw_words)
         return Bounds(energy, cycles * SLACK, cost, min_chain, mac)
+
+    def _joint_chains(self, cost: np.ndarray, cost_full: np.ndarray, min_chain: np.ndarray) -> np.ndarray:
+        """The least total chain energy over the innermost loop's forced sets (module docstring,
+        "Innermost loop"): ``min_v sum_t chains_t(v)``, ``[b]``; without forcing ``sum_t min_chain``."""
+        total = min_chain.sum(axis=1)
+        if not self.forced_levels:
+            return total
+        joint = np.full(total.shape, np.inf)
+        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
+            c2 = cost.copy()
+            for c, forced in zip(self.forced_levels, combo):
+                c2[:, forced, :, c] = cost_full[:, forced, :, c]
+            joint = np.minimum(joint, _cheapest_chains(c2).sum(axis=1))
+        return np.maximum(total, joint)
 
     def _tensor_terms(self, tt, t, s, free, spans, cap_below) -> dict:
         """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and ``T_irr``."""
@@ -214,6 +266,9 @@ class BoundModel:
             lam[:, c] = np.where(deeper >= 0, irr_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
             if tt == Tensor.I and self.window_axes:
                 lam[:, c] *= spans[:, c, tt][:, self.window_axes].prod(axis=1)
+        lam_full = irr_cum.copy()                                              # all assigned irr loops above c
+        if tt == Tensor.I and self.window_axes:
+            lam_full[:, 1:L] *= spans[:, 1:L, tt][:, :, self.window_axes].prod(axis=2)
         fi = self._free_product(free, ~rel)
         # MAC level: REL * prod_{d irr} D_d / prod_{m>=p} s_{m,d}
         irr_s_below = np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2)[:, ::-1], axis=1)[:, ::-1]
@@ -224,7 +279,8 @@ class BoundModel:
         if tt == Tensor.I and self.window_axes:
             xwin = self._window_children(s, free)
             mac_words = self._window_mac_words(s, free, cap_below)
-        return {"rel": rel_total, "si": si, "lam": lam, "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin}
+        return {"rel": rel_total, "si": si, "lam": lam, "lam_full": lam_full, "mac_words": mac_words,
+                "t_irr": t_irr, "xwin": xwin}
 
     def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray) -> np.ndarray:
         """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, L]``.
