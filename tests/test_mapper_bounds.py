@@ -13,6 +13,7 @@ from formulation.goals import Objective
 from formulation.specs.types import Layer
 from search.mapper import map_layer
 from search.mapper.bounds import BoundModel, objective_of
+from search.mapper.leaves import chain_matrix, keep_set_energy
 from tests.mapper_cases import brute_force, brute_force_size, tiny_arch
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -86,3 +87,19 @@ def test_search_with_the_joint_bound_finds_the_brute_force_optimum(case, objecti
     result = map_layer(layer, arch, objective, seed_samples=0)
     assert result.certificate.optimal
     assert result.certificate.best == pytest.approx(values.min(), rel=1e-8)
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(windowed_cases())
+def test_keep_set_energy_is_below_each_mappings_energy(case):
+    """The per-keep-set bound of complete tilings, raised by the innermost-loop rule, stays below the
+    exact energy of every mapping with that tiling and keep set."""
+    layer, arch = case
+    energy, _, arrays = brute_force(layer, arch)
+    rows = np.flatnonzero(np.isfinite(energy))
+    assume(len(rows))
+    rows = np.random.default_rng(0).permutation(rows)[:200]
+    b = BoundModel(layer, arch).bounds(arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows],
+                                       np.ones(N_DIMS, dtype=bool))
+    per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))   # [b, K]: row i with its own keep set i
+    assert (np.diagonal(per_keep) <= energy[rows]).all()

@@ -78,7 +78,9 @@ another gives a larger cost, so only the minimal sets are tried. The energy boun
 over one minimal set per level ``c = 1 .. min(L - 1, MAX_FORCED_LEVELS)`` (levels not enumerated
 use ``Lambda_c``: weaker, still valid), of the summed cheapest chains: the completion's own sets
 are among the choices and each tensor's true cost is at least its cheapest chain under them.
-The per-keep-set bounds of complete tilings (``chain_cost``) keep ``Lambda_c``.
+The per-keep-set bounds of complete tilings take the same least over the choices
+(:meth:`Bounds.forced_chain_costs`, :func:`search.mapper.leaves.keep_set_energy`): a keep set fixes
+the chains, and its completions' sets are again among the choices.
 
 **Energy** ``>= MACs e_mac + G sum_{l,t} (count / B_l) e``, since ``n ceil(x / (n B)) >= x / B``.
 Per tensor the cheapest chain of keeping levels is found by dynamic programming over ``c``; a level
@@ -108,6 +110,17 @@ SLACK = 1.0 - 1e-9
 MAX_FORCED_LEVELS = 3
 
 
+def _joint_chains(bounds: "Bounds", min_chain: np.ndarray) -> np.ndarray:
+    """The least total chain energy over the innermost loop's forced sets (module docstring,
+    "Innermost loop"): ``min_v sum_t chains_t(v)``, ``[b]``; without forcing ``sum_t min_chain``."""
+    total = min_chain.sum(axis=1)
+    joint = None
+    for c2 in bounds.forced_chain_costs():
+        v = _cheapest_chains(c2).sum(axis=1)
+        joint = v if joint is None else np.minimum(joint, v)
+    return total if joint is None else np.maximum(total, joint)
+
+
 def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
     """Per tensor the cheapest chain of keepers from level 0 to the MACs, ``[b, t]``, by dynamic
     programming over ``cost[b, t, p, c]``."""
@@ -133,6 +146,20 @@ class Bounds:
     chain_cost: np.ndarray
     min_chain: np.ndarray
     mac_energy_pJ: float
+    chain_cost_full: np.ndarray | None = None
+    forced_levels: tuple = ()
+    forced_sets: tuple = ()
+
+    def forced_chain_costs(self):
+        """``chain_cost`` with one minimal forced set per enumerated level paying ``Lambda_full``
+        (module docstring, "Innermost loop"), one array per choice; nothing without forcing."""
+        if not self.forced_levels:
+            return
+        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
+            c2 = self.chain_cost.copy()
+            for c, forced in zip(self.forced_levels, combo):
+                c2[:, forced, :, c] = self.chain_cost_full[:, forced, :, c]
+            yield c2
 
     def value(self, objective: Objective, clock_GHz: float) -> np.ndarray:
         return objective_of(objective, self.energy_pJ, self.cycles, clock_GHz)
@@ -222,7 +249,8 @@ class BoundModel:
         cost_full *= g
         min_chain = _cheapest_chains(cost)
         mac = float(self.layer.macs * self.arch.mac.energy_pJ)
-        energy = (mac + self._joint_chains(cost, cost_full, min_chain)) * SLACK
+        forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
+        energy = (mac + _joint_chains(Bounds(None, None, cost, min_chain, mac, *forced), min_chain)) * SLACK
         cycles = compute_lb * g
         outer = self.arch.levels[0]
         if outer.instances == 1:
@@ -232,21 +260,7 @@ class BoundModel:
                 cycles = np.maximum(cycles, reads0 / outer.read_bw_words)
             if outer.write_bw_words is not None:
                 cycles = np.maximum(cycles, writes0 / outer.write_bw_words)
-        return Bounds(energy, cycles * SLACK, cost, min_chain, mac)
-
-    def _joint_chains(self, cost: np.ndarray, cost_full: np.ndarray, min_chain: np.ndarray) -> np.ndarray:
-        """The least total chain energy over the innermost loop's forced sets (module docstring,
-        "Innermost loop"): ``min_v sum_t chains_t(v)``, ``[b]``; without forcing ``sum_t min_chain``."""
-        total = min_chain.sum(axis=1)
-        if not self.forced_levels:
-            return total
-        joint = np.full(total.shape, np.inf)
-        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
-            c2 = cost.copy()
-            for c, forced in zip(self.forced_levels, combo):
-                c2[:, forced, :, c] = cost_full[:, forced, :, c]
-            joint = np.minimum(joint, _cheapest_chains(c2).sum(axis=1))
-        return np.maximum(total, joint)
+        return Bounds(energy, cycles * SLACK, cost, min_chain, mac, *forced)
 
     def _tensor_terms(self, tt, t, s, free, spans, cap_below) -> dict:
         """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and ``T_irr``."""

@@ -135,4 +135,17 @@ def chain_energy(chain_cost: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.where(energy >= 1e299, np.inf, energy)
 
 
-__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix"]
+def keep_set_energy(bounds, matrix: np.ndarray) -> np.ndarray:
+    """Bound energy (pJ, with the MACs) of each keep combination, ``[b, K]``: the per-chain bound, raised
+    to the least over the innermost loop's forced sets (:meth:`search.mapper.bounds.Bounds.forced_chain_costs`)."""
+    energy = chain_energy(bounds.chain_cost, matrix)
+    joint = None
+    for cost in bounds.forced_chain_costs():
+        e = chain_energy(cost, matrix)
+        joint = e if joint is None else np.minimum(joint, e)
+    if joint is not None:
+        energy = np.maximum(energy, joint)
+    return bounds.mac_energy_pJ + energy
+
+
+__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix", "keep_set_energy"]

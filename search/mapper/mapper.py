@@ -49,7 +49,7 @@ from formulation.model.exact import evaluate_batch
 from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
-from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, chain_energy
+from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, keep_set_energy
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
@@ -209,7 +209,7 @@ class _Search:
         k, t, sx, sy, sym, lb, elb, clb = node
         bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
         tiles = self.leaf.tiles(t, sx, sy)
-        keep_energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost, self.leaf.chains)  # [b, K]
+        keep_energy = keep_set_energy(bounds, self.leaf.chains)  # [b, K]
         for i in range(t.shape[0]):
             if self.rules.bound and self.cut(lb[i:], elb[i:], clb[i:])[0]:
                 if not self.front:  # sorted by bound: the rest is cut too
