@@ -67,10 +67,6 @@ BEST_FIRST_AFTER = 0.5
 #: mappings per second than the tree search, and a better incumbent cuts more.
 SAMPLE_SHARE = 0.3
 SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)
-#: Share for a layer whose input has a sliding window, without the cap: the tree search rarely
-#: covers such a mapspace in a short budget, and measured on ResNet-18 conv1 (16x16 ``simple``, 10 s)
-#: it scored no complete mapping after sampling, so the budget is better spent drawing samples.
-SAMPLE_SHARE_WINDOWED = 0.4
 
 
 class _Incumbent:
@@ -304,8 +300,7 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
     with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
-    ``time_limit_s``, at most :data:`SAMPLE_MAX_S`; :data:`SAMPLE_SHARE_WINDOWED` when the input
-    has a sliding window), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
+    ``time_limit_s``, at most :data:`SAMPLE_MAX_S`), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
     ``progress`` is called with the fraction of the mapspace covered (evaluated or cut) so far.
     With ``front`` the search cuts only what a mapping already found dominates in (energy,
     cycles), so that ``MapperResult.pareto`` is the proven energy-latency front of the layer when
@@ -315,10 +310,7 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     """
     t0 = time.monotonic()
     search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s, front)
-    sample_time = 0.0
-    if math.isfinite(time_limit_s):
-        sample_time = SAMPLE_SHARE_WINDOWED * time_limit_s if search.bm.input_windowed \
-            else min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S)
+    sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
     seeds, interrupted = 0, False
     try:
         first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start,
