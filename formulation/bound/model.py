@@ -153,7 +153,8 @@ class NodeModel:
             raise RuntimeError(f"lower-bound node: IPOPT ended with {result.solver.termination_condition}")
         value = math.exp(pyo.value(m.objective)) * (1 - SOLVER_SLACK)
         clock = self.template.base.clock_GHz * 1e9
-        latency = sum(e.count * math.exp(pyo.value(m.tau[i])) for i, e in enumerate(self.network.layers)) / clock
+        pes = math.exp(pyo.value(m.x) + pyo.value(m.y))
+        latency = sum(e.count * max(f, e.layer.macs / pes) for e, f in zip(self.network.layers, floors)) / clock
         hardware = {"mesh_x": math.exp(pyo.value(m.x)), "mesh_y": math.exp(pyo.value(m.y)),
                     **{n: math.exp(pyo.value(m.z[n])) for n in m.sized}}
         return NodeBound(value, energy, latency, hardware)
