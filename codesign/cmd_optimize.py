@@ -194,9 +194,20 @@ def cmd_optimize(args) -> int:
         bar.close()
     doc = result_document(result, network, template, goal, method=args.method, seed=opts["seed"],
                           starts=opts["starts"], time_limit_s=opts["time_limit_s"], front=front)
+    from search.bnb import attach_bound
+
+    bound = attach_bound(doc, network, template, goal,
+                         time_limit_s=_number_arg(getattr(args, "bound_time", "60"), "--bound-time", float, 0.0, strict=False),
+                         max_nodes=_number_arg(getattr(args, "bound_nodes", "1000"), "--bound-nodes", int, 1,
+                                               strict=False),
+                         rel_tol=_number_arg(getattr(args, "gap_tolerance", "0.01"), "--gap-tolerance", float, 0.0, strict=False),
+                         progress=not args.quiet)
     path = write_results(out, doc, network, template, result.best, front)
     try:
         print(summary_table(doc))
+        if bound is not None:
+            gap = "" if bound.gap is None else f", gap {100 * bound.gap:.1f}% (tolerance {100 * bound.rel_tol:g}%)"
+            print(f"lower bound {bound.lower_bound:.4g} ({bound.nodes} nodes, {bound.wall_s:.1f} s){gap}")
         print(f"wrote {path}")
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. piped into head: the files are written, stay quiet

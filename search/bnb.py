@@ -51,11 +51,10 @@ class BoundResult:
         return self.gap is not None and self.gap <= self.rel_tol
 
     def document(self) -> dict:
-        """The bound's part of ``result.json``."""
-        return {"lower_bound": self.lower_bound if math.isfinite(self.lower_bound) else None,
-                "gap": self.gap, "gap_tolerance": self.rel_tol, "bound_nodes": self.nodes,
-                "bound_open_nodes": self.open_nodes, "bound_wall_s": self.wall_s, "bound_complete": self.complete,
-                "bound_covers": BOUND_COVERS}
+        """The bound's part of ``result.json``: ``lower_bound``, ``gap`` and the details under ``bound``."""
+        return {"lower_bound": self.lower_bound if math.isfinite(self.lower_bound) else None, "gap": self.gap,
+                "bound": {"covers": BOUND_COVERS, "gap_tolerance": self.rel_tol, "nodes": self.nodes,
+                          "open_nodes": self.open_nodes, "complete": self.complete, "wall_s": self.wall_s}}
 
 
 #: What the bound is a bound over (written into result.json).
@@ -140,3 +139,39 @@ def _progress_bar(progress: bool, time_limit_s: float):
 
     return tqdm(total=time_limit_s, desc="lower bound", unit="s", file=sys.stderr, leave=False,
                 disable=not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+
+
+def attach_bound(doc: dict, network: Network, template: ArchTemplate, goal, *, time_limit_s: float,
+                 max_nodes: int | None = None, rel_tol: float = DEFAULT_REL_TOL, progress: bool = False) -> BoundResult | None:
+    """Add the lower bound and gap to a ``result.json`` document; the status is ``optimal`` only within ``rel_tol``.
+
+    ``doc["totals"]`` (the best design's totals, or None) gives the incumbent. A run the search
+    calls ``optimal`` (every start converged) becomes ``feasible`` unless the gap is proven within
+    ``rel_tol``; a proven gap makes any run with a design ``optimal``. Objectives without a bound
+    (power) and ``time_limit_s <= 0`` record why there is no bound. With ``max_nodes`` reached before
+    ``time_limit_s`` the result depends on nothing but the inputs.
+    """
+    totals = doc.get("totals")
+    incumbent = None
+    if totals is not None and totals.get("feasible"):
+        incumbent = {Objective.EDP: totals["edp"], Objective.ENERGY: totals["energy_pJ"],
+                     Objective.LATENCY: totals["latency_s"]}.get(goal.objective)
+    result = None
+    if not supports(goal.objective):
+        doc.update({"lower_bound": None, "gap": None,
+                    "bound": {"covers": f"no bound: objective {goal.objective.value} is not bounded "
+                                        f"(only {', '.join(o.value for o in BOUNDED_OBJECTIVES)})",
+                              "gap_tolerance": rel_tol}})
+    elif time_limit_s <= 0:
+        doc.update({"lower_bound": None, "gap": None,
+                    "bound": {"covers": "no bound: --bound-time 0", "gap_tolerance": rel_tol}})
+    else:
+        result = branch_and_bound(network, template, goal.objective, goal.area_budget_mm2, incumbent=incumbent,
+                                  time_limit_s=time_limit_s, max_nodes=max_nodes, rel_tol=rel_tol,
+                                  progress=progress)
+        doc.update(result.document())
+    if result is not None and result.optimal and totals is not None:
+        doc["status"] = "optimal"
+    elif doc.get("status") == "optimal":
+        doc["status"] = "feasible"
+    return result

@@ -31,7 +31,8 @@ TEMPLATE = {"arch": "simple", "mesh_x": [2, 16], "mesh_y": [2, 16],
             "sizes": {"GlobalBuffer": [1024, 65536], "RegisterFile": [16, 512]}}
 BUDGET = 0.1  # mm2: binds (the unconstrained EDP optimum takes ~0.15 mm2; the template spans 0.02-1.2 mm2)
 # The time limit is far above the seconds a start takes, so no start is cut short (even on a loaded machine).
-COMMON = ["--starts", "2", "--jobs", "2", "--time-limit", "300", "--seed", "3", "--quiet"]
+COMMON = ["--starts", "2", "--jobs", "2", "--time-limit", "300", "--seed", "3", "--quiet", "--bound-nodes", "40",
+          "--bound-time", "300"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,11 @@ def without_wall_times(doc):
 def test_result_json_has_the_documented_keys(base_run):
     doc = load(base_run)
     assert set(RESULT_KEYS) <= set(doc)
-    assert doc["method"] == "codesign" and doc["status"] == "optimal" and doc["seed"] == 3
+    assert doc["method"] == "codesign" and doc["seed"] == 3
+    # optimal only when the branch-and-bound proves the gap within its tolerance
+    assert 0 < doc["lower_bound"] <= doc["totals"]["edp"]
+    assert doc["gap"] == pytest.approx(doc["totals"]["edp"] / doc["lower_bound"] - 1)
+    assert doc["status"] == ("optimal" if doc["gap"] <= doc["bound"]["gap_tolerance"] else "feasible")
     assert doc["evaluations"] > 0 and doc["wall_s"] > 0
     assert {"mesh_x", "mesh_y", "buffers_words", "area_mm2"} <= set(doc["hardware"])
     assert {"latency_s", "energy_pJ", "power_mW", "area_mm2", "edp"} <= set(doc["totals"])
