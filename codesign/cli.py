@@ -207,12 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
     p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--bound-time", default="60", metavar="SECONDS",
+    p.add_argument("--bound-time", default="30", metavar="SECONDS",
                    help="after the search, at most this many seconds of branch-and-bound for a proven lower "
-                        "bound and gap (edp, energy, latency; 0: none; default 60)")
-    p.add_argument("--bound-nodes", default="1000", metavar="N",
+                        "bound and gap (edp, energy, latency; 0: none; default 30)")
+    p.add_argument("--bound-nodes", default="300", metavar="N",
                    help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
-                        "default 1000)")
+                        "default 300)")
     p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
                    help="relative gap within which the status is 'optimal' (default 0.01)")
     p.set_defaults(func=cmd_optimize)

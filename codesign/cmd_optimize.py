@@ -197,8 +197,8 @@ def cmd_optimize(args) -> int:
     from search.bnb import attach_bound
 
     bound = attach_bound(doc, network, template, goal,
-                         time_limit_s=_number_arg(getattr(args, "bound_time", "60"), "--bound-time", float, 0.0, strict=False),
-                         max_nodes=_number_arg(getattr(args, "bound_nodes", "1000"), "--bound-nodes", int, 1,
+                         time_limit_s=_number_arg(getattr(args, "bound_time", "30"), "--bound-time", float, 0.0, strict=False),
+                         max_nodes=_number_arg(getattr(args, "bound_nodes", "300"), "--bound-nodes", int, 1,
                                                strict=False),
                          rel_tol=_number_arg(getattr(args, "gap_tolerance", "0.01"), "--gap-tolerance", float, 0.0, strict=False),
                          progress=not args.quiet)

@@ -154,8 +154,8 @@ def attach_bound(doc: dict, network: Network, template: ArchTemplate, goal, *, t
     totals = doc.get("totals")
     incumbent = None
     if totals is not None and totals.get("feasible"):
-        incumbent = {Objective.EDP: totals["edp"], Objective.ENERGY: totals["energy_pJ"],
-                     Objective.LATENCY: totals["latency_s"]}.get(goal.objective)
+        key = {Objective.EDP: "edp", Objective.ENERGY: "energy_pJ", Objective.LATENCY: "latency_s"}.get(goal.objective)
+        incumbent = None if key is None else totals[key]
     result = None
     if not supports(goal.objective):
         doc.update({"lower_bound": None, "gap": None,
