@@ -11,6 +11,7 @@ import platform
 import pstats
 import subprocess
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,6 @@ def profile_call(fn: Callable[[], object], top: int) -> list[dict]:
 
 def run_header(name: str, load_before: float | None) -> dict:
     """The fields every results file starts with: what, when, which commit, which machine, how loaded."""
-    from datetime import datetime, timezone
-
     return {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import math
+
 from formulation.specs.types import SpecError
+
+TEMPLATE_HELP = ("built-in arch name or arch file (template: mesh sides /4..x4, bounded buffers /16..x16), or a "
+                 "template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; default simple")
+
+
+def add_goal_options(p: argparse.ArgumentParser) -> None:
+    """What to minimize and under which budget and caps (optimize and solve)."""
+    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
+    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
+    p.add_argument("--latency-cap", metavar="SECONDS", help="upper bound on network latency (s)")
+    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
 
 
 def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):
     """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
-    import math
-
     if value is None:
         return None
     try:

@@ -9,27 +9,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from formulation.specs.types import SpecError
-from codesign.cmd_optimize import (  # noqa: F401  (re-exported: the method registry and its default job)
+from codesign.args import TEMPLATE_HELP, add_goal_options
+from codesign.cmd_optimize import (
     DEFAULT_AREA_BUDGET_MM2,
     DEFAULT_STARTS,
     DEFAULT_TIME_LIMIT_S,
-    OPTIMIZE_METHODS,
-    _codesign_run,
+    add_optimize_arguments,
     cmd_optimize,
     cmd_run_default,
-    register_method,
 )
 from codesign.cmd_solve import cmd_solve
+from formulation.axes import TENSOR_NAMES
+from formulation.model.exact import evaluate
+from formulation.model.report import compare_with_reference, evaluation_record, format_table
+from formulation.model.validation import validate_mapping
+from formulation.specs.catalog import load_arch, load_network
+from formulation.specs.loading import layer_from_dict, mapping_from_list, read_cases, read_document
+from formulation.specs.timeloop_export import export_timeloop
+from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
+from formulation.specs.types import SpecError
 
 
 def _load_layer(spec: str):
     """A layer from a YAML/JSON file, or ``NETWORK:LAYER`` naming a layer of a (built-in) network."""
-    from formulation.specs.catalog import load_network
-    from formulation.specs.loading import layer_from_dict, read_document
-
     path = Path(spec)
     if path.is_file():
         doc = read_document(path)
@@ -48,16 +53,10 @@ def _load_layer(spec: str):
 
 
 def _load_mapping(spec: str, arch):
-    from formulation.specs.loading import mapping_from_list, read_document
-
     return mapping_from_list(read_document(spec), arch)
 
 
 def _evaluate_cases(args) -> int:
-    from formulation.specs.loading import read_cases
-    from formulation.model.exact import evaluate
-    from formulation.model.report import compare_with_reference, evaluation_record
-
     failures = 0
     for case in read_cases(args.cases):
         record = evaluation_record(evaluate(case.layer, case.arch, case.mapping), case.arch)
@@ -75,33 +74,81 @@ def _evaluate_cases(args) -> int:
     return 0
 
 
+def _timeloop_triple(args):
+    """(layer, arch, mapping, names) from --timeloop files, plus --layer/--arch/--mapping (Timeloop or ours)."""
+    files = list(args.timeloop or [])
+    layer = arch = ours = None
+    for key in ("layer", "arch", "mapping"):
+        value = getattr(args, key)
+        if value is not None and is_timeloop_file(value):
+            files.append(value)
+        elif value is not None and key == "layer":
+            layer = _load_layer(value)
+        elif value is not None and key == "arch":
+            arch = load_arch(value)
+        elif value is not None:
+            ours = value  # a mapping in this project's format, read against the architecture below
+    spec = read_timeloop(files, layer=layer, arch=arch)
+    if ours is not None and spec.arch is not None and spec.layer is not None:
+        spec = replace(spec, mapping=_load_mapping(ours, spec.arch))
+        validate_mapping(spec.layer, spec.arch, spec.mapping)
+    for key, part in (("layer", spec.layer), ("arch", spec.arch), ("mapping", spec.mapping)):
+        if part is None:
+            raise SpecError(f"--{key} = None: the Timeloop files {', '.join(Path(f).name for f in files)} hold no "
+                            f"{'problem' if key == 'layer' else 'architecture' if key == 'arch' else key}")
+    names = {"dimensions": {n: (r if isinstance(r, str) else r.name) for n, r in spec.problem.dims},
+             "data_spaces": {n: TENSOR_NAMES[t] for n, t in spec.problem.tensors}}
+    return spec.layer, spec.arch, spec.mapping, names
+
+
+def _uses_timeloop(args) -> bool:
+    return bool(args.timeloop) or any(getattr(args, k) is not None and is_timeloop_file(getattr(args, k))
+                                      for k in ("layer", "arch", "mapping"))
+
+
 def cmd_evaluate(args) -> int:
     if args.cases:
         return _evaluate_cases(args)
-    missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
-    if missing:
-        raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, or --cases FILE.jsonl")
-    from formulation.specs.catalog import load_arch
-    from formulation.model.exact import evaluate
-    from formulation.model.report import evaluation_record, format_table
-    from formulation.model.validation import validate_mapping
-
-    layer = _load_layer(args.layer)
-    arch = load_arch(args.arch)
-    mapping = _load_mapping(args.mapping, arch)
-    validate_mapping(layer, arch, mapping)
+    names = None
+    if _uses_timeloop(args):
+        layer, arch, mapping, names = _timeloop_triple(args)
+    else:
+        missing = [name for name in ("layer", "arch", "mapping") if getattr(args, name) is None]
+        if missing:
+            raise SpecError(f"--{missing[0]} = None: give --layer, --arch and --mapping, --timeloop FILE..., "
+                            f"or --cases FILE.jsonl")
+        layer = _load_layer(args.layer)
+        arch = load_arch(args.arch)
+        mapping = _load_mapping(args.mapping, arch)
+        validate_mapping(layer, arch, mapping)
     record = evaluation_record(evaluate(layer, arch, mapping), arch)
+    if names is not None:
+        record["timeloop_names"] = names
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(format_table(record, title=f"{layer.name} on {arch.name}"))
+        title = f"{layer.name} on {arch.name}"
+        if names is not None:
+            renamed = [f"{ours}={theirs}" for theirs, ours in {**names["data_spaces"], **names["dimensions"]}.items()
+                       if theirs != ours and not (theirs == "M" and ours == "K")]
+            title += f"  (Timeloop names: {', '.join(renamed)})" if renamed else ""
+        print(format_table(record, title=title))
     return 0
 
 
 def cmd_network(args) -> int:
-    from formulation.specs.catalog import load_network
-
     network = load_network(args.network)
+    if args.graph:
+        from formulation.specs.graph import write_graph
+
+        out = Path(args.graph)
+        if not out.parent.is_dir():
+            raise SpecError(f"--graph = {args.graph!r}: directory {str(out.parent)!r} does not exist")
+        write_graph(network, out)
+        print(f"wrote {out} ({len(network.graph_nodes)} layer occurrences, "
+              f"{sum(len(n.inputs) for n in network.graph_nodes)} edges)")
+        if not args.json:
+            return 0
     rows = [{"name": e.layer.name, "count": e.count,
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
              "macs": e.layer.macs} for e in network.layers]
@@ -118,11 +165,7 @@ def cmd_network(args) -> int:
 
 
 def cmd_export_timeloop(args) -> int:
-    from formulation.specs.timeloop_export import export_timeloop
-
     if args.cases:
-        from formulation.specs.loading import read_cases
-
         cases = read_cases(args.cases)
         chosen = [c for c in cases if args.id is None or c.id == args.id]
         if not chosen:
@@ -132,8 +175,6 @@ def cmd_export_timeloop(args) -> int:
             export_timeloop(case.layer, case.arch, case.mapping, out)
             print(out)
         return 0
-    from formulation.specs.catalog import load_arch
-    from formulation.model.validation import validate_mapping
 
     layer = _load_layer(args.layer)
     arch = load_arch(args.arch)
@@ -142,18 +183,6 @@ def cmd_export_timeloop(args) -> int:
     for path in export_timeloop(layer, arch, mapping, Path(args.out)):
         print(path)
     return 0
-
-
-TEMPLATE_HELP = ("built-in arch name or arch file (template: mesh sides /4..x4, bounded buffers /16..x16), or a "
-                 "template YAML {arch, mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}; default simple")
-
-
-def _add_goal_options(p: argparse.ArgumentParser) -> None:
-    """What to minimize and under which budget and caps (optimize and solve)."""
-    p.add_argument("--area-budget", metavar="MM2", help="on-chip area budget in mm2 (default: none)")
-    p.add_argument("--objective", default="edp", help="latency, energy, edp or power (default edp)")
-    p.add_argument("--latency-cap", metavar="SECONDS", help="upper bound on network latency (s)")
-    p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,12 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
     p.add_argument("--arch", help="architecture file or built-in name")
     p.add_argument("--mapping", help="mapping file (list of levels, outermost first)")
+    p.add_argument("--timeloop", nargs="+", metavar="FILE", help="Timeloop/Accelergy YAML files (architecture, "
+                   "problem, mapping, ERT; v0.2/v0.3 trees, v0.4 nodes); --layer/--arch/--mapping also accept them")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
     p.add_argument("network", help="built-in network name or a network YAML/JSON file")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--graph", metavar="FILE", help="write the layer graph: .dot/.gv (Graphviz text) or "
+                   ".png/.svg/.pdf (drawn with matplotlib)")
     p.set_defaults(func=cmd_network)
 
     p = sub.add_parser("export-timeloop", help="write Timeloop v0.3 YAML (arch, problem, mapping, ERT)")
@@ -188,33 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Co-design an accelerator (PE mesh, buffer sizes) and one mapping per layer "
                        "for a network; writes result.json, layers.jsonl (reference-format cases), timeloop/ and, "
                        "with --pareto, pareto.png to --out.")
-    p.add_argument("--network", help="built-in network name or a network/layer YAML/JSON file (required)")
-    p.add_argument("--arch-template", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
-    p.add_argument("--arch", metavar="FILE_OR_NAME", help="an architecture (built-in, arch file or reference case); "
-                   "with --fixed-hardware its hardware is kept and only the mappings are searched")
-    p.add_argument("--fixed-hardware", action="store_true", help="keep --arch's mesh and buffer sizes")
-    _add_goal_options(p)
-    p.add_argument("--pareto", metavar="N", help="latency/power front from N latency caps (epsilon-constraint); "
-                   "--time-limit is then split over the N+2 runs")
-    p.add_argument("--method", default="codesign", help="search method (default codesign; available: "
-                   + ", ".join(sorted(OPTIMIZE_METHODS)) + ")")
-    p.add_argument("--time-limit", default="60", metavar="SECONDS", help="time budget of the whole run, shared by the starts (default 60)")
-    p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
-    p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
-    p.add_argument("--starts", default="4", help="number of starts (default 4)")
-    p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
-    p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--bound-time", default="30", metavar="SECONDS",
-                   help="after the search, at most this many seconds of branch-and-bound for a proven lower "
-                        "bound and gap (edp, energy, latency; 0: none; default 30)")
-    p.add_argument("--bound-nodes", default="300", metavar="N",
-                   help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
-                        "default 300)")
-    p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
-                   help="relative gap within which the status is 'optimal' (default 0.01)")
+    add_optimize_arguments(p)
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser("solve", help="solve the continuous relaxation of network-wide co-design once",
@@ -223,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "0 solved (or stopped at a limit with a point), 1 infeasible or solver failure, 2 bad input.")
     p.add_argument("--network", required=True, metavar="NAME_OR_FILE", help="built-in network or network/layer file")
     p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
-    _add_goal_options(p)
+    add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
     p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.relaxed.solvers)")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")

@@ -145,9 +145,9 @@ def attach_bound(doc: dict, network: Network, template: ArchTemplate, goal, *, t
                  max_nodes: int | None = None, rel_tol: float = DEFAULT_REL_TOL, progress: bool = False) -> BoundResult | None:
     """Add the lower bound and gap to a ``result.json`` document; the status is ``optimal`` only within ``rel_tol``.
 
-    ``doc["totals"]`` (the best design's totals, or None) gives the incumbent. A run the search
-    calls ``optimal`` (every start converged) becomes ``feasible`` unless the gap is proven within
-    ``rel_tol``; a proven gap makes any run with a design ``optimal``. Objectives without a bound
+    ``doc["totals"]`` (the best design's totals, or None) gives the incumbent. A gap proven within
+    ``rel_tol`` makes any run with a design ``optimal``; otherwise the search's own status
+    (``converged``, ``time_limit``, ...) stays. Objectives without a bound
     (power) and ``time_limit_s <= 0`` record why there is no bound. With ``max_nodes`` reached before
     ``time_limit_s`` the result depends on nothing but the inputs.
     """
@@ -172,6 +172,4 @@ def attach_bound(doc: dict, network: Network, template: ArchTemplate, goal, *, t
         doc.update(result.document())
     if result is not None and result.optimal and totals is not None:
         doc["status"] = "optimal"
-    elif doc.get("status") == "optimal":
-        doc["status"] = "feasible"
     return result

@@ -14,7 +14,7 @@ import numpy as np
 
 from formulation.model.encoding import MappingArrays
 from formulation.model.exact import evaluate_batch
-from formulation.goals import Caps, Objective
+from formulation.goals import CAP_REL_TOL, Caps, Objective, objective_value, power_mW, seconds
 from formulation.specs.types import Architecture, Network
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
@@ -39,7 +39,7 @@ class Score:
 
     @property
     def power_mW(self) -> float:
-        return self.energy_pJ / self.latency_s * 1e-9
+        return power_mW(self.energy_pJ, self.latency_s)
 
     @property
     def edp(self) -> float:
@@ -49,22 +49,21 @@ class Score:
         """The objective, or +inf for an infeasible design (so any feasible design beats it)."""
         if not self.feasible:
             return math.inf
-        return {Objective.ENERGY: self.energy_pJ, Objective.LATENCY: self.latency_s, Objective.EDP: self.edp,
-                Objective.POWER: self.power_mW}[objective]
+        return objective_value(objective, self.energy_pJ, self.latency_s)
+
+
+def exceeds(value, cap: float | None):
+    """``value > cap`` beyond :data:`~formulation.goals.CAP_REL_TOL` (never without a cap; works on arrays)."""
+    return False if cap is None else value > cap * (1 + CAP_REL_TOL)
 
 
 def objective_values(energy_pJ: np.ndarray, latency_s: np.ndarray, area_mm2: float, goal: Goal) -> np.ndarray:
     """Vectorized :meth:`Score.value`: the objective per candidate, +inf where a budget or cap is broken."""
-    power = energy_pJ / latency_s * 1e-9
-    value = {Objective.ENERGY: energy_pJ, Objective.LATENCY: latency_s, Objective.EDP: energy_pJ * latency_s,
-             Objective.POWER: power}[goal.objective].astype(float)
-    bad = np.zeros(value.shape, dtype=bool)
-    if goal.area_budget_mm2 is not None and area_mm2 > goal.area_budget_mm2 * (1 + 1e-9):
-        bad |= True
+    value = np.asarray(objective_value(goal.objective, energy_pJ, latency_s), dtype=float)
+    bad = np.zeros(value.shape, dtype=bool) | exceeds(area_mm2, goal.area_budget_mm2)
     for cap, quantity in ((goal.caps.latency_s, latency_s), (goal.caps.energy_pJ, energy_pJ),
-                          (goal.caps.power_mW, power)):
-        if cap is not None:
-            bad |= quantity > cap * (1 + 1e-9)
+                          (goal.caps.power_mW, power_mW(energy_pJ, latency_s))):
+        bad = bad | exceeds(quantity, cap)
     return np.where(bad, np.inf, value)
 
 
@@ -72,15 +71,10 @@ def totals_score(energy: np.ndarray, cycles: np.ndarray, counts: np.ndarray, arc
                  goal: Goal, valid: bool = True) -> Score:
     """Network score from per-layer energies and cycles."""
     e = float(np.dot(counts, energy))
-    t = float(np.dot(counts, cycles)) / (arch.clock_GHz * 1e9)
-    feasible = valid and (goal.area_budget_mm2 is None or area <= goal.area_budget_mm2 * (1 + 1e-9))
+    t = float(seconds(float(np.dot(counts, cycles)), arch.clock_GHz))
     caps = goal.caps
-    if caps.latency_s is not None and t > caps.latency_s * (1 + 1e-9):
-        feasible = False
-    if caps.energy_pJ is not None and e > caps.energy_pJ * (1 + 1e-9):
-        feasible = False
-    if caps.power_mW is not None and e / t * 1e-9 > caps.power_mW * (1 + 1e-9):
-        feasible = False
+    feasible = bool(valid and not exceeds(area, goal.area_budget_mm2) and not exceeds(t, caps.latency_s)
+                    and not exceeds(e, caps.energy_pJ) and not exceeds(power_mW(e, t), caps.power_mW))
     return Score(e, t, area, feasible)
 
 

@@ -11,14 +11,17 @@ step the mesh sides and halve or double a buffer; every layer's mapping is then 
 (:func:`search.rounding.repair`) and re-improved. When no move improves, :func:`kick_layers`
 perturbs one layer at a time by a short random walk and descends again (iterated local search,
 seeded, so a seed gives the same result), keeping a kick only when the network objective drops.
-The search stops at the end of its kicks, or at its round or time budget.
+The search stops at the end of its kicks, or when its :class:`~search.outcome.Budget` (wall time,
+evaluations) is used up. What it minimizes is pluggable: a score object (:class:`GoalScore`, the
+goal's objective, by default; the weighted-sum baseline passes a weighted scalarization of power
+and latency) gives the vectorized score of candidate network totals, the score of a design, and
+what counts as an improvement.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -29,9 +32,14 @@ from formulation.specs.types import Architecture, Layer, Network
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import mapping_violations
+from formulation.goals import seconds
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
+from search.outcome import Budget
 from search.rounding import fits_template, repair
-from search.sampling import prime_factors
+from search.tiling import prime_factors, smooth_numbers
+
+#: A step must lower the score by more than this share of it to count as an improvement.
+IMPROVE_REL_TOL = 1e-9
 
 
 def _stack(rows: list[tuple[np.ndarray, ...]]) -> MappingArrays:
@@ -96,33 +104,50 @@ def layer_neighbours(arch: Architecture, arrays: MappingArrays, exchanges: bool 
     return _stack(rows)
 
 
-@dataclass
-class SearchStats:
-    evaluations: int = 0
-    rounds: int = 0
-    improvements: int = 0
-    timed_out: bool = False  # the time budget, not convergence, ended the search
+class GoalScore:
+    """Scoring by the goal's objective: +inf where the area budget or a cap is broken.
 
+    A step is taken only when it lowers the objective by more than :data:`IMPROVE_REL_TOL` of its
+    value (objectives are positive), so the search cannot cycle on rounding noise.
+    """
 
-def _network_objective(energy: np.ndarray, cycles: np.ndarray, counts: np.ndarray, arch: Architecture,
-                       area: float, goal: Goal) -> float:
-    return totals_score(energy, cycles, counts, arch, area, goal).value(goal.objective)
+    def __init__(self, goal: Goal):
+        self.goal = goal
+
+    def values(self, energy_pJ: np.ndarray, latency_s: np.ndarray, area_mm2: float) -> np.ndarray:
+        """The score of candidate network totals (vectorized)."""
+        return objective_values(energy_pJ, latency_s, area_mm2, self.goal)
+
+    def of(self, evaluated: Evaluated) -> float:
+        """The score of a whole evaluated design."""
+        return evaluated.score.value(self.goal.objective)
+
+    def improves(self, new: float, old: float) -> bool:
+        return new < old * (1 - IMPROVE_REL_TOL)
+
+    def total(self, energy: np.ndarray, cycles: np.ndarray, counts: np.ndarray, arch: Architecture,
+              area: float) -> float:
+        """The score of per-layer energies and cycles with repeat ``counts`` on ``arch``."""
+        return float(self.values(counts @ energy, seconds(counts @ cycles, arch.clock_GHz), area))
 
 
 def _scored_neighbours(layer: Layer, arch: Architecture, mapping: MappingArrays, i: int, counts: np.ndarray,
-                       energy: np.ndarray, cycles: np.ndarray, area: float, goal: Goal, stats: SearchStats):
-    """The legal neighbours of layer ``i``'s mapping, their evaluation and the network objective of each
-    (the other layers as in ``energy``/``cycles``); None when no neighbour is legal."""
+                       energy: np.ndarray, cycles: np.ndarray, area: float, score: GoalScore, budget: Budget):
+    """The legal neighbours of layer ``i``'s mapping (cut to the remaining evaluations), their evaluation and
+    the score of each (the other layers as in ``energy``/``cycles``); None when no neighbour is legal."""
     nbrs = layer_neighbours(arch, mapping)
-    legal = ~mapping_violations(layer, arch, nbrs)
-    if not legal.any():
+    legal = np.flatnonzero(~mapping_violations(layer, arch, nbrs))
+    remaining = budget.remaining_evaluations()
+    if remaining < len(legal):
+        legal = legal[:max(0, int(remaining))]
+    if not len(legal):
         return None
-    nbrs = nbrs.take(np.flatnonzero(legal))
+    nbrs = nbrs.take(legal)
     ev = evaluate_batch(layer, arch, nbrs)
-    stats.evaluations += nbrs.size
+    budget.charge(nbrs.size)
     total_e = counts @ energy + counts[i] * (ev.energy_pJ - energy[i])
-    total_t = (counts @ cycles + counts[i] * (ev.cycles - cycles[i])) / (arch.clock_GHz * 1e9)
-    return nbrs, ev, objective_values(total_e, total_t, area, goal)
+    total_t = seconds(counts @ cycles + counts[i] * (ev.cycles - cycles[i]), arch.clock_GHz)
+    return nbrs, ev, score.values(total_e, total_t, area)
 
 
 def _working_copy(network: Network, template: ArchTemplate, current: Evaluated):
@@ -134,55 +159,50 @@ def _working_copy(network: Network, template: ArchTemplate, current: Evaluated):
             current.layer_energy_pJ.copy(), current.layer_cycles.copy())
 
 
-def improve_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, stats: SearchStats,
-                   deadline: float, max_rounds: int = 50) -> Evaluated:
-    """Best-improvement descent over every layer's mapping with the hardware fixed."""
+def improve_layers(network: Network, template: ArchTemplate, current: Evaluated, score: GoalScore, budget: Budget,
+                   max_rounds: int = 50) -> Evaluated:
+    """Best-improvement descent over every layer's mapping under ``score``, with the hardware fixed."""
     hw, arch, area, counts, mappings, energy, cycles = _working_copy(network, template, current)
-    best_value = _network_objective(energy, cycles, counts, arch, area, goal)
+    best_value = score.total(energy, cycles, counts, arch, area)
     for _ in range(max_rounds):
-        stats.rounds += 1
         improved = False
         for i, entry in enumerate(network.layers):
-            if time.monotonic() > deadline:
-                stats.timed_out = True
+            if budget.exhausted():
                 break
-            step = _scored_neighbours(entry.layer, arch, mappings[i], i, counts, energy, cycles, area, goal, stats)
+            step = _scored_neighbours(entry.layer, arch, mappings[i], i, counts, energy, cycles, area, score, budget)
             if step is None:
                 continue
             nbrs, ev, values = step
             j = int(np.argmin(values))
-            if values[j] < best_value * (1 - 1e-9):
+            if score.improves(values[j], best_value):
                 best_value = values[j]
                 mappings[i] = nbrs.take(slice(j, j + 1))
                 energy[i], cycles[i] = ev.energy_pJ[j], ev.cycles[j]
-                stats.improvements += 1
                 improved = True
-        if not improved or time.monotonic() > deadline:
+        if not improved or budget.exhausted():
             break
     design = Design(hw, tuple(mappings))
-    score = totals_score(energy, cycles, counts, arch, area, goal)
-    return Evaluated(design, score, energy, cycles)
+    return Evaluated(design, totals_score(energy, cycles, counts, arch, area, score.goal), energy, cycles)
 
 
-def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, stats: SearchStats,
-                deadline: float, rng: np.random.Generator, kicks_per_layer: int = 8, depth: int = 3) -> Evaluated:
+def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, score: GoalScore, budget: Budget,
+                rng: np.random.Generator, kicks_per_layer: int = 8, depth: int = 3) -> Evaluated:
     """Iterated local search with the hardware fixed: ``kicks_per_layer`` kicks per layer, round robin.
 
     A kick replaces one layer's mapping by the end of a ``depth``-step random walk over legal
-    neighbours, descends on that layer alone and is kept only if the network objective is then
-    lower than before the kick. Descent alone stalls where two or three moves are needed at once
-    (a loop that moves to a level where its order position and the bypass there are wrong); the
-    kicks get over such steps. A final :func:`improve_layers` re-optimizes every layer.
+    neighbours, descends on that layer alone and is kept only if the score is then lower than
+    before the kick. Descent alone stalls where two or three moves are needed at once (a loop
+    that moves to a level where its order position and the bypass there are wrong); the kicks get
+    over such steps. A final :func:`improve_layers` re-optimizes every layer.
     """
     hw, arch, area, counts, mappings, energy, cycles = _working_copy(network, template, current)
-    best_value = _network_objective(energy, cycles, counts, arch, area, goal)
+    best_value = score.total(energy, cycles, counts, arch, area)
     if not math.isfinite(best_value):
         return current
     accepted = False
     n = len(network.layers)
     for k in range(kicks_per_layer * n):
-        if time.monotonic() > deadline:
-            stats.timed_out = True
+        if budget.exhausted():
             break
         i = k % n
         layer = network.layers[i].layer
@@ -194,37 +214,36 @@ def kick_layers(network: Network, template: ArchTemplate, current: Evaluated, go
                 break
             mapping = nbrs.take(legal[rng.integers(len(legal))][None])
         ev = evaluate_batch(layer, arch, mapping)
-        stats.evaluations += 1
+        budget.charge(1)
         e_try, c_try = energy.copy(), cycles.copy()
         e_try[i], c_try[i] = ev.energy_pJ[0], ev.cycles[0]
-        value = _network_objective(e_try, c_try, counts, arch, area, goal)
-        while time.monotonic() <= deadline:
-            step = _scored_neighbours(layer, arch, mapping, i, counts, e_try, c_try, area, goal, stats)
+        value = score.total(e_try, c_try, counts, arch, area)
+        while not budget.exhausted():
+            step = _scored_neighbours(layer, arch, mapping, i, counts, e_try, c_try, area, score, budget)
             if step is None:
                 break
             nbrs, ev, values = step
             j = int(np.argmin(values))
-            if not values[j] < value * (1 - 1e-9):
+            if not score.improves(values[j], value):
                 break
             value = values[j]
             mapping = nbrs.take(slice(j, j + 1))
             e_try[i], c_try[i] = ev.energy_pJ[j], ev.cycles[j]
-        if value < best_value * (1 - 1e-9):
+        if score.improves(value, best_value):
             best_value = value
             mappings[i] = mapping
             energy, cycles = e_try, c_try
-            stats.improvements += 1
             accepted = True
-    score = totals_score(energy, cycles, counts, arch, area, goal)
-    result = Evaluated(Design(hw, tuple(mappings)), score, energy, cycles)
+    result = Evaluated(Design(hw, tuple(mappings)), totals_score(energy, cycles, counts, arch, area, score.goal),
+                       energy, cycles)
     if accepted:
-        result = improve_layers(network, template, result, goal, stats, deadline)
+        result = improve_layers(network, template, result, score, budget)
     return result
 
 
 def _smooth_steps(n: int, lo: int, hi: int) -> set[int]:
     """The neighbouring 2-3-7-smooth mesh sides of ``n`` (next and previous), and ``2n``, ``n/2``."""
-    smooth = [m for m in range(max(1, lo), hi + 1) if set(prime_factors(m)) <= {2, 3, 7}]
+    smooth = smooth_numbers(lo, hi)
     below = [m for m in smooth if m < n]
     above = [m for m in smooth if m > n]
     return {*(below[-1:]), *(above[:1]), n * 2, n // 2}
@@ -253,30 +272,42 @@ def repaired_design(network: Network, template: ArchTemplate, design: Design, hw
 
 def local_search(network: Network, template: ArchTemplate, start: Design, goal: Goal, fixed_hardware: bool = False,
                  time_limit_s: float = math.inf, max_hardware_steps: int = 20, kicks_per_layer: int = 8,
-                 seed: int | tuple[int, ...] = 0) -> tuple[Evaluated, SearchStats]:
+                 seed: int | tuple[int, ...] = 0, *, score: GoalScore | None = None,
+                 budget: Budget | None = None) -> tuple[Evaluated, Budget]:
     """Alternate layer descent and hardware steps until neither improves, then kick the layers
-    (:func:`kick_layers`, random walks drawn from ``numpy.random.default_rng(seed)``); stops early
-    at the time budget."""
-    deadline = time.monotonic() + time_limit_s
+    (:func:`kick_layers`, random walks drawn from ``numpy.random.default_rng(seed)``).
+
+    ``score`` (default :class:`GoalScore` of ``goal``) says what is minimized and what counts as an
+    improvement; ``budget`` (default: ``time_limit_s`` of wall time) counts the evaluations and
+    stops the search early (between layers, and before each hardware neighbour, which needs one
+    evaluation per layer). Returns the final design and the budget (evaluations used, ``stopped_by``).
+    """
+    score = GoalScore(goal) if score is None else score
+    budget = Budget(time_limit_s) if budget is None else budget
     rng = np.random.default_rng(seed)
-    stats = SearchStats()
+    n_layers = len(network.layers)
     current = evaluate_design(network, template, start, goal)
-    stats.evaluations += len(network.layers)
-    current = improve_layers(network, template, current, goal, stats, deadline)
+    budget.charge(n_layers)
+    current = improve_layers(network, template, current, score, budget)
     for _ in range(0 if fixed_hardware else max_hardware_steps):
-        if time.monotonic() > deadline:
-            stats.timed_out = True
+        if budget.exhausted():
             break
-        best = current
+        best, best_value = current, score.of(current)
         for hw in hardware_neighbours(template, current.design.hardware):
+            if budget.remaining_evaluations() < n_layers:
+                budget.stop(Budget.EVALUATIONS)
+                break
+            if budget.exhausted():
+                break
             candidate = evaluate_design(network, template, repaired_design(network, template, current.design, hw), goal)
-            stats.evaluations += len(network.layers)
-            candidate = improve_layers(network, template, candidate, goal, stats, deadline, max_rounds=3)
-            if candidate.score.value(goal.objective) < best.score.value(goal.objective) * (1 - 1e-9):
-                best = candidate
+            budget.charge(n_layers)
+            candidate = improve_layers(network, template, candidate, score, budget, max_rounds=3)
+            value = score.of(candidate)
+            if score.improves(value, best_value):
+                best, best_value = candidate, value
         if best is current:
             break
-        current = improve_layers(network, template, best, goal, stats, deadline)
+        current = improve_layers(network, template, best, score, budget)
     if kicks_per_layer > 0:
-        current = kick_layers(network, template, current, goal, stats, deadline, rng, kicks_per_layer)
-    return current, stats
+        current = kick_layers(network, template, current, score, budget, rng, kicks_per_layer)
+    return current, budget

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from formulation.axes import DIMS, Dim
 from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
+from formulation.relaxed.solvers import get_backend
 from formulation.relaxed.sensitivity import Structure
 from formulation.specs.types import Architecture, Network, SpecError
 from formulation.specs.template import ArchTemplate
-from search.design import Evaluated, Goal
+from search.design import Goal
 from search.local_search import local_search
+from search.outcome import OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import round_solution
 
 # Loop orders that differ in reuse, innermost first: reduction loops innermost (outputs stay),
@@ -40,37 +41,6 @@ SPATIAL_SPLITS = (
     ((Dim.K,), (Dim.C, Dim.P, Dim.Q, Dim.N)),
     ((Dim.P, Dim.Q), (Dim.K, Dim.C, Dim.N)),
 )
-
-
-class OptimizeStatus(str, Enum):
-    OPTIMAL = "optimal"          # every start converged; the best design is reported
-    TIME_LIMIT = "time_limit"    # stopped by the time limit; the best design so far is reported
-    INTERRUPTED = "interrupted"  # stopped by the user; the best design so far is reported
-    INFEASIBLE = "infeasible"    # no start found a design within the budget and caps
-
-
-@dataclass(frozen=True)
-class StartResult:
-    start: int
-    best: Evaluated | None
-    relaxed_objective: float | None
-    solver_status: str
-    evaluations: int
-    wall_s: float
-    message: str = ""
-    timed_out: bool = False
-
-
-@dataclass(frozen=True)
-class OptimizeResult:
-    status: OptimizeStatus
-    method: str
-    best: Evaluated | None
-    starts: tuple[StartResult, ...]
-    wall_s: float
-    evaluations: int
-    binding: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
 
 
 def random_structure(template: ArchTemplate, rng: np.random.Generator) -> LayerStructure:
@@ -100,8 +70,6 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
               fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None) -> StartResult:
     """One start: relax with this start's structures, solve, round, improve."""
-    from formulation.relaxed.solvers import get_backend
-
     t0 = time.monotonic()
     structures = structures_for_start(network, template, seed, start)
     problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
@@ -111,10 +79,10 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
                            result.message or ", ".join(result.binding))
     design = round_solution(problem, result.x)
     remaining = max(0.0, time_limit_s - (time.monotonic() - t0))
-    best, stats = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
-                               time_limit_s=remaining, seed=(seed, start))
+    best, budget = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
+                                time_limit_s=remaining, seed=(seed, start))
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
-                       result.status.value, stats.evaluations, time.monotonic() - t0, timed_out=stats.timed_out)
+                       result.status.value, budget.evaluations, time.monotonic() - t0, timed_out=budget.timed_out)
 
 
 def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
@@ -124,11 +92,14 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
     """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far.
 
     ``time_limit_s`` is the whole run's budget: with ``jobs`` workers, each start gets
-    ``time_limit_s * min(jobs, starts) / starts``.
+    ``time_limit_s * min(jobs, starts) / starts``. Status: ``converged`` when every start's local
+    search ended on its own, ``time_limit`` when one was cut short, ``interrupted`` on Ctrl-C,
+    ``infeasible`` when no start found a feasible design (:mod:`search.outcome`); never ``optimal``
+    (nothing here proves optimality).
     """
     t0 = time.monotonic()
     done: list[StartResult] = []
-    status = OptimizeStatus.OPTIMAL
+    status = OptimizeStatus.CONVERGED
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
     args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start) for k in range(starts)]
     try:
@@ -140,9 +111,9 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
         status = OptimizeStatus.INTERRUPTED
     feasible = [r for r in done if r.best is not None and r.best.score.feasible]
     best = min(feasible, key=lambda r: (r.best.score.value(goal.objective), r.start)).best if feasible else None
-    if best is None and status is OptimizeStatus.OPTIMAL:
+    if best is None and status is OptimizeStatus.CONVERGED:
         status = OptimizeStatus.INFEASIBLE
-    elif status is OptimizeStatus.OPTIMAL and any(r.timed_out for r in done):
+    elif status is OptimizeStatus.CONVERGED and any(r.timed_out for r in done):
         status = OptimizeStatus.TIME_LIMIT
     binding = tuple(r.message for r in done if r.best is None and r.message)
     return OptimizeResult(status, "nlp+local-search", best, tuple(sorted(done, key=lambda r: r.start)),
@@ -168,7 +139,6 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
         return
     if backend != "loky":
         raise SpecError(f"--backend = {backend!r}: use loky or dask")
-    from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
     yield from parallel(delayed(run_start)(*a) for a in args)

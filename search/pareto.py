@@ -6,7 +6,7 @@ times:
 1. the latency range: minimize latency (its optimum is the fastest design, ``T_min``) and minimize
    power (the lowest-power design, whose latency is ``T_max``);
 2. for ``n`` latency caps geometrically spaced from ``T_min`` to ``T_max``, minimize power subject
-   to ``latency <= cap`` (:class:`~formulation.relaxed.problem.Caps`);
+   to ``latency <= cap`` (:class:`~formulation.goals.Caps`);
 3. keep the designs no other design beats on both latency and power.
 
 Every run uses the same seed, so the front is deterministic for a seed (as long as no run stops at
@@ -23,15 +23,21 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from formulation.goals import Caps, Objective
+from formulation.goals import Objective
 from formulation.specs.types import Network, SpecError
 from formulation.specs.template import ArchTemplate
-from search.design import Evaluated, Goal, evaluate_design
-from search.optimize import OptimizeResult, OptimizeStatus, StartResult, optimize
+from formulation.pareto import non_dominated
+from search.design import Evaluated, Goal, evaluate_design, exceeds
+from search.optimize import optimize
+from search.outcome import OptimizeResult, OptimizeStatus, StartResult, worse_status
+from search.results import design_summary
 
 
 @dataclass(frozen=True, eq=False)
-class ParetoPoint:
+class DesignPoint:
+    """One discrete design on a latency/power front (the relaxation's points are
+    :class:`formulation.relaxed.sweep.ParetoPoint`)."""
+
     latency_s: float
     power_mW: float
     evaluated: Evaluated
@@ -48,12 +54,14 @@ class SweepRun:
 
 
 @dataclass
-class ParetoFront:
-    points: list[ParetoPoint]                  # non-dominated, by increasing latency
-    candidates: list[ParetoPoint]              # every feasible design the runs returned
+class DesignFront:
+    """A latency/power front of discrete designs from one or several runs (``--pareto``)."""
+
+    points: list[DesignPoint]                  # non-dominated, by increasing latency
+    candidates: list[DesignPoint]              # every feasible design the runs returned
     runs: list[SweepRun] = field(default_factory=list)
     latency_range_s: tuple[float, float] | None = None
-    status: OptimizeStatus = OptimizeStatus.OPTIMAL
+    status: OptimizeStatus = OptimizeStatus.CONVERGED
     method: str = "epsilon-constraint"         # or a baseline's front: "nsga2", "weighted-sum"
 
     @property
@@ -72,7 +80,7 @@ class ParetoFront:
             if ev.score.feasible and (best is None or ev.score.value(goal.objective) < best.score.value(goal.objective)):
                 best, best_run = ev, p.run
         status = self.status
-        if best is None and status is OptimizeStatus.OPTIMAL:
+        if best is None and status in (OptimizeStatus.CONVERGED, OptimizeStatus.EVALUATION_LIMIT):
             status = OptimizeStatus.INFEASIBLE
         # a baseline's front comes from one run whose points carry their own labels: report that run's starts
         single = self.runs[0].result.starts if len(self.runs) == 1 else ()
@@ -81,12 +89,21 @@ class ParetoFront:
         pipeline = self.runs[0].result.method if self.runs else "nlp+local-search"
         name = pipeline if pipeline == self.method else f"{self.method}({pipeline})"
         return OptimizeResult(status, name, best, starts, self.wall_s,
-                              self.evaluations, binding, extra={"chosen_run": best_run})
+                              self.evaluations, binding, extra={"chosen_run": best_run}, front=self)
+
+    @classmethod
+    def from_designs(cls, method: str, result: OptimizeResult,
+                     labelled: list[tuple[str, Evaluated | None]]) -> DesignFront:
+        """The front of one multi-objective run's ``[(label, design or None)]`` (NSGA-II, a weighted-sum sweep)."""
+        candidates = [DesignPoint(ev.score.latency_s, ev.score.power_mW, ev, label) for label, ev in labelled
+                      if ev is not None and ev.score.feasible and math.isfinite(ev.score.latency_s)
+                      and math.isfinite(ev.score.power_mW)]
+        points = front_points(candidates)
+        span = (points[0].latency_s, points[-1].latency_s) if points else None
+        return cls(points, candidates, [SweepRun(method, None, None, result)], span, result.status, method)
 
     def document(self, template: ArchTemplate) -> dict:
-        from search.results import design_summary
-
-        def point(p: ParetoPoint) -> dict:
+        def point(p: DesignPoint) -> dict:
             return {"run": p.run, "latency_cap_s": p.latency_cap_s, **design_summary(template, p.evaluated)}
 
         return {"method": self.method, "axes": ["latency_s", "power_mW"],
@@ -103,37 +120,27 @@ class ParetoFront:
                          for r in self.runs]}
 
 
-def non_dominated(points: list[ParetoPoint]) -> list[ParetoPoint]:
-    """The points no other point beats on both latency and power (ties: the first kept), by latency."""
-    ordered = sorted(points, key=lambda p: (p.latency_s, p.power_mW))
-    front: list[ParetoPoint] = []
-    for p in ordered:
-        if front and p.power_mW >= front[-1].power_mW * (1 - 1e-12):
-            continue  # at least as slow and no lower power than a kept point
-        front.append(p)
-    return front
+def front_points(points: list[DesignPoint]) -> list[DesignPoint]:
+    """The points no other point beats on both latency and power (ties: the first kept), by latency
+    (:func:`formulation.pareto.non_dominated`, within a relative 1e-12)."""
+    keep = non_dominated([(p.latency_s, p.power_mW) for p in points], rel_tol=1e-12)
+    return [points[k] for k in keep]
 
 
 def latency_caps(t_min: float, t_max: float, n: int) -> list[float]:
     """``n`` caps spaced geometrically from ``t_min`` to ``t_max`` (both included when ``n >= 2``)."""
     if n < 1:
         raise SpecError(f"--pareto = {n}: needs at least 1 point")
-    if n == 1 or t_max <= t_min * (1 + 1e-9):
+    if n == 1 or not exceeds(t_max, t_min):
         return [t_max]
     return [float(v) for v in np.geomspace(t_min, t_max, n)]
-
-
-def _worse(a: OptimizeStatus, b: OptimizeStatus) -> OptimizeStatus:
-    rank = {OptimizeStatus.OPTIMAL: 0, OptimizeStatus.TIME_LIMIT: 1, OptimizeStatus.INFEASIBLE: 1,
-            OptimizeStatus.INTERRUPTED: 2}
-    return a if rank[a] >= rank[b] else b
 
 
 def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points: int, *, starts: int = 4,
                  jobs: int = 2, seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False,
                  time_limit_s: float = 120.0, backend: str = "loky", scheduler: str | None = None,
                  on_start_done: Callable | None = None,
-                 on_run_done: Callable[[SweepRun], None] | None = None) -> ParetoFront:
+                 on_run_done: Callable[[SweepRun], None] | None = None) -> DesignFront:
     """Non-dominated (latency, power) designs from ``n_points`` power minimizations under latency caps.
 
     ``goal`` supplies the area budget and any caps (its objective is not used here).
@@ -142,7 +149,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
         raise SpecError(f"--pareto = {n_points}: needs at least 1 point")
     per_run = time_limit_s / (n_points + 2)
     runs: list[SweepRun] = []
-    status = OptimizeStatus.OPTIMAL
+    status = OptimizeStatus.CONVERGED
 
     def run(label: str, objective: Objective, cap: float | None) -> SweepRun:
         nonlocal status
@@ -159,7 +166,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
         sweep = SweepRun(label, objective, cap, result)
         runs.append(sweep)
         if result.status is not OptimizeStatus.INFEASIBLE:
-            status = _worse(status, result.status)
+            status = worse_status(status, result.status)
         if on_run_done is not None:
             on_run_done(sweep)
         return sweep
@@ -189,7 +196,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
             continue
         if not math.isfinite(best.score.latency_s) or not math.isfinite(best.score.power_mW):
             continue
-        candidates.append(ParetoPoint(best.score.latency_s, best.score.power_mW, best, r.label, r.latency_cap_s))
-    if not candidates and status is OptimizeStatus.OPTIMAL:
+        candidates.append(DesignPoint(best.score.latency_s, best.score.power_mW, best, r.label, r.latency_cap_s))
+    if not candidates and status is OptimizeStatus.CONVERGED:
         status = OptimizeStatus.INFEASIBLE
-    return ParetoFront(non_dominated(candidates), candidates, runs, t_range, status)
+    return DesignFront(front_points(candidates), candidates, runs, t_range, status)

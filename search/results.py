@@ -13,7 +13,9 @@ An output directory ``DIR`` holds
 ``pareto.png``
     the latency/power front, when one was computed.
 
-``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status``,
+``result.json`` keys: ``method`` (the CLI method), ``pipeline`` (what ran), ``status`` (``converged``,
+``time_limit``, ``evaluation_limit``, ``interrupted`` or ``infeasible``; ``optimal`` only for a result
+proven optimal, which no method does yet: :mod:`search.outcome`),
 ``network``, ``template`` (name and hardware ranges), ``goal`` (objective, area budget, caps),
 ``seed``, ``starts``, ``time_limit_s`` (the whole run), ``wall_s``, ``evaluations`` (exact-model evaluations),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
@@ -38,12 +40,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS
+from formulation.model.encoding import decode
+from formulation.model.exact import evaluate
+from formulation.model.report import evaluation_record
+from formulation.specs.loading import case_from_dict
+from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.types import Architecture, Layer, Mapping, Network
+from formulation.technology import architecture_area_mm2
+from search.outcome import STATUS_MEANING, OptimizeResult, OptimizeStatus
 
 if TYPE_CHECKING:
     from formulation.specs.template import ArchTemplate
     from search.design import Evaluated, Goal
-    from search.optimize import OptimizeResult
 
 RESULT_FILE = "result.json"
 LAYERS_FILE = "layers.jsonl"
@@ -147,8 +155,6 @@ def goal_document(goal: Goal) -> dict:
 
 
 def hardware_document(template: ArchTemplate, best: Evaluated) -> dict:
-    from formulation.technology import architecture_area_mm2
-
     hw = best.design.hardware
     arch = template.instantiate(hw)
     return {"mesh_x": hw.mesh_x, "mesh_y": hw.mesh_y, "pes": hw.mesh_x * hw.mesh_y,
@@ -172,11 +178,6 @@ def layer_entries(network: Network, template: ArchTemplate, best: Evaluated) -> 
     records is what ``codesign evaluate --cases`` reproduces; it is checked against the optimizer's
     own numbers.
     """
-    from formulation.model.encoding import decode
-    from formulation.specs.loading import case_from_dict
-    from formulation.model.exact import evaluate
-    from formulation.model.report import evaluation_record
-
     arch = template.instantiate(best.design.hardware)
     entries = []
     for i, (entry, arrays) in enumerate(zip(network.layers, best.design.mappings)):
@@ -213,7 +214,7 @@ def design_summary(template: ArchTemplate, best: Evaluated) -> dict:
 
 def result_document(result: OptimizeResult, network: Network, template: ArchTemplate, goal: Goal, *,
                     method: str, seed: int, starts: int, time_limit_s: float, front=None) -> dict:
-    """The whole ``result.json`` document (``front``: a :class:`search.pareto.ParetoFront` or None)."""
+    """The whole ``result.json`` document (``front``: a :class:`search.pareto.DesignFront` or None)."""
     best = result.best
     counts = [e.count for e in network.layers]
     doc: dict[str, Any] = {
@@ -255,9 +256,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_timeloop(out_dir: Path, network: Network, template: ArchTemplate, best: Evaluated) -> Path:
     """``out_dir/timeloop/<layer>/`` for every layer, built in a temporary folder and renamed into place."""
-    from formulation.model.encoding import decode
-    from formulation.specs.timeloop_export import export_timeloop
-
     arch = template.instantiate(best.design.hardware)
     target = out_dir / TIMELOOP_DIR
     tmp = Path(tempfile.mkdtemp(prefix=f".{TIMELOOP_DIR}.", dir=out_dir))
@@ -333,7 +331,8 @@ def summary_table(doc: dict) -> str:
     """Hardware, network totals and per-layer cycles/energy/utilization, as printed by ``codesign optimize``."""
     lines = [f"{doc['network']} on {doc['template']['name']}: {doc['method']} ({doc['pipeline']}), "
              f"objective {doc['goal']['objective']}, status {doc['status']}, "
-             f"{doc['wall_s']:.1f} s, {doc['evaluations']:,} model evaluations"]
+             f"{doc['wall_s']:.1f} s, {doc['evaluations']:,} model evaluations",
+             f"status    {STATUS_MEANING[OptimizeStatus(doc['status'])]}"]
     hw, totals = doc["hardware"], doc["totals"]
     if hw is None:
         lines.append("no feasible design" + (f" ({doc['binding'][0]})" if doc["binding"] else ""))

@@ -21,7 +21,8 @@ from formulation.relaxed.problem import LayerStructure, RelaxedProblem
 from formulation.specs.types import Architecture, Layer, SpecError
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import capacity_used
-from search.sampling import prime_factors
+from search.tiling import SMOOTH_PRIMES, layer_primes, prime_factors, smooth_numbers
+from search.design import Design
 
 LEGAL_SIZES = "powers of two"
 
@@ -32,13 +33,13 @@ def nearest_power_of_two(value: float, lo: int, hi: int) -> int:
     return int(min(max(p, lo), hi))
 
 
-def nearest_smooth(value: float, lo: int, hi: int, primes: tuple[int, ...] = (2, 3, 7)) -> int:
+def nearest_smooth(value: float, lo: int, hi: int, primes: tuple[int, ...] = SMOOTH_PRIMES) -> int:
     """The integer in [lo, hi] nearest to ``value`` in log terms whose prime factors are all in ``primes``.
 
     CNN loop bounds are products of 2, 3 and 7 (224 = 2^5 7, 3x3 filters), so a mesh side made of
     the same primes can be filled exactly; a side like 45 leaves PEs idle on most layers.
     """
-    candidates = [n for n in range(max(1, lo), hi + 1) if set(prime_factors(n)) <= set(primes)] or [lo]
+    candidates = smooth_numbers(lo, hi, primes) or [lo]
     return min(candidates, key=lambda n: (abs(math.log(n) - math.log(max(value, 1.0))), n))
 
 
@@ -64,7 +65,7 @@ def round_layer(layer: Layer, arch: Architecture, structure: LayerStructure, fan
     sx = np.ones_like(temporal)
     sy = np.ones_like(temporal)
     fan_x, fan_y = arch.fanout(fanout_level)
-    primes = sorted(((p, int(d)) for d in DIMS for p in prime_factors(layer.dims[d])), reverse=True)
+    primes = sorted(((p, d) for d, p in layer_primes(layer)), reverse=True)
     for p, d in primes:
         options = []
         for l in range(levels):
@@ -131,8 +132,6 @@ def repair(layer: Layer, arch: Architecture, arrays: MappingArrays) -> MappingAr
 
 def round_solution(problem: RelaxedProblem, x: np.ndarray, hardware: Hardware | None = None):
     """A legal :class:`~search.design.Design` near the relaxed optimum ``x``."""
-    from search.design import Design
-
     hw = hardware or round_hardware(problem, x)
     arch = problem.template.instantiate(hw)
     mappings = []

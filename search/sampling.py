@@ -34,10 +34,11 @@ import math
 
 import numpy as np
 
-from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS
+from formulation.axes import N_DIMS, N_TENSORS, TENSORS
 from formulation.model.encoding import MappingArrays
 from formulation.specs.types import Architecture, Layer
 from formulation.model.validation import mapping_violations
+from search.tiling import layer_primes
 
 _TEMPORAL, _X, _Y = 0, 1, 2
 
@@ -48,23 +49,6 @@ _MIN_BATCH = 256
 
 class SamplingError(RuntimeError):
     """Raised when too few legal mappings turn up within the allowed number of rounds."""
-
-
-def prime_factors(n: int) -> list[int]:
-    """Prime factors of ``n`` with multiplicity, ascending (``prime_factors(1) == []``)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n = {n!r}: must be a positive integer")
-    n = int(n)
-    out: list[int] = []
-    p = 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1 if p == 2 else 2
-    if n > 1:
-        out.append(n)
-    return out
 
 
 def _empty(levels: int) -> MappingArrays:
@@ -86,7 +70,7 @@ class _Sampler:
         self.slot_kind = np.array([s[1] for s in slots], dtype=np.int64)
         self.fan_x = np.array([f[0] for f in fanouts], dtype=np.int64)
         self.fan_y = np.array([f[1] for f in fanouts], dtype=np.int64)
-        items = [(int(d), p) for d in DIMS for p in prime_factors(layer.dims[d])]
+        items = layer_primes(layer)
         self.item_dim = np.array([d for d, _ in items], dtype=np.int64)
         self.item_prime = np.array([p for _, p in items], dtype=np.int64)
         self.keeps = np.array([[t in lv.keeps for t in TENSORS] for lv in arch.levels], dtype=bool)
@@ -175,4 +159,4 @@ def sample_mappings(layer: Layer, arch: Architecture, n: int, rng: np.random.Gen
         f"-- raise max_rounds/max_batch or ask for fewer")
 
 
-__all__ = ["SamplingError", "prime_factors", "sample_mappings"]
+__all__ = ["SamplingError", "sample_mappings"]

@@ -13,7 +13,7 @@ from formulation.model.validation import mapping_violations
 from search.baselines import bo
 from search.baselines.space import DesignSpace
 from search.design import Goal, evaluate_design
-from search.optimize import OptimizeStatus
+from search.outcome import OptimizeStatus
 from search.rounding import fits_template
 
 NET = Network("tiny", (NetworkLayer(Layer("conv", N=1, C=16, K=32, P=8, Q=8, R=3, S=3)),
@@ -46,7 +46,7 @@ def _assert_legal(best, template, goal):
 
 def test_feasible_legal_design_within_budget(result):
     assert result.method == "bo"
-    assert result.status is OptimizeStatus.OPTIMAL and result.extra["stopped_by"] == "evaluations"
+    assert result.status is OptimizeStatus.EVALUATION_LIMIT and result.extra["stopped_by"] == "evaluations"
     assert 0 < result.evaluations <= BUDGET
     assert result.best is not None and result.best.score.feasible
     _assert_legal(result.best, TEMPLATE, GOAL)

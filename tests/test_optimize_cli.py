@@ -19,7 +19,7 @@ import yaml
 from formulation.specs.catalog import load_arch
 from formulation.specs.loading import arch_from_dict, read_cases
 from formulation.technology import architecture_area_mm2
-from codesign.cli import OPTIMIZE_METHODS, main
+from codesign.cli import main
 from search.results import RESULT_KEYS, arch_document
 from tests.conftest import CASES_FILE
 
@@ -85,7 +85,7 @@ def test_result_json_has_the_documented_keys(base_run):
     # optimal only when the branch-and-bound proves the gap within its tolerance
     assert 0 < doc["lower_bound"] <= doc["totals"]["edp"]
     assert doc["gap"] == pytest.approx(doc["totals"]["edp"] / doc["lower_bound"] - 1)
-    assert doc["status"] == ("optimal" if doc["gap"] <= doc["bound"]["gap_tolerance"] else "feasible")
+    assert doc["status"] == ("optimal" if doc["gap"] <= doc["bound"]["gap_tolerance"] else "converged")
     assert doc["evaluations"] > 0 and doc["wall_s"] > 0
     assert {"mesh_x", "mesh_y", "buffers_words", "area_mm2"} <= set(doc["hardware"])
     assert {"latency_s", "energy_pJ", "power_mW", "area_mm2", "edp"} <= set(doc["totals"])
@@ -218,16 +218,21 @@ def test_timeloop_folder_per_layer(base_run):
 
 def test_interrupt_writes_the_best_so_far_and_exits_130(specs, tmp_path, monkeypatch, capsys):
     """A Ctrl-C after the first start: optimize keeps that start's design, the CLI writes it, exit 130."""
-    from codesign.cli import _codesign_run
+    from dataclasses import replace
 
-    def interrupted_after_one(network, template, goal, opts, on_start_done):
-        def tick(result):
-            on_start_done(result)
-            raise KeyboardInterrupt
+    import search.methods
 
-        return _codesign_run(network, template, goal, {**opts, "jobs": 1}, tick)
+    class InterruptedAfterOne(search.methods.Codesign):
+        name = "interrupt-test"
 
-    monkeypatch.setitem(OPTIMIZE_METHODS, "interrupt-test", {"run": interrupted_after_one, "pareto": None})
+        def run(self, network, template, goal, options, on_start_done=None):
+            def tick(result):
+                on_start_done(result)
+                raise KeyboardInterrupt
+
+            return super().run(network, template, goal, replace(options, jobs=1), tick)
+
+    monkeypatch.setitem(search.methods._REGISTRY, "interrupt-test", InterruptedAfterOne())
     assert optimize(tmp_path, specs, "--method", "interrupt-test") == 130
     assert "interrupted" in capsys.readouterr().err
     doc = load(tmp_path)

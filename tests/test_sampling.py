@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Tensor
 from formulation.model.encoding import decode
 from formulation.model.validation import mapping_violations, validate_mapping
-from search.sampling import SamplingError, prime_factors, sample_mappings
+from search.sampling import SamplingError, sample_mappings
 
 
 def _case(reference_cases, layer_name: str, arch_name: str):
@@ -34,22 +33,6 @@ SETTINGS = [
     ("resnet18_l1_3x3", "eyeriss-like-12x14", True),
     ("small_c8k16p8r3", "eyeriss-like-12x14", False),
 ]
-
-
-def test_prime_factors():
-    assert prime_factors(1) == []
-    assert prime_factors(2) == [2]
-    assert prime_factors(56) == [2, 2, 2, 7]
-    assert prime_factors(64) == [2] * 6
-    assert prime_factors(97) == [97]
-    assert prime_factors(3 * 3 * 5 * 11 * 11) == [3, 3, 5, 11, 11]
-    for n in range(1, 400):
-        factors = prime_factors(n)
-        assert math.prod(factors) == n
-        assert factors == sorted(factors)
-        assert all(p > 1 and all(p % q for q in range(2, int(p ** 0.5) + 1)) for p in factors)
-    with pytest.raises(ValueError):
-        prime_factors(0)
 
 
 @pytest.mark.parametrize("layer_name,arch_name,bypass", SETTINGS)

@@ -28,9 +28,11 @@ from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware, default_template
 from formulation.model.validation import mapping_violations, validate_mapping
 from search.design import Goal
-from search.optimize import OptimizeStatus, fixed_template, optimize, random_structure, structures_for_start
+from search.optimize import fixed_template, optimize, random_structure, structures_for_start
+from search.outcome import OptimizeStatus
 from search.rounding import fits_template, nearest_power_of_two, nearest_smooth, repair, round_hardware, round_layer
-from search.sampling import prime_factors, sample_mappings
+from search.sampling import sample_mappings
+from search.tiling import prime_factors
 
 FIELDS = ("temporal", "spatial_x", "spatial_y", "order", "keep")
 W, I, O = Tensor.W, Tensor.I, Tensor.O
@@ -390,7 +392,7 @@ def test_fixed_hardware_search_is_within_one_percent_of_exhaustive(case):
     for objective, best in optimum.items():
         result = optimize(network, template, Goal(objective), fixed_hardware=True, jobs=1, seed=0,
                           time_limit_s=600)
-        assert result.status is OptimizeStatus.OPTIMAL
+        assert result.status is OptimizeStatus.CONVERGED
         found = result.best.score.value(objective)
         mapping = result.best.design.mappings[0]
         _assert_legal(layer, arch, mapping)
@@ -435,7 +437,7 @@ def _assert_design_legal(network: Network, template: ArchTemplate, result, goal:
 def test_codesign_respects_area_budget_and_caps():
     template = default_template(load_arch("simple"))
     free = optimize(SMALL_NET, template, Goal(Objective.EDP), jobs=1, seed=0, starts=2, time_limit_s=600)
-    assert free.status is OptimizeStatus.OPTIMAL
+    assert free.status is OptimizeStatus.CONVERGED
     _assert_design_legal(SMALL_NET, template, free, Goal(Objective.EDP))
     unconstrained = free.best.score
     goals = [
@@ -449,7 +451,7 @@ def test_codesign_respects_area_budget_and_caps():
     results = []
     for goal in goals:
         result = optimize(SMALL_NET, template, goal, jobs=1, seed=0, starts=2, time_limit_s=600)
-        assert result.status is OptimizeStatus.OPTIMAL, goal
+        assert result.status is OptimizeStatus.CONVERGED, goal
         _assert_design_legal(SMALL_NET, template, result, goal)
         for start in result.starts:  # every start's design, not only the best, keeps the budget and caps
             if start.best is not None and start.best.score.feasible:
@@ -489,7 +491,7 @@ def test_same_seed_gives_the_same_design(small_template, loky_seed0):
     goal = Goal(Objective.EDP, area_budget_mm2=0.5)
     again = optimize(SMALL_NET, small_template, goal, jobs=1, seed=0, starts=2, time_limit_s=600)
     for result in (loky_seed0, again):
-        assert result.status is OptimizeStatus.OPTIMAL
+        assert result.status is OptimizeStatus.CONVERGED
     assert _same_design(again.best, loky_seed0.best)
     for a, b in zip(again.starts, loky_seed0.starts):
         assert a.start == b.start and _same_design(a.best, b.best)
@@ -509,7 +511,7 @@ def test_dask_backend_matches_loky(small_template, loky_seed0):
                                   dashboard_address=":0") as cluster:
         result = optimize(SMALL_NET, small_template, Goal(Objective.EDP, area_budget_mm2=0.5), jobs=2, seed=0,
                           starts=2, time_limit_s=600, backend="dask", scheduler=cluster.scheduler_address)
-    assert result.status is OptimizeStatus.OPTIMAL
+    assert result.status is OptimizeStatus.CONVERGED
     assert _same_design(result.best, loky_seed0.best)
     assert [s.start for s in result.starts] == [s.start for s in loky_seed0.starts]
     for a, b in zip(result.starts, loky_seed0.starts):

@@ -199,7 +199,11 @@ def distinct_children(nest: Nest, proj: np.ndarray, arrays: MappingArrays, paren
     child. Children at the same offset on every axis hold identical tiles and receive identical
     deltas, so they share one parent read (multicast); children at different offsets are served
     separately even when their windows overlap. Dimensions a tensor ignores give full multicast;
-    a spatial P together with a spatial R can map several children to one input column.
+    a spatial P together with a spatial R can map several children to one input column. Through
+    several fanouts (the levels in between bypass the tensor) the count is the product of each
+    fanout's own distinct offsets: as in timeloop-model v3.0.3, a spatial Q at one fanout and a
+    spatial S at the next do not share the input rows they have in common
+    (tests/data/timeloop_specs/eyeriss-like-rs-dummy).
     """
     b = arrays.temporal.shape[0]
     levels = range(parent, child)
@@ -214,7 +218,9 @@ def distinct_children(nest: Nest, proj: np.ndarray, arrays: MappingArrays, paren
                 continue
             fed = np.where(coeff > 0, counts, 1)
             if np.count_nonzero(proj[t, a]) > 1:  # a window axis: P and R may land on one column
-                out[:, t] *= union_lengths(coeff * steps, fed, np.ones(b, dtype=np.int64))
+                for k in range(len(levels)):  # per fanout: no sharing across fanouts (see docstring)
+                    part = slice(k * N_DIMS, (k + 1) * N_DIMS)
+                    out[:, t] *= union_lengths((coeff * steps)[:, part], fed[:, part], np.ones(b, dtype=np.int64))
             else:
                 out[:, t] *= fed.prod(axis=1)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from formulation.axes import TENSOR_NAMES, Tensor
+from formulation.goals import power_mW, seconds
 from formulation.model.exact import BatchEvaluation
 from formulation.specs.types import Architecture
 from formulation.technology import architecture_area_mm2
@@ -42,6 +43,7 @@ def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -
         }
     cycles = int(ev.cycles[index])
     energy = float(ev.energy_pJ[index])
+    latency = seconds(cycles, arch.clock_GHz)
     return {
         "macs": int(ev.macs),
         "cycles": cycles,
@@ -50,8 +52,8 @@ def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -
         "energy_breakdown_pJ": {arch.mac.name: float(ev.mac_energy_pJ[index]),
                                 **{lv.name: float(ev.energy_pJ_by_level[index, l])
                                    for l, lv in enumerate(arch.levels)}},
-        "power_mW": energy / cycles * arch.clock_GHz,
-        "latency_s": cycles / (arch.clock_GHz * 1e9),
+        "power_mW": power_mW(energy, latency),
+        "latency_s": latency,
         "area_mm2": architecture_area_mm2(arch),
         "fits": bool(ev.fits[index]),
         "levels": levels,

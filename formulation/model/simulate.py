@@ -42,7 +42,8 @@ its whole one-element tile at every iteration.
 The parent of ``L`` for ``T`` is the nearest outer level that keeps ``T``. At each visited step
 the children of one parent instance (every instance below the fanouts between them, bypassed
 levels included) that receive *identical* delta sets share one access at the parent; different or
-partially overlapping deltas are separate accesses. That is multicast for the read-only tensors
+partially overlapping deltas are separate accesses. Through several fanouts (bypassed levels in
+between) the sharing is decided fanout by fanout (:func:`_shared_words`). That is multicast for the read-only tensors
 going down, and spatial reduction for partial sums going up: children that differ only in a
 spatial C/R/S index hold the same outputs, so their deltas are identical sets and reach the parent
 as one update. So ``traffic(parent, T)`` = sum over steps of ``weight`` times the total size of the
@@ -388,7 +389,7 @@ def _receive(nest: Nest, spaces: dict[Tensor, TensorSpace], receiver: int, arriv
         for t in tensors:
             space = spaces[t]
             nest_deltas = []
-            sent: dict[int, set[frozenset[int]]] = {}  # parent instance -> distinct deltas of its children
+            sent: dict[int, list[frozenset[int]]] = {}  # parent instance -> the deltas of its children
             for i, offset in enumerate(offsets):
                 lo, hi = space.box(base + offset, size)
                 tile = space.elements(lo, hi)
@@ -396,13 +397,34 @@ def _receive(nest: Nest, spaces: dict[Tensor, TensorSpace], receiver: int, arriv
                 if t in counted:
                     delta = tile if macs else nest_deltas[i]  # a MAC fetches its operands every time
                     arrivals[receiver][i, t] += weight * len(delta)
-                    sent.setdefault(i // siblings[t], set()).add(delta)
+                    sent.setdefault(i // siblings[t], []).append(delta)
             for j, deltas in sent.items():
-                traffic[parent[t]][j, t] += weight * sum(len(d) for d in deltas)
+                traffic[parent[t]][j, t] += weight * _shared_words(deltas, nest.fanout[parent[t]:receiver])
             if t in watched:
                 if t in previous:
                     link_candidates[t] += _neighbour_reuse(previous[t], nest_deltas, fanout)
                 previous[t] = nest_deltas
+
+
+def _shared_words(deltas: list[frozenset[int]], fanouts: list[int]) -> int:
+    """Words one parent instance sends to its children (``deltas`` in instance order) through ``fanouts``.
+
+    Fanout by fanout, outermost first: the children under one instance of the next level form a
+    group, groups that need identical element sets (the union of their deltas) share one send, and
+    each distinct group is served on its own. With one fanout this is "identical deltas share one
+    access". Across two fanouts (the middle level bypassing the tensor) windows that overlap are
+    **not** shared even when two leaves need the same rows, as timeloop-model v3.0.3 does
+    (tests/data/timeloop_specs/eyeriss-like-rs-dummy: rows shared along a diagonal of a
+    Q-by-S array are read once per PE).
+    """
+    if not fanouts or len(deltas) == 1:
+        return sum(len(d) for d in set(deltas))
+    size = len(deltas) // fanouts[0]
+    distinct: dict[frozenset[int], list[frozenset[int]]] = {}
+    for g in range(fanouts[0]):
+        group = deltas[g * size:(g + 1) * size]
+        distinct.setdefault(frozenset().union(*group), group)
+    return sum(_shared_words(group, fanouts[1:]) for group in distinct.values())
 
 
 def _neighbour_reuse(before: list[frozenset[int]], now: list[frozenset[int]], fanout: int) -> int:

@@ -43,6 +43,7 @@ import numpy as np
 
 from formulation.axes import N_DIMS
 from formulation.goals import Caps, Objective
+from formulation.pareto import hypervolume_2d, non_dominated
 from formulation.relaxed.problem import RelaxedProblem
 from formulation.relaxed.sensitivity import Smooth
 from formulation.relaxed.solvers.base import SolveResult, SolveStatus, get_backend
@@ -85,23 +86,15 @@ class ParetoFront:
     wall_s: float = 0.0               # the whole sweep, anchors included
 
     def non_dominated(self, rel_tol: float = 1e-9) -> ParetoFront:
-        """The solved points no other solved point dominates (latency and primary both minimized), by latency."""
-        good = sorted((p for p in self.points if p.ok), key=lambda p: (p.latency_s, p.primary))
-        kept: list[ParetoPoint] = []
-        for p in good:
-            if kept and p.primary >= kept[-1].primary * (1 - rel_tol):
-                continue  # no faster point has a higher primary: the last kept one dominates (or equals) p
-            kept.append(p)
-        return replace(self, points=tuple(kept))
+        """The solved points no other solved point dominates (latency and primary both minimized), by latency
+        (:func:`formulation.pareto.non_dominated`)."""
+        good = [p for p in self.points if p.ok]
+        keep = non_dominated([(p.latency_s, p.primary) for p in good], rel_tol)
+        return replace(self, points=tuple(good[k] for k in keep))
 
     def hypervolume(self, ref: tuple[float, float]) -> float:
-        """Area dominated by the non-dominated points and bounded by ``ref = (latency_s, primary)`` (exact, 2-D)."""
-        area = 0.0
-        points = [p for p in self.non_dominated().points if p.latency_s < ref[0] and p.primary < ref[1]]
-        for j, p in enumerate(points):
-            right = points[j + 1].latency_s if j + 1 < len(points) else ref[0]
-            area += (right - p.latency_s) * (ref[1] - p.primary)
-        return area
+        """Area dominated by the solved points and bounded by ``ref = (latency_s, primary)`` (exact, 2-D)."""
+        return hypervolume_2d([(p.latency_s, p.primary) for p in self.non_dominated().points], ref)
 
     def table(self) -> str:
         unit = "mW" if self.primary == "power" else "pJ"

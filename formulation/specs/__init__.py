@@ -14,6 +14,7 @@ from formulation.specs.loading import (
 )
 from formulation.specs.types import (
     Architecture,
+    GraphNode,
     Layer,
     LevelMapping,
     Mac,
@@ -26,7 +27,7 @@ from formulation.specs.types import (
 )
 
 __all__ = [
-    "Architecture", "Layer", "LevelMapping", "Mac", "Mapping", "Network", "NetworkLayer", "SpecError",
+    "Architecture", "GraphNode", "Layer", "LevelMapping", "Mac", "Mapping", "Network", "NetworkLayer", "SpecError",
     "StorageLevel", "Technology", "arch_from_dict", "arch_names", "case_from_dict", "layer_from_dict",
     "load_arch", "load_network", "load_template", "mapping_from_list", "network_from_dict", "network_names",
     "read_cases", "read_document",

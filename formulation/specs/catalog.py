@@ -11,7 +11,9 @@ otherwise it must be a built-in name (matched case-insensitively). Accepted file
 * network: a network document (``name``, ``layers``), a single layer document (``N C K P Q ...``,
   giving a one-layer network named after the file), or a reference case (its ``layer``);
 * network: also an ONNX model, any path ending in ``.onnx`` (:mod:`formulation.specs.onnx_import`);
-* architecture: an ``arch`` document (``levels``, ``mac``), or a reference case (its ``arch``).
+* architecture: an ``arch`` document (``levels``, ``mac``), or a reference case (its ``arch``);
+* a Timeloop file (:mod:`formulation.specs.timeloop_import`): its ``problem`` as a one-layer
+  network, its ``architecture`` (energies from an ``ERT`` in the same file) as an architecture.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def _read_file(path: str | Path) -> tuple[str, Any]:
 
 
 def _network_from_doc(doc: Any, default_name: str) -> Network:
+    if isinstance(doc, MappingABC) and "problem" in doc:  # a Timeloop problem: its layer
+        from formulation.specs.timeloop_import import problem_from_timeloop
+
+        return Network(name=default_name, layers=(NetworkLayer(problem_from_timeloop(doc["problem"],
+                                                                                     default_name).layer),))
     if isinstance(doc, MappingABC) and "layers" not in doc:
         if "layer" in doc and "arch" in doc:  # a reference case: its layer
             name = str(doc.get("layer_name", default_name))
@@ -113,6 +120,16 @@ def load_arch(name_or_path: str | Path) -> Architecture:
     """A built-in architecture by name (see :func:`arch_names`), or an arch/case file."""
     if _is_path(name_or_path, "arch"):
         default_name, doc = _read_file(name_or_path)
+        if isinstance(doc, MappingABC) and ("architecture" in doc or (
+                isinstance(doc.get("arch"), MappingABC) and {"storage", "subtree", "local"} & set(doc["arch"]))):
+            from formulation.specs.timeloop_import import arch_from_timeloop, parse_ert
+
+            tree = doc.get("architecture", doc.get("arch"))
+            ert = parse_ert(doc["ERT"]) if "ERT" in doc else {}
+            try:
+                return arch_from_timeloop(tree, ert, name=default_name)
+            except SpecError as exc:
+                raise SpecError(f"{name_or_path}: {exc}") from None
         if isinstance(doc, MappingABC) and "arch" in doc and "levels" not in doc:  # a reference case
             default_name, doc = str(doc.get("arch_name", default_name)), doc["arch"]
         if isinstance(doc, MappingABC) and "name" not in doc:

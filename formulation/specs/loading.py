@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from formulation.specs.types import (
     Mac,
     Mapping,
     Network,
-    NetworkLayer,
     SpecError,
     StorageLevel,
     Technology,
@@ -87,19 +86,42 @@ def layer_from_dict(doc: Any, name: str | None = None) -> Layer:
 
 
 def network_from_dict(doc: Any, default_name: str = "network") -> Network:
+    """A network from ``{name, layers}``; each entry a layer with optional ``count``, ``parallel``, ``inputs``.
+
+    The entries are the graph's occurrences in a topological order. ``inputs`` names the earlier
+    occurrences an entry reads (``[]``: the network input); without it an entry reads the entry
+    before it (the first reads the network input), so a plain list is a chain. ``count: n`` is ``n``
+    copies one after another (named ``NAME``, ``NAME#2``, ...; only the first reads ``inputs``);
+    ``parallel: n`` is ``n`` independent runs side by side that read the same inputs (attention
+    heads). Entries with equal shapes are merged into one distinct layer, named after the first,
+    with their counts summed (:func:`formulation.specs.graph.network_from_occurrences`).
+    """
+    from formulation.specs.graph import network_from_occurrences
+
     doc = _mapping_doc(doc, "network")
     _check_keys(doc, {"name", "layers"}, "network")
     name = str(doc.get("name", default_name))
     raw = doc.get("layers")
     if not isinstance(raw, list) or not raw:
         raise SpecError(f"network.layers = {raw!r}: must be a non-empty list")
-    entries = []
+    occurrences: list[tuple[Layer, tuple[str, ...], int]] = []
     for i, item in enumerate(raw):
         item = _mapping_doc(item, f"network.layers[{i}]")
-        layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat")}
-        count = _int(item, "count", f"network.layers[{i}]", default=item.get("repeat", 1))
-        entries.append(NetworkLayer(layer_from_dict(layer_doc, name=str(item.get("name", f"layer{i}"))), count))
-    return Network(name=name, layers=tuple(entries))
+        layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat", "parallel", "inputs")}
+        what = f"network.layers[{i}]"
+        count = _int(item, "count", what, default=item.get("repeat", 1))
+        parallel = _int(item, "parallel", what, default=1)
+        layer = layer_from_dict(layer_doc, name=str(item.get("name", f"layer{i}")))
+        if "inputs" in item:
+            inputs = item["inputs"]
+            if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+                raise SpecError(f"{what}.inputs = {inputs!r}: must be a list of earlier layer names")
+        else:
+            inputs = [occurrences[-1][0].name] if occurrences else []
+        for k in range(count):
+            copy = layer if k == 0 else replace(layer, name=f"{layer.name}#{k + 1}")
+            occurrences.append((copy, tuple(inputs) if k == 0 else (occurrences[-1][0].name,), parallel))
+    return network_from_occurrences(name, occurrences)
 
 
 LEVEL_KEYS = {"name", "technology", "size", "word_bits", "block_size", "instances", "meshX", "read_energy",

@@ -27,16 +27,21 @@ cannot express (``ConvTranspose``, 3-D convolutions, recurrent cells, ``Einsum``
 of other domains, and control flow raise :class:`~formulation.specs.types.SpecError`, as do unreadable
 files and shapes that stay unknown or symbolic after inference (re-export with static shapes).
 
-Layers with identical shapes are merged into one entry whose count is the number of occurrences;
-the entry keeps the name of the first node (the node's name, or ``<op><index>`` when it has none).
-The network is named after the file.
+Every such node is an occurrence of the network's graph; its inputs are the MAC nodes whose
+outputs reach it through MAC-free operators (an ``Add`` of a residual connection, a ``Concat`` of
+branches, activations, pooling, reshapes), so residual and branch structure is kept
+(:func:`_mac_producers`). Occurrences with identical shapes share one distinct layer whose count
+is the number of occurrences (:func:`formulation.specs.graph.network_from_occurrences`); it keeps
+the name of the first node (the node's name, or ``<op><index>`` when it has none). The network is
+named after the file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from formulation.specs.types import Layer, Network, NetworkLayer, SpecError
+from formulation.specs.graph import network_from_occurrences
+from formulation.specs.types import Layer, Network, SpecError
 
 CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}        # op: (input, weight) indices
 MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}
@@ -190,10 +195,40 @@ class _Reader:
         return Layer(name=name, N=shared, C=c, K=k, P=m, Q=1), independent
 
 
-def _layers(path: str | Path, model) -> list[tuple[Layer, int]]:
+def _mac_producers(model, mac_names: dict[int, str]) -> dict[int, tuple[str, ...]]:
+    """For each MAC node (by index), the MAC nodes whose outputs reach its inputs through MAC-free nodes.
+
+    A tensor made by a MAC node comes from that node; one made by any other node (Add, Concat,
+    Relu, pooling, reshapes, ...) comes from the MAC producers of that node's inputs; graph inputs,
+    initializers and constants come from no layer. Node order in an ONNX graph is topological.
+    """
+    made_by = {out: i for i, node in enumerate(model.graph.node) for out in node.output if out}
+    memo: dict[str, tuple[str, ...]] = {}
+
+    def producers(tensor: str) -> tuple[str, ...]:
+        if tensor in memo:
+            return memo[tensor]
+        memo[tensor] = ()
+        index = made_by.get(tensor)
+        if index is None:
+            found: tuple[str, ...] = ()
+        elif index in mac_names:
+            found = (mac_names[index],)
+        else:
+            found = tuple(dict.fromkeys(p for t in model.graph.node[index].input if t for p in producers(t)))
+        memo[tensor] = found
+        return found
+
+    return {i: tuple(dict.fromkeys(p for t in model.graph.node[i].input if t for p in producers(t)))
+            for i in mac_names}
+
+
+def _layers(path: str | Path, model) -> list[tuple[Layer, tuple[str, ...], int]]:
+    """Every MAC node as ``(layer, inputs, parallel)`` in graph order (see :func:`_mac_producers`)."""
     reader = _Reader(path, _shapes(model))
     out: list[tuple[Layer, int]] = []
     used: set[str] = set()
+    indices: list[int] = []
     for index, node in enumerate(model.graph.node):
         op = node.op_type
         label = node.name or f"{op}{index}"
@@ -208,25 +243,15 @@ def _layers(path: str | Path, model) -> list[tuple[Layer, int]]:
             continue
         name = label if label not in used else f"{label}_{index}"
         used.add(name)
+        indices.append(index)
         if op in CONV_OPS:
             out.append((reader.conv(node, name), 1))
         elif op == "Gemm":
             out.append((reader.gemm(node, name), 1))
         else:
             out.append(reader.matmul(node, name))
-    return out
-
-
-def _merge(layers: list[tuple[Layer, int]]) -> tuple[NetworkLayer, ...]:
-    """One entry per distinct shape, in order of first occurrence, with summed counts."""
-    first: dict[tuple, Layer] = {}
-    counts: dict[tuple, int] = {}
-    for layer, count in layers:
-        key = tuple(getattr(layer, f) for f in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride",
-                                                "Wdilation", "Hdilation", "G"))
-        first.setdefault(key, layer)
-        counts[key] = counts.get(key, 0) + count
-    return tuple(NetworkLayer(first[key], counts[key]) for key in first)
+    inputs = _mac_producers(model, {i: layer.name for i, (layer, _) in zip(indices, out)})
+    return [(layer, inputs[i], parallel) for i, (layer, parallel) in zip(indices, out)]
 
 
 def network_from_onnx(path: str | Path) -> Network:
@@ -247,9 +272,7 @@ def network_from_onnx(path: str | Path) -> Network:
     layers = _layers(path, model)
     if not layers:
         raise _fail(path, "the model has no Conv, Gemm or MatMul node (nothing with multiply-accumulates)")
-    network = Network(name=Path(path).stem, layers=_merge(layers))
-    assert network.macs == sum(layer.macs * count for layer, count in layers)
-    return network
+    return network_from_occurrences(Path(path).stem, layers)
 
 
 __all__ = ["network_from_onnx"]

@@ -230,9 +230,9 @@ def ert_document(arch: Architecture) -> dict:
 # problem
 # --------------------------------------------------------------------------------------------
 
-def problem_document(layer: Layer) -> dict:
-    """The ``problem:`` document: Timeloop's CNN-layer shape and one group of ``layer``."""
-    shape = {
+def cnn_layer_shape() -> dict:
+    """Timeloop's CNN-layer shape (dimensions, coefficients, data-spaces and projections)."""
+    return {
         "name": "CNN-Layer",
         "dimensions": list(TIMELOOP_DIM_ORDER),
         "coefficients": [{"name": name, "default": 1} for name in ("Wstride", "Hstride", "Wdilation", "Hdilation")],
@@ -243,6 +243,11 @@ def problem_document(layer: Layer) -> dict:
             {"name": "Outputs", "projection": [[["N"]], [["M"]], [["Q"]], [["P"]]], "read-write": True},
         ],
     }
+
+
+def problem_document(layer: Layer) -> dict:
+    """The ``problem:`` document: Timeloop's CNN-layer shape and one group of ``layer``."""
+    shape = cnn_layer_shape()
     dims = layer.dims  # one group: C/G and K/G
     instance: dict[str, int] = {TIMELOOP_DIM[d]: dims[d] for d in (Dim.C, Dim.K, Dim.R, Dim.S, Dim.N, Dim.P, Dim.Q)}
     instance.update(Wstride=layer.Wstride, Hstride=layer.Hstride, Wdilation=layer.Wdilation,

@@ -90,17 +90,75 @@ class NetworkLayer:
 
 
 @dataclass(frozen=True)
+class GraphNode:
+    """One occurrence of a layer in a network's data-flow graph.
+
+    ``layer`` names the distinct :class:`NetworkLayer` it computes (occurrences with equal shapes
+    share one); ``inputs`` names the occurrences whose outputs it reads (none: it reads the
+    network's input), through any MAC-free operators in between (additions, concatenations,
+    pooling, activations). ``repeat`` > 1 stands for that many independent runs side by side (the
+    heads of an attention layer), which read the same inputs.
+    """
+
+    name: str
+    layer: str
+    inputs: tuple[str, ...] = ()
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        _positive_int(f"node {self.name}: repeat", self.repeat)
+
+
+@dataclass(frozen=True)
 class Network:
-    """A workload: named layers, each with the number of times it occurs."""
+    """A workload: named distinct layers, each with the number of times it occurs, and their graph.
+
+    ``nodes`` lists the occurrences in a topological order (every input names an earlier node),
+    which is the evaluation order; a layer's ``count`` is the sum of its nodes' ``repeat``. Without
+    nodes the network is a chain: each layer's ``count`` occurrences follow one another, in the
+    order of ``layers`` (:attr:`graph_nodes`). The graph itself, a ``networkx.DiGraph``, is built on
+    demand by :func:`formulation.specs.graph.network_graph` (a graph is mutable; this stays frozen).
+    """
 
     name: str
     layers: tuple[NetworkLayer, ...]
+    nodes: tuple[GraphNode, ...] = ()
 
     def __post_init__(self) -> None:
         _require(len(self.layers) > 0, f"network {self.name}: layers", [], "must not be empty")
         names = [entry.layer.name for entry in self.layers]
         dup = sorted({n for n in names if names.count(n) > 1})
         _require(not dup, f"network {self.name}: layer name", dup[0] if dup else "", "is used twice")
+        if self.nodes:
+            self._check_nodes(names)
+
+    def _check_nodes(self, layer_names: list[str]) -> None:
+        seen: set[str] = set()
+        counts = dict.fromkeys(layer_names, 0)
+        for node in self.nodes:
+            _require(node.name not in seen, f"network {self.name}: node name", node.name, "is used twice")
+            _require(node.layer in counts, f"network {self.name}: node {node.name}.layer", node.layer,
+                     "is not a layer of the network")
+            for src in node.inputs:
+                _require(src in seen, f"network {self.name}: node {node.name}.inputs", src,
+                         "must name an earlier node (nodes are listed in a topological order)")
+            seen.add(node.name)
+            counts[node.layer] += node.repeat
+        for entry in self.layers:
+            _require(counts[entry.layer.name] == entry.count, f"network {self.name}: layer {entry.layer.name}.count",
+                     entry.count, f"its graph nodes repeat it {counts[entry.layer.name]} times")
+
+    @property
+    def graph_nodes(self) -> tuple[GraphNode, ...]:
+        """The occurrences in evaluation order: :attr:`nodes`, or the chain of the layers and their counts."""
+        if self.nodes:
+            return self.nodes
+        out: list[GraphNode] = []
+        for entry in self.layers:
+            for k in range(entry.count):
+                name = entry.layer.name if k == 0 else f"{entry.layer.name}#{k + 1}"
+                out.append(GraphNode(name, entry.layer.name, (out[-1].name,) if out else ()))
+        return tuple(out)
 
     @property
     def macs(self) -> int:

@@ -15,9 +15,10 @@ Every method is a function
   same seed gives the same result; a wall-time budget may cut at a different point.
 * **Result**: :class:`~search.optimize.OptimizeResult` with ``method`` naming the method and
   ``extra["history"]`` the best-so-far trace ``[(wall_s, evaluations, best objective)]``;
-  ``extra["stopped_by"]`` says what ended the run. Status OPTIMAL means the method ended normally
-  (its evaluation budget, generations or convergence), TIME_LIMIT that wall time stopped it.
-  ``on_progress`` receives a :class:`~search.baselines.space.Progress` after every batch,
+  ``extra["stopped_by"]`` says what ended the run; the status follows it (:mod:`search.outcome`):
+  ``evaluation_limit`` (evaluation or generation budget), ``time_limit`` (wall time), ``converged``
+  (the method's own end), ``interrupted``, ``infeasible``.
+  ``on_progress`` receives a :class:`~search.baselines.evaluation.Progress` after every batch,
   generation or finished weight. Pareto methods (``nsga2``, ``weighted-sum``) also return
   ``extra["front"]``: non-dominated (power, latency) designs, fastest first, and report as
   ``best`` the front design with the best goal objective.
@@ -25,7 +26,8 @@ Every method is a function
 ``fixed_hardware=True`` pins the hardware to the template's base hardware on the legal grid (the
 architecture itself for :func:`search.optimize.fixed_template`) and searches mappings only.
 
-Importing this package is cheap: the methods (and pymoo) load on first use of a name below.
+Importing this package is cheap: the methods (and pymoo) load on first use of a name below. The
+methods are registered by name for ``codesign optimize --method`` in :mod:`search.methods`.
 """
 
 import importlib
@@ -36,35 +38,14 @@ _WHERE = {
     "run_random_search": "search.baselines.random_search",
     "run_weighted_sum": "search.baselines.weighted_sum",
     "run_bo": "search.baselines.bo",
-    "Progress": "search.baselines.space",
+    "Progress": "search.baselines.evaluation",
 }
-
-# method name (for ``codesign optimize --method``) -> name of its run function
-METHODS = {
-    "ga": "run_ga",
-    "nsga2": "run_ga_pareto",
-    "random": "run_random_search",
-    "weighted-sum": "run_weighted_sum",
-    "bo": "run_bo",
-}
-
-
-def get_method(name: str):
-    """The run function of baseline ``name`` (a key of :data:`METHODS`)."""
-    from formulation.specs.types import SpecError
-
-    if name not in METHODS:
-        raise SpecError(f"--method = {name!r}: unknown baseline (available: {', '.join(sorted(METHODS))})")
-    return __getattr__(METHODS[name])
 
 
 def __getattr__(name: str):
     if name in _WHERE:
         return getattr(importlib.import_module(_WHERE[name]), name)
-    if name == "BASELINES":
-        return {method: __getattr__(fn) for method, fn in METHODS.items()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BASELINES", "METHODS", "Progress", "get_method", "run_ga", "run_ga_pareto", "run_random_search",
-           "run_weighted_sum"]
+__all__ = ["Progress", "run_bo", "run_ga", "run_ga_pareto", "run_random_search", "run_weighted_sum"]

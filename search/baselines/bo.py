@@ -1,8 +1,8 @@
 """Bayesian optimization over the hardware genes; each hardware point's mappings come from a cheap inner step.
 
 **What the GP sees.** The design space is the shared genome of :mod:`search.baselines.space`
-(decode, legalize = repair, the exact-model :class:`~search.baselines.space.Evaluator` and its
-evaluation count, :class:`~search.baselines.space.Tracker`). A whole-network genome is large and
+(decode, legalize = repair, the exact-model :class:`~search.baselines.evaluation.Evaluator` and its
+evaluation count, :class:`~search.baselines.evaluation.Tracker`). A whole-network genome is large and
 mostly categorical (ResNet-18 on the ``simple`` template: 354 genes, 350 of them mapping genes),
 which a GP cannot model. So BO runs over the hardware genes only (mesh_x, mesh_y and one size
 per variable buffer: 4 ordinal genes for ``simple``, 6 for ``eyeriss-like``), each encoded as its
@@ -82,8 +82,10 @@ import numpy as np
 from formulation.specs.types import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
 from formulation.specs.template import ArchTemplate
-from search.baselines.space import DesignSpace, Evaluator, Progress, Scores, Tracker
-from search.design import Goal, objective_values
+from search.baselines.evaluation import Evaluator, Progress, Scores, Tracker
+from search.baselines.space import DesignSpace
+from formulation.goals import seconds
+from search.design import Goal, exceeds, objective_values
 from search.optimize import OptimizeResult
 
 METHOD = "bo"
@@ -145,7 +147,7 @@ def assemble(space: DesignSpace, scores: Scores, goal: Goal, start: int | None =
     """
     e, c = scores.layer_energy_pJ, scores.layer_cycles
     pick = np.full(len(space.layers), int(np.argmin(scores.values)) if start is None else start)
-    clock_hz = space.template.base.clock_GHz * 1e9
+    clock_GHz = space.template.base.clock_GHz
     counts = space.counts
     rows = np.arange(len(e))
     for _ in range(passes):
@@ -153,7 +155,7 @@ def assemble(space: DesignSpace, scores: Scores, goal: Goal, start: int | None =
         for i in range(len(space.layers)):
             ce, cc = e[pick, np.arange(len(pick))], c[pick, np.arange(len(pick))]
             total_e = counts @ ce + counts[i] * (e[:, i] - ce[i])
-            total_t = (counts @ cc + counts[i] * (c[:, i] - cc[i])) / clock_hz
+            total_t = seconds(counts @ cc + counts[i] * (c[:, i] - cc[i]), clock_GHz)
             values = objective_values(total_e, total_t, 0.0, goal)
             j = int(rows[np.argmin(values)])
             if values[j] < values[pick[i]] * (1 - 1e-12):
@@ -260,7 +262,7 @@ def candidate_rows(space: DesignSpace, goal: Goal, rng: np.random.Generator, eva
                 parts.append(row[None])
     rows = np.unique(np.concatenate(parts), axis=0)
     if goal.area_budget_mm2 is not None:
-        rows = rows[hardware_areas(space, rows) <= goal.area_budget_mm2 * (1 + 1e-9)]
+        rows = rows[~exceeds(hardware_areas(space, rows), goal.area_budget_mm2)]
     if len(evaluated):
         seen = {r.tobytes() for r in np.asarray(evaluated, dtype=np.int64)}
         rows = rows[np.array([r.tobytes() not in seen for r in rows], dtype=bool)] if len(rows) else rows
@@ -269,11 +271,40 @@ def candidate_rows(space: DesignSpace, goal: Goal, rng: np.random.Generator, eva
 
 # ---- the run ----------------------------------------------------------------------------------------------
 
+def _next_hardware(space: DesignSpace, goal: Goal, rng: np.random.Generator, hw_rows: list[np.ndarray],
+                   hw_values: list[float], proposer, seed: int, iteration: int):
+    """The next hardware point (None when no candidate is left) and the proposer (made on first use).
+
+    The GP sees ``-ln(value)`` of every evaluated point (an infeasible one gets the worst feasible
+    value minus 1); with fewer than two feasible points the candidate is drawn uniformly.
+    """
+    order = np.argsort(hw_values, kind="stable")
+    best_rows = np.array([hw_rows[k] for k in order[:4]], dtype=np.int64)
+    cands = candidate_rows(space, goal, rng, np.array(hw_rows), best_rows)
+    if not len(cands):
+        return None, proposer
+    values = np.array(hw_values)
+    feasible = np.isfinite(values)
+    if feasible.sum() >= 2:
+        y = np.where(feasible, -np.log(np.where(feasible, values, 1.0)), 0.0)
+        y[~feasible] = y[feasible].min() - 1.0
+        proposer = proposer or _make_proposer(seed)
+        k = proposer.propose(hardware_features(space, np.array(hw_rows)), y, hardware_features(space, cands),
+                             iteration)
+    else:
+        k = int(rng.integers(len(cands)))
+    return cands[k], proposer
+
+
 def run_bo(network: Network, template: ArchTemplate, goal: Goal, *, seed: int, time_limit_s: float,
            max_evaluations: int | None = None, fixed_hardware: bool = False, jobs: int = 1,
            on_progress: Callable[[Progress], None] | None = None, n_init: int | None = None,
            samples_per_hardware: int = 16, refine_rounds: int = 2, mutants_per_round: int = 16) -> OptimizeResult:
-    """Bayesian optimization over the hardware genes; mappings filled in by an inner step (see the module docstring)."""
+    """Bayesian optimization over the hardware genes; mappings filled in by an inner step (see the module docstring).
+
+    About 100 lines: the initial design, the outer loop and the inner step (a closure) share the
+    incumbent, the GP's data and the budget; split further, that state would be passed around by hand.
+    """
     space = DesignSpace(network, template, fixed_hardware)
     tracker = Tracker(METHOD, goal, time_limit_s, max_evaluations, on_progress)
     early = tracker.infeasible_area(space)
@@ -341,21 +372,7 @@ def run_bo(network: Network, template: ArchTemplate, goal: Goal, *, seed: int, t
                 iteration += 1
                 hw = None
                 if n_features:
-                    order = np.argsort(hw_values, kind="stable")
-                    best_rows = np.array([hw_rows[k] for k in order[:4]], dtype=np.int64)
-                    cands = candidate_rows(space, goal, rng, np.array(hw_rows), best_rows)
-                    if len(cands):
-                        values = np.array(hw_values)
-                        feasible = np.isfinite(values)
-                        if feasible.sum() >= 2:
-                            y = np.where(feasible, -np.log(np.where(feasible, values, 1.0)), 0.0)
-                            y[~feasible] = y[feasible].min() - 1.0
-                            proposer = proposer or _make_proposer(seed)
-                            k = proposer.propose(hardware_features(space, np.array(hw_rows)), y,
-                                                 hardware_features(space, cands), iteration)
-                        else:
-                            k = int(rng.integers(len(cands)))
-                        hw = cands[k]
+                    hw, proposer = _next_hardware(space, goal, rng, hw_rows, hw_values, proposer, seed, iteration)
                 if hw is None:  # a single hardware point, or every candidate seen: refine the incumbent
                     if incumbent is None:
                         break
@@ -373,7 +390,7 @@ def run_bo(network: Network, template: ArchTemplate, goal: Goal, *, seed: int, t
                 if value < incumbent_value:
                     incumbent, incumbent_value = genome, value
                 tracker.record(evaluator.evaluations, f"hardware {len(hw_rows)}")
-            if tracker.stopped_by == "done" and room() <= 0:
+            if tracker.stopped_by is None and room() <= 0:
                 tracker.stopped_by = "evaluations"
         except KeyboardInterrupt:
             interrupted = True

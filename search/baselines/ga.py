@@ -11,9 +11,9 @@ Both run pymoo (ask and tell) on the integer genome of :class:`~search.baselines
   hardware gene steps up or down its legal grid (by a geometric number of steps), any other gene
   (prime slot, loop order, keep bit) is redrawn uniformly.
 * **Objectives**: the goal's objective, as a natural log (GA), or ``(ln power, ln latency)``
-  (NSGA-II), from the exact model (:class:`~search.baselines.space.Evaluator`).
+  (NSGA-II), from the exact model (:class:`~search.baselines.evaluation.Evaluator`).
 * **Constraints**: the area budget and the goal's caps are pymoo inequality constraints ``G <= 0``
-  (log ratios, :func:`~search.baselines.space.constraint_matrix`), so pymoo ranks infeasible
+  (log ratios, :func:`~search.baselines.evaluation.constraint_matrix`), so pymoo ranks infeasible
   designs after feasible ones and among themselves by their violation. Designs whose hardware is
   over the area budget are not sent to the model (objective set to a large constant).
 
@@ -44,17 +44,9 @@ from pymoo.problems.static import StaticProblem
 
 from formulation.specs.types import Network
 from formulation.specs.template import ArchTemplate
-from search.baselines.space import (
-    PENALTY_F,
-    DesignSpace,
-    Evaluator,
-    ParetoArchive,
-    Progress,
-    Scores,
-    Tracker,
-    constraint_matrix,
-    n_constraints,
-)
+from search.baselines.evaluation import Evaluator, Progress, Scores, Tracker, constraint_matrix, n_constraints
+from search.baselines.space import PENALTY_F, DesignSpace, ParetoArchive
+from formulation.goals import power_mW
 from search.design import Goal, objective_values
 from search.optimize import OptimizeResult
 
@@ -113,7 +105,7 @@ def _objectives(scores: Scores, goal: Goal, pareto: bool) -> np.ndarray:
     e = np.where(ok, scores.energy_pJ, 1.0)
     t = np.where(ok, scores.latency_s, 1.0)
     if pareto:
-        f = np.stack([np.log(e / t * 1e-9), np.log(t)], axis=1)
+        f = np.stack([np.log(power_mW(e, t)), np.log(t)], axis=1)
     else:
         f = np.log(objective_values(e, t, 0.0, Goal(goal.objective)))[:, None]
     return np.where(ok[:, None], f, PENALTY_F)

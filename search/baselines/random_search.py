@@ -22,7 +22,8 @@ import numpy as np
 
 from formulation.specs.types import Network
 from formulation.specs.template import ArchTemplate
-from search.baselines.space import DesignSpace, Evaluator, Progress, Tracker
+from search.baselines.evaluation import Evaluator, Progress, Tracker
+from search.baselines.space import DesignSpace
 from search.design import Goal
 from search.optimize import OptimizeResult
 

@@ -1,4 +1,4 @@
-"""The shared genotype of the baseline methods, its repair operator, and the batched exact evaluator.
+"""The shared genotype of the baseline methods, its repair operator, and the baselines' Pareto archive.
 
 **Genome.** One integer vector per whole-network design (:class:`DesignSpace`):
 
@@ -23,20 +23,13 @@ outermost). :meth:`DesignSpace.legalize` is the repair operator on genomes: deco
 repair only the mappings :func:`~formulation.model.validation.mapping_violations` rejects, and encode
 the legal designs back (Lamarckian), canonically, so equal designs have equal genomes.
 
-**Evaluation.** :class:`Evaluator` scores batches of legal genomes with the exact model
-(:func:`formulation.model.exact.evaluate_batch`): genomes are grouped by hardware, and each layer's
-mappings of a group go to the model as one batch. Results are cached per (hardware, layer,
-mapping), and designs whose hardware breaks the area budget are not sent to the model at all
-(they are infeasible whatever their mappings). ``evaluations`` counts the mappings the model
-evaluated. :class:`Tracker` keeps the best feasible design, the best-so-far history
-``[(wall_s, evaluations, best objective)]`` and the budget, and builds the
-:class:`~search.optimize.OptimizeResult`.
+**Evaluation** of genomes by the exact model, and the budget and best design of a run, are
+:mod:`search.baselines.evaluation`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -44,15 +37,15 @@ import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Dim
 from formulation.model.encoding import MappingArrays
-from formulation.model.exact import evaluate_batch
 from formulation.specs.types import Architecture, Layer, Network, SpecError
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.model.validation import mapping_violations
-from search.design import Design, Evaluated, Goal, objective_values, totals_score
-from search.optimize import CANONICAL_ORDERS, OptimizeResult, OptimizeStatus, StartResult
+from formulation.pareto import non_dominated
+from search.design import Design, Evaluated, Goal, exceeds
+from search.optimize import CANONICAL_ORDERS
 from search.rounding import repair
-from search.sampling import prime_factors
+from search.tiling import layer_primes
 
 # Loop orders a genome can choose per level, innermost first: the three canonical ones of
 # search.optimize and five more that put other reuse patterns innermost.
@@ -92,20 +85,6 @@ def pinned_template(template: ArchTemplate) -> ArchTemplate:
                    size_ranges=tuple((name, s, s) for name, s in sizes))
 
 
-def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated rows of ``points`` (minimized columns), one per distinct point, sorted."""
-    points = np.asarray(points, dtype=float)
-    keep = []
-    for i, p in enumerate(points):
-        if not np.all(np.isfinite(p)):
-            continue
-        dominated = np.all(points <= p, axis=1) & np.any(points < p, axis=1)
-        duplicate_before = np.all(points[:i] == p, axis=1).any()
-        if not dominated.any() and not duplicate_before:
-            keep.append(i)
-    return np.array(keep, dtype=np.int64)
-
-
 class ParetoArchive:
     """The non-dominated designs (power, latency) seen so far, one per distinct point."""
 
@@ -117,7 +96,7 @@ class ParetoArchive:
         """Offer candidate points ``[n, 2]`` (infinite rows are ignored); ``make(j)`` builds candidate ``j``."""
         points = np.asarray(points, dtype=float).reshape(-1, 2)
         combined = np.concatenate([self.points, points])
-        keep = non_dominated(combined)
+        keep = np.sort(non_dominated(combined))
         old = len(self.points)
         self.designs = [self.designs[k] if k < old else make(int(k - old)) for k in keep]
         self.points = combined[keep]
@@ -171,7 +150,7 @@ class DesignSpace:
         self.layers: list[_LayerGenes] = []
         for entry in network.layers:
             start = len(upper)
-            items = [(int(d), p) for d in DIMS for p in prime_factors(entry.layer.dims[d])]
+            items = layer_primes(entry.layer)
             upper += [self.n_slots - 1] * len(items)
             order_start = len(upper)
             upper += [len(ORDERS) - 1] * levels
@@ -207,8 +186,7 @@ class DesignSpace:
         return self.arch_and_area(np.zeros(self.n_hw, dtype=np.int64))[1]
 
     def fits_budget(self, hw_genes: np.ndarray, goal: Goal) -> bool:
-        budget = goal.area_budget_mm2
-        return budget is None or self.arch_and_area(hw_genes)[1] <= budget * (1 + 1e-9)
+        return not exceeds(self.arch_and_area(hw_genes)[1], goal.area_budget_mm2)
 
     # ---- sampling -----------------------------------------------------------------------------
     def sample_hardware(self, n: int, rng: np.random.Generator, goal: Goal | None = None,
@@ -365,232 +343,4 @@ def _repair(layer: Layer, arch: Architecture, arrays: MappingArrays) -> MappingA
         return repair(layer, arch, replace(arrays, keep=keep))
 
 
-# ---- evaluation ------------------------------------------------------------------------------------
-
-def _evaluate_task(layer: Layer, arch: Architecture, arrays: MappingArrays) -> tuple[np.ndarray, np.ndarray]:
-    ev = evaluate_batch(layer, arch, arrays)
-    return ev.energy_pJ.astype(float), ev.cycles.astype(float)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Exact-model results of a batch of legal genomes (rows not sent to the model are NaN, ``evaluated`` False)."""
-
-    genes: np.ndarray
-    layer_energy_pJ: np.ndarray  # [B, layers]
-    layer_cycles: np.ndarray     # [B, layers]
-    energy_pJ: np.ndarray        # [B]
-    latency_s: np.ndarray        # [B]
-    area_mm2: np.ndarray         # [B]
-    evaluated: np.ndarray        # [B] the model ran (hardware within the area budget)
-    values: np.ndarray           # [B] goal objective, +inf where infeasible
-
-    @property
-    def power_mW(self) -> np.ndarray:
-        return self.energy_pJ / self.latency_s * 1e-9
-
-
-class Evaluator:
-    """Scores legal genomes with the exact model, batched per (hardware, layer), cached, counted."""
-
-    def __init__(self, space: DesignSpace, goal: Goal, jobs: int = 1, cache_limit: int = 500_000):
-        self.space = space
-        self.goal = goal
-        self.jobs = jobs
-        self.evaluations = 0
-        self.cache: dict[tuple, tuple[float, float]] = {}
-        self.cache_limit = cache_limit
-        self._parallel = None
-
-    def __enter__(self) -> Evaluator:
-        if self.jobs > 1:
-            from joblib import Parallel
-
-            self._parallel = Parallel(n_jobs=self.jobs, backend="loky")
-            self._parallel.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(*exc)
-            self._parallel = None
-
-    def _run(self, tasks: list[tuple]) -> list[tuple[np.ndarray, np.ndarray]]:
-        if self._parallel is not None and len(tasks) > 1:
-            from joblib import delayed
-
-            return self._parallel(delayed(_evaluate_task)(*t) for t in tasks)
-        return [_evaluate_task(*t) for t in tasks]
-
-    def evaluate(self, genes: np.ndarray) -> Scores:
-        space, goal = self.space, self.goal
-        genes = np.asarray(genes, dtype=np.int64)
-        b, n_layers = genes.shape[0], len(space.layers)
-        energy = np.full((b, n_layers), np.nan)
-        cycles = np.full((b, n_layers), np.nan)
-        area = np.zeros(b)
-        uniq, group = np.unique(genes[:, :space.n_hw], axis=0, return_inverse=True)
-        group = group.ravel()
-        archs = [space.arch_and_area(row) for row in uniq]
-        for h, (_, a) in enumerate(archs):
-            area[group == h] = a
-        evaluated = np.array([space.fits_budget(uniq[h], goal) for h in group], dtype=bool) if b else np.zeros(0, bool)
-        tasks, slots = [], []
-        for h, (arch, _) in enumerate(archs):
-            rows = np.flatnonzero((group == h) & evaluated)
-            if not len(rows):
-                continue
-            hw_key = uniq[h].tobytes()
-            for i, lg in enumerate(space.layers):
-                missing: dict[bytes, list[int]] = {}
-                for r in rows:
-                    key = (hw_key, i, genes[r, lg.start:lg.stop].tobytes())
-                    hit = self.cache.get(key)
-                    if hit is None:
-                        missing.setdefault(key, []).append(r)
-                    else:
-                        energy[r, i], cycles[r, i] = hit
-                if missing:
-                    first = np.array([rs[0] for rs in missing.values()])
-                    tasks.append((space.network.layers[i].layer, arch, space.decode_layer(genes[first], i)))
-                    slots.append((i, list(missing.items())))
-        for (i, missing), (e, c) in zip(slots, self._run(tasks)):
-            self.evaluations += len(missing)
-            if len(self.cache) > self.cache_limit:
-                self.cache.clear()
-            for (key, rs), ej, cj in zip(missing, e, c):
-                self.cache[key] = (float(ej), float(cj))
-                energy[rs, i], cycles[rs, i] = ej, cj
-        clock_hz = space.template.base.clock_GHz * 1e9
-        total_e = energy @ space.counts
-        total_t = cycles @ space.counts / clock_hz
-        values = np.full(b, np.inf)
-        if evaluated.any():
-            values[evaluated] = objective_values(total_e[evaluated], total_t[evaluated], 0.0, goal)
-        return Scores(genes, energy, cycles, total_e, total_t, area, evaluated, values)
-
-    def evaluated(self, scores: Scores, r: int) -> Evaluated:
-        """Row ``r`` of ``scores`` as an :class:`~search.design.Evaluated` (no new model evaluation)."""
-        space = self.space
-        design = space.decode(scores.genes[r])
-        arch = space.arch_and_area(scores.genes[r])[0]
-        score = totals_score(scores.layer_energy_pJ[r], scores.layer_cycles[r], space.counts, arch,
-                             float(scores.area_mm2[r]), self.goal)
-        return Evaluated(design, score, scores.layer_energy_pJ[r].copy(), scores.layer_cycles[r].copy())
-
-
-def constraint_matrix(scores: Scores, goal: Goal) -> np.ndarray:
-    """pymoo inequality constraints ``G <= 0`` as log ratios: area over budget, then each cap."""
-    cols = []
-    tol = math.log1p(1e-9)
-    if goal.area_budget_mm2 is not None:
-        cols.append(np.log(scores.area_mm2 / goal.area_budget_mm2) - tol)
-    for cap, quantity in ((goal.caps.latency_s, scores.latency_s), (goal.caps.energy_pJ, scores.energy_pJ),
-                          (goal.caps.power_mW, scores.power_mW)):
-        if cap is not None:
-            cols.append(np.where(scores.evaluated, np.log(np.where(scores.evaluated, quantity, 1.0) / cap) - tol, 0.0))
-    if not cols:
-        return np.zeros((len(scores.values), 0))
-    return np.stack(cols, axis=1)
-
-
-def n_constraints(goal: Goal) -> int:
-    return int(goal.area_budget_mm2 is not None) + sum(c is not None for c in
-                                                       (goal.caps.latency_s, goal.caps.energy_pJ, goal.caps.power_mW))
-
-
-# ---- budget, best-so-far and the result ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Progress:
-    """What ``on_progress`` receives after every batch, generation or finished sub-run."""
-
-    method: str
-    wall_s: float
-    evaluations: int
-    best_value: float  # goal objective of the best feasible design so far (inf: none yet)
-    message: str = ""
-
-
-class Tracker:
-    """Budget, best feasible design and best-so-far history of one run of a method."""
-
-    def __init__(self, method: str, goal: Goal, time_limit_s: float, max_evaluations: int | None,
-                 on_progress: Callable[[Progress], None] | None = None):
-        self.method = method
-        self.goal = goal
-        self.t0 = time.monotonic()
-        self.time_limit_s = time_limit_s
-        self.max_evaluations = max_evaluations
-        self.on_progress = on_progress
-        self.best: Evaluated | None = None
-        self.best_value = math.inf
-        self.history: list[tuple[float, int, float]] = []
-        self.stopped_by = "done"
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
-
-    def out_of_time(self) -> bool:
-        return self.elapsed() >= self.time_limit_s
-
-    def remaining_evaluations(self, evaluations: int) -> float:
-        return math.inf if self.max_evaluations is None else self.max_evaluations - evaluations
-
-    def exhausted(self, evaluations: int) -> bool:
-        """True (and remembers why) when the evaluation budget or the wall time is used up."""
-        if self.remaining_evaluations(evaluations) <= 0:
-            self.stopped_by = "evaluations"
-            return True
-        if self.out_of_time():
-            self.stopped_by = "time"
-            return True
-        return False
-
-    def offer(self, value: float, make: Callable[[], Evaluated]) -> bool:
-        """Keep the design (built by ``make`` only when needed) if it is feasible and strictly better."""
-        if value < self.best_value:
-            self.best_value = float(value)
-            self.best = make()
-            return True
-        return False
-
-    def record(self, evaluations: int, message: str = "") -> None:
-        wall = self.elapsed()
-        self.history.append((wall, int(evaluations), self.best_value))
-        if self.on_progress is not None:
-            self.on_progress(Progress(self.method, wall, int(evaluations), self.best_value, message))
-
-    def result(self, evaluations: int, interrupted: bool = False, starts: tuple[StartResult, ...] = (),
-               binding: tuple[str, ...] = (), extra: dict | None = None) -> OptimizeResult:
-        """The run's :class:`OptimizeResult`; OPTIMAL means the method ended normally (budget or convergence)."""
-        if interrupted:
-            status, self.stopped_by = OptimizeStatus.INTERRUPTED, "interrupt"
-        elif self.best is None:
-            status = OptimizeStatus.INFEASIBLE
-        elif self.stopped_by == "time":
-            status = OptimizeStatus.TIME_LIMIT
-        else:
-            status = OptimizeStatus.OPTIMAL
-        wall = self.elapsed()
-        if not starts:
-            starts = (StartResult(0, self.best, None, self.method, int(evaluations), wall),)
-        if self.best is None and not binding:
-            binding = ("no feasible design found",)
-        info = {"history": list(self.history), "stopped_by": self.stopped_by, **(extra or {})}
-        return OptimizeResult(status, self.method, self.best, starts, wall, int(evaluations),
-                              binding if self.best is None else (), info)
-
-    def infeasible_area(self, space: DesignSpace) -> OptimizeResult | None:
-        """An INFEASIBLE result when even the smallest hardware breaks the area budget, else None."""
-        budget = self.goal.area_budget_mm2
-        smallest = space.min_area_mm2()
-        if budget is not None and smallest > budget * (1 + 1e-9):
-            self.stopped_by = "infeasible"
-            return self.result(0, binding=(f"area budget {budget:.6g} mm^2 is below the smallest hardware of "
-                                           f"template {space.template.name} ({smallest:.6g} mm^2)",))
-        return None
-
-
-__all__ = ["ORDERS", "DesignSpace", "Evaluator", "ParetoArchive", "Progress", "Scores", "Tracker", "constraint_matrix",
-           "legal_sizes", "n_constraints", "non_dominated", "pinned_template"]
+__all__ = ["ORDERS", "DesignSpace", "ParetoArchive", "legal_sizes", "pinned_template"]

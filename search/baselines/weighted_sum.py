@@ -9,8 +9,9 @@ Instead of the ε-constraint (minimize power subject to a latency cap), every we
 non-dominated designs of the ``n_weights`` results are returned. The pipeline per weight is the
 project's: solve the continuous relaxation (default loop orders, IPOPT through the solver
 registry), round it to a legal design (:func:`search.rounding.round_solution`), then improve it
-with the exact model by the batched local search moves of :mod:`search.local_search` (layer
-neighbours, hardware steps with repair) under ``s_w`` instead of a single objective.
+with the exact model by the project's one local search (:func:`search.local_search.local_search`:
+layer neighbours, hardware steps with repair; no kicks) scored by :class:`WeightedScore`, i.e.
+under ``s_w`` instead of a single objective.
 
 Normalization. The relaxation can't supply it: its fast and efficient ends
 (:func:`formulation.relaxed.sweep.anchors`) often have the same latency, and its latencies are far
@@ -41,18 +42,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import Parallel, delayed
 
-from formulation.model.exact import evaluate_batch
-from formulation.goals import Caps, Objective
+from formulation.goals import Caps, Objective, objective_value, power_mW
 from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.solvers import get_backend
+from formulation.relaxed.sweep import WeightedSumProblem, anchors, tight_cycles
 from formulation.specs.types import Network, SpecError
 from formulation.technology import architecture_area_mm2
 from formulation.specs.template import ArchTemplate, Hardware
-from formulation.model.validation import mapping_violations
-from search.baselines.space import DesignSpace, ParetoArchive, Progress, Tracker
-from search.design import Design, Evaluated, Goal, evaluate_design, objective_values, totals_score
-from search.local_search import hardware_neighbours, layer_neighbours, repaired_design
-from search.optimize import OptimizeResult, StartResult
+from search.baselines.evaluation import Progress, Tracker
+from search.baselines.space import DesignSpace, ParetoArchive
+from search.design import Design, Evaluated, Goal, exceeds, objective_values
+from search.local_search import GoalScore, hardware_neighbours, local_search, repaired_design
+from search.outcome import Budget, OptimizeResult, StartResult
 from search.rounding import round_solution
 
 METHOD = "weighted-sum"
@@ -73,74 +76,32 @@ class Scalarization:
     def values(self, energy_pJ: np.ndarray, latency_s: np.ndarray, area_mm2: float, goal: Goal) -> np.ndarray:
         """Vectorized ``s``; +inf where the area budget or a cap of ``goal`` is broken."""
         energy_pJ, latency_s = np.asarray(energy_pJ, dtype=float), np.asarray(latency_s, dtype=float)
-        p = (np.log(energy_pJ / latency_s * 1e-9) - self.ln_p_ref) / self.span_p
+        p = (np.log(power_mW(energy_pJ, latency_s)) - self.ln_p_ref) / self.span_p
         t = (np.log(latency_s) - self.ln_t_ref) / self.span_t
         s = self.weight * p + (1 - self.weight) * t + RHO * (p + t)
         feasible = np.isfinite(objective_values(energy_pJ, latency_s, area_mm2, goal))
         return np.where(feasible, s, np.inf)
 
 
-@dataclass
-class _Budget:
-    deadline: float
-    max_evaluations: float
-    evaluations: int = 0
-    stopped_by: str = "converged"
+class WeightedScore(GoalScore):
+    """The local search's scoring (:class:`search.local_search.GoalScore`) under a :class:`Scalarization`.
 
-    def remaining(self) -> float:
-        return self.max_evaluations - self.evaluations
+    ``s`` can be negative, so an improvement is an absolute drop of more than ``1e-12 max(1, |s|)``.
+    """
 
-    def done(self) -> bool:
-        if self.remaining() <= 0:
-            self.stopped_by = "evaluations"
-            return True
-        if time.monotonic() >= self.deadline:
-            self.stopped_by = "time"
-            return True
-        return False
+    def __init__(self, scal: Scalarization, goal: Goal):
+        super().__init__(goal)
+        self.scal = scal
 
+    def values(self, energy_pJ: np.ndarray, latency_s: np.ndarray, area_mm2: float) -> np.ndarray:
+        return self.scal.values(energy_pJ, latency_s, area_mm2, self.goal)
 
-def _scalar(ev: Evaluated, scal: Scalarization, goal: Goal) -> float:
-    return float(scal.values(ev.score.energy_pJ, ev.score.latency_s, ev.score.area_mm2, goal))
+    def of(self, evaluated: Evaluated) -> float:
+        s = evaluated.score
+        return float(self.values(s.energy_pJ, s.latency_s, s.area_mm2))
 
-
-def _improve_layers(network: Network, template: ArchTemplate, current: Evaluated, goal: Goal, scal: Scalarization,
-                    budget: _Budget, max_rounds: int = 50) -> Evaluated:
-    """Best-improvement descent over every layer's mapping under ``scal``, hardware fixed."""
-    hw = current.design.hardware
-    arch = template.instantiate(hw)
-    area = architecture_area_mm2(arch)
-    counts = np.array([e.count for e in network.layers], dtype=float)
-    clock_hz = arch.clock_GHz * 1e9
-    mappings = list(current.design.mappings)
-    energy, cycles = current.layer_energy_pJ.copy(), current.layer_cycles.copy()
-    best = float(scal.values(counts @ energy, counts @ cycles / clock_hz, area, goal))
-    for _ in range(max_rounds):
-        improved = False
-        for i, entry in enumerate(network.layers):
-            if budget.done():
-                break
-            nbrs = layer_neighbours(arch, mappings[i])
-            legal = np.flatnonzero(~mapping_violations(entry.layer, arch, nbrs))
-            legal = legal[:max(0, int(min(len(legal), budget.remaining())))]
-            if not len(legal):
-                continue
-            nbrs = nbrs.take(legal)
-            ev = evaluate_batch(entry.layer, arch, nbrs)
-            budget.evaluations += nbrs.size
-            total_e = counts @ energy + counts[i] * (ev.energy_pJ - energy[i])
-            total_t = (counts @ cycles + counts[i] * (ev.cycles - cycles[i])) / clock_hz
-            values = scal.values(total_e, total_t, area, goal)
-            j = int(np.argmin(values))
-            if values[j] < best - 1e-12 * max(1.0, abs(best)):
-                best = float(values[j])
-                mappings[i] = nbrs.take(slice(j, j + 1))
-                energy[i], cycles[i] = ev.energy_pJ[j], ev.cycles[j]
-                improved = True
-        if not improved or budget.done():
-            break
-    score = totals_score(energy, cycles, counts, arch, area, goal)
-    return Evaluated(Design(hw, tuple(mappings)), score, energy, cycles)
+    def improves(self, new: float, old: float) -> bool:
+        return new < old - 1e-12 * max(1.0, abs(old))
 
 
 def fit_area(template: ArchTemplate, hw: Hardware, budget_mm2: float) -> Hardware:
@@ -153,12 +114,12 @@ def fit_area(template: ArchTemplate, hw: Hardware, budget_mm2: float) -> Hardwar
         return architecture_area_mm2(template.instantiate(h))
 
     current = area(hw)
-    while current > budget_mm2 * (1 + 1e-9):
+    while exceeds(current, budget_mm2):
         smaller = [(area(h), h) for h in hardware_neighbours(template, hw)]
         smaller = [(a, h) for a, h in smaller if a < current]
         if not smaller:
             break
-        fitting = [(a, h) for a, h in smaller if a <= budget_mm2 * (1 + 1e-9)]
+        fitting = [(a, h) for a, h in smaller if not exceeds(a, budget_mm2)]
         current, hw = max(fitting, key=lambda ah: ah[0]) if fitting else min(smaller, key=lambda ah: ah[0])
     return hw
 
@@ -166,40 +127,21 @@ def fit_area(template: ArchTemplate, hw: Hardware, budget_mm2: float) -> Hardwar
 def weighted_local_search(network: Network, template: ArchTemplate, start: Design, goal: Goal, scal: Scalarization,
                           fixed_hardware: bool, time_limit_s: float, max_evaluations: float = math.inf,
                           max_hardware_steps: int = 20) -> tuple[Evaluated, int, str]:
-    """:func:`search.local_search.local_search` under the scalarization ``scal``, with an evaluation budget.
+    """:func:`search.local_search.local_search` scored by :class:`WeightedScore`, without kicks, from the
+    start's hardware stepped down into the area budget (:func:`fit_area`).
 
     Returns the final design, the mapping evaluations used and why it stopped (``converged``,
     ``evaluations`` or ``time``). Neighbour batches are cut to the remaining evaluations, so an
     evaluation budget gives the same result every time.
     """
-    budget = _Budget(time.monotonic() + time_limit_s, max_evaluations)
+    budget = Budget(time_limit_s, max_evaluations)
     if goal.area_budget_mm2 is not None and not fixed_hardware:
         hw = fit_area(template, start.hardware, goal.area_budget_mm2)
         if hw != start.hardware:
             start = repaired_design(network, template, start, hw)
-    current = evaluate_design(network, template, start, goal)
-    budget.evaluations += len(network.layers)
-    current = _improve_layers(network, template, current, goal, scal, budget)
-    if fixed_hardware:
-        return current, budget.evaluations, budget.stopped_by
-    for _ in range(max_hardware_steps):
-        if budget.done():
-            break
-        best, best_value = current, _scalar(current, scal, goal)
-        for hw in hardware_neighbours(template, current.design.hardware):
-            if budget.remaining() < len(network.layers) or budget.done():
-                budget.stopped_by = "evaluations" if budget.remaining() < len(network.layers) else budget.stopped_by
-                break
-            candidate = evaluate_design(network, template, repaired_design(network, template, current.design, hw), goal)
-            budget.evaluations += len(network.layers)
-            candidate = _improve_layers(network, template, candidate, goal, scal, budget, max_rounds=3)
-            value = _scalar(candidate, scal, goal)
-            if value < best_value - 1e-12 * max(1.0, abs(best_value)):
-                best, best_value = candidate, value
-        if best is current:
-            break
-        current = _improve_layers(network, template, best, goal, scal, budget)
-    return current, budget.evaluations, budget.stopped_by
+    current, _ = local_search(network, template, start, goal, fixed_hardware, max_hardware_steps=max_hardware_steps,
+                              kicks_per_layer=0, score=WeightedScore(scal, goal), budget=budget)
+    return current, budget.evaluations, budget.reason
 
 
 @dataclass(frozen=True)
@@ -229,7 +171,6 @@ def _run_local(tasks: list[tuple], jobs: int):
         for task in tasks:
             yield _local_task(*task)
         return
-    from joblib import Parallel, delayed
 
     yield from Parallel(n_jobs=min(jobs, len(tasks)), backend="loky", return_as="generator")(
         delayed(_local_task)(*task) for task in tasks)
@@ -239,8 +180,6 @@ class _Solve:
     """A relaxed solve with fixed options, callable as :func:`formulation.relaxed.sweep.anchors` expects."""
 
     def __init__(self, solver: str, time_limit_s: float, max_iter: int = 300):
-        from formulation.relaxed.solvers import get_backend
-
         self.backend = get_backend(solver)
         self.time_limit_s = time_limit_s
         self.max_iter = max_iter
@@ -250,11 +189,55 @@ class _Solve:
 
 
 def _relaxed_goal_value(problem: RelaxedProblem, x: np.ndarray, objective: Objective) -> float | None:
-    from formulation.relaxed.sweep import tight_cycles
-
     totals = problem.totals(tight_cycles(problem, x))
-    e, t = totals["energy_pJ"].value, totals["latency_s"].value
-    return {Objective.ENERGY: e, Objective.LATENCY: t, Objective.EDP: e * t, Objective.POWER: e / t * 1e-9}[objective]
+    return objective_value(objective, totals["energy_pJ"].value, totals["latency_s"].value)
+
+
+def _normalization(fast: Evaluated | None, slow: Evaluated | None) -> Scalarization:
+    """The utopia ``(P_ref, T_ref)`` and the log spans to the nadir from the two end weights' designs
+    (module docstring); the unnormalized ``Scalarization(0)`` when either end has no feasible design."""
+    if fast is None or slow is None or not (fast.score.feasible and slow.score.feasible):
+        return Scalarization(0.0)
+    p_ref = min(fast.score.power_mW, slow.score.power_mW)
+    t_ref = min(fast.score.latency_s, slow.score.latency_s)
+    p_nadir = max(fast.score.power_mW, slow.score.power_mW)
+    t_nadir = max(fast.score.latency_s, slow.score.latency_s)
+    return Scalarization(0.0, math.log(p_ref), math.log(t_ref), max(math.log(p_nadir / p_ref), MIN_SPAN),
+                         max(math.log(t_nadir / t_ref), MIN_SPAN))
+
+
+def _result(tracker: Tracker, archive: ParetoArchive, runs: list[_Run], norm: Scalarization, evaluations: int,
+            interrupted: bool) -> OptimizeResult:
+    """The run's result: the front of the weights' designs, its best design for the goal, one start per weight."""
+    goal = tracker.goal
+    runs.sort(key=lambda r: r.index)
+    stops = {r.stopped_by for r in runs}
+    tracker.stopped_by = "time" if "time" in stops else "evaluations" if "evaluations" in stops else "converged"
+    tracker.best = archive.best(goal)
+    start_results = tuple(StartResult(r.index, r.final, r.relaxed_objective, r.solver_status, r.evaluations, r.wall_s,
+                                      f"w = {r.weight:.3g}" + (f": {r.message}" if r.message else ""))
+                          for r in runs)
+    extra = {"front": archive.front(), "front_objectives": ("power_mW", "latency_s"),
+             "weights": [(r.weight, r.final) for r in runs],
+             "normalization": {"ln_p_ref": norm.ln_p_ref, "ln_t_ref": norm.ln_t_ref, "span_p": norm.span_p,
+                               "span_t": norm.span_t}}
+    return tracker.result(evaluations, interrupted, starts=start_results, extra=extra)
+
+
+def _interior_starts(free: RelaxedProblem, solve: _Solve, weights: list[float], norm: Scalarization,
+                     x_fast: np.ndarray, objective: Objective) -> tuple[list, list, list]:
+    """Per interior weight: the rounded relaxed start (None when the solve failed), its scalarization with
+    ``norm``'s normalization, and (solver status, relaxed goal value); solves warm-started from ``x_fast``."""
+    starts, scals, statuses = [], [], []
+    for w in weights:
+        wrapped = WeightedSumProblem(free, "power", w, (math.exp(norm.ln_p_ref), math.exp(norm.ln_t_ref)),
+                                     (norm.span_p, norm.span_t))
+        result = solve(wrapped, x0=x_fast)
+        ok = result.ok
+        starts.append(round_solution(free, result.x) if ok else None)
+        scals.append(Scalarization(w, norm.ln_p_ref, norm.ln_t_ref, norm.span_p, norm.span_t))
+        statuses.append((result.status.value, _relaxed_goal_value(free, result.x, objective) if ok else None))
+    return starts, scals, statuses
 
 
 def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, seed: int, time_limit_s: float,
@@ -269,8 +252,6 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
     design with the best goal objective. ``fixed_hardware`` pins the hardware to the template's
     base hardware on the legal grid.
     """
-    from formulation.relaxed.sweep import WeightedSumProblem, anchors
-
     del seed  # deterministic: nothing is drawn at random
     if n_weights < 2:
         raise SpecError(f"n_weights = {n_weights}: a weighted-sum front needs at least 2 weights")
@@ -332,41 +313,14 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
         run_phase(ends, starts, [Scalarization(0.0), Scalarization(1.0)], statuses,
                   share=waves(2) / (waves(2) + waves(n_weights - 2)))
         by_index = {r.index: r for r in runs}
-        fast, slow = by_index[0].final, by_index[n_weights - 1].final
-        if fast is not None and slow is not None and fast.score.feasible and slow.score.feasible:
-            p_ref = min(fast.score.power_mW, slow.score.power_mW)
-            t_ref = min(fast.score.latency_s, slow.score.latency_s)
-            p_nadir = max(fast.score.power_mW, slow.score.power_mW)
-            t_nadir = max(fast.score.latency_s, slow.score.latency_s)
-            norm = Scalarization(0.0, math.log(p_ref), math.log(t_ref), max(math.log(p_nadir / p_ref), MIN_SPAN),
-                                 max(math.log(t_nadir / t_ref), MIN_SPAN))
+        norm = _normalization(by_index[0].final, by_index[n_weights - 1].final)
         # phase 2: the interior weights, relaxed with the same normalization, warm-started from minimum latency
         interior = list(range(1, n_weights - 1))
-        starts, scals, statuses = [], [], []
-        for k in interior:
-            scal = Scalarization(weights[k], norm.ln_p_ref, norm.ln_t_ref, norm.span_p, norm.span_t)
-            wrapped = WeightedSumProblem(free, "power", weights[k], (math.exp(norm.ln_p_ref), math.exp(norm.ln_t_ref)),
-                                         (norm.span_p, norm.span_t))
-            result = solve(wrapped, x0=results["fast"].x)
-            ok = result.ok
-            starts.append(round_solution(free, result.x) if ok else None)
-            scals.append(scal)
-            statuses.append((result.status.value, _relaxed_goal_value(free, result.x, goal.objective) if ok else None))
-        run_phase(interior, starts, scals, statuses, share=1.0)
+        run_phase(interior, *_interior_starts(free, solve, [weights[k] for k in interior], norm, results["fast"].x,
+                                              goal.objective), share=1.0)
     except KeyboardInterrupt:
         interrupted = True
-    runs.sort(key=lambda r: r.index)
-    stops = {r.stopped_by for r in runs}
-    tracker.stopped_by = "time" if "time" in stops else "evaluations" if "evaluations" in stops else "converged"
-    tracker.best = archive.best(goal)
-    start_results = tuple(StartResult(r.index, r.final, r.relaxed_objective, r.solver_status, r.evaluations, r.wall_s,
-                                      f"w = {r.weight:.3g}" + (f": {r.message}" if r.message else ""))
-                          for r in runs)
-    extra = {"front": archive.front(), "front_objectives": ("power_mW", "latency_s"),
-             "weights": [(r.weight, r.final) for r in runs],
-             "normalization": {"ln_p_ref": norm.ln_p_ref, "ln_t_ref": norm.ln_t_ref, "span_p": norm.span_p,
-                               "span_t": norm.span_t}}
-    return tracker.result(evaluations, interrupted, starts=start_results, extra=extra)
+    return _result(tracker, archive, runs, norm, evaluations, interrupted)
 
 
 __all__ = ["Scalarization", "fit_area", "run_weighted_sum", "weighted_local_search"]
