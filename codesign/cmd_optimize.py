@@ -141,9 +141,15 @@ def _attach_bound(args, doc: dict, network, template, goal: Goal):
                     "bound": {"covers": "no bound: --keep-activations (outputs kept on chip between layers are "
                                         "outside the per-layer model the bound covers)"}})
         return None
-    return attach_bound(doc, network, template, goal,
-                        time_limit_s=_number_arg(args.bound_time, "--bound-time", float, 0.0, strict=False),
-                        max_nodes=_number_arg(args.bound_nodes, "--bound-nodes", int, 1, strict=False),
+    time_limit_s = _number_arg(args.bound_time, "--bound-time", float, 0.0, strict=False)
+    max_nodes = _number_arg(args.bound_nodes, "--bound-nodes", int, 1, strict=False)
+    if doc.get("pareto") and time_limit_s > 0:
+        from search.bnb import power_band
+
+        power_band(doc["pareto"], network, template, goal.area_budget_mm2, time_limit_s=time_limit_s / 2,
+                   max_nodes=max_nodes)
+        time_limit_s /= 2
+    return attach_bound(doc, network, template, goal, time_limit_s=time_limit_s, max_nodes=max_nodes,
                         rel_tol=_number_arg(args.gap_tolerance, "--gap-tolerance", float, 0.0, strict=False),
                         progress=not args.quiet)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from formulation.bound.layer_terms import HardwareBox
 from formulation.bound.model import BOUNDED_OBJECTIVES, NodeModel
-from formulation.goals import Objective
+from formulation.goals import MW_PER_PJ_PER_S, Objective
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network
 
@@ -81,10 +81,10 @@ def _split_variable(box: HardwareBox) -> str | None:
 def branch_and_bound(network: Network, template: ArchTemplate, objective: Objective, area_budget_mm2: float | None,
                      *, incumbent: float | None = None, time_limit_s: float = 60.0,
                      rel_tol: float = DEFAULT_REL_TOL, max_nodes: int | None = None,
-                     progress: bool = False) -> BoundResult:
+                     latency_cap_s: float | None = None, progress: bool = False) -> BoundResult:
     """Best-first branch-and-bound; see the module docstring. ``incumbent``: the best design's objective."""
     t0 = time.monotonic()
-    model = NodeModel(network, template, objective, area_budget_mm2)
+    model = NodeModel(network, template, objective, area_budget_mm2, latency_cap_s)
     root = HardwareBox.of_template(template)
     threshold = math.inf if incumbent is None else incumbent / (1 + rel_tol)
     heap: list[tuple[float, int, HardwareBox]] = []
@@ -173,3 +173,22 @@ def attach_bound(doc: dict, network: Network, template: ArchTemplate, goal, *, t
     if result is not None and result.optimal and totals is not None:
         doc["status"] = "optimal"
     return result
+
+
+def power_band(front_doc: dict, network: Network, template: ArchTemplate, area_budget_mm2: float | None, *,
+               time_limit_s: float, max_nodes: int | None = None) -> None:
+    """Give every point of a ``result.json`` Pareto front its own power bound (a band under the front).
+
+    A design at least as fast as a point (latency ``T <= T_p``) spends energy ``E >= E_lb(T_p)``,
+    the energy bound with the latency cap ``T_p`` (:func:`branch_and_bound`, ``latency_cap_s``), so
+    its power ``E / T >= E_lb(T_p) / T_p``. Each point gets ``power_lower_bound_mW`` and
+    ``power_gap`` (its power over that bound, minus 1); the budget is split over the points.
+    """
+    points = front_doc.get("points", [])
+    for p in points:
+        result = branch_and_bound(network, template, Objective.ENERGY, area_budget_mm2,
+                                  time_limit_s=time_limit_s / max(len(points), 1), max_nodes=max_nodes,
+                                  latency_cap_s=p["latency_s"])
+        bound = result.lower_bound / p["latency_s"] * MW_PER_PJ_PER_S if math.isfinite(result.lower_bound) else None
+        p["power_lower_bound_mW"] = bound
+        p["power_gap"] = None if not bound else max(0.0, p["power_mW"] / bound - 1)

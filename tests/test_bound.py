@@ -222,3 +222,26 @@ def test_attach_bound_sets_the_gap_and_the_status(objective):
     exact = {"status": "time_limit", "totals": {"feasible": True, "edp": doc["lower_bound"] * 1.005}}
     attach_bound(exact, TINY_NETWORK, template, Goal(objective, 1.0), time_limit_s=30, rel_tol=0.01)
     assert exact["status"] == "optimal"
+
+
+def test_energy_bound_under_a_latency_cap_never_exceeds_the_brute_force_minimum():
+    """The ε-constraint band: min energy over designs no slower than ``cap`` is at least the capped bound."""
+    template = tiny_template()
+    clock = template.base.clock_GHz * 1e9
+    designs = []  # (energy, latency) of every hardware point's per-layer front combinations
+    for hw in hardware_points(template):
+        fronts = [_front(*exhaustive(e.layer, template, hw)) for e in TINY_NETWORK.layers]
+        for combo in itertools.product(*fronts):
+            designs.append((sum(n.count * c[0] for n, c in zip(TINY_NETWORK.layers, combo)),
+                            sum(n.count * c[1] for n, c in zip(TINY_NETWORK.layers, combo)) / clock))
+    latencies = sorted({t for _, t in designs})
+    fastest_bound = branch_and_bound(TINY_NETWORK, template, Objective.LATENCY, None, time_limit_s=30).lower_bound
+    assert fastest_bound <= latencies[0]
+    for cap in latencies[:: max(1, len(latencies) // 4)]:
+        best = min(e for e, t in designs if t <= cap)
+        bound = branch_and_bound(TINY_NETWORK, template, Objective.ENERGY, None, latency_cap_s=cap,
+                                 time_limit_s=30).lower_bound
+        assert bound <= best
+    below = branch_and_bound(TINY_NETWORK, template, Objective.ENERGY, None, latency_cap_s=fastest_bound * 0.5,
+                             time_limit_s=30)
+    assert math.isinf(below.lower_bound)  # no design is that fast, and the bound says so

@@ -197,6 +197,9 @@ def test_pareto_writes_a_non_dominated_front_and_a_plot(specs, tmp_path):
     for p in front:
         if p["latency_cap_s"] is not None:
             assert p["latency_s"] <= p["latency_cap_s"] * (1 + 1e-9)
+        # the band: no design as fast as this point draws less power than its bound
+        assert 0 < p["power_lower_bound_mW"] <= p["power_mW"]
+        assert p["power_gap"] == pytest.approx(p["power_mW"] / p["power_lower_bound_mW"] - 1)
     png = tmp_path / "pareto.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     # the reported design is the front's best for the objective (EDP) and re-evaluates like any other

@@ -13,6 +13,7 @@ Constraints
     ``floor[i]``    ``tau_i >= ln F_i``;
     ``area``        ``ln(exp(x + y) (A_mac + sum_{per-PE l} a_l exp(z_l)) + sum_{shared l} a_l exp(z_l)
                     + fixed) <= ln A`` (:mod:`formulation.technology`: area is linear in each size);
+    ``latency_cap`` (optional) ``ln T <= ln cap`` (the ε-constraint points' bound);
 Objective (``E = sum_i n_i E_i``, ``T = sum_i n_i exp(tau_i) / f_clk``)
     edp ``ln E + ln T``, latency ``ln T``, energy ``ln E``.
 
@@ -21,8 +22,10 @@ local optimum is the global one; since every legal design in ``B`` gives a feasi
 an objective no smaller than its own (its cycles are at least both floors, its area meets the
 budget), the optimum is a lower bound for ``B``. The reported bound is lowered by
 :data:`SOLVER_SLACK` (relative) to cover IPOPT's tolerance. Power (energy over latency) is not
-monotone in the latency floor and is not bounded; caps are dropped (a relaxation may drop
-constraints).
+monotone in the latency floor and is not bounded directly; a latency cap can be kept (for the
+power bound of an ε-constraint point, :func:`search.bnb.power_band`), the other caps are dropped
+(a relaxation may drop constraints). A box whose largest mesh already misses the latency cap has
+no design under the cap (the floors hold at every point of the box): its bound is inf.
 
 The model is built once per network and template; a node changes only the variable bounds and
 the mutable floors (:meth:`NodeModel.solve`).
@@ -60,12 +63,13 @@ class NodeModel:
     """The Pyomo model of the node relaxation for one network, template, objective and area budget."""
 
     def __init__(self, network: Network, template: ArchTemplate, objective: Objective,
-                 area_budget_mm2: float | None) -> None:
+                 area_budget_mm2: float | None, latency_cap_s: float | None = None) -> None:
         if objective not in BOUNDED_OBJECTIVES:
             raise SpecError(f"objective = {objective.value!r}: the lower bound covers "
                             f"{', '.join(o.value for o in BOUNDED_OBJECTIVES)}")
         self.network, self.template, self.objective = network, template, objective
         self.area_budget_mm2 = area_budget_mm2
+        self.latency_cap_s = latency_cap_s
         self.model = self._build()
 
     def _area_coefficients(self) -> tuple[float, dict[str, float], dict[str, float], float]:
@@ -109,6 +113,8 @@ class NodeModel:
             m.area = pyo.Constraint(expr=pyo.log(area) <= math.log(self.area_budget_mm2))
         clock = self.template.base.clock_GHz * 1e9
         ln_t = pyo.log(sum(count[i] * pyo.exp(m.tau[i]) for i in layers) / clock)
+        if self.latency_cap_s is not None:
+            m.latency_cap = pyo.Constraint(expr=ln_t <= math.log(self.latency_cap_s))
         if self.objective is Objective.EDP:
             m.objective = pyo.Objective(expr=pyo.log(m.energy) + ln_t)
         elif self.objective is Objective.LATENCY:
@@ -132,6 +138,11 @@ class NodeModel:
             return NodeBound(math.inf, math.inf, math.inf, {})
         m = self.model
         energy, floors = self.terms(box)
+        clock = self.template.base.clock_GHz * 1e9
+        fastest = sum(e.count * max(f, e.layer.macs / (box.mesh_x[1] * box.mesh_y[1]))
+                      for e, f in zip(self.network.layers, floors)) / clock
+        if self.latency_cap_s is not None and fastest > self.latency_cap_s * (1 + 1e-9):
+            return NodeBound(math.inf, math.inf, math.inf, {})  # even the box's largest mesh is too slow
         m.energy.set_value(energy)
         for i, f in enumerate(floors):
             m.ln_floor[i].set_value(math.log(f))
@@ -149,10 +160,16 @@ class NodeModel:
         solver = pyo.SolverFactory("cyipopt")
         solver.config.options.update({"print_level": 0, "tol": 1e-10, "max_iter": 200})
         result = solver.solve(m, tee=False)
+        if str(result.solver.termination_condition) not in ("optimal", "locallyOptimal") \
+                and self.latency_cap_s is not None:
+            m.latency_cap.deactivate()  # IPOPT found no point under the cap: bound without it (weaker, valid)
+            try:
+                result = solver.solve(m, tee=False)
+            finally:
+                m.latency_cap.activate()
         if str(result.solver.termination_condition) not in ("optimal", "locallyOptimal"):
             raise RuntimeError(f"lower-bound node: IPOPT ended with {result.solver.termination_condition}")
         value = math.exp(pyo.value(m.objective)) * (1 - SOLVER_SLACK)
-        clock = self.template.base.clock_GHz * 1e9
         pes = math.exp(pyo.value(m.x) + pyo.value(m.y))
         latency = sum(e.count * max(f, e.layer.macs / pes) for e, f in zip(self.network.layers, floors)) / clock
         hardware = {"mesh_x": math.exp(pyo.value(m.x)), "mesh_y": math.exp(pyo.value(m.y)),
