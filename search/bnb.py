@@ -54,7 +54,10 @@ class BoundResult:
         """The bound's part of ``result.json``: ``lower_bound``, ``gap`` and the details under ``bound``."""
         return {"lower_bound": self.lower_bound if math.isfinite(self.lower_bound) else None, "gap": self.gap,
                 "bound": {"covers": BOUND_COVERS, "gap_tolerance": self.rel_tol, "nodes": self.nodes,
-                          "open_nodes": self.open_nodes, "complete": self.complete, "wall_s": self.wall_s}}
+                          "open_nodes": self.open_nodes, "complete": self.complete, "wall_s": self.wall_s,
+                          "lowest_box": None if self.best_box is None else {
+                              "mesh_x": list(self.best_box.mesh_x), "mesh_y": list(self.best_box.mesh_y),
+                              **{name: [lo, hi] for name, lo, hi in self.best_box.sizes}}}}
 
 
 #: What the bound is a bound over (written into result.json).

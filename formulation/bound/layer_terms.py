@@ -82,11 +82,6 @@ class HardwareBox:
         """The smallest mesh and buffers: the least area in the box."""
         return Hardware(self.mesh_x[0], self.mesh_y[0], tuple((n, lo) for n, lo, _ in self.sizes))
 
-    def contains(self, hw: Hardware) -> bool:
-        if not (self.mesh_x[0] <= hw.mesh_x <= self.mesh_x[1] and self.mesh_y[0] <= hw.mesh_y <= self.mesh_y[1]):
-            return False
-        return all(lo <= hw.size_of(name) <= hi for name, lo, hi in self.sizes)
-
     def widths(self) -> dict[str, float]:
         """ln(hi / lo) of every variable (``mesh_x``, ``mesh_y`` and the level names)."""
         out = {"mesh_x": math.log(self.mesh_x[1] / self.mesh_x[0]), "mesh_y": math.log(self.mesh_y[1] / self.mesh_y[0])}
