@@ -35,11 +35,11 @@ import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is
 
 import argparse
 import cProfile
+import copy
 import resource
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -153,8 +153,9 @@ class PhaseTimer:
         solve_phase = self._timed
 
         def timed_backend(name):  # run_start looks get_backend up in search.optimize when it runs
-            backend = get_backend(name)
-            return replace(backend, solve=solve_phase(backend.solve, lambda a, k: "relaxation solve (IPOPT)"))
+            backend = copy.copy(get_backend(name))
+            backend.solve = solve_phase(backend.solve, lambda a, k: "relaxation solve (IPOPT)")
+            return backend
 
         self._patch(so, "get_backend", timed_backend)
         self._patch(so, "round_solution", self._timed(so.round_solution, lambda a, k: "rounding"))

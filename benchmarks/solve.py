@@ -8,7 +8,7 @@ Steps:
 
 1. Callback cost: one evaluation of everything IPOPT asks for at a new point (objective, gradient,
    constraints, sparse Jacobian), through the compiled path that the solvers use and through the
-   direct path (:func:`relaxed_costs` with :class:`Smooth`, dense rows) it replaced.
+   direct path (:mod:`formulation.relaxed.reference`: the statement run with :class:`Smooth`, dense rows).
 2. Every backend in the registry (:func:`formulation.relaxed.solvers.backend_names`) minimizes EDP from the
    problem's initial point, ``--repeats`` times (``--time-limit`` per solve); backends that are not
    available are recorded with the reason. Each solve runs in a child process (the solver library
@@ -43,6 +43,7 @@ import numpy as np
 from benchmarks.common import run_header, _loadavg, print_profile, profile_call, write_result
 from formulation.specs.catalog import load_arch, load_network
 from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.reference import reference_objective, reference_rows
 from formulation.relaxed.solvers import backend_names, get_backend
 from formulation.relaxed.sweep import epsilon_constraint
 from formulation.specs.template import default_template
@@ -75,9 +76,9 @@ def callback_cost(problem: RelaxedProblem, calls: int) -> dict:
 
     def direct():
         for x in points[:max(1, calls // 10)]:
-            rows = problem._constraint_rows(x)
+            rows = reference_rows(problem, x)
             np.array([r.value for r in rows]), np.array([r.grad for r in rows])
-            problem._reference_totals(x)
+            reference_objective(problem, x)
 
     out = {}
     for name, fn, n in (("compiled", compiled, calls), ("direct", direct, max(1, calls // 10))):

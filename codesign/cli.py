@@ -21,6 +21,7 @@ from codesign.cmd_optimize import (
     cmd_optimize,
     cmd_run_default,
 )
+from codesign.args import add_solver_options
 from codesign.cmd_solve import cmd_solve
 from formulation.axes import TENSOR_NAMES
 from formulation.model.exact import evaluate
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch-template", default="simple", metavar="NAME_OR_FILE", help=TEMPLATE_HELP)
     add_goal_options(p)
     p.add_argument("--energy-cap", metavar="PJ", help="upper bound on network energy (pJ)")
-    p.add_argument("--solver", default="cyipopt", help="solver backend (default cyipopt; see formulation.relaxed.solvers)")
+    add_solver_options(p, "the solve and the epsilon-constraint front")
     p.add_argument("--max-iter", metavar="N", help="solver iteration limit (default: the backend's)")
     p.add_argument("--time-limit", metavar="S", help="solver time limit per solve (s)")
     p.add_argument("--pareto", metavar="N", help="also an epsilon-constraint front of power vs latency with N points")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from codesign.args import TEMPLATE_HELP, _number_arg, add_goal_options
+from codesign.args import TEMPLATE_HELP, _number_arg, add_goal_options, add_solver_options, relaxation_solver
 from formulation.goals import Caps, Objective
 from formulation.specs.catalog import load_arch, load_network, load_template
 from formulation.specs.template import default_template
@@ -52,6 +52,7 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
     p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
     p.add_argument("--starts", default="4", help="number of starts (default 4)")
+    add_solver_options(p, "every start's relaxation and the weighted-sum baseline")
     p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
@@ -99,11 +100,12 @@ def _run_options(args) -> RunOptions:
         raise SpecError(f"--backend = {args.backend!r}: use loky or dask")
     if args.scheduler is not None and args.backend != "dask":
         raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
+    solver, model_hooks = relaxation_solver(args)
     return RunOptions(starts=_number_arg(args.starts, "--starts", int, 1, strict=False),
                       jobs=_number_arg(args.jobs, "--jobs", int, 1, strict=False),
                       seed=_number_arg(args.seed, "--seed", int, 0, strict=False),
                       time_limit_s=_number_arg(args.time_limit, "--time-limit"),
-                      backend=args.backend, scheduler=args.scheduler)
+                      backend=args.backend, scheduler=args.scheduler, solver=solver, model_hooks=model_hooks)
 
 
 def _output_dir(args, network, goal: Goal) -> Path:

@@ -6,13 +6,12 @@ import json
 import sys
 
 from formulation.specs.types import SpecError
-from codesign.args import _number_arg
+from codesign.args import _number_arg, relaxation_solver
 
 
 
 def _solve_document(problem, result, x, network, template, objective, front) -> dict:
     """The JSON document of ``codesign solve``."""
-    import math
 
     doc = {"status": result.status.value, "objective": None, "objective_kind": objective.value,
            "objective_units": {"latency": "s", "energy": "pJ", "edp": "pJ*s", "power": "mW"}[objective.value],
@@ -38,12 +37,8 @@ def _solve_document(problem, result, x, network, template, objective, front) -> 
                       if problem.cl[j] != problem.cu[j] and g[j] > problem.cu[j] - 1e-6
                       and not name.startswith(("compute[", "bandwidth["))]
             doc["binding"] = sorted(active, key=lambda name: "[" in name and not name.startswith("cap["))
-        from formulation.axes import N_DIMS
-
-        k = 2 * problem.levels * N_DIMS
         for i, entry in enumerate(network.layers):
-            doc["layers"].append({"name": entry.layer.name, "count": entry.count,
-                                  "cycles": math.exp(x[problem.layer_offset[i] + k]),
+            doc["layers"].append({"name": entry.layer.name, "count": entry.count, "cycles": problem.cycles(x, i),
                                   "tiling": problem.tiling(x, i)})
     if front is not None:
         doc["pareto"] = {"method": front.method, "primary": front.primary, "wall_s": front.wall_s,
@@ -110,13 +105,11 @@ def cmd_solve(args) -> int:
     max_iter = _number_arg(args.max_iter, "--max-iter", int, 0)
     time_limit = _number_arg(args.time_limit, "--time-limit")
     n_points = _number_arg(args.pareto, "--pareto", int, 1)
-    backend = get_backend(args.solver)
-    if not backend.available():
-        raise SpecError(f"--solver = {args.solver!r}: not available here ({backend.description}; its solver is "
-                        f"not installed)")
+    solver, hooks = relaxation_solver(args)
+    backend = get_backend(solver)
     network = load_network(args.network)
     template = load_template(args.arch_template or "simple")
-    problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps)
+    problem = RelaxedProblem(network, template, objective, area_budget_mm2=area, caps=caps, model_hooks=hooks)
     options = {"max_iter": max_iter, "time_limit_s": time_limit}
     result = backend.solve(problem, **{k: v for k, v in options.items() if v is not None})
     x = result.x

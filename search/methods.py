@@ -63,7 +63,9 @@ class RunOptions:
     worker processes; ``backend``/``scheduler`` choose joblib (``loky``) or a Dask cluster for the
     starts; ``max_evaluations`` (methods with ``evaluation_budget`` only) caps the exact-model
     mapping evaluations; ``solver`` is the backend of the continuous relaxation
-    (:mod:`formulation.relaxed.solvers`) for the methods that solve one (``codesign``, ``weighted-sum``).
+    (:mod:`formulation.relaxed.solvers`) and ``model_hooks`` change its Pyomo model
+    (:mod:`formulation.relaxed.hooks`), for the methods that solve one (``relaxation``:
+    ``codesign``, ``weighted-sum``).
     """
 
     starts: int = 4
@@ -75,6 +77,7 @@ class RunOptions:
     scheduler: str | None = None
     max_evaluations: int | None = None
     solver: str = "cyipopt"
+    model_hooks: tuple = ()
 
 
 #: Called with every finished start (codesign's progress bar ticks on it).
@@ -90,6 +93,7 @@ class Method:
     front: bool = False             # computes a latency/power front (``--pareto N``)
     fixed_hardware: bool = True     # searches mappings only, on given hardware
     evaluation_budget: bool = False  # honours RunOptions.max_evaluations
+    relaxation: bool = False        # solves the continuous relaxation (takes RunOptions.solver, model_hooks)
 
     def run(self, network: Network, template: ArchTemplate, goal: Goal, options: RunOptions,
             on_start_done: OnStartDone | None = None) -> OptimizeResult:
@@ -107,6 +111,9 @@ class Method:
             raise SpecError(f"--method = {self.name!r}: computes fronts only; give --pareto N")
         if options.fixed_hardware and not self.fixed_hardware:
             raise SpecError(f"--fixed-hardware = True: method {self.name} always searches the hardware")
+        if (options.solver != RunOptions.solver or options.model_hooks) and not self.relaxation:
+            raise SpecError(f"--method = {self.name!r}: does not solve the relaxation, so --solver and "
+                            f"--model-hook do not apply")
         if options.max_evaluations is not None and not self.evaluation_budget:
             raise SpecError(f"max_evaluations = {options.max_evaluations}: method {self.name} has only a "
                             f"time budget")
@@ -161,18 +168,20 @@ class Codesign(Method):
     name = "codesign"
     description = "relax (IPOPT), round, local search, from parallel starts; --pareto N: epsilon-constraint front"
     front = True
+    relaxation = True
 
     def run(self, network, template, goal, options, on_start_done=None):
         return optimize(network, template, goal, starts=options.starts, jobs=options.jobs, seed=options.seed,
                         solver=options.solver, fixed_hardware=options.fixed_hardware,
                         time_limit_s=options.time_limit_s, backend=options.backend, scheduler=options.scheduler,
-                        on_start_done=on_start_done)
+                        on_start_done=on_start_done, model_hooks=options.model_hooks)
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         front = pareto_front(network, template, goal, n_points, starts=options.starts, jobs=options.jobs,
                              seed=options.seed, solver=options.solver, fixed_hardware=options.fixed_hardware,
                              time_limit_s=options.time_limit_s, backend=options.backend,
-                             scheduler=options.scheduler, on_start_done=on_start_done)
+                             scheduler=options.scheduler, on_start_done=on_start_done,
+                             model_hooks=options.model_hooks)
         return front.best_for(network, template, goal)
 
 
@@ -222,17 +231,19 @@ class WeightedSum(Baseline):
     description = "relaxation + local search under weighted sums of ln power and ln latency (5 weights; " \
                   "--pareto N: N weights)"
     front = True
+    relaxation = True
     module, function = "search.baselines.weighted_sum", "run_weighted_sum"
 
     def run(self, network, template, goal, options, on_start_done=None):
-        return self.call(self.function, network, template, goal, options, solver=options.solver)
+        return self.call(self.function, network, template, goal, options, solver=options.solver,
+                         model_hooks=options.model_hooks)
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         """The weighted-sum sweep with ``n_points`` weights; every weight's design is a candidate."""
         if n_points < 2:
             raise SpecError(f"--pareto = {n_points}: the weighted-sum front needs at least 2 weights")
         result = self.call(self.function, network, template, goal, options, n_weights=n_points,
-                           solver=options.solver)
+                           solver=options.solver, model_hooks=options.model_hooks)
         front = DesignFront.from_designs("weighted-sum", result,
                                          [(f"w={w:.3g}", ev) for w, ev in result.extra.get("weights", ())])
         return front.best_for(network, template, goal)

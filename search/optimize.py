@@ -68,11 +68,17 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 
 
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
-              fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None) -> StartResult:
-    """One start: relax with this start's structures, solve, round, improve."""
+              fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None,
+              model_hooks: tuple = ()) -> StartResult:
+    """One start: relax with this start's structures, solve, round, improve.
+
+    ``solver`` names the backend of the relaxation; ``model_hooks`` change its Pyomo model
+    (:mod:`formulation.relaxed.hooks`).
+    """
     t0 = time.monotonic()
     structures = structures_for_start(network, template, seed, start)
-    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures)
+    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures,
+                             model_hooks)
     result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=max(1.0, time_limit_s / 2))
     if not result.ok:
         return StartResult(start, None, None, result.status.value, 0, time.monotonic() - t0,
@@ -88,7 +94,7 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
 def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
              seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False, time_limit_s: float = 60.0,
              backend: str = "loky", scheduler: str | None = None,
-             on_start_done: Callable[[StartResult], None] | None = None) -> OptimizeResult:
+             on_start_done: Callable[[StartResult], None] | None = None, model_hooks: tuple = ()) -> OptimizeResult:
     """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far.
 
     ``time_limit_s`` is the whole run's budget: with ``jobs`` workers, each start gets
@@ -101,7 +107,8 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
     done: list[StartResult] = []
     status = OptimizeStatus.CONVERGED
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
-    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start) for k in range(starts)]
+    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, tuple(model_hooks))
+            for k in range(starts)]
     try:
         for res in _run_parallel(args, jobs, backend, scheduler):
             done.append(res)

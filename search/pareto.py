@@ -140,7 +140,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
                  jobs: int = 2, seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False,
                  time_limit_s: float = 120.0, backend: str = "loky", scheduler: str | None = None,
                  on_start_done: Callable | None = None,
-                 on_run_done: Callable[[SweepRun], None] | None = None) -> DesignFront:
+                 on_run_done: Callable[[SweepRun], None] | None = None, model_hooks: tuple = ()) -> DesignFront:
     """Non-dominated (latency, power) designs from ``n_points`` power minimizations under latency caps.
 
     ``goal`` supplies the area budget and any caps (its objective is not used here).
@@ -160,7 +160,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
             result = optimize(network, template, Goal(objective, goal.area_budget_mm2, caps), starts=starts,
                               jobs=jobs, seed=seed, solver=solver, fixed_hardware=fixed_hardware,
                               time_limit_s=per_run, backend=backend, scheduler=scheduler,
-                              on_start_done=on_start_done)
+                              on_start_done=on_start_done, model_hooks=model_hooks)
         except KeyboardInterrupt:  # between starts, outside optimize's own handler
             result = OptimizeResult(OptimizeStatus.INTERRUPTED, "nlp+local-search", None, (), 0.0, 0)
         sweep = SweepRun(label, objective, cap, result)

@@ -135,12 +135,10 @@ def round_solution(problem: RelaxedProblem, x: np.ndarray, hardware: Hardware | 
     hw = hardware or round_hardware(problem, x)
     arch = problem.template.instantiate(hw)
     mappings = []
-    k = problem.levels * N_DIMS
+    v = problem.variables
     for i, entry in enumerate(problem.network.layers):
-        off = problem.layer_offset[i]
-        xt = x[off:off + k].reshape(problem.levels, N_DIMS)
-        xs = x[off + k:off + 2 * k].reshape(problem.levels, N_DIMS)
-        mappings.append(round_layer(entry.layer, arch, problem.structures[i], problem.fanout_level, xt, xs))
+        mappings.append(round_layer(entry.layer, arch, problem.structures[i], problem.fanout_level,
+                                    v.temporal(x, i), v.spatial(x, i)))
     return Design(hw, tuple(mappings))
 
 

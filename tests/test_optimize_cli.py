@@ -151,6 +151,9 @@ def test_existing_result_needs_force(base_run, specs, capsys):
     (["--area-budget", "-1"], "--area-budget"),
     (["--objective", "speed"], "--objective"),
     (["--pareto", "0"], "--pareto"),
+    (["--solver", "no-such-solver"], "unknown solver"),
+    (["--model-hook", "no-such-file.py:hook"], "--model-hook"),
+    (["--method", "random", "--solver", "pyomo-ipopt"], "does not solve the relaxation"),
 ])
 def test_user_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, message):
     code = optimize(tmp_path / "out", specs, *extra)
@@ -158,6 +161,36 @@ def test_user_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, messa
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("codesign: error:") and message in err
     assert not (tmp_path / "out").exists()
+
+
+def _relaxed_optima(doc) -> list[float]:
+    return [s["relaxed_objective"] for s in doc["start_results"]]
+
+
+def test_pyomo_ipopt_solver_gives_the_same_relaxed_optima_and_design(base_run, specs, tmp_path):
+    """--solver swaps the NLP solver of every start: pyomo-ipopt reaches cyipopt's relaxed optima."""
+    assert optimize(tmp_path, specs, "--solver", "pyomo-ipopt") == 0
+    ours, theirs = load(base_run), load(tmp_path)
+    assert _relaxed_optima(theirs) == pytest.approx(_relaxed_optima(ours), rel=1e-3)
+    assert theirs["hardware"] == ours["hardware"]
+
+
+HOOK = """import math
+
+import pyomo.environ as pyo
+
+
+def small_mesh(model, problem):
+    model.small_mesh = pyo.Constraint(expr=model.mesh_x + model.mesh_y <= math.log(16))
+"""
+
+
+def test_a_model_hook_takes_effect_in_optimize(base_run, specs, tmp_path):
+    """A constraint added to the Pyomo model constrains every start's relaxation (here: at most 16 PEs)."""
+    (tmp_path / "hook.py").write_text(HOOK)
+    assert optimize(tmp_path / "out", specs, "--model-hook", f"{tmp_path / 'hook.py'}:small_mesh") == 0
+    hooked, free = _relaxed_optima(load(tmp_path / "out")), _relaxed_optima(load(base_run))
+    assert all(h > f * (1 + 1e-3) for h, f in zip(hooked, free)), (hooked, free)
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):

@@ -6,7 +6,6 @@ template keeps every solve to a few seconds.
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import numpy as np
@@ -20,7 +19,6 @@ from formulation.axes import N_DIMS  # noqa: E402
 from formulation.specs.catalog import load_arch  # noqa: E402
 from formulation.relaxed.pyomo_model import (  # noqa: E402
     MODES,
-    LayerCostModel,
     build_pyomo_model,
     load_point,
     relaxed_constraints,
@@ -28,7 +26,8 @@ from formulation.relaxed.pyomo_model import (  # noqa: E402
     relaxed_variables,
     solution_vector,
 )
-from formulation.goals import Caps
+from formulation.goals import Caps  # noqa: E402
+from formulation.relaxed.pyomo_greybox import LayerCostModel  # noqa: E402
 from formulation.relaxed.problem import RelaxedProblem  # noqa: E402
 from formulation.relaxed.sensitivity import relaxed_costs  # noqa: E402
 from formulation.relaxed.solvers import SolveStatus, get_backend  # noqa: E402
@@ -148,18 +147,21 @@ def test_grey_box_outputs_and_jacobian_equal_relaxed_costs():
     x = random_interior_point(problem, 3)
     for i, entry in enumerate(problem.network.layers):
         box = LayerCostModel(problem, i)
-        z, where = problem.layer_z(x, i)
-        k = problem.levels * N_DIMS
-        u = np.concatenate([x[problem.layer_offset[i]:problem.layer_offset[i] + 2 * k],
-                            [x[j] for j in problem.size_index.values()]])
+        v = problem.variables
+        columns = np.concatenate([v.xt[i].ravel(), v.xs[i].ravel(), list(v.size.values())])
+        u = x[columns]
         box.set_input_values(u)
+        z = np.concatenate([x[v.xt[i]].ravel(), x[v.xs[i]].ravel(),
+                            [x[v.size[lv.name]] if lv.name in v.size else math.log(lv.size_words or 1)
+                             for lv in arch.levels]])
         rc = relaxed_costs(entry.layer, arch, problem.structures[i].structure, z, size_dependent_energy=True)
         terms = [rc.energy_pJ, rc.compute_cycles, *rc.bandwidth_cycles, *[rc.capacity_words[l] for l in bounded]]
         assert len(box.output_names()) == len(terms)
         np.testing.assert_allclose(box.evaluate_outputs(), [math.log(t.value) for t in terms], rtol=1e-13)
         # the Jacobian of ln f in the inputs: grad f / f at the z positions the inputs feed
-        columns = list(range(2 * k)) + [2 * k + l for l in problem.size_index]
-        expected = np.array([t.grad[columns] / t.value for t in terms])
+        k = problem.levels * N_DIMS
+        local = list(range(2 * k)) + [2 * k + problem.template.base.level_index(name) for name in v.size]
+        expected = np.array([t.grad[local] / t.value for t in terms])
         jac = box.evaluate_jacobian_outputs()
         assert jac.shape == expected.shape
         np.testing.assert_allclose(jac.toarray(), expected, rtol=1e-12, atol=1e-15)
@@ -208,9 +210,8 @@ def _backend_or_skip(name: str):
         backend = get_backend(name)
     except SpecError as exc:
         pytest.skip(f"backend {name} is not registered: {exc}")
-    if not backend.available():
-        module = importlib.import_module(backend.solve.__module__)
-        reason = getattr(module, "unavailable_reason", lambda: None)() or "its solver is not installed"
+    reason = backend.unavailable_reason()
+    if reason is not None:
         pytest.skip(f"backend {name} is unavailable: {reason}")
     return backend
 
@@ -323,12 +324,12 @@ def test_an_impossible_area_budget_is_infeasible():
     assert result.binding[0] == "area"
 
 
-@pytest.mark.parametrize("module_name", ["pyomo_ipopt", "scip"])
-def test_a_missing_solver_is_reported_not_raised(monkeypatch, module_name):
-    module = importlib.import_module(f"formulation.relaxed.solvers.{module_name}")
-    monkeypatch.setattr(module, "unavailable_reason", lambda: "not installed in this test")
-    assert module.available() is False
-    result = module.solve(tiny_problem())
+@pytest.mark.parametrize("name", ["pyomo-ipopt", "scip", "cyipopt"])
+def test_a_missing_solver_is_reported_not_raised(monkeypatch, name):
+    backend = get_backend(name)
+    monkeypatch.setattr(backend, "unavailable_reason", lambda: "not installed in this test")
+    assert backend.available() is False
+    result = backend.solve(tiny_problem())
     assert result.status is SolveStatus.UNAVAILABLE
     assert result.message == "not installed in this test"
     assert not result.ok

@@ -13,10 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from formulation.axes import DIMS, N_DIMS, Dim
+from formulation.axes import Dim
 from formulation.specs.catalog import load_arch
 from formulation.goals import Caps, Objective
 from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.reference import reference_objective, reference_rows, reference_totals
 from formulation.relaxed.solvers import SolveStatus, backend_names, get_backend
 from formulation.relaxed.solvers.cyipopt_direct import certain_infeasibility, compute_bound_s, minimum_area_mm2
 from formulation.specs.types import Layer, Network, NetworkLayer
@@ -105,10 +106,13 @@ def test_compiled_path_equals_the_direct_path():
     """The traced, layer-batched evaluation gives relaxed_costs' values and gradients (to rounding)."""
     problem = two_layer_problem("power", CAPS)
     x = interior_point(problem, 4)
-    rows = problem._constraint_rows(x)
+    rows = reference_rows(problem, x)
     assert np.allclose(problem.constraints(x), [r.value for r in rows], rtol=1e-12, atol=1e-12)
     assert np.allclose(problem.jacobian(x), [r.grad for r in rows], rtol=1e-12, atol=1e-12)
-    fast, reference = problem.totals(x), problem._reference_totals(x)
+    direct = reference_objective(problem, x)
+    assert problem.objective(x) == pytest.approx(direct.value, rel=1e-12)
+    assert np.allclose(problem.gradient(x), direct.grad, rtol=1e-12, atol=1e-14)
+    fast, reference = problem.totals(x), reference_totals(problem, x)
     for key in reference:
         assert fast[key].value == pytest.approx(reference[key].value, rel=1e-12)
         assert np.allclose(fast[key].grad, reference[key].grad, rtol=1e-12, atol=0)
@@ -123,7 +127,7 @@ def test_sparse_structure_covers_every_nonzero():
     allowed = np.zeros((problem.m, problem.n), dtype=bool)
     allowed[rows, cols] = True
     for seed in (5, 6):
-        jac = np.array([r.grad for r in problem._constraint_rows(interior_point(problem, seed))])
+        jac = np.array([r.grad for r in reference_rows(problem, interior_point(problem, seed))])
         assert not np.any(jac[~allowed]), "a nonzero outside the declared structure"
     assert len(rows) < 0.5 * problem.m * problem.n
     x = interior_point(problem, 7)
@@ -257,23 +261,21 @@ def test_relaxed_optimum_is_a_lower_bound_on_its_integer_points(cyipopt):
         copies = Network("copies", tuple(NetworkLayer(Layer(f"c{j}", N=1, C=4, K=4, P=4, Q=4))
                                          for j in range(len(chunk))))
         batch = RelaxedProblem(copies, template, "edp")
-        k = batch.levels * N_DIMS
+        v = batch.variables
         x = np.array(batch.lower, copy=True)  # the hardware is the single point of the template
         for j, combo in enumerate(chunk):
-            off = batch.layer_offset[j]
-            x[off:off + 2 * k] = 0.0
+            x[v.xt[j]] = x[v.xs[j]] = 0.0
             for d, c in zip(SPATIAL_DIMS, combo):
                 for level in range(batch.levels):
-                    x[off + level * N_DIMS + d] = c[level] * math.log(2)
-                x[off + k + batch.fanout_level * N_DIMS + d] = c[-1] * math.log(2)
+                    x[v.xt[j, level, d]] = c[level] * math.log(2)
+                x[v.xs[j, batch.fanout_level, d]] = c[-1] * math.log(2)
         x = tight_cycles(batch, x)
         g = batch.constraints(x)
         feasible = (g <= batch.cu + 1e-9) & (g >= batch.cl - 1e-9)
         ok.append(feasible.reshape(len(chunk), -1).all(axis=1))
         ln_energy.append(np.log(batch.layer_energy_pJ(x)))
-        lc = np.array([x[batch.layer_offset[j] + 2 * k] for j in range(len(chunk))])
-        ln_latency.append(lc - math.log(template.base.clock_GHz * 1e9))
-        points += [x[batch.layer_offset[j]:batch.layer_offset[j] + 2 * k + 1] for j in range(len(chunk))]
+        ln_latency.append(x[v.lc] - math.log(template.base.clock_GHz * 1e9))
+        points += [x[v.layer_columns(j)] for j in range(len(chunk))]
     ok, ln_energy, ln_latency = np.concatenate(ok), np.concatenate(ln_energy), np.concatenate(ln_latency)
     assert 100 < ok.sum() < len(combos)  # the buffers rule out some points but not all
     by_objective = {"energy": ln_energy, "latency": ln_latency, "edp": ln_energy + ln_latency}
@@ -284,7 +286,7 @@ def test_relaxed_optimum_is_a_lower_bound_on_its_integer_points(cyipopt):
         # the batched values are the single-layer problem's objective at the same point
         j = int(np.flatnonzero(ok)[0])
         xj = np.array(problem.lower, copy=True)
-        xj[problem.layer_offset[0]:] = points[j]
+        xj[problem.variables.layer_columns(0)] = points[j]
         assert problem.objective(xj) == pytest.approx(values[j], abs=1e-9)
         result = cyipopt.solve(problem)
         assert result.status is SolveStatus.OPTIMAL, result.message

@@ -213,8 +213,8 @@ def test_round_hardware_fits_the_template():
         for _ in range(50):
             x = problem.initial_point()
             # anywhere in the box, and beyond it (a solver may stop slightly outside its bounds)
-            x[:problem.layer_offset[0]] = rng.uniform(problem.lower[:problem.layer_offset[0]] - 0.5,
-                                                      problem.upper[:problem.layer_offset[0]] + 0.5)
+            hw = problem.variables.hardware
+            x[hw] = rng.uniform(problem.lower[hw] - 0.5, problem.upper[hw] + 0.5)
             hw = round_hardware(problem, x)
             assert fits_template(template, hw)
             assert _smooth(hw.mesh_x) or hw.mesh_x == template.mesh_x_range[0]

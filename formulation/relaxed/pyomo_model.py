@@ -1,8 +1,11 @@
-"""The continuous co-design relaxation as a Pyomo model: the formulation to read and change.
+"""The relaxation as a Pyomo model: the formulation to read, change and hand to any Pyomo solver.
 
-This is the same NLP as :class:`~formulation.relaxed.problem.RelaxedProblem` (same variables, bounds,
-starting point, constraints and objective), written with named index sets so that it can be
-printed (``model.pprint()``), extended with constraints, and handed to any Pyomo solver.
+The model renders :mod:`formulation.relaxed.formulation` (the same statement the NumPy callbacks
+of :class:`~formulation.relaxed.problem.RelaxedProblem` are traced from) with
+:class:`PyomoAlgebra`, which writes Pyomo expressions instead of numbers. Print it with
+``model.pprint()``; add constraints through ``RelaxedProblem(..., model_hooks=[f])`` or
+``codesign optimize --model-hook FILE:FUNCTION`` (:mod:`formulation.relaxed.hooks`), so that every
+backend, the NumPy one included, solves the changed model.
 
 Index sets
     ``layers`` (the network's layers, each run ``count[i]`` times), ``levels`` (storage levels,
@@ -10,57 +13,29 @@ Index sets
     is a design variable), ``bounded_levels`` (buffers with a capacity) and ``ports``
     (``(level, read|write)`` pairs with a bandwidth limit).
 
-Variables (natural logs, so every product of factors is a sum)
-    ``mesh_x``, ``mesh_y``       PE array sides;
-    ``size[l]``                  words of buffer ``l`` (``l`` in ``sized_levels``);
-    ``xt[i,l,d]``, ``xs[i,l,d]`` temporal and spatial tiling factor of loop ``d`` of layer ``i`` at
-                                 level ``l``, in ``[0, ln D_id]`` (``xs`` is pinned to 0 except at
-                                 the fanout into the PE array, for the loops the layer spreads on
-                                 the mesh);
-    ``lc[i]``                    the layer's cycles (an epigraph variable, see below).
+Variables (natural logs; bounds and starting values from the formulation)
+    ``mesh_x``, ``mesh_y`` PE array sides; ``size[l]`` words of buffer ``l``; ``xt[i,l,d]``,
+    ``xs[i,l,d]`` temporal and spatial factors; ``lc[i]`` the layer's cycles (an epigraph variable).
 
-Linear constraints, per layer ``i``
-    ``product[i,d]``   ``sum_l xt[i,l,d] + xs[i,l,d] = ln D_id``  (the factors multiply to the bound);
-    ``mesh_x_fit[i]``  ``sum_{d in x_dims[i]} xs[i,f,d] <= mesh_x`` at the fanout level ``f``, and
-    ``mesh_y_fit[i]``  likewise along Y (the spatial factors fit on the mesh). In
-                       ``RelaxedProblem.constraint_names`` these rows are ``mesh_x[i]`` and
-                       ``mesh_y[i]``; Pyomo cannot give a constraint the name of a variable.
+Per-layer terms (named expressions)
+    ``layer_energy_pJ[i]``, ``ln_compute[i]``, ``ln_bandwidth[i,l,p]``, ``ln_capacity[i,l]``.
 
-Nonlinear per-layer terms, from :func:`~formulation.relaxed.sensitivity.relaxed_costs` at the layer's
-variables ``z_i = (xt[i], xs[i], ln size)``:
-    ``ln_capacity[i,l]``   ln of the words the kept tiles of level ``l`` occupy;
-    ``ln_compute[i]``      ln of the compute cycles ``G_i prod_{l,d} exp(xt[i,l,d])``;
-    ``ln_bandwidth[i,p]``  ln of words moved through port ``p`` per instance over its bandwidth;
-    ``layer_energy_pJ[i]`` the layer's energy, with per-access energies scaled by
-                           ``(size / base size)^slope`` (:mod:`formulation.technology`).
-They enter through
-    ``capacity[i,l]``      ``ln_capacity[i,l] <= size[l]`` (or ``ln`` of a fixed size);
-    ``compute[i]``         ``ln_compute[i] <= lc[i]``;
-    ``bandwidth[i,l,p]``   ``ln_bandwidth[i,l,p] <= lc[i]``;
-so at an optimum ``lc[i] = ln max(compute, bandwidth cycles)``.
+Constraints (one component per row block of the formulation)
+    ``product[i,d]``, ``mesh_x_fit[i]`` and ``mesh_y_fit[i]`` (the rows ``mesh_x[i]``, ``mesh_y[i]``
+    of the formulation: Pyomo cannot give a constraint the name of a variable), ``capacity[i,l]``,
+    ``compute[i]``, ``bandwidth[i,l,p]``, ``area`` and ``cap[c]``.
 
-Two ways to provide the nonlinear terms (``mode``):
+Totals and objective
+    ``area_mm2``, ``energy_pJ``, ``latency_s``, ``power_mW``; ``objective`` (minimized).
 
-* ``"greybox"``: one :class:`LayerCostModel` block per layer (``costs[i]``), a PyNumero
-  ``ExternalGreyBoxModel`` whose inputs are the layer's ``xt``, ``xs`` and the ``size`` variables,
-  and whose outputs (``ln_energy``, ``ln_compute``, ``ln_bandwidth[l,p]``, ``ln_capacity[l]``)
-  and Jacobian are computed by NumPy (``relaxed_costs`` with :class:`SmoothAlgebra`). Only
-  PyNumero-based solvers (``SolverFactory('cyipopt')``) accept these blocks.
-* ``"algebraic"``: the same ``relaxed_costs`` code run with :class:`PyomoAlgebra`, which writes
-  Pyomo expressions (``exp`` of linear forms, ``+ - * /``, ``sqrt`` for the smoothed positive
-  part, ``log``) instead of numbers, so any Pyomo NLP/MINLP solver can read them (``scip_direct``
-  translates exactly these; it rejects ``abs``). The log of a monomial is written out, so
-  ``compute[i]`` is the linear ``sum_{l,d} xt[i,l,d] + ln G_i <= lc[i]``.
+Two ways to provide the nonlinear per-layer terms (``mode``):
 
-Hardware and totals
-    ``area_mm2 = PEs (A_mac + sum_{per-PE l} a_l exp(size[l])) + sum_{shared l} a_l exp(size[l])``
-    with ``PEs = exp(mesh_x + mesh_y)`` and ``a_l`` the area per word;
-    ``energy_pJ = sum_i count[i] layer_energy_pJ[i]``;
-    ``latency_s = sum_i count[i] exp(lc[i]) / clock_hz``; ``power_mW = 1e-9 energy_pJ / latency_s``.
-    ``area``: ``ln area_mm2 <= ln budget``; ``cap[c]``: ``ln total_c <= ln cap_c`` for each cap.
-
-Objective (``problem.objective_kind``)
-    energy ``ln E``, latency ``ln T``, edp ``ln E + ln T``, power ``ln E - ln T``.
+* ``"greybox"``: one :class:`~formulation.relaxed.pyomo_greybox.LayerCostModel` block per layer
+  (``costs[i]``) whose outputs and Jacobian NumPy computes; only PyNumero-based solvers
+  (``SolverFactory('cyipopt')``) accept these blocks.
+* ``"algebraic"``: Pyomo expressions (``exp`` of linear forms, ``+ - * /``, ``sqrt`` for the
+  smoothed positive part, ``log``) that any Pyomo NLP/MINLP solver reads (``scip_direct``
+  translates exactly these). The log of a monomial is written out, so ``compute[i]`` is linear.
 """
 
 from __future__ import annotations
@@ -69,22 +44,15 @@ import math
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.pynumero.interfaces.external_grey_box import ExternalGreyBoxBlock, ExternalGreyBoxModel
 from pyomo.core.expr.numeric_expr import DivisionExpression, ProductExpression, UnaryFunctionExpression
-from scipy.sparse import coo_matrix
 
-from formulation.axes import DIMS, N_DIMS
-from formulation.goals import Objective
+from formulation.axes import DIMS, Dim
+from formulation.relaxed import formulation as F
 from formulation.relaxed.problem import RelaxedProblem
-from formulation.relaxed.sensitivity import POSITIVE_PART_EPS, relaxed_costs
+from formulation.relaxed.sensitivity import POSITIVE_PART_EPS
 from formulation.specs.types import SpecError
-from formulation.technology import mac_area_mm2, storage_area_mm2
 
 MODES = ("greybox", "algebraic")
-
-# Pyomo constraint components whose rows RelaxedProblem names differently (a Pyomo constraint
-# cannot share the name of the variables mesh_x / mesh_y).
-RELAXED_ROW_PREFIX = {"mesh_x_fit": "mesh_x", "mesh_y_fit": "mesh_y"}
 
 
 # ---- the algebra that writes Pyomo expressions -------------------------------------------------
@@ -115,6 +83,14 @@ class PyomoAlgebra:
     def constant(self, value: float) -> float:
         return float(value)
 
+    def variables(self, values) -> list:
+        """The variables are the Pyomo variables themselves (and floats for constants)."""
+        return list(values)
+
+    @staticmethod
+    def exp(x):
+        return math.exp(x) if isinstance(x, (int, float)) else pyo.exp(x)
+
     def positive_part(self, x):
         """``max(0, x)`` smoothed as ``(x + sqrt(x^2 + eps^2)) / 2``, exactly as :class:`SmoothAlgebra`."""
         return (x + pyo.sqrt(x ** 2 + POSITIVE_PART_EPS ** 2)) / 2
@@ -141,322 +117,179 @@ def _log_of_monomial(x):
     return None
 
 
-# ---- the grey-box layer model ------------------------------------------------------------------
-def _output_names(problem: RelaxedProblem) -> list[str]:
-    """Grey-box outputs of one layer, in the order of its constraint rows."""
-    arch = problem.template.base
-    names = ["ln_energy", "ln_compute"]
-    names += [f"ln_bandwidth[{level},{port}]" for level, port in _ports(problem)]
-    names += [f"ln_capacity[{lv.name}]" for lv in arch.levels if lv.size_words is not None]
-    return names
-
-
-def _ports(problem: RelaxedProblem) -> list[tuple[str, str]]:
-    """Bandwidth-limited ports ``(level, read|write)`` in RelaxedProblem's row order."""
-    out = []
-    for lv in problem.template.base.levels:
-        for port, bw in (("read", lv.read_bw_words), ("write", lv.write_bw_words)):
-            if bw is not None:
-                out.append((lv.name, port))
-    return out
-
-
-class LayerCostModel(ExternalGreyBoxModel):
-    """Layer ``i``'s nonlinear terms as a grey box: NumPy values and Jacobian from :func:`relaxed_costs`.
-
-    Inputs: ``xt[l,d]``, ``xs[l,d]`` (levels outermost first, dims ``NKCPQRS``) and ``size[l]`` for
-    every sized level. Outputs: ``ln_energy`` (pJ), ``ln_compute``, ``ln_bandwidth[l,p]`` (cycles)
-    and ``ln_capacity[l]`` (words). The Jacobian of ``ln f`` is ``grad f / f``, returned dense so
-    that its sparsity structure never changes between evaluations (PyNumero requires that).
-    """
-
-    def __init__(self, problem: RelaxedProblem, i: int):
-        self.problem = problem
-        self.i = i
-        entry = problem.network.layers[i]
-        self.layer = entry.layer
-        self.arch = problem.template.base
-        self.structure = problem.structures[i].structure
-        levels = problem.levels
-        k = levels * N_DIMS
-        # z for relaxed_costs: constants where no variable lives (fixed and unbounded sizes).
-        self._z0, where = problem.layer_z(np.zeros(problem.n), i)
-        self._z_pos = np.array(list(range(2 * k)) + [2 * k + l for l in problem.size_index], dtype=int)
-        assert all(where[p] >= 0 for p in self._z_pos)
-        names = [f"{kind}[{lv.name},{d.name}]" for kind in ("xt", "xs") for lv in self.arch.levels for d in DIMS]
-        self._inputs = names + [f"size[{self.arch.levels[l].name}]" for l in problem.size_index]
-        self._outputs = _output_names(problem)
-        self._u = np.zeros(len(self._inputs))
-        self._cached_u = None
-        self._values = self._jac = None
-        rows, cols = np.indices((len(self._outputs), len(self._inputs)))
-        self._rows, self._cols = rows.ravel(), cols.ravel()
-
-    def input_names(self):
-        return self._inputs
-
-    def output_names(self):
-        return self._outputs
-
-    def equality_constraint_names(self):
-        return []
-
-    def set_input_values(self, input_values):
-        self._u = np.asarray(input_values, dtype=float).copy()
-
-    def finalize_block_construction(self, pyomo_block):
-        """Start the outputs at their values for the inputs' current values."""
-        self.set_input_values([v.value for v in pyomo_block.inputs.values()])
-        for var, value in zip(pyomo_block.outputs.values(), self.evaluate_outputs()):
-            var.set_value(float(value))
-
-    def z(self, u: np.ndarray) -> np.ndarray:
-        """The :func:`relaxed_costs` variable vector for input values ``u``."""
-        z = self._z0.copy()
-        z[self._z_pos] = u
-        return z
-
-    def terms(self, u: np.ndarray) -> list:
-        """The :class:`Smooth` terms behind the outputs (before the log), in output order."""
-        rc = relaxed_costs(self.layer, self.arch, self.structure, self.z(u), size_dependent_energy=True)
-        capacity = [rc.capacity_words[l] for l, lv in enumerate(self.arch.levels) if lv.size_words is not None]
-        return [rc.energy_pJ, rc.compute_cycles, *rc.bandwidth_cycles, *capacity]
-
-    def _evaluate(self) -> None:
-        if self._cached_u is not None and np.array_equal(self._cached_u, self._u):
-            return
-        terms = self.terms(self._u)
-        self._values = np.array([math.log(t.value) for t in terms])
-        self._jac = np.array([t.grad[self._z_pos] / t.value for t in terms])
-        self._cached_u = self._u.copy()
-
-    def evaluate_equality_constraints(self):
-        return None
-
-    def evaluate_jacobian_equality_constraints(self):
-        return None
-
-    def evaluate_outputs(self):
-        self._evaluate()
-        return self._values.copy()
-
-    def evaluate_jacobian_outputs(self):
-        self._evaluate()
-        return coo_matrix((self._jac.ravel(), (self._rows, self._cols)),
-                          shape=(len(self._outputs), len(self._inputs)))
-
-
-# ---- the model ---------------------------------------------------------------------------------
-def build_pyomo_model(problem: RelaxedProblem, mode: str = "greybox") -> pyo.ConcreteModel:
-    """The Pyomo model of ``problem`` (see the module docstring for the math), at its initial point."""
+def build_pyomo_model(problem: RelaxedProblem, mode: str = "greybox", hooks: bool = True) -> pyo.ConcreteModel:
+    """The Pyomo model of ``problem`` (module docstring) at its initial point, then its ``model_hooks`` applied."""
     if mode not in MODES:
         raise SpecError(f"mode = {mode!r}: expected one of {', '.join(MODES)}")
-    arch = problem.template.base
-    network = problem.network
+    arch, network, template = problem.template.base, problem.network, problem.template
     entries = {entry.layer.name: entry for entry in network.layers}
-    fanout = arch.levels[problem.fanout_level].name
-    m = pyo.ConcreteModel(name=f"{network.name} on {problem.template.name} ({mode})")
+    m = pyo.ConcreteModel(name=f"{network.name} on {template.name} ({mode})")
     m.mode = mode  # a plain attribute, not a component
-
-    # ---- index sets ----
     m.layers = pyo.Set(initialize=list(entries), ordered=True, doc="layers of the network")
     m.levels = pyo.Set(initialize=[lv.name for lv in arch.levels], ordered=True, doc="storage levels, outermost first")
     m.dims = pyo.Set(initialize=[d.name for d in DIMS], ordered=True, doc="loop dimensions")
-    m.sized_levels = pyo.Set(within=m.levels, ordered=True, doc="levels whose size is a design variable",
-                             initialize=[arch.levels[l].name for l in problem.size_index])
+    m.sized_levels = pyo.Set(within=m.levels, ordered=True, initialize=list(problem.variables.size),
+                             doc="levels whose size is a design variable")
     m.bounded_levels = pyo.Set(within=m.levels, ordered=True, doc="levels with a capacity",
                                initialize=[lv.name for lv in arch.levels if lv.size_words is not None])
-    m.ports = pyo.Set(dimen=2, ordered=True, initialize=_ports(problem), doc="(level, read|write) with a bandwidth")
-    m.x_dims = pyo.Set(m.layers, within=m.dims, doc="loops a layer spreads along the mesh's X axis",
-                       initialize={i: [d.name for d in problem.structures[j].x_dims] for j, i in enumerate(entries)})
-    m.y_dims = pyo.Set(m.layers, within=m.dims, doc="loops a layer spreads along the mesh's Y axis",
-                       initialize={i: [d.name for d in problem.structures[j].y_dims] for j, i in enumerate(entries)})
-
-    # ---- data ----
+    m.ports = pyo.Set(dimen=2, ordered=True, initialize=problem.rows.ports, doc="(level, read|write) with a bandwidth")
     m.count = pyo.Param(m.layers, initialize={i: e.count for i, e in entries.items()}, doc="repeats of the layer")
-    m.ln_loop_bound = pyo.Param(m.layers, m.dims, doc="ln D_id", initialize={
-        (i, d.name): math.log(e.layer.dims[d]) for i, e in entries.items() for d in DIMS})
-    m.fixed_ln_size = pyo.Param(m.bounded_levels - m.sized_levels, doc="ln words of a buffer of fixed size",
-                                initialize={lv.name: math.log(lv.size_words) for lv in arch.levels
-                                            if lv.size_words is not None and lv.name not in m.sized_levels})
-    m.clock_hz = pyo.Param(initialize=arch.clock_GHz * 1e9)
 
-    # ---- variables (bounds and starting values are RelaxedProblem's, row by row) ----
     m.mesh_x = pyo.Var(doc="ln PE array width")
     m.mesh_y = pyo.Var(doc="ln PE array height")
     m.size = pyo.Var(m.sized_levels, doc="ln buffer size (words)")
     m.xt = pyo.Var(m.layers, m.levels, m.dims, doc="ln temporal factor")
     m.xs = pyo.Var(m.layers, m.levels, m.dims, doc="ln spatial factor (fanout to the level below)")
     m.lc = pyo.Var(m.layers, doc="ln cycles of one run of the layer")
-    for var, lo, hi, x0 in zip(relaxed_variables(m, problem), problem.lower, problem.upper, problem.initial_point()):
+    v = problem.variables
+    for var, lo, hi, x0 in zip(relaxed_variables(m, problem), v.lower, v.upper, v.start):
         var.setlb(float(lo))
         var.setub(float(hi))
         var.set_value(float(x0), skip_validation=True)
 
-    def ln_size(m, level):
-        return m.size[level] if level in m.sized_levels else m.fixed_ln_size[level]
+    alg = PyomoAlgebra()
+    terms = _layer_terms(m, problem, mode, alg)
+    bodies = {}
+    for i, (name, entry) in enumerate(entries.items()):
+        energy, rows = F.layer_statement(alg, _local_vector(m, problem, name), entry.layer, template,
+                                         problem.structures[i], terms[name])
+        bodies.update(zip(problem.rows.layer_rows(i), rows))
+    sizes = {arch.level_index(name): m.size[name] for name in m.sized_levels}
+    m.area_mm2 = pyo.Expression(expr=F.area_mm2(alg, m.mesh_x, m.mesh_y, sizes, template), doc="on-chip area")
+    totals = F.network_totals([m.layer_energy_pJ[i] for i in m.layers], [m.lc[i] for i in m.layers],
+                              [m.count[i] for i in m.layers], arch.clock_GHz, alg)
+    for key, expr in totals.items():
+        setattr(m, key, pyo.Expression(expr=expr))
+    first = problem.rows.per_layer * len(entries)
+    network = F.network_rows(alg, {k: getattr(m, k) for k in totals}, m.area_mm2, problem.area_budget_mm2,
+                             problem.caps)
+    bodies.update(zip(range(first, first + len(network)), network))
+    _add_constraints(m, problem, bodies)
+    m.objective = pyo.Objective(sense=pyo.minimize, doc=f"ln of the network's {problem.objective_kind.value}",
+                                expr=F.objective(alg, {k: getattr(m, k) for k in totals}, problem.objective_kind))
+    if hooks:
+        from formulation.relaxed.hooks import apply_hooks
 
-    # ---- linear constraints ----
-    @m.Constraint(m.layers, m.dims)
-    def product(m, i, d):
-        """The temporal and spatial factors of loop d multiply to its bound."""
-        return sum(m.xt[i, l, d] + m.xs[i, l, d] for l in m.levels) == m.ln_loop_bound[i, d]
-
-    @m.Constraint(m.layers)
-    def mesh_x_fit(m, i):
-        """The spatial factors along X fit in the mesh width (RelaxedProblem row mesh_x[i])."""
-        return sum(m.xs[i, fanout, d] for d in m.x_dims[i]) <= m.mesh_x
-
-    @m.Constraint(m.layers)
-    def mesh_y_fit(m, i):
-        """The spatial factors along Y fit in the mesh height (RelaxedProblem row mesh_y[i])."""
-        return sum(m.xs[i, fanout, d] for d in m.y_dims[i]) <= m.mesh_y
-
-    # ---- nonlinear per-layer terms ----
-    if mode == "greybox":
-        _attach_grey_boxes(m, problem)
-    else:
-        _attach_expressions(m, problem)
-
-    @m.Constraint(m.layers, m.bounded_levels)
-    def capacity(m, i, l):
-        """The kept tiles fit in the buffer."""
-        return m.ln_capacity[i, l] <= ln_size(m, l)
-
-    @m.Constraint(m.layers)
-    def compute(m, i):
-        """lc bounds the compute cycles."""
-        return m.ln_compute[i] <= m.lc[i]
-
-    @m.Constraint(m.layers, m.ports)
-    def bandwidth(m, i, l, p):
-        """lc bounds the cycles each bandwidth-limited port needs."""
-        return m.ln_bandwidth[i, l, p] <= m.lc[i]
-
-    # ---- hardware and network totals ----
-    pe_levels = [arch.levels[l].name for l in problem.template.array_levels if arch.levels[l].size_words is not None]
-    shared_levels = [name for name in m.bounded_levels if name not in pe_levels]
-    per_word = {lv.name: storage_area_mm2(1, lv.word_bits, lv.technology.value)
-                for lv in arch.levels if lv.size_words is not None}
-    m.pes = pyo.Expression(expr=pyo.exp(m.mesh_x + m.mesh_y), doc="number of PEs")
-    m.area_mm2 = pyo.Expression(doc="on-chip area", expr=(
-        m.pes * (mac_area_mm2(arch.mac.word_bits) + sum(per_word[l] * pyo.exp(ln_size(m, l)) for l in pe_levels))
-        + sum(per_word[l] * pyo.exp(ln_size(m, l)) for l in shared_levels)))
-    m.energy_pJ = pyo.Expression(expr=sum(m.count[i] * m.layer_energy_pJ[i] for i in m.layers))
-    m.latency_s = pyo.Expression(expr=sum(m.count[i] * pyo.exp(m.lc[i]) for i in m.layers) / m.clock_hz)
-    m.power_mW = pyo.Expression(expr=m.energy_pJ / m.latency_s * 1e-9)
-
-    if problem.area_budget_mm2 is not None:
-        m.area = pyo.Constraint(expr=pyo.log(m.area_mm2) <= math.log(problem.area_budget_mm2),
-                                doc="the hardware fits the area budget")
-    caps = {name: getattr(problem.caps, name) for name in ("latency_s", "energy_pJ", "power_mW")
-            if getattr(problem.caps, name) is not None}
-    if caps:
-        totals = {"latency_s": m.latency_s, "energy_pJ": m.energy_pJ, "power_mW": m.power_mW}
-        m.cap = pyo.Constraint(list(caps), doc="caps on network totals",
-                               rule=lambda m, c: pyo.log(totals[c]) <= math.log(caps[c]))
-
-    ln_e, ln_t = pyo.log(m.energy_pJ), pyo.log(m.latency_s)
-    m.objective = pyo.Objective(sense=pyo.minimize, doc=f"ln of the network's {problem.objective_kind.value}", expr={
-        Objective.ENERGY: ln_e, Objective.LATENCY: ln_t, Objective.EDP: ln_e + ln_t, Objective.POWER: ln_e - ln_t,
-    }[problem.objective_kind])
+        apply_hooks(m, problem)
     return m
 
 
-def _layer_z(m: pyo.ConcreteModel, problem: RelaxedProblem, i: int) -> list:
-    """Layer ``i``'s :func:`relaxed_costs` variables as Pyomo variables (floats where constant)."""
+def _layer_terms(m: pyo.ConcreteModel, problem: RelaxedProblem, mode: str, alg) -> dict[str, F.LayerLogTerms]:
+    """Every layer's nonlinear terms as named expressions (from grey boxes or written out)."""
     arch = problem.template.base
-    name = problem.network.layers[i].layer.name
-    z = [var[name, lv.name, d.name] for var in (m.xt, m.xs) for lv in arch.levels for d in DIMS]
+    if mode == "greybox":
+        from formulation.relaxed.pyomo_greybox import grey_box_terms
+
+        raw = grey_box_terms(m, problem)
+    else:
+        raw = {e.layer.name: F.layer_log_terms(alg, _local_vector(m, problem, e.layer.name), e.layer, arch,
+                                               problem.structures[i].structure)
+               for i, e in enumerate(problem.network.layers)}
+    bounded = [l for l, lv in enumerate(arch.levels) if lv.size_words is not None]
+    m.layer_energy_pJ = pyo.Expression(m.layers, initialize={i: t.energy_pJ for i, t in raw.items()},
+                                       doc="energy of one run of the layer")
+    m.ln_compute = pyo.Expression(m.layers, initialize={i: t.compute for i, t in raw.items()}, doc="ln compute cycles")
+    m.ln_bandwidth = pyo.Expression(m.layers, m.ports, doc="ln cycles of a port", initialize={
+        (i, *port): b for i, t in raw.items() for port, b in zip(problem.rows.ports, t.bandwidth)})
+    m.ln_capacity = pyo.Expression(m.layers, m.bounded_levels, doc="ln words kept", initialize={
+        (i, arch.levels[l].name): t.capacity[l] for i, t in raw.items() for l in bounded})
+    return {i: F.LayerLogTerms(m.layer_energy_pJ[i], {l: m.ln_capacity[i, arch.levels[l].name] for l in bounded},
+                               m.ln_compute[i], [m.ln_bandwidth[i, level, port] for level, port in problem.rows.ports])
+            for i in raw}
+
+
+def _local_vector(m: pyo.ConcreteModel, problem: RelaxedProblem, name: str) -> list:
+    """Layer ``name``'s local vector (:func:`~formulation.relaxed.formulation.local_size`): Pyomo
+    variables, and floats for the log sizes of fixed levels."""
+    arch = problem.template.base
+    u = [var[name, lv.name, d.name] for var in (m.xt, m.xs) for lv in arch.levels for d in DIMS]
     for lv in arch.levels:
         if lv.name in m.sized_levels:
-            z.append(m.size[lv.name])
+            u.append(m.size[lv.name])
         else:
-            z.append(math.log(lv.size_words) if lv.size_words is not None else 0.0)
-    return z
+            u.append(math.log(lv.size_words) if lv.size_words is not None else 0.0)
+    return u + [m.lc[name], m.mesh_x, m.mesh_y]
 
 
-def _attach_expressions(m: pyo.ConcreteModel, problem: RelaxedProblem) -> None:
-    """Algebraic mode: the per-layer terms as Pyomo expressions written by ``relaxed_costs``."""
-    arch = problem.template.base
-    bounded = [l for l, lv in enumerate(arch.levels) if lv.size_words is not None]
-    energy, ln_compute, ln_bandwidth, ln_capacity = {}, {}, {}, {}
-    for i, entry in enumerate(problem.network.layers):
-        name = entry.layer.name
-        alg = PyomoAlgebra()
-        rc = relaxed_costs(entry.layer, arch, problem.structures[i].structure, _layer_z(m, problem, i),
-                           size_dependent_energy=True, algebra=alg)
-        energy[name] = rc.energy_pJ
-        ln_compute[name] = alg.log(rc.compute_cycles)
-        for (level, port), term in zip(_ports(problem), rc.bandwidth_cycles):
-            ln_bandwidth[name, level, port] = alg.log(term)
-        for l in bounded:
-            ln_capacity[name, arch.levels[l].name] = alg.log(rc.capacity_words[l])
-    m.layer_energy_pJ = pyo.Expression(m.layers, initialize=energy, doc="energy of one run of the layer")
-    m.ln_compute = pyo.Expression(m.layers, initialize=ln_compute, doc="ln compute cycles")
-    m.ln_bandwidth = pyo.Expression(m.layers, m.ports, initialize=ln_bandwidth, doc="ln cycles of a port")
-    m.ln_capacity = pyo.Expression(m.layers, m.bounded_levels, initialize=ln_capacity, doc="ln words kept")
+def _add_constraints(m: pyo.ConcreteModel, problem: RelaxedProblem, bodies: dict[int, object]) -> None:
+    """One constraint component per row block, each row ``cl <= body <= cu`` from the formulation."""
+    rows, arch = problem.rows, problem.template.base
+    layers = list(m.layers)
+    cl, cu = rows.cl, rows.cu
 
+    def row(j):
+        if cl[j] == cu[j]:
+            return bodies[j] == float(cl[j])
+        return bodies[j] <= float(cu[j])
 
-def _attach_grey_boxes(m: pyo.ConcreteModel, problem: RelaxedProblem) -> None:
-    """Grey-box mode: one :class:`LayerCostModel` block per layer, its outputs named as in algebraic mode."""
-    arch = problem.template.base
-    m.costs = ExternalGreyBoxBlock(m.layers, doc="per-layer costs computed by NumPy")
-    for i, entry in enumerate(problem.network.layers):
-        name = entry.layer.name
-        ex = LayerCostModel(problem, i)
-        inputs = [var[name, lv.name, d.name] for var in (m.xt, m.xs) for lv in arch.levels for d in DIMS]
-        inputs += [m.size[arch.levels[l].name] for l in problem.size_index]
-        m.costs[name].set_external_model(ex, inputs=inputs)
-
-    def out(i, key):
-        return m.costs[i].outputs[key]
-
-    m.layer_energy_pJ = pyo.Expression(m.layers, rule=lambda m, i: pyo.exp(out(i, "ln_energy")))
-    m.ln_compute = pyo.Expression(m.layers, rule=lambda m, i: out(i, "ln_compute"))
-    m.ln_bandwidth = pyo.Expression(m.layers, m.ports, rule=lambda m, i, l, p: out(i, f"ln_bandwidth[{l},{p}]"))
-    m.ln_capacity = pyo.Expression(m.layers, m.bounded_levels, rule=lambda m, i, l: out(i, f"ln_capacity[{l}]"))
-
+    m.product = pyo.Constraint(m.layers, m.dims, rule=lambda m, i, d: row(rows.product[layers.index(i), Dim[d]]),
+                               doc="the temporal and spatial factors of loop d multiply to its bound")
+    m.mesh_x_fit = pyo.Constraint(m.layers, rule=lambda m, i: row(rows.mesh_x[layers.index(i)]),
+                                  doc="the spatial factors along X fit in the mesh width (row mesh_x[i])")
+    m.mesh_y_fit = pyo.Constraint(m.layers, rule=lambda m, i: row(rows.mesh_y[layers.index(i)]),
+                                  doc="the spatial factors along Y fit in the mesh height (row mesh_y[i])")
+    m.capacity = pyo.Constraint(m.layers, m.bounded_levels, doc="the kept tiles fit in the buffer",
+                                rule=lambda m, i, l: row(rows.capacity[layers.index(i), arch.level_index(l)]))
+    m.compute = pyo.Constraint(m.layers, rule=lambda m, i: row(rows.compute[layers.index(i)]),
+                               doc="lc bounds the compute cycles")
+    port_list = list(rows.ports)
+    m.bandwidth = pyo.Constraint(m.layers, m.ports, doc="lc bounds the cycles of each bandwidth-limited port",
+                                 rule=lambda m, i, l, p: row(rows.bandwidth[layers.index(i), port_list.index((l, p))]))
+    if rows.area is not None:
+        m.area = pyo.Constraint(expr=row(rows.area), doc="the hardware fits the area budget")
+    if rows.cap:
+        m.cap = pyo.Constraint(list(rows.cap), rule=lambda m, c: row(rows.cap[c]), doc="caps on network totals")
 
 # ---- between the model and RelaxedProblem's vectors ---------------------------------------------
+PYOMO_COMPONENT = {"mesh_x": "mesh_x_fit", "mesh_y": "mesh_y_fit"}   # row block -> constraint component
+
+
 def relaxed_variables(m: pyo.ConcreteModel, problem: RelaxedProblem) -> list:
-    """The model's variables in the order of ``problem.names``."""
-    arch = problem.template.base
-    out = [m.mesh_x, m.mesh_y]
-    out += [m.size[arch.levels[l].name] for l in problem.size_index]
-    for entry in problem.network.layers:
+    """The model's variables in the order of ``problem.names`` (placed by the variable blocks)."""
+    arch, v = problem.template.base, problem.variables
+    out = [None] * v.n
+    out[v.mesh_x], out[v.mesh_y] = m.mesh_x, m.mesh_y
+    for name, j in v.size.items():
+        out[j] = m.size[name]
+    for i, entry in enumerate(problem.network.layers):
         name = entry.layer.name
-        for var in (m.xt, m.xs):
-            out += [var[name, lv.name, d.name] for lv in arch.levels for d in DIMS]
-        out.append(m.lc[name])
-    assert len(out) == problem.n
+        for block, var in ((v.xt, m.xt), (v.xs, m.xs)):
+            for l, lv in enumerate(arch.levels):
+                for d in DIMS:
+                    out[block[i, l, d]] = var[name, lv.name, d.name]
+        out[v.lc[i]] = m.lc[name]
     return out
 
 
 def relaxed_constraints(m: pyo.ConcreteModel, problem: RelaxedProblem) -> list[tuple[str, object]]:
-    """``(RelaxedProblem row name, Pyomo constraint)`` in the order of ``problem.constraint_names``."""
-    arch = problem.template.base
-    rows = []
-    for entry in problem.network.layers:
-        i = entry.layer.name
-        rows += [(f"product[{i},{d}]", m.product[i, d]) for d in m.dims]
-        rows += [(f"mesh_x[{i}]", m.mesh_x_fit[i]), (f"mesh_y[{i}]", m.mesh_y_fit[i])]
-        rows += [(f"capacity[{i},{l}]", m.capacity[i, l]) for l in m.bounded_levels]
-        rows.append((f"compute[{i}]", m.compute[i]))
-        rows += [(f"bandwidth[{i},{l},{p}]", m.bandwidth[i, l, p]) for l, p in m.ports]
-    if hasattr(m, "area"):
-        rows.append(("area", m.area))
-    if hasattr(m, "cap"):
-        rows += [(f"cap[{c}]", m.cap[c]) for c in m.cap]
-    assert len(rows) == problem.m, (len(rows), problem.m, arch.name)
-    return rows
+    """``(row name, Pyomo constraint)`` for the formulation's rows in row order, placed by the row blocks
+    (the component of row block ``b`` is ``PYOMO_COMPONENT.get(b, b)``)."""
+    rows, arch = problem.rows, problem.template.base
+    out = [None] * rows.m
+    for i, entry in enumerate(problem.network.layers):
+        name = entry.layer.name
+        for d in DIMS:
+            out[rows.product[i, d]] = m.product[name, d.name]
+        out[rows.mesh_x[i]], out[rows.mesh_y[i]] = m.mesh_x_fit[name], m.mesh_y_fit[name]
+        for l, lv in enumerate(arch.levels):
+            if rows.capacity[i, l] >= 0:
+                out[rows.capacity[i, l]] = m.capacity[name, lv.name]
+        out[rows.compute[i]] = m.compute[name]
+        for p, (level, port) in enumerate(rows.ports):
+            out[rows.bandwidth[i, p]] = m.bandwidth[name, level, port]
+    if rows.area is not None:
+        out[rows.area] = m.area
+    for c, j in rows.cap.items():
+        out[j] = m.cap[c]
+    return list(zip(rows.names, out))
 
 
 def relaxed_name(constraint) -> str:
-    """RelaxedProblem's name of a Pyomo constraint row (``mesh_x_fit[i]`` is ``mesh_x[i]``)."""
+    """The formulation's name of a Pyomo constraint row (``mesh_x_fit[i]`` is ``mesh_x[i]``)."""
     name = constraint.name
     component = constraint.parent_component().name
-    return RELAXED_ROW_PREFIX.get(component, component) + name[len(component):]
+    block = {c: b for b, c in PYOMO_COMPONENT.items()}.get(component, component)
+    return block + name[len(component):]
 
 
 def solution_vector(m: pyo.ConcreteModel, problem: RelaxedProblem) -> np.ndarray:

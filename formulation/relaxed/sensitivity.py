@@ -30,6 +30,7 @@ the ceiling. Gradients are propagated with the values by the chain rule (:class:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,17 +80,36 @@ POSITIVE_PART_EPS = 1e-6
 class SmoothAlgebra:
     """Builds :class:`Smooth` numbers: values with gradients, for IPOPT's callbacks.
 
-    :func:`relaxed_costs` only uses ``+ - * /`` and these three methods, so another algebra (for
-    example one that builds Pyomo expressions over Pyomo variables) yields the same formulation.
+    :func:`relaxed_costs` only uses ``+ - * /``, :meth:`exp_linear`, :meth:`constant` and
+    :meth:`positive_part`; the network formulation (:mod:`formulation.relaxed.formulation`) also
+    :meth:`variables`, :meth:`exp` and :meth:`log`. Another algebra (one that builds Pyomo
+    expressions, or one that records a tape) yields the same formulation.
     """
 
     def __init__(self, n: int):
         self.n = n
 
+    def variables(self, values) -> list[Smooth]:
+        """The ``n`` variables at ``values``: ``values[j]`` with the unit gradient ``e_j``."""
+        return [Smooth(float(v), np.eye(1, self.n, j).ravel()) for j, v in enumerate(values)]
+
     def exp_linear(self, coeffs: np.ndarray, z: np.ndarray) -> Smooth:
-        """``exp(coeffs . z)``, whose gradient is ``value * coeffs``."""
-        value = float(np.exp(coeffs @ z))
-        return Smooth(value, value * coeffs)
+        """``exp(coeffs . z)``, whose gradient is ``value * coeffs`` (``coeffs`` may cover a prefix of ``z``)."""
+        c = np.zeros(self.n)
+        c[:len(coeffs)] = coeffs
+        value = float(np.exp(c @ np.asarray(z, dtype=float)[:self.n]))
+        return Smooth(value, value * c)
+
+    def exp(self, x: Smooth | float) -> Smooth:
+        if not isinstance(x, Smooth):
+            return self.constant(math.exp(x))
+        value = math.exp(x.value)
+        return Smooth(value, value * x.grad)
+
+    def log(self, x: Smooth | float) -> Smooth:
+        if not isinstance(x, Smooth):
+            return self.constant(math.log(x))
+        return Smooth(math.log(x.value), x.grad / x.value)
 
     def constant(self, value: float) -> Smooth:
         return Smooth(float(value), np.zeros(self.n))

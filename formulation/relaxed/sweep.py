@@ -41,10 +41,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from formulation.axes import N_DIMS
 from formulation.goals import Caps, Objective
 from formulation.pareto import hypervolume_2d, non_dominated
-from formulation.relaxed.problem import RelaxedProblem
+from formulation.relaxed.problem import RelaxedProblem, tight_cycles
 from formulation.relaxed.sensitivity import Smooth
 from formulation.relaxed.solvers.base import SolveResult, SolveStatus, get_backend
 
@@ -108,27 +107,6 @@ class ParetoFront:
         return "\n".join(lines)
 
 
-def tight_cycles(problem: RelaxedProblem, x: np.ndarray) -> np.ndarray:
-    """``x`` with every layer's cycle variable at its tight value ``max(compute, bandwidth cycles)``.
-
-    ``lc`` is an epigraph variable: objectives that do not involve latency leave it anywhere above
-    the layer's cycles. Tightening changes neither feasibility nor energy and gives the design's
-    real latency.
-    """
-    x = np.array(x, dtype=float, copy=True)
-    g = problem.constraints(x)
-    row_of = {name: j for j, name in enumerate(problem.constraint_names)}
-    ports = [f"{lv.name},{port}" for lv in problem.template.base.levels
-             for port, bw in (("read", lv.read_bw_words), ("write", lv.write_bw_words)) if bw is not None]
-    k = 2 * problem.levels * N_DIMS
-    for i, entry in enumerate(problem.network.layers):
-        name = entry.layer.name
-        rows = [row_of[f"compute[{name}]"]] + [row_of[f"bandwidth[{name},{port}]"] for port in ports]
-        lc = problem.layer_offset[i] + k
-        x[lc] = min(max(x[lc] + max(g[rows]), problem.lower[lc]), problem.upper[lc])
-    return x
-
-
 def _point(problem: RelaxedProblem, result: SolveResult, primary_key: str, parameter=None) -> ParetoPoint:
     """The design of ``result`` at its real latency (:func:`tight_cycles`)."""
     nan = math.nan
@@ -143,20 +121,17 @@ def _point(problem: RelaxedProblem, result: SolveResult, primary_key: str, param
 
 
 class _Solver:
-    """One backend with the sweep's options; passes the previous duals when the backend takes them."""
+    """One backend with the sweep's options; passes the previous duals when the backend declares it takes them."""
 
     def __init__(self, backend: str, max_iter: int, time_limit_s: float | None, tol: float):
-        import inspect
-
         self.backend = get_backend(backend)
         self.options = {"max_iter": max_iter, "time_limit_s": time_limit_s, "tol": tol}
-        self.takes_duals = "multipliers" in inspect.signature(self.backend.solve).parameters
 
     def __call__(self, problem, x0=None, previous: SolveResult | None = None) -> SolveResult:
-        options = dict(self.options)
-        if self.takes_duals and previous is not None and "multipliers" in previous.extra:
-            options["multipliers"] = previous.extra["multipliers"]
-        return self.backend.solve(problem, x0=x0, **options)
+        duals = previous.extra.get("multipliers") if previous is not None else None
+        if not self.backend.capabilities.warm_start_multipliers:
+            duals = None
+        return self.backend.solve(problem, x0=x0, multipliers=duals, **self.options)
 
 
 def _check(result: SolveResult, what: str) -> SolveResult:
@@ -209,7 +184,8 @@ def epsilon_constraint(problem: RelaxedProblem, n_points: int, backend: str = "c
     duals = efficient.extra.get("multipliers")
     if duals is not None:
         pad = 1.0 if objective is Objective.POWER else 0.0
-        previous = replace(efficient, extra={"multipliers": {**duals, "mult_g": np.append(duals["mult_g"], pad)}})
+        mult_g = np.insert(duals["mult_g"], base.rows.cap["latency_s"], pad)  # the cap row's place (user rows follow)
+        previous = replace(efficient, extra={"multipliers": {**duals, "mult_g": mult_g}})
     points = []
     for eps in reversed(epsilons):
         capped = base.with_caps(Caps(latency_s=eps))

@@ -243,7 +243,7 @@ def _interior_starts(free: RelaxedProblem, solve: _Solve, weights: list[float], 
 def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, seed: int, time_limit_s: float,
                      max_evaluations: int | None = None, fixed_hardware: bool = False, jobs: int = 1,
                      on_progress: Callable[[Progress], None] | None = None, n_weights: int = 5,
-                     solver: str = "cyipopt") -> OptimizeResult:
+                     solver: str = "cyipopt", model_hooks: tuple = ()) -> OptimizeResult:
     """Weighted sums of normalized ln power and ln latency, ``n_weights >= 2`` weights (module docstring).
 
     ``extra``: ``front`` (the non-dominated designs among the weights' results, fastest first),
@@ -268,7 +268,8 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
     solve = _Solve(solver, max(1.0, time_limit_s / (4 * n_weights)))
     if not solve.backend.available():
         raise SpecError(f"--solver = {solver!r}: not installed (the weighted-sum baseline solves the relaxation)")
-    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps)
+    problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps,
+                             model_hooks=model_hooks)
     free = problem.with_caps(Caps())
     runs: list[_Run] = []
     norm = Scalarization(0.0)

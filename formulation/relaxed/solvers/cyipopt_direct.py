@@ -1,78 +1,32 @@
-"""IPOPT through ``cyipopt.Problem`` on the NumPy callbacks of a :class:`~formulation.relaxed.problem.RelaxedProblem`.
+"""Backend ``cyipopt``: IPOPT through ``cyipopt.Problem`` on the NumPy callbacks of a
+:class:`~formulation.relaxed.problem.RelaxedProblem`.
 
 The fast path: no modelling layer, the problem's own objective/gradient/constraint callbacks, the
 sparse Jacobian structure (:meth:`RelaxedProblem.jacobian_structure`, fixed for a problem) and a
 limited-memory (L-BFGS) Hessian. Any object with the same callback API works (the weighted-sum
 wrapper of :mod:`formulation.relaxed.sweep`, for example); without ``jacobian_structure`` the Jacobian is
-passed dense.
+passed dense. Takes the multipliers of an earlier solve as a warm start.
 
-Before IPOPT runs, two infeasibilities that are cheap and certain to detect are reported without
-solving (:func:`certain_infeasibility`): an area budget below the smallest hardware of the
-template, and a latency cap below the network's compute bound at the largest PE mesh.
-
-IPOPT's exit status maps to :class:`SolveStatus`: 0 (solved) and 1 (solved to an acceptable
-level) are OPTIMAL, -1 (iteration limit) and -4 (CPU time limit) are ITERATION_LIMIT with the best
-point seen, 2 (locally infeasible) is INFEASIBLE with the violated constraints (worst first) in
-``binding``; anything else is ERROR. A point IPOPT calls optimal that still violates a constraint
-by more than 1e-5 is reported as ERROR with the violations, never as OPTIMAL.
+IPOPT's exit status 0 (solved) and 1 (solved to an acceptable level) are a success, -1 (iteration
+limit) and -4 (CPU time limit) a limit (the best feasible point evaluated is kept), 2 (locally
+infeasible) infeasible, anything else an error; :func:`~formulation.relaxed.solvers.base.classify`
+makes the status of these.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
-from formulation.relaxed.solvers.base import Backend, SolveResult, SolveStatus, register
+from formulation.relaxed.solvers.base import (FEASIBLE_TOL, Backend, Capabilities, Outcome, RawOutcome,
+                                              certain_infeasibility, compute_bound_s, minimum_area_mm2, register)
 
-NAME = "cyipopt"
-VIOLATION_TOL = 1e-5        # largest constraint violation accepted at a reported optimum (log units)
-FEASIBLE_TOL = 1e-6         # a point counts as feasible for "best point so far" below this violation
+__all__ = ["CyipoptBackend", "certain_infeasibility", "compute_bound_s", "minimum_area_mm2"]
+
 _OPTIMAL = {0: "solved", 1: "solved to an acceptable level"}
 _LIMIT = {-1: "iteration limit", -4: "CPU time limit"}
-
-
-def available() -> bool:
-    try:
-        import cyipopt  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def minimum_area_mm2(problem) -> float:
-    """Area of the smallest hardware in the template's ranges (area grows with every hardware variable)."""
-    return problem.area(np.array(problem.lower, dtype=float)).value
-
-
-def compute_bound_s(problem) -> float:
-    """Latency lower bound: ``sum_i n_i MACs_i / max PEs / f_clk`` (every MAC of the largest mesh busy)."""
-    template = problem.template
-    max_pes = template.mesh_x_range[1] * template.mesh_y_range[1]
-    clock_hz = template.base.clock_GHz * 1e9
-    return sum(entry.count * entry.layer.macs for entry in problem.network.layers) / max_pes / clock_hz
-
-
-def certain_infeasibility(problem) -> tuple[str, str] | None:
-    """``(constraint name, reason)`` when the problem is infeasible for a reason checked without solving."""
-    budget = getattr(problem, "area_budget_mm2", None)
-    if budget is not None:
-        smallest = minimum_area_mm2(problem)
-        if budget < smallest * (1 - 1e-9):
-            t = problem.template
-            return "area", (f"area budget {budget:.6g} mm^2 is below the smallest hardware of template {t.name} "
-                            f"({t.mesh_x_range[0]}x{t.mesh_y_range[0]} PEs, smallest buffers): {smallest:.6g} mm^2")
-    caps = getattr(problem, "caps", None)
-    cap = None if caps is None else caps.latency_s
-    if cap is not None:
-        bound = compute_bound_s(problem)
-        if cap < bound * (1 - 1e-9):
-            t = problem.template
-            return "cap[latency_s]", (f"latency cap {cap:.6g} s is below the compute bound {bound:.6g} s "
-                                      f"({problem.network.name} on {t.mesh_x_range[1]}x{t.mesh_y_range[1]} PEs "
-                                      f"at {t.base.clock_GHz:g} GHz)")
-    return None
+DEFAULT_MAX_ITER = 3000
 
 
 class _Callbacks:
@@ -121,111 +75,63 @@ class _Callbacks:
         return True
 
 
-def _result(status, problem, x, iterations, start, message, binding=(), extra=None) -> SolveResult:
-    """``start``: (wall, CPU) clocks at the start; the CPU seconds go to ``extra["cpu_s"]``."""
-    objective = None
-    if x is not None:
-        with np.errstate(all="ignore"):
-            objective = float(problem.objective(x))
-    return SolveResult(status=status, solver=NAME, objective=objective, x=x, iterations=iterations,
-                       wall_s=time.perf_counter() - start[0], message=message, binding=tuple(binding),
-                       extra={**(extra or {}), "cpu_s": time.process_time() - start[1]})
+class CyipoptBackend(Backend):
+    name = "cyipopt"
+    description = "IPOPT via cyipopt.Problem on the NumPy callbacks"
+    capabilities = Capabilities(warm_start_multipliers=True)
 
-
-def _max_violation(problem, x) -> float:
-    found = problem.violations(x)
-    return found[0][1] if found else 0.0
-
-
-def solve(problem, x0=None, max_iter: int = 3000, time_limit_s: float | None = None, tol: float = 1e-6,
-          multipliers: dict | None = None, print_level: int = 0, options: dict | None = None) -> SolveResult:
-    """Solve ``problem`` with IPOPT (see the module docstring for statuses).
-
-    ``x0`` warm-starts the primal point (default ``problem.initial_point()``). ``multipliers``
-    (``extra["multipliers"]`` of an earlier result on a problem of the same shape) also warm-starts
-    the duals, with a small initial barrier parameter. ``options`` are passed to IPOPT as they are.
-    """
-    start = (time.perf_counter(), time.process_time())
-    if not available():
-        return _result(SolveStatus.UNAVAILABLE, problem, None, 0, start,
-                       "cyipopt is not installed (pip install cyipopt; needs the Ipopt library)")
-    import cyipopt
-
-    certain = certain_infeasibility(problem)
-    if certain is not None:
-        name, reason = certain
-        return _result(SolveStatus.INFEASIBLE, problem, None, 0, start, reason, (name,),
-                       {"detected": "before solving"})
-    x0 = problem.initial_point() if x0 is None else np.clip(np.asarray(x0, dtype=float), problem.lower, problem.upper)
-    sparse = hasattr(problem, "jacobian_structure")
-    callbacks = _Callbacks(problem, sparse)
-    nlp = cyipopt.Problem(n=problem.n, m=problem.m, problem_obj=callbacks, lb=problem.lower, ub=problem.upper,
-                          cl=problem.cl, cu=problem.cu)
-    nlp.add_option("print_level", int(print_level))
-    nlp.add_option("sb", "yes")  # no banner
-    nlp.add_option("hessian_approximation", "limited-memory")
-    nlp.add_option("max_iter", int(max_iter))
-    nlp.add_option("tol", float(tol))
-    if time_limit_s is not None:
-        nlp.add_option("max_cpu_time", float(time_limit_s))
-    warm = multipliers is not None and len(multipliers.get("mult_g", ())) == problem.m \
-        and len(multipliers.get("mult_x_L", ())) == problem.n
-    if warm:
-        nlp.add_option("warm_start_init_point", "yes")
-        nlp.add_option("mu_init", 1e-6)
-        for key in ("warm_start_bound_push", "warm_start_bound_frac", "warm_start_slack_bound_push",
-                    "warm_start_slack_bound_frac", "warm_start_mult_bound_push"):
-            nlp.add_option(key, 1e-9)
-    for key, value in (options or {}).items():
+    def unavailable_reason(self) -> str | None:
         try:
-            nlp.add_option(key, value)
-        except TypeError:
-            nlp.close()
-            return _result(SolveStatus.ERROR, problem, None, 0, start, f"IPOPT rejected option {key} = {value!r}")
-    try:
+            import cyipopt  # noqa: F401
+        except ImportError:
+            return "cyipopt is not installed (pip install cyipopt; needs the Ipopt library)"
+        return None
+
+    def run(self, problem, x0, max_iter, time_limit_s, tol, multipliers, options) -> RawOutcome:
+        """IPOPT from ``x0``; with ``multipliers`` the duals are warm-started too, with a small initial barrier."""
+        import cyipopt
+
+        callbacks = _Callbacks(problem, hasattr(problem, "jacobian_structure"))
+        nlp = cyipopt.Problem(n=problem.n, m=problem.m, problem_obj=callbacks, lb=problem.lower, ub=problem.upper,
+                              cl=problem.cl, cu=problem.cu)
+        settings = {"print_level": 0, "sb": "yes", "hessian_approximation": "limited-memory",
+                    "max_iter": int(max_iter or DEFAULT_MAX_ITER), "tol": float(tol)}
+        if time_limit_s is not None:
+            settings["max_cpu_time"] = float(time_limit_s)
+        warm = multipliers is not None and len(multipliers.get("mult_g", ())) == problem.m \
+            and len(multipliers.get("mult_x_L", ())) == problem.n
         if warm:
-            x, info = nlp.solve(x0, lagrange=np.asarray(multipliers["mult_g"], dtype=float),
-                                zl=np.asarray(multipliers["mult_x_L"], dtype=float),
-                                zu=np.asarray(multipliers["mult_x_U"], dtype=float))
-        else:
-            x, info = nlp.solve(x0)
-    except Exception as exc:  # a callback failed, or IPOPT itself
-        return _result(SolveStatus.ERROR, problem, None, callbacks.iterations, start, f"IPOPT failed: {exc!r}")
-    finally:
-        nlp.close()
-    code = int(info["status"])
-    msg = info["status_msg"]
-    msg = (msg.decode() if isinstance(msg, bytes) else str(msg)).strip()
-    extra = {"ipopt_status": code, "multipliers": {"mult_g": np.array(info["mult_g"]),
-                                                   "mult_x_L": np.array(info["mult_x_L"]),
-                                                   "mult_x_U": np.array(info["mult_x_U"])}}
-    iterations = callbacks.iterations
-    x = np.array(x, dtype=float)
-    if code in _OPTIMAL:
-        violated = problem.violations(x)
-        if violated and violated[0][1] > VIOLATION_TOL:
-            return _result(SolveStatus.ERROR, problem, x, iterations, start,
-                           f"IPOPT reported {_OPTIMAL[code]} but {len(violated)} constraint(s) are violated "
-                           f"(worst {violated[0][0]} by {violated[0][1]:.3g})",
-                           [name for name, _ in violated], extra)
-        return _result(SolveStatus.OPTIMAL, problem, x, iterations, start, f"IPOPT: {_OPTIMAL[code]}", (), extra)
-    if code in _LIMIT:
-        best = x
-        if callbacks.best_x is not None and (_max_violation(problem, x) > FEASIBLE_TOL
-                                             or callbacks.best_objective < problem.objective(x)):
-            best = callbacks.best_x
-        feasible = _max_violation(problem, best) <= FEASIBLE_TOL
-        return _result(SolveStatus.ITERATION_LIMIT, problem, best, iterations, start,
-                       f"IPOPT stopped at its {_LIMIT[code]} after {iterations} iterations; "
-                       f"{'best feasible point' if feasible else 'last point (not feasible)'} returned",
-                       (), {**extra, "feasible": feasible})
-    violated = problem.violations(x)
-    names = [name for name, _ in violated]
-    if code == 2:
-        worst = f"; most violated: {violated[0][0]} by {violated[0][1]:.3g}" if violated else ""
-        return _result(SolveStatus.INFEASIBLE, problem, x, iterations, start,
-                       f"IPOPT: problem may be locally infeasible{worst}", names, extra)
-    return _result(SolveStatus.ERROR, problem, x, iterations, start, f"IPOPT status {code}: {msg}", names, extra)
+            settings.update({"warm_start_init_point": "yes", "mu_init": 1e-6, "warm_start_bound_push": 1e-9,
+                             "warm_start_bound_frac": 1e-9, "warm_start_slack_bound_push": 1e-9,
+                             "warm_start_slack_bound_frac": 1e-9, "warm_start_mult_bound_push": 1e-9})
+        try:
+            for key, value in {**settings, **options}.items():
+                try:
+                    nlp.add_option(key, value)
+                except TypeError:
+                    return RawOutcome(Outcome.ERROR, None, 0, f"IPOPT rejected option {key} = {value!r}")
+            duals = {}
+            if warm:
+                duals = {"lagrange": np.asarray(multipliers["mult_g"], dtype=float),
+                         "zl": np.asarray(multipliers["mult_x_L"], dtype=float),
+                         "zu": np.asarray(multipliers["mult_x_U"], dtype=float)}
+            x, info = nlp.solve(x0, **duals)
+        finally:
+            nlp.close()
+        code = int(info["status"])
+        msg = info["status_msg"]
+        msg = (msg.decode() if isinstance(msg, bytes) else str(msg)).strip()
+        extra = {"ipopt_status": code, "multipliers": {key: np.array(info[key])
+                                                       for key in ("mult_g", "mult_x_L", "mult_x_U")}}
+        it = callbacks.iterations
+        if code in _OPTIMAL:
+            return RawOutcome(Outcome.SUCCESS, x, it, f"IPOPT: {_OPTIMAL[code]}", extra)
+        if code in _LIMIT:
+            return RawOutcome(Outcome.LIMIT, x, it, f"IPOPT stopped at its {_LIMIT[code]} after {it} iterations",
+                              extra, callbacks.best_x)
+        if code == 2:
+            return RawOutcome(Outcome.INFEASIBLE, x, it, "IPOPT: problem may be locally infeasible", extra)
+        return RawOutcome(Outcome.ERROR, x, it, f"IPOPT status {code}: {msg}", extra)
 
 
-register(Backend(NAME, "IPOPT via cyipopt.Problem on the NumPy callbacks", solve, available))
+register(CyipoptBackend())

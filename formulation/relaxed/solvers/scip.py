@@ -15,28 +15,10 @@ on first use.
 from __future__ import annotations
 
 import math
-import time
 
-import numpy as np
+from formulation.relaxed.solvers.base import Backend, Capabilities, Outcome, RawOutcome, register
 
-from formulation.relaxed.solvers.base import Backend, SolveResult, SolveStatus, register
-
-NAME = "scip"
 DEFAULT_TIME_LIMIT_S = 60.0
-VIOLATION_TOL = 1e-5  # largest constraint violation accepted in a returned point (log units)
-
-
-def unavailable_reason() -> str | None:
-    """Why the backend cannot run here, or None when it can."""
-    try:
-        import pyscipopt  # noqa: F401
-    except ImportError as exc:
-        return f"pyscipopt is not importable ({exc})"
-    return None
-
-
-def available() -> bool:
-    return unavailable_reason() is None
 
 
 def _scip_with_start():
@@ -64,87 +46,72 @@ def _scip_with_start():
     return ScipDirectWithStart()
 
 
-def _status(termination, has_solution: bool) -> SolveStatus:
+def _outcome(termination) -> Outcome:
     from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
     if termination is TC.convergenceCriteriaSatisfied:
-        return SolveStatus.OPTIMAL
+        return Outcome.SUCCESS
     if termination in (TC.maxTimeLimit, TC.iterationLimit, TC.interrupted, TC.objectiveLimit):
-        return SolveStatus.ITERATION_LIMIT
+        return Outcome.LIMIT
     if termination in (TC.provenInfeasible, TC.locallyInfeasible, TC.infeasibleOrUnbounded):
-        return SolveStatus.INFEASIBLE
-    return SolveStatus.ITERATION_LIMIT if has_solution else SolveStatus.ERROR
+        return Outcome.INFEASIBLE
+    return Outcome.LIMIT
 
 
-def solve(problem, x0: np.ndarray | None = None, max_iter: int | None = None,
-          time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, tol: float | None = None, rel_gap: float = 1e-4,
-          options: dict | None = None) -> SolveResult:
-    """Solve ``problem`` globally, up to ``time_limit_s`` (None: the 60 s default) and ``rel_gap``.
+class ScipBackend(Backend):
+    name = "scip"
+    description = "SCIP via Pyomo's scip_direct on the algebraic model"
+    capabilities = Capabilities(lower_bound=True)
 
-    ``x0`` (optional) is given to SCIP as a starting solution. ``max_iter`` caps branch-and-bound
-    nodes when given; ``tol`` is accepted for a uniform interface and not used (SCIP keeps its
-    own feasibility tolerance, 1e-6). ``options`` are SCIP parameters (``{"limits/nodes": 100}``);
-    SCIP runs silent (``display/verblevel`` 0, see below) unless they say otherwise.
-    OPTIMAL means SCIP closed the gap; a time or node limit with an incumbent is ITERATION_LIMIT
-    (``extra`` holds SCIP's lower bound and the gap), without one ERROR.
-    """
-    start = time.perf_counter()
-    reason = unavailable_reason()
-    if reason is not None:
-        return SolveResult(SolveStatus.UNAVAILABLE, NAME, None, None, 0, 0.0, reason)
-    from pyomo.contrib.solver.common.factory import SolverFactory
-    from pyomo.contrib.solver.common.results import SolutionStatus
+    def unavailable_reason(self) -> str | None:
+        try:
+            import pyscipopt  # noqa: F401
+        except ImportError as exc:
+            return f"pyscipopt is not importable ({exc})"
+        return None
 
-    from formulation.relaxed.pyomo_model import built_model, solution_vector
+    def run(self, problem, x0, max_iter, time_limit_s, tol, multipliers, options, rel_gap: float = 1e-4) -> RawOutcome:
+        """Solve globally, up to ``time_limit_s`` (None: the 60 s default) and a relative gap of 1e-4.
 
-    model, build_s = built_model(problem, "algebraic", x0)
-    solver = _scip_with_start() if x0 is not None else SolverFactory("scip_direct")
-    extra = {"build_s": build_s}
-    # Quiet by default: scip_direct captures SCIP's output through a pipe while pyscipopt's optimize()
-    # holds the GIL, so once SCIP writes more than a pipe buffer (64 KiB; one warning that prints a
-    # layer's expression is enough on ResNet-18) it blocks forever, time limit or not.
-    scip_options = {"display/verblevel": 0, **(options or {})}
-    if max_iter is not None:
-        scip_options.setdefault("limits/nodes", int(max_iter))
-    try:
+        ``x0`` is given to SCIP as a complete starting solution. ``max_iter`` caps branch-and-bound
+        nodes when given; ``tol`` is not used (SCIP keeps its own feasibility tolerance, 1e-6).
+        ``options`` are SCIP parameters (``{"limits/nodes": 100}``); SCIP runs silent
+        (``display/verblevel`` 0, see below) unless they say otherwise. ``extra`` holds SCIP's
+        lower bound and the gap; the iterations are the nodes.
+        """
+        from pyomo.contrib.solver.common.results import SolutionStatus
+
+        from formulation.relaxed.pyomo_model import built_model, solution_vector
+
+        model, build_s = built_model(problem, "algebraic", x0)
+        solver = _scip_with_start()
+        # Quiet by default: scip_direct captures SCIP's output through a pipe while pyscipopt's optimize()
+        # holds the GIL, so once SCIP writes more than a pipe buffer (64 KiB; one warning that prints a
+        # layer's expression is enough on ResNet-18) it blocks forever, time limit or not.
+        scip_options = {"display/verblevel": 0, **options}
+        if max_iter is not None:
+            scip_options.setdefault("limits/nodes", int(max_iter))
         results = solver.solve(model, time_limit=float(time_limit_s or DEFAULT_TIME_LIMIT_S), rel_gap=float(rel_gap),
                                load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                               warmstart_discrete_vars=x0 is not None, solver_options=scip_options)
-    except Exception as exc:  # an expression scip_direct cannot translate, or a SCIP failure
-        return SolveResult(SolveStatus.ERROR, NAME, None, None, 0, time.perf_counter() - start,
-                           f"SCIP failed: {exc!r}", extra=extra)
-    has_solution = results.solution_status is not SolutionStatus.noSolution
-    status = _status(results.termination_condition, has_solution)
-    bound, incumbent = results.objective_bound, results.incumbent_objective
-    gap = (abs(incumbent - bound) / max(abs(incumbent), 1e-10)
-           if incumbent is not None and bound is not None and math.isfinite(bound) else math.inf)
-    try:
-        nodes = int(results.extra_info["NNodes"])
-    except (KeyError, TypeError, ValueError):
-        nodes = 0
-    extra.update(termination_condition=results.termination_condition.name, objective_bound=bound,
-                 incumbent_objective=incumbent, gap=gap)
-    message = (f"SCIP {results.termination_condition.name}: incumbent {incumbent}, lower bound {bound}, "
-               f"gap {gap:.3g} after {nodes} nodes")
-    if not has_solution:
-        if status is SolveStatus.ITERATION_LIMIT:
-            status = SolveStatus.ERROR
-            message = f"no feasible point found within the limits ({message})"
-        return SolveResult(status, NAME, None, None, nodes, time.perf_counter() - start, message, extra=extra)
-    results.solution_loader.load_vars()
-    x = solution_vector(model, problem)
-    with np.errstate(all="ignore"):
-        objective = float(problem.objective(x))
-        violated = problem.violations(x)
-    feasible = not violated or violated[0][1] <= VIOLATION_TOL
-    extra["feasible"] = feasible
-    binding: tuple[str, ...] = ()
-    if not feasible:
-        binding = tuple(name for name, _ in violated)
-        message += f"; the point violates {violated[0][0]} by {violated[0][1]:.3g}"
-        if status is SolveStatus.OPTIMAL:
-            status = SolveStatus.ERROR
-    return SolveResult(status, NAME, objective, x, nodes, time.perf_counter() - start, message, binding, extra)
+                               warmstart_discrete_vars=True, solver_options=scip_options)
+        bound, incumbent = results.objective_bound, results.incumbent_objective
+        gap = (abs(incumbent - bound) / max(abs(incumbent), 1e-10)
+               if incumbent is not None and bound is not None and math.isfinite(bound) else math.inf)
+        try:
+            nodes = int(results.extra_info["NNodes"])
+        except (KeyError, TypeError, ValueError):
+            nodes = 0
+        extra = {"build_s": build_s, "termination_condition": results.termination_condition.name,
+                 "objective_bound": bound, "incumbent_objective": incumbent, "gap": gap}
+        message = (f"SCIP {results.termination_condition.name}: incumbent {incumbent}, lower bound {bound}, "
+                   f"gap {gap:.3g} after {nodes} nodes")
+        outcome = _outcome(results.termination_condition)
+        if results.solution_status is SolutionStatus.noSolution:
+            if outcome is not Outcome.INFEASIBLE:
+                outcome, message = Outcome.ERROR, f"no feasible point found within the limits ({message})"
+            return RawOutcome(outcome, None, nodes, message, extra)
+        results.solution_loader.load_vars()
+        return RawOutcome(outcome, solution_vector(model, problem), nodes, message, extra)
 
 
-register(Backend(NAME, "SCIP via Pyomo's scip_direct on the algebraic model", solve, available))
+register(ScipBackend())
