@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from formulation.axes import Tensor
-from formulation.bound.layer_terms import HardwareBox, compulsory_words, layer_terms, utilization_table
+from formulation.bound.layer_terms import (HardwareBox, compulsory_words, layer_terms, multicast_triples,
+                                          utilization_table)
 from formulation.bound.model import NodeModel
 from formulation.goals import Objective
 from formulation.specs.catalog import load_network, load_template
@@ -82,6 +83,21 @@ def test_utilization_table_is_the_best_divisor_split():
     assert table[6, 6] == 30      # C 3 and K 2 on X, P 5 on Y
     assert table[2, 2] == 2       # K 2 on one axis; no other divisor fits 2, K cannot use both axes
     assert table[3, 5] == 15      # C on X, P on Y
+
+
+def test_multicast_triples_are_every_legal_split():
+    """Against a plain enumeration of every (divisor, axis) choice per dimension."""
+    layer = Layer("m", N=2, C=3, K=4, P=6, Q=2, R=3, S=2)
+    expected = set()
+    choices = [[(1, None)] + [(v, a) for v in range(2, b + 1) if b % v == 0 for a in "xy"] for b in layer.dims]
+    for combo in itertools.product(*choices):
+        x = math.prod(v for v, a in combo if a == "x")
+        y = math.prod(v for v, a in combo if a == "y")
+        if x <= 6 and y <= 4:
+            s = [v for v, _ in combo]
+            n, k, c, p, q, r, s_ = s
+            expected.add((n * p * q, k * min(p, r) * min(q, s_), c * r * s_))
+    assert {tuple(int(v) for v in row) for row in multicast_triples(tuple(layer.dims), 6, 4)} == expected
 
 
 @pytest.mark.parametrize("tight", [False, True], ids=["roomy", "tight"])

@@ -26,9 +26,11 @@ point in the box, so it never exceeds the exact model:
    serves ``MACs / m_t`` words, ``m_t`` the number of PEs one word reaches: ``m_W = s_N s_P s_Q``
    (multicast), ``m_O = s_C s_R s_S`` (spatial reduction) and ``m_I <= s_K min(s_P, s_R)
    min(s_Q, s_S)`` (an input column is shared by at most ``min(s_P, s_R)`` (P, R) pairs, since for
-   a fixed ``R`` index the ``P`` offsets are distinct). Every dimension is irrelevant to exactly
-   one tensor, hence ``m_W m_O <= S``, ``m_W m_I <= S``, ``m_I m_O <= S`` and
-   ``m_W m_I m_O <= S min(P, R) min(Q, S)``, with ``S <= U(mesh)`` (item 4). DRAM delivering
+   a fixed ``R`` index the ``P`` offsets are distinct). The triples ``(m_W, m_I, m_O)`` that legal
+   spatial splits on the box's largest mesh can give are enumerated exactly
+   (:func:`multicast_triples`), so no tensor gets a multicast the mesh and the layer's divisors
+   cannot give together with the others' (every dimension is irrelevant to exactly one tensor,
+   so the factors compete for the same PEs). DRAM delivering
    directly costs only what exceeds its compulsory traffic: ``max(0, MACs/m_t - |t|)`` words.
    Per-access energies are taken at the box's smallest sizes (energy grows with size). No link
    transfers reach a MAC, and none reduce the reads of a shared level whose child bypasses the
@@ -57,10 +59,6 @@ from formulation.axes import Dim, Tensor
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
 from formulation.technology import architecture_area_mm2
-
-#: Grid points per tensor in the delivery bound (log-spaced multicast factors).
-DELIVERY_GRID = 40
-
 
 @dataclass(frozen=True)
 class HardwareBox:
@@ -155,15 +153,6 @@ def utilization_table(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
     return np.maximum.accumulate(np.maximum.accumulate(table, axis=0), axis=1)
 
 
-def multicast_caps(layer: Layer) -> tuple[dict[Tensor, int], int]:
-    """Per-tensor caps on ``m_t`` from the layer's bounds, and ``kappa = min(P, R) min(Q, S)`` (item 3)."""
-    d = layer.dims
-    kappa = min(d[Dim.P], d[Dim.R]) * min(d[Dim.Q], d[Dim.S])
-    caps = {Tensor.W: d[Dim.N] * d[Dim.P] * d[Dim.Q], Tensor.I: d[Dim.K] * kappa,
-            Tensor.O: d[Dim.C] * d[Dim.R] * d[Dim.S]}
-    return caps, kappa
-
-
 @dataclass(frozen=True)
 class AccessCosts:
     """Energy per word (pJ, per-access energy over the block size) of the cheapest level of one kind."""
@@ -213,35 +202,60 @@ def option_floor(t: Tensor, kind: str, c: AccessCosts, low: np.ndarray, high: np
     return (c.update + c.read) * excess if t is Tensor.O else c.read * excess
 
 
+@lru_cache(maxsize=4096)
+def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
+    """Every ``(m_W, m_I, m_O)`` a legal spatial split of a layer with these bounds can give, ``[n, 3]``.
+
+    Enumerates every assignment of a divisor ``s_d | D_d`` to mesh X or Y (one axis per dimension,
+    X factors multiplying to at most ``max_x``, Y to at most ``max_y``), dimension by dimension in
+    the order ``N C K R P S Q`` with duplicate states merged, and returns ``m_W = s_N s_P s_Q``,
+    ``m_O = s_C s_R s_S`` and the upper bound ``m_I <= s_K min(s_P, s_R) min(s_Q, s_S)`` (item 3).
+    A larger mesh only adds splits, so the triples of a box's largest mesh cover the whole box.
+    """
+    # state columns: x, y, w (= s_N s_P s_Q so far), o (= s_C s_R s_S so far), i (= s_K min(..) so far),
+    # pending (s_R until P is placed, then s_S until Q is placed)
+    state = np.array([[1, 1, 1, 1, 1, 1]], dtype=np.int64)
+    for dim in (Dim.N, Dim.C, Dim.K, Dim.R, Dim.P, Dim.S, Dim.Q):
+        rows = []
+        for v in _divisors(dims[dim]):
+            for axis in ((0,) if v == 1 else (0, 1)):
+                nxt = state.copy()
+                nxt[:, axis] *= v
+                if dim in (Dim.N,):
+                    nxt[:, 2] *= v
+                elif dim is Dim.C:
+                    nxt[:, 3] *= v
+                elif dim is Dim.K:
+                    nxt[:, 4] *= v
+                elif dim in (Dim.R, Dim.S):
+                    nxt[:, 3] *= v
+                    nxt[:, 5] = v
+                else:  # P after R, Q after S: fold the window pair's min into m_I
+                    nxt[:, 2] *= v
+                    nxt[:, 4] *= np.minimum(nxt[:, 5], v)
+                    nxt[:, 5] = 1
+                rows.append(nxt[(nxt[:, 0] <= max_x) & (nxt[:, 1] <= max_y)])
+        state = np.unique(np.concatenate(rows), axis=0)
+    return np.unique(state[:, [2, 4, 3]], axis=0)
+
+
 def delivery_per_mac(costs: dict[Tensor, dict[str, list[AccessCosts]]], words: dict[Tensor, int], macs: int,
-                     caps: dict[Tensor, int], kappa: int, pes: float, grid: int = DELIVERY_GRID) -> float:
+                     triples: np.ndarray) -> float:
     """A lower bound on the energy per MAC of delivering its three operands (item 3), in pJ.
 
-    ``g_t(m)``, the cheapest :func:`option_floor` of tensor ``t`` with multicast ``m``, is bounded on
-    each cell ``[p_k, p_{k+1}]`` of a log grid over ``[1, cap_t]``. The bound is the minimum of
-    ``sum_t g_t`` over the cells whose low corners meet the coupling constraints: every feasible
-    ``m`` lies in such a cell (the constraints are monotone), so the grid minimum is a bound.
+    ``g_t(m)`` is the cheapest :func:`option_floor` of tensor ``t`` with multicast ``m``; the bound is
+    the minimum of ``g_W(m_W) + g_I(m_I) + g_O(m_O)`` over the achievable triples
+    (:func:`multicast_triples`). ``g_I`` does not increase with ``m_I``, so its upper bound is safe.
     """
-    tensors = (Tensor.W, Tensor.I, Tensor.O)
-    tol = 1 + 1e-9
-    values, lows = [], []
-    for t in tensors:
-        cap = max(1.0, min(float(caps[t]), pes))
-        points = np.exp(np.linspace(0.0, math.log(cap), grid)) if cap > 1 else np.ones(1)
-        high = np.append(points[1:], points[-1])
-        g = np.full(points.shape, np.inf)
+    total = np.zeros(len(triples))
+    for column, t in enumerate((Tensor.W, Tensor.I, Tensor.O)):
+        m = triples[:, column].astype(np.float64)
+        g = np.full(m.shape, np.inf)
         for kind, options in costs[t].items():
             for c in options:
-                g = np.minimum(g, option_floor(t, kind, c, points, high, words[t], macs))
-        values.append(g)
-        lows.append(points)
-    w, i, o = (np.log(x) for x in lows)
-    ln_s = math.log(pes * tol)
-    ok = ((w[:, None, None] + o[None, None, :] <= ln_s) & (w[:, None, None] + i[None, :, None] <= ln_s)
-          & (i[None, :, None] + o[None, None, :] <= ln_s)
-          & (w[:, None, None] + i[None, :, None] + o[None, None, :] <= ln_s + math.log(kappa)))
-    total = values[0][:, None, None] + values[1][None, :, None] + values[2][None, None, :]
-    return float(np.min(np.where(ok, total, np.inf)))
+                g = np.minimum(g, option_floor(t, kind, c, m, m, words[t], macs))
+        total += g
+    return float(total.min())
 
 
 @dataclass(frozen=True)
@@ -274,8 +288,8 @@ def layer_terms(layer: Layer, template: ArchTemplate, box: HardwareBox) -> Layer
         / top.block_size
     table = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
     usable = int(table[box.mesh_x[1], box.mesh_y[1]])
-    caps, kappa = multicast_caps(layer)
     costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
-    delivery = delivery_per_mac(costs, words, layer.macs, caps, kappa, float(usable))
+    delivery = delivery_per_mac(costs, words, layer.macs,
+                                multicast_triples(tuple(layer.dims), box.mesh_x[1], box.mesh_y[1]))
     energy = layer.macs * arch.mac.energy_pJ + dram + layer.macs * delivery
     return LayerBoundTerms(layer.macs, energy, cycles_floor(layer, arch, words, usable), words)
