@@ -31,9 +31,9 @@ PYNUMERO_CHECK := import ctypes; from pyomo.contrib.pynumero.asl import AmplInte
 # (the editable install only maps packages that existed at install time).
 PKG_INITS := $(wildcard */__init__.py */*/__init__.py)
 
-.PHONY: install system-deps pynumero run test bench clean
+.PHONY: install system-deps pynumero kernel-cache run test bench clean
 
-install: system-deps $(STAMP) pynumero
+install: system-deps $(STAMP) pynumero kernel-cache
 
 # (a) Debian packages, installed only if one of them is missing.
 system-deps:
@@ -73,6 +73,11 @@ pynumero: $(STAMP)
 	  $(PY) -c "$(PYNUMERO_CHECK)" && \
 	  echo "pynumero ASL library: built and available"; \
 	fi
+
+# (e) compile the exact model's Numba kernel once into its cache (a few seconds the
+# first time; later a quick cache load), so the first codesign command does not compile.
+kernel-cache: $(STAMP)
+	@$(PY) -c "from formulation.model.compiled import warm_up; print(f'exact-model kernel ready ({warm_up():.1f} s)')"
 
 run: install
 	$(VENV)/bin/codesign run-default

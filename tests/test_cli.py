@@ -94,10 +94,32 @@ def test_bad_case_gets_one_line_naming_field_and_value(capsys, tmp_path, mutate,
     path.write_text(json.dumps(doc) + "\n")
     code, out, err = run(capsys, "evaluate", "--cases", str(path))
     assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("codesign: error: ")
-    assert needle in err
+    record = json.loads(out)
+    assert record["line"] == 1 and needle in record["error"] and "\n" not in record["error"]
+    assert err.count("\n") == 1 and err.startswith("codesign: error: 1 line(s)")
     assert "Traceback" not in err
+
+
+def test_bad_lines_do_not_stop_the_others(capsys, tmp_path):
+    """Good lines are scored (in input order, across several (layer, arch) groups), each bad one
+    prints an error object naming its field and value, and the run exits 2 at the end."""
+    lines = CASES_FILE.read_text().splitlines()
+    picked = [lines[0], lines[100], lines[1], lines[200]]
+    illegal = json.loads(lines[2])
+    illegal["mapping"][0]["temporal"]["K"] = 3
+    text = [picked[0], "{not json", picked[1], json.dumps(illegal), "", picked[2], picked[3]]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(text) + "\n")
+    code, out, err = run(capsys, "evaluate", "--cases", str(path), "--check")
+    assert code == 2
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 6  # the blank line prints nothing
+    assert records[1] == {"line": 2, "error": records[1]["error"]} and "'{not json'" in records[1]["error"]
+    assert records[3]["line"] == 4 and records[3]["id"] == illegal["id"] and "K" in records[3]["error"]
+    good = [records[i] for i in (0, 2, 4, 5)]
+    assert [r["id"] for r in good] == [json.loads(line)["id"] for line in picked]
+    assert all(r["agrees_with_reference"] for r in good)
+    assert "2 line(s)" in err
 
 
 @pytest.mark.parametrize("argv", [

@@ -98,6 +98,7 @@ def test_method_writes_a_result_whose_cases_re_evaluate(method, specs, tmp_path,
     assert doc["method"] == method and doc["pipeline"] == method
     assert doc["status"] in ("converged", "time_limit")
     assert doc["time_limit_s"] == float(time_limit) and 0 < doc["wall_s"] < 20 and doc["evaluations"] > 0
+    assert doc["evaluations_per_s"] == pytest.approx(doc["evaluations"] / doc["wall_s"])
     totals = doc["totals"]
     assert totals["feasible"] and totals["area_mm2"] <= BUDGET and doc["hardware"]["area_mm2"] <= BUDGET
     assert totals["energy_pJ"] == pytest.approx(sum(e["count"] * e["energy_pJ"] for e in doc["layers"]), rel=1e-12)
@@ -147,7 +148,7 @@ def test_weighted_sum_pareto_has_one_candidate_per_weight(specs, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--method", "random", "--pareto", "3"], "does not compute fronts"),
-    (["--method", "weighted-sum", "--pareto", "1"], "at least 2 weights"),
+    (["--method", "weighted-sum", "--pareto", "1"], "must be >= 2"),  # the --pareto check shared by solve and optimize
 ])
 def test_baseline_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, message):
     assert optimize(tmp_path / "out", specs, *extra) == 2

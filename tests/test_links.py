@@ -384,7 +384,7 @@ def test_bookkeeping_in_access_counts(reference_cases, monkeypatch):
 
 def _no_links(layer, arch, arrays, nest, reads, **kwargs):
     zero = np.zeros_like(reads)
-    return LinkCorrections(zero, zero, zero, zero, np.zeros(0, dtype=np.int64))
+    return LinkCorrections(zero, zero, zero, zero, zero, np.zeros(0, dtype=np.int64))
 
 
 def test_only_inputs_link(reference_cases):

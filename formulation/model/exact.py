@@ -1,20 +1,24 @@
 """The analytical model: access counts, energy and cycles for a batch of mappings.
 
-:func:`evaluate_batch` is a pure function of (layer, architecture, mappings as arrays) and returns
-a frozen :class:`BatchEvaluation` of NumPy arrays; :func:`evaluate` does the same for one
-:class:`~formulation.specs.types.Mapping`. The semantics are Timeloop v3.0.3's (default settings):
+:func:`reference_batch` is a pure function of (layer, architecture, mappings as arrays) and returns
+a frozen :class:`BatchEvaluation` of NumPy arrays; :func:`reference` does the same for one
+:class:`~formulation.specs.types.Mapping`. This NumPy code is the readable statement of the model
+and the test oracle; :func:`evaluate_batch` and :func:`evaluate` (what everything else calls) run
+the compiled kernel (:mod:`formulation.model.kernel`), which computes the same numbers. The semantics are Timeloop v3.0.3's (default settings):
 first-read elision of partial sums, multicast and spatial reduction, sliding-window reuse of input
 halos, energy per vector access of ``block_size`` words and bandwidth throttling.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 
 import numpy as np
 
 from formulation.axes import REDUCTION_DIMS, N_DIMS, N_TENSORS, Tensor, projection
+from formulation.model.compiled import evaluate_batch
 from formulation.model.encoding import MappingArrays, encode
+from formulation.model.evaluation import BatchEvaluation
 from formulation.model.links import link_transfers
 from formulation.model.nest import (
     arrivals,
@@ -29,41 +33,6 @@ from formulation.specs.types import Architecture, Layer, Mapping
 
 READ_ONLY = (Tensor.W, Tensor.I)
 _REDUCTION_MASK = np.isin(np.arange(N_DIMS), [int(d) for d in REDUCTION_DIMS])
-
-
-@dataclass(frozen=True)
-class BatchEvaluation:
-    """Results for ``B`` mappings on ``L`` storage levels; counts are totals over all instances.
-
-    Arrays indexed ``[b, l, t]`` use :class:`~formulation.axes.Tensor` for ``t``; a tensor a level
-    bypasses has zero counts and capacity there.
-    """
-
-    reads: np.ndarray
-    fills: np.ndarray
-    updates: np.ndarray
-    utilized_instances: np.ndarray   # [b, l]
-    utilized_capacity: np.ndarray    # tile words per instance, [b, l, t]
-    partition_size: np.ndarray       # distinct words per instance over the run, [b, l, t]
-    capacity_used: np.ndarray        # sum of kept tiles, [b, l]
-    fits: np.ndarray                 # every bounded level holds its tiles, [b]
-    energy_pJ_by_tensor: np.ndarray  # [b, l, t]
-    mac_energy_pJ: np.ndarray        # [b]
-    energy_pJ: np.ndarray            # [b]
-    compute_cycles: np.ndarray       # [b]
-    level_cycles: np.ndarray         # [b, l]
-    throttling: np.ndarray           # [b, l]
-    cycles: np.ndarray               # [b]
-    macs: int
-    mac_instances: int
-
-    @property
-    def utilization(self) -> np.ndarray:
-        return self.macs / (self.cycles * self.mac_instances)
-
-    @property
-    def energy_pJ_by_level(self) -> np.ndarray:
-        return self.energy_pJ_by_tensor.sum(axis=2)
 
 
 def _child_levels(keep: np.ndarray, levels: int) -> np.ndarray:
@@ -132,9 +101,10 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
         fills[:, l] = inst[:, l, None] * arrive[:, l] if l > 0 else 0
     fills[:, :, Tensor.O] = inst[:, :levels] * (arrive[:, :levels, Tensor.O] - part[:, :, Tensor.O])
     reads[:, :, Tensor.O] = updates[:, :, Tensor.O] - inst[:, :levels] * part[:, :, Tensor.O]
-    links = link_transfers(layer, arch, arrays, nest, reads, proj=proj, spans=spans, shifts=shifts)
+    links = link_transfers(layer, arch, arrays, nest, reads, updates=updates, proj=proj, spans=spans, shifts=shifts)
     reads += links.reads
     fills += links.fills
+    updates += links.updates
     mask = keep.astype(np.int64)
     return {"reads": reads * mask, "fills": fills * mask, "updates": updates * mask, "tiles": tiles,
             "partition": part * mask, "nest": nest, "instances": inst[:, :levels]}
@@ -143,17 +113,18 @@ def access_counts(layer: Layer, arch: Architecture, arrays: MappingArrays) -> di
 CHUNK = 4096  # mappings per pass: keeps the [B, loops, tensors, axes] temporaries in cache
 
 
-def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
-    """Evaluate ``B`` mappings of ``layer`` on ``arch`` (in chunks of :data:`CHUNK`; see :func:`_evaluate_chunk`)."""
+def reference_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
+    """Evaluate ``B`` mappings of ``layer`` on ``arch`` with NumPy (in chunks of :data:`CHUNK`; see
+    :func:`reference_chunk`): the readable reference and test oracle of the compiled kernel."""
     if arrays.size <= CHUNK:
-        return _evaluate_chunk(layer, arch, arrays)
-    parts = [_evaluate_chunk(layer, arch, arrays.take(slice(i, i + CHUNK))) for i in range(0, arrays.size, CHUNK)]
+        return reference_chunk(layer, arch, arrays)
+    parts = [reference_chunk(layer, arch, arrays.take(slice(i, i + CHUNK))) for i in range(0, arrays.size, CHUNK)]
     merged = {f.name: np.concatenate([getattr(p, f.name) for p in parts])
               for f in fields(BatchEvaluation) if isinstance(getattr(parts[0], f.name), np.ndarray)}
     return replace(parts[0], **merged)
 
 
-def _evaluate_chunk(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
+def reference_chunk(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
     """Evaluate ``B`` mappings of ``layer`` on ``arch``.
 
     Groups (``G``) run one after the other as an outermost loop that every tensor depends on, so
@@ -217,6 +188,15 @@ def _evaluate_chunk(layer: Layer, arch: Architecture, arrays: MappingArrays) -> 
         throttling=throttling, cycles=cycles, macs=macs, mac_instances=arch.mac.instances)
 
 
+def reference(layer: Layer, arch: Architecture, mapping: Mapping) -> BatchEvaluation:
+    """Evaluate one mapping with the NumPy reference; the result is a batch of one."""
+    return reference_batch(layer, arch, encode(mapping))
+
+
 def evaluate(layer: Layer, arch: Architecture, mapping: Mapping) -> BatchEvaluation:
-    """Evaluate one mapping; the result is a batch of one."""
+    """Evaluate one mapping with the compiled kernel; the result is a batch of one."""
     return evaluate_batch(layer, arch, encode(mapping))
+
+
+__all__ = ["BatchEvaluation", "access_counts", "evaluate", "evaluate_batch", "reference", "reference_batch",
+           "reference_chunk"]

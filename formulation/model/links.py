@@ -125,8 +125,34 @@ own level ``m`` bypasses ``t``, masking ``m`` rescales the nearest keeping level
 ``round(r_a (P - R) / P)`` per instance. No reference case exercises that branch either. (Both
 readings are of the public ``tiling.cpp``; the reference cases cannot tell its versions apart.)
 
-A fanout straight onto the MACs (spatial loops on the last storage level) is not modelled: there
-the "deltas" are single operation points, and none of the architectures has such a fanout.
+Fanout into the MACs
+====================
+
+A fanout on the last storage level feeds the MACs directly. A MAC holds nothing, so its "delta"
+at every step of the walk is its whole one-point operand (a Weight, an Input, or the Output it
+accumulates into), and the parent serves ``U`` distinct points per step (multicast of Weights and
+Inputs; for Outputs the children that share a point are spatially reduced). Timeloop runs the
+same neighbour check there (``/work/shared/timeloop-reference/README.md``, fanout-into-macs): when
+a MAC's point at a step equals the point a grid neighbour had at the previous step, the neighbour
+forwards it. With ``tau`` the child offsets as above and the point moving by ``T_k`` on a step of
+type ``k`` (``T_z = sh_z``; no slabs, no reset on stride change, since nothing is stored), the
+candidate moves are ``delta = T_k`` with total weight ``W_k`` (one word per step) for every active
+loop ``k`` above the fanout (:func:`_mac_candidate_pairs`). Two cases occur:
+
+* the point does not move (``T_k = 0``): MACs that share it (``tau(c') = tau(c)``) and are grid
+  neighbours pass it on, so the parent pays once per run of unchanged steps (Weights under a
+  spatial P/Q/N, Inputs under a spatial K, Outputs under a spatial C/R/S reduction);
+* an input window slides by exactly one child's offset (``T_k = tau(c') - tau(c)``, spatial P with
+  a temporal R, for instance): a systolic hand-over.
+
+Book-keeping: the MACs have no counts, so only the parent changes; per parent instance ``R`` words
+are saved: ``reads[m] -= n_m R`` for Weights and Inputs, and for Outputs ``updates[m]`` and
+``reads[m]`` (``= updates - partition``) both drop by ``n_m R``. When level ``m`` bypasses the
+tensor, the nearest keeper above is rescaled by ``(P - R) / P`` as described under Bypass, on its
+reads (Weights, Inputs) or its updates and reads (Outputs). All of this is checked against
+timeloop-model v3.0.3 (``tests/data/fanout_into_macs.jsonl``, provenance in ``tests/data/PROVENANCE.md``).
+Links through a storage level between the fanout and the MACs that keeps nothing do not happen
+(the direct child does not keep the tensor, as above).
 
 Spatial order
 =============
@@ -146,7 +172,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formulation.axes import DIMS, N_DIMS, N_TENSORS, projection
+from formulation.axes import DIMS, N_DIMS, N_TENSORS, Tensor, projection
 from formulation.model.encoding import MappingArrays
 from formulation.model.nest import Nest, axis_extents, loop_shifts
 from formulation.specs.types import Architecture, Layer, Mapping
@@ -154,7 +180,7 @@ from formulation.specs.types import Architecture, Layer, Mapping
 
 @dataclass(frozen=True)
 class LinkCorrections:
-    """Changes to the model's counts, totals over instances, ``[b, l, t]`` (signed).
+    """Changes to the model's counts (reads, fills, updates), totals over instances, ``[b, l, t]`` (signed).
 
     ``transfers[b, m, t]`` are the link words below the fanout of level ``m`` (all of its
     instances), the number Timeloop reports as the network's ``link_transfers``. ``saved[b, m, t]``
@@ -164,6 +190,7 @@ class LinkCorrections:
 
     reads: np.ndarray
     fills: np.ndarray
+    updates: np.ndarray
     transfers: np.ndarray
     saved: np.ndarray
     examined: np.ndarray
@@ -408,26 +435,54 @@ def _link_words(arrays: MappingArrays, nest: Nest, proj: np.ndarray, order: np.n
     return big_r, big_l, big_u
 
 
-def link_transfers(layer: Layer, arch: Architecture, arrays: MappingArrays, nest: Nest, reads: np.ndarray,
-                   *, proj: np.ndarray | None = None, spans: np.ndarray | None = None,
-                   shifts: np.ndarray | None = None, spatial_order: np.ndarray | None = None) -> LinkCorrections:
-    """Corrections to ``reads`` and fills (totals over instances) for link transfers; see the module docstring.
+def _mac_candidate_pairs(nest: Nest, shifts: np.ndarray, proj: np.ndarray, spatial: np.ndarray, rows: np.ndarray,
+                        m: int, t: int):
+    """Candidate steps of a fanout onto the MACs (module docstring, "Fanout into the MACs").
 
-    ``reads`` are the model's reads without links (``[b, l, t]``, used when a fanout's level
-    bypasses the tensor). ``proj``/``spans``/``shifts`` may be passed when already computed.
+    A MAC holds nothing: its "delta" is its one-point operand at every step, so a step of type
+    ``k`` moves it by ``T_k`` (``T_z = sh_z``) and the steps of type ``k`` weigh ``W_k`` in all.
+    Returns, like :func:`_candidate_pairs`, the kept pairs' rows (indices into ``rows``), moves and
+    words, and per row the operands one MAC receives over the run (``compute``).
+    """
+    above = N_DIMS * (m + 1)
+    f = nest.loop_bound[rows, :above]
+    active = f > 1
+    sh = shifts[rows, :above, t] * active[:, :, None]
+    trans = 2 * sh - sh[:, ::-1].cumsum(axis=1)[:, ::-1]
+    before = np.cumprod(np.concatenate([np.ones_like(f[:, :1]), f[:, :-1]], axis=1), axis=1)
+    events = (f - 1) * before
+    spread = np.einsum("ad,rd->ra", np.abs(proj[t]), (spatial[rows, m] - 1) * nest.extents[rows, m + 1])
+    ri, kj = np.nonzero(active)
+    delta = trans[ri, kj]
+    words = events[ri, kj]
+    keep = (np.abs(delta) <= spread[ri]).all(axis=-1) & (words > 0)
+    return ri[keep], delta[keep], words[keep], nest.compute[rows]
+
+
+def link_transfers(layer: Layer, arch: Architecture, arrays: MappingArrays, nest: Nest, reads: np.ndarray,
+                   *, updates: np.ndarray | None = None, proj: np.ndarray | None = None,
+                   spans: np.ndarray | None = None, shifts: np.ndarray | None = None,
+                   spatial_order: np.ndarray | None = None) -> LinkCorrections:
+    """Corrections to reads, fills and updates (totals over instances) for link transfers; see the module docstring.
+
+    ``reads`` and ``updates`` are the model's counts without links (``[b, l, t]``, used when a
+    fanout's level bypasses the tensor; ``updates`` only matters for Outputs below a fanout onto
+    the MACs). ``proj``/``spans``/``shifts`` may be passed when already computed.
     """
     levels = len(arch.levels)
     b = arrays.size
     out_reads = np.zeros((b, levels, N_TENSORS), dtype=np.int64)
     out_fills = np.zeros_like(out_reads)
+    out_updates = np.zeros_like(out_reads)
     transfers = np.zeros_like(out_reads)
     saved = np.zeros_like(out_reads)
     examined: list[np.ndarray] = []
+    if updates is None:
+        updates = np.zeros_like(reads)
     if proj is None:
         proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
-    tensors = _window_tensors(proj)
-    if b == 0 or not tensors:
-        return LinkCorrections(out_reads, out_fills, transfers, saved, np.zeros(0, dtype=np.int64))
+    if b == 0:
+        return LinkCorrections(out_reads, out_fills, out_updates, transfers, saved, np.zeros(0, dtype=np.int64))
     if spans is None:
         spans = axis_extents(nest, proj)
     if shifts is None:
@@ -437,7 +492,8 @@ def link_transfers(layer: Layer, arch: Architecture, arrays: MappingArrays, nest
     spatial = arrays.spatial
     keep = arrays.keep
     inst = nest.instances
-    for m in range(levels - 1):
+    for m in range(levels):
+        mac = m == levels - 1
         fan = spatial[:, m].prod(axis=1) > 1
         if not fan.any():
             continue
@@ -445,11 +501,15 @@ def link_transfers(layer: Layer, arch: Architecture, arrays: MappingArrays, nest
         active = nest.loop_bound[:, :N_DIMS * (m + 1)] > 1
         has_z = active.any(axis=1)
         z_dim = nest.loop_dim[np.arange(b), N_DIMS * (m + 1) - 1 - np.argmax(active[:, ::-1], axis=1)]
-        for t in tensors:
-            rows = np.flatnonzero(fan & keep[:, m + 1, t] & has_z & _window_dims(proj, t)[z_dim])
+        for t in (range(N_TENSORS) if mac else _window_tensors(proj)):
+            below = np.ones(b, dtype=bool) if mac else keep[:, m + 1, t] & _window_dims(proj, t)[z_dim]
+            rows = np.flatnonzero(fan & has_z & below)
             if len(rows) == 0:
                 continue
-            pair_row, delta, words, arrive = _candidate_pairs(nest, spans, shifts, proj, spatial, rows, m, t)
+            if mac:
+                pair_row, delta, words, arrive = _mac_candidate_pairs(nest, shifts, proj, spatial, rows, m, t)
+            else:
+                pair_row, delta, words, arrive = _candidate_pairs(nest, spans, shifts, proj, spatial, rows, m, t)
             if len(pair_row) == 0:
                 continue
             hit, pair_row = np.unique(pair_row, return_inverse=True)
@@ -462,20 +522,27 @@ def link_transfers(layer: Layer, arch: Architecture, arrays: MappingArrays, nest
             linked = big_l > 0
             sub, big_r, big_l, big_u, arrive = sub[linked], big_r[linked], big_l[linked], big_u[linked], \
                 arrive[hit[linked]]
-            n_m, n_c = inst[sub, m], inst[sub, m + 1]
+            n_m = inst[sub, m]
             transfers[sub, m, t] = n_m * big_l
             saved[sub, m, t] = big_r
-            out_reads[sub, m + 1, t] += n_c * ((2 * big_l + n_c) // (2 * n_c))          # round(L / n_c)
-            out_fills[sub, m + 1, t] -= n_c * -(-big_l * (n_m - 1) // n_c)              # ceil(L (n_m - 1) / n_c)
+            if not mac:
+                n_c = inst[sub, m + 1]
+                out_reads[sub, m + 1, t] += n_c * ((2 * big_l + n_c) // (2 * n_c))      # round(L / n_c)
+                out_fills[sub, m + 1, t] -= n_c * -(-big_l * (n_m - 1) // n_c)          # ceil(L (n_m - 1) / n_c)
             own = keep[sub, m, t]
             out_reads[sub[own], m, t] -= n_m[own] * big_r[own]
+            if mac and t == Tensor.O:
+                out_updates[sub[own], m, t] -= n_m[own] * big_r[own]
             for j in np.flatnonzero(~own):  # the fanout's level bypasses t: rescale the nearest keeper above
                 r = int(sub[j])
                 a = max(l for l in range(m) if keep[r, l, t])
                 n_a = int(inst[r, a])
-                per_a = int(reads[r, a, t]) // n_a
+                count = updates if t == Tensor.O else reads  # what the children's traffic becomes there
+                per_a = int(count[r, a, t]) // n_a
                 parent = int(big_u[j]) * int(arrive[j])  # P: parent words per instance of m without links
                 new = (2 * per_a * (parent - int(big_r[j])) + parent) // (2 * parent)
                 out_reads[r, a, t] -= n_a * (per_a - new)
+                if t == Tensor.O:
+                    out_updates[r, a, t] -= n_a * (per_a - new)
     ex = np.unique(np.concatenate(examined)) if examined else np.zeros(0, dtype=np.int64)
-    return LinkCorrections(out_reads, out_fills, transfers, saved, ex)
+    return LinkCorrections(out_reads, out_fills, out_updates, transfers, saved, ex)

@@ -19,45 +19,63 @@ COUNT_FIELDS = ("reads", "updates", "fills")
 
 def evaluation_record(ev: BatchEvaluation, arch: Architecture, index: int = 0) -> dict:
     """One mapping's result as a JSON-ready dict keyed like the reference cases."""
-    levels = {}
-    for l, lv in enumerate(arch.levels):
-        tensors = {}
-        for t in Tensor:
-            if ev.utilized_capacity[index, l, t] == 0:
-                continue  # bypassed here
-            tensors[TENSOR_NAMES[t]] = {
-                "reads": int(ev.reads[index, l, t]),
-                "updates": int(ev.updates[index, l, t]),
-                "fills": int(ev.fills[index, l, t]),
-                "utilized_instances": int(ev.utilized_instances[index, l]),
-                "utilized_capacity": int(ev.utilized_capacity[index, l, t]),
-                "partition_size": int(ev.partition_size[index, l, t]),
-                "energy_pJ": float(ev.energy_pJ_by_tensor[index, l, t]),
+    return evaluation_records(ev, arch, [index])[0]
+
+
+def evaluation_records(ev: BatchEvaluation, arch: Architecture, indices=None) -> list[dict]:
+    """:func:`evaluation_record` for the mappings ``indices`` of a batch (all by default), converting
+    each array once (latency and power by :mod:`formulation.goals`)."""
+    rows = slice(None) if indices is None else list(indices)
+    names = [TENSOR_NAMES[t] for t in Tensor]
+    cols = {f: getattr(ev, f)[rows].tolist() for f in ("reads", "updates", "fills", "utilized_instances",
+                                                        "utilized_capacity", "partition_size", "energy_pJ_by_tensor",
+                                                        "level_cycles", "throttling", "capacity_used", "cycles",
+                                                        "energy_pJ", "mac_energy_pJ", "fits")}
+    by_level = ev.energy_pJ_by_tensor[rows].sum(axis=2).tolist()
+    utilization = (ev.macs / (ev.cycles[rows] * ev.mac_instances)).tolist()
+    area = architecture_area_mm2(arch)
+    out = []
+    for k in range(len(cols["cycles"])):
+        levels = {}
+        for l, lv in enumerate(arch.levels):
+            tensors = {}
+            for t, name in enumerate(names):
+                capacity = cols["utilized_capacity"][k][l][t]
+                if capacity == 0:
+                    continue  # bypassed here
+                tensors[name] = {
+                    "reads": cols["reads"][k][l][t],
+                    "updates": cols["updates"][k][l][t],
+                    "fills": cols["fills"][k][l][t],
+                    "utilized_instances": cols["utilized_instances"][k][l],
+                    "utilized_capacity": capacity,
+                    "partition_size": cols["partition_size"][k][l][t],
+                    "energy_pJ": cols["energy_pJ_by_tensor"][k][l][t],
+                }
+            levels[lv.name] = {
+                "cycles": cols["level_cycles"][k][l],
+                "bandwidth_throttling": cols["throttling"][k][l],
+                "energy_pJ": by_level[k][l],
+                "capacity_used_words": cols["capacity_used"][k][l],
+                "tensors": tensors,
             }
-        levels[lv.name] = {
-            "cycles": int(ev.level_cycles[index, l]),
-            "bandwidth_throttling": float(ev.throttling[index, l]),
-            "energy_pJ": float(ev.energy_pJ_by_level[index, l]),
-            "capacity_used_words": int(ev.capacity_used[index, l]),
-            "tensors": tensors,
-        }
-    cycles = int(ev.cycles[index])
-    energy = float(ev.energy_pJ[index])
-    latency = seconds(cycles, arch.clock_GHz)
-    return {
-        "macs": int(ev.macs),
-        "cycles": cycles,
-        "utilization": float(ev.utilization[index]),
-        "energy_pJ": energy,
-        "energy_breakdown_pJ": {arch.mac.name: float(ev.mac_energy_pJ[index]),
-                                **{lv.name: float(ev.energy_pJ_by_level[index, l])
-                                   for l, lv in enumerate(arch.levels)}},
-        "power_mW": power_mW(energy, latency),
-        "latency_s": latency,
-        "area_mm2": architecture_area_mm2(arch),
-        "fits": bool(ev.fits[index]),
-        "levels": levels,
-    }
+        cycles = cols["cycles"][k]
+        energy = cols["energy_pJ"][k]
+        latency = seconds(cycles, arch.clock_GHz)
+        out.append({
+            "macs": int(ev.macs),
+            "cycles": cycles,
+            "utilization": utilization[k],
+            "energy_pJ": energy,
+            "energy_breakdown_pJ": {arch.mac.name: cols["mac_energy_pJ"][k],
+                                    **{lv.name: by_level[k][l] for l, lv in enumerate(arch.levels)}},
+            "power_mW": power_mW(energy, latency),
+            "latency_s": latency,
+            "area_mm2": area,
+            "fits": cols["fits"][k],
+            "levels": levels,
+        })
+    return out
 
 
 def compare_with_reference(record: dict, reference: dict, energy_rtol: float = 0.005,

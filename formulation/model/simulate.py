@@ -66,20 +66,27 @@ Weights, Inputs, Outputs.
 
 Not modelled: capacity (the simulator does not care whether tiles fit), sparsity, multiple
 buffering, the imperfect factorizations Timeloop allows (every factor product must equal the
-layer's bound), and link transfers.
+layer's bound), and link transfers other than those into the MACs (below).
 
 Link transfers
 --------------
 Timeloop v3.0.3 (README section 5) also lets a child take its delta from a mesh neighbour that
 received the same elements at the previous step, when that saves parent accesses; the forwarded
-words then count as extra reads and fills of the child level and the parent reads less. The
-simulator does **not** model this: its counts are those without links. It only flags where links
-*could* occur: ``SimResult.link_candidates[T]`` counts, below every fanout and for every tensor
-(kept by the child or not), the (step, child) pairs whose non-empty delta -- Timeloop's nest
-delta, even for MACs -- equals the delta that another child of the same fanout instance received
-at the previous step of the walk. Mesh neighbours are such children, so when the count is 0 for
-``T``, no link can change any count of ``T``; when it is not, the simulator's counts of ``T`` may
-differ from Timeloop's (they do in the reference cases tagged ``link_transfers``).
+words then count as extra reads and fills of the child level and the parent reads less.
+
+*Below a fanout onto the MACs* whose level keeps the tensor, the simulator does this literally
+(:func:`_mac_links`): at every step, a MAC whose point a grid neighbour held at the previous step
+is served over the link if that leaves fewer distinct points for the parent to send. (That is
+Timeloop's rule for MACs, :mod:`formulation.model.links`, "Fanout into the MACs".)
+
+*Elsewhere* (fanouts onto storage levels, and MAC fanouts whose level bypasses the tensor) the
+simulator does **not** model links: its counts are those without links. It only flags where links
+*could* occur: ``SimResult.link_candidates[T]`` counts, below every such fanout and for every
+tensor (kept by the child or not), the (step, child) pairs whose non-empty delta -- Timeloop's nest
+delta, and for MACs also the whole point -- equals what another child of the same fanout instance
+received or held at the previous step of the walk. Mesh neighbours are such children, so when the
+count is 0 for ``T``, no link can change any count of ``T``; when it is not, the simulator's counts
+of ``T`` may differ from Timeloop's (they do in the reference cases tagged ``link_transfers``).
 """
 
 from __future__ import annotations
@@ -316,8 +323,11 @@ def simulate(layer: Layer, arch: Architecture, mapping: Mapping) -> SimResult:
     arrivals = [np.zeros((n, N_TENSORS), dtype=np.int64) for n in instances]       # per receiving instance
     traffic = [np.zeros((n, N_TENSORS), dtype=np.int64) for n in instances[:-1]]  # per sending instance
     link_candidates = np.zeros(N_TENSORS, dtype=np.int64)
+    last = mapping.levels[-1]
+    fan_x, fan_y = arch.fanout(levels - 1)
+    grid = (max(fan_x, math.prod(last.spatial_x)), max(fan_y, math.prod(last.spatial_y)))
     for receiver in range(1, levels + 1):
-        _receive(nest, spaces, receiver, arrivals, traffic, link_candidates)
+        _receive(nest, spaces, receiver, arrivals, traffic, link_candidates, grid)
 
     # Per-instance counts, [level][instance, tensor].
     reads = [np.zeros((n, N_TENSORS), dtype=np.int64) for n in instances[:-1]]
@@ -365,9 +375,13 @@ def simulate(layer: Layer, arch: Architecture, mapping: Mapping) -> SimResult:
 
 
 def _receive(nest: Nest, spaces: dict[Tensor, TensorSpace], receiver: int, arrivals: list[np.ndarray],
-             traffic: list[np.ndarray], link_candidates: np.ndarray) -> None:
+             traffic: list[np.ndarray], link_candidates: np.ndarray, grid: tuple[int, int] = (1, 1)) -> None:
     """Walk the temporal loops above ``receiver`` (a storage level or the MACs) and add up what its
-    instances receive (``arrivals[receiver]``) and what their parents send (``traffic[parent]``)."""
+    instances receive (``arrivals[receiver]``) and what their parents send (``traffic[parent]``).
+
+    Below a fanout onto the MACs whose level keeps the tensor, MACs take a point a grid neighbour
+    (``grid`` = ``h x v``) held at the previous step over the link when that lowers the parent's
+    traffic (:func:`_mac_links`)."""
     macs = receiver == nest.macs_level
     counted = [t for t in TENSORS if macs or t in nest.keep[receiver]]
     # Links could only serve children of the fanout right above, for any tensor (Timeloop's
@@ -382,28 +396,59 @@ def _receive(nest: Nest, spaces: dict[Tensor, TensorSpace], receiver: int, arriv
     size = nest.extent(receiver)
     parent = {t: nest.parent(receiver, t) for t in counted}
     siblings = {t: nest.children_per_instance(parent[t], receiver) for t in counted}
+    linked = {t for t in counted if macs and fanout > 1 and parent[t] == receiver - 1}
     history = {t: [TileHistory() for _ in offsets] for t in tensors}
     previous: dict[Tensor, list[frozenset[int]]] = {}
+    before: dict[Tensor, list[frozenset[int]]] = {}
     for indices, weight in walk(temporal):
         base = loop_point(temporal, indices)
         for t in tensors:
             space = spaces[t]
-            nest_deltas = []
+            nest_deltas, tiles = [], []
             sent: dict[int, list[frozenset[int]]] = {}  # parent instance -> the deltas of its children
             for i, offset in enumerate(offsets):
                 lo, hi = space.box(base + offset, size)
                 tile = space.elements(lo, hi)
+                tiles.append(tile)
                 nest_deltas.append(history[t][i].delta(tile, lo))
                 if t in counted:
                     delta = tile if macs else nest_deltas[i]  # a MAC fetches its operands every time
                     arrivals[receiver][i, t] += weight * len(delta)
                     sent.setdefault(i // siblings[t], []).append(delta)
             for j, deltas in sent.items():
-                traffic[parent[t]][j, t] += weight * _shared_words(deltas, nest.fanout[parent[t]:receiver])
-            if t in watched:
-                if t in previous:
-                    link_candidates[t] += _neighbour_reuse(previous[t], nest_deltas, fanout)
-                previous[t] = nest_deltas
+                words = _shared_words(deltas, nest.fanout[parent[t]:receiver])
+                if t in linked and t in before:
+                    words = _mac_links(before[t][j * fanout:(j + 1) * fanout], tiles[j * fanout:(j + 1) * fanout],
+                                       grid)
+                traffic[parent[t]][j, t] += weight * words
+            if t in watched and t not in linked and t in previous:
+                link_candidates[t] += _neighbour_reuse(previous[t], nest_deltas, fanout)
+                if macs:  # a MAC's own "delta" is its whole point: unchanged points may link too
+                    link_candidates[t] += _neighbour_reuse(before[t], tiles, fanout)
+            previous[t] = nest_deltas
+            before[t] = tiles
+
+
+def _mac_links(before: list[frozenset[int]], now: list[frozenset[int]], grid: tuple[int, int]) -> int:
+    """Words the parent sends to the MACs of one fanout instance at one step, with links.
+
+    A MAC (child id ``c`` at ``(c % h, c // h)``) is served over a link when a grid neighbour
+    (``+-1`` along X or Y, no wrap-around) held its point at the previous step. The links are used
+    when the MACs left over need fewer distinct points than all of them; the parent then sends
+    those only (:mod:`formulation.model.links`, "Fanout into the MACs")."""
+    h, v = grid
+    n = len(now)
+    every = set(now)
+    rest = set()
+    for c, point in enumerate(now):
+        near = [c + 1] if c % h < h - 1 else []
+        near += [c - 1] if c % h > 0 else []
+        near += [c + h] if c // h < v - 1 else []
+        near += [c - h] if c // h > 0 else []
+        if not any(0 <= k < n and before[k] == point for k in near):
+            rest.add(point)
+    kept = rest if len(rest) < len(every) else every
+    return sum(len(p) for p in kept)
 
 
 def _shared_words(deltas: list[frozenset[int]], fanouts: list[int]) -> int:

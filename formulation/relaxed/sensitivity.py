@@ -24,7 +24,10 @@ At integer factors whose present loops are exactly those with a factor above one
 equal the exact model's counts except where Timeloop's walk gives extra partial reuse (a step
 that translates a window exactly as the innermost loop does) or where spatial P and R share
 input columns; there the relaxation is an upper bound. Link transfers between neighbouring PEs
-(:mod:`formulation.model.links`) are not modelled. Energies use ``count / block`` without
+(:mod:`formulation.model.links`) are not modelled, nor is the fanout-into-MACs hand-over
+(same module, "Fanout into the MACs": MACs pass an unchanged operand to a mesh neighbour); that
+rule only removes parent accesses, so the relaxed counts stay an upper bound where it applies,
+and it depends on which MACs are mesh neighbours, which has no smooth form. Energies use ``count / block`` without
 the ceiling. Gradients are propagated with the values by the chain rule (:class:`Smooth`).
 """
 

@@ -303,8 +303,9 @@ class LevelMapping:
         _dim_tuple(self.temporal, f"{self.target}: temporal")
         _dim_tuple(self.spatial_x, f"{self.target}: spatial X")
         _dim_tuple(self.spatial_y, f"{self.target}: spatial Y")
-        _require(sorted(self.permutation) == list(DIMS), f"{self.target}: permutation",
-                 "".join(d.name for d in self.permutation), "must list each of NKCPQRS once")
+        if len(self.permutation) != N_DIMS or set(self.permutation) != set(DIMS):
+            _require(False, f"{self.target}: permutation", "".join(d.name for d in self.permutation),
+                     "must list each of NKCPQRS once")
 
     @property
     def spatial(self) -> tuple[int, ...]:

@@ -1,0 +1,246 @@
+"""The compiled exact model: one Numba kernel per mapping, looped over a batch.
+
+:func:`evaluate_rows` computes, for every mapping of a batch, exactly the arrays of
+:class:`~formulation.model.exact.BatchEvaluation` that the NumPy reference
+(:func:`formulation.model.exact.reference_batch`) computes. The semantics are stated once, in the
+reference's docstrings: access counts in :func:`formulation.model.exact.access_counts`, energy and
+cycles in :func:`formulation.model.exact.reference_chunk`, loop-nest geometry in
+:mod:`formulation.model.nest`, link transfers in :mod:`formulation.model.links`. The per-row
+building blocks live in :mod:`formulation.model.kernel_nest` and :mod:`formulation.model.kernel_links`.
+
+All counts are ``int64`` and exact; :func:`formulation.model.compiled.count_bound` refuses a layer
+whose counts could exceed the range before the kernel runs. Energy and the bandwidth arithmetic are
+IEEE doubles in the reference's order of operations, so they are bit-identical too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Tensor
+from formulation.model.kernel_links import link_row
+from formulation.model.kernel_nest import (
+    active_loops,
+    arrivals,
+    axis_spans,
+    build_nest,
+    reduction_factor,
+    union_length,
+)
+
+OUT = int(Tensor.O)
+LVL_BLOCK, LVL_SIZE, LVL_FAN_X, LVL_FAN_Y = 0, 1, 2, 3            # columns of ``lvl_i``
+LVL_READ_E, LVL_FILL_E, LVL_UPDATE_E, LVL_READ_BW, LVL_WRITE_BW = 0, 1, 2, 3, 4  # of ``lvl_f`` (bw < 0: none)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
+    """Reads, fills, updates (totals over instances, one group, masked by ``keep``) of one mapping,
+    as :func:`formulation.model.exact.access_counts` defines them; ``s`` is the scratch tuple.
+
+    Partitions and distinct children are computed inline rather than in helper functions: a Numba
+    call with a dozen array arguments costs about 0.2 us (measured), more than the work itself.
+
+    Returns ``compute`` (one group), or -1 when a link rescale would overflow (``link_row``).
+    """
+    (ext, ldim, lbound, lstep, inst, spans, act, trans, buf_s, buf_f, tmp_s, tmp_f, arrive, part, child,
+     reads, fills, updates, reads0, shape, off, size, pmove, pwords, lin, flagged, buf, tprod) = s
+    ax_of, coef, window, win_dims, adims, an = lay
+    levels = temporal.shape[0]
+    compute = build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst)
+    axis_spans(coef, adims, an, ext, levels, spans)
+    tprod[:] = 1
+    for l in range(levels):
+        n_act = active_loops(lbound, N_DIMS * l, act)
+        for t in range(N_TENSORS):
+            if not keep[l, t]:
+                continue
+            arrive[l, t] = arrivals(ax_of, coef, spans, ldim, lbound, lstep, l, t, act, n_act)
+            held = 1  # partition: formulation.model.nest.partition_sizes (tprod: temporal factors above l)
+            for a in range(N_AXES):
+                p = spans[l, t, a]
+                if window[t, a]:
+                    n = 0
+                    for k in range(n_act):
+                        j = act[k]
+                        d = ldim[j]
+                        if ax_of[t, d] == a:
+                            buf_s[n] = coef[t, d] * lstep[j]
+                            buf_f[n] = lbound[j]
+                            n += 1
+                    p = union_length(buf_s, buf_f, n, p, tmp_s, tmp_f)
+                else:
+                    p *= tprod[adims[t, a, 0]]
+                held *= p
+            part[l, t] = held
+        for d in range(N_DIMS):
+            tprod[d] *= temporal[l, d]
+    for t in range(N_TENSORS):
+        arrive[levels, t] = compute
+        child[levels - 1, t] = levels
+        for l in range(levels - 2, -1, -1):
+            child[l, t] = l + 1 if keep[l + 1, t] else child[l + 1, t]
+    for l in range(levels):
+        for t in range(N_TENSORS):
+            reads[l, t] = 0
+            fills[l, t] = 0
+            updates[l, t] = 0
+            if not keep[l, t]:
+                continue
+            c = child[l, t]
+            if t == OUT:
+                red = reduction_factor(sx, sy, l, c)
+                updates[l, t] = macs // red if c == levels else inst[c] * arrive[c, t] // red
+                fills[l, t] = inst[l] * (arrive[l, t] - part[l, t])
+                reads[l, t] = updates[l, t] - inst[l] * part[l, t]
+            else:
+                fan = 1  # distinct children: formulation.model.nest.distinct_children
+                for a in range(N_AXES):
+                    if window[t, a]:
+                        for m in range(l, c):  # fanout by fanout: no sharing across fanouts
+                            n = 0
+                            for i in range(an[t, a]):
+                                d = adims[t, a, i]
+                                buf_s[n] = coef[t, d] * ext[m + 1, d]
+                                buf_f[n] = sx[m, d] * sy[m, d]
+                                n += 1
+                            fan *= union_length(buf_s, buf_f, n, 1, tmp_s, tmp_f)
+                    else:
+                        d = adims[t, a, 0]
+                        for m in range(l, c):
+                            fan *= sx[m, d] * sy[m, d]
+                reads[l, t] = inst[l] * fan * arrive[c, t]
+                fills[l, t] = inst[l] * arrive[l, t] if l > 0 else 0
+            reads0[l, t] = reads[l, t]
+    candidate = False  # the row filter of link_row, here so that most rows skip its costly call
+    for m in range(levels):
+        n_fan = 1
+        for d in range(N_DIMS):
+            n_fan *= sx[m, d] * sy[m, d]
+        z = -1
+        for j in range(N_DIMS * (m + 1)):
+            if lbound[j] > 1:
+                z = j
+        if n_fan > 1 and z >= 0:
+            for t in range(N_TENSORS):
+                if m == levels - 1 or (keep[m + 1, t] and win_dims[t, ldim[z]]):
+                    candidate = True
+    if not candidate:
+        return compute
+    ok = link_row(ax_of, coef, adims, an, win_dims, sx, sy, sorder, keep, ext, spans, ldim, lbound, lstep, inst, levels, fan_xy,
+                  compute, reads0, reads, fills, updates, act, trans, shape, off, size, pmove, pwords, lin, flagged,
+                  buf)
+    return compute if ok else -1
+
+
+def _scratch(levels, max_children):
+    """Every per-mapping work array, allocated once per batch (the order of the unpacking in
+    :func:`_counts`): nest geometry, the active loops and their translations, union buffers,
+    arrivals, partitions, child levels, counts, link-transfer pairs and children (``max_children``)."""
+    loops = N_DIMS * levels
+    i64 = np.int64
+    return (np.empty((levels + 1, N_DIMS), i64), np.empty(loops, i64), np.empty(loops, i64), np.empty(loops, i64),
+            np.empty(levels + 1, i64), np.empty((levels + 1, N_TENSORS, N_AXES), i64), np.empty(loops, i64),
+            np.empty((loops, N_AXES), i64), np.empty(loops, i64), np.empty(loops, i64), np.empty(loops, i64),
+            np.empty(loops, i64), np.empty((levels + 1, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
+            np.empty((levels, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
+            np.empty((levels, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
+            np.zeros((levels, N_TENSORS), i64), np.empty((loops, N_AXES), i64), np.empty((loops, N_AXES), i64),
+            np.empty(loops, i64), np.empty((2 * loops + 1, N_AXES), i64), np.empty(2 * loops + 1 + N_AXES, i64),
+            np.empty(max_children, i64), np.zeros(max_children, np.bool_), np.empty(max_children, i64),
+            np.ones(N_DIMS, i64))
+
+
+_scratch_jit = njit(cache=True, nogil=True, error_model="numpy")(_scratch)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, groups, macs,
+                  max_children):
+    """Evaluate every mapping of a batch; returns the arrays of a ``BatchEvaluation`` in field order
+    (``reads, fills, updates, utilized_instances, utilized_capacity, partition_size, capacity_used,
+    fits, energy_pJ_by_tensor, compute_cycles, level_cycles, throttling, cycles``).
+
+    Energy and cycles follow :func:`formulation.model.exact.reference_chunk` step by step. ``lay`` is
+    :func:`formulation.model.compiled.layer_constants`, ``lvl_i``/``lvl_f`` :func:`formulation.model.compiled.arch_constants`.
+    """
+    b_count, levels, _ = temporal.shape
+    s = _scratch_jit(levels, max_children)
+    reads, fills, updates = s[15], s[16], s[17]
+    spans, inst = s[5], s[4]
+    fan_xy = lvl_i[:, LVL_FAN_X:LVL_FAN_Y + 1]
+    o_reads = np.empty((b_count, levels, N_TENSORS), np.int64)
+    o_fills = np.empty_like(o_reads)
+    o_updates = np.empty_like(o_reads)
+    o_inst = np.empty((b_count, levels), np.int64)
+    o_tiles = np.empty_like(o_reads)
+    o_part = np.empty_like(o_reads)
+    o_used = np.empty((b_count, levels), np.int64)
+    o_fits = np.empty(b_count, np.bool_)
+    o_energy = np.empty((b_count, levels, N_TENSORS), np.float64)
+    o_compute = np.empty(b_count, np.int64)
+    o_lcycles = np.empty((b_count, levels), np.int64)
+    o_throttle = np.empty((b_count, levels), np.float64)
+    o_cycles = np.empty(b_count, np.int64)
+    o_overflow = np.zeros(b_count, np.bool_)
+    for b in range(b_count):
+        o_overflow[b] = False
+        compute = _counts(temporal[b], sx[b], sy[b], order[b], keep[b], sorder[b], lay, fan_xy, macs, s)
+        if compute < 0:
+            o_overflow[b] = True
+            compute = 1
+        compute *= groups
+        computef = float(compute)
+        fits = True
+        worst = compute
+        for l in range(levels):
+            n = inst[l]
+            o_inst[b, l] = n
+            blk = lvl_i[l, LVL_BLOCK]
+            used = 0
+            rd = 0.0
+            wr = 0.0
+            for t in range(N_TENSORS):
+                k = keep[b, l, t]
+                r = reads[l, t] * groups
+                f = fills[l, t] * groups
+                u = updates[l, t] * groups
+                o_reads[b, l, t] = r
+                o_fills[b, l, t] = f
+                o_updates[b, l, t] = u
+                tile = 0
+                if k:
+                    tile = 1
+                    for a in range(N_AXES):
+                        tile *= spans[l, t, a]
+                o_tiles[b, l, t] = tile
+                used += tile
+                o_part[b, l, t] = s[13][l, t] * groups if k else 0
+                nn = n if n > 1 else 1
+                r_i, f_i, u_i = r // nn, f // nn, u // nn
+                o_energy[b, l, t] = n * (-(-r_i // blk) * lvl_f[l, LVL_READ_E] + -(-f_i // blk) * lvl_f[l, LVL_FILL_E]
+                                         + -(-u_i // blk) * lvl_f[l, LVL_UPDATE_E])
+                rd = rd + float(r_i) / computef
+                wr = wr + float(f_i + u_i) / computef
+            o_used[b, l] = used
+            if used > lvl_i[l, LVL_SIZE]:
+                fits = False
+            slowdown = 1.0
+            bw = lvl_f[l, LVL_READ_BW]
+            if bw >= 0 and rd > bw:
+                slowdown = min(slowdown, bw / rd)
+            bw = lvl_f[l, LVL_WRITE_BW]
+            if bw >= 0 and wr > bw:
+                slowdown = min(slowdown, bw / wr)
+            o_throttle[b, l] = slowdown
+            cyc = np.int64(math.ceil(computef / slowdown))
+            o_lcycles[b, l] = cyc
+            worst = max(worst, cyc)
+        o_fits[b] = fits
+        o_compute[b] = compute
+        o_cycles[b] = worst
+    return (o_reads, o_fills, o_updates, o_inst, o_tiles, o_part, o_used, o_fits, o_energy, o_compute, o_lcycles,
+            o_throttle, o_cycles, o_overflow)
