@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class OptimizeStatus(str, Enum):
-    OPTIMAL = "optimal"                    # proven optimal (reserved for a method with a bound; none yet)
+    OPTIMAL = "optimal"                    # proven optimal (the exact mapper on energy or latency)
     CONVERGED = "converged"                # the method's own stopping rule ended it: a local optimum, no proof
     EVALUATION_LIMIT = "evaluation_limit"  # stopped by its evaluation (or generation) budget
     TIME_LIMIT = "time_limit"              # stopped by the time limit; the best design so far is reported

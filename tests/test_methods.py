@@ -20,7 +20,10 @@ def test_every_method_is_registered_with_its_capabilities():
     for name, method in METHODS.items():
         assert method.name == name and method.description and method.single
     assert [n for n, m in sorted(METHODS.items()) if m.front] == ["codesign", "ga", "weighted-sum"]
-    assert all(m.evaluation_budget for m in METHODS.values())  # every method repeats exactly under --max-evaluations
+    # every method but the exact mapper repeats exactly under --max-evaluations; the exact mapper refuses it
+    assert all(m.evaluation_budget for n, m in METHODS.items() if n != "exact")
+    with pytest.raises(SpecError, match="--max-evaluations = 100: method exact has only a time budget"):
+        METHODS["exact"].check(RunOptions(max_evaluations=100, fixed_hardware=True))
 
 
 def test_unknown_method_and_unsupported_options_are_one_line_errors():
