@@ -36,7 +36,7 @@ LVL_BLOCK, LVL_SIZE, LVL_FAN_X, LVL_FAN_Y = 0, 1, 2, 3            # columns of `
 LVL_READ_E, LVL_FILL_E, LVL_UPDATE_E, LVL_READ_BW, LVL_WRITE_BW = 0, 1, 2, 3, 4  # of ``lvl_f`` (bw < 0: none)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
     """Reads, fills, updates (totals over instances, one group, masked by ``keep``) of one mapping,
     as :func:`formulation.model.exact.access_counts` defines them; ``s`` is the scratch tuple.
@@ -219,10 +219,16 @@ def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, grou
                 o_tiles[b, l, t] = tile
                 used += tile
                 o_part[b, l, t] = s[13][l, t] * groups if k else 0
-                nn = n if n > 1 else 1
-                r_i, f_i, u_i = r // nn, f // nn, u // nn
-                o_energy[b, l, t] = n * (-(-r_i // blk) * lvl_f[l, LVL_READ_E] + -(-f_i // blk) * lvl_f[l, LVL_FILL_E]
-                                         + -(-u_i // blk) * lvl_f[l, LVL_UPDATE_E])
+                if n > 1:  # integer divisions are the costliest instructions here: skipped when by 1
+                    r_i, f_i, u_i = r // n, f // n, u // n
+                else:
+                    r_i, f_i, u_i = r, f, u
+                if blk > 1:
+                    r_b, f_b, u_b = -(-r_i // blk), -(-f_i // blk), -(-u_i // blk)
+                else:
+                    r_b, f_b, u_b = r_i, f_i, u_i
+                o_energy[b, l, t] = n * (r_b * lvl_f[l, LVL_READ_E] + f_b * lvl_f[l, LVL_FILL_E]
+                                         + u_b * lvl_f[l, LVL_UPDATE_E])
                 rd = rd + float(r_i) / computef
                 wr = wr + float(f_i + u_i) / computef
             o_used[b, l] = used
