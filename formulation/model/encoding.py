@@ -45,19 +45,29 @@ class MappingArrays:
 
 
 def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingArrays:
-    """Stack mappings (all for the same architecture) into :class:`MappingArrays`."""
+    """Stack mappings (all for the same architecture) into :class:`MappingArrays`.
+
+    All integer fields go through one flat list and one ``np.array`` call (the five arrays are
+    contiguous views of it), the tensor flags through a second: the cost is Python's, per level.
+    """
     if isinstance(mappings, Mapping):
         mappings = [mappings]
+    b = len(mappings)
     levels = len(mappings[0].levels)
-    temporal = np.array([[lm.temporal for lm in m.levels] for m in mappings], dtype=np.int64)
-    spatial_x = np.array([[lm.spatial_x for lm in m.levels] for m in mappings], dtype=np.int64)
-    spatial_y = np.array([[lm.spatial_y for lm in m.levels] for m in mappings], dtype=np.int64)
-    order = np.array([[[int(d) for d in lm.permutation] for lm in m.levels] for m in mappings], dtype=np.int64)
-    keep = np.array([[[t in lm.keep for t in TENSORS] for lm in m.levels] for m in mappings], dtype=bool)
-    spatial_order = np.array([[[int(d) for d in lm.spatial_order] for lm in m.levels] for m in mappings],
-                             dtype=np.int64)
-    assert temporal.shape[1:] == (levels, N_DIMS) and keep.shape[2] == N_TENSORS
-    return MappingArrays(temporal, spatial_x, spatial_y, order, keep, spatial_order)
+    flat: list[int] = []
+    kept: list[bool] = []
+    for field in ("temporal", "spatial_x", "spatial_y", "permutation", "spatial_order"):
+        for m in mappings:
+            for lm in m.levels:
+                flat.extend(getattr(lm, field))
+    w, i, o = TENSORS
+    for m in mappings:
+        for lm in m.levels:
+            k = lm.keep
+            kept += (w in k, i in k, o in k)
+    ints = np.array(flat, dtype=np.int64).reshape(5, b, levels, N_DIMS)
+    keep = np.array(kept, dtype=bool).reshape(b, levels, N_TENSORS)
+    return MappingArrays(ints[0], ints[1], ints[2], ints[3], keep, ints[4])
 
 
 def decode(arrays: MappingArrays, arch: Architecture, index: int = 0) -> Mapping:
