@@ -205,22 +205,64 @@ MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permuta
 _DIM_BY_NAME = {d.name: d for d in DIMS}
 
 
+ONES = (1,) * len(DIMS)
+ALL_TENSORS = frozenset(TENSORS)
+# Pure functions of hashable values, memoized: a file of cases repeats the same few strings. The
+# dimension strings are bounded (at most 13,700 strings of distinct letters), the tensor lists capped.
+_DIM_STRINGS: dict[str, tuple[Dim, ...]] = {}
+_COMPLETED: dict[tuple[Dim, ...], tuple[Dim, ...]] = {}
+_TENSOR_SETS: dict[tuple, frozenset] = {}
+
+
 def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
     if value is None:
         return {}
     value = _mapping_doc(value, what)
     out = {}
     for key, factor in value.items():
-        if key not in _DIM_BY_NAME:
+        dim = _DIM_BY_NAME.get(key)
+        if dim is None:
             raise SpecError(f"{what}.{key} = {factor!r}: unknown dimension (use N K C P Q R S)")
-        out[_DIM_BY_NAME[key]] = _int(value, key, what)
+        out[dim] = factor if type(factor) is int and factor >= 1 else _int(value, key, what)
     return out
 
 
 def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
+    got = _DIM_STRINGS.get(value) if type(value) is str else None
+    if got is not None:
+        return got
     if not isinstance(value, str) or not set(value) <= _DIM_BY_NAME.keys() or len(set(value)) != len(value):
         raise SpecError(f"{what} = {value!r}: must be a string of distinct letters from NKCPQRS")
-    return tuple(_DIM_BY_NAME[ch] for ch in value)
+    got = tuple(_DIM_BY_NAME[ch] for ch in value)
+    if type(value) is str:
+        _DIM_STRINGS[value] = got
+    return got
+
+
+def _completed(listed: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """``listed`` followed by the dimensions it leaves out, in canonical order."""
+    got = _COMPLETED.get(listed)
+    if got is None:
+        got = _COMPLETED[listed] = listed + tuple(d for d in DIMS if d not in listed)
+    return got
+
+
+def _tensor_list(value: Any, what: str) -> frozenset:
+    if not isinstance(value, list):
+        raise SpecError(f"{what} = {value!r}: must be a list of tensor names (Weights, Inputs, Outputs)")
+    key = tuple(value) if all(type(item) is str for item in value) else None
+    got = _TENSOR_SETS.get(key) if key is not None else None
+    if got is not None:
+        return got
+    out = set()
+    for item in value:
+        if item not in TENSOR_BY_NAME:
+            raise SpecError(f"{what} = {item!r}: unknown tensor (use Weights, Inputs, Outputs)")
+        out.add(TENSOR_BY_NAME[item])
+    got = frozenset(out)
+    if key is not None and len(_TENSOR_SETS) < 1024:
+        _TENSOR_SETS[key] = got
+    return got
 
 
 def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
@@ -229,11 +271,10 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
     _check_keys(doc, MAPPING_KEYS, what)
     temporal = _dim_factors(doc.get("temporal"), f"{what}.temporal")
     spatial = _dim_factors(doc.get("spatial"), f"{what}.spatial")
-    perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
     # Dimensions the permutation leaves out go outermost, in canonical order.
-    perm = perm + tuple(d for d in DIMS if d not in perm)
+    perm = _completed(_dim_string(doc.get("permutation", ""), f"{what}.permutation"))
     sperm_doc = doc["spatial_permutation"] if "spatial_permutation" in doc else "".join(d.name for d in spatial)
-    if isinstance(sperm_doc, str) and len(set(sperm_doc)) < len(sperm_doc):
+    if isinstance(sperm_doc, str) and sperm_doc not in _DIM_STRINGS and len(set(sperm_doc)) < len(sperm_doc):
         twice = next(ch for ch in sperm_doc if sperm_doc.count(ch) > 1)
         raise SpecError(f"{what}.spatial_permutation = {sperm_doc!r}: {twice} on both mesh axes of one fanout "
                         f"is not supported (give each dimension one axis)")
@@ -245,30 +286,33 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
     split = doc.get("split", len(sperm))
     if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(sperm):
         raise SpecError(f"{what}.split = {split!r}: must be an integer from 0 to {len(sperm)}")
-    x_dims, y_dims = sperm[:split], sperm[split:]
-    spatial_x = tuple(spatial.get(d, 1) if d in x_dims else 1 for d in DIMS)
-    spatial_y = tuple(spatial.get(d, 1) if d in y_dims else 1 for d in DIMS)
+    if spatial:  # sperm lists each dimension once: the X ones first, then the Y ones
+        sx, sy = list(ONES), list(ONES)
+        for k, d in enumerate(sperm):
+            (sx if k < split else sy)[d] = spatial.get(d, 1)
+        spatial_x, spatial_y = tuple(sx), tuple(sy)
+    else:
+        spatial_x = spatial_y = ONES
     if "keep" in doc:
         keep = _tensor_list(doc["keep"], f"{what}.keep")
     else:
-        keep = frozenset(TENSORS)
+        keep = ALL_TENSORS
     if "bypass" in doc:
         bypass = _tensor_list(doc["bypass"], f"{what}.bypass")
         clash = keep & bypass if "keep" in doc else frozenset()
         if clash:
             raise SpecError(f"{what}.bypass = {TENSOR_NAMES[min(clash)]!r}: also listed under keep")
         keep = keep - bypass
-    if outermost and keep != frozenset(TENSORS):
+    if outermost and keep != ALL_TENSORS:
         raise SpecError(f"{what}.bypass = {sorted(TENSOR_NAMES[t] for t in set(TENSORS) - keep)!r}: "
                         f"the outermost level keeps every tensor")
     extra = keep - level.keeps
     if extra:
         raise SpecError(f"{what}.keep = {TENSOR_NAMES[min(extra)]!r}: level {level.name} cannot hold it "
                         f"(it keeps {sorted(TENSOR_NAMES[t] for t in level.keeps)})")
-    order = tuple(x_dims) + tuple(y_dims)
-    return LevelMapping(target=level.name, temporal=tuple(temporal.get(d, 1) for d in DIMS), permutation=perm,
-                        spatial_x=spatial_x, spatial_y=spatial_y, keep=keep,
-                        spatial_order=order + tuple(d for d in DIMS if d not in order))
+    # the spatial loops, X ones first (sperm[:split] + sperm[split:]), then the others
+    return LevelMapping(target=level.name, temporal=tuple(map(temporal.get, DIMS, ONES)), permutation=perm,
+                        spatial_x=spatial_x, spatial_y=spatial_y, keep=keep, spatial_order=_completed(sperm))
 
 
 def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
@@ -304,6 +348,16 @@ CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer",
              "timeloop"}
 
 
+def _key_text(doc: Any) -> bytes | str:
+    """A JSON text of ``doc`` for keying the cache of parsed specs (orjson when it can, else ``json``)."""
+    import orjson
+
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # e.g. integers beyond 64 bits: left to the spec checks
+        return json.dumps(doc)
+
+
 def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
                    specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> Case:
     """A :class:`Case` from one parsed case line; errors name ``case ID`` and the field.
@@ -322,7 +376,7 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
             raise SpecError(f"case {case_id}.{key} = None: missing")
     try:
         layer_name = str(doc.get("layer_name", "layer"))
-        key = (layer_name, json.dumps(doc["layer"]), json.dumps(doc["arch"])) if specs is not None else None
+        key = (layer_name, _key_text(doc["layer"]), _key_text(doc["arch"])) if specs is not None else None
         if key is not None and key in specs:
             layer, arch = specs[key]
         else:
