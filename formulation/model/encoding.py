@@ -44,28 +44,50 @@ class MappingArrays:
                              None if self.spatial_order is None else self.spatial_order[index])
 
 
+_PLAIN: dict[tuple, tuple[int, ...]] = {}  # dimension orders as plain ints (at most 7! of each)
+_FLAGS: dict[frozenset, tuple[bool, ...]] = {}  # kept tensor sets as flags (at most 2^3)
+
+
+def _plain(dims: tuple) -> tuple[int, ...]:
+    got = _PLAIN.get(dims)
+    if got is None:
+        got = _PLAIN[dims] = tuple(int(d) for d in dims)
+    return got
+
+
+def _flags(keep: frozenset) -> tuple[bool, ...]:
+    got = _FLAGS.get(keep)
+    if got is None:
+        got = _FLAGS[keep] = tuple(t in keep for t in TENSORS)
+    return got
+
+
 def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingArrays:
     """Stack mappings (all for the same architecture) into :class:`MappingArrays`.
 
-    All integer fields go through one flat list and one ``np.array`` call (the five arrays are
-    contiguous views of it), the tensor flags through a second: the cost is Python's, per level.
+    All integer fields go through one flat list of plain ints and one ``np.array`` call (the five
+    arrays are contiguous views of it), the tensor flags through a second; dimension orders and
+    tensor sets are converted once per distinct value (converting enum members is NumPy's slow path).
     """
     if isinstance(mappings, Mapping):
         mappings = [mappings]
     b = len(mappings)
     levels = len(mappings[0].levels)
-    flat: list[int] = []
+    temporal: list[int] = []
+    sx: list[int] = []
+    sy: list[int] = []
+    order: list[int] = []
+    sorder: list[int] = []
     kept: list[bool] = []
-    for field in ("temporal", "spatial_x", "spatial_y", "permutation", "spatial_order"):
-        for m in mappings:
-            for lm in m.levels:
-                flat.extend(getattr(lm, field))
-    w, i, o = TENSORS
     for m in mappings:
         for lm in m.levels:
-            k = lm.keep
-            kept += (w in k, i in k, o in k)
-    ints = np.array(flat, dtype=np.int64).reshape(5, b, levels, N_DIMS)
+            temporal += lm.temporal
+            sx += lm.spatial_x
+            sy += lm.spatial_y
+            order += _plain(lm.permutation)
+            sorder += _plain(lm.spatial_order)
+            kept += _flags(lm.keep)
+    ints = np.array(temporal + sx + sy + order + sorder, dtype=np.int64).reshape(5, b, levels, N_DIMS)
     keep = np.array(kept, dtype=bool).reshape(b, levels, N_TENSORS)
     return MappingArrays(ints[0], ints[1], ints[2], ints[3], keep, ints[4])
 

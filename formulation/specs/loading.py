@@ -45,7 +45,7 @@ def read_document(path: str | Path) -> Any:
 
 
 def _mapping_doc(doc: Any, what: str) -> MappingABC:
-    if not isinstance(doc, MappingABC):
+    if type(doc) is not dict and not isinstance(doc, MappingABC):  # a dict is the common case: no ABC check
         raise SpecError(f"{what} = {doc!r}: expected a mapping of keys to values")
     return doc
 
