@@ -26,8 +26,9 @@ CHUNK_LINES = 8192
 
 
 def _parse(lineno: int, text: str, specs: dict):
-    """A case, or an error object naming the line and the field."""
-    from formulation.specs.loading import case_from_dict
+    """A case as ``(id, layer, arch, mapping fields, reference)``
+    (:func:`formulation.specs.loading.case_parts_from_dict`), or an error object naming the line and the field."""
+    from formulation.specs.loading import case_parts_from_dict
 
     text = text.strip()
     try:
@@ -35,39 +36,40 @@ def _parse(lineno: int, text: str, specs: dict):
     except orjson.JSONDecodeError as exc:
         return {"line": lineno, "error": f"line {lineno} = {text[:40]!r}: not valid JSON ({exc.msg})"}
     try:
-        return case_from_dict(doc, index=lineno, validate=False, specs=specs)
+        return case_parts_from_dict(doc, lineno, specs)
     except SpecError as exc:
         case_id = doc.get("id") if isinstance(doc, dict) else None
         return {"line": lineno, **({"id": case_id} if case_id is not None else {}), "error": str(exc)}
 
 
 def _score_group(cases: list, check: bool) -> list[dict]:
-    """Records (or error objects) for cases sharing one layer and architecture, in their order."""
-    from formulation.model.encoding import encode
+    """Records (or error objects) for cases ``(lineno, parts)`` sharing one layer and architecture, in their order."""
+    from formulation.model.encoding import encode_fields
     from formulation.model.exact import evaluate_batch
     from formulation.model.report import compare_with_reference, evaluation_records
     from formulation.model.validation import mapping_violations, validate_mapping
+    from formulation.specs.loading import mapping_from_fields
 
-    layer, arch = cases[0][1].layer, cases[0][1].arch
-    arrays = encode([c.mapping for _, c in cases])
+    layer, arch = cases[0][1][1], cases[0][1][2]
+    arrays = encode_fields([parts[3] for _, parts in cases])
     bad = mapping_violations(layer, arch, arrays)
     out: list[dict] = [{} for _ in cases]
     for i in bad.nonzero()[0]:
-        lineno, case = cases[i]
+        lineno, (case_id, _, _, fields, _) = cases[i]
         try:
-            validate_mapping(layer, arch, case.mapping)
+            validate_mapping(layer, arch, mapping_from_fields(fields, arch))
             message = "mapping: not legal"  # mapping_violations is a subset of validate_mapping's rules
         except SpecError as exc:
             message = str(exc)
-        out[i] = {"line": lineno, "id": case.id, "error": f"case {case.id}: {message}"}
+        out[i] = {"line": lineno, "id": case_id, "error": f"case {case_id}: {message}"}
     good = (~bad).nonzero()[0]
     if len(good):
         ev = evaluate_batch(layer, arch, arrays.take(good))
         for i, scored in zip(good, evaluation_records(ev, arch)):
-            case = cases[i][1]
-            record = {"id": case.id, **scored}
-            if check and case.reference is not None:
-                problems = compare_with_reference(record, case.reference)
+            case_id, reference = cases[i][1][0], cases[i][1][4]
+            record = {"id": case_id, **scored}
+            if check and reference is not None:
+                problems = compare_with_reference(record, reference)
                 record["agrees_with_reference"] = not problems
                 if problems:
                     record["differences"] = problems
@@ -83,7 +85,7 @@ def _chunk_results(lines: list[tuple[int, str]], check: bool, specs: dict) -> li
         if isinstance(got, dict):
             results[pos] = got
         else:
-            groups.setdefault((id(got.layer), id(got.arch)), []).append((pos, (lineno, got)))
+            groups.setdefault((id(got[1]), id(got[2])), []).append((pos, (lineno, got)))
     for members in groups.values():
         for (pos, _), record in zip(members, _score_group([m for _, m in members], check)):
             results[pos] = record

@@ -71,22 +71,29 @@ def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingAr
     """
     if isinstance(mappings, Mapping):
         mappings = [mappings]
-    b = len(mappings)
-    levels = len(mappings[0].levels)
+    return encode_fields([[(lm.temporal, lm.permutation, lm.spatial_x, lm.spatial_y, lm.keep, lm.spatial_order)
+                           for lm in m.levels] for m in mappings])
+
+
+def encode_fields(rows: list) -> MappingArrays:
+    """:func:`encode` of mappings given as their levels' field tuples ``(temporal, permutation,
+    spatial_x, spatial_y, keep, spatial_order)`` (:func:`formulation.specs.loading.mapping_fields_from_list`)."""
+    b = len(rows)
+    levels = len(rows[0])
     temporal: list[int] = []
     sx: list[int] = []
     sy: list[int] = []
     order: list[int] = []
     sorder: list[int] = []
     kept: list[bool] = []
-    for m in mappings:
-        for lm in m.levels:
-            temporal += lm.temporal
-            sx += lm.spatial_x
-            sy += lm.spatial_y
-            order += _plain(lm.permutation)
-            sorder += _plain(lm.spatial_order)
-            kept += _flags(lm.keep)
+    for row in rows:
+        for t, perm, x, y, keep, so in row:
+            temporal += t
+            sx += x
+            sy += y
+            order += _plain(perm)
+            sorder += _plain(so)
+            kept += _flags(keep)
     ints = np.array(temporal + sx + sy + order + sorder, dtype=np.int64).reshape(5, b, levels, N_DIMS)
     keep = np.array(kept, dtype=bool).reshape(b, levels, N_TENSORS)
     return MappingArrays(ints[0], ints[1], ints[2], ints[3], keep, ints[4])

@@ -266,6 +266,13 @@ def _tensor_list(value: Any, what: str) -> frozenset:
 
 
 def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
+    return LevelMapping(level.name, *level_fields_from_dict(doc, level, outermost))
+
+
+def level_fields_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> tuple:
+    """The fields of a :class:`LevelMapping` after ``target`` (``temporal, permutation, spatial_x,
+    spatial_y, keep, spatial_order``) from one level of the mapping format: the format's one parser
+    and checker (``evaluate --cases`` encodes these tuples without building the objects)."""
     what = f"mapping[{level.name}]"
     doc = _mapping_doc(doc, what)
     _check_keys(doc, MAPPING_KEYS, what)
@@ -311,11 +318,20 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
         raise SpecError(f"{what}.keep = {TENSOR_NAMES[min(extra)]!r}: level {level.name} cannot hold it "
                         f"(it keeps {sorted(TENSOR_NAMES[t] for t in level.keeps)})")
     # the spatial loops, X ones first (sperm[:split] + sperm[split:]), then the others
-    return LevelMapping(target=level.name, temporal=tuple(map(temporal.get, DIMS, ONES)), permutation=perm,
-                        spatial_x=spatial_x, spatial_y=spatial_y, keep=keep, spatial_order=_completed(sperm))
+    return tuple(map(temporal.get, DIMS, ONES)), perm, spatial_x, spatial_y, keep, _completed(sperm)
 
 
 def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
+    return mapping_from_fields(mapping_fields_from_list(doc, arch), arch)
+
+
+def mapping_from_fields(fields: tuple[tuple, ...], arch: Architecture) -> Mapping:
+    """The :class:`Mapping` of :func:`mapping_fields_from_list`'s tuples."""
+    return Mapping(levels=tuple(LevelMapping(lv.name, *f) for f, lv in zip(fields, arch.levels)))
+
+
+def mapping_fields_from_list(doc: Any, arch: Architecture) -> tuple[tuple, ...]:
+    """:func:`level_fields_from_dict` of every level of a mapping document, outermost first."""
     if isinstance(doc, MappingABC) and "mapping" in doc:
         doc = doc["mapping"]
     if not isinstance(doc, list):
@@ -329,8 +345,8 @@ def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
         target = entry.get("target", level.name)
         if target != level.name:
             raise SpecError(f"mapping[{i}].target = {target!r}: expected level {level.name!r} (outermost first)")
-        levels.append(level_mapping_from_dict(entry, level, outermost=i == 0))
-    return Mapping(levels=tuple(levels))
+        levels.append(level_fields_from_dict(entry, level, outermost=i == 0))
+    return tuple(levels)
 
 
 @dataclass(frozen=True)
@@ -368,6 +384,20 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
     """
     from formulation.model.validation import validate_mapping
 
+    case_id, layer, arch, fields, reference = case_parts_from_dict(doc, index, specs)
+    mapping = mapping_from_fields(fields, arch)
+    if validate:
+        try:
+            validate_mapping(layer, arch, mapping)
+        except SpecError as exc:
+            raise SpecError(f"case {case_id}: {exc}") from None
+    return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=reference)
+
+
+def case_parts_from_dict(doc: Any, index: int = 0,
+                         specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> tuple:
+    """``(id, layer, arch, mapping fields, reference)`` of one case line, the mapping as
+    :func:`mapping_fields_from_list` tuples (not checked for legality); see :func:`case_from_dict`."""
     doc = _mapping_doc(doc, f"case {index}")
     _check_keys(doc, CASE_KEYS, f"case {doc.get('id', index)}")
     case_id = str(doc.get("id", f"case-{index}"))
@@ -384,12 +414,10 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
             arch = arch_from_dict(doc["arch"])
             if key is not None:
                 specs[key] = (layer, arch)
-        mapping = mapping_from_list(doc["mapping"], arch)
-        if validate:
-            validate_mapping(layer, arch, mapping)
+        fields = mapping_fields_from_list(doc["mapping"], arch)
     except SpecError as exc:
         raise SpecError(f"case {case_id}: {exc}") from None
-    return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=doc.get("timeloop"))
+    return case_id, layer, arch, fields, doc.get("timeloop")
 
 
 def read_cases(path: str | Path) -> list[Case]:
