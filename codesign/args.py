@@ -1,4 +1,4 @@
-"""Argument helpers shared by the ``codesign`` subcommands."""
+"""Argument helpers shared by the ``codesign`` subcommands: numbers, and one validation of goals and caps."""
 
 from __future__ import annotations
 
@@ -19,19 +19,64 @@ def add_goal_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--power-cap", metavar="MW", help="upper bound on average power (mW)")
 
 
-def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True):
-    """``value`` (a string from argparse, or None) as a number above ``minimum``, or a one-line SpecError."""
+#: Bounds of the numeric flags (a value outside is refused with the bound in the message).
+MAX_TIME_LIMIT_S = 1e6
+MAX_STARTS = 1000
+MAX_JOBS = 256
+MAX_SEED = 2 ** 32 - 1
+MAX_EVALUATIONS = 10 ** 12
+MIN_PARETO_POINTS, MAX_PARETO_POINTS = 2, 100
+
+
+def _number_arg(value, flag: str, kind=float, minimum: float = 0.0, strict: bool = True,
+                maximum: float | None = None):
+    """``value`` (a string from argparse, or None) as a number above ``minimum`` (and at most ``maximum``),
+    or a one-line SpecError."""
     if value is None:
         return None
     try:
         number = kind(value)
-    except (TypeError, ValueError):
-        raise SpecError(f"{flag} = {value!r}: not {'an integer' if kind is int else 'a number'}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(f"{flag} = {str(value)[:40]!r}: not {'an integer' if kind is int else 'a number'}") from None
     if kind is float and not math.isfinite(number):
         raise SpecError(f"{flag} = {value!r}: must be finite")
     if number < minimum or (strict and number == minimum):
-        raise SpecError(f"{flag} = {value!r}: must be {'>' if strict else '>='} {minimum:g}")
+        raise SpecError(f"{flag} = {str(value)[:40]!r}: must be {'>' if strict else '>='} {minimum:g}")
+    if maximum is not None and number > maximum:
+        raise SpecError(f"{flag} = {str(value)[:40]!r}: must be at most {maximum:,}")
     return number
+
+
+def goal_args(args, energy_cap: bool = False):
+    """(objective, area budget, caps) from ``--objective``, ``--area-budget`` and the cap flags.
+
+    The one validation ``solve`` and ``optimize`` share: positive finite numbers, a known objective,
+    and ``--objective power`` only with ``--latency-cap`` (the model has no static power, so without a
+    latency cap power falls without bound by idling).
+    """
+    from formulation.goals import Caps, Objective
+
+    try:
+        objective = Objective(str(args.objective).lower())
+    except ValueError:
+        raise SpecError(f"--objective = {str(args.objective)[:40]!r}: use one of "
+                        f"{', '.join(o.value for o in Objective)}") from None
+    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
+                energy_pJ=_number_arg(getattr(args, "energy_cap", None), "--energy-cap") if energy_cap else None,
+                power_mW=_number_arg(args.power_cap, "--power-cap"))
+    if objective is Objective.POWER and caps.latency_s is None:
+        raise SpecError("--objective = 'power': needs --latency-cap (the model has no static power, so without a "
+                        "latency cap power falls without bound by idling)")
+    return objective, _number_arg(args.area_budget, "--area-budget"), caps
+
+
+def pareto_points(value) -> int | None:
+    """``--pareto N``: the number of points of a front, from 2 to 100 (solve and optimize alike)."""
+    return _number_arg(value, "--pareto", int, MIN_PARETO_POINTS, strict=False, maximum=MAX_PARETO_POINTS)
+
+
+def time_limit_arg(value, flag: str = "--time-limit"):
+    return _number_arg(value, flag, maximum=MAX_TIME_LIMIT_S)
 
 
 SOLVER_HELP = ("NLP backend of the relaxation (default cyipopt; registered: cyipopt, pyomo-ipopt, scip; "

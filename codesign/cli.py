@@ -1,19 +1,20 @@
 """The ``codesign`` command line.
 
 Every user mistake ends in one line on stderr (``codesign: error: …``) and exit status 2, never
-in a traceback.
+in a traceback; a bug ends in one line and exit status 3 (``--debug`` shows the traceback); the exit
+statuses are listed in :mod:`codesign.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from codesign.args import TEMPLATE_HELP, add_goal_options
 from codesign.cmd_evaluate import evaluate_cases
+from codesign.errors import EXIT_HELP, run_guarded
 from codesign.cmd_optimize import (
     DEFAULT_AREA_BUDGET_MM2,
     DEFAULT_STARTS,
@@ -26,9 +27,11 @@ from codesign.args import add_solver_options
 from codesign.cmd_solve import cmd_solve
 from formulation.axes import TENSOR_NAMES
 from formulation.model.exact import evaluate
+from formulation.jsonsafe import json_text
 from formulation.model.report import evaluation_record, format_table
 from formulation.model.validation import validate_mapping
 from formulation.specs.catalog import load_arch, load_network
+from formulation.specs.filenames import inside, unique_components
 from formulation.specs.loading import layer_from_dict, mapping_from_list, read_cases, read_document
 from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.timeloop_import import is_timeloop_file, read_timeloop
@@ -109,7 +112,7 @@ def cmd_evaluate(args) -> int:
     if names is not None:
         record["timeloop_names"] = names
     if args.json:
-        print(json.dumps(record, indent=2))
+        print(json_text(record, indent=2))
     else:
         title = f"{layer.name} on {arch.name}"
         if names is not None:
@@ -137,7 +140,7 @@ def cmd_network(args) -> int:
              **{k: getattr(e.layer, k) for k in ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "G")},
              "macs": e.layer.macs} for e in network.layers]
     if args.json:
-        print(json.dumps({"name": network.name, "layers": rows, "total_macs": network.macs}, indent=2))
+        print(json_text({"name": network.name, "layers": rows, "total_macs": network.macs}, indent=2))
         return 0
     print(f"{network.name}: {len(rows)} distinct layers, {sum(r['count'] for r in rows)} in all")
     print(f"{'layer':<24}{'x':>3} {'N':>3}{'C':>6}{'K':>6}{'P':>5}{'Q':>5}{'R':>3}{'S':>3}{'str':>5}{'G':>6}{'MACs':>16}")
@@ -149,13 +152,18 @@ def cmd_network(args) -> int:
 
 
 def cmd_export_timeloop(args) -> int:
+    root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise SpecError(f"--out = {args.out!r}: exists and is not a directory")
     if args.cases:
         cases = read_cases(args.cases)
         chosen = [c for c in cases if args.id is None or c.id == args.id]
         if not chosen:
             raise SpecError(f"--id = {args.id!r}: no such case in {args.cases}")
-        for case in chosen:
-            out = Path(args.out) / case.id if len(chosen) > 1 else Path(args.out)
+        # Case ids name folders only after sanitizing (formulation.specs.filenames): never a path.
+        folders = unique_components([c.id for c in chosen]) if len(chosen) > 1 else [None]
+        for case, folder in zip(chosen, folders):
+            out = root if folder is None else inside(root, root / folder)
             export_timeloop(case.layer, case.arch, case.mapping, out)
             print(out)
         return 0
@@ -171,8 +179,18 @@ def cmd_export_timeloop(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codesign", description="Analytical co-design of CNN accelerators and "
-                                     "their dataflows (Timeloop-compatible model).")
+                                     "their dataflows (Timeloop-compatible model).", epilog=EXIT_HELP)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name, **kwargs):
+        return _add_parser(name, parents=[common], epilog=EXIT_HELP, **kwargs)
+
+    sub.add_parser = add_parser
 
     p = sub.add_parser("evaluate", help="evaluate a mapping, or every case of a JSON-lines file")
     p.add_argument("--cases", help="JSON-lines file of cases (layer, arch, mapping per line); prints JSON lines")
@@ -184,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "problem, mapping, ERT; v0.2/v0.3 trees, v0.4 nodes); --layer/--arch/--mapping also accept them")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("map", help="the proven best mapping of one layer on fixed hardware (exact mapper)",
+                       description="Search the whole mapspace of one layer on an architecture by branch and bound "
+                       "with proven pruning; write the best mapping (mapping.yaml) and its certificate "
+                       "(certificate.json: optimal, lower bound, gap, mapspace, evaluated, pruned per rule) to --out.")
+    p.add_argument("--layer", help="layer file, or NETWORK:LAYER of a built-in or file network")
+    p.add_argument("--arch", help="architecture file or built-in name")
+    p.add_argument("--objective", default="edp", help="energy, latency or edp (default edp)")
+    p.add_argument("--time-limit", default="60", metavar="SECONDS", help="stop after this long with the best "
+                   "mapping, a lower bound and the gap (default 60; 'none': run until the optimum is proven, which "
+                   "for 3x3 convolutions can take very long)")
+    p.add_argument("--seed", default="0", help="seed of the random first incumbent (default 0)")
+    p.add_argument("--pareto", action="store_true", help="also prove the layer's energy-latency front (cuts only "
+                   "dominated parts of the mapspace: slower); written to certificate.json under 'pareto'")
+    p.add_argument("--out", metavar="DIR", help="output directory (default out/map-LAYER-ARCH-OBJECTIVE)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing certificate in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=lambda a: __import__("codesign.cmd_map", fromlist=["cmd_map"]).cmd_map(a))
 
     p = sub.add_parser("network", help="list a network's layers, shapes and MACs")
     p.add_argument("network", help="built-in network name or a network YAML/JSON file")
@@ -233,16 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (:mod:`codesign.errors`). SIGTERM is handled like Ctrl-C."""
+    import signal
+    import threading
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except SpecError as exc:
-        print(f"codesign: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("codesign: interrupted", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exc.code or 0)
+    debug = bool(getattr(args, "debug", False))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run_guarded(args.func, args, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-import orjson
-
+from formulation.jsonsafe import json_lines
+from formulation.specs.safe_load import parse_json
 from formulation.specs.types import SpecError
 
 CHUNK_LINES = 8192
@@ -30,11 +30,17 @@ def _parse(lineno: int, text: str, specs: dict):
     (:func:`formulation.specs.loading.case_parts_from_dict`), or an error object naming the line and the field."""
     from formulation.specs.loading import case_parts_from_dict
 
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            return {"line": lineno, "error": f"line {lineno}: not UTF-8 text (byte {exc.start}: "
+                                             f"{text[exc.start:exc.start + 1]!r})"}
     text = text.strip()
     try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return {"line": lineno, "error": f"line {lineno} = {text[:40]!r}: not valid JSON ({exc.msg})"}
+        doc = parse_json(text, f"line {lineno} = {text[:40]!r}")  # strict: no NaN, bounded nesting
+    except SpecError as exc:
+        return {"line": lineno, "error": str(exc)}
     try:
         return case_parts_from_dict(doc, lineno, specs)
     except SpecError as exc:
@@ -114,7 +120,7 @@ def evaluate_cases(path: str | Path, check: bool, out: IO[str] | None = None) ->
 def _evaluate_cases(p: Path, check: bool, out: IO[str]) -> int:
     errors = differ = 0
     specs: dict = {}
-    with p.open() as fh:
+    with p.open("rb") as fh:  # bytes: a line that is not UTF-8 is that line's error, not the file's
         chunk: list[tuple[int, str]] = []
         for lineno, text in enumerate(fh, start=1):
             if text.strip():
@@ -133,20 +139,13 @@ def _evaluate_cases(p: Path, check: bool, out: IO[str]) -> int:
     return 0
 
 
-def _dump_lines(results: list[dict]) -> str:
-    """One compact JSON line per result (orjson: several times faster than ``json.dumps``). Non-finite
-    floats, which JSON cannot hold, would print as ``null``; the model's records have none."""
-    dumps, opt = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
-    return b"".join(dumps(r, option=opt) for r in results).decode()
-
-
 def _flush(chunk, check, specs, out, errors, differ):
     if not chunk:
         return errors, differ
     if len(specs) > 1024:
         specs.clear()
     results = _chunk_results(chunk, check, specs)
-    out.write(_dump_lines(results))
+    out.write(json_lines(results))
     out.flush()
     errors += sum("error" in r for r in results)
     differ += sum(r.get("agrees_with_reference") is False for r in results)

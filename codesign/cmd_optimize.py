@@ -14,15 +14,30 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from codesign.args import TEMPLATE_HELP, _number_arg, add_goal_options, add_solver_options, relaxation_solver
-from formulation.goals import Caps, Objective
+from codesign.args import (
+    MAX_EVALUATIONS,
+    MAX_JOBS,
+    MAX_SEED,
+    MAX_STARTS,
+    TEMPLATE_HELP,
+    _number_arg,
+    add_goal_options,
+    add_solver_options,
+    goal_args,
+    pareto_points,
+    relaxation_solver,
+    time_limit_arg,
+)
+from codesign.errors import EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK
 from formulation.specs.catalog import load_arch, load_network, load_template
+from formulation.specs.filenames import safe_component
 from formulation.specs.template import default_template
 from formulation.specs.types import SpecError
 from search.design import Goal
 from search.methods import METHODS, RunOptions, get_method
 from search.optimize import fixed_template
 from search.outcome import OptimizeStatus
+from search.outdir import OutputDir
 from search.residency import best_with_residency
 from search.results import RESULT_FILE, result_document, summary_table, write_results
 
@@ -50,13 +65,16 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", default="60", metavar="SECONDS",
                    help="time budget of the whole run, shared by the starts (default 60)")
     p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
-    p.add_argument("--seed", default="0", help="random seed; the same seed gives the same design (default 0)")
+    p.add_argument("--seed", default="0", help="random seed (default 0); with --max-evaluations the same seed gives "
+                   "the same design on any machine, load or --jobs")
+    p.add_argument("--max-evaluations", metavar="N", help="evaluation budget: stop after N exact-model mapping "
+                   "evaluations (split over the starts); makes the result reproducible")
     p.add_argument("--starts", default="4", help="number of starts (default 4)")
     add_solver_options(p, "every start's relaxation and the weighted-sum baseline")
     p.add_argument("--backend", default="loky", help="loky (local processes, default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: a running Dask scheduler")
     p.add_argument("--out", metavar="DIR", help="output directory (default out/NETWORK-OBJECTIVE)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing result in --out")
+    p.add_argument("--force", action="store_true", help="replace an existing result in --out (atomically)")
     p.add_argument("--keep-activations", action="store_true", help="let layer outputs stay in the outermost "
                    "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
                    "and reports the DRAM energy saved in result.json")
@@ -77,14 +95,8 @@ def _optimize_template(args):
 
 
 def _optimize_goal(args) -> Goal:
-    try:
-        objective = Objective(str(args.objective).lower())
-    except ValueError:
-        raise SpecError(f"--objective = {args.objective!r}: use one of "
-                        f"{', '.join(o.value for o in Objective)}") from None
-    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
-                power_mW=_number_arg(args.power_cap, "--power-cap"))
-    return Goal(objective, _number_arg(args.area_budget, "--area-budget"), caps)
+    objective, area, caps = goal_args(args)
+    return Goal(objective, area, caps)
 
 
 def _run_options(args) -> RunOptions:
@@ -93,20 +105,48 @@ def _run_options(args) -> RunOptions:
     if args.scheduler is not None and args.backend != "dask":
         raise SpecError(f"--scheduler = {args.scheduler!r}: needs --backend dask")
     solver, model_hooks = relaxation_solver(args)
-    return RunOptions(starts=_number_arg(args.starts, "--starts", int, 1, strict=False),
-                      jobs=_number_arg(args.jobs, "--jobs", int, 1, strict=False),
-                      seed=_number_arg(args.seed, "--seed", int, 0, strict=False),
-                      time_limit_s=_number_arg(args.time_limit, "--time-limit"),
+    return RunOptions(starts=_number_arg(args.starts, "--starts", int, 1, strict=False, maximum=MAX_STARTS),
+                      jobs=_number_arg(args.jobs, "--jobs", int, 1, strict=False, maximum=MAX_JOBS),
+                      seed=_number_arg(args.seed, "--seed", int, 0, strict=False, maximum=MAX_SEED),
+                      time_limit_s=time_limit_arg(args.time_limit),
+                      max_evaluations=_number_arg(getattr(args, "max_evaluations", None), "--max-evaluations", int, 1,
+                                                  strict=False, maximum=MAX_EVALUATIONS),
                       backend=args.backend, scheduler=args.scheduler, solver=solver, model_hooks=model_hooks)
 
 
-def _output_dir(args, network, goal: Goal) -> Path:
-    out = Path(args.out) if args.out else Path("out") / f"{network.name}-{goal.objective.value}"
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"--out = {str(out)!r}: exists and is not a directory")
-    if (out / RESULT_FILE).exists() and not args.force:
-        raise SpecError(f"--out = {str(out)!r}: already holds {RESULT_FILE} (use --force to overwrite)")
-    return out
+def _output_dir(args, network, goal: Goal) -> OutputDir:
+    """``--out`` (default ``out/NETWORK-OBJECTIVE`` from a sanitized name: a name is never a path)."""
+    default = Path("out") / safe_component(f"{network.name}-{goal.objective.value}")
+    return OutputDir(args.out if args.out else default, args.force)
+
+
+def _graceful_stop():
+    """SIGINT/SIGTERM handlers for a search: the first signal asks every start to end with its best design
+    (:mod:`search.stop`), a second one aborts (KeyboardInterrupt). Returns a function restoring the old ones."""
+    import signal
+    import threading
+
+    from search.stop import request_stop
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        request_stop()
+        print("codesign: stopping: the running starts end with their best designs (signal again to abort)",
+              file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _print(text: str) -> None:
@@ -133,7 +173,7 @@ def cmd_optimize(args) -> int:
     options = _run_options(args)
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
-    n_points = _number_arg(args.pareto, "--pareto", int, 1, strict=False)
+    n_points = pareto_points(args.pareto)
     if args.keep_activations and n_points is not None:
         raise SpecError(f"--pareto = {n_points}: not with --keep-activations (it re-sizes one design)")
     method.check(options, n_points)
@@ -142,34 +182,57 @@ def cmd_optimize(args) -> int:
     options = replace(options, fixed_hardware=fixed_hardware)
     method.check(options, n_points)
     out = _output_dir(args, network, goal)
+    staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
+    try:
+        return _search_and_write(args, method, network, template, goal, options, n_points, out, staging)
+    finally:
+        out.discard()
+
+
+def _search_and_write(args, method, network, template, goal, options, n_points, out, staging) -> int:
+    """Run the search (a first SIGINT/SIGTERM ends it with the best designs so far), write the result into
+    the staging folder and swap it in atomically."""
+    from search import stop
 
     runs = 1 if n_points is None else n_points + 2
     bar = tqdm(total=options.starts * runs, desc=f"{network.name} ({args.method})", unit="start", file=sys.stderr,
                disable=args.quiet or not sys.stderr.isatty(), leave=False)
+    stop.reset()
+    stop.use_stop_file(str(staging / ".stop"))
+    restore = _graceful_stop()
     try:
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
+        if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
+            result = replace(result, status=OptimizeStatus.INTERRUPTED)
+        (staging / ".stop").unlink(missing_ok=True)
+        residency = None
+        if args.keep_activations and result.best is not None:
+            candidates = [result.best] + [r.best for r in result.starts if r.best is not None]
+            residency = best_with_residency(network, template, candidates, goal)
+            if residency is not None:
+                result = replace(result, best=residency.best)
+        doc = result_document(result, network, template, goal, method=args.method, seed=options.seed,
+                              starts=options.starts, time_limit_s=options.time_limit_s, front=result.front)
+        doc["max_evaluations"] = options.max_evaluations
+        if args.keep_activations:
+            doc["activation_residency"] = residency.document() if residency is not None else None
+        write_results(staging, doc, network, template, result.best, result.front)
+        path = out.commit() / RESULT_FILE
     finally:
+        restore()
         bar.close()
-    residency = None
-    if args.keep_activations and result.best is not None:
-        candidates = [result.best] + [r.best for r in result.starts if r.best is not None]
-        residency = best_with_residency(network, template, candidates, goal)
-        if residency is not None:
-            result = replace(result, best=residency.best)
-    doc = result_document(result, network, template, goal, method=args.method, seed=options.seed,
-                          starts=options.starts, time_limit_s=options.time_limit_s, front=result.front)
-    if args.keep_activations:
-        doc["activation_residency"] = residency.document() if residency is not None else None
-    path = write_results(out, doc, network, template, result.best, result.front)
+        stop.reset()
     _print(f"{summary_table(doc)}{_residency_line(residency)}\nwrote {path}")
     if result.status is OptimizeStatus.INTERRUPTED:
-        print("codesign: interrupted; wrote the best design found so far", file=sys.stderr)
-        return 130
+        print("codesign: interrupted; wrote the best design found so far"
+              + ("" if result.best is not None else " (none yet)"), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result.best is None:
         why = f": {result.binding[0]}" if result.binding else ""
-        print(f"codesign: no feasible design within the budget and caps{why}", file=sys.stderr)
-        return 1
-    return 0
+        limit = " (time limit reached)" if result.status is OptimizeStatus.TIME_LIMIT else ""
+        print(f"codesign: no feasible design within the budget and caps{limit}{why}", file=sys.stderr)
+        return EXIT_NO_DESIGN
+    return EXIT_OK
 
 
 def run_default_argv() -> list[str]:

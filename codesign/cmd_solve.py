@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from formulation.jsonsafe import json_text
 from formulation.specs.types import SpecError
-from codesign.args import _number_arg, relaxation_solver
+from codesign.args import _number_arg, goal_args, pareto_points, relaxation_solver, time_limit_arg
 
 
 
@@ -86,25 +86,15 @@ def _solve_summary(doc: dict) -> str:
 def cmd_solve(args) -> int:
     """Solve the continuous relaxation once (and optionally an ε-constraint front of power vs latency)."""
     from formulation.specs.catalog import load_network, load_template
-    from formulation.goals import Caps, Objective
+    from formulation.goals import Objective
     from formulation.relaxed.problem import RelaxedProblem
     from formulation.relaxed.solvers import SolveStatus, get_backend
     from formulation.relaxed.sweep import tight_cycles
 
-    try:
-        objective = Objective(str(args.objective).lower())
-    except ValueError:
-        raise SpecError(f"--objective = {args.objective!r}: use one of {', '.join(o.value for o in Objective)}") from None
-    caps = Caps(latency_s=_number_arg(args.latency_cap, "--latency-cap"),
-                energy_pJ=_number_arg(args.energy_cap, "--energy-cap"),
-                power_mW=_number_arg(args.power_cap, "--power-cap"))
-    if objective is Objective.POWER and caps.latency_s is None:
-        raise SpecError("--objective = 'power': needs --latency-cap (the model has no static power, so without a "
-                        "latency cap power falls without bound by idling)")
-    area = _number_arg(args.area_budget, "--area-budget")
-    max_iter = _number_arg(args.max_iter, "--max-iter", int, 0)
-    time_limit = _number_arg(args.time_limit, "--time-limit")
-    n_points = _number_arg(args.pareto, "--pareto", int, 1)
+    objective, area, caps = goal_args(args, energy_cap=True)
+    max_iter = _number_arg(args.max_iter, "--max-iter", int, 0, maximum=10 ** 7)
+    time_limit = time_limit_arg(args.time_limit)
+    n_points = pareto_points(args.pareto)
     solver, hooks = relaxation_solver(args)
     backend = get_backend(solver)
     network = load_network(args.network)
@@ -123,7 +113,7 @@ def cmd_solve(args) -> int:
                                    max_iter=max_iter or 3000, time_limit_s=time_limit)
     doc = _solve_document(problem, result, x, network, template, objective, front)
     if args.json:
-        print(json.dumps(doc, indent=2, default=float))
+        print(json_text(doc, indent=2))
     else:
         print(_solve_summary(doc))
         if front is not None:

@@ -36,7 +36,8 @@ A method whose optional dependency is missing reports one line (:func:`load`). E
 Registered here: ``codesign`` (this project's pipeline: relax, round, local search, from parallel
 starts; its front is the ε-constraint sweep), and the baselines of :mod:`search.baselines` on the
 same evaluator, legal space and result type: ``ga`` (front: NSGA-II), ``random``,
-``weighted-sum`` (front: N weights) and ``bo``.
+``weighted-sum`` (front: N weights) and ``bo``; and ``exact`` (:mod:`search.mapper`: the proven
+best mapping per layer on fixed hardware, with a certificate per layer).
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Method:
             raise SpecError(f"--method = {self.name!r}: does not solve the relaxation, so --solver and "
                             f"--model-hook do not apply")
         if options.max_evaluations is not None and not self.evaluation_budget:
-            raise SpecError(f"max_evaluations = {options.max_evaluations}: method {self.name} has only a "
+            raise SpecError(f"--max-evaluations = {options.max_evaluations}: method {self.name} has only a "
                             f"time budget")
 
     def optimize(self, network: Network, template: ArchTemplate, goal: Goal, options: RunOptions,
@@ -169,19 +170,21 @@ class Codesign(Method):
     description = "relax (IPOPT), round, local search, from parallel starts; --pareto N: epsilon-constraint front"
     front = True
     relaxation = True
+    evaluation_budget = True  # split evenly over the starts (search.optimize.split_evaluations)
 
     def run(self, network, template, goal, options, on_start_done=None):
         return optimize(network, template, goal, starts=options.starts, jobs=options.jobs, seed=options.seed,
                         solver=options.solver, fixed_hardware=options.fixed_hardware,
                         time_limit_s=options.time_limit_s, backend=options.backend, scheduler=options.scheduler,
-                        on_start_done=on_start_done, model_hooks=options.model_hooks)
+                        on_start_done=on_start_done, model_hooks=options.model_hooks,
+                        max_evaluations=options.max_evaluations)
 
     def pareto(self, network, template, goal, n_points, options, on_start_done=None):
         front = pareto_front(network, template, goal, n_points, starts=options.starts, jobs=options.jobs,
                              seed=options.seed, solver=options.solver, fixed_hardware=options.fixed_hardware,
                              time_limit_s=options.time_limit_s, backend=options.backend,
                              scheduler=options.scheduler, on_start_done=on_start_done,
-                             model_hooks=options.model_hooks)
+                             model_hooks=options.model_hooks, max_evaluations=options.max_evaluations)
         return front.best_for(network, template, goal)
 
 
@@ -254,6 +257,20 @@ class BayesianOptimization(Baseline):
     name = "bo"
     description = "Bayesian optimization (BoTorch GP) over the hardware, inner mapping search per point"
     module, function, hint = "search.baselines.bo", "run_bo", "install it with .venv/bin/pip install -e '.[bo]'"
+
+
+@register
+class Exact(Method):
+    name = "exact"
+    description = ("proven-optimal mapping of every layer by branch and bound on fixed hardware (energy, latency, "
+                   "edp), with a certificate per layer; starts from the local search")
+
+    def run(self, network, template, goal, options, on_start_done=None):
+        if not options.fixed_hardware:
+            raise SpecError("--method = 'exact': maps fixed hardware only; add --fixed-hardware --arch NAME")
+        from search.mapper.network import map_network
+
+        return map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed)
 
 
 __all__ = ["METHODS", "Baseline", "Method", "RunOptions", "get_method", "load", "register"]

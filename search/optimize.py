@@ -11,6 +11,9 @@ as joblib tasks (``backend="loky"``) or on a Dask cluster (``backend="dask"``).
 
 from __future__ import annotations
 
+import math
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable
 
@@ -25,8 +28,9 @@ from formulation.specs.types import Architecture, Network, SpecError
 from formulation.specs.template import ArchTemplate
 from search.design import Goal
 from search.local_search import local_search
-from search.outcome import OptimizeResult, OptimizeStatus, StartResult
+from search.outcome import Budget, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import round_solution
+from search.stop import stop_file, stop_requested, use_stop_file
 
 # Loop orders that differ in reuse, innermost first: reduction loops innermost (outputs stay),
 # output-pixel loops innermost (weights stay), output-channel loops innermost (inputs stay).
@@ -69,46 +73,78 @@ def fixed_template(arch: Architecture) -> ArchTemplate:
 
 def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, start: int, solver: str,
               fixed_hardware: bool, time_limit_s: float, x0: np.ndarray | None = None,
-              model_hooks: tuple = ()) -> StartResult:
+              model_hooks: tuple = (), *, deadline_epoch_s: float = math.inf, max_evaluations: int | None = None,
+              stop_path: str | None = None) -> StartResult:
     """One start: relax with this start's structures, solve, round, improve.
 
     ``solver`` names the backend of the relaxation; ``model_hooks`` change its Pyomo model
-    (:mod:`formulation.relaxed.hooks`).
+    (:mod:`formulation.relaxed.hooks`). The start ends by ``time_limit_s`` and by the whole run's
+    ``deadline_epoch_s`` (``time.time()``, shared across processes), whichever comes first; a start
+    with no time left returns at once. With ``max_evaluations`` the local search stops
+    deterministically after that many mapping evaluations. ``stop_path`` is the run's stop file
+    (:mod:`search.stop`): a stop request ends the start with its best design so far (the rounded
+    relaxation at least, when the request came during the solve).
     """
     t0 = time.monotonic()
+    if stop_path is not None:
+        use_stop_file(stop_path)
+        if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's to handle
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit = min(time_limit_s, deadline_epoch_s - time.time())
+    if limit <= 0 or stop_requested():
+        return StartResult(start, None, None, "not_started", 0, 0.0, "no time left" if limit <= 0 else "stopped",
+                           timed_out=limit <= 0)
     structures = structures_for_start(network, template, seed, start)
     problem = RelaxedProblem(network, template, goal.objective, goal.area_budget_mm2, goal.caps, structures,
                              model_hooks)
-    result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=max(1.0, time_limit_s / 2))
+    solve_limit = max(0.05, (limit - (time.monotonic() - t0)) / 2)
+    result = get_backend(solver).solve(problem, x0=x0, max_iter=300, time_limit_s=solve_limit)
     if not result.ok:
         return StartResult(start, None, None, result.status.value, 0, time.monotonic() - t0,
                            result.message or ", ".join(result.binding))
+    solve_timed_out = "time limit" in (result.message or "")
     design = round_solution(problem, result.x)
-    remaining = max(0.0, time_limit_s - (time.monotonic() - t0))
-    best, budget = local_search(network, template, design, goal, fixed_hardware=fixed_hardware,
-                                time_limit_s=remaining, seed=(seed, start))
+    remaining = max(0.0, limit - (time.monotonic() - t0))
+    best, budget = local_search(network, template, design, goal, fixed_hardware=fixed_hardware, seed=(seed, start),
+                                budget=Budget(remaining, max_evaluations))
     return StartResult(start, best, float(np.exp(result.objective)) if result.objective is not None else None,
-                       result.status.value, budget.evaluations, time.monotonic() - t0, timed_out=budget.timed_out)
+                       result.status.value, budget.evaluations, time.monotonic() - t0,
+                       "stopped" if budget.stopped_by == Budget.INTERRUPTED else "",
+                       timed_out=budget.timed_out or solve_timed_out)
+
+
+def split_evaluations(max_evaluations: int | None, starts: int) -> list[int | None]:
+    """The evaluation budget of each start: ``max_evaluations`` split as evenly as integers allow."""
+    if max_evaluations is None:
+        return [None] * starts
+    return [max_evaluations // starts + (k < max_evaluations % starts) for k in range(starts)]
 
 
 def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: int = 4, jobs: int = 2,
              seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False, time_limit_s: float = 60.0,
              backend: str = "loky", scheduler: str | None = None,
-             on_start_done: Callable[[StartResult], None] | None = None, model_hooks: tuple = ()) -> OptimizeResult:
-    """Best design over ``starts`` parallel starts; a KeyboardInterrupt keeps the best design so far.
+             on_start_done: Callable[[StartResult], None] | None = None, model_hooks: tuple = (),
+             max_evaluations: int | None = None) -> OptimizeResult:
+    """Best design over ``starts`` parallel starts; a stop request or KeyboardInterrupt keeps the best so far.
 
     ``time_limit_s`` is the whole run's budget: with ``jobs`` workers, each start gets
-    ``time_limit_s * min(jobs, starts) / starts``. Status: ``converged`` when every start's local
-    search ended on its own, ``time_limit`` when one was cut short, ``interrupted`` on Ctrl-C,
-    ``infeasible`` when no start found a feasible design (:mod:`search.outcome`); never ``optimal``
-    (nothing here proves optimality).
+    ``time_limit_s * min(jobs, starts) / starts``, and no start runs past ``time_limit_s`` from now.
+    ``max_evaluations`` is split evenly over the starts (:func:`split_evaluations`); each start's result
+    then depends only on ``seed`` and its index, so the result is the same for any ``jobs``, machine or
+    load, as long as the time limit does not cut first (the status then says ``time_limit``).
+    Status: ``converged`` when every start's local search ended on its own, ``evaluation_limit`` when
+    the evaluation budget ended one, ``time_limit`` when one was cut short, ``interrupted`` on Ctrl-C or
+    a stop request, ``infeasible`` when no start found a feasible design (:mod:`search.outcome`); never
+    ``optimal`` (nothing here proves optimality).
     """
     t0 = time.monotonic()
+    deadline = time.time() + time_limit_s
     done: list[StartResult] = []
     status = OptimizeStatus.CONVERGED
     per_start = time_limit_s * min(max(jobs, 1), starts) / starts
-    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, tuple(model_hooks))
-            for k in range(starts)]
+    budgets = split_evaluations(max_evaluations, starts)
+    args = [(network, template, goal, seed, k, solver, fixed_hardware, per_start, None, tuple(model_hooks), deadline,
+             budgets[k], stop_file()) for k in range(starts)]
     try:
         for res in _run_parallel(args, jobs, backend, scheduler):
             done.append(res)
@@ -116,29 +152,39 @@ def optimize(network: Network, template: ArchTemplate, goal: Goal, *, starts: in
                 on_start_done(res)
     except KeyboardInterrupt:
         status = OptimizeStatus.INTERRUPTED
+    if stop_requested():
+        status = OptimizeStatus.INTERRUPTED
     feasible = [r for r in done if r.best is not None and r.best.score.feasible]
     best = min(feasible, key=lambda r: (r.best.score.value(goal.objective), r.start)).best if feasible else None
-    if best is None and status is OptimizeStatus.CONVERGED:
-        status = OptimizeStatus.INFEASIBLE
-    elif status is OptimizeStatus.CONVERGED and any(r.timed_out for r in done):
+    if status is OptimizeStatus.CONVERGED and any(r.timed_out for r in done):
         status = OptimizeStatus.TIME_LIMIT
-    binding = tuple(r.message for r in done if r.best is None and r.message)
+    elif best is None and status is OptimizeStatus.CONVERGED:
+        status = OptimizeStatus.INFEASIBLE
+    elif status is OptimizeStatus.CONVERGED and max_evaluations is not None and \
+            sum(r.evaluations for r in done) >= max_evaluations:
+        status = OptimizeStatus.EVALUATION_LIMIT
+    binding = tuple(r.message for r in done if r.best is None and r.message and r.solver_status != "not_started")
     return OptimizeResult(status, "nlp+local-search", best, tuple(sorted(done, key=lambda r: r.start)),
                           time.monotonic() - t0, sum(r.evaluations for r in done), binding[:1])
+
+
+def _call_start(a: tuple) -> StartResult:
+    *positional, deadline, budget, stop_path = a
+    return run_start(*positional, deadline_epoch_s=deadline, max_evaluations=budget, stop_path=stop_path)
 
 
 def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | None):
     """Yield start results in start order as they finish."""
     if jobs <= 1 or len(args) == 1:
         for a in args:
-            yield run_start(*a)
+            yield _call_start(a)
         return
     if backend == "dask":
         from dask.distributed import Client
 
         client = Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1)
         try:
-            futures = client.map(lambda a: run_start(*a), args, pure=False)
+            futures = client.map(_call_start, args, pure=False)
             for future in futures:
                 yield future.result()
         finally:
@@ -148,4 +194,4 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
         raise SpecError(f"--backend = {backend!r}: use loky or dask")
 
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
-    yield from parallel(delayed(run_start)(*a) for a in args)
+    yield from parallel(delayed(_call_start)(a) for a in args)

@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from search.stop import stop_requested
+
 if TYPE_CHECKING:
     from search.design import Evaluated
     from search.pareto import DesignFront
 
 
 class OptimizeStatus(str, Enum):
-    OPTIMAL = "optimal"                    # proven optimal (reserved for a method with a bound; none yet)
+    OPTIMAL = "optimal"                    # proven optimal (the exact mapper on energy or latency)
     CONVERGED = "converged"                # the method's own stopping rule ended it: a local optimum, no proof
     EVALUATION_LIMIT = "evaluation_limit"  # stopped by its evaluation (or generation) budget
     TIME_LIMIT = "time_limit"              # stopped by the time limit; the best design so far is reported
@@ -99,6 +101,7 @@ class Budget:
     TIME = "time"
     EVALUATIONS = "evaluations"
     CONVERGED = "converged"
+    INTERRUPTED = "interrupted"
 
     def __init__(self, time_limit_s: float = math.inf, max_evaluations: float | None = None):
         self.t0 = time.monotonic()
@@ -126,12 +129,18 @@ class Budget:
         self.evaluations += int(evaluations)
 
     def out_of_time(self) -> bool:
-        return time.monotonic() > self.deadline
+        """The wall time is used up, or a stop was requested (:mod:`search.stop`: SIGINT/SIGTERM)."""
+        return time.monotonic() > self.deadline or stop_requested()
 
     def exhausted(self) -> bool:
-        """True (and ``stopped_by`` set) when the evaluations or the wall time are used up."""
+        """True (and ``stopped_by`` set) when the evaluations or the wall time are used up, or a stop was
+        requested. The evaluations are checked first and only between steps, so under an evaluation
+        budget a run takes the same steps on every run and machine."""
         if self.remaining_evaluations() <= 0:
             self.stopped_by = self.EVALUATIONS
+            return True
+        if stop_requested():
+            self.stopped_by = self.INTERRUPTED
             return True
         if self.out_of_time():
             self.stopped_by = self.TIME

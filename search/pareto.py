@@ -31,6 +31,7 @@ from search.design import Evaluated, Goal, evaluate_design, exceeds
 from search.optimize import optimize
 from search.outcome import OptimizeResult, OptimizeStatus, StartResult, worse_status
 from search.results import design_summary
+from search.stop import stop_requested
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +141,8 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
                  jobs: int = 2, seed: int = 0, solver: str = "cyipopt", fixed_hardware: bool = False,
                  time_limit_s: float = 120.0, backend: str = "loky", scheduler: str | None = None,
                  on_start_done: Callable | None = None,
-                 on_run_done: Callable[[SweepRun], None] | None = None, model_hooks: tuple = ()) -> DesignFront:
+                 on_run_done: Callable[[SweepRun], None] | None = None, model_hooks: tuple = (),
+                 max_evaluations: int | None = None) -> DesignFront:
     """Non-dominated (latency, power) designs from ``n_points`` power minimizations under latency caps.
 
     ``goal`` supplies the area budget and any caps (its objective is not used here).
@@ -148,6 +150,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
     if n_points < 1:
         raise SpecError(f"--pareto = {n_points}: needs at least 1 point")
     per_run = time_limit_s / (n_points + 2)
+    evals_per_run = None if max_evaluations is None else max(1, max_evaluations // (n_points + 2))
     runs: list[SweepRun] = []
     status = OptimizeStatus.CONVERGED
 
@@ -160,7 +163,8 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
             result = optimize(network, template, Goal(objective, goal.area_budget_mm2, caps), starts=starts,
                               jobs=jobs, seed=seed, solver=solver, fixed_hardware=fixed_hardware,
                               time_limit_s=per_run, backend=backend, scheduler=scheduler,
-                              on_start_done=on_start_done, model_hooks=model_hooks)
+                              on_start_done=on_start_done, model_hooks=model_hooks,
+                              max_evaluations=evals_per_run)
         except KeyboardInterrupt:  # between starts, outside optimize's own handler
             result = OptimizeResult(OptimizeStatus.INTERRUPTED, "nlp+local-search", None, (), 0.0, 0)
         sweep = SweepRun(label, objective, cap, result)
@@ -172,7 +176,7 @@ def pareto_front(network: Network, template: ArchTemplate, goal: Goal, n_points:
         return sweep
 
     def interrupted() -> bool:
-        return status is OptimizeStatus.INTERRUPTED
+        return status is OptimizeStatus.INTERRUPTED or stop_requested()
 
     fastest = run("min-latency", Objective.LATENCY, None)
     lowest = None if interrupted() else run("min-power", Objective.POWER, None)

@@ -9,7 +9,8 @@ An output directory ``DIR`` holds
     ``layer``, ``arch``, ``mapping``: the format of the Timeloop reference cases), which
     ``codesign evaluate --cases DIR/layers.jsonl`` reads back to the same cycles and energy;
 ``timeloop/<layer>/``
-    ``arch.yaml``, ``problem.yaml``, ``mapping.yaml``, ``ERT.yaml`` for ``timeloop-model``;
+    (the layer name made a safe folder name, :mod:`formulation.specs.filenames`; ``files.timeloop_folders``
+    in ``result.json`` maps each layer to its folder) ``arch.yaml``, ``problem.yaml``, ``mapping.yaml``, ``ERT.yaml`` for ``timeloop-model``;
 ``pareto.png``
     the latency/power front, when one was computed.
 
@@ -22,7 +23,8 @@ proven optimal, which no method does yet: :mod:`search.outcome`),
 ``hardware`` (mesh, PEs, every buffer's size in words, which sizes were free, area), ``totals``
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
-``latency_s`` and ``case``, the layer's reference-format case), ``start_results`` (one entry per
+``latency_s`` and ``case``, the layer's reference-format case, and with ``--method exact`` the
+``certificate`` of :class:`search.mapper.result.Certificate`), ``start_results`` (one entry per
 start), ``binding`` (why nothing was feasible, when so), ``pareto`` (when a front was computed) and
 ``files``. The design is ``hardware`` plus each layer's ``case.mapping``; nothing else in the file
 is needed to reproduce the numbers.
@@ -41,9 +43,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formulation.axes import DIMS, TENSOR_NAMES, TENSORS
+from formulation.jsonsafe import json_text
 from formulation.model.encoding import decode
 from formulation.model.exact import evaluate
 from formulation.model.report import evaluation_record
+from formulation.specs.filenames import inside, unique_components
 from formulation.specs.loading import case_from_dict
 from formulation.specs.timeloop_export import export_timeloop
 from formulation.specs.types import Architecture, Layer, Mapping, Network
@@ -231,7 +235,13 @@ def result_document(result: OptimizeResult, network: Network, template: ArchTemp
         doc["hardware"] = hardware_document(template, best)
         doc["totals"] = score_document(best, counts)
         doc["layers"] = layer_entries(network, template, best)
+        certificates = result.extra.get("certificates", {})
+        for entry in doc["layers"]:
+            if entry["name"] in certificates:
+                entry["certificate"] = certificates[entry["name"]]
         doc["files"].update({"layers": LAYERS_FILE, "timeloop": TIMELOOP_DIR + "/"})
+        names = [entry.layer.name for entry in network.layers]
+        doc["files"]["timeloop_folders"] = dict(zip(names, unique_components(names)))
     if front is not None:
         doc["pareto"] = front.document(template)
         if front.points:
@@ -262,8 +272,9 @@ def write_timeloop(out_dir: Path, network: Network, template: ArchTemplate, best
     target = out_dir / TIMELOOP_DIR
     tmp = Path(tempfile.mkdtemp(prefix=f".{TIMELOOP_DIR}.", dir=out_dir))
     try:
-        for entry, arrays in zip(network.layers, best.design.mappings):
-            export_timeloop(entry.layer, arch, decode(arrays, arch), tmp / entry.layer.name)
+        folders = unique_components([entry.layer.name for entry in network.layers])
+        for entry, arrays, folder in zip(network.layers, best.design.mappings, folders):
+            export_timeloop(entry.layer, arch, decode(arrays, arch), inside(tmp, tmp / folder))
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{TIMELOOP_DIR}.old.", dir=out_dir))
             os.replace(target, old / TIMELOOP_DIR)
@@ -318,12 +329,12 @@ def write_results(out_dir: str | Path, doc: dict, network: Network, template: Ar
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if best is not None:
-        atomic_write_text(out / LAYERS_FILE, "".join(json.dumps(e["case"]) + "\n" for e in doc["layers"]))
+        atomic_write_text(out / LAYERS_FILE, "".join(json_text(e["case"]) + "\n" for e in doc["layers"]))
         write_timeloop(out, network, template, best)
     if front is not None and front.points:
         plot_front(out / PARETO_PLOT, front, f"{network.name}: latency vs power ({template.name})")
     path = out / RESULT_FILE
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(path, json_text(doc, indent=2) + "\n")
     return path
 
 

@@ -148,7 +148,7 @@ def test_weighted_sum_pareto_has_one_candidate_per_weight(specs, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--method", "random", "--pareto", "3"], "does not compute fronts"),
-    (["--method", "weighted-sum", "--pareto", "1"], "at least 2 weights"),
+    (["--method", "weighted-sum", "--pareto", "1"], "must be >= 2"),  # the --pareto check shared by solve and optimize
 ])
 def test_baseline_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, message):
     assert optimize(tmp_path / "out", specs, *extra) == 2

@@ -20,16 +20,22 @@ def test_every_method_is_registered_with_its_capabilities():
     for name, method in METHODS.items():
         assert method.name == name and method.description and method.single
     assert [n for n, m in sorted(METHODS.items()) if m.front] == ["codesign", "ga", "weighted-sum"]
-    assert not METHODS["codesign"].evaluation_budget and METHODS["random"].evaluation_budget
+    # every method but the exact mapper repeats exactly under --max-evaluations; the exact mapper refuses it
+    assert all(m.evaluation_budget for n, m in METHODS.items() if n != "exact")
+    with pytest.raises(SpecError, match="--max-evaluations = 100: method exact has only a time budget"):
+        METHODS["exact"].check(RunOptions(max_evaluations=100, fixed_hardware=True))
 
 
 def test_unknown_method_and_unsupported_options_are_one_line_errors():
-    with pytest.raises(SpecError, match=r"--method = 'nope': unknown method \(available: bo, codesign, ga"):
+    with pytest.raises(SpecError, match=r"--method = 'nope': unknown method \(available: bo, codesign, exact, ga"):
         get_method("nope")
     with pytest.raises(SpecError, match="--pareto = 3: method random does not compute fronts"):
         get_method("random").check(RunOptions(), n_points=3)
-    with pytest.raises(SpecError, match="max_evaluations = 100: method codesign has only a time budget"):
-        get_method("codesign").check(RunOptions(max_evaluations=100))
+    class TimeOnly(Method):
+        name, description = "time-only", "a method with a time budget only"
+
+    with pytest.raises(SpecError, match="--max-evaluations = 100: method time-only has only a time budget"):
+        TimeOnly().check(RunOptions(max_evaluations=100))
     get_method("ga").check(RunOptions(max_evaluations=100, fixed_hardware=True), n_points=3)  # supported: no error
 
 

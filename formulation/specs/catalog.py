@@ -23,9 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from formulation.specs.loading import LAYER_KEYS, arch_from_dict, layer_from_dict, network_from_dict, read_document
+from formulation.specs.numbers import check_name
+from formulation.specs.safe_load import parse_yaml
 from formulation.specs.types import Architecture, Network, NetworkLayer, SpecError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _read_builtin(kind: str, what: str, name: str) -> tuple[str, Any]:
         raise SpecError(f"{what} = {name!r}: not a built-in {what} (available: {', '.join(names) or 'none'}) "
                         f"and not a {'/'.join(FILE_SUFFIXES)} file")
     text = (_builtin_dir(kind) / f"{match}{_BUILTIN_SUFFIX}").read_text(encoding="utf-8")
-    return match, yaml.safe_load(text)
+    return match, parse_yaml(text, f"built-in {what} {match}")
 
 
 def _read_file(path: str | Path) -> tuple[str, Any]:
@@ -89,10 +89,10 @@ def _network_from_doc(doc: Any, default_name: str) -> Network:
                                                                                      default_name).layer),))
     if isinstance(doc, MappingABC) and "layers" not in doc:
         if "layer" in doc and "arch" in doc:  # a reference case: its layer
-            name = str(doc.get("layer_name", default_name))
+            name = check_name(doc.get("layer_name", default_name), "layer_name")
             return Network(name=name, layers=(NetworkLayer(layer_from_dict(doc["layer"], name=name)),))
         if any(key in doc for key in LAYER_KEYS):  # a single layer
-            name = str(doc.get("name", default_name))
+            name = check_name(doc.get("name", default_name), "layer.name")
             return Network(name=name, layers=(NetworkLayer(layer_from_dict(doc, name=name)),))
     return network_from_dict(doc, default_name=default_name)
 
@@ -172,5 +172,5 @@ def load_template(name_or_path: str | Path):
             else:
                 near = path.parent / str(base)
                 arch = load_arch(near if near.is_file() else str(base))
-            return template_from_dict(doc, arch, str(doc.get("name", path.stem)))
+            return template_from_dict(doc, arch, check_name(doc.get("name", path.stem), "template.name"))
     return default_template(load_arch(name_or_path))

@@ -93,13 +93,19 @@ def _label(network: Network, node: GraphNode) -> str:
     return f"{node.name}{parallel}\\n{shape}{same}"
 
 
+def _q(text: str) -> str:
+    """``text`` as the inside of a DOT string: a name with ``"`` or ``\\`` cannot end the string early."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def to_dot(network: Network) -> str:
     """Graphviz DOT text of the network's graph (labels: name, shape, the distinct layer it shares)."""
-    lines = [f'digraph "{network.name}" {{', "  rankdir=TB;", '  node [shape=box, fontsize=10];']
+    lines = [f'digraph "{_q(network.name)}" {{', "  rankdir=TB;", '  node [shape=box, fontsize=10];']
     for node in network.graph_nodes:
-        lines.append(f'  "{node.name}" [label="{_label(network, node)}"];')
+        label = _label(network, node).replace('"', '\\"')  # the label's own \n line breaks stay
+        lines.append(f'  "{_q(node.name)}" [label="{label}"];')
     for node in network.graph_nodes:
-        lines.extend(f'  "{src}" -> "{node.name}";' for src in node.inputs)
+        lines.extend(f'  "{_q(src)}" -> "{_q(node.name)}";' for src in node.inputs)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -13,9 +13,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from formulation.axes import DIMS, TENSOR_BY_NAME, TENSOR_NAMES, TENSORS, Dim
+from formulation.specs.numbers import (
+    BANDWIDTH_RANGE,
+    CLOCK_GHZ_RANGE,
+    MAX_DIM,
+    MAX_ENERGY_PJ,
+    MAX_INSTANCES,
+    MAX_BLOCK_SIZE,
+    MAX_NETWORK_MACS,
+    MAX_OCCURRENCES,
+    MAX_REPEAT,
+    MAX_SIZE_WORDS,
+    MAX_WORD_BITS,
+    check_int,
+    check_layer_counts,
+    check_name,
+    check_real,
+    show,
+)
+from formulation.specs.safe_load import load_file, parse_json, read_text
 from formulation.specs.types import (
     Architecture,
     Layer,
@@ -32,57 +49,46 @@ LAYER_KEYS = ("N", "C", "K", "P", "Q", "R", "S", "Wstride", "Hstride", "Wdilatio
 
 
 def read_document(path: str | Path) -> Any:
-    """Parse a YAML or JSON file (YAML is a superset of JSON, so one parser reads both)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"file = {str(path)!r}: no such file")
-    try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"file = {str(path)!r}: not valid YAML/JSON{where}") from None
+    """Parse a YAML 1.2 or JSON file, bounded and strict (:mod:`formulation.specs.safe_load`)."""
+    return load_file(path)
 
 
 def _mapping_doc(doc: Any, what: str) -> MappingABC:
     if type(doc) is not dict and not isinstance(doc, MappingABC):  # a dict is the common case: no ABC check
-        raise SpecError(f"{what} = {doc!r}: expected a mapping of keys to values")
+        raise SpecError(f"{what} = {show(doc)}: expected a mapping of keys to values")
     return doc
 
 
 def _check_keys(doc: MappingABC, allowed: tuple[str, ...] | set[str], what: str) -> None:
     for key in doc:
         if key not in allowed:
-            raise SpecError(f"{what}.{key} = {doc[key]!r}: unknown key (allowed: {', '.join(sorted(allowed))})")
+            raise SpecError(f"{what}.{key} = {show(doc[key])}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def _int(doc: MappingABC, key: str, what: str, default: int | None = None) -> int:
+def _int(doc: MappingABC, key: str, what: str, default: int | None = None, hi: int = MAX_DIM) -> int:
     value = doc.get(key, default)
     if value is None:
         raise SpecError(f"{what}.{key} = None: missing")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise SpecError(f"{what}.{key} = {value!r}: must be a positive integer")
-    return value
+    return check_int(value, f"{what}.{key}", 1, hi)
 
 
-def _number(doc: MappingABC, key: str, what: str, default: float | None = None) -> float | None:
+def _number(doc: MappingABC, key: str, what: str, default: float | None = None,
+            hi: float = MAX_ENERGY_PJ) -> float | None:
     value = doc.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise SpecError(f"{what}.{key} = {value!r}: must be a non-negative number")
-    return float(value)
+    return check_real(value, f"{what}.{key}", 0.0, hi)
 
 
 def layer_from_dict(doc: Any, name: str | None = None) -> Layer:
     what = f"layer {name}" if name else "layer"
     doc = _mapping_doc(doc, what)
     _check_keys(doc, set(LAYER_KEYS) | {"name"}, what)
-    layer_name = str(doc.get("name", name or "layer"))
+    layer_name = check_name(doc.get("name", name or "layer"), f"{what}.name")
     values = {k: _int(doc, k, what, default=1 if k not in "NCKPQ" else None) for k in LAYER_KEYS}
-    return Layer(name=layer_name, **values)
+    layer = Layer(name=layer_name, **values)
+    check_layer_counts(layer, what)
+    return layer
 
 
 def network_from_dict(doc: Any, default_name: str = "network") -> Network:
@@ -100,109 +106,39 @@ def network_from_dict(doc: Any, default_name: str = "network") -> Network:
 
     doc = _mapping_doc(doc, "network")
     _check_keys(doc, {"name", "layers"}, "network")
-    name = str(doc.get("name", default_name))
+    name = check_name(doc.get("name", default_name), "network.name")
     raw = doc.get("layers")
     if not isinstance(raw, list) or not raw:
-        raise SpecError(f"network.layers = {raw!r}: must be a non-empty list")
+        raise SpecError(f"network.layers = {show(raw)}: must be a non-empty list")
     occurrences: list[tuple[Layer, tuple[str, ...], int]] = []
     for i, item in enumerate(raw):
         item = _mapping_doc(item, f"network.layers[{i}]")
         layer_doc = {k: v for k, v in item.items() if k not in ("count", "repeat", "parallel", "inputs")}
         what = f"network.layers[{i}]"
-        count = _int(item, "count", what, default=item.get("repeat", 1))
-        parallel = _int(item, "parallel", what, default=1)
-        layer = layer_from_dict(layer_doc, name=str(item.get("name", f"layer{i}")))
+        count = _int(item, "count", what, default=item.get("repeat", 1), hi=MAX_OCCURRENCES)
+        parallel = _int(item, "parallel", what, default=1, hi=MAX_REPEAT)
+        if len(occurrences) + count > MAX_OCCURRENCES:
+            raise SpecError(f"{what}.count = {count}: the network would list more than {MAX_OCCURRENCES:,} layer "
+                            f"occurrences")
+        layer = layer_from_dict(layer_doc, name=check_name(item.get("name", f"layer{i}"), f"{what}.name"))
         if "inputs" in item:
             inputs = item["inputs"]
             if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
-                raise SpecError(f"{what}.inputs = {inputs!r}: must be a list of earlier layer names")
+                raise SpecError(f"{what}.inputs = {show(inputs)}: must be a list of earlier layer names")
         else:
             inputs = [occurrences[-1][0].name] if occurrences else []
         for k in range(count):
             copy = layer if k == 0 else replace(layer, name=f"{layer.name}#{k + 1}")
             occurrences.append((copy, tuple(inputs) if k == 0 else (occurrences[-1][0].name,), parallel))
-    return network_from_occurrences(name, occurrences)
+    network = network_from_occurrences(name, occurrences)
+    if network.macs > MAX_NETWORK_MACS:
+        raise SpecError(f"network {name} MACs = {network.macs:,}: must be at most {MAX_NETWORK_MACS:,} (2^56)")
+    return network
 
 
 LEVEL_KEYS = {"name", "technology", "size", "word_bits", "block_size", "instances", "meshX", "read_energy",
               "write_energy", "fill_energy", "update_energy", "read_bw", "write_bw", "keeps"}
 MAC_KEYS = {"name", "instances", "meshX", "word_bits", "energy"}
-
-
-def _tensor_list(value: Any, what: str) -> frozenset:
-    if not isinstance(value, list):
-        raise SpecError(f"{what} = {value!r}: must be a list of tensor names (Weights, Inputs, Outputs)")
-    out = set()
-    for item in value:
-        if item not in TENSOR_BY_NAME:
-            raise SpecError(f"{what} = {item!r}: unknown tensor (use Weights, Inputs, Outputs)")
-        out.add(TENSOR_BY_NAME[item])
-    return frozenset(out)
-
-
-def level_from_dict(doc: Any, index: int) -> StorageLevel:
-    what = f"arch.levels[{index}]"
-    doc = _mapping_doc(doc, what)
-    _check_keys(doc, LEVEL_KEYS, what)
-    name = doc.get("name")
-    if not isinstance(name, str) or not name:
-        raise SpecError(f"{what}.name = {name!r}: must be a non-empty string")
-    what = f"arch level {name}"
-    tech_raw = doc.get("technology", "SRAM")
-    try:
-        tech = Technology(tech_raw)
-    except ValueError:
-        raise SpecError(f"{what}.technology = {tech_raw!r}: must be DRAM, SRAM or regfile") from None
-    size = None if doc.get("size") is None else _int(doc, "size", what)
-    if size is None and tech is not Technology.DRAM:
-        raise SpecError(f"{what}.size = None: only a DRAM level may be unbounded")
-    instances = _int(doc, "instances", what, default=1)
-    write = _number(doc, "write_energy", what)
-    read = _number(doc, "read_energy", what)
-    if read is None or write is None:
-        raise SpecError(f"{what}.{'read_energy' if read is None else 'write_energy'} = None: missing")
-    keeps = _tensor_list(doc["keeps"], f"{what}.keeps") if "keeps" in doc else frozenset(TENSORS)
-    read_bw = doc.get("read_bw")
-    write_bw = doc.get("write_bw")
-    for key, value in (("read_bw", read_bw), ("write_bw", write_bw)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise SpecError(f"{what}.{key} = {value!r}: must be a positive number of words per cycle")
-    return StorageLevel(
-        name=name, technology=tech, size_words=size,
-        word_bits=_int(doc, "word_bits", what, default=8), block_size=_int(doc, "block_size", what, default=1),
-        instances=instances, mesh_x=_int(doc, "meshX", what, default=instances),
-        read_energy_pJ=read, write_energy_pJ=write,
-        fill_energy_pJ=_number(doc, "fill_energy", what, default=write),
-        update_energy_pJ=_number(doc, "update_energy", what, default=write),
-        read_bw_words=read_bw, write_bw_words=write_bw, keeps=keeps)
-
-
-def arch_from_dict(doc: Any) -> Architecture:
-    doc = _mapping_doc(doc, "arch")
-    _check_keys(doc, {"name", "levels", "mac", "clock_GHz"}, "arch")
-    levels = doc.get("levels")
-    if not isinstance(levels, list) or not levels:
-        raise SpecError(f"arch.levels = {levels!r}: must be a non-empty list, outermost level first")
-    mac_doc = _mapping_doc(doc.get("mac"), "arch.mac")
-    _check_keys(mac_doc, MAC_KEYS, "arch.mac")
-    mac_instances = _int(mac_doc, "instances", "arch.mac")
-    energy = _number(mac_doc, "energy", "arch.mac")
-    if energy is None:
-        raise SpecError("arch.mac.energy = None: missing")
-    mac = Mac(instances=mac_instances, mesh_x=_int(mac_doc, "meshX", "arch.mac", default=mac_instances),
-              energy_pJ=energy, word_bits=_int(mac_doc, "word_bits", "arch.mac", default=8),
-              name=str(mac_doc.get("name", "MACC")))
-    clock = _number(doc, "clock_GHz", "arch", default=1.0)
-    if not clock:
-        raise SpecError(f"arch.clock_GHz = {clock!r}: must be positive")
-    return Architecture(name=str(doc.get("name", "arch")),
-                        levels=tuple(level_from_dict(lv, i) for i, lv in enumerate(levels)), mac=mac, clock_GHz=clock)
-
-
-MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}
-
-
-_DIM_BY_NAME = {d.name: d for d in DIMS}
 
 
 ONES = (1,) * len(DIMS)
@@ -214,16 +150,100 @@ _COMPLETED: dict[tuple[Dim, ...], tuple[Dim, ...]] = {}
 _TENSOR_SETS: dict[tuple, frozenset] = {}
 
 
+def _tensor_list(value: Any, what: str) -> frozenset:
+    if not isinstance(value, list):
+        raise SpecError(f"{what} = {show(value)}: must be a list of tensor names (Weights, Inputs, Outputs)")
+    key = tuple(value) if all(type(item) is str for item in value) else None
+    got = _TENSOR_SETS.get(key) if key is not None else None
+    if got is not None:
+        return got
+    out = set()
+    for item in value:
+        if not isinstance(item, str) or item not in TENSOR_BY_NAME:
+            raise SpecError(f"{what} = {show(item)}: unknown tensor (use Weights, Inputs, Outputs)")
+        out.add(TENSOR_BY_NAME[item])
+    got = frozenset(out)
+    if key is not None and len(_TENSOR_SETS) < 1024:
+        _TENSOR_SETS[key] = got
+    return got
+
+
+def level_from_dict(doc: Any, index: int) -> StorageLevel:
+    what = f"arch.levels[{index}]"
+    doc = _mapping_doc(doc, what)
+    _check_keys(doc, LEVEL_KEYS, what)
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{what}.name = {show(name)}: must be a non-empty string")
+    name = check_name(name, f"{what}.name")
+    what = f"arch level {name}"
+    tech_raw = doc.get("technology", "SRAM")
+    try:
+        tech = Technology(tech_raw)
+    except (TypeError, ValueError):
+        raise SpecError(f"{what}.technology = {show(tech_raw)}: must be DRAM, SRAM or regfile") from None
+    size = None if doc.get("size") is None else _int(doc, "size", what, hi=MAX_SIZE_WORDS)
+    if size is None and tech is not Technology.DRAM:
+        raise SpecError(f"{what}.size = None: only a DRAM level may be unbounded")
+    instances = _int(doc, "instances", what, default=1, hi=MAX_INSTANCES)
+    write = _number(doc, "write_energy", what)
+    read = _number(doc, "read_energy", what)
+    if read is None or write is None:
+        raise SpecError(f"{what}.{'read_energy' if read is None else 'write_energy'} = None: missing")
+    keeps = _tensor_list(doc["keeps"], f"{what}.keeps") if "keeps" in doc else frozenset(TENSORS)
+    read_bw = doc.get("read_bw")
+    write_bw = doc.get("write_bw")
+    for key, value in (("read_bw", read_bw), ("write_bw", write_bw)):
+        if value is not None:
+            check_real(value, f"{what}.{key}", *BANDWIDTH_RANGE)
+    return StorageLevel(
+        name=name, technology=tech, size_words=size,
+        word_bits=_int(doc, "word_bits", what, default=8, hi=MAX_WORD_BITS),
+        block_size=_int(doc, "block_size", what, default=1, hi=MAX_BLOCK_SIZE),
+        instances=instances, mesh_x=_int(doc, "meshX", what, default=instances, hi=MAX_INSTANCES),
+        read_energy_pJ=read, write_energy_pJ=write,
+        fill_energy_pJ=_number(doc, "fill_energy", what, default=write),
+        update_energy_pJ=_number(doc, "update_energy", what, default=write),
+        read_bw_words=read_bw, write_bw_words=write_bw, keeps=keeps)
+
+
+def arch_from_dict(doc: Any) -> Architecture:
+    doc = _mapping_doc(doc, "arch")
+    _check_keys(doc, {"name", "levels", "mac", "clock_GHz"}, "arch")
+    levels = doc.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise SpecError(f"arch.levels = {show(levels)}: must be a non-empty list, outermost level first")
+    mac_doc = _mapping_doc(doc.get("mac"), "arch.mac")
+    _check_keys(mac_doc, MAC_KEYS, "arch.mac")
+    mac_instances = _int(mac_doc, "instances", "arch.mac", hi=MAX_INSTANCES)
+    energy = _number(mac_doc, "energy", "arch.mac")
+    if energy is None:
+        raise SpecError("arch.mac.energy = None: missing")
+    mac = Mac(instances=mac_instances, mesh_x=_int(mac_doc, "meshX", "arch.mac", default=mac_instances,
+                                                   hi=MAX_INSTANCES),
+              energy_pJ=energy, word_bits=_int(mac_doc, "word_bits", "arch.mac", default=8, hi=MAX_WORD_BITS),
+              name=check_name(mac_doc.get("name", "MACC"), "arch.mac.name"))
+    clock = check_real(doc.get("clock_GHz", 1.0), "arch.clock_GHz", *CLOCK_GHZ_RANGE)
+    return Architecture(name=check_name(doc.get("name", "arch"), "arch.name"),
+                        levels=tuple(level_from_dict(lv, i) for i, lv in enumerate(levels)), mac=mac, clock_GHz=clock)
+
+
+MAPPING_KEYS = {"target", "temporal", "permutation", "spatial", "spatial_permutation", "split", "keep", "bypass"}
+
+
+_DIM_BY_NAME = {d.name: d for d in DIMS}
+
+
 def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
     if value is None:
         return {}
     value = _mapping_doc(value, what)
     out = {}
     for key, factor in value.items():
-        dim = _DIM_BY_NAME.get(key)
+        dim = _DIM_BY_NAME.get(key) if type(key) is str else None
         if dim is None:
-            raise SpecError(f"{what}.{key} = {factor!r}: unknown dimension (use N K C P Q R S)")
-        out[dim] = factor if type(factor) is int and factor >= 1 else _int(value, key, what)
+            raise SpecError(f"{what}.{key} = {show(factor)}: unknown dimension (use N K C P Q R S)")
+        out[dim] = factor if type(factor) is int and 1 <= factor <= MAX_DIM else _int(value, key, what)
     return out
 
 
@@ -232,7 +252,7 @@ def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
     if got is not None:
         return got
     if not isinstance(value, str) or not set(value) <= _DIM_BY_NAME.keys() or len(set(value)) != len(value):
-        raise SpecError(f"{what} = {value!r}: must be a string of distinct letters from NKCPQRS")
+        raise SpecError(f"{what} = {show(value)}: must be a string of distinct letters from NKCPQRS")
     got = tuple(_DIM_BY_NAME[ch] for ch in value)
     if type(value) is str:
         _DIM_STRINGS[value] = got
@@ -244,24 +264,6 @@ def _completed(listed: tuple[Dim, ...]) -> tuple[Dim, ...]:
     got = _COMPLETED.get(listed)
     if got is None:
         got = _COMPLETED[listed] = listed + tuple(d for d in DIMS if d not in listed)
-    return got
-
-
-def _tensor_list(value: Any, what: str) -> frozenset:
-    if not isinstance(value, list):
-        raise SpecError(f"{what} = {value!r}: must be a list of tensor names (Weights, Inputs, Outputs)")
-    key = tuple(value) if all(type(item) is str for item in value) else None
-    got = _TENSOR_SETS.get(key) if key is not None else None
-    if got is not None:
-        return got
-    out = set()
-    for item in value:
-        if item not in TENSOR_BY_NAME:
-            raise SpecError(f"{what} = {item!r}: unknown tensor (use Weights, Inputs, Outputs)")
-        out.add(TENSOR_BY_NAME[item])
-    got = frozenset(out)
-    if key is not None and len(_TENSOR_SETS) < 1024:
-        _TENSOR_SETS[key] = got
     return got
 
 
@@ -290,9 +292,7 @@ def level_fields_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> tu
         if d not in sperm:
             raise SpecError(f"{what}.spatial_permutation = {''.join(x.name for x in sperm)!r}: "
                             f"does not list spatial dimension {d.name}")
-    split = doc.get("split", len(sperm))
-    if isinstance(split, bool) or not isinstance(split, int) or not 0 <= split <= len(sperm):
-        raise SpecError(f"{what}.split = {split!r}: must be an integer from 0 to {len(sperm)}")
+    split = check_int(doc.get("split", len(sperm)), f"{what}.split", 0, len(sperm))
     if spatial:  # sperm lists each dimension once: the X ones first, then the Y ones
         sx, sy = list(ONES), list(ONES)
         for k, d in enumerate(sperm):
@@ -335,7 +335,7 @@ def mapping_fields_from_list(doc: Any, arch: Architecture) -> tuple[tuple, ...]:
     if isinstance(doc, MappingABC) and "mapping" in doc:
         doc = doc["mapping"]
     if not isinstance(doc, list):
-        raise SpecError(f"mapping = {doc!r}: must be a list with one entry per storage level, outermost first")
+        raise SpecError(f"mapping = {show(doc)}: must be a list with one entry per storage level, outermost first")
     if len(doc) != len(arch.levels):
         raise SpecError(f"mapping = {len(doc)} levels: architecture {arch.name} has {len(arch.levels)} storage levels "
                         f"({', '.join(lv.name for lv in arch.levels)})")
@@ -344,7 +344,7 @@ def mapping_fields_from_list(doc: Any, arch: Architecture) -> tuple[tuple, ...]:
         entry = _mapping_doc(entry, f"mapping[{i}]")
         target = entry.get("target", level.name)
         if target != level.name:
-            raise SpecError(f"mapping[{i}].target = {target!r}: expected level {level.name!r} (outermost first)")
+            raise SpecError(f"mapping[{i}].target = {show(target)}: expected level {level.name!r} (outermost first)")
         levels.append(level_fields_from_dict(entry, level, outermost=i == 0))
     return tuple(levels)
 
@@ -362,16 +362,6 @@ class Case:
 
 CASE_KEYS = {"id", "set", "layer_name", "arch_name", "seed", "sampler", "layer", "arch", "mapping", "tags",
              "timeloop"}
-
-
-def _key_text(doc: Any) -> bytes | str:
-    """A JSON text of ``doc`` for keying the cache of parsed specs (orjson when it can, else ``json``)."""
-    import orjson
-
-    try:
-        return orjson.dumps(doc)
-    except TypeError:  # e.g. integers beyond 64 bits: left to the spec checks
-        return json.dumps(doc)
 
 
 def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
@@ -394,18 +384,28 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
     return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=reference)
 
 
+def _key_text(doc: Any) -> bytes | str:
+    """A JSON text of ``doc`` for keying the cache of parsed specs (orjson when it can, else ``json``)."""
+    import orjson
+
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # e.g. integers beyond 64 bits: left to the spec checks
+        return json.dumps(doc)
+
+
 def case_parts_from_dict(doc: Any, index: int = 0,
                          specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> tuple:
     """``(id, layer, arch, mapping fields, reference)`` of one case line, the mapping as
     :func:`mapping_fields_from_list` tuples (not checked for legality); see :func:`case_from_dict`."""
     doc = _mapping_doc(doc, f"case {index}")
     _check_keys(doc, CASE_KEYS, f"case {doc.get('id', index)}")
-    case_id = str(doc.get("id", f"case-{index}"))
+    case_id = check_name(doc.get("id", f"case-{index}"), f"case {index}.id", max_chars=1024)
     for key in ("layer", "arch", "mapping"):
         if key not in doc:
             raise SpecError(f"case {case_id}.{key} = None: missing")
     try:
-        layer_name = str(doc.get("layer_name", "layer"))
+        layer_name = check_name(doc.get("layer_name", "layer"), "layer_name")
         key = (layer_name, _key_text(doc["layer"]), _key_text(doc["arch"])) if specs is not None else None
         if key is not None and key in specs:
             layer, arch = specs[key]
@@ -423,15 +423,10 @@ def case_parts_from_dict(doc: Any, index: int = 0,
 def read_cases(path: str | Path) -> list[Case]:
     """Read a JSON-lines file of cases (one object per line; blank lines are skipped)."""
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"cases = {str(path)!r}: no such file")
     cases = []
-    for lineno, line in enumerate(p.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(p, "cases", max_bytes=2 ** 31).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{p.name} line {lineno} = {line[:40]!r}: not valid JSON ({exc.msg})") from None
+        doc = parse_json(line, f"{p.name} line {lineno}")
         cases.append(case_from_dict(doc, index=lineno))
     return cases

@@ -41,6 +41,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from formulation.specs.graph import network_from_occurrences
+from formulation.specs.numbers import (
+    MAX_NETWORK_MACS,
+    MAX_OCCURRENCES,
+    MAX_REPEAT,
+    check_int,
+    check_layer_limits,
+    check_name,
+)
 from formulation.specs.types import Layer, Network, SpecError
 
 CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}        # op: (input, weight) indices
@@ -231,7 +239,7 @@ def _layers(path: str | Path, model) -> list[tuple[Layer, tuple[str, ...], int]]
     indices: list[int] = []
     for index, node in enumerate(model.graph.node):
         op = node.op_type
-        label = node.name or f"{op}{index}"
+        label = node.name if _printable_name(node.name) else f"{op}{index}"
         if node.domain not in _DEFAULT_DOMAINS:
             raise _fail(path, f"node {label}: operator {node.domain}.{op} is not supported (only the default "
                               f"ONNX domain)")
@@ -250,8 +258,23 @@ def _layers(path: str | Path, model) -> list[tuple[Layer, tuple[str, ...], int]]
             out.append((reader.gemm(node, name), 1))
         else:
             out.append(reader.matmul(node, name))
+        try:
+            check_layer_limits(out[-1][0], f"node {name}")
+            check_int(out[-1][1], f"node {name} count", 1, MAX_REPEAT)
+            check_int(len(out), "MAC layers (Conv, Gemm, MatMul nodes)", 1, MAX_OCCURRENCES)
+        except SpecError as exc:
+            raise _fail(path, str(exc)) from None
     inputs = _mac_producers(model, {i: layer.name for i, (layer, _) in zip(indices, out)})
     return [(layer, inputs[i], parallel) for i, (layer, parallel) in zip(indices, out)]
+
+
+def _printable_name(name: str) -> bool:
+    """A node name usable as a layer name (1 to 256 characters, no control characters); else ``<op><index>``."""
+    try:
+        check_name(name, "node name")
+    except SpecError:
+        return False
+    return True
 
 
 def network_from_onnx(path: str | Path) -> Network:
@@ -272,7 +295,10 @@ def network_from_onnx(path: str | Path) -> Network:
     layers = _layers(path, model)
     if not layers:
         raise _fail(path, "the model has no Conv, Gemm or MatMul node (nothing with multiply-accumulates)")
-    return network_from_occurrences(Path(path).stem, layers)
+    network = network_from_occurrences(Path(path).stem, layers)
+    if network.macs > MAX_NETWORK_MACS:
+        raise _fail(path, f"network MACs = {network.macs:,}: must be at most {MAX_NETWORK_MACS:,} (2^56)")
+    return network
 
 
 __all__ = ["network_from_onnx"]

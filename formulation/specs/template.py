@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from formulation.specs.numbers import MAX_MESH_SIDE, MAX_SIZE_WORDS, check_int, show
 from formulation.specs.types import Architecture, SpecError
 from formulation.technology import energy_size_slope
 
@@ -49,12 +50,18 @@ class ArchTemplate:
         for lo, hi, what in ((*self.mesh_x_range, "mesh_x"), (*self.mesh_y_range, "mesh_y")):
             if not 1 <= lo <= hi:
                 raise SpecError(f"template {self.name}: {what} = [{lo}, {hi}]: needs 1 <= min <= max")
+            if hi > MAX_MESH_SIDE:
+                raise SpecError(f"template {self.name}: {what} = [{lo}, {hi}]: a mesh side is at most "
+                                f"{MAX_MESH_SIDE:,} PEs")
         names = {lv.name for lv in self.base.levels}
         for name, lo, hi in self.size_ranges:
             if name not in names:
                 raise SpecError(f"template {self.name}: sizes.{name} = [{lo}, {hi}]: no such level")
             if not 1 <= lo <= hi:
                 raise SpecError(f"template {self.name}: sizes.{name} = [{lo}, {hi}]: needs 1 <= min <= max")
+            if hi > MAX_SIZE_WORDS:
+                raise SpecError(f"template {self.name}: sizes.{name} = [{lo}, {hi}]: a buffer holds at most "
+                                f"{MAX_SIZE_WORDS:,} (2^40) words")
             if self.base.levels[self.base.level_index(name)].size_words is None:
                 raise SpecError(f"template {self.name}: sizes.{name} = [{lo}, {hi}]: {name} is unbounded (DRAM)")
 
@@ -101,31 +108,35 @@ class ArchTemplate:
 def default_template(arch: Architecture, spread: int = 16) -> ArchTemplate:
     """A template around ``arch``: every bounded level from size/spread to size*spread, mesh sides /4..x4."""
     mac = arch.mac
-    ranges = tuple((lv.name, max(1, lv.size_words // spread), lv.size_words * spread)
+    ranges = tuple((lv.name, max(1, lv.size_words // spread), max(lv.size_words, min(lv.size_words * spread,
+                                                                                    MAX_SIZE_WORDS)))
                    for lv in arch.levels if lv.size_words is not None)
     return ArchTemplate(name=f"{arch.name}-template", base=arch,
-                        mesh_x_range=(max(1, mac.mesh_x // 4), mac.mesh_x * 4),
-                        mesh_y_range=(max(1, mac.mesh_y // 4), mac.mesh_y * 4), size_ranges=ranges)
+                        mesh_x_range=(max(1, mac.mesh_x // 4), max(mac.mesh_x, min(mac.mesh_x * 4, MAX_MESH_SIDE))),
+                        mesh_y_range=(max(1, mac.mesh_y // 4), max(mac.mesh_y, min(mac.mesh_y * 4, MAX_MESH_SIDE))),
+                        size_ranges=ranges)
 
 
 def template_from_dict(doc, base: Architecture, name: str) -> ArchTemplate:
     """``{mesh_x: [lo, hi], mesh_y: [lo, hi], sizes: {LEVEL: [lo, hi]}}`` around ``base``."""
     if not isinstance(doc, dict):
-        raise SpecError(f"template {name} = {doc!r}: expected a mapping")
+        raise SpecError(f"template {name} = {show(doc)}: expected a mapping")
     for key in doc:
         if key not in ("name", "arch", "mesh_x", "mesh_y", "sizes"):
-            raise SpecError(f"template {name}.{key} = {doc[key]!r}: unknown key (allowed: arch, mesh_x, mesh_y, sizes)")
+            raise SpecError(f"template {name}.{key} = {show(doc[key])}: unknown key (allowed: arch, mesh_x, mesh_y, sizes)")
     default = default_template(base)
 
     def pair(value, what):
-        if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise SpecError(f"template {name}.{what} = {value!r}: expected [min, max] integers")
-        return int(value[0]), int(value[1])
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise SpecError(f"template {name}.{what} = {show(value)}: expected [min, max] integers")
+        lo, hi = (check_int(v, f"template {name}.{what}", 1, 2 ** 63 - 1) for v in value)
+        return lo, hi
 
     sizes = doc.get("sizes")
+    if sizes is not None and not isinstance(sizes, dict):
+        raise SpecError(f"template {name}.sizes = {show(sizes)}: expected {{LEVEL: [min, max]}}")
     ranges = default.size_ranges if sizes is None else tuple(
-        (level, *pair(rng, f"sizes.{level}")) for level, rng in dict(sizes).items())
+        (str(level), *pair(rng, f"sizes.{level}")) for level, rng in sizes.items())
     return ArchTemplate(name=str(doc.get("name", name)), base=base,
                         mesh_x_range=pair(doc["mesh_x"], "mesh_x") if "mesh_x" in doc else default.mesh_x_range,
                         mesh_y_range=pair(doc["mesh_y"], "mesh_y") if "mesh_y" in doc else default.mesh_y_range,

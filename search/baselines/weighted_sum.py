@@ -183,9 +183,12 @@ class _Solve:
         self.backend = get_backend(solver)
         self.time_limit_s = time_limit_s
         self.max_iter = max_iter
+        self.timed_out = False  # a solve stopped at its time limit (then the result may vary from run to run)
 
     def __call__(self, problem, x0=None, previous=None):
-        return self.backend.solve(problem, x0=x0, max_iter=self.max_iter, time_limit_s=self.time_limit_s)
+        result = self.backend.solve(problem, x0=x0, max_iter=self.max_iter, time_limit_s=self.time_limit_s)
+        self.timed_out = self.timed_out or "time limit" in (result.message or "")
+        return result
 
 
 def _relaxed_goal_value(problem: RelaxedProblem, x: np.ndarray, objective: Objective) -> float | None:
@@ -207,12 +210,14 @@ def _normalization(fast: Evaluated | None, slow: Evaluated | None) -> Scalarizat
 
 
 def _result(tracker: Tracker, archive: ParetoArchive, runs: list[_Run], norm: Scalarization, evaluations: int,
-            interrupted: bool) -> OptimizeResult:
-    """The run's result: the front of the weights' designs, its best design for the goal, one start per weight."""
+            interrupted: bool, solve_timed_out: bool = False) -> OptimizeResult:
+    """The run's result: the front of the weights' designs, its best design for the goal, one start per weight.
+    A relaxed solve cut by its time limit makes the status ``time_limit`` (the result may then vary)."""
     goal = tracker.goal
     runs.sort(key=lambda r: r.index)
     stops = {r.stopped_by for r in runs}
-    tracker.stopped_by = "time" if "time" in stops else "evaluations" if "evaluations" in stops else "converged"
+    tracker.stopped_by = "time" if "time" in stops or solve_timed_out else \
+        "evaluations" if "evaluations" in stops else "converged"
     tracker.best = archive.best(goal)
     start_results = tuple(StartResult(r.index, r.final, r.relaxed_objective, r.solver_status, r.evaluations, r.wall_s,
                                       f"w = {r.weight:.3g}" + (f": {r.message}" if r.message else ""))
@@ -321,7 +326,7 @@ def run_weighted_sum(network: Network, template: ArchTemplate, goal: Goal, *, se
                                               goal.objective), share=1.0)
     except KeyboardInterrupt:
         interrupted = True
-    return _result(tracker, archive, runs, norm, evaluations, interrupted)
+    return _result(tracker, archive, runs, norm, evaluations, interrupted, solve.timed_out)
 
 
 __all__ = ["Scalarization", "fit_area", "run_weighted_sum", "weighted_local_search"]

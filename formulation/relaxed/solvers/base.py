@@ -8,7 +8,7 @@ the same way for every backend, so the same problem gets the same status from ea
 1. not installed: ``UNAVAILABLE`` with the reason (:meth:`Backend.unavailable_reason`);
 2. infeasible for a reason checked without solving (:func:`certain_infeasibility`: an area budget
    below the template's smallest hardware, a latency cap below the compute bound at the largest
-   mesh): ``INFEASIBLE`` with that row in ``binding``, before the solver runs;
+   mesh, an energy cap below the MAC energy alone, :func:`energy_bound_pJ`): ``INFEASIBLE`` with that row in ``binding``, before the solver runs;
 3. :func:`classify` of the outcome: a point the solver calls optimal is ``OPTIMAL`` only if it
    violates no row by more than :data:`VIOLATION_TOL` (else ``ERROR`` naming the violated rows);
    at a limit ``ITERATION_LIMIT`` with the better of the last and the best feasible point
@@ -202,6 +202,19 @@ def compute_bound_s(problem) -> float:
     return seconds(macs / max_pes, template.base.clock_GHz)
 
 
+def energy_bound_pJ(problem) -> float:
+    """Energy lower bound: ``sum_i n_i MACs_i e_MAC``.
+
+    Argument: a layer's energy (exact model and relaxation alike, :mod:`formulation.relaxed.sensitivity`)
+    is its MAC energy ``MACs e_MAC`` plus access counts times non-negative energies per access; the
+    counts are non-negative (in the relaxation, exponentials of log variables), so every design of the
+    network spends at least the MAC energy of all its layers. ``tests/test_hardening.py`` checks the
+    bound against the relaxation at random points and against exact evaluations.
+    """
+    mac = problem.template.base.mac.energy_pJ
+    return sum(entry.count * entry.layer.macs * mac for entry in problem.network.layers)
+
+
 def certain_infeasibility(problem) -> tuple[str, str] | None:
     """``(row name, reason)`` when the problem is infeasible for a reason checked without solving."""
     budget = getattr(problem, "area_budget_mm2", None)
@@ -219,6 +232,12 @@ def certain_infeasibility(problem) -> tuple[str, str] | None:
             return "cap[latency_s]", (f"latency cap {cap:.6g} s is below the compute bound {bound:.6g} s "
                                       f"({problem.network.name} on {t.mesh_x_range[1]}x{t.mesh_y_range[1]} PEs "
                                       f"at {t.base.clock_GHz:g} GHz)")
+    energy_cap = None if caps is None else caps.energy_pJ
+    if energy_cap is not None:
+        bound = energy_bound_pJ(problem)
+        if energy_cap < bound * (1 - 1e-9):
+            return "cap[energy_pJ]", (f"energy cap {energy_cap:.6g} pJ is below the MAC energy alone {bound:.6g} pJ "
+                                      f"({problem.network.name})")
     return None
 
 

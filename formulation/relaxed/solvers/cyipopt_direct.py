@@ -8,7 +8,9 @@ wrapper of :mod:`formulation.relaxed.sweep`, for example); without ``jacobian_st
 passed dense. Takes the multipliers of an earlier solve as a warm start.
 
 IPOPT's exit status 0 (solved) and 1 (solved to an acceptable level) are a success, -1 (iteration
-limit) and -4 (CPU time limit) a limit (the best feasible point evaluated is kept), 2 (locally
+limit), -4 (CPU time limit) and 5 (our intermediate callback's stop at the wall-clock ``time_limit_s``,
+checked once per iteration: IPOPT's CPU limit alone lets a loaded machine run far past a wall-clock
+budget) a limit (the best feasible point evaluated is kept), 2 (locally
 infeasible) infeasible, anything else an error; :func:`~formulation.relaxed.solvers.base.classify`
 makes the status of these.
 """
@@ -16,6 +18,7 @@ makes the status of these.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -25,7 +28,7 @@ from formulation.relaxed.solvers.base import (FEASIBLE_TOL, Backend, Capabilitie
 __all__ = ["CyipoptBackend", "certain_infeasibility", "compute_bound_s", "minimum_area_mm2"]
 
 _OPTIMAL = {0: "solved", 1: "solved to an acceptable level"}
-_LIMIT = {-1: "iteration limit", -4: "CPU time limit"}
+_LIMIT = {-1: "iteration limit", -4: "CPU time limit", 5: "wall-clock time limit"}  # 5: our intermediate stop
 DEFAULT_MAX_ITER = 3000
 
 
@@ -35,6 +38,7 @@ class _Callbacks:
     def __init__(self, problem, sparse: bool):
         self.problem = problem
         self.sparse = sparse
+        self.deadline = math.inf  # time.perf_counter() after which the solve stops (set from time_limit_s)
         self.iterations = 0
         self.best_x: np.ndarray | None = None
         self.best_objective = math.inf
@@ -72,7 +76,7 @@ class _Callbacks:
     def intermediate(self, alg_mod, iter_count, obj_value, inf_pr, inf_du, mu, d_norm, regularization_size,
                      alpha_du, alpha_pr, ls_trials):
         self.iterations = iter_count
-        return True
+        return time.perf_counter() <= self.deadline
 
 
 class CyipoptBackend(Backend):
@@ -92,6 +96,8 @@ class CyipoptBackend(Backend):
         import cyipopt
 
         callbacks = _Callbacks(problem, hasattr(problem, "jacobian_structure"))
+        if time_limit_s is not None:
+            callbacks.deadline = time.perf_counter() + float(time_limit_s)
         nlp = cyipopt.Problem(n=problem.n, m=problem.m, problem_obj=callbacks, lb=problem.lower, ub=problem.upper,
                               cl=problem.cl, cu=problem.cu)
         settings = {"print_level": 0, "sb": "yes", "hessian_approximation": "limited-memory",

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from formulation.specs.numbers import check_arch_limits, check_layer_limits
 from formulation.specs.timeloop_import.arch import arch_from_timeloop
 from formulation.specs.timeloop_import.documents import is_timeloop_document, is_timeloop_file, read_documents
 from formulation.specs.timeloop_import.ert import parse_ert
@@ -78,6 +79,11 @@ def read_timeloop(paths: list[str | Path], layer: Layer | None = None, arch: Arc
         dims = _problem_dims(docs["problem"])
     elif layer is not None:
         problem, dims = problem_for_layer(layer)
+    # Timeloop files pass the limits of our own formats (formulation.specs.numbers): finite, int64-safe
+    if arch is not None and "architecture" in docs:
+        check_arch_limits(arch, "architecture")
+    if problem is not None and "problem" in docs:
+        check_layer_limits(problem.layer, "problem")
     mapping = None
     if "mapping" in docs:
         if arch is None or problem is None:

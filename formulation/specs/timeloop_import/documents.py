@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from formulation.specs.safe_load import MAX_DEPTH, Yaml12Loader, check_yaml_depth, count_nodes, read_text
 from formulation.specs.types import SpecError
 
 #: Top-level keys that carry what the model needs.
@@ -29,8 +30,9 @@ IGNORED_KEYS = ("mapper", "architecture_constraints", "mapspace_constraints", "m
 REJECTED_KEYS = {"sparse_optimizations": "sparse-tensor optimizations (the model is dense)"}
 
 
-class _TaggedLoader(yaml.SafeLoader):
-    """A safe loader that keeps unknown ``!Tags`` as the ``"!"`` entry of the tagged mapping."""
+class _TaggedLoader(Yaml12Loader):
+    """A safe loader (YAML 1.2 numbers, no repeated keys: :mod:`formulation.specs.safe_load`) that keeps
+    unknown ``!Tags`` as the ``"!"`` entry of the tagged mapping."""
 
 
 def _construct_tagged(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
@@ -53,14 +55,7 @@ def read_documents(paths: list[str | Path]) -> dict[str, Any]:
     origin: dict[str, str] = {}
     for path in paths:
         p = Path(path)
-        if not p.is_file():
-            raise SpecError(f"file = {str(path)!r}: no such file")
-        try:
-            docs = list(yaml.load_all(p.read_text(), Loader=_TaggedLoader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise SpecError(f"file = {str(path)!r}: not valid YAML{where}") from None
+        docs = _load_all(p, read_text(p))
         for doc in docs:
             if doc is None:
                 continue
@@ -101,7 +96,23 @@ def is_timeloop_file(path: str | Path) -> bool:
     if not p.is_file() or p.suffix.lower() not in (".yaml", ".yml"):
         return False
     try:
-        doc = next(yaml.load_all(p.read_text(), Loader=_TaggedLoader), None)
-    except yaml.YAMLError:
+        docs = _load_all(p, read_text(p))
+    except SpecError:
         return False
-    return is_timeloop_document(doc)
+    return is_timeloop_document(docs[0] if docs else None)
+
+
+def _load_all(p: Path, text: str) -> list[Any]:
+    """Every YAML document of ``text`` (bounded nesting and expansion), or a one-line SpecError."""
+    what = f"file = {str(p)[:200]!r}"
+    try:
+        check_yaml_depth(text, what, single_document=False, loader=_TaggedLoader)
+        docs = list(yaml.load_all(text, Loader=_TaggedLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(f"{what}: not valid YAML{where}") from None
+    except RecursionError:
+        raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
+    count_nodes(docs, what)
+    return docs

@@ -1,0 +1,138 @@
+"""The exact mapper (:mod:`search.mapper`) on every layer of a network, against local search and random sampling.
+
+For each distinct layer of ``--network`` on the fixed ``--arch``: :func:`search.mapper.map_layer`
+for ``--objective`` (default EDP) with ``--time-limit`` seconds per layer, recording the status
+(proven optimal or not), the mapspace size, mappings evaluated, wall time, the best value, the
+certified lower bound and the gap. Against it, re-scored by the same exact model:
+
+* the local search of ``codesign optimize --fixed-hardware`` (:func:`search.optimize.optimize`
+  with ``fixed_hardware=True``, its default settings: 4 starts on ``--jobs`` workers, seed 0,
+  ``--ls-time-limit`` for the whole network), per layer (it minimizes the network objective, so a
+  layer's value is its share; for energy and latency the network optimum is the per-layer one);
+* the best of ``--samples`` random legal mappings (:func:`search.sampling.sample_mappings`),
+  seed 0.
+
+With ``--ls-start`` each layer's mapper starts from the local search's mapping (what
+``optimize --method exact`` does), so its best is never worse than the local search's; without it
+the mapper starts from random mappings improved by descent (:mod:`search.mapper.seed`).
+
+Ratios are other / mapper (above 1: the mapper is better). The machine is shared: the load
+average is recorded before and after. Results go to ``benchmarks/results/mapper.json``.
+
+Run: ``python -m benchmarks mapper [--network resnet18] [--arch simple] [--time-limit 10]``.
+"""
+
+from __future__ import annotations
+
+import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is imported)
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import _loadavg, run_header, write_result
+from formulation.goals import Objective
+from formulation.model.exact import evaluate_batch
+from formulation.specs.catalog import load_arch, load_network
+from search.design import Goal
+from search.mapper import map_layer
+from search.mapper.bounds import objective_of
+from search.optimize import fixed_template, optimize
+from search.sampling import sample_mappings
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "mapper.json"
+RANDOM_CHUNK = 20_000
+
+
+def random_best(layer, arch, objective: Objective, samples: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    best, done, t0 = math.inf, 0, time.perf_counter()
+    while done < samples:
+        n = min(RANDOM_CHUNK, samples - done)
+        ev = evaluate_batch(layer, arch, sample_mappings(layer, arch, n, rng))
+        best = min(best, float(np.min(objective_of(objective, ev.energy_pJ, ev.cycles, arch.clock_GHz))))
+        done += n
+    return {"samples": samples, "best": best, "wall_s": time.perf_counter() - t0}
+
+
+def local_search_layers(network, arch, objective: Objective, time_limit_s: float, jobs: int) -> dict:
+    t0 = time.perf_counter()
+    res = optimize(network, fixed_template(arch), Goal(objective), fixed_hardware=True, jobs=jobs,
+                   time_limit_s=time_limit_s)
+    out = {"status": res.status.value, "wall_s": time.perf_counter() - t0, "layers": {}, "mappings": {}}
+    if res.best is not None:
+        for entry, e, c, m in zip(network.layers, res.best.layer_energy_pJ, res.best.layer_cycles,
+                                  res.best.design.mappings):
+            out["layers"][entry.layer.name] = float(objective_of(objective, e, c, arch.clock_GHz))
+            out["mappings"][entry.layer.name] = m
+    return out
+
+
+def run(args) -> dict:
+    network, arch = load_network(args.network), load_arch(args.arch)
+    objective = Objective(args.objective)
+    result = run_header("mapper", _loadavg())
+    result.update({"network": network.name, "arch": arch.name, "objective": objective.value,
+                   "mapper_started_from_local_search": bool(args.ls_start and args.ls_time_limit > 0),
+                   "time_limit_per_layer_s": args.time_limit, "samples": args.samples, "layers": []})
+    ls = None
+    if args.ls_time_limit > 0:
+        print(f"local search (optimize --fixed-hardware, {args.ls_time_limit:.0f} s)", flush=True)
+        ls = local_search_layers(network, arch, objective, args.ls_time_limit, args.jobs)
+        result["local_search"] = {k: v for k, v in ls.items() if k not in ("layers", "mappings")}
+    total = 0.0
+    for entry in network.layers:
+        layer = entry.layer
+        start = ls["mappings"].get(layer.name) if (ls is not None and args.ls_start) else None
+        r = map_layer(layer, arch, objective, time_limit_s=args.time_limit, start=start)
+        cert = r.certificate.to_json()
+        total += cert["wall_s"]
+        row = {"layer": layer.name, "count": entry.count, "dims_NKCPQRS": list(layer.dims), "certificate": cert}
+        if args.samples:
+            row["random"] = random_best(layer, arch, objective, args.samples)
+            row["random_over_mapper"] = row["random"]["best"] / cert["best"]
+        if ls is not None and layer.name in ls["layers"]:
+            row["local_search"] = ls["layers"][layer.name]
+            row["local_search_over_mapper"] = ls["layers"][layer.name] / cert["best"]
+        result["layers"].append(row)
+        gap = "-" if cert["gap"] is None else f"{cert['gap']:.1%}"
+        print(f"  {layer.name:18s} {'optimal' if cert['optimal'] else 'open':8s} {cert['wall_s']:7.1f} s  "
+              f"best {cert['best']:.4g}  bound {cert['lower_bound']:.4g}  gap {gap}  mapspace {cert['mapspace']:.3g}  "
+              f"evaluated {cert['evaluated']:,}"
+              + (f"  LS/mapper {row['local_search_over_mapper']:.3f}" if "local_search_over_mapper" in row else "")
+              + (f"  random/mapper {row['random_over_mapper']:.3f}" if "random_over_mapper" in row else ""),
+              flush=True)
+    result["mapper_wall_s_total"] = total
+    result["proven_optimal"] = sum(r["certificate"]["optimal"] for r in result["layers"])
+    result["load_average_1min"]["after"] = _loadavg()
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks mapper", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", default="resnet18")
+    parser.add_argument("--arch", default="simple")
+    parser.add_argument("--objective", default="edp", choices=["energy", "latency", "edp"])
+    parser.add_argument("--time-limit", type=float, default=10.0, help="per layer, s (default %(default)s)")
+    parser.add_argument("--samples", type=int, default=200_000, help="random mappings per layer (0: skip)")
+    parser.add_argument("--ls-time-limit", type=float, default=60.0, help="local search budget, s (0: skip)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--ls-start", action="store_true",
+                        help="start each layer's mapper from the local search's mapping (as optimize --method exact)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(f"mapper total {result['mapper_wall_s_total']:.1f} s, {result['proven_optimal']} of "
+          f"{len(result['layers'])} layers proven optimal")
+    if args.append and args.output.exists():
+        import json
+        runs = json.loads(args.output.read_text())
+        runs = runs if isinstance(runs, list) else [runs]
+        write_result(runs + [result], args.output)  # type: ignore[arg-type]
+    else:
+        write_result([result], args.output)  # type: ignore[arg-type]
+    return 0

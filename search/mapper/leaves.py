@@ -1,0 +1,138 @@
+"""From a complete tiling to the mappings that must be evaluated: orders, spatial orders, keeps.
+
+For one tiling the mapspace holds ``(7!)^L`` temporal permutations, ``prod_l n_x! n_y!`` spatial
+orders and every keep combination. :func:`expand_tiling` lists one representative per class of
+equal counts (:mod:`search.mapper.orders`), drops keep combinations whose kept tiles overflow a
+level (``"capacity"``: illegal) or whose optimistic energy with that keep chain already reaches the
+incumbent (``"bound"``, :mod:`search.mapper.bounds`: the chain costs bound every order), and
+accounts for every mapping it does not return in ``pruned``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from formulation.axes import N_DIMS, N_TENSORS, projection
+from formulation.model.encoding import MappingArrays
+from formulation.model.nest import axis_extents, build_nest
+from search.mapper.orders import level_orders, spatial_orders
+from search.mapper.space import Space, windowed_axes
+
+RULE_INACTIVE = "inactive-loops"
+RULE_ORDERS = "equivalent-orders"
+RULE_SPATIAL = "equivalent-spatial-orders"
+RULE_CAPACITY = "capacity"
+RULE_BOUND = "bound"
+RULE_SYMMETRY = "symmetric-xy"
+RULES = (RULE_INACTIVE, RULE_ORDERS, RULE_SPATIAL, RULE_CAPACITY, RULE_BOUND, RULE_SYMMETRY)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which pruning rules are on (all by default; tests switch them one at a time)."""
+
+    orders: bool = True          # Rule 2 of search.mapper.orders (Rule 1 is always on: it is an identity)
+    spatial_orders: bool = True
+    bound: bool = True
+    symmetry: bool = True
+
+
+class LeafExpander:
+    """Expands complete tilings of one (layer, architecture) into mapping batches."""
+
+    def __init__(self, space: Space, rules: Rules) -> None:
+        self.space = space
+        self.rules = rules
+        layer = space.layer
+        self.windowed = windowed_axes(layer)
+        fan_last = space.fan_x[-1] * space.fan_y[-1]
+        # links need an input window, or a fanout into the MACs (formulation.model.links)
+        self.links_possible = any(self.windowed) or fan_last > 1
+        self.proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
+        self.levels = space.levels
+        keep_sets = space.keep_options
+        combos = list(itertools.product(*keep_sets))
+        self.keep_table = np.array([[[t in ks for t in range(N_TENSORS)] for ks in combo] for combo in combos],
+                                   dtype=bool)  # [K, L, t]
+        self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
+                               for lv in space.arch.levels], dtype=np.float64)
+        self.full_orders = math.factorial(N_DIMS) ** self.levels
+        self.chains = chain_matrix(self.keep_table)
+
+    def tiles(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+        """Tile words ``[b, L, t]`` of complete tilings (the model's own spans)."""
+        b = temporal.shape[0]
+        arrays = MappingArrays(temporal, sx, sy, np.tile(np.arange(N_DIMS), (b, self.levels, 1)),
+                               np.ones((b, self.levels, N_TENSORS), dtype=bool))
+        spans = axis_extents(build_nest(arrays), self.proj)
+        return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
+
+    def expand_tiling(self, temporal, sx, sy, tiles, chain_cost, keep_ok, pruned: dict) -> tuple[MappingArrays | None, int]:
+        """The mappings to evaluate for one tiling (``[L, 7]`` arrays) and their number.
+
+        ``keep_ok[K]`` marks the keep combinations the caller's bound keeps; ``pruned`` is updated
+        with every mapping of the tiling that is not returned.
+        """
+        L = self.levels
+        fits = ((self.keep_table * tiles[None]).sum(axis=2) <= self.sizes[None]).all(axis=1)
+        x_dims = [tuple(int(d) for d in np.flatnonzero(sx[l] > 1)) for l in range(L)]
+        y_dims = [tuple(int(d) for d in np.flatnonzero(sy[l] > 1)) for l in range(L)]
+        sp_full = math.prod(math.factorial(len(x)) * math.factorial(len(y)) for x, y in zip(x_dims, y_dims))
+        per_keep = self.full_orders * sp_full
+        n_overflow = int((~fits).sum())
+        use = fits & keep_ok
+        n_bound = int((fits & ~keep_ok).sum())
+        pruned[RULE_CAPACITY] += n_overflow * per_keep
+        pruned[RULE_BOUND] += n_bound * per_keep
+        n_keep = int(use.sum())
+        if n_keep == 0:
+            return None, 0
+        active = [tuple(int(d) for d in np.flatnonzero(temporal[l] > 1)) for l in range(L)]
+        orders = [level_orders(a, self.windowed, self.rules.orders) for a in active]
+        after_rule1 = math.prod(math.factorial(len(a)) for a in active)
+        n_orders = math.prod(len(o) for o in orders)
+        all_sp = self.links_possible or not self.rules.spatial_orders
+        sps = [spatial_orders(x, y, all_sp) for x, y in zip(x_dims, y_dims)]
+        n_sp = math.prod(len(s) for s in sps)
+        pruned[RULE_INACTIVE] += (self.full_orders - after_rule1) * sp_full * n_keep
+        pruned[RULE_ORDERS] += (after_rule1 - n_orders) * sp_full * n_keep
+        pruned[RULE_SPATIAL] += n_orders * (sp_full - n_sp) * n_keep
+        keeps = self.keep_table[use]
+        grids = np.meshgrid(*[np.arange(len(o)) for o in orders], *[np.arange(len(s)) for s in sps],
+                            np.arange(n_keep), indexing="ij")
+        idx = [g.ravel() for g in grids]
+        n = idx[0].size
+        order = np.stack([orders[l][idx[l]] for l in range(L)], axis=1)
+        sp_arr = [np.array(s, dtype=np.int64) for s in sps]
+        sorder = np.stack([sp_arr[l][idx[L + l]] for l in range(L)], axis=1)
+        keep = keeps[idx[2 * L]]
+        rep = lambda a: np.broadcast_to(a[None], (n,) + a.shape).copy()  # noqa: E731
+        return MappingArrays(rep(temporal), rep(sx), rep(sy), order, keep, sorder), n
+
+
+def chain_matrix(keep_table: np.ndarray) -> np.ndarray:
+    """``M[k, t, p, c] = 1`` when, in keep combination ``k``, ``c`` is the next level below ``p`` keeping
+    ``t`` (``c = L``: the MACs), so that a combination's bound energy is ``sum M * chain_cost``."""
+    K, L, T = keep_table.shape
+    out = np.zeros((K, T, L + 1, L + 1))
+    for k in range(K):
+        for t in range(T):
+            keepers = [l for l in range(L) if keep_table[k, l, t]] + [L]
+            for p, c in zip(keepers, keepers[1:]):
+                out[k, t, p, c] = 1.0
+    return out
+
+
+def chain_energy(chain_cost: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Bound energy (pJ, without MACs) of each keep combination, ``[b, K]`` for ``chain_cost[b, t, p, c]``
+    of :class:`search.mapper.bounds.Bounds` (a level that may not keep ``t`` costs ``inf``)."""
+    finite = np.where(np.isfinite(chain_cost), chain_cost, 1e300)
+    energy = np.einsum("ktpc,btpc->bk", matrix, finite)
+    return np.where(energy >= 1e299, np.inf, energy)
+
+
+__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix"]

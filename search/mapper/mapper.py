@@ -1,0 +1,350 @@
+"""The exact mapper: branch and bound over tilings, exhaustive over what the bounds cannot cut.
+
+:func:`map_layer` searches the whole mapspace of one layer on fixed hardware
+(:class:`search.mapper.space.Space`) for the mapping of least energy, latency or EDP under the exact
+model (:func:`formulation.model.exact.evaluate_batch`), and returns it with a certificate
+(:class:`search.mapper.result.Certificate`).
+
+Search. Dimensions are assigned one at a time (largest number of factor placements first); a node
+is a batch of partial tilings. Each child is bounded (:mod:`search.mapper.bounds`) and cut when its
+bound reaches the incumbent (``"bound"``: no completion can be better than the best mapping already
+found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below). Nodes are
+explored depth first, the most promising batch first, which finds good incumbents; after half of
+a finite time budget the open batch of least bound is expanded first instead, which raises the
+certified lower bound. A complete tiling is expanded into its
+mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
+only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches. The
+incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
+
+Symmetry (``"symmetric-xy"``). At a level whose fanout is square (``FX = FY``) and when no link
+transfer is possible (the input has no sliding window, :func:`search.mapper.space.windowed_axes`:
+at a fanout onto a storage level links need a delta that moves by less than the fanout's span,
+which only an axis moved by two dimensions of bound > 1 allows, :mod:`formulation.model.links`
+"Which rows can link"; and the last storage level has no fanout into the MACs, where operands
+that do not move are forwarded for every tensor),
+swapping every X factor with the Y factor of the same dimension (and the X and Y spatial orders)
+gives a legal mapping with identical counts: without links the model reads spatial factors only as
+``x * y`` (``build_nest``, ``distinct_children``, ``reduction_factor``) and the fanout limits are
+the same. Of each mirror pair only the one whose X factors, read in assignment order, are
+lexicographically >= its Y factors is kept (a tiling equal to its mirror is kept).
+
+Certificate. When the stack empties every mapping was evaluated or cut by a safe rule:
+``optimal``. When the time budget ends first, the lower bound is the least bound over the nodes
+still on the stack (and the incumbent), valid since every uncut mapping belongs to one of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+from formulation.axes import DIMS, N_DIMS
+from formulation.goals import Objective
+from formulation.model.encoding import MappingArrays, decode
+from formulation.model.exact import evaluate_batch
+from formulation.specs.types import Architecture, Layer
+from search.mapper.bounds import BoundModel, objective_of
+from search.mapper.counting import Completions
+from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, chain_energy
+from search.mapper.result import Certificate, MapperResult, MapperStatus
+from search.mapper.space import Space
+from search.mapper.seed import seed_incumbent
+
+MAX_ROWS = 20_000        # partial tilings expanded at once
+EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+#: Relative tolerance of "optimal": the bounds carry a floating-point slack of 1e-9 per factor
+#: (:data:`search.mapper.bounds.SLACK`), so a bound that equals the incumbent reads slightly below
+#: it; a node is cut when its bound is within ``TOL`` of the incumbent. No cut mapping is better
+#: than the incumbent by more than this relative amount.
+TOL = 1e-8
+BEST_FIRST_AFTER = 0.5
+#: Share of a finite time budget spent drawing random mappings for the first incumbent: on layers
+#: whose mapspace the search cannot cover in the budget (sliding windows), sampling finds better
+#: mappings per second than the tree search, and a better incumbent cuts more.
+SAMPLE_SHARE = 0.3
+SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)   # share of a finite time budget spent depth first (incumbents) before best first (bound)
+
+
+class _Incumbent:
+    def __init__(self, objective: Objective, clock_GHz: float) -> None:
+        self.objective, self.clock = objective, clock_GHz
+        self.value = math.inf
+        self.arrays: MappingArrays | None = None
+        self.energy = math.inf
+        self.cycles = 0
+        self.front: list[tuple[float, int]] = []
+
+    @property
+    def cutoff(self) -> float:
+        """Bounds at or above this are cut: the incumbent less the relative tolerance :data:`TOL`."""
+        return self.value * (1 - TOL)
+
+    def offer(self, layer: Layer, arch: Architecture, arrays: MappingArrays) -> int:
+        """Score ``arrays`` with the exact model; keep the best legal one. Returns how many were scored."""
+        for lo in range(0, arrays.size, EVAL_CHUNK):
+            part = arrays.take(slice(lo, lo + EVAL_CHUNK))
+            ev = evaluate_batch(layer, arch, part)
+            values = np.where(ev.fits, objective_of(self.objective, ev.energy_pJ, ev.cycles, self.clock), np.inf)
+            self._front(ev.energy_pJ[ev.fits], ev.cycles[ev.fits])
+            j = int(np.argmin(values))
+            if values[j] < self.value:
+                self.value = float(values[j])
+                self.arrays = part.take(slice(j, j + 1))
+                self.energy, self.cycles = float(ev.energy_pJ[j]), int(ev.cycles[j])
+        return arrays.size
+
+    def _front(self, energy: np.ndarray, cycles: np.ndarray) -> None:
+        if energy.size == 0:
+            return
+        e = np.concatenate([energy, [p[0] for p in self.front]])
+        c = np.concatenate([cycles, [p[1] for p in self.front]])
+        order = np.lexsort((e, c))
+        keep, best_e = [], math.inf
+        for i in order:
+            if e[i] < best_e:
+                keep.append((float(e[i]), int(c[i])))
+                best_e = e[i]
+        self.front = keep
+
+
+class _Search:
+    """State of one branch-and-bound run (see the module docstring)."""
+
+    def __init__(self, layer, arch, objective, rules, deadline, switch, front: bool = False) -> None:
+        self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
+        self.front = front
+        self.deadline, self.switch = deadline, switch
+        self.space = Space(layer, arch)
+        self.mapspace = self.space.size()
+        self.bm = BoundModel(layer, arch)
+        self.leaf = LeafExpander(self.space, rules)
+        self.L = self.space.levels
+        opts = self.space.options
+        self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
+        self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1), key=lambda d: -opts[d].count))
+        self.counter = Completions(self.space, self.order)
+        self.inc = _Incumbent(objective, arch.clock_GHz)
+        self.pruned: dict[str, int] = defaultdict(int)
+        for r in RULES:
+            self.pruned[r] += 0
+        self.evaluated = 0
+        self.buffer: list[MappingArrays] = []
+        self.buffered = 0
+        sq = self.space.fan_x == self.space.fan_y
+        self.sym_levels = np.flatnonzero(sq & (self.space.fan_x > 1)) if (rules.symmetry and not self.leaf.links_possible) \
+            else np.zeros(0, dtype=np.int64)
+
+    # ---- nodes -----------------------------------------------------------------------------------
+    def root(self):
+        L = self.L
+        t = np.ones((1, L, N_DIMS), dtype=np.int64)
+        sx, sy = t.copy(), t.copy()
+        for d in self.fixed:
+            o = self.space.options[d]
+            t[:, :, d], sx[:, :, d], sy[:, :, d] = o.temporal[0], o.x[0], o.y[0]
+        sym = np.zeros((1, L), dtype=np.int8)
+        return (0, t, sx, sy, sym, np.zeros(1), np.zeros(1), np.zeros(1))
+
+    def cut(self, lb: np.ndarray, energy_lb: np.ndarray, cycles_lb: np.ndarray) -> np.ndarray:
+        """Which bounds cannot lead to a better answer: an objective bound at the incumbent (less
+        :data:`TOL`), or, when proving the front, an (energy, cycles) bound that a mapping already
+        found dominates (within :data:`TOL`): every completion is then dominated or equal."""
+        if not self.front:
+            return lb >= self.inc.cutoff
+        if not self.inc.front:
+            return np.zeros(len(lb), dtype=bool)
+        pts = np.array(self.inc.front) * (1 - TOL)
+        return ((energy_lb[:, None] >= pts[None, :, 0]) & (cycles_lb[:, None] >= pts[None, :, 1])).any(axis=1)
+
+    def assigned(self, k: int) -> np.ndarray:
+        mask = np.zeros(N_DIMS, dtype=bool)
+        mask[self.fixed] = True
+        mask[list(self.order[:k])] = True
+        return mask
+
+    def expand(self, node):
+        """Children of a node batch, bounded, cut and sorted by bound (best first)."""
+        k, t, sx, sy, sym = node[:5]
+        d = self.order[k]
+        o = self.space.options[d]
+        b, f = t.shape[0], o.count
+        rep = lambda a: np.repeat(a, f, axis=0)  # noqa: E731
+        t2, sx2, sy2, sym2 = rep(t), rep(sx), rep(sy), rep(sym)
+        t2[:, :, d] = np.tile(o.temporal, (b, 1))
+        sx2[:, :, d] = np.tile(o.x, (b, 1))
+        sy2[:, :, d] = np.tile(o.y, (b, 1))
+        legal = ((sx2.prod(axis=2) <= self.space.fan_x) & (sy2.prod(axis=2) <= self.space.fan_y)).all(axis=1)
+        t2, sx2, sy2, sym2 = t2[legal], sx2[legal], sy2[legal], sym2[legal]
+        if len(self.sym_levels):
+            lv = self.sym_levels
+            cmp = np.sign(sx2[:, lv, d] - sy2[:, lv, d]).astype(np.int8)
+            sym2[:, lv] = np.where(sym2[:, lv] == 0, cmp, sym2[:, lv])
+            mirrored = (sym2[:, lv] < 0).any(axis=1)
+            self.pruned[RULE_SYMMETRY] += self.counter.mappings(k + 1, sx2[mirrored], sy2[mirrored])
+            t2, sx2, sy2, sym2 = t2[~mirrored], sx2[~mirrored], sy2[~mirrored], sym2[~mirrored]
+        bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1))
+        lb = bounds.value(self.objective, self.arch.clock_GHz)
+        elb, clb = bounds.energy_pJ, bounds.cycles
+        if self.rules.bound:
+            cut = self.cut(lb, elb, clb)
+            self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
+            keep = ~cut
+        else:
+            keep = np.ones(len(lb), dtype=bool)
+        idx = np.flatnonzero(keep)
+        idx = idx[np.argsort(lb[idx], kind="stable")]
+        return (k + 1, t2[idx], sx2[idx], sy2[idx], sym2[idx], lb[idx], elb[idx], clb[idx])
+
+    # ---- leaves ----------------------------------------------------------------------------------
+    def leaves(self, node) -> None:
+        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent."""
+        k, t, sx, sy, sym, lb, elb, clb = node
+        bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
+        tiles = self.leaf.tiles(t, sx, sy)
+        keep_energy = bounds.mac_energy_pJ + chain_energy(bounds.chain_cost, self.leaf.chains)  # [b, K]
+        for i in range(t.shape[0]):
+            if self.rules.bound and self.cut(lb[i:], elb[i:], clb[i:])[0]:
+                if not self.front:  # sorted by bound: the rest is cut too
+                    self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:], sy[i:])
+                    return
+                self.pruned[RULE_BOUND] += self.counter.mappings(k, sx[i:i + 1], sy[i:i + 1])
+                continue
+            if time.monotonic() > self.deadline:
+                self.flush()
+                self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:], elb[i:], clb[i:])
+                return
+            energy = keep_energy[i]
+            keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
+                                      energy.shape)
+            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), bounds.cycles[i])) if self.rules.bound \
+                else np.ones(len(keep_lb), dtype=bool)
+            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
+                                                self.pruned)
+            if n:
+                self.buffer.append(arrays)
+                self.buffered += n
+                if self.buffered >= EVAL_CHUNK:
+                    self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        fields = ("temporal", "spatial_x", "spatial_y", "order", "keep", "spatial_order")
+        arrays = MappingArrays(*(np.concatenate([getattr(a, f) for a in self.buffer]) for f in fields))
+        self.evaluated += self.inc.offer(self.layer, self.arch, arrays)
+        self.buffer, self.buffered = [], 0
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def covered(self) -> float:
+        """Fraction of the mapspace evaluated or cut so far."""
+        return (self.evaluated + sum(self.pruned.values())) / self.mapspace
+
+    def run(self, tick: Callable[[float], None] | None = None):
+        stack = [self.root()]
+        self.rest = None
+        n_dims = len(self.order)
+        while stack:
+            now = time.monotonic()
+            if now > self.deadline:
+                break
+            if now > self.switch:  # raise the bound: expand the open node of least bound first
+                node = stack.pop(min(range(len(stack)), key=lambda i: stack[i][5][0] if len(stack[i][5]) else math.inf))
+            else:
+                node = stack.pop()
+            k, t = node[0], node[1]
+            if self.rules.bound and len(node[5]):
+                cut = self.cut(node[5], node[6], node[7])
+                if cut.any():
+                    self.pruned[RULE_BOUND] += self.counter.mappings(k, node[2][cut], node[3][cut])
+                    node = (k,) + tuple(a[~cut] for a in node[1:])
+                    t = node[1]
+                if not len(node[5]):
+                    continue
+            if k == n_dims:
+                self.leaves(node)
+                if tick:
+                    tick(self.covered())
+                if self.rest is not None:
+                    stack.append(self.rest)
+                    break
+                continue
+            f = self.space.options[self.order[k]].count
+            if t.shape[0] * f > MAX_ROWS and t.shape[0] > 1:
+                step = max(1, MAX_ROWS // f)
+                parts = [tuple(a[i:i + step] for a in node[1:]) for i in range(0, t.shape[0], step)]
+                for p in reversed(parts):
+                    stack.append((k,) + p)
+                continue
+            child = self.expand(node)
+            if tick:
+                tick(self.covered())
+            n = child[1].shape[0]
+            if n == 0:
+                continue
+            step = max(1, MAX_ROWS // 4)
+            parts = [(child[0],) + tuple(a[i:i + step] for a in child[1:]) for i in range(0, n, step)]
+            stack.extend(reversed(parts))
+        self.flush()
+        return stack
+
+
+def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
+              time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
+              start: MappingArrays | None = None, progress: Callable[[float], None] | None = None,
+              front: bool = False) -> MapperResult:
+    """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
+
+    ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
+    with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
+    ``time_limit_s``, at most :data:`SAMPLE_MAX_S`), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
+    ``progress`` is called with the fraction of the mapspace covered (evaluated or cut) so far.
+    With ``front`` the search cuts only what a mapping already found dominates in (energy,
+    cycles), so that ``MapperResult.pareto`` is the proven energy-latency front of the layer when
+    the status is ``optimal`` (the best for ``objective`` is on it).
+    Ctrl-C ends the search with the best mapping so far (status ``interrupted``). The same
+    arguments give the same result (the time budget aside).
+    """
+    t0 = time.monotonic()
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s, front)
+    sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
+    seeds, interrupted = 0, False
+    try:
+        first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start,
+                                      sample_time_s=sample_time)
+        if first is not None:
+            search.inc.offer(layer, arch, first)
+        stack = search.run(progress)
+    except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
+        interrupted, stack = True, None
+    return _result(search, stack, arch, seeds, interrupted, time.monotonic() - t0)
+
+
+def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:
+    """The answer and its certificate; an interrupted search bounds the remainder by the root's bound."""
+    inc = search.inc
+    covered = search.evaluated + sum(search.pruned.values())
+    if interrupted:
+        root = search.root()
+        lb = search.bm.bounds(root[1], root[2], root[3], search.assigned(0)).value(search.objective, arch.clock_GHz)
+        remaining, open_lb, optimal = search.mapspace - covered, float(lb[0]), False
+    else:
+        remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
+        open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+        optimal = not stack
+    lower = inc.value if optimal else min(open_lb, inc.value)
+    cert = Certificate(objective=search.objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
+                       best=inc.value, mapspace=search.mapspace, evaluated=search.evaluated,
+                       pruned=dict(search.pruned), remaining=remaining, wall_s=wall_s, seed_evaluations=seeds)
+    stopped = MapperStatus.INTERRUPTED if interrupted else MapperStatus.TIME_LIMIT
+    if inc.arrays is None:
+        status = MapperStatus.INFEASIBLE if optimal else stopped
+        return MapperResult(status, None, math.inf, 0, cert, tuple(inc.front))
+    status = MapperStatus.OPTIMAL if optimal else stopped
+    return MapperResult(status, decode(inc.arrays, arch), inc.energy, inc.cycles, cert, tuple(inc.front))
+
+
+__all__ = ["map_layer"]

@@ -1,0 +1,48 @@
+"""Graceful stops of long searches: a stop request that every running search sees between batches.
+
+``codesign optimize`` turns the first SIGINT or SIGTERM into :func:`request_stop`: the flag is set in
+this process and, when a stop file was given (:func:`use_stop_file`), the file is created so that
+worker processes (joblib/loky, which run :func:`search.optimize.run_start`) see it too. Searches call
+:func:`stop_requested` where they check their time budget and end with the best design they have,
+so the running starts' bests are returned and written, not lost. Checking costs one ``stat`` call.
+"""
+
+from __future__ import annotations
+
+import os
+
+_requested = False
+_stop_file: str | None = None
+
+
+def use_stop_file(path: str | None) -> None:
+    """Share stop requests through ``path`` (created on a request; None: this process only)."""
+    global _stop_file
+    _stop_file = None if path is None else str(path)
+
+
+def stop_file() -> str | None:
+    return _stop_file
+
+
+def request_stop() -> None:
+    """Ask every search (here and in workers sharing the stop file) to end with its best design so far."""
+    global _requested
+    _requested = True
+    if _stop_file is not None:
+        try:
+            with open(_stop_file, "w", encoding="utf-8") as handle:
+                handle.write("stop\n")
+        except OSError:
+            pass
+
+
+def stop_requested() -> bool:
+    return _requested or (_stop_file is not None and os.path.exists(_stop_file))
+
+
+def reset() -> None:
+    """Forget a stop request (the next run starts afresh)."""
+    global _requested, _stop_file
+    _requested = False
+    _stop_file = None

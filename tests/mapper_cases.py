@@ -1,0 +1,94 @@
+"""Tiny layers and architectures for the exact mapper's tests, and a brute-force reference.
+
+The brute force enumerates every tiling, every permutation of each level's active loops (a loop
+of bound 1 takes no part in the model; ``test_mapper`` checks that separately), every spatial
+order and every keep combination, with no pruning, and scores them all with the exact model.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from formulation.axes import DIMS, TENSORS
+from formulation.model.encoding import MappingArrays
+from formulation.model.exact import evaluate_batch
+from formulation.specs.types import Architecture, Layer, Mac, StorageLevel, Technology
+from search.mapper.space import Space
+
+
+def tiny_arch(levels: int = 3, mesh: tuple[int, int] = (2, 2), glb_words: int = 64, rf_words: int = 8,
+              glb_bw: float | None = None, keeps_rf=None) -> Architecture:
+    """DRAM -> GlobalBuffer (-> PEs of RegisterFiles when ``levels == 3``) -> MACs, meshes ``mesh``."""
+    mx, my = mesh
+    pe = mx * my
+    lv = [StorageLevel("DRAM", Technology.DRAM, None, 8, 4, 1, 1, 200.0, 200.0, 200.0, 200.0, 4.0, 4.0)]
+    if levels == 3:
+        lv.append(StorageLevel("GlobalBuffer", Technology.SRAM, glb_words, 8, 2, 1, 1, 6.0, 7.0, 7.0, 7.5,
+                               glb_bw, glb_bw))
+        keeps = frozenset(TENSORS) if keeps_rf is None else frozenset(keeps_rf)
+        lv.append(StorageLevel("RegisterFile", Technology.SRAM, rf_words, 8, 1, pe, mx, 0.5, 0.6, 0.6, 0.7,
+                               keeps=keeps))
+    else:
+        lv.append(StorageLevel("GlobalBuffer", Technology.SRAM, glb_words, 8, 2, pe, mx, 6.0, 7.0, 7.0, 7.5,
+                               glb_bw, glb_bw))
+    return Architecture("tiny", tuple(lv), Mac(pe, mx, 1.0))
+
+
+def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarray, MappingArrays]:
+    """Energy, cycles (inf/0 where a mapping overflows) and the arrays of every mapping (see the module docstring)."""
+    space = Space(layer, arch)
+    L = space.levels
+    opts = space.options
+    rows = []
+    keep_combos = list(itertools.product(*space.keep_options))
+    for choice in itertools.product(*[range(o.count) for o in opts]):
+        t = np.stack([opts[d].temporal[choice[d]] for d in DIMS], axis=1)
+        x = np.stack([opts[d].x[choice[d]] for d in DIMS], axis=1)
+        y = np.stack([opts[d].y[choice[d]] for d in DIMS], axis=1)
+        if (x.prod(axis=1) > space.fan_x).any() or (y.prod(axis=1) > space.fan_y).any():
+            continue
+        per_level = []
+        for l in range(L):
+            active = [int(d) for d in DIMS if t[l, d] > 1]
+            rest = [int(d) for d in DIMS if t[l, d] == 1]
+            per_level.append([tuple(p) + tuple(rest) for p in itertools.permutations(active)])
+        sps = []
+        for l in range(L):
+            xd = [int(d) for d in DIMS if x[l, d] > 1]
+            yd = [int(d) for d in DIMS if y[l, d] > 1]
+            rest = [int(d) for d in DIMS if x[l, d] == 1 and y[l, d] == 1]
+            sps.append([tuple(px) + tuple(py) + tuple(rest) for px in itertools.permutations(xd)
+                        for py in itertools.permutations(yd)])
+        for orders in itertools.product(*per_level):
+            for sp in itertools.product(*sps):
+                for keeps in keep_combos:
+                    rows.append((t, x, y, np.array(orders), np.array(sp),
+                                 np.array([[tt in ks for tt in TENSORS] for ks in keeps])))
+    arrays = MappingArrays(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
+                           np.stack([r[2] for r in rows]), np.stack([r[3] for r in rows]).astype(np.int64),
+                           np.stack([r[5] for r in rows]), np.stack([r[4] for r in rows]).astype(np.int64))
+    ev = evaluate_batch(layer, arch, arrays)
+    energy = np.where(ev.fits, ev.energy_pJ, np.inf)
+    return energy, ev.cycles, arrays
+
+
+__all__ = ["tiny_arch", "brute_force", "brute_force_size"]
+
+
+def brute_force_size(layer: Layer, arch: Architecture) -> int:
+    """How many mappings :func:`brute_force` would score (to keep test cases small)."""
+    import math
+    space = Space(layer, arch)
+    opts = space.options
+    total = 0
+    for choice in itertools.product(*[range(o.count) for o in opts]):
+        t = np.stack([opts[d].temporal[choice[d]] for d in DIMS], axis=1)
+        x = np.stack([opts[d].x[choice[d]] for d in DIMS], axis=1)
+        y = np.stack([opts[d].y[choice[d]] for d in DIMS], axis=1)
+        if (x.prod(axis=1) > space.fan_x).any() or (y.prod(axis=1) > space.fan_y).any():
+            continue
+        total += (math.prod(math.factorial(int((t[l] > 1).sum())) * math.factorial(int((x[l] > 1).sum()))
+                            * math.factorial(int((y[l] > 1).sum())) for l in range(space.levels)))
+    return total * space.keep_combinations
