@@ -165,7 +165,10 @@ def parse_json(text: str, what: str) -> Any:
         raise SpecError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
     except RecursionError:
         raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
-    count_nodes(doc, what)
+    if len(text) > MAX_NODES or text.count("{") + text.count("[") > MAX_DEPTH:
+        count_nodes(doc, what)
+    # else it cannot fail: every JSON value takes at least one character (so there are at most
+    # len(text) values), and every level of nesting its own opening bracket
     return doc
 
 
