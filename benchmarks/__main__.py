@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "solve": solve.main,
     "compare": lambda argv: __import__("benchmarks.compare", fromlist=["main"]).main(argv),
     "optimize": lambda argv: __import__("benchmarks.optimize", fromlist=["main"]).main(argv),
+    "bound": lambda argv: __import__("benchmarks.bound", fromlist=["main"]).main(argv),
     "adversarial": lambda argv: __import__("benchmarks.adversarial.run", fromlist=["main"]).main(argv),
     "mapper": lambda argv: __import__("benchmarks.mapper", fromlist=["main"]).main(argv),
 }

@@ -79,6 +79,14 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
                    "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
                    "and reports the DRAM energy saved in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--bound-time", default="30", metavar="SECONDS",
+                   help="after the search, at most this many seconds of branch-and-bound for a proven lower "
+                        "bound and gap (edp, energy, latency; 0: none; default 30)")
+    p.add_argument("--bound-nodes", default="300", metavar="N",
+                   help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
+                        "default 300)")
+    p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
+                   help="relative gap within which the status is 'optimal' (default 0.01)")
 
 
 def _optimize_template(args):
@@ -166,6 +174,35 @@ def _residency_line(choice) -> str:
             f"({r.dram_energy_saved_pJ / choice.energy_pJ_without:.1%} of the per-layer sum)")
 
 
+def _attach_bound(args, doc: dict, network, template, goal: Goal):
+    """The lower bound and gap (:func:`search.bnb.attach_bound`); none for --keep-activations runs."""
+    from search.bnb import attach_bound
+
+    if args.keep_activations:
+        doc.update({"lower_bound": None, "gap": None,
+                    "bound": {"covers": "no bound: --keep-activations (outputs kept on chip between layers are "
+                                        "outside the per-layer model the bound covers)"}})
+        return None
+    time_limit_s = _number_arg(args.bound_time, "--bound-time", float, 0.0, strict=False)
+    max_nodes = _number_arg(args.bound_nodes, "--bound-nodes", int, 1, strict=False)
+    if doc.get("pareto") and time_limit_s > 0:
+        from search.bnb import power_band
+
+        power_band(doc["pareto"], network, template, goal.area_budget_mm2, time_limit_s=time_limit_s / 2,
+                   max_nodes=max_nodes)
+        time_limit_s /= 2
+    return attach_bound(doc, network, template, goal, time_limit_s=time_limit_s, max_nodes=max_nodes,
+                        rel_tol=_number_arg(args.gap_tolerance, "--gap-tolerance", float, 0.0, strict=False),
+                        progress=not args.quiet)
+
+
+def _bound_line(bound) -> str:
+    if bound is None:
+        return ""
+    gap = "" if bound.gap is None else f", gap {100 * bound.gap:.1f}% (tolerance {100 * bound.rel_tol:g}%)"
+    return f"\nlower bound {bound.lower_bound:.4g} ({bound.nodes} nodes, {bound.wall_s:.1f} s){gap}"
+
+
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
     method = get_method(args.method)
@@ -216,13 +253,14 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         doc["max_evaluations"] = options.max_evaluations
         if args.keep_activations:
             doc["activation_residency"] = residency.document() if residency is not None else None
+        bound = _attach_bound(args, doc, network, template, goal)
         write_results(staging, doc, network, template, result.best, result.front)
         path = out.commit() / RESULT_FILE
     finally:
         restore()
         bar.close()
         stop.reset()
-    _print(f"{summary_table(doc)}{_residency_line(residency)}\nwrote {path}")
+    _print(f"{summary_table(doc)}{_residency_line(residency)}{_bound_line(bound)}\nwrote {path}")
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far"
               + ("" if result.best is not None else " (none yet)"), file=sys.stderr)

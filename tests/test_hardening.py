@@ -297,3 +297,12 @@ def test_timeloop_files_are_bounded_like_our_own(tmp_path, capsys, file, old, ne
     assert main(["evaluate", "--timeloop", *paths, "--json"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_spec_error_quoting_a_line_break_stays_one_line():
+    from formulation.specs.loading import layer_from_dict
+
+    with pytest.raises(SpecError) as info:
+        layer_from_dict({"\n": None, "N": 1, "C": 1, "K": 1, "P": 1, "Q": 1, "R": 1, "S": 1})
+    message = str(info.value)
+    assert "\n" not in message and "layer.\\n" in message and "unknown key" in message

@@ -31,7 +31,8 @@ TEMPLATE = {"arch": "simple", "mesh_x": [2, 16], "mesh_y": [2, 16],
             "sizes": {"GlobalBuffer": [1024, 65536], "RegisterFile": [16, 512]}}
 BUDGET = 0.1  # mm2: binds (the unconstrained EDP optimum takes ~0.15 mm2; the template spans 0.02-1.2 mm2)
 # The time limit is far above the seconds a start takes, so no start is cut short (even on a loaded machine).
-COMMON = ["--starts", "2", "--jobs", "2", "--time-limit", "300", "--seed", "3", "--quiet"]
+COMMON = ["--starts", "2", "--jobs", "2", "--time-limit", "300", "--seed", "3", "--quiet", "--bound-nodes", "40",
+          "--bound-time", "300"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,11 @@ def without_wall_times(doc):
 def test_result_json_has_the_documented_keys(base_run):
     doc = load(base_run)
     assert set(RESULT_KEYS) <= set(doc)
-    assert doc["method"] == "codesign" and doc["status"] == "converged" and doc["seed"] == 3
+    assert doc["method"] == "codesign" and doc["seed"] == 3
+    # optimal only when the branch-and-bound proves the gap within its tolerance
+    assert 0 < doc["lower_bound"] <= doc["totals"]["edp"]
+    assert doc["gap"] == pytest.approx(doc["totals"]["edp"] / doc["lower_bound"] - 1)
+    assert doc["status"] == ("optimal" if doc["gap"] <= doc["bound"]["gap_tolerance"] else "converged")
     assert doc["evaluations"] > 0 and doc["wall_s"] > 0
     assert doc["evaluations_per_s"] == pytest.approx(doc["evaluations"] / doc["wall_s"])
     assert {"mesh_x", "mesh_y", "buffers_words", "area_mm2"} <= set(doc["hardware"])
@@ -226,6 +231,9 @@ def test_pareto_writes_a_non_dominated_front_and_a_plot(specs, tmp_path):
     for p in front:
         if p["latency_cap_s"] is not None:
             assert p["latency_s"] <= p["latency_cap_s"] * (1 + 1e-9)
+        # the band: no design as fast as this point draws less power than its bound
+        assert 0 < p["power_lower_bound_mW"] <= p["power_mW"]
+        assert p["power_gap"] == pytest.approx(p["power_mW"] / p["power_lower_bound_mW"] - 1)
     png = tmp_path / "pareto.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     # the reported design is the front's best for the objective (EDP) and re-evaluates like any other

@@ -16,7 +16,17 @@ from formulation.axes import DIMS, N_DIMS, TENSORS, Dim, Tensor
 
 
 class SpecError(ValueError):
-    """A user-facing input error; its message is one line naming the field and the value."""
+    """A user-facing input error; its message is one line naming the field and the value.
+
+    The message is kept to one line whatever user text it quotes: line breaks and other control
+    characters in it (a key or a name read from a file) are shown escaped, as ``repr`` would.
+    """
+
+    def __init__(self, message: object = "", *args: object):
+        text = str(message)
+        if any(ch < " " or ch == "\x7f" for ch in text):
+            text = "".join(ch if ch >= " " and ch != "\x7f" else repr(ch)[1:-1] for ch in text)
+        super().__init__(text, *args)
 
 
 def _require(ok: bool, field_name: str, value: object, why: str) -> None:

@@ -1,0 +1,110 @@
+"""Lower bounds and gaps: how far the co-design's best design is proven to be from the optimum.
+
+Workload: each network (default ResNet-18) on the template around the built-in ``simple``
+architecture (mesh sides 4..64, buffers /16..x16) with a 2 mm2 area budget, for each objective
+(default EDP). Per case: the co-design pipeline (:func:`search.optimize.optimize`, 4 starts on
+2 workers, ``--search-time`` seconds) supplies the incumbent, then the branch-and-bound
+(:func:`search.bnb.branch_and_bound`) runs for ``--bound-time`` seconds with that incumbent.
+Recorded: the best design's value, the lower bound, the gap (value / bound - 1), nodes and both
+times, and the node relaxation at the best design's own hardware point (how much of the gap is
+the relaxation's, not the branching's).
+
+With ``--pareto N`` it also computes the ε-constraint power/latency front (``search.pareto``,
+``--search-time`` for the whole sweep) and bounds every point's power among designs at least as
+fast (:func:`search.bnb.power_band`, ``--bound-time`` split over the points): the band.
+
+Run: ``python -m benchmarks bound [--networks resnet18 vgg16] [--objectives edp energy] [--pareto 5]``.
+Results go to ``benchmarks/results/bound.json``.
+"""
+
+from __future__ import annotations
+
+import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is imported)
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from benchmarks.common import run_header, write_result
+
+OUTPUT = Path(__file__).parent / "results" / "bound.json"
+
+
+def run_case(network_name: str, objective_name: str, budget: float, search_s: float, bound_s: float) -> dict:
+    from formulation.bound.layer_terms import HardwareBox
+    from formulation.bound.model import NodeModel
+    from formulation.goals import Objective
+    from formulation.specs.catalog import load_network, load_template
+    from search.bnb import branch_and_bound
+    from search.design import Goal
+    from search.optimize import optimize
+
+    network, template = load_network(network_name), load_template("simple")
+    goal = Goal(Objective(objective_name), budget)
+    t0 = time.monotonic()
+    result = optimize(network, template, goal, starts=4, jobs=2, seed=0, time_limit_s=search_s)
+    search_wall = time.monotonic() - t0
+    value = result.best.score.value(goal.objective)
+    bound = branch_and_bound(network, template, goal.objective, budget, incumbent=value, time_limit_s=bound_s,
+                             max_nodes=10**7, progress=True)
+    hw = result.best.design.hardware
+    point = HardwareBox((hw.mesh_x, hw.mesh_x), (hw.mesh_y, hw.mesh_y), tuple((n, v, v) for n, v in hw.sizes_words))
+    at_point = NodeModel(network, template, goal.objective, budget).solve(point).value
+    row = {"network": network_name, "objective": objective_name, "area_budget_mm2": budget,
+           "best_value": value, "lower_bound": bound.lower_bound, "gap": bound.gap,
+           "bound_at_best_hardware": at_point, "gap_at_best_hardware": value / at_point - 1,
+           "best_hardware": {"mesh_x": hw.mesh_x, "mesh_y": hw.mesh_y, **dict(hw.sizes_words)},
+           "bound_nodes": bound.nodes, "bound_open_nodes": bound.open_nodes, "bound_complete": bound.complete,
+           "search_wall_s": search_wall, "bound_wall_s": bound.wall_s, "total_wall_s": time.monotonic() - t0}
+    print(f"{network_name:12s} {objective_name:8s} best {value:.4g}  bound {bound.lower_bound:.4g}  "
+          f"gap {100 * bound.gap:.1f}%  (at the best hardware {100 * row['gap_at_best_hardware']:.1f}%)  "
+          f"{bound.nodes} nodes  search {search_wall:.0f} s + bound {bound.wall_s:.0f} s", flush=True)
+    return row
+
+
+def run_front(network_name: str, budget: float, n_points: int, search_s: float, bound_s: float) -> dict:
+    """The ε-constraint front of ``network_name`` (EDP goal) and each point's power bound (the band)."""
+    from formulation.goals import Objective
+    from formulation.specs.catalog import load_network, load_template
+    from search.bnb import power_band
+    from search.design import Goal
+    from search.pareto import pareto_front
+
+    network, template = load_network(network_name), load_template("simple")
+    t0 = time.monotonic()
+    front = pareto_front(network, template, Goal(Objective.EDP, budget), n_points, starts=4, jobs=2, seed=0,
+                         time_limit_s=search_s)
+    search_wall = time.monotonic() - t0
+    doc = front.document(template)
+    power_band(doc, network, template, budget, time_limit_s=bound_s, max_nodes=10**7)
+    points = [{k: p[k] for k in ("latency_s", "power_mW", "power_lower_bound_mW", "power_gap", "latency_cap_s")}
+              for p in doc["points"]]
+    for p in points:
+        print(f"{network_name:12s} front  latency {p['latency_s'] * 1e3:.4f} ms  power {p['power_mW']:.1f} mW  "
+              f"bound {p['power_lower_bound_mW']:.1f} mW  gap {100 * p['power_gap']:.1f}%", flush=True)
+    return {"network": network_name, "area_budget_mm2": budget, "points": points, "search_wall_s": search_wall,
+            "bound_wall_s": time.monotonic() - t0 - search_wall}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks bound", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--networks", nargs="+", default=["resnet18"])
+    parser.add_argument("--objectives", nargs="+", default=["edp"])
+    parser.add_argument("--area-budget", type=float, default=2.0)
+    parser.add_argument("--search-time", type=float, default=60.0, help="co-design budget (s, default 60)")
+    parser.add_argument("--bound-time", type=float, default=240.0, help="branch-and-bound budget (s, default 240)")
+    parser.add_argument("--pareto", type=int, default=0, metavar="N",
+                        help="also an N-point ε-constraint front per network with its power band")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    result = run_header("bound", os.getloadavg()[0])
+    result["workload"] = {"template": "simple (default_template)", "starts": 4, "jobs": 2, "seed": 0,
+                          "search_time_s": args.search_time, "bound_time_s": args.bound_time}
+    result["cases"] = [run_case(n, o, args.area_budget, args.search_time, args.bound_time)
+                       for n in args.networks for o in args.objectives]
+    if args.pareto:
+        result["fronts"] = [run_front(n, args.area_budget, args.pareto, args.search_time, args.bound_time)
+                            for n in args.networks]
+    write_result(result, args.output)
+    return 0

@@ -1,0 +1,15 @@
+"""A proven lower bound on network co-design over a hardware template (Timeloop v3.0.3 semantics).
+
+* :mod:`formulation.bound.layer_terms`: per-layer quantities every legal mapping must pay
+  (compulsory DRAM traffic, operand delivery to the MACs, spatial utilization), each with its
+  argument;
+* :mod:`formulation.bound.model`: the node relaxation over a box of hardware, a convex problem in
+  the log variables written once as a Pyomo model and solved with IPOPT (Pyomo's ``cyipopt``).
+
+The branch-and-bound over the hardware box that uses it lives in :mod:`search.bnb`.
+"""
+
+from formulation.bound.layer_terms import HardwareBox, LayerBoundTerms, layer_terms
+from formulation.bound.model import NodeBound, NodeModel
+
+__all__ = ["HardwareBox", "LayerBoundTerms", "layer_terms", "NodeBound", "NodeModel"]

@@ -1,0 +1,295 @@
+"""What every legal mapping of a layer must pay, on any hardware inside a box of the template.
+
+Notation: one layer (``G`` groups run one after the other, so every count below is for all groups),
+``MACs`` its multiply-accumulates, ``|W|``, ``|O|`` the tensor sizes and ``|I|`` the input words
+some MAC actually uses (with strides and dilations not every input column is used). The
+template's hierarchy is DRAM (level 0) -> shared levels -> the fanout into the PE array (level
+``f``) -> per-PE levels -> MACs; spatial loops exist only at ``f`` (every other fanout is 1), so a
+mapping's spatial factors ``s_d`` divide the layer's bounds ``D_d`` and use ``S = prod_d s_d`` PEs.
+A *box* gives each hardware variable an integer interval (:class:`HardwareBox`).
+
+The bound of a layer over a box uses only facts that hold for every mapping and every hardware
+point in the box, so it never exceeds the exact model:
+
+1. **MACs**: ``MACs e_mac`` exactly.
+2. **Compulsory DRAM traffic** (:func:`compulsory_words`): DRAM reads at least ``|W| + |I|`` words
+   and takes at least ``|O|`` output updates: every weight and every used input leaves DRAM once
+   (a parent serves distinct children separately, and a child's arrivals cover its partition;
+   link transfers only happen below the PE fanout, where DRAM is never the direct parent unless
+   every shared level bypasses, and then still the first copy of a word comes from DRAM), and
+   every output is written back once. Energy per vector access of ``B`` words with ceilings
+   dropped: ``ceil(r/B) >= r/B``. DRAM's energy does not depend on any size.
+3. **Operand delivery to the MACs** (:func:`delivery_per_mac`): each MAC takes a weight and an
+   input from, and gives a partial sum to, the nearest level keeping the tensor. If that level is
+   per-PE, it serves exactly ``MACs`` reads (weights, inputs; link transfers only add reads there)
+   or ``MACs`` updates (outputs; no reduction below the fanout). If it is shared (or DRAM), it
+   serves ``MACs / m_t`` words, ``m_t`` the number of PEs one word reaches: ``m_W = s_N s_P s_Q``
+   (multicast), ``m_O = s_C s_R s_S`` (spatial reduction) and ``m_I <= s_K min(s_P, s_R)
+   min(s_Q, s_S)`` (an input column is shared by at most ``min(s_P, s_R)`` (P, R) pairs, since for
+   a fixed ``R`` index the ``P`` offsets are distinct). The triples ``(m_W, m_I, m_O)`` that legal
+   spatial splits on the box's largest mesh can give are enumerated exactly
+   (:func:`multicast_triples`), so no tensor gets a multicast the mesh and the layer's divisors
+   cannot give together with the others' (every dimension is irrelevant to exactly one tensor,
+   so the factors compete for the same PEs). DRAM delivering
+   directly costs only what exceeds its compulsory traffic: ``max(0, MACs/m_t - |t|)`` words.
+   Per-access energies are taken at the box's smallest sizes (energy grows with size). No link
+   transfers reach a MAC, and none reduce the reads of a shared level whose child bypasses the
+   tensor (:mod:`formulation.model.links`), so the delivery counts above are exact or low.
+4. **Cycles** (:func:`cycles_floor`): ``cycles >= compute = MACs / S`` and ``S <= U(mx, my)``, the
+   largest product of divisors ``s_d | D_d`` that fits the mesh with X factors multiplying to at
+   most ``mx``, Y factors to at most ``my`` and each dimension on one axis
+   (:func:`utilization_table`, exact by enumeration, monotone in the mesh); and a level with a
+   bandwidth takes ``ceil(compute / slowdown) >= words / bandwidth`` cycles, which for DRAM gives
+   ``cycles >= (|W| + |I|) / read_bw`` and ``cycles >= |O| / write_bw``.
+
+Ceilings, halos, link transfers, loop orders and bypass are thus all taken at their most
+favourable; what is left out (capacity-limited reuse between on-chip levels) only makes the bound
+lower.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from formulation.axes import Dim, Tensor
+from formulation.specs.template import ArchTemplate, Hardware
+from formulation.specs.types import Architecture, Layer
+from formulation.technology import architecture_area_mm2
+
+@dataclass(frozen=True)
+class HardwareBox:
+    """Integer intervals for the mesh sides and the variable buffer sizes (words), inclusive."""
+
+    mesh_x: tuple[int, int]
+    mesh_y: tuple[int, int]
+    sizes: tuple[tuple[str, int, int], ...]
+
+    @classmethod
+    def of_template(cls, template: ArchTemplate) -> HardwareBox:
+        return cls(tuple(template.mesh_x_range), tuple(template.mesh_y_range), tuple(template.size_ranges))
+
+    def optimistic_hardware(self) -> Hardware:
+        """The largest mesh and the smallest buffers: the cheapest accesses and the most PEs."""
+        return Hardware(self.mesh_x[1], self.mesh_y[1], tuple((n, lo) for n, lo, _ in self.sizes))
+
+    def smallest_hardware(self) -> Hardware:
+        """The smallest mesh and buffers: the least area in the box."""
+        return Hardware(self.mesh_x[0], self.mesh_y[0], tuple((n, lo) for n, lo, _ in self.sizes))
+
+    def widths(self) -> dict[str, float]:
+        """ln(hi / lo) of every variable (``mesh_x``, ``mesh_y`` and the level names)."""
+        out = {"mesh_x": math.log(self.mesh_x[1] / self.mesh_x[0]), "mesh_y": math.log(self.mesh_y[1] / self.mesh_y[0])}
+        out.update({name: math.log(hi / lo) for name, lo, hi in self.sizes})
+        return out
+
+    def split(self, name: str) -> tuple[HardwareBox, HardwareBox]:
+        """Two boxes covering every integer point of this one, cut at the geometric middle of ``name``."""
+        def cut(lo: int, hi: int) -> tuple[tuple[int, int], tuple[int, int]]:
+            mid = max(lo, min(hi - 1, int(math.floor(math.sqrt(lo * hi)))))
+            return (lo, mid), (mid + 1, hi)
+
+        if name == "mesh_x":
+            a, b = cut(*self.mesh_x)
+            return HardwareBox(a, self.mesh_y, self.sizes), HardwareBox(b, self.mesh_y, self.sizes)
+        if name == "mesh_y":
+            a, b = cut(*self.mesh_y)
+            return HardwareBox(self.mesh_x, a, self.sizes), HardwareBox(self.mesh_x, b, self.sizes)
+        boxes = []
+        for part in cut(*next((lo, hi) for n, lo, hi in self.sizes if n == name)):
+            boxes.append(HardwareBox(self.mesh_x, self.mesh_y,
+                                     tuple((n, *part) if n == name else (n, lo, hi) for n, lo, hi in self.sizes)))
+        return boxes[0], boxes[1]
+
+    def min_area_mm2(self, template: ArchTemplate) -> float:
+        """Area is increasing in every variable, so the smallest corner has the box's least area."""
+        return architecture_area_mm2(template.instantiate(self.smallest_hardware()))
+
+
+def used_extent(bound: int, filt: int, stride: int, dilation: int) -> int:
+    """Distinct input coordinates ``stride*p + dilation*r`` (``p < bound``, ``r < filt``) some MAC reads."""
+    return len({stride * p + dilation * r for p in range(bound) for r in range(filt)})
+
+
+def compulsory_words(layer: Layer) -> dict[Tensor, int]:
+    """``|W|``, ``|I|`` (used inputs only) and ``|O|`` for all groups (item 2 of the module docstring)."""
+    d = layer.dims
+    g = layer.G
+    cols = used_extent(d[Dim.P], d[Dim.R], layer.Wstride, layer.Wdilation)
+    rows = used_extent(d[Dim.Q], d[Dim.S], layer.Hstride, layer.Hdilation)
+    return {Tensor.W: g * d[Dim.K] * d[Dim.C] * d[Dim.R] * d[Dim.S],
+            Tensor.I: g * d[Dim.N] * d[Dim.C] * cols * rows,
+            Tensor.O: g * d[Dim.N] * d[Dim.K] * d[Dim.P] * d[Dim.Q]}
+
+
+def _divisors(n: int) -> list[int]:
+    return [v for v in range(1, n + 1) if n % v == 0]
+
+
+@lru_cache(maxsize=256)
+def utilization_table(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
+    """``U[x, y]``: the most PEs a mapping of a layer with these bounds can use on an ``x`` by ``y`` mesh.
+
+    Enumerates every assignment of a divisor ``s_d | D_d`` to mesh X or Y (one axis per
+    dimension) by dynamic programming over the dimensions on the set of reachable ``(X product,
+    Y product)`` pairs, then takes the running maximum of ``X * Y`` over ``x' <= x, y' <= y``.
+    """
+    reach = {(1, 1)}
+    for bound in dims:
+        nxt = set()
+        for x, y in reach:
+            for v in _divisors(bound):
+                if x * v <= max_x:
+                    nxt.add((x * v, y))
+                if y * v <= max_y:
+                    nxt.add((x, y * v))
+        reach = nxt
+    table = np.zeros((max_x + 1, max_y + 1), dtype=np.int64)
+    for x, y in reach:
+        table[x, y] = max(table[x, y], x * y)
+    return np.maximum.accumulate(np.maximum.accumulate(table, axis=0), axis=1)
+
+
+@dataclass(frozen=True)
+class AccessCosts:
+    """Energy per word (pJ, per-access energy over the block size) of the cheapest level of one kind."""
+
+    read: float
+    fill: float
+    update: float
+
+
+def access_costs(template: ArchTemplate, arch: Architecture, t: Tensor) -> dict[str, list[AccessCosts]]:
+    """The levels that may keep ``t``, by kind: ``per_pe``, ``shared`` (on chip) and ``dram``."""
+    out: dict[str, list[AccessCosts]] = {"per_pe": [], "shared": [], "dram": []}
+    array = set(template.array_levels)
+    for index, level in enumerate(arch.levels):
+        if t not in level.keeps and index > 0:
+            continue
+        kind = "dram" if index == 0 else "per_pe" if index in array else "shared"
+        b = level.block_size
+        out[kind].append(AccessCosts(level.read_energy_pJ / b, level.fill_energy_pJ / b, level.update_energy_pJ / b))
+    return out
+
+
+def option_floor(t: Tensor, kind: str, c: AccessCosts, low: np.ndarray, high: np.ndarray, words: int,
+                 macs: int) -> np.ndarray:
+    """Energy per MAC of serving ``t`` from one level with multicast ``m`` in ``[low, high]``, at least.
+
+    With ``u = |t| / MACs``, per MAC (terms falling with ``m`` at ``high``, rising ones at ``low``):
+
+    * per-PE keeper: weights ``read + fill u m`` (it reads once per MAC and is filled with each
+      PE's partition, ``|W| / X_W`` words, over ``S`` PEs: ``|W| m_W``); inputs ``read + fill u``
+      (the PEs' partitions cover every used input); outputs ``update + read max(0, 1 - u m)`` (an
+      update per MAC, and every update but the first of each element reads: the PEs hold
+      ``|O| / X_O`` elements each, ``|O| m_O`` in all);
+    * shared keeper: ``read / m`` (outputs ``update / m + read max(0, 1/m - u)``);
+    * DRAM: only what exceeds the compulsory traffic, ``read max(0, 1/m - u)`` (outputs with
+      ``update + read``).
+    """
+    if kind == "per_pe":
+        if t is Tensor.W:
+            return c.read + c.fill * words / macs * low
+        if t is Tensor.I:
+            return np.full(low.shape, c.read + c.fill * words / macs)
+        return c.update + c.read * np.maximum(0.0, 1.0 - words / macs * high)
+    excess = np.maximum(0.0, 1.0 / high - words / macs)
+    if kind == "shared":
+        return c.update / high + c.read * excess if t is Tensor.O else c.read / high
+    return (c.update + c.read) * excess if t is Tensor.O else c.read * excess
+
+
+@lru_cache(maxsize=4096)
+def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
+    """Every ``(m_W, m_I, m_O)`` a legal spatial split of a layer with these bounds can give, ``[n, 3]``.
+
+    Enumerates every assignment of a divisor ``s_d | D_d`` to mesh X or Y (one axis per dimension,
+    X factors multiplying to at most ``max_x``, Y to at most ``max_y``), dimension by dimension in
+    the order ``N C K R P S Q`` with duplicate states merged, and returns ``m_W = s_N s_P s_Q``,
+    ``m_O = s_C s_R s_S`` and the upper bound ``m_I <= s_K min(s_P, s_R) min(s_Q, s_S)`` (item 3).
+    A larger mesh only adds splits, so the triples of a box's largest mesh cover the whole box.
+    """
+    # state columns: x, y, w (= s_N s_P s_Q so far), o (= s_C s_R s_S so far), i (= s_K min(..) so far),
+    # pending (s_R until P is placed, then s_S until Q is placed)
+    state = np.array([[1, 1, 1, 1, 1, 1]], dtype=np.int64)
+    for dim in (Dim.N, Dim.C, Dim.K, Dim.R, Dim.P, Dim.S, Dim.Q):
+        rows = []
+        for v in _divisors(dims[dim]):
+            for axis in ((0,) if v == 1 else (0, 1)):
+                nxt = state.copy()
+                nxt[:, axis] *= v
+                if dim in (Dim.N,):
+                    nxt[:, 2] *= v
+                elif dim is Dim.C:
+                    nxt[:, 3] *= v
+                elif dim is Dim.K:
+                    nxt[:, 4] *= v
+                elif dim in (Dim.R, Dim.S):
+                    nxt[:, 3] *= v
+                    nxt[:, 5] = v
+                else:  # P after R, Q after S: fold the window pair's min into m_I
+                    nxt[:, 2] *= v
+                    nxt[:, 4] *= np.minimum(nxt[:, 5], v)
+                    nxt[:, 5] = 1
+                rows.append(nxt[(nxt[:, 0] <= max_x) & (nxt[:, 1] <= max_y)])
+        state = np.unique(np.concatenate(rows), axis=0)
+    return np.unique(state[:, [2, 4, 3]], axis=0)
+
+
+def delivery_per_mac(costs: dict[Tensor, dict[str, list[AccessCosts]]], words: dict[Tensor, int], macs: int,
+                     triples: np.ndarray) -> float:
+    """A lower bound on the energy per MAC of delivering its three operands (item 3), in pJ.
+
+    ``g_t(m)`` is the cheapest :func:`option_floor` of tensor ``t`` with multicast ``m``; the bound is
+    the minimum of ``g_W(m_W) + g_I(m_I) + g_O(m_O)`` over the achievable triples
+    (:func:`multicast_triples`). ``g_I`` does not increase with ``m_I``, so its upper bound is safe.
+    """
+    total = np.zeros(len(triples))
+    for column, t in enumerate((Tensor.W, Tensor.I, Tensor.O)):
+        m = triples[:, column].astype(np.float64)
+        g = np.full(m.shape, np.inf)
+        for kind, options in costs[t].items():
+            for c in options:
+                g = np.minimum(g, option_floor(t, kind, c, m, m, words[t], macs))
+        total += g
+    return float(total.min())
+
+
+@dataclass(frozen=True)
+class LayerBoundTerms:
+    """The bound's constants for one layer over one box (energies in pJ, cycles)."""
+
+    macs: int
+    energy_pJ: float          # items 1-3: a lower bound on the layer's energy anywhere in the box
+    cycles_floor: float       # item 4 without the mesh: max(MACs / U(box), DRAM words / bandwidth)
+    compulsory: dict          # words per tensor
+
+
+def cycles_floor(layer: Layer, arch: Architecture, words: dict[Tensor, int], pes_usable: int) -> float:
+    """``max(MACs / U, (|W| + |I|) / read_bw_DRAM, |O| / write_bw_DRAM)`` (item 4)."""
+    top = arch.levels[0]
+    floor = layer.macs / max(pes_usable, 1)
+    if top.read_bw_words is not None:
+        floor = max(floor, (words[Tensor.W] + words[Tensor.I]) / top.read_bw_words)
+    if top.write_bw_words is not None:
+        floor = max(floor, words[Tensor.O] / top.write_bw_words)
+    return floor
+
+
+def layer_terms(layer: Layer, template: ArchTemplate, box: HardwareBox) -> LayerBoundTerms:
+    """Items 1-4 of the module docstring for ``layer`` anywhere in ``box``."""
+    arch = template.instantiate(box.optimistic_hardware())
+    words = compulsory_words(layer)
+    top = arch.levels[0]
+    dram = (top.read_energy_pJ * (words[Tensor.W] + words[Tensor.I]) + top.update_energy_pJ * words[Tensor.O]) \
+        / top.block_size
+    table = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
+    usable = int(table[box.mesh_x[1], box.mesh_y[1]])
+    costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
+    delivery = delivery_per_mac(costs, words, layer.macs,
+                                multicast_triples(tuple(layer.dims), box.mesh_x[1], box.mesh_y[1]))
+    energy = layer.macs * arch.mac.energy_pJ + dram + layer.macs * delivery
+    return LayerBoundTerms(layer.macs, energy, cycles_floor(layer, arch, words, usable), words)
