@@ -13,11 +13,12 @@ the end when any line failed (1 when ``--check`` found differences only).
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import IO
 
-from formulation.jsonsafe import json_text
+from formulation.jsonsafe import json_lines
 from formulation.specs.safe_load import parse_json
 from formulation.specs.types import SpecError
 
@@ -25,8 +26,9 @@ CHUNK_LINES = 8192
 
 
 def _parse(lineno: int, text: str, specs: dict):
-    """A case, or an error object naming the line and the field."""
-    from formulation.specs.loading import case_from_dict
+    """A case as ``(id, layer, arch, mapping fields, reference)``
+    (:func:`formulation.specs.loading.case_parts_from_dict`), or an error object naming the line and the field."""
+    from formulation.specs.loading import case_parts_from_dict
 
     if isinstance(text, bytes):
         try:
@@ -40,39 +42,40 @@ def _parse(lineno: int, text: str, specs: dict):
     except SpecError as exc:
         return {"line": lineno, "error": str(exc)}
     try:
-        return case_from_dict(doc, index=lineno, validate=False, specs=specs)
+        return case_parts_from_dict(doc, lineno, specs)
     except SpecError as exc:
         case_id = doc.get("id") if isinstance(doc, dict) else None
         return {"line": lineno, **({"id": case_id} if case_id is not None else {}), "error": str(exc)}
 
 
 def _score_group(cases: list, check: bool) -> list[dict]:
-    """Records (or error objects) for cases sharing one layer and architecture, in their order."""
-    from formulation.model.encoding import encode
+    """Records (or error objects) for cases ``(lineno, parts)`` sharing one layer and architecture, in their order."""
+    from formulation.model.encoding import encode_fields
     from formulation.model.exact import evaluate_batch
     from formulation.model.report import compare_with_reference, evaluation_records
     from formulation.model.validation import mapping_violations, validate_mapping
+    from formulation.specs.loading import mapping_from_fields
 
-    layer, arch = cases[0][1].layer, cases[0][1].arch
-    arrays = encode([c.mapping for _, c in cases])
+    layer, arch = cases[0][1][1], cases[0][1][2]
+    arrays = encode_fields([parts[3] for _, parts in cases])
     bad = mapping_violations(layer, arch, arrays)
     out: list[dict] = [{} for _ in cases]
     for i in bad.nonzero()[0]:
-        lineno, case = cases[i]
+        lineno, (case_id, _, _, fields, _) = cases[i]
         try:
-            validate_mapping(layer, arch, case.mapping)
+            validate_mapping(layer, arch, mapping_from_fields(fields, arch))
             message = "mapping: not legal"  # mapping_violations is a subset of validate_mapping's rules
         except SpecError as exc:
             message = str(exc)
-        out[i] = {"line": lineno, "id": case.id, "error": f"case {case.id}: {message}"}
+        out[i] = {"line": lineno, "id": case_id, "error": f"case {case_id}: {message}"}
     good = (~bad).nonzero()[0]
     if len(good):
         ev = evaluate_batch(layer, arch, arrays.take(good))
         for i, scored in zip(good, evaluation_records(ev, arch)):
-            case = cases[i][1]
-            record = {"id": case.id, **scored}
-            if check and case.reference is not None:
-                problems = compare_with_reference(record, case.reference)
+            case_id, reference = cases[i][1][0], cases[i][1][4]
+            record = {"id": case_id, **scored}
+            if check and reference is not None:
+                problems = compare_with_reference(record, reference)
                 record["agrees_with_reference"] = not problems
                 if problems:
                     record["differences"] = problems
@@ -88,7 +91,7 @@ def _chunk_results(lines: list[tuple[int, str]], check: bool, specs: dict) -> li
         if isinstance(got, dict):
             results[pos] = got
         else:
-            groups.setdefault((id(got.layer), id(got.arch)), []).append((pos, (lineno, got)))
+            groups.setdefault((id(got[1]), id(got[2])), []).append((pos, (lineno, got)))
     for members in groups.values():
         for (pos, _), record in zip(members, _score_group([m for _, m in members], check)):
             results[pos] = record
@@ -96,11 +99,25 @@ def _chunk_results(lines: list[tuple[int, str]], check: bool, specs: dict) -> li
 
 
 def evaluate_cases(path: str | Path, check: bool, out: IO[str] | None = None) -> int:
-    """Score every line of ``path``, print one JSON object per line; the exit status (see module docstring)."""
-    out = sys.stdout if out is None else out
+    """Score every line of ``path``, print one JSON object per line; the exit status (see module docstring).
+
+    Python's cyclic garbage collector is paused meanwhile: a chunk builds hundreds of thousands of
+    small acyclic objects (parsed lines, records), and the collections they trigger, each walking
+    every live object, cost more than the parsing itself (measured: ``benchmarks/README.md``).
+    """
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"cases = {str(path)!r}: no such file")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _evaluate_cases(p, check, sys.stdout if out is None else out)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _evaluate_cases(p: Path, check: bool, out: IO[str]) -> int:
     errors = differ = 0
     specs: dict = {}
     with p.open("rb") as fh:  # bytes: a line that is not UTF-8 is that line's error, not the file's
@@ -128,7 +145,7 @@ def _flush(chunk, check, specs, out, errors, differ):
     if len(specs) > 1024:
         specs.clear()
     results = _chunk_results(chunk, check, specs)
-    out.write("".join(json_text(r) + "\n" for r in results))
+    out.write(json_lines(results))
     out.flush()
     errors += sum("error" in r for r in results)
     differ += sum(r.get("agrees_with_reference") is False for r in results)

@@ -36,3 +36,19 @@ def json_safe(value: Any) -> Any:
 def json_text(doc: Any, **kwargs: Any) -> str:
     """``json.dumps`` of :func:`json_safe` ``(doc)`` with ``allow_nan=False``."""
     return json.dumps(json_safe(doc), allow_nan=False, **kwargs)
+
+
+def json_lines(docs: list) -> str:
+    """:func:`json_text` of every doc, one per line, the same text policy (non-finite floats as
+    ``null``, NumPy values plain), written by orjson, several times faster; a doc orjson cannot
+    write (a non-string key, an integer beyond 64 bits) goes through :func:`json_text`."""
+    import orjson
+
+    opt = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    parts = []
+    for doc in docs:
+        try:
+            parts.append(orjson.dumps(doc, option=opt).decode())
+        except TypeError:
+            parts.append(json_text(doc) + "\n")
+    return "".join(parts)

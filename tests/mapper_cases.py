@@ -36,19 +36,25 @@ def tiny_arch(levels: int = 3, mesh: tuple[int, int] = (2, 2), glb_words: int = 
     return Architecture("tiny", tuple(lv), Mac(pe, mx, 1.0))
 
 
-def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarray, MappingArrays]:
-    """Energy, cycles (inf/0 where a mapping overflows) and the arrays of every mapping (see the module docstring)."""
-    space = Space(layer, arch)
-    L = space.levels
+def _tilings(space: Space):
+    """Every tiling ``(temporal, x, y)`` (levels x dims factor arrays) whose spatial factors fit the fanouts."""
     opts = space.options
-    rows = []
-    keep_combos = list(itertools.product(*space.keep_options))
     for choice in itertools.product(*[range(o.count) for o in opts]):
         t = np.stack([opts[d].temporal[choice[d]] for d in DIMS], axis=1)
         x = np.stack([opts[d].x[choice[d]] for d in DIMS], axis=1)
         y = np.stack([opts[d].y[choice[d]] for d in DIMS], axis=1)
         if (x.prod(axis=1) > space.fan_x).any() or (y.prod(axis=1) > space.fan_y).any():
             continue
+        yield t, x, y
+
+
+def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarray, MappingArrays]:
+    """Energy, cycles (inf/0 where a mapping overflows) and the arrays of every mapping (see the module docstring)."""
+    space = Space(layer, arch)
+    L = space.levels
+    rows = []
+    keep_combos = list(itertools.product(*space.keep_options))
+    for t, x, y in _tilings(space):
         per_level = []
         for l in range(L):
             active = [int(d) for d in DIMS if t[l, d] > 1]
@@ -81,14 +87,8 @@ def brute_force_size(layer: Layer, arch: Architecture) -> int:
     """How many mappings :func:`brute_force` would score (to keep test cases small)."""
     import math
     space = Space(layer, arch)
-    opts = space.options
     total = 0
-    for choice in itertools.product(*[range(o.count) for o in opts]):
-        t = np.stack([opts[d].temporal[choice[d]] for d in DIMS], axis=1)
-        x = np.stack([opts[d].x[choice[d]] for d in DIMS], axis=1)
-        y = np.stack([opts[d].y[choice[d]] for d in DIMS], axis=1)
-        if (x.prod(axis=1) > space.fan_x).any() or (y.prod(axis=1) > space.fan_y).any():
-            continue
+    for t, x, y in _tilings(space):
         total += (math.prod(math.factorial(int((t[l] > 1).sum())) * math.factorial(int((x[l] > 1).sum()))
                             * math.factorial(int((y[l] > 1).sum())) for l in range(space.levels)))
     return total * space.keep_combinations

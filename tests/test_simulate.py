@@ -26,6 +26,7 @@ from formulation.model.exact import evaluate
 from formulation.model.simulate import MAX_MACS, TileHistory, simulate
 from formulation.model.validation import validate_mapping
 from formulation.specs.types import Architecture, Layer, LevelMapping, Mac, Mapping, StorageLevel, Technology
+from search.tiling import prime_factors
 
 SMALL_MACS = 50_000
 
@@ -221,16 +222,6 @@ def architectures(draw, min_levels: int = 2, max_levels: int = 4, min_macs: int 
     return Architecture(name="random", levels=tuple(levels), mac=mac)
 
 
-def _primes(n: int) -> list[int]:
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
-
-
 @st.composite
 def mappings(draw, layer: Layer, arch: Architecture, prefer_spatial: bool = False) -> Mapping:
     """Random valid mappings: each prime factor of each dimension goes to a random temporal or
@@ -240,7 +231,7 @@ def mappings(draw, layer: Layer, arch: Architecture, prefer_spatial: bool = Fals
     sx = [[1] * N_DIMS for _ in range(n)]
     sy = [[1] * N_DIMS for _ in range(n)]
     for d in DIMS:
-        for prime in _primes(layer.dims[d]):
+        for prime in prime_factors(layer.dims[d]):
             slots = [("t", l) for l in range(n)]
             for l in range(n):
                 fan_x, fan_y = arch.fanout(l)

@@ -153,6 +153,24 @@ def _int(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+_LAYER_INFO: dict[int, tuple[Layer, tuple[np.ndarray, ...], int, int]] = {}
+
+
+def _layer_info(layer: Layer) -> tuple[tuple[np.ndarray, ...], int, int]:
+    """``(layer_constants, MACs of one group, MACs)`` of a layer whose counts fit (:func:`check_range`),
+    cached by identity: all a batch needs from the layer."""
+    got = _LAYER_INFO.get(id(layer))
+    if got is not None and got[0] is layer:
+        return got[1], got[2], got[3]
+    check_range(layer)
+    macs = layer.macs
+    info = (layer, layer_constants(layer), macs // layer.G, macs)
+    if len(_LAYER_INFO) > 256:
+        _LAYER_INFO.clear()
+    _LAYER_INFO[id(layer)] = info
+    return info[1], info[2], info[3]
+
+
 def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> BatchEvaluation:
     """Evaluate ``B`` mappings of ``layer`` on ``arch`` with the compiled kernel.
 
@@ -162,27 +180,28 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
     """
     from formulation.model.kernel import evaluate_rows
 
-    _fresh_cache()
-    check_range(layer)
-    lay = layer_constants(layer)
+    if not _CACHE_CHECKED:
+        _fresh_cache()
+    lay, group_macs, macs = _layer_info(layer)
     lvl_i, lvl_f, most = arch_constants(arch)
     sorder = arrays.spatial_order
     sorder = _canonical_order(arrays.temporal.shape[:2]) if sorder is None else _int(sorder)
     out = evaluate_rows(_int(arrays.temporal), _int(arrays.spatial_x), _int(arrays.spatial_y), _int(arrays.order),
-                        np.ascontiguousarray(arrays.keep, dtype=np.bool_), sorder, lay, lvl_i, lvl_f, layer.G, int(np.prod(layer.dims)), most)
-    (reads, fills, updates, inst, tiles, part, used, fits, energy, compute, level_cycles, throttling, cycles,
-     overflow) = out
-    if overflow.any():
+                        np.ascontiguousarray(arrays.keep, dtype=np.bool_), sorder, *lay, lvl_i, lvl_f, layer.G,
+                        group_macs, most)
+    i3, i2, i1, fits, energy, throttling, n_overflow = out
+    if n_overflow:
         raise CountOverflow(f"layer {layer.name}: a link-transfer rescale exceeds 64-bit integers "
-                            f"(mappings {np.flatnonzero(overflow)[:5].tolist()})")
-    macs = layer.macs
+                            f"(mappings {np.flatnonzero(i1[2])[:5].tolist()})")
+    reads, fills, updates, tiles, part = i3
+    inst, used, level_cycles = i2
+    compute, cycles = i1[0], i1[1]
     mac_energy = np.full(arrays.size, macs * arch.mac.energy_pJ)
     return BatchEvaluation(
         reads=reads, fills=fills, updates=updates, utilized_instances=inst, utilized_capacity=tiles,
         partition_size=part, capacity_used=used, fits=fits, energy_pJ_by_tensor=energy, mac_energy_pJ=mac_energy,
         energy_pJ=mac_energy + energy.sum(axis=(1, 2)), compute_cycles=compute, level_cycles=level_cycles,
         throttling=throttling, cycles=cycles, macs=macs, mac_instances=arch.mac.instances)
-
 
 
 def warm_up() -> float:

@@ -44,20 +44,59 @@ class MappingArrays:
                              None if self.spatial_order is None else self.spatial_order[index])
 
 
+_PLAIN: dict[tuple, tuple[int, ...]] = {}  # dimension orders as plain ints (at most 7! of each)
+_FLAGS: dict[frozenset, tuple[bool, ...]] = {}  # kept tensor sets as flags (at most 2^3)
+
+
+def _plain(dims: tuple) -> tuple[int, ...]:
+    got = _PLAIN.get(dims)
+    if got is None:
+        got = _PLAIN[dims] = tuple(int(d) for d in dims)
+    return got
+
+
+def _flags(keep: frozenset) -> tuple[bool, ...]:
+    got = _FLAGS.get(keep)
+    if got is None:
+        got = _FLAGS[keep] = tuple(t in keep for t in TENSORS)
+    return got
+
+
 def encode(mappings: list[Mapping] | tuple[Mapping, ...] | Mapping) -> MappingArrays:
-    """Stack mappings (all for the same architecture) into :class:`MappingArrays`."""
+    """Stack mappings (all for the same architecture) into :class:`MappingArrays`.
+
+    All integer fields go through one flat list of plain ints and one ``np.array`` call (the five
+    arrays are contiguous views of it), the tensor flags through a second; dimension orders and
+    tensor sets are converted once per distinct value (converting enum members is NumPy's slow path).
+    """
     if isinstance(mappings, Mapping):
         mappings = [mappings]
-    levels = len(mappings[0].levels)
-    temporal = np.array([[lm.temporal for lm in m.levels] for m in mappings], dtype=np.int64)
-    spatial_x = np.array([[lm.spatial_x for lm in m.levels] for m in mappings], dtype=np.int64)
-    spatial_y = np.array([[lm.spatial_y for lm in m.levels] for m in mappings], dtype=np.int64)
-    order = np.array([[[int(d) for d in lm.permutation] for lm in m.levels] for m in mappings], dtype=np.int64)
-    keep = np.array([[[t in lm.keep for t in TENSORS] for lm in m.levels] for m in mappings], dtype=bool)
-    spatial_order = np.array([[[int(d) for d in lm.spatial_order] for lm in m.levels] for m in mappings],
-                             dtype=np.int64)
-    assert temporal.shape[1:] == (levels, N_DIMS) and keep.shape[2] == N_TENSORS
-    return MappingArrays(temporal, spatial_x, spatial_y, order, keep, spatial_order)
+    return encode_fields([[(lm.temporal, lm.permutation, lm.spatial_x, lm.spatial_y, lm.keep, lm.spatial_order)
+                           for lm in m.levels] for m in mappings])
+
+
+def encode_fields(rows: list) -> MappingArrays:
+    """:func:`encode` of mappings given as their levels' field tuples ``(temporal, permutation,
+    spatial_x, spatial_y, keep, spatial_order)`` (:func:`formulation.specs.loading.mapping_fields_from_list`)."""
+    b = len(rows)
+    levels = len(rows[0])
+    temporal: list[int] = []
+    sx: list[int] = []
+    sy: list[int] = []
+    order: list[int] = []
+    sorder: list[int] = []
+    kept: list[bool] = []
+    for row in rows:
+        for t, perm, x, y, keep, so in row:
+            temporal += t
+            sx += x
+            sy += y
+            order += _plain(perm)
+            sorder += _plain(so)
+            kept += _flags(keep)
+    ints = np.array(temporal + sx + sy + order + sorder, dtype=np.int64).reshape(5, b, levels, N_DIMS)
+    keep = np.array(kept, dtype=bool).reshape(b, levels, N_TENSORS)
+    return MappingArrays(ints[0], ints[1], ints[2], ints[3], keep, ints[4])
 
 
 def decode(arrays: MappingArrays, arch: Architecture, index: int = 0) -> Mapping:

@@ -36,7 +36,7 @@ LVL_BLOCK, LVL_SIZE, LVL_FAN_X, LVL_FAN_Y = 0, 1, 2, 3            # columns of `
 LVL_READ_E, LVL_FILL_E, LVL_UPDATE_E, LVL_READ_BW, LVL_WRITE_BW = 0, 1, 2, 3, 4  # of ``lvl_f`` (bw < 0: none)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
     """Reads, fills, updates (totals over instances, one group, masked by ``keep``) of one mapping,
     as :func:`formulation.model.exact.access_counts` defines them; ``s`` is the scratch tuple.
@@ -139,58 +139,76 @@ def _counts(temporal, sx, sy, order, keep, sorder, lay, fan_xy, macs, s):
 def _scratch(levels, max_children):
     """Every per-mapping work array, allocated once per batch (the order of the unpacking in
     :func:`_counts`): nest geometry, the active loops and their translations, union buffers,
-    arrivals, partitions, child levels, counts, link-transfer pairs and children (``max_children``)."""
+    arrivals, partitions, child levels, counts, link-transfer pairs and children (``max_children``).
+    All ``int64`` ones are views of one allocation (allocations, not the work, dominate small batches)."""
     loops = N_DIMS * levels
-    i64 = np.int64
-    return (np.empty((levels + 1, N_DIMS), i64), np.empty(loops, i64), np.empty(loops, i64), np.empty(loops, i64),
-            np.empty(levels + 1, i64), np.empty((levels + 1, N_TENSORS, N_AXES), i64), np.empty(loops, i64),
-            np.empty((loops, N_AXES), i64), np.empty(loops, i64), np.empty(loops, i64), np.empty(loops, i64),
-            np.empty(loops, i64), np.empty((levels + 1, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
-            np.empty((levels, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
-            np.empty((levels, N_TENSORS), i64), np.empty((levels, N_TENSORS), i64),
-            np.zeros((levels, N_TENSORS), i64), np.empty((loops, N_AXES), i64), np.empty((loops, N_AXES), i64),
-            np.empty(loops, i64), np.empty((2 * loops + 1, N_AXES), i64), np.empty(2 * loops + 1 + N_AXES, i64),
-            np.empty(max_children, i64), np.zeros(max_children, np.bool_), np.empty(max_children, i64),
-            np.ones(N_DIMS, i64))
+    lt = levels * N_TENSORS
+    la = loops * N_AXES
+    pairs = (2 * loops + 1) * N_AXES
+    sizes = ((levels + 1) * N_DIMS, loops, loops, loops, levels + 1, (levels + 1) * N_TENSORS * N_AXES, loops,
+             la, loops, loops, loops, loops, (levels + 1) * N_TENSORS, lt, lt, lt, lt, lt, lt, la, la, loops, pairs,
+             2 * loops + 1 + N_AXES, max_children, max_children, N_DIMS)
+    total = 0
+    for n in sizes:
+        total += n
+    flat = np.empty(total, np.int64)
+    o = 0
+    views = []
+    for n in sizes:
+        views.append(flat[o:o + n])
+        o += n
+    reads0 = views[18]
+    reads0[:] = 0
+    tprod = views[26]
+    tprod[:] = 1
+    return (views[0].reshape((levels + 1, N_DIMS)), views[1], views[2], views[3], views[4],
+            views[5].reshape((levels + 1, N_TENSORS, N_AXES)), views[6], views[7].reshape((loops, N_AXES)),
+            views[8], views[9], views[10], views[11], views[12].reshape((levels + 1, N_TENSORS)),
+            views[13].reshape((levels, N_TENSORS)), views[14].reshape((levels, N_TENSORS)),
+            views[15].reshape((levels, N_TENSORS)), views[16].reshape((levels, N_TENSORS)),
+            views[17].reshape((levels, N_TENSORS)), reads0.reshape((levels, N_TENSORS)),
+            views[19].reshape((loops, N_AXES)), views[20].reshape((loops, N_AXES)), views[21],
+            views[22].reshape((2 * loops + 1, N_AXES)), views[23], views[24], np.zeros(max_children, np.bool_),
+            views[25], tprod)
 
 
 _scratch_jit = njit(cache=True, nogil=True, error_model="numpy")(_scratch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, groups, macs,
-                  max_children):
-    """Evaluate every mapping of a batch; returns the arrays of a ``BatchEvaluation`` in field order
-    (``reads, fills, updates, utilized_instances, utilized_capacity, partition_size, capacity_used,
-    fits, energy_pJ_by_tensor, compute_cycles, level_cycles, throttling, cycles``).
+def evaluate_rows(temporal, sx, sy, order, keep, sorder, ax_of, coef, window, win_dims, adims, an, lvl_i, lvl_f,
+                  groups, macs, max_children):
+    """Evaluate every mapping of a batch; returns ``(i3, i2, i1, fits, energy_pJ_by_tensor, throttling,
+    n_overflow)``: the ``int64`` fields of a ``BatchEvaluation`` stacked by shape (``i3``: reads,
+    fills, updates, utilized_capacity, partition_size; ``i2``: utilized_instances, capacity_used,
+    level_cycles; ``i1``: compute_cycles, cycles, 1 where a link rescale overflowed) and the number
+    of overflowed mappings.
 
     Energy and cycles follow :func:`formulation.model.exact.reference_chunk` step by step. ``lay`` is
-    :func:`formulation.model.compiled.layer_constants`, ``lvl_i``/``lvl_f`` :func:`formulation.model.compiled.arch_constants`.
+    :func:`formulation.model.compiled.layer_constants` (unpacked), ``lvl_i``/``lvl_f`` :func:`formulation.model.compiled.arch_constants`.
     """
     b_count, levels, _ = temporal.shape
+    lay = (ax_of, coef, window, win_dims, adims, an)  # separate arguments: a tuple argument is slow to dispatch
     s = _scratch_jit(levels, max_children)
     reads, fills, updates = s[15], s[16], s[17]
     spans, inst = s[5], s[4]
     fan_xy = lvl_i[:, LVL_FAN_X:LVL_FAN_Y + 1]
-    o_reads = np.empty((b_count, levels, N_TENSORS), np.int64)
-    o_fills = np.empty_like(o_reads)
-    o_updates = np.empty_like(o_reads)
-    o_inst = np.empty((b_count, levels), np.int64)
-    o_tiles = np.empty_like(o_reads)
-    o_part = np.empty_like(o_reads)
-    o_used = np.empty((b_count, levels), np.int64)
+    i3 = np.empty((5, b_count, levels, N_TENSORS), np.int64)  # few output arrays: each costs to return
+    i2 = np.empty((3, b_count, levels), np.int64)
+    i1 = np.empty((3, b_count), np.int64)
+    o_reads, o_fills, o_updates, o_tiles, o_part = i3[0], i3[1], i3[2], i3[3], i3[4]
+    o_inst, o_used, o_lcycles = i2[0], i2[1], i2[2]
+    o_compute, o_cycles, o_overflow = i1[0], i1[1], i1[2]
     o_fits = np.empty(b_count, np.bool_)
     o_energy = np.empty((b_count, levels, N_TENSORS), np.float64)
-    o_compute = np.empty(b_count, np.int64)
-    o_lcycles = np.empty((b_count, levels), np.int64)
     o_throttle = np.empty((b_count, levels), np.float64)
-    o_cycles = np.empty(b_count, np.int64)
-    o_overflow = np.zeros(b_count, np.bool_)
+    n_overflow = 0
     for b in range(b_count):
-        o_overflow[b] = False
+        o_overflow[b] = 0
         compute = _counts(temporal[b], sx[b], sy[b], order[b], keep[b], sorder[b], lay, fan_xy, macs, s)
         if compute < 0:
-            o_overflow[b] = True
+            o_overflow[b] = 1
+            n_overflow += 1
             compute = 1
         compute *= groups
         computef = float(compute)
@@ -219,10 +237,16 @@ def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, grou
                 o_tiles[b, l, t] = tile
                 used += tile
                 o_part[b, l, t] = s[13][l, t] * groups if k else 0
-                nn = n if n > 1 else 1
-                r_i, f_i, u_i = r // nn, f // nn, u // nn
-                o_energy[b, l, t] = n * (-(-r_i // blk) * lvl_f[l, LVL_READ_E] + -(-f_i // blk) * lvl_f[l, LVL_FILL_E]
-                                         + -(-u_i // blk) * lvl_f[l, LVL_UPDATE_E])
+                if n > 1:  # integer divisions are the costliest instructions here: skipped when by 1
+                    r_i, f_i, u_i = r // n, f // n, u // n
+                else:
+                    r_i, f_i, u_i = r, f, u
+                if blk > 1:
+                    r_b, f_b, u_b = -(-r_i // blk), -(-f_i // blk), -(-u_i // blk)
+                else:
+                    r_b, f_b, u_b = r_i, f_i, u_i
+                o_energy[b, l, t] = n * (r_b * lvl_f[l, LVL_READ_E] + f_b * lvl_f[l, LVL_FILL_E]
+                                         + u_b * lvl_f[l, LVL_UPDATE_E])
                 rd = rd + float(r_i) / computef
                 wr = wr + float(f_i + u_i) / computef
             o_used[b, l] = used
@@ -242,5 +266,4 @@ def evaluate_rows(temporal, sx, sy, order, keep, sorder, lay, lvl_i, lvl_f, grou
         o_fits[b] = fits
         o_compute[b] = compute
         o_cycles[b] = worst
-    return (o_reads, o_fills, o_updates, o_inst, o_tiles, o_part, o_used, o_fits, o_energy, o_compute, o_lcycles,
-            o_throttle, o_cycles, o_overflow)
+    return i3, i2, i1, o_fits, o_energy, o_throttle, n_overflow

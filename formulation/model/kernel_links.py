@@ -20,21 +20,20 @@ OUT = int(Tensor.O)
 LIMIT = 2 ** 62
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _distinct(values, n, skip, buf):
-    """Number of distinct ``values[c]`` over ``c < n`` with ``skip[c]`` false."""
-    k = 0
-    for c in range(n):
-        if not skip[c]:
-            buf[k] = values[c]
-            k += 1
-    if k == 0:
-        return 0
-    s = np.sort(buf[:k])
-    out = 1
-    for i in range(1, k):
-        if s[i] != s[i - 1]:
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _distinct_sorted(values, rank, n, skip):
+    """Number of distinct ``values[c]`` over ``c < n`` with ``skip[c]`` false; ``rank[:n]`` orders
+    ``values[:n]`` ascending, so equal values are consecutive in it and one pass counts them."""
+    out = 0
+    last = 0
+    for i in range(n):
+        c = rank[i]
+        if skip[c]:
+            continue
+        v = values[c]
+        if out == 0 or v != last:
             out += 1
+            last = v
     return out
 
 
@@ -172,7 +171,8 @@ def _link_words(ax_of, coef, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pm
         flagged[c] = False
     h = max(fan_x, px)
     vv = max(fan_y, py)
-    u_all = _distinct(lin, n, flagged, buf)
+    rank = np.argsort(lin[:n])
+    u_all = _distinct_sorted(lin, rank, n, flagged)
     big_r = 0
     big_l = 0
     for q in range(n_want):
@@ -188,7 +188,7 @@ def _link_words(ax_of, coef, sx, sy, sorder, ext, m, t, fan_x, fan_y, spread, pm
             flagged[c] = f
             if f:
                 n_flag += 1
-        rest = _distinct(lin, n, flagged, buf)
+        rest = _distinct_sorted(lin, rank, n, flagged)
         if rest < u_all:
             big_r += (u_all - rest) * words[q]
             big_l += n_flag * words[q]

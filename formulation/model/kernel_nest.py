@@ -20,7 +20,7 @@ from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Dim
 DIM_C, DIM_R, DIM_S = int(Dim.C), int(Dim.R), int(Dim.S)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst):
     """Extents ``e[l, d]``, the flattened loops (outermost first) and the utilized instances.
 
@@ -48,7 +48,7 @@ def build_nest(temporal, sx, sy, order, levels, ext, ldim, lbound, lstep, inst):
     return compute
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def axis_spans(coef, adims, an, ext, levels, spans):
     """``spans[l, t, a] = 1 + sum_d A[t,a,d] (e[l,d] - 1)`` (:func:`formulation.model.nest.axis_extents`);
     ``adims[t, a, :an[t, a]]`` are the dimensions with ``A[t, a, d] != 0`` and ``coef[t, d]`` their coefficients."""
@@ -62,7 +62,7 @@ def axis_spans(coef, adims, an, ext, levels, spans):
                 spans[l, t, a] = s
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def active_loops(lbound, above, act):
     """Indices ``j < above`` of the loops with ``f_j > 1``, outermost first, into ``act``; returns their number."""
     n = 0
@@ -96,7 +96,7 @@ def fill_translations(ax_of, coef, ldim, lstep, t, act, n_act, trans):
             a3 += sh
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act):
     """Words reaching one instance of ``level`` for tensor ``t``: :func:`formulation.model.nest.arrivals`.
 
@@ -146,7 +146,7 @@ def arrivals(ax_of, coef, spans, ldim, lbound, lstep, level, t, act, n_act):
     return tile + acc
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def union_length(shifts, counts, n, span, tmp_s, tmp_f):
     """Length covered by ``[o, o + span)`` at all offsets ``o = sum_k i_k shifts_k`` (one row of
     :func:`formulation.model.nest.union_lengths`): finest loop first, exact enumeration when the
@@ -199,7 +199,7 @@ def _enumerate_union(shifts, counts, m, span):
     return covered
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def reduction_factor(sx, sy, parent, child):
     """Product of the spatial C, R, S factors on fanouts ``parent..child-1`` (:func:`formulation.model.nest.reduction_factor`)."""
     r = 1

@@ -34,45 +34,38 @@ def evaluation_records(ev: BatchEvaluation, arch: Architecture, indices=None) ->
     by_level = ev.energy_pJ_by_tensor[rows].sum(axis=2).tolist()
     utilization = (ev.macs / (ev.cycles[rows] * ev.mac_instances)).tolist()
     area = architecture_area_mm2(arch)
+    level_names = [lv.name for lv in arch.levels]
+    mac_name, clock, macs = arch.mac.name, arch.clock_GHz, int(ev.macs)
     out = []
-    for k in range(len(cols["cycles"])):
+    for (r_k, u_k, f_k, inst_k, cap_k, part_k, e_k, lc_k, th_k, used_k, cycles, energy, mac_e, fits, bl_k,
+         util) in zip(cols["reads"], cols["updates"], cols["fills"], cols["utilized_instances"],
+                      cols["utilized_capacity"], cols["partition_size"], cols["energy_pJ_by_tensor"],
+                      cols["level_cycles"], cols["throttling"], cols["capacity_used"], cols["cycles"],
+                      cols["energy_pJ"], cols["mac_energy_pJ"], cols["fits"], by_level, utilization):
         levels = {}
-        for l, lv in enumerate(arch.levels):
+        for name, r_l, u_l, f_l, inst, cap_l, part_l, e_l, lc, th, used, bl in zip(
+                level_names, r_k, u_k, f_k, inst_k, cap_k, part_k, e_k, lc_k, th_k, used_k, bl_k):
             tensors = {}
-            for t, name in enumerate(names):
-                capacity = cols["utilized_capacity"][k][l][t]
+            for tensor, r, u, f, capacity, part, e in zip(names, r_l, u_l, f_l, cap_l, part_l, e_l):
                 if capacity == 0:
                     continue  # bypassed here
-                tensors[name] = {
-                    "reads": cols["reads"][k][l][t],
-                    "updates": cols["updates"][k][l][t],
-                    "fills": cols["fills"][k][l][t],
-                    "utilized_instances": cols["utilized_instances"][k][l],
-                    "utilized_capacity": capacity,
-                    "partition_size": cols["partition_size"][k][l][t],
-                    "energy_pJ": cols["energy_pJ_by_tensor"][k][l][t],
-                }
-            levels[lv.name] = {
-                "cycles": cols["level_cycles"][k][l],
-                "bandwidth_throttling": cols["throttling"][k][l],
-                "energy_pJ": by_level[k][l],
-                "capacity_used_words": cols["capacity_used"][k][l],
-                "tensors": tensors,
-            }
-        cycles = cols["cycles"][k]
-        energy = cols["energy_pJ"][k]
-        latency = seconds(cycles, arch.clock_GHz)
+                tensors[tensor] = {"reads": r, "updates": u, "fills": f, "utilized_instances": inst,
+                                   "utilized_capacity": capacity, "partition_size": part, "energy_pJ": e}
+            levels[name] = {"cycles": lc, "bandwidth_throttling": th, "energy_pJ": bl, "capacity_used_words": used,
+                            "tensors": tensors}
+        latency = seconds(cycles, clock)
+        breakdown = {mac_name: mac_e}
+        breakdown.update(zip(level_names, bl_k))
         out.append({
-            "macs": int(ev.macs),
+            "macs": macs,
             "cycles": cycles,
-            "utilization": utilization[k],
+            "utilization": util,
             "energy_pJ": energy,
-            "energy_breakdown_pJ": {arch.mac.name: cols["mac_energy_pJ"][k],
-                                    **{lv.name: by_level[k][l] for l, lv in enumerate(arch.levels)}},
+            "energy_breakdown_pJ": breakdown,
             "power_mW": power_mW(energy, latency),
             "latency_s": latency,
             "area_mm2": area,
-            "fits": cols["fits"][k],
+            "fits": fits,
             "levels": levels,
         })
     return out

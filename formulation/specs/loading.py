@@ -54,7 +54,7 @@ def read_document(path: str | Path) -> Any:
 
 
 def _mapping_doc(doc: Any, what: str) -> MappingABC:
-    if not isinstance(doc, MappingABC):
+    if type(doc) is not dict and not isinstance(doc, MappingABC):  # a dict is the common case: no ABC check
         raise SpecError(f"{what} = {show(doc)}: expected a mapping of keys to values")
     return doc
 
@@ -141,15 +141,31 @@ LEVEL_KEYS = {"name", "technology", "size", "word_bits", "block_size", "instance
 MAC_KEYS = {"name", "instances", "meshX", "word_bits", "energy"}
 
 
+ONES = (1,) * len(DIMS)
+ALL_TENSORS = frozenset(TENSORS)
+# Pure functions of hashable values, memoized: a file of cases repeats the same few strings. The
+# dimension strings are bounded (at most 13,700 strings of distinct letters), the tensor lists capped.
+_DIM_STRINGS: dict[str, tuple[Dim, ...]] = {}
+_COMPLETED: dict[tuple[Dim, ...], tuple[Dim, ...]] = {}
+_TENSOR_SETS: dict[tuple, frozenset] = {}
+
+
 def _tensor_list(value: Any, what: str) -> frozenset:
     if not isinstance(value, list):
         raise SpecError(f"{what} = {show(value)}: must be a list of tensor names (Weights, Inputs, Outputs)")
+    key = tuple(value) if all(type(item) is str for item in value) else None
+    got = _TENSOR_SETS.get(key) if key is not None else None
+    if got is not None:
+        return got
     out = set()
     for item in value:
         if not isinstance(item, str) or item not in TENSOR_BY_NAME:
             raise SpecError(f"{what} = {show(item)}: unknown tensor (use Weights, Inputs, Outputs)")
         out.add(TENSOR_BY_NAME[item])
-    return frozenset(out)
+    got = frozenset(out)
+    if key is not None and len(_TENSOR_SETS) < 1024:
+        _TENSOR_SETS[key] = got
+    return got
 
 
 def level_from_dict(doc: Any, index: int) -> StorageLevel:
@@ -224,29 +240,50 @@ def _dim_factors(value: Any, what: str) -> dict[Dim, int]:
     value = _mapping_doc(value, what)
     out = {}
     for key, factor in value.items():
-        if key not in _DIM_BY_NAME:
+        dim = _DIM_BY_NAME.get(key) if type(key) is str else None
+        if dim is None:
             raise SpecError(f"{what}.{key} = {show(factor)}: unknown dimension (use N K C P Q R S)")
-        out[_DIM_BY_NAME[key]] = _int(value, key, what)
+        out[dim] = factor if type(factor) is int and 1 <= factor <= MAX_DIM else _int(value, key, what)
     return out
 
 
 def _dim_string(value: Any, what: str) -> tuple[Dim, ...]:
+    got = _DIM_STRINGS.get(value) if type(value) is str else None
+    if got is not None:
+        return got
     if not isinstance(value, str) or not set(value) <= _DIM_BY_NAME.keys() or len(set(value)) != len(value):
         raise SpecError(f"{what} = {show(value)}: must be a string of distinct letters from NKCPQRS")
-    return tuple(_DIM_BY_NAME[ch] for ch in value)
+    got = tuple(_DIM_BY_NAME[ch] for ch in value)
+    if type(value) is str:
+        _DIM_STRINGS[value] = got
+    return got
+
+
+def _completed(listed: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """``listed`` followed by the dimensions it leaves out, in canonical order."""
+    got = _COMPLETED.get(listed)
+    if got is None:
+        got = _COMPLETED[listed] = listed + tuple(d for d in DIMS if d not in listed)
+    return got
 
 
 def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> LevelMapping:
+    return LevelMapping(level.name, *level_fields_from_dict(doc, level, outermost))
+
+
+def level_fields_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> tuple:
+    """The fields of a :class:`LevelMapping` after ``target`` (``temporal, permutation, spatial_x,
+    spatial_y, keep, spatial_order``) from one level of the mapping format: the format's one parser
+    and checker (``evaluate --cases`` encodes these tuples without building the objects)."""
     what = f"mapping[{level.name}]"
     doc = _mapping_doc(doc, what)
     _check_keys(doc, MAPPING_KEYS, what)
     temporal = _dim_factors(doc.get("temporal"), f"{what}.temporal")
     spatial = _dim_factors(doc.get("spatial"), f"{what}.spatial")
-    perm = _dim_string(doc.get("permutation", ""), f"{what}.permutation")
     # Dimensions the permutation leaves out go outermost, in canonical order.
-    perm = perm + tuple(d for d in DIMS if d not in perm)
+    perm = _completed(_dim_string(doc.get("permutation", ""), f"{what}.permutation"))
     sperm_doc = doc["spatial_permutation"] if "spatial_permutation" in doc else "".join(d.name for d in spatial)
-    if isinstance(sperm_doc, str) and len(set(sperm_doc)) < len(sperm_doc):
+    if isinstance(sperm_doc, str) and sperm_doc not in _DIM_STRINGS and len(set(sperm_doc)) < len(sperm_doc):
         twice = next(ch for ch in sperm_doc if sperm_doc.count(ch) > 1)
         raise SpecError(f"{what}.spatial_permutation = {sperm_doc!r}: {twice} on both mesh axes of one fanout "
                         f"is not supported (give each dimension one axis)")
@@ -256,33 +293,45 @@ def level_mapping_from_dict(doc: Any, level: StorageLevel, outermost: bool) -> L
             raise SpecError(f"{what}.spatial_permutation = {''.join(x.name for x in sperm)!r}: "
                             f"does not list spatial dimension {d.name}")
     split = check_int(doc.get("split", len(sperm)), f"{what}.split", 0, len(sperm))
-    x_dims, y_dims = sperm[:split], sperm[split:]
-    spatial_x = tuple(spatial.get(d, 1) if d in x_dims else 1 for d in DIMS)
-    spatial_y = tuple(spatial.get(d, 1) if d in y_dims else 1 for d in DIMS)
+    if spatial:  # sperm lists each dimension once: the X ones first, then the Y ones
+        sx, sy = list(ONES), list(ONES)
+        for k, d in enumerate(sperm):
+            (sx if k < split else sy)[d] = spatial.get(d, 1)
+        spatial_x, spatial_y = tuple(sx), tuple(sy)
+    else:
+        spatial_x = spatial_y = ONES
     if "keep" in doc:
         keep = _tensor_list(doc["keep"], f"{what}.keep")
     else:
-        keep = frozenset(TENSORS)
+        keep = ALL_TENSORS
     if "bypass" in doc:
         bypass = _tensor_list(doc["bypass"], f"{what}.bypass")
         clash = keep & bypass if "keep" in doc else frozenset()
         if clash:
             raise SpecError(f"{what}.bypass = {TENSOR_NAMES[min(clash)]!r}: also listed under keep")
         keep = keep - bypass
-    if outermost and keep != frozenset(TENSORS):
+    if outermost and keep != ALL_TENSORS:
         raise SpecError(f"{what}.bypass = {sorted(TENSOR_NAMES[t] for t in set(TENSORS) - keep)!r}: "
                         f"the outermost level keeps every tensor")
     extra = keep - level.keeps
     if extra:
         raise SpecError(f"{what}.keep = {TENSOR_NAMES[min(extra)]!r}: level {level.name} cannot hold it "
                         f"(it keeps {sorted(TENSOR_NAMES[t] for t in level.keeps)})")
-    order = tuple(x_dims) + tuple(y_dims)
-    return LevelMapping(target=level.name, temporal=tuple(temporal.get(d, 1) for d in DIMS), permutation=perm,
-                        spatial_x=spatial_x, spatial_y=spatial_y, keep=keep,
-                        spatial_order=order + tuple(d for d in DIMS if d not in order))
+    # the spatial loops, X ones first (sperm[:split] + sperm[split:]), then the others
+    return tuple(map(temporal.get, DIMS, ONES)), perm, spatial_x, spatial_y, keep, _completed(sperm)
 
 
 def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
+    return mapping_from_fields(mapping_fields_from_list(doc, arch), arch)
+
+
+def mapping_from_fields(fields: tuple[tuple, ...], arch: Architecture) -> Mapping:
+    """The :class:`Mapping` of :func:`mapping_fields_from_list`'s tuples."""
+    return Mapping(levels=tuple(LevelMapping(lv.name, *f) for f, lv in zip(fields, arch.levels)))
+
+
+def mapping_fields_from_list(doc: Any, arch: Architecture) -> tuple[tuple, ...]:
+    """:func:`level_fields_from_dict` of every level of a mapping document, outermost first."""
     if isinstance(doc, MappingABC) and "mapping" in doc:
         doc = doc["mapping"]
     if not isinstance(doc, list):
@@ -296,8 +345,8 @@ def mapping_from_list(doc: Any, arch: Architecture) -> Mapping:
         target = entry.get("target", level.name)
         if target != level.name:
             raise SpecError(f"mapping[{i}].target = {show(target)}: expected level {level.name!r} (outermost first)")
-        levels.append(level_mapping_from_dict(entry, level, outermost=i == 0))
-    return Mapping(levels=tuple(levels))
+        levels.append(level_fields_from_dict(entry, level, outermost=i == 0))
+    return tuple(levels)
 
 
 @dataclass(frozen=True)
@@ -325,6 +374,30 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
     """
     from formulation.model.validation import validate_mapping
 
+    case_id, layer, arch, fields, reference = case_parts_from_dict(doc, index, specs)
+    mapping = mapping_from_fields(fields, arch)
+    if validate:
+        try:
+            validate_mapping(layer, arch, mapping)
+        except SpecError as exc:
+            raise SpecError(f"case {case_id}: {exc}") from None
+    return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=reference)
+
+
+def _key_text(doc: Any) -> bytes | str:
+    """A JSON text of ``doc`` for keying the cache of parsed specs (orjson when it can, else ``json``)."""
+    import orjson
+
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # e.g. integers beyond 64 bits: left to the spec checks
+        return json.dumps(doc)
+
+
+def case_parts_from_dict(doc: Any, index: int = 0,
+                         specs: dict[tuple[str, str, str], tuple[Layer, Architecture]] | None = None) -> tuple:
+    """``(id, layer, arch, mapping fields, reference)`` of one case line, the mapping as
+    :func:`mapping_fields_from_list` tuples (not checked for legality); see :func:`case_from_dict`."""
     doc = _mapping_doc(doc, f"case {index}")
     _check_keys(doc, CASE_KEYS, f"case {doc.get('id', index)}")
     case_id = check_name(doc.get("id", f"case-{index}"), f"case {index}.id", max_chars=1024)
@@ -333,7 +406,7 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
             raise SpecError(f"case {case_id}.{key} = None: missing")
     try:
         layer_name = check_name(doc.get("layer_name", "layer"), "layer_name")
-        key = (layer_name, json.dumps(doc["layer"]), json.dumps(doc["arch"])) if specs is not None else None
+        key = (layer_name, _key_text(doc["layer"]), _key_text(doc["arch"])) if specs is not None else None
         if key is not None and key in specs:
             layer, arch = specs[key]
         else:
@@ -341,12 +414,10 @@ def case_from_dict(doc: Any, index: int = 0, *, validate: bool = True,
             arch = arch_from_dict(doc["arch"])
             if key is not None:
                 specs[key] = (layer, arch)
-        mapping = mapping_from_list(doc["mapping"], arch)
-        if validate:
-            validate_mapping(layer, arch, mapping)
+        fields = mapping_fields_from_list(doc["mapping"], arch)
     except SpecError as exc:
         raise SpecError(f"case {case_id}: {exc}") from None
-    return Case(id=case_id, layer=layer, arch=arch, mapping=mapping, reference=doc.get("timeloop"))
+    return case_id, layer, arch, fields, doc.get("timeloop")
 
 
 def read_cases(path: str | Path) -> list[Case]:

@@ -145,11 +145,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key[:40]!r} is given twice")
-        out[key] = value
+    out = dict(pairs)  # built in C; only a repeated key makes it shorter, then the loop names the key
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key[:40]!r} is given twice")
+            seen.add(key)
     return out
 
 
@@ -163,7 +165,10 @@ def parse_json(text: str, what: str) -> Any:
         raise SpecError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
     except RecursionError:
         raise SpecError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
-    count_nodes(doc, what)
+    if len(text) > MAX_NODES or text.count("{") + text.count("[") > MAX_DEPTH:
+        count_nodes(doc, what)
+    # else it cannot fail: every JSON value takes at least one character (so there are at most
+    # len(text) values), and every level of nesting its own opening bracket
     return doc
 
 
