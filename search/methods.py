@@ -23,15 +23,16 @@ only when the method is used.
 A method whose optional dependency is missing reports one line (:func:`load`). Example::
 
     @register
-    class Exact(Method):
-        name = "exact"
-        description = "exhaustive mapping search with a bound (fixed hardware)"
-        fixed_hardware = True
+    class Annealing(Method):
+        name = "annealing"
+        description = "simulated annealing over the shared genome"
+        fixed_hardware = evaluation_budget = True
 
         def run(self, network, template, goal, options, on_start_done=None):
-            from search.exact import run_exact
+            from search.annealing import run_annealing
 
-            return run_exact(network, template, goal, time_limit_s=options.time_limit_s)
+            return run_annealing(network, template, goal, seed=options.seed, time_limit_s=options.time_limit_s,
+                                 max_evaluations=options.max_evaluations)
 
 Registered here: ``codesign`` (this project's pipeline: relax, round, local search, from parallel
 starts; its front is the ε-constraint sweep), and the baselines of :mod:`search.baselines` on the

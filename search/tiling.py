@@ -7,47 +7,18 @@ of ``n``. Sampling (:mod:`search.sampling`), rounding (:mod:`search.rounding`), 
 prime moves (:mod:`search.local_search`) and the baselines' genome (:mod:`search.baselines.space`)
 all work on these primes. Mesh sides are kept *smooth* (all prime factors in ``{2, 3, 7}``, the
 primes of CNN loop bounds such as 224 = 2^5 7 and 3x3 filters), so that a side can be filled exactly.
+``prime_factors`` and ``divisors`` themselves live in :mod:`formulation.factors` (the lower bound
+uses them too); they are named here with the rest.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from formulation.axes import DIMS
+from formulation.factors import divisors, prime_factors
 from formulation.specs.types import Layer
 
 #: The primes of CNN loop bounds; a mesh side made of them can be filled exactly.
 SMOOTH_PRIMES = (2, 3, 7)
-
-
-def prime_factors(n: int) -> list[int]:
-    """Prime factors of ``n`` with multiplicity, ascending (``prime_factors(1) == []``)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n = {n!r}: must be a positive integer")
-    n = int(n)
-    out: list[int] = []
-    p = 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1 if p == 2 else 2
-    if n > 1:
-        out.append(n)
-    return out
-
-
-def divisors(n: int) -> list[int]:
-    """Every divisor of ``n``, ascending: the products of the sub-multisets of ``prime_factors(n)``."""
-    out = [1]
-    factors = prime_factors(n)
-    for p in sorted(set(factors)):
-        power, powers = 1, []
-        for _ in range(factors.count(p)):
-            power *= p
-            powers.append(power)
-        out += [d * q for d in out for q in powers]
-    return sorted(out)
 
 
 def layer_primes(layer: Layer) -> list[tuple[int, int]]:

@@ -56,6 +56,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
+from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
 from formulation.technology import architecture_area_mm2
@@ -125,10 +126,6 @@ def compulsory_words(layer: Layer) -> dict[Tensor, int]:
             Tensor.O: g * d[Dim.N] * d[Dim.K] * d[Dim.P] * d[Dim.Q]}
 
 
-def _divisors(n: int) -> list[int]:
-    return [v for v in range(1, n + 1) if n % v == 0]
-
-
 @lru_cache(maxsize=256)
 def utilization_table(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
     """``U[x, y]``: the most PEs a mapping of a layer with these bounds can use on an ``x`` by ``y`` mesh.
@@ -141,7 +138,7 @@ def utilization_table(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
     for bound in dims:
         nxt = set()
         for x, y in reach:
-            for v in _divisors(bound):
+            for v in divisors(bound):
                 if x * v <= max_x:
                     nxt.add((x * v, y))
                 if y * v <= max_y:
@@ -217,7 +214,7 @@ def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
     state = np.array([[1, 1, 1, 1, 1, 1]], dtype=np.int64)
     for dim in (Dim.N, Dim.C, Dim.K, Dim.R, Dim.P, Dim.S, Dim.Q):
         rows = []
-        for v in _divisors(dims[dim]):
+        for v in divisors(dims[dim]):
             for axis in ((0,) if v == 1 else (0, 1)):
                 nxt = state.copy()
                 nxt[:, axis] *= v
