@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 
 from codesign.args import _number_arg
+from formulation.goals import seconds
+from formulation.jsonsafe import json_text
 from formulation.specs.types import SpecError
 
 MAPPING_FILE = "mapping.yaml"
@@ -84,9 +85,9 @@ def cmd_map(args) -> int:
            "certificate": result.certificate.to_json()}
     if args.pareto:
         doc["pareto"] = {"proven": result.certificate.optimal,
-                         "points": [{"energy_pJ": e, "cycles": c, "latency_s": c / (arch.clock_GHz * 1e9)}
+                         "points": [{"energy_pJ": e, "cycles": c, "latency_s": seconds(c, arch.clock_GHz)}
                                     for e, c in result.pareto]}
-    atomic_write_text(out / CERTIFICATE_FILE, json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(out / CERTIFICATE_FILE, json_text(doc, indent=2) + "\n")
     print(summary(layer, arch, result))
     print(f"wrote {out / CERTIFICATE_FILE}" + (f" and {out / MAPPING_FILE}" if result.mapping is not None else ""))
     if result.status is MapperStatus.INTERRUPTED:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
-from formulation.goals import Objective
+from formulation.goals import Objective, clock_hz
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
@@ -111,7 +111,7 @@ class NodeModel:
             area += sum(a * pyo.exp(m.x + m.y + m.z[n]) for n, a in per_pe.items())
             area += sum(a * pyo.exp(m.z[n]) for n, a in shared.items())
             m.area = pyo.Constraint(expr=pyo.log(area) <= math.log(self.area_budget_mm2))
-        clock = self.template.base.clock_GHz * 1e9
+        clock = clock_hz(self.template.base.clock_GHz)
         ln_t = pyo.log(sum(count[i] * pyo.exp(m.tau[i]) for i in layers) / clock)
         if self.latency_cap_s is not None:
             m.latency_cap = pyo.Constraint(expr=ln_t <= math.log(self.latency_cap_s))
@@ -138,7 +138,7 @@ class NodeModel:
             return NodeBound(math.inf, math.inf, math.inf, {})
         m = self.model
         energy, floors = self.terms(box)
-        clock = self.template.base.clock_GHz * 1e9
+        clock = clock_hz(self.template.base.clock_GHz)
         fastest = sum(e.count * max(f, e.layer.macs / (box.mesh_x[1] * box.mesh_y[1]))
                       for e, f in zip(self.network.layers, floors)) / clock
         if self.latency_cap_s is not None and fastest > self.latency_cap_s * (1 + 1e-9):

@@ -100,6 +100,7 @@ import numpy as np
 
 from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Dim, Tensor, projection
 from formulation.goals import Objective
+from formulation.goals import seconds as latency_s
 from formulation.specs.types import Architecture, Layer
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import windowed_axes
@@ -167,7 +168,7 @@ class Bounds:
 
 def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
     """The objective from energy (pJ) and cycles: energy, latency (s) or EDP (pJ s)."""
-    seconds = np.asarray(cycles, dtype=np.float64) / (clock_GHz * 1e9)
+    seconds = latency_s(np.asarray(cycles, dtype=np.float64), clock_GHz)
     if objective is Objective.ENERGY:
         return np.asarray(energy_pJ, dtype=np.float64)
     if objective is Objective.LATENCY:
