@@ -103,43 +103,39 @@ from formulation.goals import Objective
 from formulation.goals import seconds as latency_s
 from formulation.specs.types import Architecture, Layer
 from search.mapper.orders import non_window_dims_of_inputs
-from search.mapper.space import windowed_axes
+from search.mapper.space import Space, windowed_axes
+from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
 
 SLACK = 1.0 - 1e-9
 #: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
 #: sets are enumerated (``|sets| ** levels`` chain problems per bound); forcing fewer is weaker, still valid.
 MAX_FORCED_LEVELS = 3
-
-
-def _joint_chains(bounds: "Bounds", min_chain: np.ndarray) -> np.ndarray:
-    """The least total chain energy over the innermost loop's forced sets (module docstring,
-    "Innermost loop"): ``min_v sum_t chains_t(v)``, ``[b]``; without forcing ``sum_t min_chain``."""
-    total = min_chain.sum(axis=1)
-    joint = None
-    for c2 in bounds.forced_chain_costs():
-        v = _cheapest_chains(c2).sum(axis=1)
-        joint = v if joint is None else np.minimum(joint, v)
-    return total if joint is None else np.maximum(total, joint)
+#: Whether partial tilings are bounded jointly over the splits of the free fanout (module docstring,
+#: "Splits"); off, each tensor gets the whole fanout left (weaker, still valid).
+JOINT_SPLITS = True
 
 
 def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
-    """Per tensor the cheapest chain of keepers from level 0 to the MACs, ``[b, t]``, by dynamic
-    programming over ``cost[b, t, p, c]``."""
-    b, nt, n, _ = cost.shape
-    best = np.full((b, nt, n), np.inf)
-    best[:, :, 0] = 0.0
+    """The cheapest chain of keepers from level 0 to the MACs by dynamic programming over
+    ``cost[..., p, c]`` (any leading axes, e.g. ``[b, t]`` or ``[b, key]``)."""
+    n = cost.shape[-1]
+    best = np.full(cost.shape[:-1], np.inf)
+    best[..., 0] = 0.0
     for c in range(1, n):
-        best[:, :, c] = (best[:, :, :c] + cost[:, :, :c, c]).min(axis=2)
-    return best[:, :, n - 1]
+        best[..., c] = (best[..., :c] + cost[..., :c, c]).min(axis=-1)
+    return best[..., n - 1]
 
 
 @dataclass(frozen=True)
 class Bounds:
-    """Per partial tiling: ``energy_pJ``, ``cycles`` and the per-tensor chain costs.
+    """Per partial tiling: ``energy_pJ``, ``cycles``, ``edp_pJ_cycles`` and the per-tensor chain costs.
 
+    ``energy_pJ``, ``cycles`` and ``edp_pJ_cycles`` are each the least over the splits a row's
+    completions can take (module docstring, "Splits"), so ``edp_pJ_cycles >= energy_pJ * cycles``.
     ``chain_cost[b, t, p, c]`` bounds the energy (pJ, already times ``G``) tensor ``t`` spends
     between a keeping parent ``p`` and the next keeping level ``c`` (``c = L``: the MACs), ``inf``
-    where ``p`` may not keep ``t``; ``min_chain[b, t]`` is the cheapest chain's cost.
+    where ``p`` may not keep ``t``, each tensor with the whole fanout left (exact for complete
+    tilings, which have no free dimension); ``min_chain[b, t]`` is the cheapest chain's cost.
     """
 
     energy_pJ: np.ndarray
@@ -150,6 +146,7 @@ class Bounds:
     chain_cost_full: np.ndarray | None = None
     forced_levels: tuple = ()
     forced_sets: tuple = ()
+    edp_pJ_cycles: np.ndarray | None = None
 
     def forced_chain_costs(self):
         """``chain_cost`` with one minimal forced set per enumerated level paying ``Lambda_full``
@@ -163,7 +160,10 @@ class Bounds:
             yield c2
 
     def value(self, objective: Objective, clock_GHz: float) -> np.ndarray:
-        return objective_of(objective, self.energy_pJ, self.cycles, clock_GHz)
+        v = objective_of(objective, self.energy_pJ, self.cycles, clock_GHz)
+        if objective is Objective.EDP and self.edp_pJ_cycles is not None:
+            v = np.maximum(v, objective_of(objective, self.edp_pJ_cycles, 1.0, clock_GHz))
+        return v
 
 
 def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
@@ -178,11 +178,28 @@ def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
     raise ValueError(f"objective = {objective.value!r}: the exact mapper minimizes energy, latency or edp")
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """The split-independent quantities of a batch of partial tilings."""
+
+    t: np.ndarray          # temporal factors, [b, L, 7]
+    s: np.ndarray          # spatial factors x * y, [b, L, 7]
+    spans: np.ndarray      # tile spans with free extents at 1, [b, L+1, t, a]
+    ok: np.ndarray         # [b, t, L]: level p may keep t (hardware, tile alone fits)
+    cap_below: np.ndarray  # prod_{m>=p} cap_m, [b, L + 1] (1 at L)
+    capx: np.ndarray       # fanout left in X / Y at the fanout levels, [b, F]
+    capy: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Batch:
+        return _Batch(*(getattr(self, f)[rows] for f in ("t", "s", "spans", "ok", "cap_below", "capx", "capy")))
+
+
 class BoundModel:
     """The fixed part of the bounds for one (layer, architecture)."""
 
-    def __init__(self, layer: Layer, arch: Architecture) -> None:
+    def __init__(self, layer: Layer, arch: Architecture, space: Space | None = None) -> None:
         self.layer, self.arch = layer, arch
+        self.space = space if space is not None else Space(layer, arch)
         self.levels = len(arch.levels)
         self.dims = np.array(layer.dims, dtype=np.int64)
         self.proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
@@ -196,8 +213,10 @@ class BoundModel:
         # window axes of the input: the axes moved by two dimensions of bound > 1
         self.window_axes = [a for a in range(N_AXES) if self.input_windowed and
                             (((self.proj[Tensor.I, a] != 0) & (self.dims > 1)).sum() >= 2)]
+        self.window_pairs = window_pairs(self.proj, self.window_axes)
         self.fan_x = np.array([arch.fanout(l)[0] for l in range(self.levels)], dtype=np.int64)
         self.fan_y = np.array([arch.fanout(l)[1] for l in range(self.levels)], dtype=np.int64)
+        self.fan_levels = np.flatnonzero(self.fan_x * self.fan_y > 1)
         # links at a fanout into the MACs may save the last keeper any share of its reads and updates
         self.mac_fanout_keep = 0.0 if self.fan_x[-1] * self.fan_y[-1] > 1 else 1.0
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
@@ -209,69 +228,146 @@ class BoundModel:
                             not any(b != a and all(x <= y for x, y in zip(b, a)) for b in sets)]
         self.forced_levels = list(range(1, min(self.levels, 1 + MAX_FORCED_LEVELS))) if self.forced_sets else []
         self.tensor_words = np.array([np.prod(self.dims[RELEVANCE[t]]) for t in range(N_TENSORS)], dtype=np.float64)
+        self._tables: dict[tuple, SplitTable] = {}
 
     def _free_product(self, free: np.ndarray, subset: np.ndarray) -> float:
         sel = free & subset
         return float(np.prod(self.dims[sel])) if sel.any() else 1.0
 
-    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray) -> Bounds:
-        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring."""
+    def split_table(self, free: np.ndarray) -> SplitTable:
+        """The placements of the free dimensions on the fanouts (:class:`SplitTable`), built once per set."""
+        k = tuple(bool(f) for f in free)
+        if k not in self._tables:
+            self._tables[k] = SplitTable.of(self.space, np.asarray(free, dtype=bool), self.rel, self.window_pairs)
+        return self._tables[k]
+
+    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
+               cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
+        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring.
+
+        With ``cutoff`` and ``objective``, rows whose bound without the splits already reaches
+        ``cutoff`` keep that bound (valid, and they are cut either way) and only the others are
+        bounded jointly over the splits.
+        """
         L = self.levels
         b = temporal.shape[0]
         free = ~np.asarray(assigned, dtype=bool)
         s = (sx * sy).astype(np.float64)
         t = temporal.astype(np.float64)
-        cap = ((self.fan_x[None] // sx.prod(axis=2)) * (self.fan_y[None] // sy.prod(axis=2))).astype(np.float64)
-        cap_below = np.cumprod(cap[:, ::-1], axis=1)[:, ::-1]                # prod_{m>=p} cap_m, [b, L]
+        capx = self.fan_x[None] // sx.prod(axis=2)
+        capy = self.fan_y[None] // sy.prod(axis=2)
+        cap = (capx * capy).astype(np.float64)
+        cap_below = np.concatenate([np.cumprod(cap[:, ::-1], axis=1)[:, ::-1], np.ones((b, 1))], axis=1)
         ext = np.ones((b, L + 1, len(DIMS)))                                  # extents, free dims at 1
         for l in range(L - 1, -1, -1):
             ext[:, l] = ext[:, l + 1] * t[:, l] * s[:, l]
         spans = 1 + np.einsum("tad,bld->blta", self.proj, ext - 1)            # [b, L+1, t, a]
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
-        free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
-        compute_lb = t.prod(axis=(1, 2)) * free_all / np.minimum(cap_below[:, 0], free_all)
-        cost = np.full((b, N_TENSORS, L + 1, L + 1), np.inf)
-        cost_full = np.full((b, N_TENSORS, L + 1, L + 1), np.inf)  # pairs (p, c) with Lambda_c at its full value
-        words0 = np.full((b, N_TENSORS, L + 1), np.inf)  # reads (W, I) or updates (O) at level 0
-        for tt in range(N_TENSORS):
-            terms = self._tensor_terms(tt, t, s, free, spans, cap_below)
-            for p in range(L):
-                ok = self.hw_keeps[p, tt] & (tile_lb[:, p, tt] <= self.sizes[p]) if p > 0 else np.ones(b, dtype=bool)
-                for c in range(p + 1, L + 1):
-                    e, words = self._pair_energy(tt, p, c, terms)
-                    cost[:, tt, p, c] = np.where(ok, e, np.inf)
-                    if self.forced_levels and 1 <= c < L:
-                        e_full, _ = self._pair_energy(tt, p, c, dict(terms, lam=terms["lam_full"]))
-                        cost_full[:, tt, p, c] = np.where(ok, e_full, np.inf)
-                    if p == 0:
-                        words0[:, tt, c] = words
+        ok = self.hw_keeps.T[None] & (tile_lb[:, :L].transpose(0, 2, 1) <= self.sizes[None, None])
+        ok[:, :, 0] = True
+        batch = _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels])
+        plain = relaxed_keys(free, self.dims, self.rel, self.window_pairs)
+        energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
-        cost *= g
-        cost_full *= g
-        min_chain = _cheapest_chains(cost)
-        mac = float(self.layer.macs * self.arch.mac.energy_pJ)
+        cost = np.stack([c[0][:, 0] for c in costs], axis=1) * g                  # [b, t, p, c]
+        cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g
+        if JOINT_SPLITS and free.any() and len(self.fan_levels):
+            rows = np.arange(b)
+            if cutoff is not None and objective is not None:
+                plain_value = objective_of(objective, energy, cycles, self.arch.clock_GHz)
+                if objective is Objective.EDP:
+                    plain_value = objective_of(objective, edp, 1.0, self.arch.clock_GHz)
+                rows = np.flatnonzero(plain_value < cutoff)
+            if len(rows):
+                sub = batch.take(rows)
+                splits = self.split_table(free).for_rows(sub.capx, sub.capy)
+                e2, c2, d2, _ = self._evaluate(sub, free, splits)
+                energy[rows] = np.maximum(energy[rows], e2)
+                cycles[rows] = np.maximum(cycles[rows], c2)
+                edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
-        energy = (mac + _joint_chains(Bounds(None, None, cost, min_chain, mac, *forced), min_chain)) * SLACK
-        cycles = compute_lb * g
+        return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
+                      *forced, edp_pJ_cycles=edp)
+
+    def _evaluate(self, batch: _Batch, free: np.ndarray, splits: Splits):
+        """Energy, cycles and EDP (pJ x cycles) bounds ``[b]``, each the least over the splits each
+        row may take, and per tensor its pair costs ``(cost, cost_full)``, ``[b, key, p, c]``, without ``G``."""
+        L = self.levels
+        g = self.layer.G
+        costs, chains, words0 = [], [], []
+        variants = {tuple(bool(forced[tt]) for forced in combo)
+                    for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels))
+                    for tt in range(N_TENSORS)} or {()}
+        for tt in range(N_TENSORS):
+            cost, cost_full, w0 = self._tensor_costs(tt, batch, free, splits.keys[tt])
+            costs.append((cost, cost_full))
+            per = {}
+            for var in variants:
+                c2 = cost
+                if any(var):
+                    c2 = cost.copy()
+                    for c, forced in zip(self.forced_levels, var):
+                        if forced:
+                            c2[..., c] = cost_full[..., c]
+                per[var] = _cheapest_chains(c2) * g                            # [b, key]
+            chains.append(per)
+            words0.append(w0 * g)
+        key = splits.key
+        best = None
+        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
+            tot = sum(chains[tt][tuple(bool(f[tt]) for f in combo)][:, key[:, tt]] for tt in range(N_TENSORS))
+            best = tot if best is None else np.minimum(best, tot)
+        energy = (float(self.layer.macs * self.arch.mac.energy_pJ) + best) * SLACK       # [b, J]
+        t_all = batch.t.prod(axis=(1, 2))
+        free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
+        cycles = (t_all * free_all * g)[:, None] / np.minimum(batch.cap_below[:, :1], splits.total[None])
         outer = self.arch.levels[0]
         if outer.instances == 1:
-            reads0 = words0[:, [Tensor.W, Tensor.I]].min(axis=2).sum(axis=1) * g
-            writes0 = words0[:, Tensor.O].min(axis=1) * g
             if outer.read_bw_words is not None:
+                reads0 = words0[Tensor.W][:, key[:, Tensor.W]] + words0[Tensor.I][:, key[:, Tensor.I]]
                 cycles = np.maximum(cycles, reads0 / outer.read_bw_words)
             if outer.write_bw_words is not None:
-                cycles = np.maximum(cycles, writes0 / outer.write_bw_words)
-        return Bounds(energy, cycles * SLACK, cost, min_chain, mac, *forced)
+                cycles = np.maximum(cycles, words0[Tensor.O][:, key[:, Tensor.O]] / outer.write_bw_words)
+        cycles = cycles * SLACK
+        if splits.allowed is not None:
+            energy = np.where(splits.allowed, energy, np.inf)
+            cycles = np.where(splits.allowed, cycles, np.inf)
+        return energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1), costs
 
-    def _tensor_terms(self, tt, t, s, free, spans, cap_below) -> dict:
-        """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and ``T_irr``."""
+    def _tensor_costs(self, tt: int, batch: _Batch, free: np.ndarray, keys: TensorKeys):
+        """``cost[b, key, p, c]`` (``Lambda_c``), ``cost_full`` (``Lambda_full_c`` at the enumerated
+        levels) and the words at level 0, least over the next keeper, ``[b, key]``; without ``G``."""
         L = self.levels
+        b = batch.t.shape[0]
+        terms = self._tensor_terms(tt, batch, free, keys)
+        shape = (b, keys.count, L + 1, L + 1)
+        cost, cost_full = np.full(shape, np.inf), np.full(shape, np.inf)
+        words0 = np.full((b, keys.count), np.inf)
+        for p in range(L):
+            ok = batch.ok[:, tt, p][:, None]
+            for c in range(p + 1, L + 1):
+                e, words = self._pair_energy(tt, p, c, terms)
+                cost[:, :, p, c] = np.where(ok, e, np.inf)
+                if self.forced_levels and 1 <= c < L:
+                    e_full, _ = self._pair_energy(tt, p, c, dict(terms, lam=terms["lam_full"]))
+                    cost_full[:, :, p, c] = np.where(ok, e_full, np.inf)
+                if p == 0:
+                    words0 = np.minimum(words0, np.broadcast_to(words, words0.shape))
+        return cost, cost_full, words0
+
+    def _tensor_terms(self, tt, batch: _Batch, free: np.ndarray, keys: TensorKeys) -> dict:
+        """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and
+        ``T_irr``; the split-dependent ones with a key axis: ``si[b, key, p]``, ``mac_words[b, key, p]``,
+        ``t_irr[b, key]`` (module docstring, "Splits")."""
+        L = self.levels
+        t, s, spans, cap_below = batch.t, batch.s, batch.spans, batch.cap_below
         b = t.shape[0]
         rel = self.rel[tt]
         irr_a = ~rel & ~free
         rel_total = float(np.prod(self.dims[rel]))
         si = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2), axis=1)],
                             axis=1)                                            # [b, L+1]
+        si = si[:, None, :] * np.maximum(1.0, keys.lo[None, :, None] / cap_below[:, None, :])
         active_rel = ((t > 1) & (rel & ~free)[None, None, :]).any(axis=2)     # [b, L]
         irr_t = np.where(irr_a[None, None], t, 1.0).prod(axis=2)              # [b, L]
         irr_cum = np.concatenate([np.ones((b, 1)), np.cumprod(irr_t, axis=1)], axis=1)
@@ -288,39 +384,47 @@ class BoundModel:
         # MAC level: REL * prod_{d irr} D_d / prod_{m>=p} s_{m,d}
         irr_s_below = np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2)[:, ::-1], axis=1)[:, ::-1]
         irr_dims = float(np.prod(self.dims[irr_a])) if irr_a.any() else 1.0
-        mac_words = rel_total * irr_dims / irr_s_below * fi / np.minimum(cap_below, fi)   # [b, L] per parent p
-        t_irr = irr_t.prod(axis=1) * fi / np.minimum(cap_below[:, 0], fi)
+        hi = keys.hi[None, :, None]
+        mac_words = (rel_total * irr_dims / irr_s_below)[:, None, :] * fi / np.minimum(cap_below[:, None, :L], hi)
+        t_irr = irr_t.prod(axis=1)[:, None] * fi / np.minimum(cap_below[:, :1], keys.hi[None, :])
         xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
         if tt == Tensor.I and self.window_axes:
             xwin = self._window_children(s, free)
-            mac_words = self._window_mac_words(s, free, cap_below)
-        return {"rel": rel_total, "si": si, "lam": lam, "lam_full": lam_full, "mac_words": mac_words,
-                "t_irr": t_irr, "xwin": xwin}
+            mac_words = self._window_mac_words(s, free, cap_below, keys)
+        return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
+                "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None]}
 
-    def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray) -> np.ndarray:
-        """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, L]``.
+    def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys) -> np.ndarray:
+        """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, key, L]``.
 
         ``n_p X(p, L) compute``: with ``S_d = prod_{m>=p} s_{m,d}``, ``n_p compute = prod_d D_d / S_d``
         and ``X >= prod_{d in N, C} S_d * prod_{window axes} max(S_1, S_2)``, so the reads are at
-        least ``MACs / (S_K prod_axes min(S_1, S_2))``. A free dimension's ``S_d`` is at most
-        ``D_d``, and the free ones together at most the fanout left, ``prod_{m>=p} cap_m``; so the
-        divisor is at most ``min(ub(S_K) prod_axes min(ub(S_1), ub(S_2)), prod_assigned S * cap)``
-        over ``K`` and the window dimensions.
+        least ``MACs / (S_K prod_axes min(S_1, S_2))``. A free dimension's ``S_d`` is at most its
+        total spatial product ``z_d``: at most ``keys.zk`` for K, and the least over a window
+        pair's free dimensions at most ``keys.win`` (``D_d`` without the split); and the free
+        ones together at most the fanout left, ``prod_{m>=p} cap_m``; so the divisor is at most
+        ``min(ub(S_K) prod_axes min(ub(S_1), ub(S_2)), prod_assigned S * cap)`` over ``K`` and
+        the window dimensions.
         """
         L = self.levels
         macs = float(np.prod(self.dims))
         below = np.cumprod(s[:, ::-1], axis=1)[:, ::-1]                       # S_d for p = 0..L-1: [b, L, 7]
-        ub = np.where(free[None, None, :], self.dims[None, None, :].astype(np.float64), below)
-        divisor = ub[:, :, Dim.K].copy()
+        if free[Dim.K]:
+            divisor = np.broadcast_to(keys.zk[None, :, None], (s.shape[0], keys.count, L)).copy()
+        else:
+            divisor = np.broadcast_to(below[:, None, :, Dim.K], (s.shape[0], keys.count, L)).copy()
         dims_used = [int(Dim.K)]
-        for a in self.window_axes:
-            pair = [int(d) for d in np.flatnonzero(self.proj[Tensor.I, a] != 0)]
-            divisor *= ub[:, :, pair].min(axis=2)
+        for ai, pair in enumerate(self.window_pairs):
+            term = np.broadcast_to(keys.win[None, :, None, ai], divisor.shape)
+            fixed = [d for d in pair if not free[d]]
+            if fixed:
+                term = np.minimum(term, below[:, None, :, fixed].min(axis=-1))
+            divisor *= term
             dims_used += pair
         used = np.zeros(len(DIMS), dtype=bool)
         used[dims_used] = True
         assigned_part = np.where((used & ~free)[None, None, :], below, 1.0).prod(axis=2)
-        divisor = np.minimum(divisor, assigned_part * cap_below[:, :L])
+        divisor = np.minimum(divisor, (assigned_part * cap_below[:, :L])[:, None, :])
         return macs / divisor
 
     def _window_children(self, s: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -344,7 +448,8 @@ class BoundModel:
         return out
 
     def _pair_energy(self, tt, p, c, terms):
-        """(energy without ``G``, words at the parent) between parent ``p`` and next keeper ``c`` of tensor ``tt``."""
+        """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next
+        keeper ``c`` of tensor ``tt``."""
         L = self.levels
         lv_p = self.arch.levels[p]
         rel, si, lam = terms["rel"], terms["si"], terms["lam"]
@@ -354,24 +459,24 @@ class BoundModel:
             fill_e = lv_c.fill_energy_pJ / lv_c.block_size
         if tt in (Tensor.W, Tensor.I):
             if c < L:
-                reads = rel * si[:, p] * lam[:, c] * terms["xwin"][:, p, c]
-                fills = rel * si[:, c] * lam[:, c]
+                reads = rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c]
+                fills = rel * si[:, :, c] * lam[:, :, c]
                 if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
                         and self.arch.levels[c - 1].instances > 1:
                     fills = 0.0  # links may lower the child's fills
             else:
-                reads, fills = terms["mac_words"][:, p] * self.mac_fanout_keep, 0.0
+                reads, fills = terms["mac_words"][:, :, p] * self.mac_fanout_keep, 0.0
             return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
         if c < L:
-            updates = rel * si[:, p] * lam[:, c]
-            reads = rel * si[:, p] * (lam[:, c] - 1)
-            fills = rel * si[:, c] * (lam[:, c] - 1)
+            updates = rel * si[:, :, p] * lam[:, :, c]
+            reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
+            fills = rel * si[:, :, c] * (lam[:, :, c] - 1)
         else:
-            updates = terms["mac_words"][:, p] * self.mac_fanout_keep
-            reads = rel * si[:, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
+            updates = terms["mac_words"][:, :, p] * self.mac_fanout_keep
+            reads = rel * si[:, :, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
             fills = 0.0
         e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
         return e, updates
 
 
-__all__ = ["BoundModel", "Bounds", "objective_of", "SLACK"]
+__all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS"]

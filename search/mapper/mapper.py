@@ -120,7 +120,7 @@ class _Search:
         self.deadline, self.switch = deadline, switch
         self.space = Space(layer, arch)
         self.mapspace = self.space.size()
-        self.bm = BoundModel(layer, arch)
+        self.bm = BoundModel(layer, arch, self.space)
         self.leaf = LeafExpander(self.space, rules)
         self.L = self.space.levels
         opts = self.space.options
@@ -186,7 +186,8 @@ class _Search:
             mirrored = (sym2[:, lv] < 0).any(axis=1)
             self.pruned[RULE_SYMMETRY] += self.counter.mappings(k + 1, sx2[mirrored], sy2[mirrored])
             t2, sx2, sy2, sym2 = t2[~mirrored], sx2[~mirrored], sy2[~mirrored], sym2[~mirrored]
-        bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1))
+        cutoff = None if (self.front or not self.rules.bound) else self.inc.cutoff
+        bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1), cutoff, self.objective)
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
         if self.rules.bound:
