@@ -103,3 +103,69 @@ def test_keep_set_energy_is_below_each_mappings_energy(case):
                                        np.ones(N_DIMS, dtype=bool))
     per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))   # [b, K]: row i with its own keep set i
     assert (np.diagonal(per_keep) <= energy[rows]).all()
+
+
+@st.composite
+def split_cases(draw, limit: int = 4000):
+    """Tiny layers (with and without windows) on meshes wide enough for the fanout to be shared."""
+    layer = Layer("tiny", N=draw(st.sampled_from([1, 2])), K=draw(st.sampled_from([1, 2, 4])),
+                  C=draw(st.sampled_from([1, 2, 4])), P=draw(st.sampled_from([1, 2, 3, 4])),
+                  Q=draw(st.sampled_from([1, 2])), R=draw(st.sampled_from([1, 2, 3])),
+                  S=draw(st.sampled_from([1, 2])), Wstride=draw(st.sampled_from([1, 2])))
+    arch = tiny_arch(draw(st.sampled_from([2, 3])), draw(st.sampled_from([(2, 2), (4, 1), (4, 2), (2, 4)])),
+                     glb_words=draw(st.sampled_from([16, 64, 1024])), rf_words=draw(st.sampled_from([4, 8, 64])),
+                     glb_bw=draw(st.sampled_from([None, 2.0])))
+    assume(brute_force_size(layer, arch) <= limit)
+    return layer, arch
+
+
+def _without_splits(layer, arch, t, sx, sy, assigned):
+    """The bound with each tensor given the whole fanout left (no split)."""
+    try:
+        bounds_module.JOINT_SPLITS = False
+        return BoundModel(layer, arch).bounds(t, sx, sy, assigned)
+    finally:
+        bounds_module.JOINT_SPLITS = True
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(split_cases(), st.data())
+def test_split_bound_is_below_every_completion_and_above_the_unsplit_bound(case, data):
+    """Energy, cycles and EDP (energy x cycles under one split, not min energy x min cycles) of
+    every mapping completing a partial tiling stay above the joint bound over the splits."""
+    layer, arch = case
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
+    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
+    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    joint = BoundModel(layer, arch).bounds(t, sx, sy, assigned)
+    plain = _without_splits(layer, arch, t, sx, sy, assigned)
+    clock = arch.clock_GHz
+    edp = objective_of(Objective.EDP, energy, cycles, clock)
+    assert (joint.energy_pJ[ok] <= energy[ok]).all()
+    assert (joint.cycles[ok] <= cycles[ok]).all()
+    assert (joint.value(Objective.EDP, clock)[ok] <= edp[ok]).all()
+    assert (joint.energy_pJ >= plain.energy_pJ).all() and (joint.cycles >= plain.cycles).all()
+    assert (joint.value(Objective.EDP, clock) >= plain.value(Objective.EDP, clock)).all()
+
+
+def test_split_bound_shares_the_fanout():
+    """At the root of a 1x1 layer on a 2x2 mesh the unsplit bound lets Weights (over P), Inputs
+    (over K) and Outputs (over C) each use all four PEs at once; the split bound cannot, and stays
+    below the brute-force optimum of every objective."""
+    layer = Layer("pw", N=1, K=4, C=4, P=4, Q=1, R=1, S=1)
+    arch = tiny_arch(3, (2, 2), glb_words=1024, rf_words=64)
+    energy, cycles, _ = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    one = np.ones((1, arch_levels := len(arch.levels), N_DIMS), dtype=np.int64)
+    none = np.zeros(N_DIMS, dtype=bool)
+    joint = BoundModel(layer, arch).bounds(one, one, one, none)
+    plain = _without_splits(layer, arch, one, one, one, none)
+    assert arch_levels == 3
+    for objective in (Objective.ENERGY, Objective.EDP):
+        best = objective_of(objective, energy[ok], cycles[ok], arch.clock_GHz).min()
+        assert plain.value(objective, arch.clock_GHz)[0] <= joint.value(objective, arch.clock_GHz)[0] <= best
+    assert joint.energy_pJ[0] > plain.energy_pJ[0] * 1.01
+    assert joint.value(Objective.EDP, arch.clock_GHz)[0] > plain.value(Objective.EDP, arch.clock_GHz)[0] * 1.01

@@ -82,6 +82,33 @@ The per-keep-set bounds of complete tilings take the same least over the choices
 (:meth:`Bounds.forced_chain_costs`, :func:`search.mapper.leaves.keep_set_energy`): a keep set fixes
 the chains, and its completions' sets are again among the choices.
 
+**Splits** (joint over the tensors, partial tilings). The terms above credit every tensor with
+the whole fanout left, ``cap``, at once; but in a completion each free dimension ``d`` has one
+total spatial product ``z_d`` over all fanouts, and the vector ``z`` must fit the fanout left at
+every level in X and Y (:mod:`search.mapper.splits` enumerates every such *split*, exactly, per
+row). With ``m_t = prod_{d in U, d not in Rel_t} z_d`` the free factors irrelevant to ``t`` at the
+levels ``>= p`` multiply to at most ``min(m_t, prod_{m>=p} cap_m)`` and those at the levels
+``< p`` to at least ``m_t / prod_{m>=p} cap_m`` (and ``>= 1``). So, for the completion's own
+``z``: ``SI_p >= SI_p(assigned) max(1, m_t / prod_{m>=p} cap_m)`` (replication above ``p``, in
+every pair with ``p`` or ``c`` below a fanout: fills of per-PE copies), the MAC-level words'
+free divisor is at most ``min(prod_{m>=p} cap_m, m_t)``, ``T_irr = T_irr(assigned) prod_{U, irr}
+D_d / m_t``, a windowed input's MAC reads use ``z_K`` and, per window axis, the least ``z`` of
+its pair's free dimensions in place of ``D_d`` (:meth:`BoundModel._window_mac_words`), and
+``compute = prod_assigned t prod_U D_d / Z``, ``Z = prod_U z_d``. Every other term holds
+unchanged. Hence every completion has energy ``>= E(z)`` (the MACs plus the least over the
+innermost loop's forced sets of the summed cheapest chains, each chain priced with ``z``) and
+cycles ``>= T(z)`` for its own ``z``, and the bound is ``min_z E(z)``, ``min_z T(z)`` and, for
+EDP, ``min_z E(z) T(z)``: one completion's energy and cycles share its split, so this is at
+least ``min E x min T``. Which split the minimum picks differs per row and per objective.
+Since the dimensions irrelevant to Weights (N, P, Q), to Outputs (C, R, S) and, for this count,
+to Inputs (K) are disjoint, ``m_W m_O z_K = Z <= cap``: no two tensors get the same PEs for
+free. A tensor's chain costs depend on ``z`` only through its *key* (``m_t``; for a windowed
+input ``z_K`` and the window minima, with ``m_I`` taken at the least over the splits sharing
+that key, a relaxation), so they are computed once per key and summed per split. The bound
+without splits (``m_t`` between 1 and the product of its free bounds) is below every split's;
+rows whose unsplit bound already reaches the incumbent keep it (they are cut either way), the
+others take the larger of the two. Complete tilings have no free dimension: nothing changes.
+
 **Energy** ``>= MACs e_mac + G sum_{l,t} (count / B_l) e``, since ``n ceil(x / (n B)) >= x / B``.
 Per tensor the cheapest chain of keeping levels is found by dynamic programming over ``c``; a level
 may keep a tensor only if its hardware allows it and the tensor's tile alone fits (tiles grow
