@@ -169,3 +169,51 @@ def test_split_bound_shares_the_fanout():
         assert plain.value(objective, arch.clock_GHz)[0] <= joint.value(objective, arch.clock_GHz)[0] <= best
     assert joint.energy_pJ[0] > plain.energy_pJ[0] * 1.01
     assert joint.value(Objective.EDP, arch.clock_GHz)[0] > plain.value(Objective.EDP, arch.clock_GHz)[0] * 1.01
+
+
+def _switched(layer, arch, t, sx, sy, assigned, **flags):
+    """The bound with module flags of search.mapper.bounds set (restored afterwards)."""
+    old = {k: getattr(bounds_module, k) for k in flags}
+    try:
+        for k, v in flags.items():
+            setattr(bounds_module, k, v)
+        return BoundModel(layer, arch).bounds(t, sx, sy, assigned)
+    finally:
+        for k, v in old.items():
+            setattr(bounds_module, k, v)
+
+
+@settings(max_examples=20, **SETTINGS)
+@given(split_cases(), st.data())
+def test_compulsory_traffic_alone_is_below_every_completion(case, data):
+    """The compulsory-traffic rule on its own (no splits, no forced sets) never exceeds a
+    completion's energy or EDP, and never lowers the bound."""
+    layer, arch = case
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
+    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
+    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    alone = _switched(layer, arch, t, sx, sy, assigned, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0)
+    off = _switched(layer, arch, t, sx, sy, assigned, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0,
+                    COMPULSORY_TRAFFIC=False)
+    clock = arch.clock_GHz
+    assert (alone.energy_pJ[ok] <= energy[ok]).all()
+    assert (alone.value(Objective.EDP, clock)[ok] <= objective_of(Objective.EDP, energy, cycles, clock)[ok]).all()
+    assert (alone.energy_pJ >= off.energy_pJ).all()
+
+
+def test_compulsory_traffic_bounds_the_inputs_of_a_free_window():
+    """With nothing assigned, the inputs of a 3x3 convolution still leave DRAM once each."""
+    layer = Layer("conv", N=1, K=2, C=2, P=4, Q=1, R=3, S=1)
+    arch = tiny_arch(3, (2, 2), glb_words=1024, rf_words=64)
+    energy, _, _ = brute_force(layer, arch)
+    one = np.ones((1, 3, N_DIMS), dtype=np.int64)
+    none = np.zeros(N_DIMS, dtype=bool)
+    on = _switched(layer, arch, one, one, one, none, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0)
+    off = _switched(layer, arch, one, one, one, none, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0,
+                    COMPULSORY_TRAFFIC=False)
+    assert off.min_chain[0, 1] < on.min_chain[0, 1]            # Inputs: 2 x 6 words from DRAM at least
+    assert on.min_chain[0, 1] >= 2 * 6 * 200.0 / 8 * (1 - 1e-9)
+    assert on.energy_pJ[0] <= energy[np.isfinite(energy)].min()

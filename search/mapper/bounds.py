@@ -63,6 +63,17 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   the last keeper above the MACs nearly all of its reads and updates: the pair ``(p, L)`` is then
   bounded by 0.
 
+**Compulsory traffic.** Every used element of Weights and Inputs reaches the MACs through every
+keeper of its chain, and the first arrival of an element into any instance of a keeper ``c`` is
+a fill from its parent ``p`` (links only move words between siblings that already hold them),
+each delivered by a read of ``p``; every output's final value is written from ``c`` into ``p`` at
+least once. So, per group, ``reads_p >= |t|`` and ``fills_c >= |t|`` for Weights and Inputs
+(``|I|`` counts the input coordinates some MAC reads, :func:`formulation.bound.layer_terms.compulsory_words`)
+and ``updates_p >= |O|``, for every pair including ``c = L``; each count above is raised to this
+(both bound the same count). This is what bounds the inputs' traffic while their window
+dimensions are free (``W_c`` then counts extents of 1). No fill is claimed where links may lower
+the child's fills, nor at a fanout into the MACs.
+
 **Innermost loop** (joint over the tensors). In a complete mapping, let ``j0`` be the innermost
 active temporal loop above storage level ``c`` (levels ``< c``, each level's permutation read
 outer to inner) and ``d0`` its dimension. Every tensor ``t`` with ``d0`` in ``Rel_t`` then has
@@ -126,6 +137,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Dim, Tensor, projection
+from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
 from formulation.goals import seconds as latency_s
 from formulation.specs.types import Architecture, Layer
@@ -140,6 +152,9 @@ MAX_FORCED_LEVELS = 3
 #: Whether partial tilings are bounded jointly over the splits of the free fanout (module docstring,
 #: "Splits"); off, each tensor gets the whole fanout left (weaker, still valid).
 JOINT_SPLITS = True
+#: Whether every pair's counts are raised to the tensor's compulsory traffic (module docstring,
+#: "Compulsory traffic"); off is weaker, still valid.
+COMPULSORY_TRAFFIC = True
 
 
 def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
@@ -255,6 +270,9 @@ class BoundModel:
                             not any(b != a and all(x <= y for x, y in zip(b, a)) for b in sets)]
         self.forced_levels = list(range(1, min(self.levels, 1 + MAX_FORCED_LEVELS))) if self.forced_sets else []
         self.tensor_words = np.array([np.prod(self.dims[RELEVANCE[t]]) for t in range(N_TENSORS)], dtype=np.float64)
+        words = compulsory_words(layer)
+        self.compulsory = np.array([words[t] / layer.G if COMPULSORY_TRAFFIC else 0.0
+                                    for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64)
         self._tables: dict[tuple, SplitTable] = {}
 
     def _free_product(self, free: np.ndarray, subset: np.ndarray) -> float:
@@ -484,26 +502,27 @@ class BoundModel:
         if c < L:
             lv_c = self.arch.levels[c]
             fill_e = lv_c.fill_energy_pJ / lv_c.block_size
+        comp = self.compulsory[tt]
         if tt in (Tensor.W, Tensor.I):
             if c < L:
-                reads = rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c]
-                fills = rel * si[:, :, c] * lam[:, :, c]
+                reads = np.maximum(rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c], comp)
+                fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp)
                 if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
                         and self.arch.levels[c - 1].instances > 1:
                     fills = 0.0  # links may lower the child's fills
             else:
-                reads, fills = terms["mac_words"][:, :, p] * self.mac_fanout_keep, 0.0
+                reads, fills = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep, 0.0
             return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
         if c < L:
-            updates = rel * si[:, :, p] * lam[:, :, c]
+            updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp)
             reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
             fills = rel * si[:, :, c] * (lam[:, :, c] - 1)
         else:
-            updates = terms["mac_words"][:, :, p] * self.mac_fanout_keep
+            updates = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep
             reads = rel * si[:, :, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
             fills = 0.0
         e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
         return e, updates
 
 
-__all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS"]
+__all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]
