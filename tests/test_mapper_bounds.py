@@ -217,3 +217,23 @@ def test_compulsory_traffic_bounds_the_inputs_of_a_free_window():
     assert off.min_chain[0, 1] < on.min_chain[0, 1]            # Inputs: 2 x 6 words from DRAM at least
     assert on.min_chain[0, 1] >= 2 * 6 * 200.0 / 8 * (1 - 1e-9)
     assert on.energy_pJ[0] <= energy[np.isfinite(energy)].min()
+
+
+def test_compulsory_traffic_counts_the_refetch_of_an_outer_irrelevant_loop():
+    """A windowed input under a K loop at DRAM that encloses a C loop streams once per K iteration:
+    the rule charges ``K_outer |I|``, more than the window-free count, never more than the truth."""
+    layer = Layer("conv", N=1, K=4, C=2, P=4, Q=1, R=3, S=1)
+    arch = tiny_arch(3, (2, 1), glb_words=1024, rf_words=64)
+    energy, _, arrays = brute_force(layer, arch)
+    t = arrays.temporal
+    rows = np.flatnonzero(np.isfinite(energy) & (t[:, 0, 1] == 4) & (t[:, 1, 2] == 2))  # K=4 at DRAM, C=2 at GB
+    assert len(rows)
+    full = np.ones(N_DIMS, dtype=bool)
+    args = (arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows], full)
+    on = _switched(layer, arch, *args, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0)
+    off = _switched(layer, arch, *args, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0, COMPULSORY_TRAFFIC=False)
+    assert (on.energy_pJ <= energy[rows]).all()
+    # Inputs read from DRAM into the register files (the GlobalBuffer bypassed): at least 4 x (2 x 6)
+    # words, 25 pJ each; kept in the GlobalBuffer they need not stream again (no C loop above it)
+    assert (on.chain_cost[:, 1, 0, 2] >= 4 * 12 * 200.0 / 8 * (1 - 1e-9)).all()
+    assert (on.chain_cost[:, 1, 0, 2] > off.chain_cost[:, 1, 0, 2]).any()

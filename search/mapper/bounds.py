@@ -71,8 +71,20 @@ least once. So, per group, ``reads_p >= |t|`` and ``fills_c >= |t|`` for Weights
 (``|I|`` counts the input coordinates some MAC reads, :func:`formulation.bound.layer_terms.compulsory_words`)
 and ``updates_p >= |O|``, for every pair including ``c = L``; each count above is raised to this
 (both bound the same count). This is what bounds the inputs' traffic while their window
-dimensions are free (``W_c`` then counts extents of 1). No fill is claimed where links may lower
-the child's fills, nor at a fanout into the MACs.
+dimensions are free (``W_c`` then counts extents of 1). Refetch: let ``m*`` be the deepest level
+above ``c`` with an active loop over ``Rel`` (N or C for a windowed input) and ``Lambda'_c`` the
+product of the assigned loops above ``m*`` over the dimensions irrelevant to the tensor in the
+plain sense (K for the inputs, whatever the window). Each such loop encloses that active loop;
+the first and last tiles of one of its iterations differ in a coordinate moved by it (a
+single-dimension axis: N, C for the inputs), so they share no element, and every element used
+in the next iteration is absent from ``c`` at some step in between and arrives again. The
+iterations use the same elements (the loop is irrelevant), so the children of one instance of
+``p`` receive every element once per iteration: ``fills_c, reads_p >= Lambda'_c |t| SI'``,
+``SI'`` the assigned spatial factors of those irrelevant dimensions above ``c`` (resp. ``p``),
+whose instances each need all of it. For Weights and Outputs (and inputs without a window) this
+is already implied by ``REL SI Lambda``; for a windowed input it adds the window sweep the
+``W_c`` term misses. No fill is claimed where links may lower the child's fills, nor at a fanout
+into the MACs.
 
 **Innermost loop** (joint over the tensors). In a complete mapping, let ``j0`` be the innermost
 active temporal loop above storage level ``c`` (levels ``< c``, each level's permutation read
@@ -422,6 +434,19 @@ class BoundModel:
             lam[:, c] = np.where(deeper >= 0, irr_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
             if tt == Tensor.I and self.window_axes:
                 lam[:, c] *= spans[:, c, tt][:, self.window_axes].prod(axis=1)
+        # compulsory traffic, refetched by the loops irrelevant in the plain sense (K for a windowed
+        # input) above m* (module docstring, "Compulsory traffic"): Lambda'_c and SI'_p
+        irr_o = ~RELEVANCE[tt] & ~free
+        irr_o_cum = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_o[None, None], t, 1.0).prod(axis=2),
+                                                                 axis=1)], axis=1)
+        lam_comp = np.ones((b, L + 1))
+        for c in range(1, L):
+            deeper = np.where(active_rel[:, :c], np.arange(c)[None, :], -1).max(axis=1)
+            lam_comp[:, c] = np.where(deeper >= 0, irr_o_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
+        si_comp = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_o[None, None], s, 1.0).prod(axis=2),
+                                                                axis=1)], axis=1)
+        comp_reads = self.compulsory[tt] * si_comp[:, :, None] * lam_comp[:, None, :]      # [b, p, c]
+        comp_fills = self.compulsory[tt] * (si_comp * lam_comp)[:, None, :]                 # [b, 1, c]
         lam_full = irr_cum.copy()                                              # all assigned irr loops above c
         if tt == Tensor.I and self.window_axes:
             lam_full[:, 1:L] *= spans[:, 1:L, tt][:, :, self.window_axes].prod(axis=2)
@@ -437,7 +462,8 @@ class BoundModel:
             xwin = self._window_children(s, free)
             mac_words = self._window_mac_words(s, free, cap_below, keys)
         return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
-                "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None]}
+                "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
+                "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None]}
 
     def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys) -> np.ndarray:
         """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, key, L]``.
@@ -503,10 +529,12 @@ class BoundModel:
             lv_c = self.arch.levels[c]
             fill_e = lv_c.fill_energy_pJ / lv_c.block_size
         comp = self.compulsory[tt]
+        comp_p = terms["comp_reads"][:, :, p, c] if c < L else comp     # words at the parent
+        comp_c = terms["comp_fills"][:, :, 0, c] if c < L else 0.0      # fills of the child
         if tt in (Tensor.W, Tensor.I):
             if c < L:
-                reads = np.maximum(rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c], comp)
-                fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp)
+                reads = np.maximum(rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c], comp_p)
+                fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp_c)
                 if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
                         and self.arch.levels[c - 1].instances > 1:
                     fills = 0.0  # links may lower the child's fills
@@ -514,7 +542,7 @@ class BoundModel:
                 reads, fills = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep, 0.0
             return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
         if c < L:
-            updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp)
+            updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp_p)
             reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
             fills = rel * si[:, :, c] * (lam[:, :, c] - 1)
         else:
