@@ -71,6 +71,14 @@ class LeafExpander:
         spans = axis_extents(build_nest(arrays), self.proj)
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
+    def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
+        """Energy bound of complete tilings, ``[b]``: the least :func:`keep_set_energy` over the keep
+        combinations whose kept tiles fit every level together (``inf`` if none does). Every legal
+        mapping of a tiling has one of them, and its energy is at least that combination's bound."""
+        tiles = self.tiles(temporal, sx, sy)
+        fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
+        return np.where(fits, keep_set_energy(bounds, self.chains), np.inf).min(axis=1)
+
     def expand_tiling(self, temporal, sx, sy, tiles, chain_cost, keep_ok, pruned: dict) -> tuple[MappingArrays | None, int]:
         """The mappings to evaluate for one tiling (``[L, 7]`` arrays) and their number.
 

@@ -13,7 +13,10 @@ explored depth first, the most promising batch first, which finds good incumbent
 a finite time budget the open batch of least bound is expanded first instead, which raises the
 certified lower bound. A complete tiling is expanded into its
 mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
-only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches. The
+only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches; its
+own bound is the least over its keep sets whose tiles fit together
+(:meth:`search.mapper.leaves.LeafExpander.fitting_keep_energy`: every mapping of the tiling has
+one of them). The
 incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
 
 Symmetry (``"symmetric-xy"``). At a level whose fanout is square (``FX = FY``) and when no link
@@ -190,6 +193,9 @@ class _Search:
         bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1), cutoff, self.objective)
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
+        if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
+            elb = np.maximum(elb, self.leaf.fitting_keep_energy(t2, sx2, sy2, bounds))
+            lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
         if self.rules.bound:
             cut = self.cut(lb, elb, clb)
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
