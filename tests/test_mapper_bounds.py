@@ -237,3 +237,68 @@ def test_compulsory_traffic_counts_the_refetch_of_an_outer_irrelevant_loop():
     # words, 25 pJ each; kept in the GlobalBuffer they need not stream again (no C loop above it)
     assert (on.chain_cost[:, 1, 0, 2] >= 4 * 12 * 200.0 / 8 * (1 - 1e-9)).all()
     assert (on.chain_cost[:, 1, 0, 2] > off.chain_cost[:, 1, 0, 2]).any()
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(split_cases())
+def test_fitting_keep_energy_is_below_each_legal_mapping_of_the_tiling(case):
+    """The bound of a complete tiling, least over the keep sets whose tiles fit together, stays
+    below every legal mapping of that tiling and above the tiling's keep-free bound."""
+    from search.mapper.leaves import LeafExpander, Rules
+    from search.mapper.space import Space
+    layer, arch = case
+    energy, _, arrays = brute_force(layer, arch)
+    rows = np.flatnonzero(np.isfinite(energy))
+    assume(len(rows))
+    rows = np.random.default_rng(1).permutation(rows)[:300]
+    t, sx, sy = arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows]
+    b = BoundModel(layer, arch).bounds(t, sx, sy, np.ones(N_DIMS, dtype=bool))
+    fit = LeafExpander(Space(layer, arch), Rules()).fitting_keep_energy(t, sx, sy, b)
+    assert (fit <= energy[rows]).all()
+    assert (fit >= b.energy_pJ * (1 - 1e-9)).all()
+
+
+@st.composite
+def sweep_cases(draw, limit: int = 16000):
+    """Windowed layers on three levels, so that a parent can feed a keeper two levels down."""
+    layer = Layer("tiny", N=1, K=draw(st.sampled_from([2, 4])), C=1, P=draw(st.sampled_from([2, 3, 4])), Q=1,
+                  R=draw(st.sampled_from([2, 3])), S=1, Wstride=draw(st.sampled_from([1, 2])),
+                  Wdilation=draw(st.sampled_from([1, 2])))
+    arch = tiny_arch(3, draw(st.sampled_from([(2, 1), (1, 2), (2, 2)])), glb_words=1024,
+                     rf_words=draw(st.sampled_from([8, 64])))
+    assume(brute_force_size(layer, arch) <= limit)
+    return layer, arch
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(sweep_cases())
+def test_sweep_reads_never_exceed_the_models_reads(case):
+    """The sweep bound (search.mapper.sweep) on its own: for every mapping whose inputs are kept at
+    ``p`` and next at ``c``, the exact model reads at least that many input words at ``p``."""
+    from formulation.axes import Tensor
+    from formulation.model.exact import evaluate_batch
+    from search.mapper.sweep import sweep_reads
+    layer, arch = case
+    energy, _, arrays = brute_force(layer, arch)
+    skip_glb = arrays.keep[:, 0, Tensor.I] & ~arrays.keep[:, 1, Tensor.I] & arrays.keep[:, 2, Tensor.I]
+    rows = np.flatnonzero(np.isfinite(energy) & skip_glb & (arrays.temporal[:, 0].prod(axis=1) > 1))
+    assume(len(rows))
+    rows = np.random.default_rng(2).permutation(rows)[:600]
+    arr = arrays.take(rows)
+    ev = evaluate_batch(layer, arch, arr)
+    bm = BoundModel(layer, arch)
+    t, s = arr.temporal.astype(float), (arr.spatial_x * arr.spatial_y).astype(float)
+    L = t.shape[1]
+    ext = np.ones((len(rows), L + 1, N_DIMS))
+    for l in range(L - 1, -1, -1):
+        ext[:, l] = ext[:, l + 1] * t[:, l] * s[:, l]
+    cap = ((bm.fan_x[None] // arr.spatial_x.prod(axis=2)) * (bm.fan_y[None] // arr.spatial_y.prod(axis=2))).astype(float)
+    bound = sweep_reads(layer, bm.proj, t, s, ext, cap, np.zeros(N_DIMS, dtype=bool), bm.dims)
+    keep = arr.keep[:, :, Tensor.I]
+    checked = 0
+    for i in range(len(rows)):
+        keepers = [l for l in range(L) if keep[i, l]]
+        for p, c in zip(keepers, keepers[1:]):
+            assert bound[i, p, c] <= ev.reads[i, p, Tensor.I] / layer.G + 1e-6
+            checked += bound[i, p, c] > 0
+    assume(checked)

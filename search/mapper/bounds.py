@@ -156,6 +156,7 @@ from formulation.specs.types import Architecture, Layer
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
 from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
+from search.mapper.sweep import sweep_reads
 
 SLACK = 1.0 - 1e-9
 #: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
@@ -167,6 +168,8 @@ JOINT_SPLITS = True
 #: Whether every pair's counts are raised to the tensor's compulsory traffic (module docstring,
 #: "Compulsory traffic"); off is weaker, still valid.
 COMPULSORY_TRAFFIC = True
+#: Whether a windowed input's parent reads are raised to the sweep bound (:mod:`search.mapper.sweep`).
+SWEEP_REFETCH = True
 
 
 def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
@@ -243,9 +246,12 @@ class _Batch:
     cap_below: np.ndarray  # prod_{m>=p} cap_m, [b, L + 1] (1 at L)
     capx: np.ndarray       # fanout left in X / Y at the fanout levels, [b, F]
     capy: np.ndarray
+    ext: np.ndarray        # extents at each level, free dimensions at 1, [b, L+1, 7]
+    cap: np.ndarray        # fanout left per level, [b, L]
 
     def take(self, rows: np.ndarray) -> _Batch:
-        return _Batch(*(getattr(self, f)[rows] for f in ("t", "s", "spans", "ok", "cap_below", "capx", "capy")))
+        return _Batch(*(getattr(self, f)[rows] for f in ("t", "s", "spans", "ok", "cap_below", "capx", "capy",
+                                                         "ext", "cap")))
 
 
 class BoundModel:
@@ -322,7 +328,7 @@ class BoundModel:
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
         ok = self.hw_keeps.T[None] & (tile_lb[:, :L].transpose(0, 2, 1) <= self.sizes[None, None])
         ok[:, :, 0] = True
-        batch = _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels])
+        batch = _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
         plain = relaxed_keys(free, self.dims, self.rel, self.window_pairs)
         energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
@@ -458,12 +464,15 @@ class BoundModel:
         mac_words = (rel_total * irr_dims / irr_s_below)[:, None, :] * fi / np.minimum(cap_below[:, None, :L], hi)
         t_irr = irr_t.prod(axis=1)[:, None] * fi / np.minimum(cap_below[:, :1], keys.hi[None, :])
         xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
+        sweep = None
         if tt == Tensor.I and self.window_axes:
             xwin = self._window_children(s, free)
+            if SWEEP_REFETCH:
+                sweep = sweep_reads(self.layer, self.proj, t, s, batch.ext, batch.cap, free, self.dims)[:, None]
             mac_words = self._window_mac_words(s, free, cap_below, keys)
         return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
                 "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
-                "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None]}
+                "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
 
     def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys) -> np.ndarray:
         """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, key, L]``.
@@ -534,6 +543,8 @@ class BoundModel:
         if tt in (Tensor.W, Tensor.I):
             if c < L:
                 reads = np.maximum(rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c], comp_p)
+                if terms["sweep"] is not None:
+                    reads = np.maximum(reads, terms["sweep"][:, :, p, c])
                 fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp_c)
                 if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
                         and self.arch.levels[c - 1].instances > 1:
