@@ -47,7 +47,7 @@ spatial factors of ``Rel``: ``n_p X(p,c) u_c = REL * SI_p`` with ``REL = prod_{d
   REL SI_c (Lambda_c - 1)``;
 * above the MACs (``c = L``, arrivals = compute ``prod_{m,d} t``): ``n_p X compute >= REL
   prod_{d not in Rel} D_d / prod_{m>=p} s_{m,d}`` (reads of Weights, updates of Outputs; for a
-  windowed input see :meth:`BoundModel._window_mac_words`: spatial window factors are not multicast);
+  windowed input see :func:`search.mapper.window.window_mac_words`: spatial window factors are not multicast);
   with the free factors the denominator is at most ``min(prod_{m>=p} cap_m, prod D_d)``. The
   Outputs' reads there are ``REL SI_p (T_irr - 1)``, ``T_irr = prod_m prod_{d not in Rel} t_{m,d}``.
 * Links (windowed inputs only, when the fanout at ``c - 1`` is > 1) lower the parent's reads to
@@ -116,7 +116,7 @@ levels ``>= p`` multiply to at most ``min(m_t, prod_{m>=p} cap_m)`` and those at
 every pair with ``p`` or ``c`` below a fanout: fills of per-PE copies), the MAC-level words'
 free divisor is at most ``min(prod_{m>=p} cap_m, m_t)``, ``T_irr = T_irr(assigned) prod_{U, irr}
 D_d / m_t``, a windowed input's MAC reads use ``z_K`` and, per window axis, the least ``z`` of
-its pair's free dimensions in place of ``D_d`` (:meth:`BoundModel._window_mac_words`), and
+its pair's free dimensions in place of ``D_d`` (:func:`search.mapper.window.window_mac_words`), and
 ``compute = prod_assigned t prod_U D_d / Z``, ``Z = prod_U z_d``. Every other term holds
 unchanged. Hence every completion has energy ``>= E(z)`` (the MACs plus the least over the
 innermost loop's forced sets of the summed cheapest chains, each chain priced with ``z``) and
@@ -148,7 +148,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Dim, Tensor, projection
+from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Tensor, projection
 from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
 from formulation.goals import seconds as latency_s
@@ -157,6 +157,7 @@ from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
 from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
 from search.mapper.sweep import sweep_reads
+from search.mapper.window import window_children, window_mac_words
 
 SLACK = 1.0 - 1e-9
 #: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
@@ -466,66 +467,13 @@ class BoundModel:
         xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
         sweep = None
         if tt == Tensor.I and self.window_axes:
-            xwin = self._window_children(s, free)
+            xwin = window_children(self, s, free)
             if SWEEP_REFETCH:
                 sweep = sweep_reads(self.layer, self.proj, t, s, batch.ext, batch.cap, free, self.dims)[:, None]
-            mac_words = self._window_mac_words(s, free, cap_below, keys)
+            mac_words = window_mac_words(self, s, free, cap_below, keys)
         return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
                 "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
                 "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
-
-    def _window_mac_words(self, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys) -> np.ndarray:
-        """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, key, L]``.
-
-        ``n_p X(p, L) compute``: with ``S_d = prod_{m>=p} s_{m,d}``, ``n_p compute = prod_d D_d / S_d``
-        and ``X >= prod_{d in N, C} S_d * prod_{window axes} max(S_1, S_2)``, so the reads are at
-        least ``MACs / (S_K prod_axes min(S_1, S_2))``. A free dimension's ``S_d`` is at most its
-        total spatial product ``z_d``: at most ``keys.zk`` for K, and the least over a window
-        pair's free dimensions at most ``keys.win`` (``D_d`` without the split); and the free
-        ones together at most the fanout left, ``prod_{m>=p} cap_m``; so the divisor is at most
-        ``min(ub(S_K) prod_axes min(ub(S_1), ub(S_2)), prod_assigned S * cap)`` over ``K`` and
-        the window dimensions.
-        """
-        L = self.levels
-        macs = float(np.prod(self.dims))
-        below = np.cumprod(s[:, ::-1], axis=1)[:, ::-1]                       # S_d for p = 0..L-1: [b, L, 7]
-        if free[Dim.K]:
-            divisor = np.broadcast_to(keys.zk[None, :, None], (s.shape[0], keys.count, L)).copy()
-        else:
-            divisor = np.broadcast_to(below[:, None, :, Dim.K], (s.shape[0], keys.count, L)).copy()
-        dims_used = [int(Dim.K)]
-        for ai, pair in enumerate(self.window_pairs):
-            term = np.broadcast_to(keys.win[None, :, None, ai], divisor.shape)
-            fixed = [d for d in pair if not free[d]]
-            if fixed:
-                term = np.minimum(term, below[:, None, :, fixed].min(axis=-1))
-            divisor *= term
-            dims_used += pair
-        used = np.zeros(len(DIMS), dtype=bool)
-        used[dims_used] = True
-        assigned_part = np.where((used & ~free)[None, None, :], below, 1.0).prod(axis=2)
-        divisor = np.minimum(divisor, (assigned_part * cap_below[:, :L])[:, None, :])
-        return macs / divisor
-
-    def _window_children(self, s: np.ndarray, free: np.ndarray) -> np.ndarray:
-        """``[b, p, c]``: a lower bound on the distinct input offsets along the window axes among the
-        children of one instance of ``p`` on fanouts ``p..c-1``: per window axis, the largest
-        ``prod_{p<=m<c} s_{m,d}`` of one assigned dimension ``d`` moving it (varying one dimension's
-        spatial indices, nested across levels, gives that many distinct offsets)."""
-        L = self.levels
-        b = s.shape[0]
-        out = np.ones((b, L + 1, L + 1))
-        for p in range(L):
-            acc = np.ones((b, len(DIMS)))
-            for c in range(p + 1, L + 1):
-                acc = acc * s[:, c - 1]
-                x = np.ones(b)
-                for a in self.window_axes:
-                    dims = (self.proj[Tensor.I, a] != 0) & ~free
-                    if dims.any():
-                        x = x * acc[:, dims].max(axis=1)
-                out[:, p, c] = x
-        return out
 
     def _pair_energy(self, tt, p, c, terms):
         """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next

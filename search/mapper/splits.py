@@ -14,7 +14,7 @@ fanout level; a row's *signature* (its fanout left per level) then selects exact
 The bound (:mod:`search.mapper.bounds`, "Splits") needs from ``z`` only a few numbers per tensor,
 its *key*: ``m_t = prod_{d in U, d not in Rel_t} z_d`` for Weights and Outputs; for Inputs the free
 spatial product of ``K`` and, per window axis, the least ``z`` over the free dimensions of its
-pair (the multicast of a windowed input, :meth:`search.mapper.bounds.BoundModel._window_mac_words`),
+pair (the multicast of a windowed input, :func:`search.mapper.window.window_mac_words`),
 with ``lo``/``hi`` the least/largest ``m_I`` over the vectors sharing that key (using the least for
 a lower bound on replication and the largest for an upper bound on multicast is a relaxation
 of each vector). A *split* is a distinct triple of keys; its total spatial product ``Z =
