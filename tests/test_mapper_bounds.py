@@ -302,3 +302,27 @@ def test_sweep_reads_never_exceed_the_models_reads(case):
             assert bound[i, p, c] <= ev.reads[i, p, Tensor.I] / layer.G + 1e-6
             checked += bound[i, p, c] > 0
     assume(checked)
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(windowed_cases(), st.data())
+def test_per_row_forced_sets_alone_are_below_every_completion_and_above_the_minimal_sets(case, data):
+    """The innermost loop's sets restricted per row to the dimensions that can be that loop (no
+    splits, no compulsory traffic): never above a completion, never below the minimal sets."""
+    layer, arch = case
+    energy, _, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
+    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
+    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    flags = dict(JOINT_SPLITS=False, COMPULSORY_TRAFFIC=False, SWEEP_REFETCH=False)
+    per_row = _switched(layer, arch, t, sx, sy, assigned, **flags)
+    minimal = _switched(layer, arch, t, sx, sy, assigned, FORCED_PER_ROW=False, **flags)
+    assert (per_row.energy_pJ[ok] <= energy[ok]).all()
+    assert (per_row.energy_pJ >= minimal.energy_pJ * (1 - 1e-12)).all()
+    full = np.ones(N_DIMS, dtype=bool)
+    rows = np.flatnonzero(ok)[:200]
+    b = _switched(layer, arch, arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows], full, **flags)
+    per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))
+    assert (np.diagonal(per_keep) <= energy[rows]).all()

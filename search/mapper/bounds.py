@@ -96,9 +96,14 @@ argument above hold for any ``j*``). So at every level at least the tensors of o
 ``{t : d0 in Rel_t}``, ``d0`` a dimension of bound > 1, pay ``Lambda_full_c`` instead of
 ``Lambda_c`` in every pair ``(p, c)`` (all pair costs grow with ``Lambda``; with no active loop
 above ``c`` both are 1 and any set is exact). Every dimension is relevant to two tensors (a window
-dimension only to one once the input's window pair is left out of ``Rel``); a set that contains
-another gives a larger cost, so only the minimal sets are tried. The energy bound is the least,
-over one minimal set per level ``c = 1 .. min(L - 1, MAX_FORCED_LEVELS)`` (levels not enumerated
+dimension only to one once the input's window pair is left out of ``Rel``). Per row only the
+sets of dimensions that can be ``d0`` are tried: a free one (of bound > 1), or an assigned one
+active at the deepest level above ``c`` with an assigned active loop (the loops of a deeper
+level are inside those of shallower ones, so ``j0`` lies in the deepest level with an active
+loop, which a free dimension alone can make deeper); with neither, no loop is active above ``c``
+and every set is exact. When the choices over the levels exceed ``MAX_FORCED_COMBOS``, every row
+tries the minimal sets instead (a set that contains another gives a larger cost). The energy
+bound is the least, over one such set per level ``c = 1 .. min(L - 1, MAX_FORCED_LEVELS)`` (levels not enumerated
 use ``Lambda_c``: weaker, still valid), of the summed cheapest chains: the completion's own sets
 are among the choices and each tensor's true cost is at least its cheapest chain under them.
 The per-keep-set bounds of complete tilings take the same least over the choices
@@ -163,6 +168,11 @@ SLACK = 1.0 - 1e-9
 #: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
 #: sets are enumerated (``|sets| ** levels`` chain problems per bound); forcing fewer is weaker, still valid.
 MAX_FORCED_LEVELS = 3
+#: Whether each row tries only the sets of the dimensions that can be its innermost loop above a
+#: level (module docstring, "Innermost loop"), as long as there are at most ``MAX_FORCED_COMBOS``
+#: choices of sets over the levels; otherwise every row tries the minimal sets (weaker, still valid).
+FORCED_PER_ROW = True
+MAX_FORCED_COMBOS = 64
 #: Whether partial tilings are bounded jointly over the splits of the free fanout (module docstring,
 #: "Splits"); off, each tensor gets the whole fanout left (weaker, still valid).
 JOINT_SPLITS = True
@@ -205,23 +215,36 @@ class Bounds:
     forced_levels: tuple = ()
     forced_sets: tuple = ()
     edp_pJ_cycles: np.ndarray | None = None
+    forced_allowed: np.ndarray | None = None
 
     def forced_chain_costs(self):
-        """``chain_cost`` with one minimal forced set per enumerated level paying ``Lambda_full``
-        (module docstring, "Innermost loop"), one array per choice; nothing without forcing."""
+        """``(chain_cost with one forced set per enumerated level paying Lambda_full, rows)`` per
+        choice of sets (module docstring, "Innermost loop"), ``rows[b]`` whether row ``b`` may
+        make that choice; nothing without forcing."""
         if not self.forced_levels:
             return
-        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
+        for combo in itertools.product(range(len(self.forced_sets)), repeat=len(self.forced_levels)):
             c2 = self.chain_cost.copy()
-            for c, forced in zip(self.forced_levels, combo):
+            for c, k in zip(self.forced_levels, combo):
+                forced = self.forced_sets[k]
                 c2[:, forced, :, c] = self.chain_cost_full[:, forced, :, c]
-            yield c2
+            yield c2, _combo_rows(self.forced_allowed, combo, len(c2))
 
     def value(self, objective: Objective, clock_GHz: float) -> np.ndarray:
         v = objective_of(objective, self.energy_pJ, self.cycles, clock_GHz)
         if objective is Objective.EDP and self.edp_pJ_cycles is not None:
             v = np.maximum(v, objective_of(objective, self.edp_pJ_cycles, 1.0, clock_GHz))
         return v
+
+
+def _combo_rows(allowed: np.ndarray | None, combo: tuple, b: int) -> np.ndarray:
+    """Rows that may take one forced set per level (``combo``: indices into the sets)."""
+    if allowed is None:
+        return np.ones(b, dtype=bool)
+    out = np.ones(b, dtype=bool)
+    for lvl, k in enumerate(combo):
+        out &= allowed[:, lvl, k]
+    return out
 
 
 def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
@@ -283,11 +306,18 @@ class BoundModel:
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
                                for lv in arch.levels], dtype=np.float64)
         self.hw_keeps = np.array([[t in lv.keeps for t in range(N_TENSORS)] for lv in arch.levels], dtype=bool)
-        # innermost loop above a level: the tensors it is relevant to (Rel), minimal sets only
-        sets = {tuple(bool(self.rel[t][d]) for t in range(N_TENSORS)) for d in DIMS if self.dims[d] > 1}
-        self.forced_sets = [np.array(a) for a in sets if any(a) and
-                            not any(b != a and all(x <= y for x, y in zip(b, a)) for b in sets)]
-        self.forced_levels = list(range(1, min(self.levels, 1 + MAX_FORCED_LEVELS))) if self.forced_sets else []
+        # innermost loop above a level: the tensors it is relevant to (Rel); per row the sets of the
+        # dimensions that can be that loop, or the minimal sets only when there are too many choices
+        sets = sorted({tuple(bool(self.rel[t][d]) for t in range(N_TENSORS)) for d in DIMS if self.dims[d] > 1})
+        sets = [a for a in sets if any(a)]
+        minimal = [a for a in sets if not any(b != a and all(x <= y for x, y in zip(b, a)) for b in sets)]
+        n_levels = max(0, min(self.levels - 1, MAX_FORCED_LEVELS))
+        self.forced_per_row = FORCED_PER_ROW and len(sets) ** n_levels <= MAX_FORCED_COMBOS
+        chosen = sets if self.forced_per_row else minimal
+        self.forced_sets = [np.array(a) for a in chosen]
+        self.set_dims = np.array([[self.dims[d] > 1 and tuple(bool(self.rel[t][d]) for t in range(N_TENSORS)) == a
+                                   for d in DIMS] for a in chosen], dtype=bool).reshape(len(chosen), len(DIMS))
+        self.forced_levels = list(range(1, 1 + n_levels)) if self.forced_sets else []
         self.tensor_words = np.array([np.prod(self.dims[RELEVANCE[t]]) for t in range(N_TENSORS)], dtype=np.float64)
         words = compulsory_words(layer)
         self.compulsory = np.array([words[t] / layer.G if COMPULSORY_TRAFFIC else 0.0
@@ -351,7 +381,24 @@ class BoundModel:
                 edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
         return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
-                      *forced, edp_pJ_cycles=edp)
+                      *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(t, free))
+
+    def _allowed_sets(self, t: np.ndarray, free: np.ndarray) -> np.ndarray | None:
+        """``[b, level, set]``: whether the innermost active loop above each enumerated level can be
+        over a dimension of that set (module docstring, "Innermost loop"); ``None``: every set."""
+        if not (self.forced_per_row and self.forced_levels):
+            return None
+        b = t.shape[0]
+        active = t > 1
+        cand_free = free & (self.dims > 1)
+        out = []
+        for c in self.forced_levels:
+            deep = np.where(active[:, :c].any(axis=2), np.arange(c)[None, :], -1).max(axis=1)
+            cand = active[np.arange(b), np.maximum(deep, 0)] & (deep >= 0)[:, None] | cand_free[None, :]
+            allowed = (cand[:, None, :] & self.set_dims[None]).any(axis=2)
+            allowed[~allowed.any(axis=1)] = True
+            out.append(allowed)
+        return np.stack(out, axis=1)
 
     def _evaluate(self, batch: _Batch, free: np.ndarray, splits: Splits):
         """Energy, cycles and EDP (pJ x cycles) bounds ``[b]``, each the least over the splits each
@@ -359,8 +406,9 @@ class BoundModel:
         L = self.levels
         g = self.layer.G
         costs, chains, words0 = [], [], []
-        variants = {tuple(bool(forced[tt]) for forced in combo)
-                    for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels))
+        allowed = self._allowed_sets(batch.t, free)
+        combos = list(itertools.product(range(len(self.forced_sets)), repeat=len(self.forced_levels)))
+        variants = {tuple(bool(self.forced_sets[k][tt]) for k in combo) for combo in combos
                     for tt in range(N_TENSORS)} or {()}
         for tt in range(N_TENSORS):
             cost, cost_full, w0 = self._tensor_costs(tt, batch, free, splits.keys[tt])
@@ -378,8 +426,14 @@ class BoundModel:
             words0.append(w0 * g)
         key = splits.key
         best = None
-        for combo in itertools.product(self.forced_sets, repeat=len(self.forced_levels)):
-            tot = sum(chains[tt][tuple(bool(f[tt]) for f in combo)][:, key[:, tt]] for tt in range(N_TENSORS))
+        b = batch.t.shape[0]
+        for combo in combos:
+            rows = _combo_rows(allowed, combo, b)
+            if not rows.any():
+                continue
+            tot = sum(chains[tt][tuple(bool(self.forced_sets[k][tt]) for k in combo)][:, key[:, tt]]
+                      for tt in range(N_TENSORS))
+            tot = np.where(rows[:, None], tot, np.inf)
             best = tot if best is None else np.minimum(best, tot)
         energy = (float(self.layer.macs * self.arch.mac.energy_pJ) + best) * SLACK       # [b, J]
         t_all = batch.t.prod(axis=(1, 2))

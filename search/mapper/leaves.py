@@ -148,8 +148,8 @@ def keep_set_energy(bounds, matrix: np.ndarray) -> np.ndarray:
     to the least over the innermost loop's forced sets (:meth:`search.mapper.bounds.Bounds.forced_chain_costs`)."""
     energy = chain_energy(bounds.chain_cost, matrix)
     joint = None
-    for cost in bounds.forced_chain_costs():
-        e = chain_energy(cost, matrix)
+    for cost, rows in bounds.forced_chain_costs():
+        e = np.where(rows[:, None], chain_energy(cost, matrix), np.inf)
         joint = e if joint is None else np.minimum(joint, e)
     if joint is not None:
         energy = np.maximum(energy, joint)
