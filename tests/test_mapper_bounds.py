@@ -326,3 +326,17 @@ def test_per_row_forced_sets_alone_are_below_every_completion_and_above_the_mini
     b = _switched(layer, arch, arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows], full, **flags)
     per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))
     assert (np.diagonal(per_keep) <= energy[rows]).all()
+
+
+def test_too_many_splits_fall_back_to_the_unsplit_bound(monkeypatch):
+    """Past MAX_SPLIT_ROWS the split is skipped: the bound is then exactly the unsplit one."""
+    import search.mapper.splits as splits_module
+    layer = Layer("pw", N=1, K=4, C=4, P=4, Q=1, R=1, S=1)
+    arch = tiny_arch(3, (2, 2), glb_words=1024, rf_words=64)
+    one = np.ones((1, 3, N_DIMS), dtype=np.int64)
+    none = np.zeros(N_DIMS, dtype=bool)
+    monkeypatch.setattr(splits_module, "MAX_SPLIT_ROWS", 1)
+    capped = BoundModel(layer, arch).bounds(one, one, one, none)
+    plain = _without_splits(layer, arch, one, one, one, none)
+    assert capped.energy_pJ[0] == plain.energy_pJ[0]
+    assert capped.value(Objective.EDP, arch.clock_GHz)[0] == plain.value(Objective.EDP, arch.clock_GHz)[0]

@@ -328,8 +328,9 @@ class BoundModel:
         sel = free & subset
         return float(np.prod(self.dims[sel])) if sel.any() else 1.0
 
-    def split_table(self, free: np.ndarray) -> SplitTable:
-        """The placements of the free dimensions on the fanouts (:class:`SplitTable`), built once per set."""
+    def split_table(self, free: np.ndarray) -> SplitTable | None:
+        """The placements of the free dimensions on the fanouts (:class:`SplitTable`), built once per
+        set; ``None`` when there are too many (:data:`search.mapper.splits.MAX_SPLIT_ROWS`)."""
         k = tuple(bool(f) for f in free)
         if k not in self._tables:
             self._tables[k] = SplitTable.of(self.space, np.asarray(free, dtype=bool), self.rel, self.window_pairs)
@@ -372,9 +373,10 @@ class BoundModel:
                 if objective is Objective.EDP:
                     plain_value = objective_of(objective, edp, 1.0, self.arch.clock_GHz)
                 rows = np.flatnonzero(plain_value < cutoff)
-            if len(rows):
+            table = self.split_table(free)
+            if len(rows) and table is not None:
                 sub = batch.take(rows)
-                splits = self.split_table(free).for_rows(sub.capx, sub.capy)
+                splits = table.for_rows(sub.capx, sub.capy)
                 e2, c2, d2, _ = self._evaluate(sub, free, splits)
                 energy[rows] = np.maximum(energy[rows], e2)
                 cycles[rows] = np.maximum(cycles[rows], c2)

@@ -37,6 +37,11 @@ from formulation.axes import DIMS, N_DIMS, Dim, Tensor
 from search.mapper.space import Space
 
 
+#: Most candidate placement vectors built at once per set of free dimensions (a few thousand are
+#: kept on the built-in architectures); past it the bound is taken without the split (weaker, valid).
+MAX_SPLIT_ROWS = 2_000_000
+
+
 @dataclass(frozen=True)
 class TensorKeys:
     """Per key of one tensor: ``lo``/``hi`` bound ``m_t`` (the free spatial product of the
@@ -78,8 +83,9 @@ class SplitTable:
         self.key, self.total, self.keys, self.split_of_row = key, total, keys, split_of_row
 
     @classmethod
-    def of(cls, space: Space, free: np.ndarray, rel: np.ndarray, window_pairs: list[list[int]]) -> SplitTable:
-        """Enumerate the placements of the free dimensions on the fanout levels of ``space``.
+    def of(cls, space: Space, free: np.ndarray, rel: np.ndarray, window_pairs: list[list[int]]) -> SplitTable | None:
+        """Enumerate the placements of the free dimensions on the fanout levels of ``space``;
+        ``None`` past :data:`MAX_SPLIT_ROWS` of them (the bound then goes without the split).
 
         ``rel`` is the bound's relevance (a windowed input's window dimensions count as
         irrelevant to it), ``window_pairs`` the dimensions moving each window axis.
@@ -91,6 +97,8 @@ class SplitTable:
         for d in np.flatnonzero(free):
             o = space.options[d]
             place = np.unique(np.concatenate([o.x[:, fl], o.y[:, fl]], axis=1), axis=0)   # [n, 2F]
+            if len(rows) * len(place) > MAX_SPLIT_ROWS:
+                return None
             new = np.repeat(rows, len(place), axis=0)
             p = np.tile(place, (len(rows), 1))
             new[:, d] = (p[:, :nf] * p[:, nf:]).prod(axis=1)
