@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "bound": lambda argv: __import__("benchmarks.bound", fromlist=["main"]).main(argv),
     "adversarial": lambda argv: __import__("benchmarks.adversarial.run", fromlist=["main"]).main(argv),
     "mapper": lambda argv: __import__("benchmarks.mapper", fromlist=["main"]).main(argv),
+    "external": lambda argv: __import__("benchmarks.external", fromlist=["main"]).main(argv),
 }
 
 
