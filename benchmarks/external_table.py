@@ -61,11 +61,12 @@ def ratio_rows(mapper: dict, external: dict) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """A Markdown table: layer, mapper EDP, then one ``TOOL / mapper`` column per tool."""
+    """A Markdown table: layer, mapper EDP, whether it is proven optimal, then a ``TOOL / mapper`` column per tool."""
     tools = list(rows[0]["ratios"]) if rows else []
-    head = "| layer | mapper EDP (pJ s) | " + " | ".join(f"{t} / mapper" for t in tools) + " |"
-    lines = [head, "|" + "---|" * (2 + len(tools))]
+    head = "| layer | mapper EDP (pJ s) | proven optimal | " + " | ".join(f"{t} / mapper" for t in tools) + " |"
+    lines = [head, "|" + "---|" * (3 + len(tools))]
     for r in rows:
         cells = ["-" if r["ratios"][t] is None else f"{r['ratios'][t]:.3f}" for t in tools]
-        lines.append(f"| {r['layer']} | {r['mapper_edp']:.5g} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['layer']} | {r['mapper_edp']:.5g} | {'yes' if r['optimal'] else 'no'} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
