@@ -188,6 +188,11 @@ def main(argv: list[str]) -> int:
     if bad:
         print(f"external: error: modes = {bad[0]!r}: expected {', '.join(MODES)}", file=sys.stderr)
         return 2
+    exe = args.timeloop_root / "bin" / "timeloop-mapper"
+    if not exe.exists():
+        print(f"external: error: timeloop-mapper = {str(exe)!r}: not found (build NVlabs/timeloop tag v3.0.3 "
+              f"and set TIMELOOP_ROOT or --timeloop-root)", file=sys.stderr)
+        return 2
     try:
         result = run(args)
     except SpecError as err:
