@@ -113,7 +113,7 @@ def run(args) -> dict:
                    "timeloop_mapper": {"root": str(args.timeloop_root), "version": "v3.0.3",
                                        "modes": list(args.modes), "settings": settings.__dict__},
                    "layers": []})
-    entries = [e for e in network.layers if not args.layers or e.layer.name in args.layers]
+    entries = [e for e in network.layers if (not args.layers or e.layer.name in args.layers) and args.modes]
     unknown = sorted(set(args.layers) - {e.layer.name for e in network.layers})
     if unknown:
         raise SpecError(f"layers = {unknown[0]!r}: not a layer of {network.name}")
@@ -170,7 +170,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--network", default="resnet18")
     parser.add_argument("--arch", default="simple")
     parser.add_argument("--layers", default=(), type=lambda s: tuple(s.split(",")), help="only these (comma-separated)")
-    parser.add_argument("--modes", default="free,guided", type=lambda s: tuple(s.split(",")))
+    parser.add_argument("--modes", default="free,guided", type=lambda s: tuple(m for m in s.split(",") if m),
+                        help="timeloop-mapper modes (default %(default)s; '' runs no Timeloop, e.g. accelforge only)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="wall cap per run, s (default %(default)s)")
     parser.add_argument("--victory", type=int, default=1000, help="victory-condition (default %(default)s)")
     parser.add_argument("--timeout", type=int, default=1_000_000, help="consecutive invalid mappings to stop")
@@ -189,7 +190,7 @@ def main(argv: list[str]) -> int:
         print(f"external: error: modes = {bad[0]!r}: expected {', '.join(MODES)}", file=sys.stderr)
         return 2
     exe = args.timeloop_root / "bin" / "timeloop-mapper"
-    if not exe.exists():
+    if args.modes and not exe.exists():
         print(f"external: error: timeloop-mapper = {str(exe)!r}: not found (build NVlabs/timeloop tag v3.0.3 "
               f"and set TIMELOOP_ROOT or --timeloop-root)", file=sys.stderr)
         return 2

@@ -25,23 +25,31 @@ def latest_run(path: Path, network: str, arch: str, objective: str = "edp") -> d
     return runs[-1] if runs else None
 
 
-def tool_values(external: dict) -> dict[str, dict[str, float | None]]:
+def external_runs(path: Path, network: str, arch: str) -> list[dict]:
+    """Every run in an external results file for ``network`` on ``arch``, oldest first."""
+    return [r for r in load_runs(path) if r.get("network") == network and r.get("arch") == arch]
+
+
+def tool_values(external: dict | list[dict]) -> dict[str, dict[str, float | None]]:
     """Per tool, per layer: the re-scored EDP (pJ s) of the tool's mapping, None where it found none.
 
-    Tools are ``timeloop-mapper MODE`` for every mode run, and ``accelforge`` where its mappings
-    could be re-scored.
+    Tools are ``timeloop-mapper MODE`` for every mode run, and ``accelforge`` (its best mapping
+    that could be expressed and re-scored; None where none could). Given several runs (oldest
+    first), a later run's value for a (tool, layer) replaces an earlier one's.
     """
     out: dict[str, dict[str, float | None]] = {}
-    for row in external.get("layers", []):
-        for mode, tl in row.get("timeloop_mapper", {}).items():
-            out.setdefault(f"timeloop-mapper {mode}", {})[row["layer"]] = tl["edp"] if tl.get("ok") else None
-    for row in external.get("accelforge", {}).get("layers", []):
-        out.setdefault("accelforge", {})[row["layer"]] = row.get("edp")
+    for run in external if isinstance(external, list) else [external]:
+        for row in run.get("layers", []):
+            for mode, tl in row.get("timeloop_mapper", {}).items():
+                out.setdefault(f"timeloop-mapper {mode}", {})[row["layer"]] = tl["edp"] if tl.get("ok") else None
+        for row in (run.get("accelforge") or {}).get("layers", []):
+            out.setdefault("accelforge", {})[row["layer"]] = row.get("edp")
     return out
 
 
-def ratio_rows(mapper: dict, external: dict) -> list[dict]:
-    """One row per layer of the mapper run: the mapper's EDP and external / mapper for every tool.
+def ratio_rows(mapper: dict, external: dict | list[dict]) -> list[dict]:
+    """One row per layer of the mapper run: the mapper's EDP and external / mapper for every tool
+    (``external``: one run or several, see :func:`tool_values`).
 
     A tool that did not run on a layer, or found no mapping for it, has ratio None there.
     """

@@ -21,9 +21,9 @@ average is recorded before and after. Results go to ``benchmarks/results/mapper.
 
 Other tools' mappers (timeloop-mapper free and guided, accelforge) are run by
 :mod:`benchmarks.external`, whose stored results (``--external``, default
-``benchmarks/results/external.json``) add a column per tool, external / mapper, to each run's
-rows; ``--report`` prints that table for the last stored mapper run of ``--network`` on ``--arch``
-without running anything (:mod:`benchmarks.external_table`).
+``benchmarks/results/external.json``; per tool and layer the latest run that has it) add a column
+per tool, external / mapper, to each run's rows; ``--report`` prints that table for the last
+stored mapper run of ``--network`` on ``--arch`` without running anything (:mod:`benchmarks.external_table`).
 
 Run: ``python -m benchmarks mapper [--network resnet18] [--arch simple] [--time-limit 10]``;
 ``python -m benchmarks mapper --report [--network resnet18] [--arch simple]``.
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import _loadavg, run_header, write_result
-from benchmarks.external_table import format_table, latest_run, ratio_rows
+from benchmarks.external_table import external_runs, format_table, latest_run, ratio_rows
 from formulation.goals import Objective
 from formulation.model.exact import evaluate_batch
 from formulation.specs.catalog import load_arch, load_network
@@ -123,27 +123,27 @@ def run(args) -> dict:
 
 
 def add_external(result: dict, external_file: Path) -> None:
-    """Each row's ``external_over_mapper`` (tool -> ratio) from the last stored external run, if any."""
-    external = latest_run(external_file, result["network"], result["arch"]) if external_file.exists() else None
-    if external is None or result["objective"] != "edp":
+    """Each row's ``external_over_mapper`` (tool -> ratio) from the stored external runs, if any."""
+    runs = external_runs(external_file, result["network"], result["arch"]) if external_file.exists() else []
+    if not runs or result["objective"] != "edp":
         return
-    result["external_run"] = {"date": external["date"], "git_commit": external["git_commit"]}
-    for row, ratios in zip(result["layers"], ratio_rows(result, external)):
+    result["external_runs"] = [{"date": r["date"], "git_commit": r["git_commit"]} for r in runs]
+    for row, ratios in zip(result["layers"], ratio_rows(result, runs)):
         row["external_over_mapper"] = ratios["ratios"]
 
 
 def report(args) -> int:
     """Print the external / mapper table from the stored results; nothing is run."""
     mapper = latest_run(args.output, args.network, args.arch) if args.output.exists() else None
-    external = latest_run(args.external, args.network, args.arch) if args.external.exists() else None
-    missing = ("--output", args.output) if mapper is None else ("--external", args.external) if external is None else None
+    runs = external_runs(args.external, args.network, args.arch) if args.external.exists() else []
+    missing = ("--output", args.output) if mapper is None else ("--external", args.external) if not runs else None
     if missing:
         print(f"mapper: error: {missing[0]} = {str(missing[1])!r}: no edp run for {args.network} on {args.arch}",
               file=sys.stderr)
         return 2
     print(f"{args.network} on {args.arch}: mapper run {mapper['date']} ({str(mapper['git_commit'])[:8]}), "
-          f"external run {external['date']} ({str(external['git_commit'])[:8]}); ratios external / mapper EDP\n")
-    print(format_table(ratio_rows(mapper, external)))
+          f"external runs {', '.join(r['date'] for r in runs)}; ratios external / mapper EDP\n")
+    print(format_table(ratio_rows(mapper, runs)))
     return 0
 
 
