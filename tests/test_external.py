@@ -145,3 +145,17 @@ def test_mapper_report_prints_the_table_without_running(capsys):
                                   "--external", str(EXTERNAL / "external.json")]) == 2
     assert "no edp run for resnet18 on eyeriss-like" in capsys.readouterr().err
     assert math.isfinite(ratio)
+
+
+def test_later_runs_replace_earlier_values_per_tool_and_layer():
+    stored = json.loads((EXTERNAL / "external.json").read_text())[0]
+    accel_only = {"network": "resnet18", "arch": "simple", "layers": [],
+                  "accelforge": {"layers": [{"layer": "fc", "edp": None}, {"layer": "layer1_3x3", "edp": 2.0e5}]}}
+    rerun = {"layers": [{"layer": "fc", "timeloop_mapper": {"free": {"ok": True, "edp": 2000.0}}}]}
+    values = tool_values([stored, accel_only, rerun])
+    assert values["timeloop-mapper free"] == {"layer1_3x3": 469044.2692067328, "fc": 2000.0}
+    assert values["timeloop-mapper guided"]["layer1_3x3"] == 197576.88139284478    # kept from the first run
+    assert values["accelforge"] == {"fc": None, "layer1_3x3": 2.0e5}
+    mapper = latest_run(EXTERNAL / "mapper.json", "resnet18", "simple")
+    rows = {r["layer"]: r["ratios"] for r in ratio_rows(mapper, [stored, accel_only, rerun])}
+    assert rows["fc"]["accelforge"] is None and rows["fc"]["timeloop-mapper free"] == 2000.0 / 2180.9355696128005
