@@ -18,7 +18,7 @@ from benchmarks.external import rescore, spatial_utilization
 from benchmarks.external_table import format_table, latest_run, ratio_rows, tool_values
 from benchmarks.timeloop_mapper import (constraints_document, max_spatial_utilization, parse_stats,
                                         read_mapper_output)
-from formulation.axes import DIMS, Tensor
+from formulation.axes import Dim, Tensor
 from formulation.specs.catalog import load_arch, load_network
 from formulation.specs.loading import mapping_from_list
 from formulation.specs.types import Layer, SpecError
@@ -52,8 +52,8 @@ def test_stored_mapping_keeps_timeloops_loops_and_bypasses():
     out = read_mapper_output(MAPPER_OUT / "eyeriss-like-fc-guided", layer, arch)
     glb = out.mapping.levels[1]
     # timeloop-mapper.map.yaml: shared_glb spatial "C8 M10 ..." permutation CMRSNPQ split 1 -> C on X, K (M) on Y
-    assert (glb.spatial_x[DIMS.index(next(d for d in DIMS if d.name == "C"))],
-            glb.spatial_y[DIMS.index(next(d for d in DIMS if d.name == "K"))]) == (8, 10)
+    assert (glb.spatial_x[Dim.C], glb.spatial_y[Dim.K]) == (8, 10)
+    assert math.prod(glb.spatial_x) == 8 and math.prod(glb.spatial_y) == 10
     assert glb.keep == frozenset({Tensor.I, Tensor.O})
     assert [lv.keep for lv in out.mapping.levels[2:]] == [frozenset({Tensor.O}), frozenset({Tensor.W}),
                                                           frozenset({Tensor.I})]
