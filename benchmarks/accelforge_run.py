@@ -21,7 +21,8 @@ first. A temporal loop's factor is its parent tile over its ``tile_shape``; it b
 storage level of the last storage node above it, a spatial loop to that level's fanout, on its
 axis. That is a Timeloop mapping only when (a) no dimension sits on both mesh axes of one fanout
 (Timeloop puts a dimension on one axis) and (b) the tensors a level holds are all placed above
-the same loops. Where (b) fails the translation still puts the loops at that level, so the
+the same loops. ``--accelforge-axes X=K,Y=C`` (:func:`restrict_axes`) makes (a) hold by
+letting each axis iterate only the listed dimensions. Where (b) fails the translation still puts the loops at that level, so the
 tensors placed below them get a tile spanning them in Timeloop's semantics (a different mapping,
 flagged ``approximate``); where (a) fails, or the translated mapping does not fit, there is no
 translation and the reason is stored.
@@ -111,9 +112,37 @@ def workload_spec(layer: Layer) -> dict:
                 "renames": {RENAMES[t]: TENSOR_NAMES_AF[t] for t in TENSORS}}]}
 
 
-def spec_text(layer: Layer, arch: Architecture) -> str:
+def parse_axes(text: str) -> dict[str, tuple[Dim, ...]]:
+    """``"X=K,Y=C"`` -> {"X": (K,), "Y": (C,)}: the dimensions each mesh axis may iterate ("X=KP" two)."""
+    out: dict[str, tuple[Dim, ...]] = {}
+    for part in filter(None, text.split(",")):
+        axis, _, dims = part.partition("=")
+        if axis not in ("X", "Y") or not dims or any(ch not in Dim.__members__ for ch in dims):
+            raise SpecError(f"accelforge axes = {part!r}: expected X=DIMS or Y=DIMS (dimensions from NKCPQRS)")
+        out[axis] = tuple(Dim[ch] for ch in dims)
+    return out
+
+
+def restrict_axes(arch_doc: dict, layer: Layer, axes: dict[str, tuple[Dim, ...]]) -> dict:
+    """``loop_bounds`` on the fanout's X / Y: every non-unit dimension not allowed on an axis iterates once there.
+
+    accelforge's mapspace lets one dimension span both mesh axes, which Timeloop's does not; with
+    disjoint allowed sets every mapping it returns puts each dimension on one axis.
+    """
+    used = [d for d, n in zip(DIMS, layer.dims) if n > 1]
+    for node in arch_doc["nodes"]:
+        for spatial in node.get("spatial", []):
+            allowed = axes.get(spatial["name"])
+            if allowed is not None:
+                spatial["loop_bounds"] = [{"expression": d.name.lower(), "operator": "==", "value": 1}
+                                          for d in used if d not in allowed]
+    return arch_doc
+
+
+def spec_text(layer: Layer, arch: Architecture, axes: dict[str, tuple[Dim, ...]] | None = None) -> str:
     """The spec file: YAML with accelforge's ``!Memory`` / ``!Container`` / ``!Compute`` tags."""
-    text = yaml.safe_dump({"arch": arch_spec(arch), "workload": workload_spec(layer)}, sort_keys=False)
+    arch_doc = restrict_axes(arch_spec(arch), layer, axes or {})
+    text = yaml.safe_dump({"arch": arch_doc, "workload": workload_spec(layer)}, sort_keys=False)
     for tag in ("Memory", "Container", "Compute"):
         text = text.replace(f"- _tag: {tag}\n", f"- !{tag}\n")
     return text
@@ -179,20 +208,25 @@ def mapping_from_loop_tree(nodes: list[dict], layer: Layer, arch: Architecture) 
     return Mapping(levels=tuple(out)), notes
 
 
-def run_accelforge(network, arch: Architecture, layer_names: list[str], python: str, time_limit_s: float) -> dict:
-    """accelforge on the named layers: its mappings, their translation and exact re-scoring, or why not."""
+def run_accelforge(network, arch: Architecture, layer_names: list[str], python: str, time_limit_s: float,
+                   axes: str = "") -> dict:
+    """accelforge on the named layers: its mappings, their translation and exact re-scoring, or why not.
+
+    ``axes`` (``"X=K,Y=C"``, :func:`parse_axes`) restricts the dimensions each mesh axis may iterate.
+    """
     from benchmarks.external import rescore
     from formulation.model.validation import validate_mapping
 
     layers = {e.layer.name: e.layer for e in network.layers}
-    out = {"python": python, "time_limit_s": time_limit_s, "arch_spec": None, "layers": []}
+    allowed = parse_axes(axes)
+    out = {"python": python, "time_limit_s": time_limit_s, "axes": axes, "layers": []}
     for name in layer_names:
         if name not in layers:
             raise SpecError(f"accelforge layers = {name!r}: not a layer of {network.name}")
         layer, row = layers[name], {"layer": name}
         with tempfile.TemporaryDirectory(prefix="accelforge-") as tmp:
             spec = Path(tmp) / "spec.yaml"
-            spec.write_text(spec_text(layer, arch))
+            spec.write_text(spec_text(layer, arch, allowed))
             row["spec"] = spec.read_text()
             t0 = time.perf_counter()
             try:

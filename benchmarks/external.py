@@ -137,7 +137,7 @@ def run(args) -> dict:
         from benchmarks.accelforge_run import run_accelforge
 
         result["accelforge"] = run_accelforge(network, arch, args.accelforge.split(","), args.accelforge_python,
-                                              args.accelforge_time_limit)
+                                              args.accelforge_time_limit, args.accelforge_axes)
     result["tools"] = {f"timeloop-mapper {m}": ["timeloop_mapper", m] for m in args.modes}
     result["load_average_1min"]["after"] = _loadavg()
     return result
@@ -180,6 +180,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", help="keep Timeloop's files here (default: a temporary directory)")
     parser.add_argument("--accelforge", default="", help="comma-separated layer names to try accelforge on")
     parser.add_argument("--accelforge-python", default=sys.executable, help="interpreter with accelforge installed")
+    parser.add_argument("--accelforge-axes", default="",
+                        help="dimensions each mesh axis may iterate, e.g. X=K,Y=C (default: any)")
     parser.add_argument("--accelforge-time-limit", type=float, default=600.0, help="per layer, s")
     parser.add_argument("--mapper-results", type=Path, default=RESULTS / "mapper.json")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
