@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
 import yaml
 
 from benchmarks.accelforge_run import (TENSOR_NAMES_AF, NotExpressible, arch_spec, mapping_from_loop_tree,
-                                       spec_text, workload_spec)
+                                       parse_axes, restrict_axes, spec_text, workload_spec)
 from benchmarks.external import rescore
-from formulation.axes import DIMS, TENSORS
+from formulation.axes import DIMS, TENSORS, Tensor
 from formulation.specs.catalog import builtin_mapping_path, load_arch, load_network
 from formulation.specs.loading import mapping_from_list
 from formulation.specs.types import SpecError
@@ -93,3 +94,19 @@ def test_spec_of_a_strided_layer_and_the_simple_arch():
     assert two.fanout(0) == (2, 2) and two.fanout(1) == (8, 8)
     with pytest.raises(SpecError, match="one fanout"):
         arch_spec(two)
+
+
+def test_axes_restriction_and_an_expressible_accelforge_mapping():
+    """accelforge on fc with X forbidden k and Y forbidden c (tests/data/accelforge/fc_simple_axes.json)."""
+    arch, fc = load_arch("simple"), _layer("fc")
+    spatial = restrict_axes(arch_spec(arch), fc, parse_axes("X=C,Y=K"))["nodes"][2]["spatial"]
+    assert spatial[0]["loop_bounds"] == [{"expression": "k", "operator": "==", "value": 1}]
+    assert spatial[1]["loop_bounds"] == [{"expression": "c", "operator": "==", "value": 1}]
+    with pytest.raises(SpecError, match="axes"):
+        parse_axes("Z=K")
+    found = json.loads((DATA / "accelforge" / "fc_simple_axes.json").read_text())
+    mapping, notes = mapping_from_loop_tree(found["mappings"][0]["nodes"], fc, arch)
+    assert notes == []
+    got = rescore(fc, arch, mapping)
+    assert got["fits"] and got["cycles"] == round(found["mappings"][0]["latency_s"] * 1e9)   # 64064 in both models
+    assert math.prod(mapping.levels[1].spatial_x) == 16 and mapping.levels[2].keep == frozenset({Tensor.I})
