@@ -34,7 +34,8 @@ def tool_values(external: dict | list[dict]) -> dict[str, dict[str, float | None
     """Per tool, per layer: the re-scored EDP (pJ s) of the tool's mapping, None where it found none.
 
     Tools are ``timeloop-mapper MODE`` for every mode run, and ``accelforge`` (its best mapping
-    that could be expressed and re-scored; None where none could). Given several runs (oldest
+    that could be expressed and re-scored; None where none could), ``accelforge X=..,Y=..`` when
+    its mesh axes were restricted (``--accelforge-axes``). Given several runs (oldest
     first), a later run's value for a (tool, layer) replaces an earlier one's.
     """
     out: dict[str, dict[str, float | None]] = {}
@@ -42,8 +43,10 @@ def tool_values(external: dict | list[dict]) -> dict[str, dict[str, float | None
         for row in run.get("layers", []):
             for mode, tl in row.get("timeloop_mapper", {}).items():
                 out.setdefault(f"timeloop-mapper {mode}", {})[row["layer"]] = tl["edp"] if tl.get("ok") else None
-        for row in (run.get("accelforge") or {}).get("layers", []):
-            out.setdefault("accelforge", {})[row["layer"]] = row.get("edp")
+        accel = run.get("accelforge") or {}
+        name = f"accelforge {accel['axes']}" if accel.get("axes") else "accelforge"
+        for row in accel.get("layers", []):
+            out.setdefault(name, {})[row["layer"]] = row.get("edp")
     return out
 
 

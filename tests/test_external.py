@@ -151,8 +151,10 @@ def test_later_runs_replace_earlier_values_per_tool_and_layer():
     stored = json.loads((EXTERNAL / "external.json").read_text())[0]
     accel_only = {"network": "resnet18", "arch": "simple", "layers": [],
                   "accelforge": {"layers": [{"layer": "fc", "edp": None}, {"layer": "layer1_3x3", "edp": 2.0e5}]}}
-    rerun = {"layers": [{"layer": "fc", "timeloop_mapper": {"free": {"ok": True, "edp": 2000.0}}}]}
+    rerun = {"layers": [{"layer": "fc", "timeloop_mapper": {"free": {"ok": True, "edp": 2000.0}}}],
+             "accelforge": {"axes": "X=K,Y=C", "layers": [{"layer": "fc", "edp": 2100.0}]}}
     values = tool_values([stored, accel_only, rerun])
+    assert values["accelforge X=K,Y=C"] == {"fc": 2100.0}
     assert values["timeloop-mapper free"] == {"layer1_3x3": 469044.2692067328, "fc": 2000.0}
     assert values["timeloop-mapper guided"]["layer1_3x3"] == 197576.88139284478    # kept from the first run
     assert values["accelforge"] == {"fc": None, "layer1_3x3": 2.0e5}
