@@ -1,0 +1,232 @@
+"""Capacity-limited reuse: what a PE's small local storage forces it to re-fetch, for every mapping.
+
+Notation as in :mod:`formulation.bound.layer_terms`. A PE's local storage is its per-PE levels
+(``S`` words in all, at the box's largest sizes). For the tensors a mapping keeps there, every
+word entering the PE is a *fill* (weights, inputs) and every partial sum leaving it is a *drain*
+(outputs: an update at the parent); ``io_t`` counts them over all PEs.
+
+**Dominance (the Loomis-Whitney step).** For a set ``V`` of MACs of one layer, with ``w``, ``i``,
+``o`` the weights, used inputs and outputs its MACs touch and ``rho = min(R S, P Q)``::
+
+    |V| <= sqrt(rho w i o),   |V| <= w i,   |V| <= w o,   |V| <= i o.
+
+Proof: for a fixed filter position ``(r, s)`` the map ``(n, k, c, p, q) -> `` (weight ``(k, c)``,
+input ``(n, c, p, q)`` (strides and dilations are injective), output ``(n, k, p, q)``) is a
+matrix product over ``m = (n, p, q)``, so Loomis-Whitney gives ``|V_rs| <= sqrt(w_rs i_rs o_rs)``
+with ``i_rs <= i``, ``o_rs <= o`` and the ``w_rs`` disjoint; Cauchy-Schwarz over the at most
+``R S`` positions, ``sum sqrt(w_rs) <= sqrt(R S w)``, gives the first inequality (fixing ``(p,
+q)`` instead, the outputs are the disjoint part: ``sqrt(P Q w i o)``). Two tensors' elements
+fix a MAC (a weight and an input fix ``p = (h - d r) / s``; an input and an output fix ``r``; a
+weight and an output share ``k`` and fix the rest), so ``|V|`` is at most each pairwise product.
+Groups ``g`` split all three tensors disjointly and the bounds add up (Cauchy-Schwarz again).
+
+**Segments (the red-blue pebble step, under Timeloop's tiling).** Follow one PE through its
+MACs. Timeloop holds one tile of each kept tensor per level at a time (the capacity check is
+the tiles' sum), a new tile gets exactly its elements that the previous tile did not have as
+fills (sliding windows included; link transfers are fills too), and each output element's
+partial sum leaves the PE by a drain before its tile moves on. Cut the PE's run into segments
+of cost ``B`` each (cost ``sum_t c_t io_t``, ``c_t`` a cost per word below). The words a
+segment's MACs touch of a kept read-only tensor were in the PE at its start or filled during it;
+its outputs were there at the start, or are there at its end, or were drained during it. So
+``x_t <= a_t + io_t`` with ``sum a_t <= S`` at the start plus ``S`` more for outputs at the end:
+``sum c_t a_t <= D = S (max kept c + c_O [O kept])``. With AM-GM, a segment does at most
+``F(B) = min(sqrt(rho (B + D)^3 / (27 c_W c_I c_O)), (B + D_ab)^2 / (4 c_a c_b))`` MACs (the
+square-root form when all three are kept; the pairwise forms for each kept pair). A PE with
+``M_p`` MACs therefore runs at least ``M_p / F(B)`` segments, all but its last one complete, so
+its cost is at least ``B (M_p / F(B) - 1)``; over the at most ``U`` working PEs,
+``sum_t c_t io_t >= B (MACs / F(B) - U)`` for every ``B > 0``; the best ``B`` is found by
+bisection on the derivative (any ``B`` is valid, so inexact search only weakens it).
+
+**Costs per word** (every one a floor at every point of the box: per-access energies at the
+box's smallest sizes, capacities at its largest, ``m_t`` the multicast of the spatial triple,
+``e_link`` the cheapest per-PE access, which a neighbour's link transfer costs at least):
+
+* a fill of a read-only ``t`` from a shared keeper: the cheapest per-PE fill plus
+  ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it);
+* a drain of an output to a shared keeper: ``min(update / m_O, e_link)`` (spatial reduction
+  merges at most ``m_O`` drains);
+* from DRAM instead (the shared levels bypass ``t``), ``q = min(dram / m_t, e_link)`` per word
+  but DRAM's compulsory ``|t|`` words are already in the bound, so only ``q (io_t - m_t |t|)``
+  counts (a negative offset; DRAM's reads are at least ``|t|`` and each serves ``m_t`` PEs).
+
+Besides the segment bound, ``io_W >= |W| m_W``, ``io_I >= |I|`` and ``io_O >= |O| m_O`` (every
+PE using a word fills it, every PE holding a partial sum drains it), the compulsory traffic; the
+cost is the larger of the two. What every kept tensor costs per MAC (a per-PE read, for outputs
+an update and a read for all but the first update of each element) is added, and tensors not
+kept per PE cost what :func:`formulation.bound.layer_terms.option_floor` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from formulation.axes import Tensor
+
+#: Bisection steps for the best segment cost ``B`` (any ``B`` is valid; this only sharpens it).
+BISECTION_STEPS = 30
+
+
+def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) -> np.ndarray:
+    """``max_B  k B (B + d)^-power - pes B`` over ``B >= 0`` (0 if the maximum is at ``B = 0``).
+
+    The derivative ``k (B + d)^-(power+1) (d - (power - 1) B) - pes`` falls in ``B`` on
+    ``[0, d / (power - 1)]`` and is negative beyond, so its root is found by bisection there.
+    """
+    d = np.maximum(d, 1e-300)  # no per-word cost at all: the bound is 0 (k = 0)
+    lo = np.zeros_like(d)
+    hi = d / (power - 1.0)
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        slope = k * (mid + d) ** (-power - 1.0) * (d - (power - 1.0) * mid) - pes
+        up = slope > 0
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    value = k * lo * (lo + d) ** (-power) - pes * lo
+    return np.maximum(value, 0.0)
+
+
+def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words: float, macs: float, pes: float,
+                  rho: float) -> np.ndarray:
+    """A lower bound on ``sum_t c_t io_t`` over all PEs (the segment argument of the module docstring).
+
+    ``costs[n, 3]`` are the per-word costs ``c_W, c_I, c_O`` of ``n`` candidates, ``kept[n, 3]``
+    which tensors each keeps per PE (the others stream and are not counted); ``pes`` the most PEs
+    that can work, ``rho = min(R S, P Q)``. Rows keeping fewer than two tensors get 0.
+    """
+    out = np.zeros(costs.shape[0])
+    c = np.where(kept, np.maximum(costs, 0.0), 0.0)
+    s = float(capacity_words)
+    end_o = c[:, 2] * s
+    rows = np.flatnonzero(kept.all(axis=1))
+    if len(rows):
+        cr = c[rows]
+        d = s * cr.max(axis=1) + end_o[rows]
+        k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
+        out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        rows = np.flatnonzero(kept[:, a] & kept[:, b])
+        if not len(rows):
+            continue
+        d = s * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
+        k = 4.0 * macs * c[rows, a] * c[rows, b]
+        out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
+    return out
+
+
+@dataclass(frozen=True)
+class TensorState:
+    """One way a mapping can serve one tensor, over the ``n`` spatial candidates (arrays of length ``n``).
+
+    ``kept``: a per-PE level keeps it; ``per_mac``: energy per MAC besides the words entering or
+    leaving the PEs; ``cost``, ``compulsory``, ``offset``: the per-word cost, the least ``io`` and
+    the constant of the module docstring ("Costs per word"); ``level``: the level it comes from
+    (a shared level or DRAM), whose bandwidth it loads with ``reads`` and ``writes`` words at least.
+    """
+
+    kept: bool
+    per_mac: np.ndarray
+    cost: np.ndarray
+    compulsory: np.ndarray
+    offset: np.ndarray
+    level: int
+    reads: np.ndarray
+    writes: np.ndarray
+    read_bw: float | None
+    write_bw: float | None
+
+
+def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: int, e_link: float,
+                  stream_floor) -> list[TensorState]:
+    """The ways a mapping can serve one tensor (``t_index`` 0, 1, 2: weights, inputs, outputs).
+
+    ``options``: the tensor's :class:`~formulation.bound.layer_terms.AccessCosts` by kind
+    (``per_pe``, ``shared``, ``dram``); ``m[n]`` its multicast in each spatial candidate;
+    ``stream_floor(kind, c, m)`` the per-MAC energy of a shared or DRAM keeper feeding the MACs
+    directly (:func:`~formulation.bound.layer_terms.option_floor`). *Streaming* from level ``L``
+    (no per-PE level keeps it) reads ``MACs / m`` words at ``L`` (outputs: ``MACs / m`` updates
+    and all but ``|O|`` of them read too; the nearest keeper serves every MAC and only multicast
+    or spatial reduction merges its accesses); a shared keeper also takes ``|t|`` fills of
+    weights and inputs from above. *Keeping* it per PE with parent ``L`` costs the cheapest per-PE
+    read per MAC (outputs: update and a read for all but the first update of each element) plus
+    the per-word costs of the module docstring, and ``L`` reads every weight and input at least
+    once (outputs: takes each one's update).
+    """
+    zero = np.zeros(m.shape)
+    output = t_index == 2
+    out = []
+    for kind in ("shared", "dram"):
+        for c in options[kind]:
+            fills = 0.0 if kind == "dram" or output else float(words)
+            reads = np.maximum(macs / m - words, 0.0) if output else macs / m
+            out.append(TensorState(False, stream_floor(kind, c, m), zero, zero, zero, c.level, reads,
+                                   (macs / m if output else zero) + fills, c.read_bw, c.write_bw))
+    per_pe = options["per_pe"]
+    if not per_pe:
+        return out
+    if output:
+        per_mac = np.minimum.reduce([c.update + c.read * np.maximum(0.0, 1.0 - words / macs * m) for c in per_pe])
+        fill, compulsory = 0.0, words * m
+    else:
+        per_mac = np.full(m.shape, min(c.read for c in per_pe))
+        fill = min(c.fill for c in per_pe)
+        compulsory = words * m if t_index == 0 else np.full(m.shape, float(words))
+    for kind in ("shared", "dram"):
+        for c in options[kind]:
+            q = np.minimum((c.update if output else c.read) / m, e_link)
+            offset = -q * m * words if kind == "dram" else zero
+            fills = 0.0 if kind == "dram" or output else float(words)
+            out.append(TensorState(True, per_mac, fill + q, compulsory, offset, c.level,
+                                   np.full(m.shape, 0.0 if output else float(words)),
+                                   np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw))
+    return out
+
+
+def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
+               rho: float, e_link: float, stream_floor) -> tuple[np.ndarray, np.ndarray]:
+    """``(energy, cycles)`` floors of every way to deliver the operands: each spatial candidate and each
+    choice of :func:`tensor_states` per tensor, arrays of equal length.
+
+    ``options[t]``, ``words[t]`` per tensor; ``quads[n, 4]`` the multicast triples with the most PEs
+    each can use (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs *
+    sum(per-MAC) + max(segment floor, sum_t c_t compulsory_t) + offsets`` (the segment floor,
+    :func:`segment_floor`, for the tensors kept per PE). Cycles: ``MACs / PEs`` of the split and,
+    per level with a bandwidth, its reads over its read bandwidth and its writes over its write
+    bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal mapping
+    is one of the candidates, with at least this energy and these cycles.
+    """
+    m = quads[:, :3].astype(np.float64)
+    states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link,
+                            lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm))
+              for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
+    compute = macs / quads[:, 3].astype(np.float64)
+    parts: dict[str, list[np.ndarray]] = {"base": [], "costs": [], "kept": [], "compulsory": [], "cycles": []}
+    for combo in np.ndindex(*(len(s) for s in states)):
+        chosen = [states[j][k] for j, k in enumerate(combo)]
+        parts["base"].append(np.broadcast_to(macs * sum(c.per_mac for c in chosen) + sum(c.offset for c in chosen),
+                                             compute.shape))
+        parts["costs"].append(np.stack([c.cost for c in chosen], axis=1))
+        parts["kept"].append(np.broadcast_to(np.array([c.kept for c in chosen]), (len(compute), 3)))
+        parts["compulsory"].append(sum(c.cost * c.compulsory for c in chosen))
+        cyc = compute
+        for level in {c.level for c in chosen}:
+            at = [c for c in chosen if c.level == level]
+            if at[0].read_bw is not None:
+                cyc = np.maximum(cyc, sum(c.reads for c in at) / at[0].read_bw)
+            if at[0].write_bw is not None:
+                cyc = np.maximum(cyc, sum(c.writes for c in at) / at[0].write_bw)
+        parts["cycles"].append(cyc)
+    flat = {k: np.concatenate(v) for k, v in parts.items()}
+    seg = segment_floor(flat["costs"], flat["kept"], capacity_words, macs, pes, rho)
+    energy = flat["base"] + np.where(flat["kept"].any(axis=1), np.maximum(seg, flat["compulsory"]), 0.0)
+    return pareto_pairs(energy, flat["cycles"])
+
+
+def pareto_pairs(energy: np.ndarray, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs no other pair beats in both, by cycles ascending (energy then descending)."""
+    order = np.lexsort((energy, cycles))
+    e, c = energy[order], cycles[order]
+    keep = np.ones(len(e), dtype=bool)
+    keep[1:] = e[1:] < np.minimum.accumulate(e)[:-1]
+    return e[keep], c[keep]
