@@ -292,9 +292,12 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     largest = template.instantiate(box.largest_hardware())
     array = template.array_levels
     capacity = sum(largest.levels[i].size_words for i in array)
-    e_link = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
-                 for lv in (arch.levels[i] for i in array))
     d = layer.dims
+    window = d[Dim.R] > 1 or d[Dim.S] > 1
+    e_link = {t: math.inf for t in Tensor}
+    if window:
+        e_link[Tensor.I] = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
+                               for lv in (arch.levels[i] for i in array))
     rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
     energy, cycles = candidates(costs, words, layer.macs, multicast_quads(tuple(d), box.mesh_x[1], box.mesh_y[1]),
                                 capacity, usable, rho, e_link,

@@ -39,12 +39,15 @@ bisection on the derivative (any ``B`` is valid, so inexact search only weakens 
 
 **Costs per word** (every one a floor at every point of the box: per-access energies at the
 box's smallest sizes, capacities at its largest, ``m_t`` the multicast of the spatial triple,
-``e_link`` the cheapest per-PE access, which a neighbour's link transfer costs at least):
+``e_link`` the cheapest per-PE access, which a neighbour's link transfer costs at least, for
+inputs of layers with a sliding window; weights and outputs never link, nor do inputs along an
+axis one dimension alone indexes (:mod:`formulation.model.links`, "Which rows can link"), so
+``e_link`` is infinite for them):
 
 * a fill of a read-only ``t`` from a shared keeper: the cheapest per-PE fill plus
   ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it);
-* a drain of an output to a shared keeper: ``min(update / m_O, e_link)`` (spatial reduction
-  merges at most ``m_O`` drains);
+* a drain of an output to a shared keeper: ``update / m_O`` (spatial reduction merges at most
+  ``m_O`` drains);
 * from DRAM instead (the shared levels bypass ``t``), ``q = min(dram / m_t, e_link)`` per word
   but DRAM's compulsory ``|t|`` words are already in the bound, so only ``q (io_t - m_t |t|)``
   counts (a negative offset; DRAM's reads are at least ``|t|`` and each serves ``m_t`` PEs).
@@ -93,25 +96,32 @@ def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words: float, ma
 
     ``costs[n, 3]`` are the per-word costs ``c_W, c_I, c_O`` of ``n`` candidates, ``kept[n, 3]``
     which tensors each keeps per PE (the others stream and are not counted); ``pes`` the most PEs
-    that can work, ``rho = min(R S, P Q)``. Rows keeping fewer than two tensors get 0.
+    that can work, ``rho = min(R S, P Q)``. Rows keeping fewer than two tensors get 0. Any costs
+    ``c' <= c`` bound ``sum_t c_t io_t`` from below too, and the AM-GM step prices the free capacity
+    at the largest cost, so the bound is also taken with the costs capped at the second largest
+    and at the least kept one, and the best of the three is returned.
     """
     out = np.zeros(costs.shape[0])
-    c = np.where(kept, np.maximum(costs, 0.0), 0.0)
+    full = np.where(kept, np.maximum(costs, 0.0), 0.0)
     s = float(capacity_words)
-    end_o = c[:, 2] * s
-    rows = np.flatnonzero(kept.all(axis=1))
-    if len(rows):
-        cr = c[rows]
-        d = s * cr.max(axis=1) + end_o[rows]
-        k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
-        out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
-    for a, b in ((0, 1), (0, 2), (1, 2)):
-        rows = np.flatnonzero(kept[:, a] & kept[:, b])
-        if not len(rows):
-            continue
-        d = s * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
-        k = 4.0 * macs * c[rows, a] * c[rows, b]
-        out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
+    for cap in range(3):  # the costs as they are, then capped at the second largest and at the least kept cost
+        ranked = np.sort(np.where(kept, full, np.inf), axis=1)
+        limit = np.where(np.isfinite(ranked[:, 2 - cap]), ranked[:, 2 - cap], ranked[:, 0]) if cap else np.inf
+        c = np.minimum(full, np.reshape(limit, (-1, 1)) if cap else np.inf)
+        end_o = c[:, 2] * s
+        rows = np.flatnonzero(kept.all(axis=1))
+        if len(rows):
+            cr = c[rows]
+            d = s * cr.max(axis=1) + end_o[rows]
+            k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
+            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            rows = np.flatnonzero(kept[:, a] & kept[:, b])
+            if not len(rows):
+                continue
+            d = s * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
+            k = 4.0 * macs * c[rows, a] * c[rows, b]
+            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
     return out
 
 
@@ -135,6 +145,8 @@ class TensorState:
     writes: np.ndarray
     read_bw: float | None
     write_bw: float | None
+    #: a second (cost, offset) that is also valid (DRAM parents of weights and outputs), or None
+    alternative: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: int, e_link: float,
@@ -177,18 +189,23 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
             q = np.minimum((c.update if output else c.read) / m, e_link)
             offset = -q * m * words if kind == "dram" else zero
             fills = 0.0 if kind == "dram" or output else float(words)
+            alternative = None
+            if kind == "dram" and t_index != 1:  # io >= m |t|: any q' <= q gives q' (io - m |t|) <= q (io - m |t|)
+                cheap = np.minimum(q, min(min(p.read, p.fill, p.update) for p in per_pe))
+                alternative = (fill + cheap, -cheap * m * words)
             out.append(TensorState(True, per_mac, fill + q, compulsory, offset, c.level,
                                    np.full(m.shape, 0.0 if output else float(words)),
-                                   np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw))
+                                   np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw,
+                                   alternative))
     return out
 
 
 def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
-               rho: float, e_link: float, stream_floor) -> tuple[np.ndarray, np.ndarray]:
+               rho: float, e_link: dict, stream_floor) -> tuple[np.ndarray, np.ndarray]:
     """``(energy, cycles)`` floors of every way to deliver the operands: each spatial candidate and each
     choice of :func:`tensor_states` per tensor, arrays of equal length.
 
-    ``options[t]``, ``words[t]`` per tensor; ``quads[n, 4]`` the multicast triples with the most PEs
+    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 4]`` the multicast triples with the most PEs
     each can use (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs *
     sum(per-MAC) + max(segment floor, sum_t c_t compulsory_t) + offsets`` (the segment floor,
     :func:`segment_floor`, for the tensors kept per PE). Cycles: ``MACs / PEs`` of the split and,
@@ -197,30 +214,43 @@ def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacit
     is one of the candidates, with at least this energy and these cycles.
     """
     m = quads[:, :3].astype(np.float64)
-    states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link,
+    states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
                             lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm))
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
     compute = macs / quads[:, 3].astype(np.float64)
-    parts: dict[str, list[np.ndarray]] = {"base": [], "costs": [], "kept": [], "compulsory": [], "cycles": []}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
+                                                            "compulsory", "alt_costs", "alt_offset")}
     for combo in np.ndindex(*(len(s) for s in states)):
         chosen = [states[j][k] for j, k in enumerate(combo)]
-        parts["base"].append(np.broadcast_to(macs * sum(c.per_mac for c in chosen) + sum(c.offset for c in chosen),
-                                             compute.shape))
-        parts["costs"].append(np.stack([c.cost for c in chosen], axis=1))
+        parts["per_mac"].append(np.broadcast_to(macs * sum(c.per_mac for c in chosen), compute.shape))
         parts["kept"].append(np.broadcast_to(np.array([c.kept for c in chosen]), (len(compute), 3)))
-        parts["compulsory"].append(sum(c.cost * c.compulsory for c in chosen))
-        cyc = compute
-        for level in {c.level for c in chosen}:
-            at = [c for c in chosen if c.level == level]
-            if at[0].read_bw is not None:
-                cyc = np.maximum(cyc, sum(c.reads for c in at) / at[0].read_bw)
-            if at[0].write_bw is not None:
-                cyc = np.maximum(cyc, sum(c.writes for c in at) / at[0].write_bw)
-        parts["cycles"].append(cyc)
+        parts["compulsory"].append(np.stack([np.broadcast_to(c.compulsory, compute.shape) for c in chosen], axis=1))
+        for key, pick in (("", lambda c: (c.cost, c.offset)),
+                          ("alt_", lambda c: c.alternative or (c.cost, c.offset))):
+            parts[key + "costs"].append(np.stack([pick(c)[0] for c in chosen], axis=1))
+            parts[key + "offset"].append(np.broadcast_to(sum(pick(c)[1] for c in chosen), compute.shape))
+        parts["cycles"].append(_cycles(chosen, compute))
     flat = {k: np.concatenate(v) for k, v in parts.items()}
-    seg = segment_floor(flat["costs"], flat["kept"], capacity_words, macs, pes, rho)
-    energy = flat["base"] + np.where(flat["kept"].any(axis=1), np.maximum(seg, flat["compulsory"]), 0.0)
+    stored = flat["kept"].any(axis=1)
+    best = np.full(len(stored), -np.inf)
+    for key in ("", "alt_"):
+        seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho)
+        compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
+        best = np.maximum(best, np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"])
+    energy = flat["per_mac"] + best
     return pareto_pairs(energy, flat["cycles"])
+
+
+def _cycles(chosen: list[TensorState], compute: np.ndarray) -> np.ndarray:
+    """``max(MACs / PEs, per level: reads / read bandwidth, writes / write bandwidth)`` of one choice per tensor."""
+    cyc = compute
+    for level in {c.level for c in chosen}:
+        at = [c for c in chosen if c.level == level]
+        if at[0].read_bw is not None:
+            cyc = np.maximum(cyc, sum(c.reads for c in at) / at[0].read_bw)
+        if at[0].write_bw is not None:
+            cyc = np.maximum(cyc, sum(c.writes for c in at) / at[0].write_bw)
+    return cyc
 
 
 def pareto_pairs(energy: np.ndarray, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
