@@ -56,7 +56,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
-from formulation.bound.reuse import candidates
+from formulation.bound.reuse import ChipLevel, candidates
 from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
@@ -270,17 +270,14 @@ def layer_terms(layer: Layer, template: ArchTemplate, box: HardwareBox) -> Layer
     They depend on the box only through its largest mesh, its smallest sizes (energies) and the
     largest sizes of the per-PE levels (capacity), so boxes that share those share the terms (cached).
     """
-    names = {template.base.levels[i].name for i in template.array_levels}
-    per_pe_hi = tuple((n, hi) for n, _, hi in box.sizes if n in names)
     return _layer_terms(layer, template, box.mesh_x[1], box.mesh_y[1], tuple((n, lo) for n, lo, _ in box.sizes),
-                        per_pe_hi)
+                        tuple((n, hi) for n, _, hi in box.sizes))
 
 
 @lru_cache(maxsize=8192)
 def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple,
-                 per_pe_hi: tuple) -> LayerBoundTerms:
-    box = HardwareBox((mesh_x, mesh_x), (mesh_y, mesh_y), tuple((n, lo, dict(per_pe_hi).get(n, lo))
-                                                               for n, lo in sizes_lo))
+                 sizes_hi: tuple) -> LayerBoundTerms:
+    box = HardwareBox((mesh_x, mesh_x), (mesh_y, mesh_y), tuple((n, lo, dict(sizes_hi)[n]) for n, lo in sizes_lo))
     arch = template.instantiate(box.optimistic_hardware())
     words = compulsory_words(layer)
     top = arch.levels[0]
@@ -292,6 +289,10 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     largest = template.instantiate(box.largest_hardware())
     array = template.array_levels
     capacity = sum(largest.levels[i].size_words for i in array)
+    shared = sum(lv.size_words for i, lv in enumerate(largest.levels) if i > 0 and i not in array)
+    chip = ChipLevel(float(shared), float(capacity) * mesh_x * mesh_y,
+                     tuple(c.update if t is Tensor.O else c.read for t, c in
+                           ((t, access_costs(template, arch, t)["dram"][0]) for t in (Tensor.W, Tensor.I, Tensor.O))))
     d = layer.dims
     window = d[Dim.R] > 1 or d[Dim.S] > 1
     e_link = {t: math.inf for t in Tensor}
@@ -301,7 +302,7 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
     energy, cycles = candidates(costs, words, layer.macs, multicast_quads(tuple(d), box.mesh_x[1], box.mesh_y[1]),
                                 capacity, usable, rho, e_link,
-                                lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs))
+                                lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs), chip)
     energy = energy + layer.macs * arch.mac.energy_pJ + dram
     floor = cycles_floor(layer, arch, words, usable)
     front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))

@@ -77,7 +77,9 @@ def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) 
     The derivative ``k (B + d)^-(power+1) (d - (power - 1) B) - pes`` falls in ``B`` on
     ``[0, d / (power - 1)]`` and is negative beyond, so its root is found by bisection there.
     """
-    d = np.maximum(d, 1e-300)  # no per-word cost at all: the bound is 0 (k = 0)
+    out = np.zeros(np.shape(d))
+    live = (k > 0) & (d > 0)  # no per-word cost at all: nothing to bound
+    k, d = k[live], d[live]
     lo = np.zeros_like(d)
     hi = d / (power - 1.0)
     for _ in range(BISECTION_STEPS):
@@ -86,11 +88,11 @@ def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) 
         up = slope > 0
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
-    value = k * lo * (lo + d) ** (-power) - pes * lo
-    return np.maximum(value, 0.0)
+    out[live] = np.maximum(k * lo * (lo + d) ** (-power) - pes * lo, 0.0)
+    return out
 
 
-def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words: float, macs: float, pes: float,
+def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words, macs: float, pes: float,
                   rho: float) -> np.ndarray:
     """A lower bound on ``sum_t c_t io_t`` over all PEs (the segment argument of the module docstring).
 
@@ -103,7 +105,7 @@ def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words: float, ma
     """
     out = np.zeros(costs.shape[0])
     full = np.where(kept, np.maximum(costs, 0.0), 0.0)
-    s = float(capacity_words)
+    s = np.broadcast_to(np.asarray(capacity_words, dtype=np.float64), costs.shape[:1])
     for cap in range(3):  # the costs as they are, then capped at the second largest and at the least kept cost
         ranked = np.sort(np.where(kept, full, np.inf), axis=1)
         limit = np.where(np.isfinite(ranked[:, 2 - cap]), ranked[:, 2 - cap], ranked[:, 0]) if cap else np.inf
@@ -112,14 +114,14 @@ def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words: float, ma
         rows = np.flatnonzero(kept.all(axis=1))
         if len(rows):
             cr = c[rows]
-            d = s * cr.max(axis=1) + end_o[rows]
+            d = (s[rows] + 1.0) * cr.max(axis=1) + end_o[rows]
             k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
             out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
         for a, b in ((0, 1), (0, 2), (1, 2)):
             rows = np.flatnonzero(kept[:, a] & kept[:, b])
             if not len(rows):
                 continue
-            d = s * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
+            d = (s[rows] + 1.0) * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
             k = 4.0 * macs * c[rows, a] * c[rows, b]
             out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
     return out
@@ -147,6 +149,36 @@ class TensorState:
     write_bw: float | None
     #: a second (cost, offset) that is also valid (DRAM parents of weights and outputs), or None
     alternative: tuple[np.ndarray, np.ndarray] | None = None
+    #: where the chip holds it ("shared": a shared level keeps it; "pe": per PE, straight from DRAM;
+    #: "dram": nowhere, streamed from DRAM) and its per-word cost without DRAM's part
+    chip: str = "shared"
+    local_cost: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ChipLevel:
+    """The whole chip against DRAM: the segment bound with DRAM's per-word energies.
+
+    The chip holds a tensor in its shared levels (``shared_words`` in all, the box's largest;
+    every per-PE tile of a tensor a shared level keeps is inside that level's current tile, since
+    a parent's tile is the union of its children's), or per PE when no shared level keeps it
+    (``per_pe_words``: PEs times per-PE capacity), or streams it from DRAM. DRAM reads of weights
+    and inputs and DRAM updates of outputs are the words entering and leaving the chip, so the
+    segment bound of the module docstring with one "PE" (the chip), the capacity of the places
+    used and costs ``dram_cost`` (pJ per word) bounds DRAM's energy for the tensors the chip
+    holds; what exceeds their compulsory ``c_t |t|`` (already in the bound) is added.
+    """
+
+    shared_words: float
+    per_pe_words: float
+    dram_cost: tuple[float, float, float]
+
+    def extra(self, kept: np.ndarray, capacity: np.ndarray, words: dict, macs: int, rho: float) -> np.ndarray:
+        """DRAM energy beyond the compulsory traffic, at least, for each row (0 where nothing is known)."""
+        costs = np.broadcast_to(np.array(self.dram_cost), kept.shape)
+        seg = segment_floor(costs, kept, capacity, macs, 1.0, rho)
+        compulsory = (np.where(kept, costs, 0.0) * np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)])).sum(1)
+        return np.maximum(seg - compulsory, 0.0)
 
 
 def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: int, e_link: float,
@@ -173,7 +205,8 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
             fills = 0.0 if kind == "dram" or output else float(words)
             reads = np.maximum(macs / m - words, 0.0) if output else macs / m
             out.append(TensorState(False, stream_floor(kind, c, m), zero, zero, zero, c.level, reads,
-                                   (macs / m if output else zero) + fills, c.read_bw, c.write_bw))
+                                   (macs / m if output else zero) + fills, c.read_bw, c.write_bw,
+                                   chip="dram" if kind == "dram" else "shared", local_cost=zero))
     per_pe = options["per_pe"]
     if not per_pe:
         return out
@@ -196,12 +229,13 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
             out.append(TensorState(True, per_mac, fill + q, compulsory, offset, c.level,
                                    np.full(m.shape, 0.0 if output else float(words)),
                                    np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw,
-                                   alternative))
+                                   alternative, "pe" if kind == "dram" else "shared",
+                                   fill + (zero if kind == "dram" else q)))
     return out
 
 
 def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
-               rho: float, e_link: dict, stream_floor) -> tuple[np.ndarray, np.ndarray]:
+               rho: float, e_link: dict, stream_floor, chip: ChipLevel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(energy, cycles)`` floors of every way to deliver the operands: each spatial candidate and each
     choice of :func:`tensor_states` per tensor, arrays of equal length.
 
@@ -212,6 +246,10 @@ def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacit
     per level with a bandwidth, its reads over its read bandwidth and its writes over its write
     bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal mapping
     is one of the candidates, with at least this energy and these cycles.
+
+    With ``chip``, the same segment bound for the whole chip against DRAM (:class:`ChipLevel`) is
+    added to the per-PE bound taken without DRAM's part of the per-word costs (the two then count
+    disjoint energy), and the larger of that and the per-PE bound alone is kept.
     """
     m = quads[:, :3].astype(np.float64)
     states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
@@ -219,24 +257,33 @@ def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacit
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
     compute = macs / quads[:, 3].astype(np.float64)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
-                                                            "compulsory", "alt_costs", "alt_offset")}
+                                                            "compulsory", "alt_costs", "alt_offset", "local_costs",
+                                                            "local_offset", "chip_kept", "chip_capacity")}
     for combo in np.ndindex(*(len(s) for s in states)):
         chosen = [states[j][k] for j, k in enumerate(combo)]
         parts["per_mac"].append(np.broadcast_to(macs * sum(c.per_mac for c in chosen), compute.shape))
         parts["kept"].append(np.broadcast_to(np.array([c.kept for c in chosen]), (len(compute), 3)))
         parts["compulsory"].append(np.stack([np.broadcast_to(c.compulsory, compute.shape) for c in chosen], axis=1))
         for key, pick in (("", lambda c: (c.cost, c.offset)),
-                          ("alt_", lambda c: c.alternative or (c.cost, c.offset))):
+                          ("alt_", lambda c: c.alternative or (c.cost, c.offset)),
+                          ("local_", lambda c: (c.local_cost, np.zeros(compute.shape)))):
             parts[key + "costs"].append(np.stack([pick(c)[0] for c in chosen], axis=1))
             parts[key + "offset"].append(np.broadcast_to(sum(pick(c)[1] for c in chosen), compute.shape))
         parts["cycles"].append(_cycles(chosen, compute))
+        parts["chip_kept"].append(np.broadcast_to(np.array([c.chip != "dram" for c in chosen]), (len(compute), 3)))
+        on_chip = (chip.shared_words if any(c.chip == "shared" for c in chosen) else 0.0) + \
+            (chip.per_pe_words if any(c.chip == "pe" for c in chosen) else 0.0) if chip else 0.0
+        parts["chip_capacity"].append(np.full(compute.shape, on_chip))
     flat = {k: np.concatenate(v) for k, v in parts.items()}
     stored = flat["kept"].any(axis=1)
     best = np.full(len(stored), -np.inf)
-    for key in ("", "alt_"):
+    for key in ("", "alt_", "local_") if chip else ("", "alt_"):
         seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho)
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
-        best = np.maximum(best, np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"])
+        value = np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
+        if key == "local_":
+            value = value + chip.extra(flat["chip_kept"], flat["chip_capacity"], words, macs, rho)
+        best = np.maximum(best, value)
     energy = flat["per_mac"] + best
     return pareto_pairs(energy, flat["cycles"])
 
