@@ -56,7 +56,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
-from formulation.bound.reuse import ChipLevel, candidates
+from formulation.bound.reuse import ChipLevel, candidate_table, candidates
 from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
@@ -267,42 +267,58 @@ def cycles_floor(layer: Layer, arch: Architecture, words: dict[Tensor, int], pes
 def layer_terms(layer: Layer, template: ArchTemplate, box: HardwareBox) -> LayerBoundTerms:
     """Items 1-5 of the module docstring for ``layer`` anywhere in ``box``.
 
-    They depend on the box only through its largest mesh, its smallest sizes (energies) and the
-    largest sizes of the per-PE levels (capacity), so boxes that share those share the terms (cached).
+    They depend on the box only through its largest mesh, its smallest sizes (energies) and its
+    largest sizes (capacities), so boxes that share those share the terms (cached; the per-PE
+    table, the expensive part, depends on the per-PE levels' largest sizes only).
     """
     return _layer_terms(layer, template, box.mesh_x[1], box.mesh_y[1], tuple((n, lo) for n, lo, _ in box.sizes),
                         tuple((n, hi) for n, _, hi in box.sizes))
 
 
+def _layer_setup(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple, sizes_hi: tuple):
+    """The architecture at the box's smallest sizes and largest mesh, and at its largest sizes."""
+    box = HardwareBox((mesh_x, mesh_x), (mesh_y, mesh_y), tuple((n, lo, dict(sizes_hi)[n]) for n, lo in sizes_lo))
+    return template.instantiate(box.optimistic_hardware()), template.instantiate(box.largest_hardware())
+
+
+@lru_cache(maxsize=8192)
+def _table(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple, per_pe_hi: tuple):
+    """The per-PE candidate table (:func:`formulation.bound.reuse.candidate_table`) and the usable PEs."""
+    arch, largest = _layer_setup(layer, template, mesh_x, mesh_y, sizes_lo,
+                                 tuple((n, dict(per_pe_hi).get(n, lo)) for n, lo in sizes_lo))
+    words = compulsory_words(layer)
+    usable = int(utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])[mesh_x, mesh_y])
+    costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
+    array = template.array_levels
+    capacity = sum(largest.levels[i].size_words for i in array)
+    d = layer.dims
+    e_link = {t: math.inf for t in Tensor}
+    if d[Dim.R] > 1 or d[Dim.S] > 1:  # inputs link only along sliding windows
+        e_link[Tensor.I] = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
+                               for lv in (arch.levels[i] for i in array))
+    rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
+    table = candidate_table(costs, words, layer.macs, multicast_quads(tuple(d), mesh_x, mesh_y), capacity, usable,
+                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs))
+    return table, usable, capacity
+
+
 @lru_cache(maxsize=8192)
 def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple,
                  sizes_hi: tuple) -> LayerBoundTerms:
-    box = HardwareBox((mesh_x, mesh_x), (mesh_y, mesh_y), tuple((n, lo, dict(sizes_hi)[n]) for n, lo in sizes_lo))
-    arch = template.instantiate(box.optimistic_hardware())
+    names = {template.base.levels[i].name for i in template.array_levels}
+    table, usable, capacity = _table(layer, template, mesh_x, mesh_y, sizes_lo,
+                                     tuple((n, hi) for n, hi in sizes_hi if n in names))
+    arch, largest = _layer_setup(layer, template, mesh_x, mesh_y, sizes_lo, sizes_hi)
     words = compulsory_words(layer)
     top = arch.levels[0]
     dram = (top.read_energy_pJ * (words[Tensor.W] + words[Tensor.I]) + top.update_energy_pJ * words[Tensor.O]) \
         / top.block_size
-    table = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
-    usable = int(table[box.mesh_x[1], box.mesh_y[1]])
-    costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
-    largest = template.instantiate(box.largest_hardware())
-    array = template.array_levels
-    capacity = sum(largest.levels[i].size_words for i in array)
-    shared = sum(lv.size_words for i, lv in enumerate(largest.levels) if i > 0 and i not in array)
+    shared = sum(lv.size_words for i, lv in enumerate(largest.levels) if i > 0 and i not in template.array_levels)
+    dram_costs = {t: access_costs(template, arch, t)["dram"][0] for t in (Tensor.W, Tensor.I, Tensor.O)}
     chip = ChipLevel(float(shared), float(capacity) * mesh_x * mesh_y,
-                     tuple(c.update if t is Tensor.O else c.read for t, c in
-                           ((t, access_costs(template, arch, t)["dram"][0]) for t in (Tensor.W, Tensor.I, Tensor.O))))
+                     tuple(c.update if t is Tensor.O else c.read for t, c in dram_costs.items()))
     d = layer.dims
-    window = d[Dim.R] > 1 or d[Dim.S] > 1
-    e_link = {t: math.inf for t in Tensor}
-    if window:
-        e_link[Tensor.I] = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
-                               for lv in (arch.levels[i] for i in array))
-    rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
-    energy, cycles = candidates(costs, words, layer.macs, multicast_quads(tuple(d), box.mesh_x[1], box.mesh_y[1]),
-                                capacity, usable, rho, e_link,
-                                lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs), chip)
+    energy, cycles = candidates(table, chip, words, layer.macs, min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q]))
     energy = energy + layer.macs * arch.mac.energy_pJ + dram
     floor = cycles_floor(layer, arch, words, usable)
     front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))

@@ -68,7 +68,7 @@ import numpy as np
 from formulation.axes import Tensor
 
 #: Bisection steps for the best segment cost ``B`` (any ``B`` is valid; this only sharpens it).
-BISECTION_STEPS = 30
+BISECTION_STEPS = 16
 
 
 def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) -> np.ndarray:
@@ -82,13 +82,18 @@ def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) 
     k, d = k[live], d[live]
     lo = np.zeros_like(d)
     hi = d / (power - 1.0)
+
+    def inverse_power(x: np.ndarray, p: float) -> np.ndarray:  # x ** -p for p in {1.5, 2, 2.5, 3}, without pow
+        whole = x if p < 2 else x * x if p < 3 else x * x * x
+        return 1.0 / (whole * np.sqrt(x)) if p % 1 else 1.0 / whole
+
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        slope = k * (mid + d) ** (-power - 1.0) * (d - (power - 1.0) * mid) - pes
+        slope = k * inverse_power(mid + d, power + 1.0) * (d - (power - 1.0) * mid) - pes
         up = slope > 0
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
-    out[live] = np.maximum(k * lo * (lo + d) ** (-power) - pes * lo, 0.0)
+    out[live] = np.maximum(k * lo * inverse_power(lo + d, power) - pes * lo, 0.0)
     return out
 
 
@@ -106,8 +111,8 @@ def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words, macs: flo
     out = np.zeros(costs.shape[0])
     full = np.where(kept, np.maximum(costs, 0.0), 0.0)
     s = np.broadcast_to(np.asarray(capacity_words, dtype=np.float64), costs.shape[:1])
+    ranked = np.sort(np.where(kept, full, np.inf), axis=1)
     for cap in range(3):  # the costs as they are, then capped at the second largest and at the least kept cost
-        ranked = np.sort(np.where(kept, full, np.inf), axis=1)
         limit = np.where(np.isfinite(ranked[:, 2 - cap]), ranked[:, 2 - cap], ranked[:, 0]) if cap else np.inf
         c = np.minimum(full, np.reshape(limit, (-1, 1)) if cap else np.inf)
         end_o = c[:, 2] * s
@@ -234,35 +239,53 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
     return out
 
 
-def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
-               rho: float, e_link: dict, stream_floor, chip: ChipLevel | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(energy, cycles)`` floors of every way to deliver the operands: each spatial candidate and each
-    choice of :func:`tensor_states` per tensor, arrays of equal length.
+@dataclass(frozen=True)
+class CandidateTable:
+    """Every way to deliver a layer's operands (a row: a spatial candidate and a state per tensor).
 
-    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 4]`` the multicast triples with the most PEs
-    each can use (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs *
-    sum(per-MAC) + max(segment floor, sum_t c_t compulsory_t) + offsets`` (the segment floor,
-    :func:`segment_floor`, for the tensors kept per PE). Cycles: ``MACs / PEs`` of the split and,
-    per level with a bandwidth, its reads over its read bandwidth and its writes over its write
-    bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal mapping
-    is one of the candidates, with at least this energy and these cycles.
+    ``per_pe``: the energy floor of a row (pJ) without the chip-level term; ``local``: the same with
+    DRAM's part left out of the per-word costs (to which the chip-level term adds, see
+    :func:`candidates`); ``cycles``: its cycle floor; ``combo``: its combination of states, whose
+    chip-level pattern is ``chip_kept[combo]`` (the tensors the chip holds) and
+    ``chip_places[combo]`` (whether a shared level, and whether the PEs straight from DRAM, hold one).
+    """
 
-    With ``chip``, the same segment bound for the whole chip against DRAM (:class:`ChipLevel`) is
-    added to the per-PE bound taken without DRAM's part of the per-word costs (the two then count
-    disjoint energy), and the larger of that and the per-PE bound alone is kept.
+    per_pe: np.ndarray
+    local: np.ndarray
+    cycles: np.ndarray
+    combo: np.ndarray
+    chip_kept: np.ndarray
+    chip_places: np.ndarray
+
+
+def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
+                    rho: float, e_link: dict, stream_floor) -> CandidateTable:
+    """The floors of every way to deliver the operands (each spatial candidate, each choice of
+    :func:`tensor_states` per tensor).
+
+    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 4]`` the
+    multicast triples with the most PEs each can use
+    (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs * sum(per-MAC) +
+    max(segment floor, sum_t c_t compulsory_t) + offsets`` (:func:`segment_floor` for the tensors
+    kept per PE), the larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
+    and, per level with a bandwidth, its reads over its read bandwidth and its writes over its
+    write bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal
+    mapping is one of the rows, with at least this energy and these cycles.
     """
     m = quads[:, :3].astype(np.float64)
     states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
                             lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm))
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
     compute = macs / quads[:, 3].astype(np.float64)
+    n = len(compute)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
                                                             "compulsory", "alt_costs", "alt_offset", "local_costs",
-                                                            "local_offset", "chip_kept", "chip_capacity")}
+                                                            "local_offset")}
+    chip_kept, chip_places = [], []
     for combo in np.ndindex(*(len(s) for s in states)):
         chosen = [states[j][k] for j, k in enumerate(combo)]
         parts["per_mac"].append(np.broadcast_to(macs * sum(c.per_mac for c in chosen), compute.shape))
-        parts["kept"].append(np.broadcast_to(np.array([c.kept for c in chosen]), (len(compute), 3)))
+        parts["kept"].append(np.broadcast_to(np.array([c.kept for c in chosen]), (n, 3)))
         parts["compulsory"].append(np.stack([np.broadcast_to(c.compulsory, compute.shape) for c in chosen], axis=1))
         for key, pick in (("", lambda c: (c.cost, c.offset)),
                           ("alt_", lambda c: c.alternative or (c.cost, c.offset)),
@@ -270,22 +293,31 @@ def candidates(options: dict, words: dict, macs: int, quads: np.ndarray, capacit
             parts[key + "costs"].append(np.stack([pick(c)[0] for c in chosen], axis=1))
             parts[key + "offset"].append(np.broadcast_to(sum(pick(c)[1] for c in chosen), compute.shape))
         parts["cycles"].append(_cycles(chosen, compute))
-        parts["chip_kept"].append(np.broadcast_to(np.array([c.chip != "dram" for c in chosen]), (len(compute), 3)))
-        on_chip = (chip.shared_words if any(c.chip == "shared" for c in chosen) else 0.0) + \
-            (chip.per_pe_words if any(c.chip == "pe" for c in chosen) else 0.0) if chip else 0.0
-        parts["chip_capacity"].append(np.full(compute.shape, on_chip))
+        chip_kept.append([c.chip != "dram" for c in chosen])
+        chip_places.append([any(c.chip == "shared" for c in chosen), any(c.chip == "pe" for c in chosen)])
     flat = {k: np.concatenate(v) for k, v in parts.items()}
     stored = flat["kept"].any(axis=1)
-    best = np.full(len(stored), -np.inf)
-    for key in ("", "alt_", "local_") if chip else ("", "alt_"):
+    values = {}
+    for key in ("", "alt_", "local_"):
         seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho)
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
-        value = np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
-        if key == "local_":
-            value = value + chip.extra(flat["chip_kept"], flat["chip_capacity"], words, macs, rho)
-        best = np.maximum(best, value)
-    energy = flat["per_mac"] + best
-    return pareto_pairs(energy, flat["cycles"])
+        values[key] = flat["per_mac"] + np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
+    return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], flat["cycles"],
+                          np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places))
+
+
+def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
+               rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Pareto pairs ``(energy, cycles)`` of the table's rows with the chip-level term.
+
+    The chip-level segment bound (:class:`ChipLevel`) counts DRAM energy only, so it adds to the
+    per-PE bound taken without DRAM's part of the per-word costs (``local``); the larger of that
+    and ``per_pe`` is each row's floor. The chip-level term depends only on the combination.
+    """
+    extra = chip.extra(table.chip_kept, chip.shared_words * table.chip_places[:, 0]
+                       + chip.per_pe_words * table.chip_places[:, 1], words, macs, rho)
+    energy = np.maximum(table.per_pe, table.local + extra[table.combo])
+    return pareto_pairs(energy, table.cycles)
 
 
 def _cycles(chosen: list[TensorState], compute: np.ndarray) -> np.ndarray:
