@@ -10,6 +10,12 @@ single point and whose sizes span at most a factor :data:`LEAF_SIZE_RATIO` is no
 
 The proven lower bound is the smallest bound among the nodes that cover the template when the
 search stops (open, pruned and unsplittable nodes): every legal design lies in one of them.
+
+On templates small enough (:data:`EXACT_LEAF_POINTS` hardware points, or ``exact_leaves=True``)
+boxes are split down to single hardware points, whose bound is then the exact optimum there
+(:mod:`search.exact_leaf`: every layer's proven energy-latency front from the exact mapper,
+combined by a Pareto DP), so a complete run with ``rel_tol=0`` returns the true optimum as its
+bound. A point whose layers the mapper does not prove in time keeps the relaxation's bound.
 """
 
 from __future__ import annotations

@@ -98,3 +98,33 @@ def test_energy_cuts_are_below_the_step_function():
         assert max(a * math.log(c) + b for a, b in cuts) <= math.log(_step(front, c)) + 1e-12
     assert max(a * math.log(10.0) + b for a, b in cuts) == pytest.approx(math.log(100.0))
     assert max(a * math.log(1000.0) + b for a, b in cuts) == pytest.approx(math.log(29.0))
+
+
+def test_no_design_of_the_compare_benchmark_is_below_the_bound_at_its_hardware():
+    """The best designs any method found in ``benchmarks/results/compare.json`` (the two best distinct hardware
+    points per network) are above the node bound of their own hardware point (the tightest box that holds them)."""
+    import json
+    from pathlib import Path
+
+    from formulation.bound.model import NodeModel
+    from formulation.goals import Objective
+    from formulation.specs.catalog import load_network, load_template
+
+    doc = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "compare.json").read_text())
+    template = load_template(doc["config"]["arch_template"])
+    budget = doc["config"]["area_budget_mm2"]
+    runs = [r for r in doc["runs"] if r.get("totals") and r["totals"].get("feasible") and r.get("hardware")]
+    assert len(runs) >= 30
+    checked: set = set()
+    for run in sorted(runs, key=lambda r: r["totals"]["edp"]):
+        hw = run["hardware"]
+        key = (run["network"], hw["mesh_x"], hw["mesh_y"], tuple(sorted(hw["sizes_words"].items())))
+        if key in checked or sum(k[0] == run["network"] for k in checked) >= 2:
+            continue
+        checked.add(key)
+        network = load_network(run["network"])
+        box = HardwareBox((hw["mesh_x"],) * 2, (hw["mesh_y"],) * 2,
+                          tuple((n, hw["sizes_words"][n], hw["sizes_words"][n]) for n, _, _ in template.size_ranges))
+        bound = NodeModel(network, template, Objective.EDP, budget).solve(box)
+        assert bound.value <= run["totals"]["edp"], key
+    assert len(checked) == 6

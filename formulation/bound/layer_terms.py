@@ -19,16 +19,18 @@ point in the box, so it never exceeds the exact model:
    every shared level bypasses, and then still the first copy of a word comes from DRAM), and
    every output is written back once. Energy per vector access of ``B`` words with ceilings
    dropped: ``ceil(r/B) >= r/B``. DRAM's energy does not depend on any size.
-3. **Operand delivery to the MACs** (:func:`delivery_per_mac`): each MAC takes a weight and an
+3. **Operand delivery to the MACs** (:mod:`formulation.bound.reuse`): each MAC takes a weight and an
    input from, and gives a partial sum to, the nearest level keeping the tensor. If that level is
    per-PE, it serves exactly ``MACs`` reads (weights, inputs; link transfers only add reads there)
-   or ``MACs`` updates (outputs; no reduction below the fanout). If it is shared (or DRAM), it
+   or ``MACs`` updates (outputs; no reduction below the fanout), and the words entering and
+   leaving the PEs are bounded by their capacity (the segment bound of
+   :mod:`formulation.bound.reuse`; likewise the whole chip against DRAM). If it is shared (or DRAM), it
    serves ``MACs / m_t`` words, ``m_t`` the number of PEs one word reaches: ``m_W = s_N s_P s_Q``
    (multicast), ``m_O = s_C s_R s_S`` (spatial reduction) and ``m_I <= s_K min(s_P, s_R)
    min(s_Q, s_S)`` (an input column is shared by at most ``min(s_P, s_R)`` (P, R) pairs, since for
    a fixed ``R`` index the ``P`` offsets are distinct). The triples ``(m_W, m_I, m_O)`` that legal
    spatial splits on the box's largest mesh can give are enumerated exactly
-   (:func:`multicast_triples`), so no tensor gets a multicast the mesh and the layer's divisors
+   (:func:`multicast_quads`, with the most PEs each triple can use), so no tensor gets a multicast the mesh and the layer's divisors
    cannot give together with the others' (every dimension is irrelevant to exactly one tensor,
    so the factors compete for the same PEs). DRAM delivering
    directly costs only what exceeds its compulsory traffic: ``max(0, MACs/m_t - |t|)`` words.
@@ -41,10 +43,15 @@ point in the box, so it never exceeds the exact model:
    (:func:`utilization_table`, exact by enumeration, monotone in the mesh); and a level with a
    bandwidth takes ``ceil(compute / slowdown) >= words / bandwidth`` cycles, which for DRAM gives
    ``cycles >= (|W| + |I|) / read_bw`` and ``cycles >= |O| / write_bw``.
+5. **Energy against cycles** (``LayerBoundTerms.front``): items 3 and 4 are evaluated for every
+   spatial triple and every way to serve each tensor (kept per PE or streamed, from a shared level
+   or DRAM) together: a row's cycles are at least ``MACs / PEs`` of its split and, per level with a
+   bandwidth, the words it reads (writes) over its read (write) bandwidth (a streamed tensor costs
+   its keeper ``MACs / m_t`` accesses); the rows' Pareto front of (cycles, energy) says how much
+   energy a mapping needs to be that fast. Every legal mapping is one of the rows.
 
-Ceilings, halos, link transfers, loop orders and bypass are thus all taken at their most
-favourable; what is left out (capacity-limited reuse between on-chip levels) only makes the bound
-lower.
+Ceilings, halos, link transfers (of inputs; weights and outputs never link), loop orders and
+bypass are thus all taken at their most favourable; what is left out only makes the bound lower.
 """
 
 from __future__ import annotations

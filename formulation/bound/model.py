@@ -1,20 +1,22 @@
 """The node relaxation: a convex program in the log hardware variables whose optimum bounds a box.
 
 For a box ``B`` of hardware (:class:`~formulation.bound.layer_terms.HardwareBox`) and every layer
-``i`` (run ``n_i`` times) the constants ``E_i`` (energy floor) and ``F_i`` (cycle floor) of
+``i`` (run ``n_i`` times) the cycle floor ``F_i`` and the energy-cycles front of
 :func:`~formulation.bound.layer_terms.layer_terms` hold at every hardware point of ``B`` and for
 every mapping. The model, in natural logs (``x = ln mesh_x``, ``y = ln mesh_y``, ``z_l = ln size_l``,
-``tau_i = ln cycles_i``):
+``tau_i = ln cycles_i``, ``e_i = ln energy_i``):
 
 Variables
-    ``x``, ``y``, ``z[l]`` within the box (their integer bounds, in logs); ``tau[i]`` free.
+    ``x``, ``y``, ``z[l]`` within the box (their integer bounds, in logs); ``tau[i]``, ``e[i]`` free.
 Constraints
     ``compute[i]``  ``tau_i >= ln MACs_i - x - y``  (``cycles >= MACs / S >= MACs / PEs``);
     ``floor[i]``    ``tau_i >= ln F_i``;
+    ``cut[i, k]``   ``e_i >= a_ik tau_i + b_ik``, the pieces of the lower convex hull of the front
+                    in logs (:func:`energy_cuts`; the flat piece is the energy floor ``E_i``);
     ``area``        ``ln(exp(x + y) (A_mac + sum_{per-PE l} a_l exp(z_l)) + sum_{shared l} a_l exp(z_l)
                     + fixed) <= ln A`` (:mod:`formulation.technology`: area is linear in each size);
     ``latency_cap`` (optional) ``ln T <= ln cap`` (the ε-constraint points' bound);
-Objective (``E = sum_i n_i E_i``, ``T = sum_i n_i exp(tau_i) / f_clk``)
+Objective (``E = sum_i n_i exp(e_i)``, ``T = sum_i n_i exp(tau_i) / f_clk``)
     edp ``ln E + ln T``, latency ``ln T``, energy ``ln E``.
 
 Every function is a log-sum-exp of affine forms or affine, so the program is convex and IPOPT's
@@ -27,8 +29,8 @@ power bound of an ε-constraint point, :func:`search.bnb.power_band`), the other
 (a relaxation may drop constraints). A box whose largest mesh already misses the latency cap has
 no design under the cap (the floors hold at every point of the box): its bound is inf.
 
-The model is built once per network and template; a node changes only the variable bounds and
-the mutable floors (:meth:`NodeModel.solve`).
+The model is built once per network and template; a node changes only the variable bounds, the
+mutable floors and the cuts' coefficients (:meth:`NodeModel.solve`).
 """
 
 from __future__ import annotations
