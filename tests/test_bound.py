@@ -192,6 +192,8 @@ def test_layer_floors_below_random_mappings_of_real_layers(template_name):
         terms = layer_terms(layer, template, point_box(hw))
         assert terms.energy_pJ <= ev.energy_pJ.min(), layer.name
         assert terms.cycles_floor <= ev.cycles.min(), layer.name
+        for energy, cycles in zip(ev.energy_pJ, ev.cycles):  # each mapping above the front's step at its cycles
+            assert energy >= min(e for c, e in terms.front if c <= cycles) * (1 - 1e-12), layer.name
 
 
 def test_bound_below_the_designs_the_searches_find():
