@@ -54,7 +54,7 @@ def best_on_front(front: list[tuple[float, float]], objective: Objective, clock_
 
 def exact_point_value(network: Network, arch: Architecture, objective: Objective, *, deadline: float,
                       latency_cap_s: float | None = None) -> float | None:
-    """The exact optimum of ``network`` on ``arch`` for ``objective``, or None if a layer was not proven by ``deadline``.
+    """The exact optimum of ``network`` on ``arch`` for ``objective``, or None if a layer is not proven by ``deadline``.
 
     Every distinct layer's front is proven by the exact mapper within what is left of the time
     (a monotonic-clock ``deadline``); a layer without a legal mapping makes the point infeasible

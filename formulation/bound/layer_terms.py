@@ -30,9 +30,9 @@ point in the box, so it never exceeds the exact model:
    min(s_Q, s_S)`` (an input column is shared by at most ``min(s_P, s_R)`` (P, R) pairs, since for
    a fixed ``R`` index the ``P`` offsets are distinct). The triples ``(m_W, m_I, m_O)`` that legal
    spatial splits on the box's largest mesh can give are enumerated exactly
-   (:func:`multicast_quads`, with the most PEs each triple can use), so no tensor gets a multicast the mesh and the layer's divisors
-   cannot give together with the others' (every dimension is irrelevant to exactly one tensor,
-   so the factors compete for the same PEs). DRAM delivering
+   (:func:`multicast_quads`, with the most PEs each triple can use), so no tensor gets a
+   multicast the mesh and the layer's divisors cannot give together with the others' (every
+   dimension is irrelevant to exactly one tensor, so the factors compete for the same PEs). DRAM delivering
    directly costs only what exceeds its compulsory traffic: ``max(0, MACs/m_t - |t|)`` words.
    Per-access energies are taken at the box's smallest sizes (energy grows with size). No link
    transfers reach a MAC, and none reduce the reads of a shared level whose child bypasses the
@@ -294,7 +294,8 @@ def _table(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes
     arch, largest = _layer_setup(layer, template, mesh_x, mesh_y, sizes_lo,
                                  tuple((n, dict(per_pe_hi).get(n, lo)) for n, lo in sizes_lo))
     words = compulsory_words(layer)
-    usable = int(utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])[mesh_x, mesh_y])
+    most = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
+    usable = int(most[mesh_x, mesh_y])
     costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
     array = template.array_levels
     capacity = sum(largest.levels[i].size_words for i in array)

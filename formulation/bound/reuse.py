@@ -22,14 +22,18 @@ Groups ``g`` split all three tensors disjointly and the bounds add up (Cauchy-Sc
 
 **Segments (the red-blue pebble step, under Timeloop's tiling).** Follow one PE through its
 MACs. Timeloop holds one tile of each kept tensor per level at a time (the capacity check is
-the tiles' sum), a new tile gets exactly its elements that the previous tile did not have as
-fills (sliding windows included; link transfers are fills too), and each output element's
+the tiles' sum), a new tile gets at least its elements that the previous tile did not have as
+fills (sliding windows included; a reset on stride change re-fetches more; link transfers are
+fills too), and each output element's
 partial sum leaves the PE by a drain before its tile moves on. Cut the PE's run into segments
-of cost ``B`` each (cost ``sum_t c_t io_t``, ``c_t`` a cost per word below). The words a
-segment's MACs touch of a kept read-only tensor were in the PE at its start or filled during it;
-its outputs were there at the start, or are there at its end, or were drained during it. So
-``x_t <= a_t + io_t`` with ``sum a_t <= S`` at the start plus ``S`` more for outputs at the end:
-``sum c_t a_t <= D = S (max kept c + c_O [O kept])``. With AM-GM, a segment does at most
+after the word (fill or drain) that brings the running cost ``sum_t c_t io_t`` (``c_t`` a cost
+per word below) to ``B``, ``2B``, ...: every segment but the last costs at least ``B``, and each
+costs less than ``B + max c``. The words a segment's MACs touch of a kept read-only tensor were
+in the PE at its start or filled during it; its outputs were there at the start, or are there
+at its end, or were drained during it. So ``x_t <= a_t + io_t`` with ``sum a_t <= S`` at the
+start plus ``S`` more for outputs at the end, and ``sum_t c_t x_t <= B + D`` with
+``D = (S + 1) max kept c + S c_O [O kept]`` (the ``+ 1``: the word that overshoots ``B``). With
+AM-GM, a segment does at most
 ``F(B) = min(sqrt(rho (B + D)^3 / (27 c_W c_I c_O)), (B + D_ab)^2 / (4 c_a c_b))`` MACs (the
 square-root form when all three are kept; the pairwise forms for each kept pair). A PE with
 ``M_p`` MACs therefore runs at least ``M_p / F(B)`` segments, all but its last one complete, so
