@@ -88,9 +88,9 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bound-time", default="30", metavar="SECONDS",
                    help="after the search, at most this many seconds of branch-and-bound for a proven lower "
                         "bound and gap (edp, energy, latency; 0: none; default 30)")
-    p.add_argument("--bound-nodes", default="300", metavar="N",
+    p.add_argument("--bound-nodes", default="40", metavar="N",
                    help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
-                        "default 300)")
+                        "default 40)")
     p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
                    help="relative gap within which the status is 'optimal' (default 0.01)")
 
