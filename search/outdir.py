@@ -3,11 +3,12 @@
 :meth:`OutputDir.prepare` runs before any search: ``--out`` must be a new folder, an empty one, or a
 previous result (holding ``result.json``, replaced only with ``force``); its parent is created and
 must be writable, which is proven by creating the staging folder there (a hidden sibling
-``.NAME.tmp-XXXX``). The results are written into the staging folder; :meth:`OutputDir.commit`
+``.NAME.tmp-PID-XXXX``). The results are written into the staging folder; :meth:`OutputDir.commit`
 then swaps it with ``--out`` in one ``renameat2(RENAME_EXCHANGE)`` call on Linux (two renames
 elsewhere, with the old folder parked at ``.NAME.old-XXXX`` in between) and deletes the old
 contents, so a run killed at any moment leaves the old result or the new one, never a mix. A run
-killed before the commit may leave its hidden staging folder behind; it is never read.
+killed before the commit (``kill -9``: no handler runs) leaves its hidden staging folder behind; it
+is never read, and the next run with the same ``--out`` deletes it (:func:`reclaim_stale`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,32 @@ def _exchange(a: Path, b: Path) -> bool:
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return done == 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def reclaim_stale(out: Path) -> list[Path]:
+    """Delete the hidden folders that killed runs left beside ``out``: staging folders
+    ``.NAME.tmp-PID-XXXX`` and parked old results ``.NAME.old-PID-XXXX`` whose process ``PID`` no
+    longer exists (a live run's folders are left alone). Returns what was deleted."""
+    gone = []
+    parent = out.resolve().parent
+    for kind in ("tmp", "old"):
+        for path in parent.glob(f".{out.name}.{kind}-*-*"):
+            pid = path.name[len(f".{out.name}.{kind}-"):].split("-", 1)[0]
+            if path.is_dir() and not path.is_symlink() and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                gone.append(path)
+    return gone
 
 
 class OutputDir:
@@ -70,7 +97,8 @@ class OutputDir:
             raise self._fail("name a folder for the result")
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+            reclaim_stale(out)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=parent))
         except OSError as exc:
             raise self._fail(f"cannot be written ({exc.strerror or exc})") from None
         return self.staging
@@ -84,7 +112,7 @@ class OutputDir:
         elif _exchange(self.staging, out):
             shutil.rmtree(self.staging, ignore_errors=True)  # now the old contents
         else:
-            parked = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.resolve().parent)) / "old"
+            parked = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.resolve().parent)) / "old"
             os.rename(out, parked)
             os.rename(self.staging, out)
             shutil.rmtree(parked.parent, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,29 @@ def test_output_dir_rules_and_atomic_replace(tmp_path):
     out.commit()
     assert (old / "result.json").read_text() == "new" and not (old / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "other", "res"]  # nothing left behind
+
+
+def test_a_killed_runs_hidden_folders_are_reclaimed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child.kill()  # SIGKILL: no handler of the run could have cleaned up
+    child.wait()
+    dead = tmp_path / f".res.tmp-{child.pid}-abcd"
+    parked = tmp_path / f".res.old-{child.pid}-efgh"
+    live = tmp_path / f".res.tmp-{os.getpid()}-live"  # a run still going: left alone
+    for folder in (dead, parked, live):
+        folder.mkdir()
+        (folder / "result.json").write_text("partial")
+    other = tmp_path / f".other.tmp-{child.pid}-abcd"  # another --out's folder: not ours to touch
+    other.mkdir()
+    out = OutputDir(tmp_path / "res", force=False)
+    staging = out.prepare()
+    assert staging.name.startswith(f".res.tmp-{os.getpid()}-")
+    assert not dead.exists() and not parked.exists()
+    assert live.exists() and other.exists()
+    out.discard()
 
 
 # ---- exit statuses and JSON --------------------------------------------------------------------------
