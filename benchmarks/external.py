@@ -19,9 +19,11 @@ mapping in the project's mapping format (:func:`search.results.mapping_list`, re
 :func:`formulation.specs.loading.mapping_from_list`), Timeloop's own directives, the re-scored
 EDP (pJ s), energy (pJ) and cycles, Timeloop's numbers, the wall time and how the search ended.
 
-With ``--accelforge LAYER,...`` the TCM/FFM mappers of the ``accelforge`` package are tried on
-those layers too (:mod:`benchmarks.accelforge_run`; imported only then, in its own interpreter
-``--accelforge-python``, and never a dependency of the project).
+With ``--accelforge LAYER,...`` the FFM mapper of the ``accelforge`` package is tried on those
+layers too (:mod:`benchmarks.accelforge_run`, run in its own interpreter ``--accelforge-python``
+through :mod:`benchmarks.accelforge_worker`; accelforge is never a dependency of the project);
+``--accelforge-axes X=K,Y=C`` restricts the dimensions each mesh axis may iterate, so that its
+mappings put each dimension on one axis as Timeloop's do. ``--modes ''`` runs accelforge alone.
 
 The load average is recorded before and after (the machine is shared). Results go to
 ``benchmarks/results/external.json`` (``--append`` adds a run). ``python -m benchmarks mapper
@@ -42,6 +44,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import _loadavg, run_header, write_result
+from benchmarks.accelforge_run import parse_axes
 from benchmarks.external_table import latest_run, ratio_rows
 from benchmarks.timeloop_mapper import (DEFAULT_ROOT, MODES, MapperSettings, max_spatial_utilization,
                                         read_mapper_output, run_mapper, write_inputs)
@@ -190,6 +193,15 @@ def main(argv: list[str]) -> int:
     bad = [m for m in args.modes if m not in MODES]
     if bad:
         print(f"external: error: modes = {bad[0]!r}: expected {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    try:
+        parse_axes(args.accelforge_axes)
+        names = {e.layer.name for e in load_network(args.network).layers}
+        unknown = [n for n in args.accelforge.split(",") if n and n not in names]
+        if unknown:
+            raise SpecError(f"accelforge layers = {unknown[0]!r}: not a layer of {args.network}")
+    except SpecError as err:
+        print(f"external: error: {err}", file=sys.stderr)
         return 2
     exe = args.timeloop_root / "bin" / "timeloop-mapper"
     if args.modes and not exe.exists():
