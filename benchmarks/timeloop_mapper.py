@@ -28,6 +28,7 @@ in its compact ``C16`` form), ``timeloop-mapper.stats.txt`` and ``timeloop-mappe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -208,13 +209,18 @@ def parse_stats(text: str) -> tuple[float, int, int, float]:
 
 
 def read_mapper_output(workdir: Path, layer: Layer, arch: Architecture) -> MapperOutput:
-    """The best mapping in ``workdir``'s ``timeloop-mapper.map.yaml`` and Timeloop's numbers for it."""
+    """The best mapping in ``workdir``'s ``timeloop-mapper.map.yaml`` and Timeloop's numbers for it.
+
+    For a grouped layer (``G > 1``) Timeloop's numbers are those of one group, as exported.
+    """
     map_path, stats_path = workdir / MAP_YAML, workdir / STATS_TXT
     if not map_path.exists() or not stats_path.exists():
         raise SpecError(f"timeloop-mapper output = {str(workdir)!r}: no {MAP_YAML} / {STATS_TXT} "
                         f"(the mapper found no valid mapping)")
     doc = yaml.safe_load(map_path.read_text())
-    problem, dims = problem_for_layer(layer)
+    # the exported problem is one group of a grouped layer; a Mapping describes one group too
+    one_group = dataclasses.replace(layer, C=layer.C // layer.G, K=layer.K // layer.G, G=1)
+    problem, dims = problem_for_layer(one_group)
     mapping = mapping_from_timeloop(doc, arch, problem, dims)
     energy, lines, cycles, util = parse_stats(stats_path.read_text())
     return MapperOutput(mapping=mapping, mapping_document=doc["mapping"], energy_pJ=energy, energy_lines=lines,

@@ -6,6 +6,7 @@ timeloop-mapper v3.0.3 once (tests/data/PROVENANCE.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -161,3 +162,17 @@ def test_later_runs_replace_earlier_values_per_tool_and_layer():
     mapper = latest_run(EXTERNAL / "mapper.json", "resnet18", "simple")
     rows = {r["layer"]: r["ratios"] for r in ratio_rows(mapper, [stored, accel_only, rerun])}
     assert rows["fc"]["accelforge"] is None and rows["fc"]["timeloop-mapper free"] == 2000.0 / 2180.9355696128005
+
+
+def test_grouped_layer_output_rescores_per_group():
+    """Depthwise: Timeloop maps one group (C/G, K/G); the model's one-group numbers equal Timeloop's."""
+    arch = load_arch("simple")
+    layer = next(e.layer for e in load_network("mobilenetv2").layers if e.layer.name == "dw96_s2_56")
+    assert layer.G == 96
+    out = read_mapper_output(MAPPER_OUT / "simple-mobilenetv2-dw96_s2_56-guided", layer, arch)
+    one = rescore(dataclasses.replace(layer, C=1, K=1, G=1), arch, out.mapping)
+    assert one["cycles"] == out.cycles and abs(one["energy_pJ"] - out.energy_pJ) <= 0.005 * out.energy_lines
+    whole = rescore(layer, arch, out.mapping)
+    # the model runs the 96 groups one after another: close to, not exactly, 96 x one group
+    assert whole["cycles"] == pytest.approx(96 * out.cycles, rel=0.01)
+    assert whole["energy_pJ"] == pytest.approx(96 * out.energy_pJ, rel=0.01)
