@@ -176,3 +176,14 @@ def test_grouped_layer_output_rescores_per_group():
     # the model runs the 96 groups one after another: close to, not exactly, 96 x one group
     assert whole["cycles"] == pytest.approx(96 * out.cycles, rel=0.01)
     assert whole["energy_pJ"] == pytest.approx(96 * out.energy_pJ, rel=0.01)
+
+
+def test_timeloop_mapping_file_with_a_grouped_layer_of_ours():
+    """read_timeloop(map.yaml, layer=grouped): the export's problem is one group, the mapping too."""
+    from formulation.specs.timeloop_import import read_timeloop
+
+    arch = load_arch("simple")
+    layer = next(e.layer for e in load_network("mobilenetv2").layers if e.layer.name == "dw96_s2_56")
+    spec = read_timeloop([MAPPER_OUT / "simple-mobilenetv2-dw96_s2_56-guided" / "timeloop-mapper.map.yaml"],
+                         layer=layer, arch=arch)
+    assert spec.mapping == read_mapper_output(MAPPER_OUT / "simple-mobilenetv2-dw96_s2_56-guided", layer, arch).mapping

@@ -179,10 +179,13 @@ def mapping_from_timeloop(doc: Any, arch: Architecture, problem: ProblemMap, pro
     levels = tuple(_level(lv.name, by_level[lv.name], problem, problem_dims, groups, outermost=i == 0)
                    for i, lv in enumerate(arch.levels))
     g = problem.layer.G
-    if g > 1:
+    group_dims = [n for n, role in problem.dims if role == GROUP]
+    # without a group dimension (one of our layers with its export's one-group problem) the
+    # mapping describes one group, as a Mapping does
+    if g > 1 and group_dims:
         outer = f"{arch.levels[0].name}.temporal"
         misplaced = [k for k, f in groups.items() if k != outer and f > 1]
-        name = next(n for n, role in problem.dims if role == GROUP)
+        name = group_dims[0]
         if misplaced:
             raise SpecError(f"mapping[{misplaced[0].replace('.', '].')} {name} = {groups[misplaced[0]]}: the group "
                             f"dimension may only be split by the outermost level's temporal loop (the model runs "
