@@ -6,8 +6,9 @@ architecture (mesh sides 4..64, buffers /16..x16) with a 2 mm2 area budget, for 
 2 workers, ``--search-time`` seconds) supplies the incumbent, then the branch-and-bound
 (:func:`search.bnb.branch_and_bound`) runs for ``--bound-time`` seconds with that incumbent.
 Recorded: the best design's value, the lower bound, the gap (value / bound - 1), nodes and both
-times, and the node relaxation at the best design's own hardware point (how much of the gap is
-the relaxation's, not the branching's).
+times, the node relaxation at the best design's own hardware point (how much of the gap is
+the relaxation's, not the branching's), and how many designs of ``results/compare.json`` (every
+method, same network, template and budget) fall below the bound (``compare_below_bound``: must be 0).
 
 With ``--pareto N`` it also computes the ε-constraint power/latency front (``search.pareto``,
 ``--search-time`` for the whole sweep) and bounds every point's power among designs at least as
@@ -29,6 +30,23 @@ from pathlib import Path
 from benchmarks.common import run_header, write_result
 
 OUTPUT = Path(__file__).parent / "results" / "bound.json"
+COMPARE = Path(__file__).parent / "results" / "compare.json"
+
+
+def compare_designs(network_name: str, objective_name: str, budget: float) -> list[float]:
+    """The objective values of every feasible design of ``network_name`` in ``results/compare.json`` (any
+    method, single or front run) at the same area budget and template: none may be below the bound."""
+    import json
+
+    if not COMPARE.exists():
+        return []
+    doc = json.loads(COMPARE.read_text())
+    config = doc.get("config", {})
+    if config.get("area_budget_mm2") != budget or config.get("arch_template") != "simple":
+        return []
+    key = {"edp": "edp", "energy": "energy_pJ", "latency": "latency_s"}[objective_name]
+    return [r["totals"][key] for r in doc.get("runs", []) if r.get("network") == network_name and r.get("totals")
+            and r["totals"].get("feasible") and r["totals"].get(key) is not None]
 
 
 def run_case(network_name: str, objective_name: str, budget: float, search_s: float, bound_s: float) -> dict:
@@ -48,12 +66,15 @@ def run_case(network_name: str, objective_name: str, budget: float, search_s: fl
     value = result.best.score.value(goal.objective)
     bound = branch_and_bound(network, template, goal.objective, budget, incumbent=value, time_limit_s=bound_s,
                              max_nodes=10**7, progress=True)
+    found = compare_designs(network_name, objective_name, budget)
     hw = result.best.design.hardware
     point = HardwareBox((hw.mesh_x, hw.mesh_x), (hw.mesh_y, hw.mesh_y), tuple((n, v, v) for n, v in hw.sizes_words))
     at_point = NodeModel(network, template, goal.objective, budget).solve(point).value
     row = {"network": network_name, "objective": objective_name, "area_budget_mm2": budget,
            "best_value": value, "lower_bound": bound.lower_bound, "gap": bound.gap,
            "bound_at_best_hardware": at_point, "gap_at_best_hardware": value / at_point - 1,
+           "compare_designs": len(found), "compare_best": min(found, default=None),
+           "compare_below_bound": sum(v < bound.lower_bound for v in found),
            "best_hardware": {"mesh_x": hw.mesh_x, "mesh_y": hw.mesh_y, **dict(hw.sizes_words)},
            "bound_nodes": bound.nodes, "bound_open_nodes": bound.open_nodes, "bound_complete": bound.complete,
            "search_wall_s": search_wall, "bound_wall_s": bound.wall_s, "total_wall_s": time.monotonic() - t0}

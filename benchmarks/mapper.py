@@ -19,7 +19,14 @@ the mapper starts from random mappings improved by descent (:mod:`search.mapper.
 Ratios are other / mapper (above 1: the mapper is better). The machine is shared: the load
 average is recorded before and after. Results go to ``benchmarks/results/mapper.json``.
 
-Run: ``python -m benchmarks mapper [--network resnet18] [--arch simple] [--time-limit 10]``.
+Other tools' mappers (timeloop-mapper free and guided, accelforge) are run by
+:mod:`benchmarks.external`, whose stored results (``--external``, default
+``benchmarks/results/external.json``; per tool and layer the latest run that has it) add a column
+per tool, external / mapper, to each run's rows; ``--report`` prints that table for the last
+stored mapper run of ``--network`` on ``--arch`` without running anything (:mod:`benchmarks.external_table`).
+
+Run: ``python -m benchmarks mapper [--network resnet18] [--arch simple] [--time-limit 10]``;
+``python -m benchmarks mapper --report [--network resnet18] [--arch simple]``.
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import _loadavg, run_header, write_result
+from benchmarks.external_table import external_runs, format_table, latest_run, ratio_rows
 from formulation.goals import Objective
 from formulation.model.exact import evaluate_batch
 from formulation.specs.catalog import load_arch, load_network
@@ -44,6 +53,7 @@ from search.optimize import fixed_template, optimize
 from search.sampling import sample_mappings
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "mapper.json"
+DEFAULT_EXTERNAL = Path(__file__).resolve().parent / "results" / "external.json"
 RANDOM_CHUNK = 20_000
 
 
@@ -106,9 +116,35 @@ def run(args) -> dict:
               + (f"  random/mapper {row['random_over_mapper']:.3f}" if "random_over_mapper" in row else ""),
               flush=True)
     result["mapper_wall_s_total"] = total
+    add_external(result, args.external)
     result["proven_optimal"] = sum(r["certificate"]["optimal"] for r in result["layers"])
     result["load_average_1min"]["after"] = _loadavg()
     return result
+
+
+def add_external(result: dict, external_file: Path) -> None:
+    """Each row's ``external_over_mapper`` (tool -> ratio) from the stored external runs, if any."""
+    runs = external_runs(external_file, result["network"], result["arch"]) if external_file.exists() else []
+    if not runs or result["objective"] != "edp":
+        return
+    result["external_runs"] = [{"date": r["date"], "git_commit": r["git_commit"]} for r in runs]
+    for row, ratios in zip(result["layers"], ratio_rows(result, runs)):
+        row["external_over_mapper"] = ratios["ratios"]
+
+
+def report(args) -> int:
+    """Print the external / mapper table from the stored results; nothing is run."""
+    mapper = latest_run(args.output, args.network, args.arch) if args.output.exists() else None
+    runs = external_runs(args.external, args.network, args.arch) if args.external.exists() else []
+    missing = ("--output", args.output) if mapper is None else ("--external", args.external) if not runs else None
+    if missing:
+        print(f"mapper: error: {missing[0]} = {str(missing[1])!r}: no edp run for {args.network} on {args.arch}",
+              file=sys.stderr)
+        return 2
+    print(f"{args.network} on {args.arch}: mapper run {mapper['date']} ({str(mapper['git_commit'])[:8]}), "
+          f"external runs {', '.join(r['date'] for r in runs)}; ratios external / mapper EDP\n")
+    print(format_table(ratio_rows(mapper, runs)))
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -124,7 +160,13 @@ def main(argv: list[str]) -> int:
                         help="start each layer's mapper from the local search's mapping (as optimize --method exact)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL,
+                        help="stored results of benchmarks external (a column per tool)")
+    parser.add_argument("--report", action="store_true",
+                        help="print external / mapper per layer from --output and --external; run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args)
     result = run(args)
     print(f"mapper total {result['mapper_wall_s_total']:.1f} s, {result['proven_optimal']} of "
           f"{len(result['layers'])} layers proven optimal")

@@ -48,6 +48,8 @@ DEFAULT_AREA_BUDGET_MM2 = 2.0
 #: Four starts, two at a time, each cut at 25 s: about a minute on two cores (ResNet-18 starts take 20-45 s).
 DEFAULT_STARTS = 4
 DEFAULT_TIME_LIMIT_S = 50.0
+#: ``make run`` polishes the best design's mappings with the exact mapper for this long (README "Polishing").
+DEFAULT_POLISH_S = 30.0
 
 
 def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,12 +81,16 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
                    "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
                    "and reports the DRAM energy saved in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--polish-time", default="0", metavar="SECONDS",
+                   help="after the search, at most this many seconds of the exact mapper on the best design's "
+                        "layers at its hardware, keeping what lowers the network objective (edp, energy, latency; "
+                        "single-design runs without --max-evaluations; default 0: off; README 'Polishing')")
     p.add_argument("--bound-time", default="30", metavar="SECONDS",
                    help="after the search, at most this many seconds of branch-and-bound for a proven lower "
                         "bound and gap (edp, energy, latency; 0: none; default 30)")
-    p.add_argument("--bound-nodes", default="300", metavar="N",
+    p.add_argument("--bound-nodes", default="40", metavar="N",
                    help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
-                        "default 300)")
+                        "default 40)")
     p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
                    help="relative gap within which the status is 'optimal' (default 0.01)")
 
@@ -196,6 +202,45 @@ def _attach_bound(args, doc: dict, network, template, goal: Goal):
                         progress=not args.quiet)
 
 
+def _polish_seconds(args, options: RunOptions) -> float:
+    """``--polish-time`` checked (before the search: a bad value is refused at once)."""
+    seconds = _number_arg(args.polish_time, "--polish-time", float, 0.0, strict=False)
+    if seconds > 0 and options.max_evaluations is not None:
+        raise SpecError(f"--polish-time = {args.polish_time!r}: not with --max-evaluations (the exact mapper stops on "
+                        "time, so the result would no longer be reproducible)")
+    return seconds
+
+
+def _polish(args, result, method, network, template, goal: Goal, options: RunOptions, n_points):
+    """``--polish-time``: the best design's mappings polished by the exact mapper (:mod:`search.polish`);
+    returns the result (its best replaced) and the report, or None when polishing does not apply
+    (off, no design, a front run, the exact method, an interrupted run)."""
+    seconds = _polish_seconds(args, options)
+    if seconds <= 0 or result.best is None or n_points is not None or method.name == "exact" \
+            or result.status is OptimizeStatus.INTERRUPTED:
+        return result, None
+    from search.polish import polish
+
+    bar = tqdm(total=len(network.layers), desc="polish (exact mapper)", unit="layer", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty(), leave=False)
+    try:
+        best, report = polish(network, template, goal, result.best, time_limit_s=seconds, seed=options.seed,
+                              on_layer_done=lambda _name: bar.update(1))
+    finally:
+        bar.close()
+    return replace(result, best=best), report
+
+
+def _polish_line(report) -> str:
+    if report is None:
+        return ""
+    if report.skipped:
+        return f"\npolish: skipped ({report.skipped})"
+    return (f"\npolish: {report.objective.value} {report.before:.4g} -> {report.after:.4g} "
+            f"({100 * (1 - report.after / report.before):.1f}% lower; {len(report.changed)} layers changed, "
+            f"{len(report.proven)} proven optimal for their own {report.objective.value}; {report.wall_s:.1f} s)")
+
+
 def _bound_line(bound) -> str:
     if bound is None:
         return ""
@@ -218,6 +263,7 @@ def cmd_optimize(args) -> int:
     template, fixed_hardware = _optimize_template(args)
     options = replace(options, fixed_hardware=fixed_hardware)
     method.check(options, n_points)
+    _polish_seconds(args, options)
     out = _output_dir(args, network, goal)
     staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
     try:
@@ -241,6 +287,7 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
         if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
             result = replace(result, status=OptimizeStatus.INTERRUPTED)
+        result, polished = _polish(args, result, method, network, template, goal, options, n_points)
         (staging / ".stop").unlink(missing_ok=True)
         residency = None
         if args.keep_activations and result.best is not None:
@@ -251,6 +298,7 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         doc = result_document(result, network, template, goal, method=args.method, seed=options.seed,
                               starts=options.starts, time_limit_s=options.time_limit_s, front=result.front)
         doc["max_evaluations"] = options.max_evaluations
+        doc["polish"] = None if polished is None else polished.document()
         if args.keep_activations:
             doc["activation_residency"] = residency.document() if residency is not None else None
         bound = _attach_bound(args, doc, network, template, goal)
@@ -260,7 +308,8 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         restore()
         bar.close()
         stop.reset()
-    _print(f"{summary_table(doc)}{_residency_line(residency)}{_bound_line(bound)}\nwrote {path}")
+    _print(f"{summary_table(doc)}{_polish_line(polished)}{_residency_line(residency)}{_bound_line(bound)}"
+           f"\nwrote {path}")
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far"
               + ("" if result.best is not None else " (none yet)"), file=sys.stderr)
@@ -277,7 +326,8 @@ def run_default_argv() -> list[str]:
     """The ``codesign optimize`` options of the built-in default job (``make run``)."""
     return ["--network", "resnet18", "--arch-template", "simple", "--area-budget", str(DEFAULT_AREA_BUDGET_MM2),
             "--objective", "edp", "--starts", str(DEFAULT_STARTS), "--jobs", "2",
-            "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--seed", "0", "--out", "out/run-default", "--force"]
+            "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--seed", "0", "--polish-time", str(DEFAULT_POLISH_S),
+            "--out", "out/run-default", "--force"]
 
 
 def cmd_run_default(args) -> int:

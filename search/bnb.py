@@ -10,6 +10,12 @@ single point and whose sizes span at most a factor :data:`LEAF_SIZE_RATIO` is no
 
 The proven lower bound is the smallest bound among the nodes that cover the template when the
 search stops (open, pruned and unsplittable nodes): every legal design lies in one of them.
+
+On templates small enough (:data:`EXACT_LEAF_POINTS` hardware points, or ``exact_leaves=True``)
+boxes are split down to single hardware points, whose bound is then the exact optimum there
+(:mod:`search.exact_leaf`: every layer's proven energy-latency front from the exact mapper,
+combined by a Pareto DP), so a complete run with ``rel_tol=0`` returns the true optimum as its
+bound. A point whose layers the mapper does not prove in time keeps the relaxation's bound.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from formulation.specs.types import Network
 LEAF_SIZE_RATIO = 1.05
 #: Default relative gap at which a run counts as optimal.
 DEFAULT_REL_TOL = 0.01
+#: Templates with at most this many hardware points get exact leaves by default (``exact_leaves=None``).
+EXACT_LEAF_POINTS = 64
+#: Default time for the exact mapper at one leaf (all its layers), seconds.
+EXACT_LEAF_TIME_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,8 @@ class BoundResult:
     wall_s: float
     complete: bool                 # every node was pruned or unsplittable: the bound is final
     best_box: HardwareBox | None   # the box holding the smallest bound
+    exact_leaves: int = 0          # single hardware points whose bound is the exact optimum there
+    leaf_optimum: float | None = None  # the best of those exact optima (a design's value), if any
 
     @property
     def optimal(self) -> bool:
@@ -55,6 +67,7 @@ class BoundResult:
         return {"lower_bound": self.lower_bound if math.isfinite(self.lower_bound) else None, "gap": self.gap,
                 "bound": {"covers": BOUND_COVERS, "gap_tolerance": self.rel_tol, "nodes": self.nodes,
                           "open_nodes": self.open_nodes, "complete": self.complete, "wall_s": self.wall_s,
+                          "exact_leaves": self.exact_leaves,
                           "lowest_box": None if self.best_box is None else {
                               "mesh_x": list(self.best_box.mesh_x), "mesh_y": list(self.best_box.mesh_y),
                               **{name: [lo, hi] for name, lo, hi in self.best_box.sizes}}}}
@@ -71,29 +84,54 @@ def supports(objective: Objective) -> bool:
     return objective in BOUNDED_OBJECTIVES
 
 
-def _split_variable(box: HardwareBox) -> str | None:
-    """The widest variable in log terms that can still be split, or None for an unsplittable box."""
+def _split_variable(box: HardwareBox, to_points: bool = False) -> str | None:
+    """The widest variable in log terms that can still be split, or None for an unsplittable box.
+
+    Sizes are split down to a ratio of :data:`LEAF_SIZE_RATIO`, or to single points with ``to_points``.
+    """
     widths = box.widths()
-    candidates = {k: w for k, w in widths.items() if (w > 0 if k in ("mesh_x", "mesh_y") else
+    candidates = {k: w for k, w in widths.items() if (w > 0 if k in ("mesh_x", "mesh_y") or to_points else
                                                       w > math.log(LEAF_SIZE_RATIO))}
     if not candidates:
         return None
     return max(candidates, key=lambda k: (candidates[k], k))
 
 
+def template_points(template: ArchTemplate) -> int:
+    """How many hardware points the template has (mesh sides times every size range)."""
+    count = (template.mesh_x_range[1] - template.mesh_x_range[0] + 1) * (template.mesh_y_range[1]
+                                                                        - template.mesh_y_range[0] + 1)
+    for _, lo, hi in template.size_ranges:
+        count *= hi - lo + 1
+    return count
+
+
 def branch_and_bound(network: Network, template: ArchTemplate, objective: Objective, area_budget_mm2: float | None,
                      *, incumbent: float | None = None, time_limit_s: float = 60.0,
                      rel_tol: float = DEFAULT_REL_TOL, max_nodes: int | None = None,
-                     latency_cap_s: float | None = None, progress: bool = False) -> BoundResult:
-    """Best-first branch-and-bound; see the module docstring. ``incumbent``: the best design's objective."""
+                     latency_cap_s: float | None = None, progress: bool = False,
+                     exact_leaves: bool | None = None, exact_leaf_time_s: float = EXACT_LEAF_TIME_S) -> BoundResult:
+    """Best-first branch-and-bound; see the module docstring. ``incumbent``: the best design's objective.
+
+    With ``exact_leaves`` (default: templates of at most :data:`EXACT_LEAF_POINTS` points) boxes are
+    split down to single hardware points, and a single point's bound is the exact optimum there
+    (:func:`search.exact_leaf.exact_point_value`, at most ``exact_leaf_time_s`` per point) whenever
+    the exact mapper proves every layer in time; that value is also a design's, so it lowers the
+    pruning threshold, and the best of them is returned as ``leaf_optimum`` (``gap`` stays the
+    given ``incumbent``'s).
+    """
     t0 = time.monotonic()
+    if exact_leaves is None:
+        exact_leaves = template_points(template) <= EXACT_LEAF_POINTS
     model = NodeModel(network, template, objective, area_budget_mm2, latency_cap_s)
     root = HardwareBox.of_template(template)
-    threshold = math.inf if incumbent is None else incumbent / (1 + rel_tol)
+    best = math.inf if incumbent is None else incumbent
+    threshold = best / (1 + rel_tol)
     heap: list[tuple[float, int, HardwareBox]] = []
     closed = math.inf  # smallest bound of pruned or unsplittable nodes
     closed_box = None
-    counter = 0
+    counter = exact = 0
+    leaf_best = math.inf
     bar = _progress_bar(progress, time_limit_s)
     try:
         value = model.solve(root).value
@@ -106,8 +144,17 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
             if value >= threshold:
                 break  # best first: every open node is pruned
             heapq.heappop(heap)
-            name = _split_variable(box)
+            name = _split_variable(box, exact_leaves)
             if name is None:
+                if exact_leaves and math.isfinite(value):
+                    point = _exact_leaf(model, box, objective, min(t0 + time_limit_s, time.monotonic()
+                                                                   + exact_leaf_time_s))
+                    if point is not None:
+                        exact += 1
+                        value = max(value, point)
+                        leaf_best = min(leaf_best, point)
+                        if point < best:
+                            best, threshold = point, point / (1 + rel_tol)
                 if value < closed:
                     closed, closed_box = value, box
                 continue
@@ -132,7 +179,17 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
     gap = None
     if incumbent is not None and math.isfinite(lower) and lower > 0:
         gap = max(0.0, incumbent / lower - 1)
-    return BoundResult(lower, incumbent, gap, rel_tol, counter, len(heap), time.monotonic() - t0, complete, best_box)
+    return BoundResult(lower, incumbent, gap, rel_tol, counter, len(heap), time.monotonic() - t0, complete, best_box,
+                       exact, leaf_best if math.isfinite(leaf_best) else None)
+
+
+def _exact_leaf(model: NodeModel, box: HardwareBox, objective: Objective, deadline: float) -> float | None:
+    """The exact optimum at a single-point box (see :func:`branch_and_bound`), or None if not proven in time."""
+    from search.exact_leaf import exact_point_value
+
+    hw = box.smallest_hardware()
+    return exact_point_value(model.network, model.template.instantiate(hw), objective, deadline=deadline,
+                             latency_cap_s=model.latency_cap_s)
 
 
 def _progress_bar(progress: bool, time_limit_s: float):

@@ -24,7 +24,8 @@ proven optimal, which no method does yet: :mod:`search.outcome`),
 (``latency_s``, ``energy_pJ``, ``power_mW``, ``area_mm2``, ``edp``, ``cycles``, ``feasible``),
 ``layers`` (per distinct layer: ``name``, ``count``, ``cycles``, ``energy_pJ``, ``utilization``,
 ``latency_s`` and ``case``, the layer's reference-format case, and with ``--method exact`` the
-``certificate`` of :class:`search.mapper.result.Certificate`), ``start_results`` (one entry per
+``certificate`` of :class:`search.mapper.result.Certificate`), ``polish`` (what ``--polish-time``
+did, :class:`search.polish.PolishReport`, or null), ``start_results`` (one entry per
 start), ``binding`` (why nothing was feasible, when so), ``pareto`` (when a front was computed) and
 ``files``. The design is ``hardware`` plus each layer's ``case.mapping``; nothing else in the file
 is needed to reproduce the numbers.

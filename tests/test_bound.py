@@ -192,6 +192,8 @@ def test_layer_floors_below_random_mappings_of_real_layers(template_name):
         terms = layer_terms(layer, template, point_box(hw))
         assert terms.energy_pJ <= ev.energy_pJ.min(), layer.name
         assert terms.cycles_floor <= ev.cycles.min(), layer.name
+        for energy, cycles in zip(ev.energy_pJ, ev.cycles):  # each mapping above the front's step at its cycles
+            assert energy >= min(e for c, e in terms.front if c <= cycles) * (1 - 1e-12), layer.name
 
 
 def test_bound_below_the_designs_the_searches_find():
@@ -261,3 +263,16 @@ def test_energy_bound_under_a_latency_cap_never_exceeds_the_brute_force_minimum(
     below = branch_and_bound(TINY_NETWORK, template, Objective.ENERGY, None, latency_cap_s=fastest_bound * 0.5,
                              time_limit_s=30)
     assert math.isinf(below.lower_bound)  # no design is that fast, and the bound says so
+
+
+@pytest.mark.parametrize("objective", [Objective.EDP, Objective.ENERGY, Objective.LATENCY], ids=lambda o: o.value)
+def test_branch_and_bound_returns_the_enumerated_optimum(objective):
+    """On a template small enough to enumerate, exact leaves make the bound the optimum itself."""
+    template = tiny_template(tight=True)
+    areas = sorted(architecture_area_mm2(template.instantiate(hw)) for hw in hardware_points(template))
+    budget = areas[len(areas) // 2]
+    optimum = brute_force_optimum(TINY_NETWORK, template, objective, budget)
+    result = branch_and_bound(TINY_NETWORK, template, objective, budget, time_limit_s=300, rel_tol=0.0)
+    assert result.complete and result.exact_leaves >= 1
+    assert result.leaf_optimum == pytest.approx(optimum, rel=1e-9)
+    assert result.lower_bound == pytest.approx(optimum, rel=1e-9)

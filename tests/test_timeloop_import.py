@@ -363,3 +363,16 @@ def test_network_and_arch_loaders_accept_timeloop_files(tmp_path, capsys):
                  "--json"]) == 0
     ref = json.loads((src / "reference.json").read_text())
     assert json.loads(capsys.readouterr().out)["energy_pJ"] == pytest.approx(ref["energy_pJ"], rel=1e-12)
+
+
+def test_compact_factors_as_timeloop_mapper_writes_them(tmp_path):
+    """timeloop-mapper's map.yaml writes factors as "C2 M2 ..." (no '='); they read as "C=2 M=2 ..."."""
+    src = DATA / "timeloop_specs" / "conv2d-3level-spatial"
+    text = (src / "map.yaml").read_text()
+    compact = _write(tmp_path, "map.yaml", text.replace("=", ""))
+    assert "C=" not in compact.read_text() and "C2 M2" in compact.read_text()
+    files = [src / "arch.yaml", src / "problem.yaml", src / "ERT.yaml"]
+    assert read_timeloop([*files, compact]).mapping == read_timeloop([*files, src / "map.yaml"]).mapping
+    bad = _write(tmp_path, "bad.yaml", text.replace("C=2 M=2", "C=2 M=two", 1))
+    with pytest.raises(SpecError, match=r"factors = .*DIM=FACTOR"):
+        read_timeloop([*files, bad])

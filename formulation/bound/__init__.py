@@ -1,8 +1,10 @@
 """A proven lower bound on network co-design over a hardware template (Timeloop v3.0.3 semantics).
 
 * :mod:`formulation.bound.layer_terms`: per-layer quantities every legal mapping must pay
-  (compulsory DRAM traffic, operand delivery to the MACs, spatial utilization), each with its
-  argument;
+  (compulsory DRAM traffic, operand delivery to the MACs, spatial utilization, the energy a
+  mapping needs to be that fast), each with its argument;
+* :mod:`formulation.bound.reuse`: capacity-limited reuse (a Loomis-Whitney bound on the MACs a
+  set of data feeds, and red-blue-pebble segments per PE and for the chip against DRAM);
 * :mod:`formulation.bound.model`: the node relaxation over a box of hardware, a convex problem in
   the log variables written once as a Pyomo model and solved with IPOPT (Pyomo's ``cyipopt``).
 

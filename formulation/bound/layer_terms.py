@@ -19,18 +19,20 @@ point in the box, so it never exceeds the exact model:
    every shared level bypasses, and then still the first copy of a word comes from DRAM), and
    every output is written back once. Energy per vector access of ``B`` words with ceilings
    dropped: ``ceil(r/B) >= r/B``. DRAM's energy does not depend on any size.
-3. **Operand delivery to the MACs** (:func:`delivery_per_mac`): each MAC takes a weight and an
+3. **Operand delivery to the MACs** (:mod:`formulation.bound.reuse`): each MAC takes a weight and an
    input from, and gives a partial sum to, the nearest level keeping the tensor. If that level is
    per-PE, it serves exactly ``MACs`` reads (weights, inputs; link transfers only add reads there)
-   or ``MACs`` updates (outputs; no reduction below the fanout). If it is shared (or DRAM), it
+   or ``MACs`` updates (outputs; no reduction below the fanout), and the words entering and
+   leaving the PEs are bounded by their capacity (the segment bound of
+   :mod:`formulation.bound.reuse`; likewise the whole chip against DRAM). If it is shared (or DRAM), it
    serves ``MACs / m_t`` words, ``m_t`` the number of PEs one word reaches: ``m_W = s_N s_P s_Q``
    (multicast), ``m_O = s_C s_R s_S`` (spatial reduction) and ``m_I <= s_K min(s_P, s_R)
    min(s_Q, s_S)`` (an input column is shared by at most ``min(s_P, s_R)`` (P, R) pairs, since for
    a fixed ``R`` index the ``P`` offsets are distinct). The triples ``(m_W, m_I, m_O)`` that legal
    spatial splits on the box's largest mesh can give are enumerated exactly
-   (:func:`multicast_triples`), so no tensor gets a multicast the mesh and the layer's divisors
-   cannot give together with the others' (every dimension is irrelevant to exactly one tensor,
-   so the factors compete for the same PEs). DRAM delivering
+   (:func:`multicast_quads`, with the most PEs each triple can use), so no tensor gets a
+   multicast the mesh and the layer's divisors cannot give together with the others' (every
+   dimension is irrelevant to exactly one tensor, so the factors compete for the same PEs). DRAM delivering
    directly costs only what exceeds its compulsory traffic: ``max(0, MACs/m_t - |t|)`` words.
    Per-access energies are taken at the box's smallest sizes (energy grows with size). No link
    transfers reach a MAC, and none reduce the reads of a shared level whose child bypasses the
@@ -41,10 +43,15 @@ point in the box, so it never exceeds the exact model:
    (:func:`utilization_table`, exact by enumeration, monotone in the mesh); and a level with a
    bandwidth takes ``ceil(compute / slowdown) >= words / bandwidth`` cycles, which for DRAM gives
    ``cycles >= (|W| + |I|) / read_bw`` and ``cycles >= |O| / write_bw``.
+5. **Energy against cycles** (``LayerBoundTerms.front``): items 3 and 4 are evaluated for every
+   spatial triple and every way to serve each tensor (kept per PE or streamed, from a shared level
+   or DRAM) together: a row's cycles are at least ``MACs / PEs`` of its split and, per level with a
+   bandwidth, the words it reads (writes) over its read (write) bandwidth (a streamed tensor costs
+   its keeper ``MACs / m_t`` accesses); the rows' Pareto front of (cycles, energy) says how much
+   energy a mapping needs to be that fast. Every legal mapping is one of the rows.
 
-Ceilings, halos, link transfers, loop orders and bypass are thus all taken at their most
-favourable; what is left out (capacity-limited reuse between on-chip levels) only makes the bound
-lower.
+Ceilings, halos, link transfers (of inputs; weights and outputs never link), loop orders and
+bypass are thus all taken at their most favourable; what is left out only makes the bound lower.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
+from formulation.bound.reuse import ChipLevel, candidate_table, candidates
 from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
@@ -76,6 +84,10 @@ class HardwareBox:
     def optimistic_hardware(self) -> Hardware:
         """The largest mesh and the smallest buffers: the cheapest accesses and the most PEs."""
         return Hardware(self.mesh_x[1], self.mesh_y[1], tuple((n, lo) for n, lo, _ in self.sizes))
+
+    def largest_hardware(self) -> Hardware:
+        """The largest mesh and buffers: the most capacity in the box."""
+        return Hardware(self.mesh_x[1], self.mesh_y[1], tuple((n, hi) for n, _, hi in self.sizes))
 
     def smallest_hardware(self) -> Hardware:
         """The smallest mesh and buffers: the least area in the box."""
@@ -152,11 +164,14 @@ def utilization_table(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
 
 @dataclass(frozen=True)
 class AccessCosts:
-    """Energy per word (pJ, per-access energy over the block size) of the cheapest level of one kind."""
+    """Energy per word (pJ, per-access energy over the block size) of one level, its index and bandwidths."""
 
     read: float
     fill: float
     update: float
+    level: int = 0
+    read_bw: float | None = None    # words per cycle per instance (None: unlimited)
+    write_bw: float | None = None
 
 
 def access_costs(template: ArchTemplate, arch: Architecture, t: Tensor) -> dict[str, list[AccessCosts]]:
@@ -168,40 +183,33 @@ def access_costs(template: ArchTemplate, arch: Architecture, t: Tensor) -> dict[
             continue
         kind = "dram" if index == 0 else "per_pe" if index in array else "shared"
         b = level.block_size
-        out[kind].append(AccessCosts(level.read_energy_pJ / b, level.fill_energy_pJ / b, level.update_energy_pJ / b))
+        out[kind].append(AccessCosts(level.read_energy_pJ / b, level.fill_energy_pJ / b, level.update_energy_pJ / b,
+                                     index, level.read_bw_words, level.write_bw_words))
     return out
 
 
-def option_floor(t: Tensor, kind: str, c: AccessCosts, low: np.ndarray, high: np.ndarray, words: int,
-                 macs: int) -> np.ndarray:
-    """Energy per MAC of serving ``t`` from one level with multicast ``m`` in ``[low, high]``, at least.
+def option_floor(t: Tensor, kind: str, c: AccessCosts, m: np.ndarray, words: int, macs: int) -> np.ndarray:
+    """Energy per MAC of serving ``t`` to the MACs straight from a shared level or DRAM with multicast ``m``.
 
-    With ``u = |t| / MACs``, per MAC (terms falling with ``m`` at ``high``, rising ones at ``low``):
-
-    * per-PE keeper: weights ``read + fill u m`` (it reads once per MAC and is filled with each
-      PE's partition, ``|W| / X_W`` words, over ``S`` PEs: ``|W| m_W``); inputs ``read + fill u``
-      (the PEs' partitions cover every used input); outputs ``update + read max(0, 1 - u m)`` (an
-      update per MAC, and every update but the first of each element reads: the PEs hold
-      ``|O| / X_O`` elements each, ``|O| m_O`` in all);
-    * shared keeper: ``read / m`` (outputs ``update / m + read max(0, 1/m - u)``);
-    * DRAM: only what exceeds the compulsory traffic, ``read max(0, 1/m - u)`` (outputs with
-      ``update + read``).
+    With ``u = |t| / MACs``: a shared keeper ``read / m`` (outputs ``update / m + read max(0, 1/m -
+    u)``: every update but the first of each element reads); DRAM only what exceeds the
+    compulsory traffic, ``read max(0, 1/m - u)`` (outputs with ``update + read``). Tensors kept
+    per PE are :mod:`formulation.bound.reuse`'s.
     """
-    if kind == "per_pe":
-        if t is Tensor.W:
-            return c.read + c.fill * words / macs * low
-        if t is Tensor.I:
-            return np.full(low.shape, c.read + c.fill * words / macs)
-        return c.update + c.read * np.maximum(0.0, 1.0 - words / macs * high)
-    excess = np.maximum(0.0, 1.0 / high - words / macs)
+    excess = np.maximum(0.0, 1.0 / m - words / macs)
     if kind == "shared":
-        return c.update / high + c.read * excess if t is Tensor.O else c.read / high
+        return c.update / m + c.read * excess if t is Tensor.O else c.read / m
     return (c.update + c.read) * excess if t is Tensor.O else c.read * excess
 
 
-@lru_cache(maxsize=4096)
 def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
-    """Every ``(m_W, m_I, m_O)`` a legal spatial split of a layer with these bounds can give, ``[n, 3]``.
+    """Every ``(m_W, m_I, m_O)`` a legal spatial split of a layer with these bounds can give, ``[n, 3]``."""
+    return multicast_quads(dims, max_x, max_y)[:, :3]
+
+
+@lru_cache(maxsize=4096)
+def multicast_quads(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
+    """Every ``(m_W, m_I, m_O)`` a legal spatial split can give and the most PEs such a split uses, ``[n, 4]``.
 
     Enumerates every assignment of a divisor ``s_d | D_d`` to mesh X or Y (one axis per dimension,
     X factors multiplying to at most ``max_x``, Y to at most ``max_y``), dimension by dimension in
@@ -233,26 +241,10 @@ def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
                     nxt[:, 5] = 1
                 rows.append(nxt[(nxt[:, 0] <= max_x) & (nxt[:, 1] <= max_y)])
         state = np.unique(np.concatenate(rows), axis=0)
-    return np.unique(state[:, [2, 4, 3]], axis=0)
-
-
-def delivery_per_mac(costs: dict[Tensor, dict[str, list[AccessCosts]]], words: dict[Tensor, int], macs: int,
-                     triples: np.ndarray) -> float:
-    """A lower bound on the energy per MAC of delivering its three operands (item 3), in pJ.
-
-    ``g_t(m)`` is the cheapest :func:`option_floor` of tensor ``t`` with multicast ``m``; the bound is
-    the minimum of ``g_W(m_W) + g_I(m_I) + g_O(m_O)`` over the achievable triples
-    (:func:`multicast_triples`). ``g_I`` does not increase with ``m_I``, so its upper bound is safe.
-    """
-    total = np.zeros(len(triples))
-    for column, t in enumerate((Tensor.W, Tensor.I, Tensor.O)):
-        m = triples[:, column].astype(np.float64)
-        g = np.full(m.shape, np.inf)
-        for kind, options in costs[t].items():
-            for c in options:
-                g = np.minimum(g, option_floor(t, kind, c, m, m, words[t], macs))
-        total += g
-    return float(total.min())
+    quads = np.unique(np.column_stack([state[:, [2, 4, 3]], state[:, 0] * state[:, 1]]), axis=0)
+    last = np.ones(len(quads), dtype=bool)  # rows sorted by triple, then PEs: keep each triple's last
+    last[:-1] = (quads[1:, :3] != quads[:-1, :3]).any(axis=1)
+    return quads[last]
 
 
 @dataclass(frozen=True)
@@ -263,6 +255,9 @@ class LayerBoundTerms:
     energy_pJ: float          # items 1-3: a lower bound on the layer's energy anywhere in the box
     cycles_floor: float       # item 4 without the mesh: max(MACs / U(box), DRAM words / bandwidth)
     compulsory: dict          # words per tensor
+    #: item 5: (cycles, energy_pJ) pairs, cycles ascending: a mapping with fewer cycles than
+    #: front[k][0] (k >= 1) costs at least front[k - 1][1]; every mapping costs at least front[-1][1]
+    front: tuple[tuple[float, float], ...] = ()
 
 
 def cycles_floor(layer: Layer, arch: Architecture, words: dict[Tensor, int], pes_usable: int) -> float:
@@ -277,16 +272,62 @@ def cycles_floor(layer: Layer, arch: Architecture, words: dict[Tensor, int], pes
 
 
 def layer_terms(layer: Layer, template: ArchTemplate, box: HardwareBox) -> LayerBoundTerms:
-    """Items 1-4 of the module docstring for ``layer`` anywhere in ``box``."""
-    arch = template.instantiate(box.optimistic_hardware())
+    """Items 1-5 of the module docstring for ``layer`` anywhere in ``box``.
+
+    They depend on the box only through its largest mesh, its smallest sizes (energies) and its
+    largest sizes (capacities), so boxes that share those share the terms (cached; the per-PE
+    table, the expensive part, depends on the per-PE levels' largest sizes only).
+    """
+    return _layer_terms(layer, template, box.mesh_x[1], box.mesh_y[1], tuple((n, lo) for n, lo, _ in box.sizes),
+                        tuple((n, hi) for n, _, hi in box.sizes))
+
+
+def _layer_setup(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple, sizes_hi: tuple):
+    """The architecture at the box's smallest sizes and largest mesh, and at its largest sizes."""
+    box = HardwareBox((mesh_x, mesh_x), (mesh_y, mesh_y), tuple((n, lo, dict(sizes_hi)[n]) for n, lo in sizes_lo))
+    return template.instantiate(box.optimistic_hardware()), template.instantiate(box.largest_hardware())
+
+
+@lru_cache(maxsize=8192)
+def _table(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple, per_pe_hi: tuple):
+    """The per-PE candidate table (:func:`formulation.bound.reuse.candidate_table`) and the usable PEs."""
+    arch, largest = _layer_setup(layer, template, mesh_x, mesh_y, sizes_lo,
+                                 tuple((n, dict(per_pe_hi).get(n, lo)) for n, lo in sizes_lo))
+    words = compulsory_words(layer)
+    most = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
+    usable = int(most[mesh_x, mesh_y])
+    costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
+    array = template.array_levels
+    capacity = sum(largest.levels[i].size_words for i in array)
+    d = layer.dims
+    e_link = {t: math.inf for t in Tensor}
+    if d[Dim.R] > 1 or d[Dim.S] > 1:  # inputs link only along sliding windows
+        e_link[Tensor.I] = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
+                               for lv in (arch.levels[i] for i in array))
+    rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
+    table = candidate_table(costs, words, layer.macs, multicast_quads(tuple(d), mesh_x, mesh_y), capacity, usable,
+                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs))
+    return table, usable, capacity
+
+
+@lru_cache(maxsize=8192)
+def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes_lo: tuple,
+                 sizes_hi: tuple) -> LayerBoundTerms:
+    names = {template.base.levels[i].name for i in template.array_levels}
+    table, usable, capacity = _table(layer, template, mesh_x, mesh_y, sizes_lo,
+                                     tuple((n, hi) for n, hi in sizes_hi if n in names))
+    arch, largest = _layer_setup(layer, template, mesh_x, mesh_y, sizes_lo, sizes_hi)
     words = compulsory_words(layer)
     top = arch.levels[0]
     dram = (top.read_energy_pJ * (words[Tensor.W] + words[Tensor.I]) + top.update_energy_pJ * words[Tensor.O]) \
         / top.block_size
-    table = utilization_table(tuple(layer.dims), template.mesh_x_range[1], template.mesh_y_range[1])
-    usable = int(table[box.mesh_x[1], box.mesh_y[1]])
-    costs = {t: access_costs(template, arch, t) for t in (Tensor.W, Tensor.I, Tensor.O)}
-    delivery = delivery_per_mac(costs, words, layer.macs,
-                                multicast_triples(tuple(layer.dims), box.mesh_x[1], box.mesh_y[1]))
-    energy = layer.macs * arch.mac.energy_pJ + dram + layer.macs * delivery
-    return LayerBoundTerms(layer.macs, energy, cycles_floor(layer, arch, words, usable), words)
+    shared = sum(lv.size_words for i, lv in enumerate(largest.levels) if i > 0 and i not in template.array_levels)
+    dram_costs = {t: access_costs(template, arch, t)["dram"][0] for t in (Tensor.W, Tensor.I, Tensor.O)}
+    chip = ChipLevel(float(shared), float(capacity) * mesh_x * mesh_y,
+                     tuple(c.update if t is Tensor.O else c.read for t, c in dram_costs.items()))
+    d = layer.dims
+    energy, cycles = candidates(table, chip, words, layer.macs, min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q]))
+    energy = energy + layer.macs * arch.mac.energy_pJ + dram
+    floor = cycles_floor(layer, arch, words, usable)
+    front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))
+    return LayerBoundTerms(layer.macs, float(energy.min()), max(floor, float(cycles.min())), words, front)

@@ -2,8 +2,9 @@
 
 Each directive has a ``target`` (a storage level, by name without instance range) and a ``type``:
 
-* ``temporal``: ``factors`` (a string ``"R=3 P=1 K=2"``, a list of such strings or a mapping of
-  dimension to factor; dimensions not given have factor 1) and ``permutation`` (loops
+* ``temporal``: ``factors`` (a string ``"R=3 P=1 K=2"``, or ``"R3 P1 K2"`` as timeloop-mapper writes
+  its ``timeloop-mapper.map.yaml`` (Timeloop's own parser takes the ``=`` as optional), a list of
+  such strings or a mapping of dimension to factor; dimensions not given have factor 1) and ``permutation`` (loops
   **innermost first**, a string of one-letter dimensions, a space-separated string or a list);
 * ``spatial``: ``factors``, ``permutation`` and ``split``: the first ``split`` dimensions of the
   permutation go along mesh X, the rest along Y (all along X without ``split``); spatial factors
@@ -32,7 +33,8 @@ from formulation.specs.timeloop_import.problem import GROUP, ProblemMap
 from formulation.specs.types import Architecture, LevelMapping, Mapping, SpecError
 
 BYPASS_TYPES = ("bypass", "datatype", "dataspace")
-_FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?\d+)")
+# NAME=FACTOR, or Timeloop's compact NAME FACTOR form ("C16": letters, then digits, as its own parser reads it)
+_FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?\d+)|\b([A-Za-z]+)(\d+)\b")
 
 
 def _factors(value: Any, problem_dims: list[str], where: str) -> dict[str, int]:
@@ -40,10 +42,11 @@ def _factors(value: Any, problem_dims: list[str], where: str) -> dict[str, int]:
         items = [(str(k), v) for k, v in value.items()]
     else:
         text = " ".join(value) if isinstance(value, list) else str(value or "")
-        items = [(m.group(1), int(m.group(2))) for m in _FACTOR.finditer(text)]
+        items = [(m.group(1), int(m.group(2))) if m.group(1) else (m.group(3), int(m.group(4)))
+                 for m in _FACTOR.finditer(text)]
         leftover = _FACTOR.sub("", text).replace(",", " ").strip()
         if leftover:
-            raise SpecError(f"{where}.factors = {text!r}: expected DIM=FACTOR entries")
+            raise SpecError(f"{where}.factors = {text!r}: expected DIM=FACTOR (or DIMFACTOR) entries")
     out: dict[str, int] = {}
     for name, factor in items:
         if name not in problem_dims:
@@ -176,10 +179,13 @@ def mapping_from_timeloop(doc: Any, arch: Architecture, problem: ProblemMap, pro
     levels = tuple(_level(lv.name, by_level[lv.name], problem, problem_dims, groups, outermost=i == 0)
                    for i, lv in enumerate(arch.levels))
     g = problem.layer.G
-    if g > 1:
+    group_dims = [n for n, role in problem.dims if role == GROUP]
+    # without a group dimension (one of our layers with its export's one-group problem) the
+    # mapping describes one group, as a Mapping does
+    if g > 1 and group_dims:
         outer = f"{arch.levels[0].name}.temporal"
         misplaced = [k for k, f in groups.items() if k != outer and f > 1]
-        name = next(n for n, role in problem.dims if role == GROUP)
+        name = group_dims[0]
         if misplaced:
             raise SpecError(f"mapping[{misplaced[0].replace('.', '].')} {name} = {groups[misplaced[0]]}: the group "
                             f"dimension may only be split by the outermost level's temporal loop (the model runs "
