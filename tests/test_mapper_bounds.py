@@ -19,6 +19,19 @@ from tests.mapper_cases import brute_force, brute_force_size, tiny_arch
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
+def partial_tilings(layer, arch, data):
+    """Every mapping of a tiny case by brute force (energy, cycles, which are legal) and their
+    tilings with a drawn set of dimensions left free (factors 1): the partial tilings each mapping
+    completes; last, the complete mappings."""
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
+    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
+    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    return energy, cycles, ok, assigned, (t, sx, sy), arrays
+
+
 @st.composite
 def windowed_cases(draw, limit: int = 4000):
     """Tiny layers with sliding windows, strides and dilation on 2- and 3-level architectures."""
@@ -48,12 +61,7 @@ def _without_forcing(layer, arch, t, sx, sy, assigned) -> np.ndarray:
 @given(windowed_cases(), st.data())
 def test_innermost_loop_bound_is_below_every_completion_and_above_the_old_bound(case, data):
     layer, arch = case
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    assume(ok.any())
-    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
-    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
-    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
     joint = BoundModel(layer, arch).bounds(t, sx, sy, assigned).energy_pJ
     old = _without_forcing(layer, arch, t, sx, sy, assigned)
     assert (joint[ok] <= energy[ok]).all()
@@ -134,12 +142,7 @@ def test_split_bound_is_below_every_completion_and_above_the_unsplit_bound(case,
     """Energy, cycles and EDP (energy x cycles under one split, not min energy x min cycles) of
     every mapping completing a partial tiling stay above the joint bound over the splits."""
     layer, arch = case
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    assume(ok.any())
-    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
-    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
-    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
     joint = BoundModel(layer, arch).bounds(t, sx, sy, assigned)
     plain = _without_splits(layer, arch, t, sx, sy, assigned)
     clock = arch.clock_GHz
@@ -189,12 +192,7 @@ def test_compulsory_traffic_alone_is_below_every_completion(case, data):
     """The compulsory-traffic rule on its own (no splits, no forced sets) never exceeds a
     completion's energy or EDP, and never lowers the bound."""
     layer, arch = case
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    assume(ok.any())
-    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
-    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
-    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
     alone = _switched(layer, arch, t, sx, sy, assigned, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0)
     off = _switched(layer, arch, t, sx, sy, assigned, JOINT_SPLITS=False, MAX_FORCED_LEVELS=0,
                     COMPULSORY_TRAFFIC=False)
@@ -310,12 +308,7 @@ def test_per_row_forced_sets_alone_are_below_every_completion_and_above_the_mini
     """The innermost loop's sets restricted per row to the dimensions that can be that loop (no
     splits, no compulsory traffic): never above a completion, never below the minimal sets."""
     layer, arch = case
-    energy, _, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    assume(ok.any())
-    assigned = np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
-    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
-    t[:, :, ~assigned], sx[:, :, ~assigned], sy[:, :, ~assigned] = 1, 1, 1
+    energy, _, ok, assigned, (t, sx, sy), arrays = partial_tilings(layer, arch, data)
     flags = dict(JOINT_SPLITS=False, COMPULSORY_TRAFFIC=False, SWEEP_REFETCH=False)
     per_row = _switched(layer, arch, t, sx, sy, assigned, **flags)
     minimal = _switched(layer, arch, t, sx, sy, assigned, FORCED_PER_ROW=False, **flags)
