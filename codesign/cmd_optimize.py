@@ -285,9 +285,9 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
     restore = _graceful_stop()
     try:
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
+        result, polished = _polish(args, result, method, network, template, goal, options, n_points)
         if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
             result = replace(result, status=OptimizeStatus.INTERRUPTED)
-        result, polished = _polish(args, result, method, network, template, goal, options, n_points)
         (staging / ".stop").unlink(missing_ok=True)
         residency = None
         if args.keep_activations and result.best is not None:

@@ -18,7 +18,9 @@ design changes only when that lowers the network objective. Power is not polishe
 no power objective).
 
 The mapper stops on time, so a polished result depends on the machine's speed; runs with an
-evaluation budget (``--max-evaluations``, reproducible by design) are not polished.
+evaluation budget (``--max-evaluations``, reproducible by design) are not polished. A stop request
+(:mod:`search.stop`: the CLI's first SIGINT/SIGTERM) or Ctrl-C inside the mapper leaves the layers not
+yet polished as they are; what was found so far is still combined.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from formulation.technology import architecture_area_mm2
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperStatus
+from search.stop import stop_requested
 
 #: Up to this many candidate combinations are all scored; beyond, coordinate descent.
 MAX_ENUMERATED = 1 << 16
@@ -114,6 +117,8 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
         cands = [own]
         left = time_limit_s - (time.monotonic() - t0)
         budget = max(0.0, left / (len(layers) - i))
+        if stop_requested():  # SIGINT/SIGTERM through the CLI's handler: the other layers keep their mappings
+            budget = time_limit_s = 0.0
         if budget > 0:
             r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed, start=own)
             if r.mapping is not None:

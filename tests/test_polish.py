@@ -143,3 +143,20 @@ def test_optimize_writes_what_polishing_did(tmp_path, capsys):
     assert p["objective"] == "edp" and p["after"] <= p["before"]
     assert doc["totals"]["edp"] == pytest.approx(p["after"], rel=1e-9)
     assert "polish: edp" in out
+
+
+def test_a_stop_request_leaves_the_design_as_it_is():
+    from search import stop
+
+    arch = load_arch("simple")
+    template = fixed_template(arch)
+    network = Network("one", (NetworkLayer(layer_from_dict(LAYERS[0])),))
+    mapping = sample_mappings(network.layers[0].layer, arch, 1, np.random.default_rng(0))
+    start = evaluate_design(network, template, Design(template.base_hardware(), (mapping,)), Goal(Objective.EDP))
+    stop.reset()
+    stop.request_stop()
+    try:
+        best, report = polish(network, template, Goal(Objective.EDP), start, time_limit_s=30.0)
+    finally:
+        stop.reset()
+    assert best is start and report.changed == () and report.proven == () and report.wall_s < 5.0
