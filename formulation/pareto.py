@@ -38,6 +38,8 @@ def non_dominated(points, rel_tol: float = 0.0) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     pts = pts.reshape(len(pts), -1)
     order = np.lexsort(pts.T[::-1])  # stable: equal rows keep their input order
+    if pts.shape[1] == 2 and rel_tol == 0.0:
+        return _non_dominated_2d(pts, order)
     kept: list[int] = []
     for i in order:
         p = pts[i]
@@ -47,6 +49,18 @@ def non_dominated(points, rel_tol: float = 0.0) -> np.ndarray:
             continue
         kept.append(int(i))
     return np.array(kept, dtype=np.int64)
+
+
+def _non_dominated_2d(pts: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """:func:`non_dominated` for two objectives without tolerance, in one sweep: walking the finite
+    rows in lexicographic order, the kept points' second objectives decrease, so a row is weakly
+    dominated by a kept one exactly when its second objective is not below the least seen so far."""
+    order = order[np.isfinite(pts[order]).all(axis=1)]
+    if order.size == 0:
+        return order.astype(np.int64)
+    second = pts[order, 1]
+    least_before = np.concatenate([[np.inf], np.minimum.accumulate(second)[:-1]])
+    return order[second < least_before].astype(np.int64)
 
 
 def hypervolume_2d(points, ref: tuple[float, float]) -> float:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import time
 
-from formulation.goals import Objective, clock_hz
+from formulation.goals import Objective, objective_value, seconds
+from formulation.pareto import non_dominated
 from formulation.specs.types import Architecture, Network
 
 #: The first, short try of the exact mapper per layer (s); a layer it does not prove gets the rest.
@@ -25,14 +26,9 @@ QUICK_S = 0.3
 
 
 def pareto_filter(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The non-dominated ``(energy, cycles)`` pairs, by cycles ascending (ties: the least energy)."""
-    out: list[tuple[float, float]] = []
-    lowest = math.inf
-    for e, c in sorted(points, key=lambda p: (p[1], p[0])):
-        if e < lowest:
-            out.append((e, c))
-            lowest = e
-    return out
+    """The non-dominated ``(energy, cycles)`` pairs (:func:`formulation.pareto.non_dominated`), by
+    cycles ascending (ties: the least energy)."""
+    return [points[i] for i in non_dominated([(c, e) for e, c in points])]
 
 
 def network_front(fronts: list[list[tuple[float, float]]], counts: list[int]) -> list[tuple[float, float]]:
@@ -46,9 +42,8 @@ def network_front(fronts: list[list[tuple[float, float]]], counts: list[int]) ->
 def best_on_front(front: list[tuple[float, float]], objective: Objective, clock_GHz: float,
                   latency_cap_s: float | None = None) -> float:
     """The objective's optimum (pJ*s, pJ or s) among the network front's points under the cap (inf if none)."""
-    hz = clock_hz(clock_GHz)
-    values = [(e * c / hz if objective is Objective.EDP else e if objective is Objective.ENERGY else c / hz)
-              for e, c in front if latency_cap_s is None or c / hz <= latency_cap_s * (1 + 1e-12)]
+    values = [objective_value(objective, e, seconds(c, clock_GHz)) for e, c in front
+              if latency_cap_s is None or seconds(c, clock_GHz) <= latency_cap_s * (1 + 1e-12)]
     return min(values, default=math.inf)
 
 

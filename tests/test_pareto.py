@@ -47,3 +47,12 @@ def test_hypervolume_counts_the_dominated_unit_cells(rows):
     cells = sum(any(x <= cx and y <= cy for x, y in rows) for cx in range(10) for cy in range(10))
     assert hypervolume_2d(rows, ref) == cells
     assert hypervolume_2d([(11, 1), (1, 10)], ref) == 0.0  # outside the box
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1.0, 2.0, 3.0, 4.0, np.inf, np.nan]),
+                          st.sampled_from([1.0, 2.0, 3.0, 4.0, np.inf])), min_size=0, max_size=14))
+def test_the_two_objective_sweep_keeps_the_rows_and_order_of_the_general_filter(rows):
+    points = np.array(rows, dtype=float).reshape(-1, 2)
+    general = non_dominated(np.column_stack([points, np.zeros(len(points))]))  # a third, constant objective
+    assert non_dominated(points).tolist() == general.tolist()

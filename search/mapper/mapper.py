@@ -49,6 +49,7 @@ from formulation.axes import DIMS, N_DIMS
 from formulation.goals import Objective
 from formulation.model.encoding import MappingArrays, decode
 from formulation.model.exact import evaluate_batch
+from formulation.pareto import non_dominated
 from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
@@ -105,13 +106,7 @@ class _Incumbent:
             return
         e = np.concatenate([energy, [p[0] for p in self.front]])
         c = np.concatenate([cycles, [p[1] for p in self.front]])
-        order = np.lexsort((e, c))
-        keep, best_e = [], math.inf
-        for i in order:
-            if e[i] < best_e:
-                keep.append((float(e[i]), int(c[i])))
-                best_e = e[i]
-        self.front = keep
+        self.front = [(float(e[i]), int(c[i])) for i in non_dominated(np.column_stack([c, e]))]
 
 
 class _Search:
