@@ -336,17 +336,10 @@ class BoundModel:
             self._tables[k] = SplitTable.of(self.space, np.asarray(free, dtype=bool), self.rel, self.window_pairs)
         return self._tables[k]
 
-    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
-               cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
-        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring.
-
-        With ``cutoff`` and ``objective``, rows whose bound without the splits already reaches
-        ``cutoff`` keep that bound (valid, and they are cut either way) and only the others are
-        bounded jointly over the splits.
-        """
+    def batch(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> _Batch:
+        """The split-independent quantities of partial tilings ``[b, L, 7]`` (free dimensions hold 1)."""
         L = self.levels
         b = temporal.shape[0]
-        free = ~np.asarray(assigned, dtype=bool)
         s = (sx * sy).astype(np.float64)
         t = temporal.astype(np.float64)
         capx = self.fan_x[None] // sx.prod(axis=2)
@@ -360,12 +353,24 @@ class BoundModel:
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
         ok = self.hw_keeps.T[None] & (tile_lb[:, :L].transpose(0, 2, 1) <= self.sizes[None, None])
         ok[:, :, 0] = True
-        batch = _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
+        return _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
+
+    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
+               cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
+        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring.
+
+        With ``cutoff`` and ``objective``, rows whose bound without the splits already reaches
+        ``cutoff`` keep that bound (valid, and they are cut either way) and only the others are
+        bounded jointly over the splits.
+        """
+        free = ~np.asarray(assigned, dtype=bool)
+        batch = self.batch(temporal, sx, sy)
         plain = relaxed_keys(free, self.dims, self.rel, self.window_pairs)
         energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
         cost = np.stack([c[0][:, 0] for c in costs], axis=1) * g                  # [b, t, p, c]
         cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g
+        b = temporal.shape[0]
         if JOINT_SPLITS and free.any() and len(self.fan_levels):
             rows = np.arange(b)
             if cutoff is not None and objective is not None:
@@ -383,7 +388,7 @@ class BoundModel:
                 edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
         return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
-                      *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(t, free))
+                      *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(batch.t, free))
 
     def _allowed_sets(self, t: np.ndarray, free: np.ndarray) -> np.ndarray | None:
         """``[b, level, set]``: whether the innermost active loop above each enumerated level can be

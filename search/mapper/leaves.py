@@ -19,6 +19,9 @@ import numpy as np
 from formulation.axes import N_DIMS, N_TENSORS, projection
 from formulation.model.encoding import MappingArrays
 from formulation.model.nest import axis_extents, build_nest
+import search.mapper.order_energy as order_energy_module
+from search.mapper.bounds import BoundModel
+from search.mapper.order_energy import OrderEnergy, combination_energy
 from search.mapper.orders import level_orders, spatial_orders
 from search.mapper.space import Space, windowed_axes
 
@@ -44,7 +47,7 @@ class Rules:
 class LeafExpander:
     """Expands complete tilings of one (layer, architecture) into mapping batches."""
 
-    def __init__(self, space: Space, rules: Rules) -> None:
+    def __init__(self, space: Space, rules: Rules, bm: BoundModel | None = None) -> None:
         self.space = space
         self.rules = rules
         layer = space.layer
@@ -62,6 +65,8 @@ class LeafExpander:
                                for lv in space.arch.levels], dtype=np.float64)
         self.full_orders = math.factorial(N_DIMS) ** self.levels
         self.chains = chain_matrix(self.keep_table)
+        bm = bm if bm is not None else BoundModel(space.layer, space.arch, space)
+        self.order_energy = OrderEnergy(bm, self.keep_table)
 
     def tiles(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
         """Tile words ``[b, L, t]`` of complete tilings (the model's own spans)."""
@@ -71,19 +76,50 @@ class LeafExpander:
         spans = axis_extents(build_nest(arrays), self.proj)
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
-    def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
-        """Energy bound of complete tilings, ``[b]``: the least :func:`keep_set_energy` over the keep
+    def keep_energy(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None) -> np.ndarray:
+        """Energy bound (pJ, with the MACs) of each keep combination of complete tilings, ``[b, K]``:
+        the larger of :func:`keep_set_energy` and the least over the loop orders
+        (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); both bound every
+        mapping with that tiling and keep set."""
+        energy = keep_set_energy(bounds, self.chains)
+        rows = np.arange(len(energy)) if rows is None else rows
+        if order_energy_module.LEVEL_ORDERS and len(rows):
+            exact = self.order_energy.keep_energy(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows])
+            energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + exact)
+        return energy
+
+    def fitting_keep_energy(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None) -> np.ndarray:
+        """Energy bound of complete tilings, ``[b]``: the least :meth:`keep_energy` over the keep
         combinations whose kept tiles fit every level together (``inf`` if none does). Every legal
         mapping of a tiling has one of them, and its energy is at least that combination's bound."""
         tiles = self.tiles(temporal, sx, sy)
         fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
-        return np.where(fits, keep_set_energy(bounds, self.chains), np.inf).min(axis=1)
+        return np.where(fits, self.keep_energy(temporal, sx, sy, bounds, rows), np.inf).min(axis=1)
 
-    def expand_tiling(self, temporal, sx, sy, tiles, chain_cost, keep_ok, pruned: dict) -> tuple[MappingArrays | None, int]:
+    def keep_energy_and_parts(self, temporal, sx, sy, bounds):
+        """:meth:`keep_energy` (``[b, K]``) and, per row, the parts of the order bound over the
+        representatives :meth:`expand_tiling` lists (its ``parts``; ``None`` when switched off):
+        one computation gives both, the least over the representatives being the least over
+        every order."""
+        energy = keep_set_energy(bounds, self.chains)
+        if not (order_energy_module.LEVEL_ORDERS and len(energy)):
+            return energy, [None] * len(energy)
+        fixed, per_level = self.order_energy.parts(temporal, sx, sy, bounds.chain_cost, self.rules.orders)
+        exact = fixed + sum(part.min(axis=2) for part, _ in per_level)
+        rows = [(fixed[i], [part[i] for part, _ in per_level]) for i in range(len(energy))]
+        return np.maximum(energy, bounds.mac_energy_pJ + exact), rows
+
+    def expand_tiling(self, temporal, sx, sy, tiles, keep_ok, pruned: dict, energy_ok=None,
+                      parts=None) -> tuple[MappingArrays | None, int]:
         """The mappings to evaluate for one tiling (``[L, 7]`` arrays) and their number.
 
         ``keep_ok[K]`` marks the keep combinations the caller's bound keeps; ``pruned`` is updated
-        with every mapping of the tiling that is not returned.
+        with every mapping of the tiling that is not returned. With ``energy_ok`` (energy bounds
+        in pJ without the MACs -> which to keep) and the tiling's ``parts`` (:meth:`keep_energy_and_parts`:
+        ``fixed[K]``, ``per_level[m][K, o]``), each combination of a keep set and one order per
+        level ``< L - 1`` is bounded by :func:`search.mapper.order_energy.combination_energy` and
+        dropped (``"bound"``) unless kept: it bounds every mapping with that keep set and those
+        orders, whatever the last level's order and the spatial orders.
         """
         L = self.levels
         fits = ((self.keep_table * tiles[None]).sum(axis=2) <= self.sizes[None]).all(axis=1)
@@ -114,6 +150,16 @@ class LeafExpander:
                             np.arange(n_keep), indexing="ij")
         idx = [g.ravel() for g in grids]
         n = idx[0].size
+        if energy_ok is not None and parts is not None and order_energy_module.LEVEL_ORDERS and L > 1:
+            fixed, per_level = parts
+            energy = combination_energy(fixed, [p[:, :len(o)] for p, o in zip(per_level, orders)],
+                                        np.flatnonzero(use))
+            sel = np.asarray(energy_ok(energy))[(idx[2 * L],) + tuple(idx[:L - 1])]
+            pruned[RULE_BOUND] += int(n - sel.sum())
+            idx = [i[sel] for i in idx]
+            n = idx[0].size
+            if n == 0:
+                return None, 0
         order = np.stack([orders[l][idx[l]] for l in range(L)], axis=1)
         sp_arr = [np.array(s, dtype=np.int64) for s in sps]
         sorder = np.stack([sp_arr[l][idx[L + l]] for l in range(L)], axis=1)

@@ -53,13 +53,14 @@ from formulation.pareto import non_dominated
 from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
-from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, keep_set_energy
+from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+LEAF_CHUNK = 64          # complete tilings whose keep-set and order bounds are computed at once
 #: Relative tolerance of "optimal": the bounds carry a floating-point slack of 1e-9 per factor
 #: (:data:`search.mapper.bounds.SLACK`), so a bound that equals the incumbent reads slightly below
 #: it; a node is cut when its bound is within ``TOL`` of the incumbent. No cut mapping is better
@@ -119,7 +120,7 @@ class _Search:
         self.space = Space(layer, arch)
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch, self.space)
-        self.leaf = LeafExpander(self.space, rules)
+        self.leaf = LeafExpander(self.space, rules, self.bm)
         self.L = self.space.levels
         opts = self.space.options
         self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
@@ -189,7 +190,8 @@ class _Search:
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
-            elb = np.maximum(elb, self.leaf.fitting_keep_energy(t2, sx2, sy2, bounds))
+            rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
+            elb = np.maximum(elb, self.leaf.fitting_keep_energy(t2, sx2, sy2, bounds, rows))
             lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
         if self.rules.bound:
             cut = self.cut(lb, elb, clb)
@@ -203,11 +205,12 @@ class _Search:
 
     # ---- leaves ----------------------------------------------------------------------------------
     def leaves(self, node) -> None:
-        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent."""
+        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent.
+
+        The per-keep-set and per-order bounds are computed for :data:`LEAF_CHUNK` rows at a time,
+        as the rows are reached (most nodes are cut after a few)."""
         k, t, sx, sy, sym, lb, elb, clb = node
-        bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
-        tiles = self.leaf.tiles(t, sx, sy)
-        keep_energy = keep_set_energy(bounds, self.leaf.chains)  # [b, K]
+        start, end = 0, 0
         for i in range(t.shape[0]):
             if self.rules.bound and self.cut(lb[i:], elb[i:], clb[i:])[0]:
                 if not self.front:  # sorted by bound: the rest is cut too
@@ -219,18 +222,38 @@ class _Search:
                 self.flush()
                 self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:], elb[i:], clb[i:])
                 return
-            energy = keep_energy[i]
-            keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
-                                      energy.shape)
-            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), bounds.cycles[i])) if self.rules.bound \
+            if i >= end:
+                start, end = i, i + LEAF_CHUNK
+                rows = slice(start, end)
+                bounds = self.bm.bounds(t[rows], sx[rows], sy[rows], self.assigned(k))
+                tiles = self.leaf.tiles(t[rows], sx[rows], sy[rows])
+                keep_energy, parts = self.leaf.keep_energy_and_parts(t[rows], sx[rows], sy[rows], bounds)
+            r = i - start
+            energy = keep_energy[r]
+            cycles = bounds.cycles[r]
+            keep_lb = objective_of(self.objective, energy, np.full(len(energy), cycles), self.arch.clock_GHz)
+            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), cycles)) if self.rules.bound \
                 else np.ones(len(keep_lb), dtype=bool)
-            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
-                                                self.pruned)
+            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[r], keep_ok, self.pruned,
+                                                self._energy_ok(bounds.mac_energy_pJ, cycles), parts[r])
             if n:
                 self.buffer.append(arrays)
                 self.buffered += n
                 if self.buffered >= EVAL_CHUNK:
                     self.flush()
+
+    def _energy_ok(self, mac_energy_pJ: float, cycles: float):
+        """Which energy bounds (pJ, without the MACs) of one tiling's mappings, with its cycles
+        bound, can still beat the incumbent (:meth:`cut`); ``None`` without the bound rule."""
+        if not self.rules.bound:
+            return None
+
+        def ok(energy: np.ndarray) -> np.ndarray:
+            e = energy + mac_energy_pJ
+            c = np.full(e.shape, cycles)
+            return ~self.cut(objective_of(self.objective, e, c, self.arch.clock_GHz).ravel(), e.ravel(),
+                             c.ravel()).reshape(e.shape)
+        return ok
 
     def flush(self) -> None:
         if not self.buffer:
