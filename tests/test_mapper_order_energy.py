@@ -115,12 +115,12 @@ def test_each_order_combination_bounds_its_mappings(case):
     t, sx, sy = arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows]
     bounds = BoundModel(layer, arch, space).bounds(t, sx, sy, ALL)
     windowed = leaf.order_energy.bm.windowed
-    saved = []
+    levels = []
     for m in range(space.levels - 1):
-        masks = [prefix_masks(arrays.order[r, m][None], tuple(np.flatnonzero(arrays.temporal[r, m] > 1)), windowed)
-                 for r in rows]
-        saved.append(np.concatenate([savings(arrays.temporal[r, m][None], mk) for r, mk in zip(rows, masks)]))
-    fixed, per_level = leaf.order_energy.pair_costs(t, sx, sy, bounds.chain_cost, saved)
+        per_row = [savings(arrays.temporal[r, m][None], prefix_masks(
+            arrays.order[r, m][None], tuple(np.flatnonzero(arrays.temporal[r, m] > 1)), windowed)) for r in rows]
+        levels.append((np.concatenate([a for a, _ in per_row]), np.concatenate([i for _, i in per_row])))
+    fixed, per_level = leaf.order_energy.pair_costs(t, sx, sy, bounds.chain_cost, levels)
     table = leaf.keep_table.reshape(len(leaf.keep_table), -1)
     k = np.array([np.flatnonzero((table == arrays.keep[r].reshape(-1)).all(axis=1))[0] for r in rows])
     i = np.arange(len(rows))

@@ -45,7 +45,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from formulation.axes import DIMS, N_DIMS, N_TENSORS, RELEVANCE, Tensor
+from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor, projection
 from search.mapper.orders import level_orders, non_window_dims_of_inputs
 from search.mapper.splits import relaxed_keys
 
@@ -63,12 +63,27 @@ def _relevant(windowed: tuple[bool, bool]) -> np.ndarray:
     return rel
 
 
+#: Rows of a class's masks (:func:`prefix_masks`): the prefix set of each tensor, then the inputs'
+#: stride-change savings (module docstring, "Windowed inputs"), then the innermost active loop.
+STRIDE_ROW, INNER_ROW = N_TENSORS, N_TENSORS + 1
+
+
+def _input_axis() -> np.ndarray:
+    """The input axis each dimension moves (``-1``: none, K), ``[7]``; the same for every stride."""
+    proj = projection(1, 1, 1, 1)[Tensor.I]
+    return np.where(proj.any(axis=0), proj.argmax(axis=0), -1)
+
+
 def prefix_masks(perms: np.ndarray, active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.ndarray:
-    """Each tensor's prefix set under each permutation (innermost first) of a level whose active
-    loops are ``active``: the active loops inside its first active ``Rel_t`` loop, ``[n, t, 7]``."""
+    """Per permutation (innermost first) of a level whose active loops are ``active``, ``[n, 5, 7]``:
+    rows ``0..2``, each tensor's prefix set (the active loops inside its first active ``Rel_t``
+    loop); row ``STRIDE_ROW``, the input's loops over dimensions outside ``Rel_I`` that no loop
+    inside them moves along another axis (the level walked alone, nothing moving below it);
+    row ``INNER_ROW``, the innermost active loop."""
     rel = _relevant(windowed)
+    axis = _input_axis()
     act = set(active)
-    out = np.zeros((len(perms), N_TENSORS, N_DIMS), dtype=bool)
+    out = np.zeros((len(perms), N_TENSORS + 2, N_DIMS), dtype=bool)
     for i, perm in enumerate(perms):
         seq = [int(x) for x in perm if int(x) in act]
         for t in range(N_TENSORS):
@@ -76,23 +91,36 @@ def prefix_masks(perms: np.ndarray, active: tuple[int, ...], windowed: tuple[boo
                 if rel[t, d]:
                     break
                 out[i, t, d] = True
+        moved: set[int] = set()
+        for d in seq:
+            if not rel[Tensor.I, d] and not (moved - {int(axis[d])}):
+                out[i, STRIDE_ROW, d] = True
+            if axis[d] >= 0:
+                moved.add(int(axis[d]))
+        if seq:
+            out[i, INNER_ROW, seq[0]] = True
     return out
 
 
 @lru_cache(maxsize=4096)
 def prefix_classes(active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.ndarray:
-    """The maximal prefix sets of a level whose active loops are ``active``, ``[n, t, 7]``: of the
-    classes of :func:`search.mapper.orders.level_orders`, those whose sets no other class's contain
-    on every tensor (module docstring), one per distinct triple of sets."""
+    """The maximal classes of a level whose active loops are ``active`` (:func:`prefix_masks`): of the
+    classes of :func:`search.mapper.orders.level_orders`, those whose saved sets no other class with
+    the same innermost loop contains on every row (module docstring), one per distinct mask."""
     out = np.unique(prefix_masks(level_orders(active, windowed, True), active, windowed), axis=0)
-    within = (out[:, None] <= out[None, :]).all(axis=(2, 3))          # [i, j]: i's sets inside j's
-    return out[~(within & ~np.eye(len(out), dtype=bool)).any(axis=1)]
+    within = (out[:, None, :INNER_ROW] <= out[None, :, :INNER_ROW]).all(axis=(2, 3))   # [i, j]: i's sets in j's
+    same = (out[:, None, INNER_ROW] == out[None, :, INNER_ROW]).all(axis=2)
+    return out[~(within & same & ~np.eye(len(out), dtype=bool)).any(axis=1)]
 
 
 def savings(temporal_level: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``prod_{d in prefix_t(o)} t_d``, ``[r, o, t]``, for one level's factors ``[r, 7]`` and prefix sets ``[o, t, 7]``."""
+    """``prod_{d in set} t_d`` of each saved set (rows ``0 .. STRIDE_ROW``), ``[r, o, 4]``, and the
+    innermost loop's dimension, ``[r, o]`` (``-1``: none), for one level's factors ``[r, 7]`` and
+    masks ``[o, 5, 7]`` (:func:`prefix_masks`)."""
     t = temporal_level.astype(np.float64)
-    return np.where(masks[None], t[:, None, None, :], 1.0).prod(axis=3)
+    saved = np.where(masks[None, :, :INNER_ROW], t[:, None, None, :], 1.0).prod(axis=3)
+    inner = np.where(masks[:, INNER_ROW].any(axis=1), masks[:, INNER_ROW].argmax(axis=1), -1)
+    return saved, np.broadcast_to(inner[None], saved.shape[:2])
 
 
 def deepest_relevant(temporal: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -113,11 +141,11 @@ def representative_masks(active: tuple[int, ...], windowed: tuple[bool, bool], r
 
 
 def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
-                  rule2: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``saved[b, o, t]`` (:func:`savings`) over each row's orders at ``level``, and how many each
-    row has, ``[b]`` (the others repeat its first): the maximal classes (:func:`prefix_classes`)
-    when ``rule2`` is ``None``, else the representatives of ``level_orders(active, windowed, rule2)``
-    in their order."""
+                  rule2: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`savings` over each row's orders at ``level`` (``saved[b, o, 4]``, ``inner[b, o]``), and
+    how many each row has, ``[b]`` (the others repeat its first): the maximal classes
+    (:func:`prefix_classes`) when ``rule2`` is ``None``, else the representatives of
+    ``level_orders(active, windowed, rule2)`` in their order."""
     b = temporal.shape[0]
     code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
     groups = {int(c): np.flatnonzero(code == c) for c in np.unique(code)}
@@ -125,13 +153,16 @@ def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
     classes = {c: prefix_classes(a, windowed) if rule2 is None else representative_masks(a, windowed, rule2)
                for c, a in actives.items()}
     n = max(len(v) for v in classes.values())
-    saved = np.ones((b, n, N_TENSORS))
+    saved = np.ones((b, n, N_TENSORS + 1))
+    inner = np.full((b, n), -1, dtype=np.int64)
     count = np.zeros(b, dtype=np.int64)
     for c, rows in groups.items():
-        val = savings(temporal[rows, level], classes[c])                        # [r, k, t]
-        saved[rows] = np.concatenate([val, np.repeat(val[:, :1], n - val.shape[1], axis=1)], axis=1)
+        val, inn = savings(temporal[rows, level], classes[c])                   # [r, k, 4], [r, k]
+        pad = n - val.shape[1]
+        saved[rows] = np.concatenate([val, np.repeat(val[:, :1], pad, axis=1)], axis=1)
+        inner[rows] = np.concatenate([inn, np.repeat(inn[:, :1], pad, axis=1)], axis=1)
         count[rows] = val.shape[1]
-    return saved, count
+    return saved, inner, count
 
 
 class OrderEnergy:
@@ -153,38 +184,109 @@ class OrderEnergy:
                 pairs.append(list(zip(keepers, keepers[1:])))
             self.chain_pairs.append(pairs)
 
-    def pair_costs(self, temporal, sx, sy, chain_cost, saved: list[np.ndarray]):
+    def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]]):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
-        ``per_level[m][b, t, p, c, o]`` (0 for the pairs whose ``m*`` is another level), for the
-        orders whose prefix products are ``saved[m][b, o, t]`` (:func:`savings`)."""
+        ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
+        whose savings and innermost loops are ``levels[m] = (saved[b, o, 4], inner[b, o])``
+        (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``."""
         bm, L = self.bm, self.levels
         free = np.zeros(N_DIMS, dtype=bool)
         batch = bm.batch(temporal, sx, sy)
         keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
         mstar = deepest_relevant(temporal, self.rel)                          # [b, t, L+1]
+        attach = mstar.copy()
+        if bm.input_windowed:
+            stride = self._stride_terms(temporal, batch)
+            attach[:, Tensor.I] = stride["m1"]
         finite = np.isfinite(chain_cost)
-        varies = (mstar >= 0)[:, :, None, :] & (np.arange(L + 1) < L)[None, None, None, :]
+        varies = (attach >= 0)[:, :, None, :] & (np.arange(L + 1) < L)[None, None, None, :]
         fixed = np.where(varies, np.where(finite, 0.0, np.inf), chain_cost)
         b = temporal.shape[0]
         t = temporal.astype(np.float64)
-        per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv in saved]
+        per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
         for tt in range(N_TENSORS):
-            if not (mstar[:, tt, :L] >= 0).any():
+            if not (attach[:, tt, :L] >= 0).any():
                 continue
             terms = bm._tensor_terms(tt, batch, free, keys[tt])
             for m in range(L - 1):
-                if not (mstar[:, tt, :L] == m).any():
+                if not (attach[:, tt, :L] == m).any():
                     continue
+                saved, inner = levels[m]
                 irr = np.where(self.rel[tt][None], 1.0, t[:, m]).prod(axis=1)   # [b]
-                lam = terms["lam"] * (irr[:, None] / saved[m][:, :, tt])[:, :, None]  # [b, o, L+1]
                 for c in range(m + 1, L):
-                    on = (mstar[:, tt, c] == m)[:, None] & finite[:, tt, :c, c]   # [b, p]
+                    on = (attach[:, tt, c] == m)[:, None] & finite[:, tt, :c, c]   # [b, p]
+                    if not on.any():
+                        continue
+                    base = terms["lam"][:, :, c]                                 # [b, 1]
+                    lam_c = np.where((mstar[:, tt, c] == m)[:, None], base * irr[:, None] / saved[:, :, tt], base)
+                    if tt == Tensor.I and bm.input_windowed:
+                        lam_c = self._stride_lambda(lam_c, stride, saved, inner, t, m, c)
+                    lam = np.ones((b, lam_c.shape[1], L + 1))
+                    lam[:, :, c] = lam_c
                     for p in range(c):
                         if on[:, p].any():
                             e, _ = bm._pair_energy(tt, p, c, dict(terms, lam=lam))
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * bm.layer.G, 0.0)
         return fixed, per_level
+
+    def _stride_terms(self, temporal, batch) -> dict:
+        """A windowed input's order-free terms (module docstring, "Windowed inputs"), per keeper ``c``
+        (``[b, L+1]``): ``m1``, the deepest level above ``c`` with an active loop moving the input
+        (``-1``: none); ``base``, the product of the loops above ``m1`` that a loop inside them
+        moves along another axis (at the deepest level ``m2`` moving another axis than ``m1``'s
+        only one, its loops along that axis are left out: a lower bound); ``below``, whether a
+        loop is active between ``m1`` and ``c``; ``wc``, the window spans ``W_c``; and per
+        dimension whether its step at ``m1`` reaches the tile's span, ``full[b, L+1, 7]``."""
+        bm, L = self.bm, self.levels
+        b = temporal.shape[0]
+        t = temporal.astype(np.float64)
+        active = temporal > 1
+        axis = _input_axis()
+        nonrel = ~self.rel[Tensor.I]
+        axes_at = np.zeros((b, L), dtype=np.int64)                             # bitmask of moved axes
+        for d in range(N_DIMS):
+            if axis[d] >= 0:
+                axes_at |= np.where(active[:, :, d], 1 << int(axis[d]), 0)
+        all_irr = np.where(nonrel[None, None], t, 1.0).prod(axis=2)           # [b, L]
+        not_a = np.stack([np.where((nonrel & (axis != a))[None, None], t, 1.0).prod(axis=2)
+                          for a in range(N_AXES)], axis=2)                     # [b, L, a]
+        rows = np.arange(b)
+        out = {k: np.zeros((b, L + 1)) for k in ("base", "wc")}
+        out["m1"] = np.full((b, L + 1), -1, dtype=np.int64)
+        out["below"] = np.zeros((b, L + 1), dtype=bool)
+        out["full"] = np.zeros((b, L + 1, N_DIMS), dtype=bool)
+        shift = np.einsum("ad,bld->bld", bm.proj[Tensor.I], batch.ext[:, 1:] * batch.s)     # [b, L, 7]
+        for c in range(1, L + 1):
+            m1 = np.where(axes_at[:, :c] > 0, np.arange(c)[None], -1).max(axis=1)
+            s1 = axes_at[rows, np.maximum(m1, 0)]
+            single = (s1 & (s1 - 1)) == 0
+            a = np.log2(np.maximum(s1, 1)).astype(np.int64)
+            other = (axes_at[:, :c] & ~s1[:, None]) > 0
+            m2 = np.where(other & (np.arange(c)[None] < m1[:, None]), np.arange(c)[None], -1).max(axis=1)
+            lv = np.arange(c)[None]
+            loose = single[:, None] & (lv >= m2[:, None])                       # a-loops left out there
+            per = np.where(loose, not_a[:, :c][rows[:, None], lv, a[:, None]], all_irr[:, :c])
+            out["base"][:, c] = np.where(lv < m1[:, None], per, 1.0).prod(axis=1)
+            out["m1"][:, c] = m1
+            out["below"][:, c] = (active[:, :c].any(axis=2) & (lv > m1[:, None])).any(axis=1)
+            out["wc"][:, c] = batch.spans[:, c, Tensor.I][:, bm.window_axes].prod(axis=1)
+            span = batch.spans[:, c, Tensor.I][:, np.maximum(axis, 0)]         # [b, 7]
+            out["full"][:, c] = nonrel[None] & (axis >= 0)[None] & (shift[rows, np.maximum(m1, 0)] >= span)
+        return out
+
+    def _stride_lambda(self, lam_old, stride, saved, inner, t, m, c):
+        """A windowed input's ``Lambda_c(o)`` for the pairs attached to level ``m = m1(c)``, ``[b, o]``:
+        the stride-change count where no link can lower it, else ``lam_old`` (module docstring)."""
+        bm = self.bm
+        nonrel = np.where(self.rel[Tensor.I][None], 1.0, t[:, m]).prod(axis=1)   # [b]
+        new = (stride["wc"][:, c] * stride["base"][:, c] * nonrel)[:, None] / saved[:, :, STRIDE_ROW]
+        links = bm.fan_x[c - 1] * bm.fan_y[c - 1] > 1
+        if not links:
+            return np.maximum(new, lam_old)
+        full = np.take_along_axis(stride["full"][:, c], np.maximum(inner, 0), axis=1) & (inner >= 0)
+        unsafe = full & ~stride["below"][:, c][:, None]
+        return np.where(unsafe, lam_old, np.maximum(new, lam_old))
 
     def _chains(self, cost: np.ndarray, tt: int) -> np.ndarray:
         """Summed cost of each of tensor ``tt``'s chains, ``[b, chain, ...]`` for ``cost[b, t, p, c, ...]``."""
@@ -201,9 +303,10 @@ class OrderEnergy:
         (pJ, without the MACs), over the orders of :func:`level_savings` with ``rule2``, with
         their counts ``[b]`` (later orders repeat the first)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
-        fixed, per_level = self.pair_costs(temporal, sx, sy, chain_cost, [sv for sv, _ in levels])
+        fixed, per_level = self.pair_costs(temporal, sx, sy, chain_cost, [(sv, inn) for sv, inn, _ in levels])
         keeps = np.arange(len(self.chain_index))
-        return self._per_keep(fixed, keeps), [(self._per_keep(cost, keeps), n) for cost, (_, n) in zip(per_level, levels)]
+        return self._per_keep(fixed, keeps), [(self._per_keep(cost, keeps), n)
+                                              for cost, (_, _, n) in zip(per_level, levels)]
 
     def keep_energy(self, temporal, sx, sy, chain_cost: np.ndarray) -> np.ndarray:
         """The least energy (pJ, without the MACs) over every loop order of each complete tiling and
