@@ -120,7 +120,7 @@ def test_each_order_combination_bounds_its_mappings(case):
         per_row = [savings(arrays.temporal[r, m][None], prefix_masks(
             arrays.order[r, m][None], tuple(np.flatnonzero(arrays.temporal[r, m] > 1)), windowed)) for r in rows]
         levels.append((np.concatenate([a for a, _ in per_row]), np.concatenate([i for _, i in per_row])))
-    fixed, per_level = leaf.order_energy.pair_costs(t, sx, sy, bounds.chain_cost, levels)
+    fixed, per_level, _, _ = leaf.order_energy.pair_costs(t, sx, sy, bounds.chain_cost, levels)
     table = leaf.keep_table.reshape(len(leaf.keep_table), -1)
     k = np.array([np.flatnonzero((table == arrays.keep[r].reshape(-1)).all(axis=1))[0] for r in rows])
     i = np.arange(len(rows))

@@ -21,7 +21,7 @@ from formulation.model.encoding import MappingArrays
 from formulation.model.nest import axis_extents, build_nest
 import search.mapper.order_energy as order_energy_module
 from search.mapper.bounds import BoundModel
-from search.mapper.order_energy import OrderEnergy, combination_energy
+from search.mapper.order_energy import OrderEnergy, combination_sum
 from search.mapper.orders import level_orders, spatial_orders
 from search.mapper.space import Space, windowed_axes
 
@@ -76,50 +76,58 @@ class LeafExpander:
         spans = axis_extents(build_nest(arrays), self.proj)
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
-    def keep_energy(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None) -> np.ndarray:
-        """Energy bound (pJ, with the MACs) of each keep combination of complete tilings, ``[b, K]``:
-        the larger of :func:`keep_set_energy` and the least over the loop orders
-        (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); both bound every
-        mapping with that tiling and keep set."""
+    def keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, rule2: bool | None = None):
+        """Energy (pJ, with the MACs) and cycles bounds of each keep combination of complete tilings,
+        ``[b, K]`` each, and the rows' :class:`search.mapper.order_energy.Parts` over the orders of
+        ``rule2`` (``None``: the maximal classes; ``None`` when switched off or without ``rows``):
+        energy, the larger of :func:`keep_set_energy` and the least over the loop orders
+        (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); cycles, the larger
+        of the tiling's and the level-0 bandwidth at the least words over the orders. Each bounds
+        every mapping with that tiling and keep set (for EDP so does their product: one mapping's
+        energy and cycles are each at least their least)."""
         energy = keep_set_energy(bounds, self.chains)
+        cycles = np.repeat(bounds.cycles[:, None], energy.shape[1], axis=1)
         rows = np.arange(len(energy)) if rows is None else rows
-        if order_energy_module.LEVEL_ORDERS and len(rows):
-            exact = self.order_energy.keep_energy(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows])
-            energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + exact)
-        return energy
+        if not (order_energy_module.LEVEL_ORDERS and len(rows)):
+            return energy, cycles, None
+        parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2)
+        least, reads, updates = parts.least()
+        energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + least)
+        cycles[rows] = self.order_energy.cycles(cycles[rows], reads, updates)
+        return energy, cycles, parts
 
-    def fitting_keep_energy(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None) -> np.ndarray:
-        """Energy bound of complete tilings, ``[b]``: the least :meth:`keep_energy` over the keep
-        combinations whose kept tiles fit every level together (``inf`` if none does). Every legal
-        mapping of a tiling has one of them, and its energy is at least that combination's bound."""
+    def keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
+        """The energy bound of :meth:`keep_bounds`, ``[b, K]``."""
+        return self.keep_bounds(temporal, sx, sy, bounds)[0]
+
+    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None):
+        """Bounds of complete tilings, ``[b]`` each: the least energy, the least cycles and the least
+        product of :meth:`keep_bounds` over the keep combinations whose kept tiles fit every level
+        together (``inf`` if none does). Every legal mapping of a tiling has one of them, and its
+        energy, cycles and their product are at least that combination's bounds."""
         tiles = self.tiles(temporal, sx, sy)
         fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
-        return np.where(fits, self.keep_energy(temporal, sx, sy, bounds, rows), np.inf).min(axis=1)
+        energy, cycles, _ = self.keep_bounds(temporal, sx, sy, bounds, rows)
+        energy, cycles = np.where(fits, energy, np.inf), np.where(fits, cycles, np.inf)
+        return energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1)
 
-    def keep_energy_and_parts(self, temporal, sx, sy, bounds):
-        """:meth:`keep_energy` (``[b, K]``) and, per row, the parts of the order bound over the
-        representatives :meth:`expand_tiling` lists (its ``parts``; ``None`` when switched off):
-        one computation gives both, the least over the representatives being the least over
-        every order."""
-        energy = keep_set_energy(bounds, self.chains)
-        if not (order_energy_module.LEVEL_ORDERS and len(energy)):
-            return energy, [None] * len(energy)
-        fixed, per_level = self.order_energy.parts(temporal, sx, sy, bounds.chain_cost, self.rules.orders)
-        exact = fixed + sum(part.min(axis=2) for part, _ in per_level)
-        rows = [(fixed[i], [part[i] for part, _ in per_level]) for i in range(len(energy))]
-        return np.maximum(energy, bounds.mac_energy_pJ + exact), rows
+    def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
+        """The energy bound of :meth:`fitting_keep_bounds`, ``[b]``."""
+        return self.fitting_keep_bounds(temporal, sx, sy, bounds)[0]
 
     def expand_tiling(self, temporal, sx, sy, tiles, keep_ok, pruned: dict, energy_ok=None,
-                      parts=None) -> tuple[MappingArrays | None, int]:
+                      parts=None, base_cycles: float = 0.0) -> tuple[MappingArrays | None, int]:
         """The mappings to evaluate for one tiling (``[L, 7]`` arrays) and their number.
 
         ``keep_ok[K]`` marks the keep combinations the caller's bound keeps; ``pruned`` is updated
-        with every mapping of the tiling that is not returned. With ``energy_ok`` (energy bounds
-        in pJ without the MACs -> which to keep) and the tiling's ``parts`` (:meth:`keep_energy_and_parts`:
-        ``fixed[K]``, ``per_level[m][K, o]``), each combination of a keep set and one order per
-        level ``< L - 1`` is bounded by :func:`search.mapper.order_energy.combination_energy` and
-        dropped (``"bound"``) unless kept: it bounds every mapping with that keep set and those
-        orders, whatever the last level's order and the spatial orders.
+        with every mapping of the tiling that is not returned. With ``energy_ok`` ((energy bounds
+        in pJ without the MACs, cycles bounds) -> which to keep) and the tiling's ``parts``
+        (:class:`search.mapper.order_energy.Parts` of :meth:`keep_bounds` over the orders listed
+        here), each combination of a keep set and one order per level ``< L - 1`` is bounded by
+        :func:`search.mapper.order_energy.combination_sum` (energy; the words at level 0 for the
+        cycles, at least ``base_cycles``) and dropped (``"bound"``) unless kept: they bound every
+        mapping with that keep set and those orders, whatever the last level's order and the
+        spatial orders.
         """
         L = self.levels
         fits = ((self.keep_table * tiles[None]).sum(axis=2) <= self.sizes[None]).all(axis=1)
@@ -150,11 +158,12 @@ class LeafExpander:
                             np.arange(n_keep), indexing="ij")
         idx = [g.ravel() for g in grids]
         n = idx[0].size
-        if energy_ok is not None and parts is not None and order_energy_module.LEVEL_ORDERS and L > 1:
-            fixed, per_level = parts
-            energy = combination_energy(fixed, [p[:, :len(o)] for p, o in zip(per_level, orders)],
-                                        np.flatnonzero(use))
-            sel = np.asarray(energy_ok(energy))[(idx[2 * L],) + tuple(idx[:L - 1])]
+        if energy_ok is not None and parts is not None and L > 1:
+            ks, counts = np.flatnonzero(use), [len(o) for o in orders]
+            energy = combination_sum(parts.energy, parts.energy_levels, ks, counts)
+            cycles = self.order_energy.cycles(base_cycles, combination_sum(parts.reads, parts.reads_levels, ks, counts),
+                                              combination_sum(parts.updates, parts.updates_levels, ks, counts))
+            sel = np.asarray(energy_ok(energy, cycles))[(idx[2 * L],) + tuple(idx[:L - 1])]
             pruned[RULE_BOUND] += int(n - sel.sum())
             idx = [i[sel] for i in idx]
             n = idx[0].size

@@ -15,7 +15,7 @@ certified lower bound. A complete tiling is expanded into its
 mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
 only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches; its
 own bound is the least over its keep sets whose tiles fit together
-(:meth:`search.mapper.leaves.LeafExpander.fitting_keep_energy`: every mapping of the tiling has
+(:meth:`search.mapper.leaves.LeafExpander.fitting_keep_bounds`: every mapping of the tiling has
 one of them). The
 incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
 
@@ -191,8 +191,11 @@ class _Search:
         elb, clb = bounds.energy_pJ, bounds.cycles
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
             rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
-            elb = np.maximum(elb, self.leaf.fitting_keep_energy(t2, sx2, sy2, bounds, rows))
+            e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows)
+            elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
             lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
+            if self.objective is Objective.EDP:
+                lb = np.maximum(lb, objective_of(self.objective, edp_fit, 1.0, self.arch.clock_GHz))
         if self.rules.bound:
             cut = self.cut(lb, elb, clb)
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
@@ -227,30 +230,30 @@ class _Search:
                 rows = slice(start, end)
                 bounds = self.bm.bounds(t[rows], sx[rows], sy[rows], self.assigned(k))
                 tiles = self.leaf.tiles(t[rows], sx[rows], sy[rows])
-                keep_energy, parts = self.leaf.keep_energy_and_parts(t[rows], sx[rows], sy[rows], bounds)
+                keep_energy, keep_cycles, parts = self.leaf.keep_bounds(t[rows], sx[rows], sy[rows], bounds,
+                                                                        rule2=self.rules.orders)
             r = i - start
-            energy = keep_energy[r]
-            cycles = bounds.cycles[r]
-            keep_lb = objective_of(self.objective, energy, np.full(len(energy), cycles), self.arch.clock_GHz)
-            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), cycles)) if self.rules.bound \
-                else np.ones(len(keep_lb), dtype=bool)
+            energy, cycles = keep_energy[r], keep_cycles[r]
+            keep_lb = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
+            keep_ok = ~self.cut(keep_lb, energy, cycles) if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
             arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[r], keep_ok, self.pruned,
-                                                self._energy_ok(bounds.mac_energy_pJ, cycles), parts[r])
+                                                self._energy_ok(bounds.mac_energy_pJ),
+                                                None if parts is None else parts.row(r), bounds.cycles[r])
             if n:
                 self.buffer.append(arrays)
                 self.buffered += n
                 if self.buffered >= EVAL_CHUNK:
                     self.flush()
 
-    def _energy_ok(self, mac_energy_pJ: float, cycles: float):
-        """Which energy bounds (pJ, without the MACs) of one tiling's mappings, with its cycles
-        bound, can still beat the incumbent (:meth:`cut`); ``None`` without the bound rule."""
+    def _energy_ok(self, mac_energy_pJ: float):
+        """Which (energy bounds in pJ without the MACs, cycles bounds) of one tiling's mappings can
+        still beat the incumbent (:meth:`cut`); ``None`` without the bound rule."""
         if not self.rules.bound:
             return None
 
-        def ok(energy: np.ndarray) -> np.ndarray:
+        def ok(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
             e = energy + mac_energy_pJ
-            c = np.full(e.shape, cycles)
+            c = np.broadcast_to(cycles, e.shape)
             return ~self.cut(objective_of(self.objective, e, c, self.arch.clock_GHz).ravel(), e.ravel(),
                              c.ravel()).reshape(e.shape)
         return ok

@@ -41,12 +41,14 @@ bound is the least energy over the orders up to the rounding of ``n ceil(x / (n 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor, projection
 from search.mapper.orders import level_orders, non_window_dims_of_inputs
+from search.mapper.bounds import SLACK
 from search.mapper.splits import relaxed_keys
 
 #: Whether complete tilings' per-keep-set energy is raised to the least over the loop orders
@@ -189,7 +191,9 @@ class OrderEnergy:
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
         whose savings and innermost loops are ``levels[m] = (saved[b, o, 4], inner[b, o])``
-        (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``."""
+        (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
+        the words at level 0 (reads of Weights and Inputs, updates of Outputs) per next keeper ``c``,
+        ``words[b, t, c]`` and ``words_level[m][b, t, c, o]``, split alike."""
         bm, L = self.bm, self.levels
         free = np.zeros(N_DIMS, dtype=bool)
         batch = bm.batch(temporal, sx, sy)
@@ -204,11 +208,15 @@ class OrderEnergy:
         fixed = np.where(varies, np.where(finite, 0.0, np.inf), chain_cost)
         b = temporal.shape[0]
         t = temporal.astype(np.float64)
+        g = bm.layer.G
         per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
+        words = np.zeros((b, N_TENSORS, L + 1))                               # at level 0, per next keeper
+        words_level = [np.zeros((b, N_TENSORS, L + 1, sv.shape[1])) for sv, _ in levels]
         for tt in range(N_TENSORS):
-            if not (attach[:, tt, :L] >= 0).any():
-                continue
             terms = bm._tensor_terms(tt, batch, free, keys[tt])
+            for c in range(1, L + 1):
+                _, w = bm._pair_energy(tt, 0, c, terms)
+                words[:, tt, c] = np.where(varies[:, tt, 0, c], 0.0, np.broadcast_to(w[:, 0] * g, (b,)))
             for m in range(L - 1):
                 if not (attach[:, tt, :L] == m).any():
                     continue
@@ -226,9 +234,11 @@ class OrderEnergy:
                     lam[:, :, c] = lam_c
                     for p in range(c):
                         if on[:, p].any():
-                            e, _ = bm._pair_energy(tt, p, c, dict(terms, lam=lam))
-                            per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * bm.layer.G, 0.0)
-        return fixed, per_level
+                            e, w = bm._pair_energy(tt, p, c, dict(terms, lam=lam))
+                            per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
+                            if p == 0:
+                                words_level[m][:, tt, c] = np.where(on[:, p, None], w * g, 0.0)
+        return fixed, per_level, words, words_level
 
     def _stride_terms(self, temporal, batch) -> dict:
         """A windowed input's order-free terms (module docstring, "Windowed inputs"), per keeper ``c``
@@ -297,35 +307,83 @@ class OrderEnergy:
         idx = self.chain_index[keeps]
         return sum(self._chains(cost, tt)[:, idx[:, tt]] for tt in range(N_TENSORS))
 
-    def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None):
-        """The module docstring's sum per keep combination of complete tilings: the order-free part
-        ``fixed[b, K]`` and per level ``m < L - 1`` the part of each of its orders ``[b, K, o]``
-        (pJ, without the MACs), over the orders of :func:`level_savings` with ``rule2``, with
-        their counts ``[b]`` (later orders repeat the first)."""
+    def cycles(self, base: np.ndarray, reads: np.ndarray, updates: np.ndarray) -> np.ndarray:
+        """Cycles bound from ``base`` (:attr:`search.mapper.bounds.Bounds.cycles`) and the words at
+        level 0: a level with one instance takes at least ``reads / read_bw`` and ``updates /
+        write_bw`` cycles (:mod:`search.mapper.bounds`, "Cycles"), for every order those words bound."""
+        outer = self.bm.arch.levels[0]
+        if outer.instances != 1:
+            return base
+        rbw = outer.read_bw_words if outer.read_bw_words is not None else np.inf
+        wbw = outer.write_bw_words if outer.write_bw_words is not None else np.inf
+        return np.maximum(base, np.maximum(reads / rbw, updates / wbw) * SLACK)
+
+    def _first(self, words: np.ndarray, tt: int) -> np.ndarray:
+        """Tensor ``tt``'s words at level 0 for each of its chains, ``[b, chain, ...]`` for ``words[b, t, c, ...]``."""
+        return np.stack([words[:, tt, pairs[0][1]] for pairs in self.chain_pairs[tt]], axis=1)
+
+    def _words_per_keep(self, words: np.ndarray, keeps: np.ndarray, tensors) -> np.ndarray:
+        idx = self.chain_index[keeps]
+        return sum(self._first(words, tt)[:, idx[:, tt]] for tt in tensors)
+
+    def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None) -> Parts:
+        """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
+        the orders of :func:`level_savings` with ``rule2``."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
-        fixed, per_level = self.pair_costs(temporal, sx, sy, chain_cost, [(sv, inn) for sv, inn, _ in levels])
+        fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
+                                                               [(sv, inn) for sv, inn, _ in levels])
         keeps = np.arange(len(self.chain_index))
-        return self._per_keep(fixed, keeps), [(self._per_keep(cost, keeps), n)
-                                              for cost, (_, _, n) in zip(per_level, levels)]
+        rd, wr = (Tensor.W, Tensor.I), (Tensor.O,)
+        return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level],
+                     self._words_per_keep(words, keeps, rd), [self._words_per_keep(w, keeps, rd) for w in words_level],
+                     self._words_per_keep(words, keeps, wr), [self._words_per_keep(w, keeps, wr) for w in words_level],
+                     [n for _, _, n in levels])
 
     def keep_energy(self, temporal, sx, sy, chain_cost: np.ndarray) -> np.ndarray:
         """The least energy (pJ, without the MACs) over every loop order of each complete tiling and
         keep combination, ``[b, K]``: exact for tensors with no window (module docstring)."""
-        fixed, per_level = self.parts(temporal, sx, sy, chain_cost)
-        return fixed + sum(part.min(axis=2) for part, _ in per_level)
+        return self.parts(temporal, sx, sy, chain_cost).least()[0]
 
 
-def combination_energy(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.ndarray) -> np.ndarray:
-    """For one complete tiling, the energy bound (pJ, without the MACs) of each keep combination in
-    ``keeps`` with one order per level ``m < L - 1``, ``[k, n_0, ..., n_{L-2}]``, from its parts
-    (:meth:`OrderEnergy.parts`: ``fixed[K]``, ``per_level[m][K, n_m]``)."""
-    energy = fixed[keeps].reshape((len(keeps),) + (1,) * len(per_level))
+@dataclass(frozen=True)
+class Parts:
+    """Per complete tiling and keep combination, the order-free part and, per level ``m < L - 1``, the
+    part of each of its orders (``[b, K]``, ``[b, K, o]``) of the energy bound (pJ, without the MACs)
+    and of the words at level 0: reads (Weights and Inputs) and updates (Outputs); ``counts[m][b]``
+    the orders of each row (later ones repeat its first)."""
+
+    energy: np.ndarray
+    energy_levels: list
+    reads: np.ndarray
+    reads_levels: list
+    updates: np.ndarray
+    updates_levels: list
+    counts: list
+
+    def least(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each sum's least over the orders (each level's own), ``[b, K]``."""
+        return tuple(fixed + sum(part.min(axis=2) for part in levels)
+                     for fixed, levels in ((self.energy, self.energy_levels), (self.reads, self.reads_levels),
+                                           (self.updates, self.updates_levels)))
+
+    def row(self, i: int) -> Parts:
+        return Parts(self.energy[i], [p[i] for p in self.energy_levels], self.reads[i],
+                     [p[i] for p in self.reads_levels], self.updates[i], [p[i] for p in self.updates_levels],
+                     [n[i] for n in self.counts])
+
+
+def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.ndarray,
+                    counts: list[int]) -> np.ndarray:
+    """For one complete tiling, a sum of :class:`Parts` (``fixed[K]``, ``per_level[m][K, o]``) for each
+    keep combination in ``keeps`` with one order per level ``m < L - 1`` (the first ``counts[m]``),
+    ``[k, n_0, ..., n_{L-2}]``."""
+    out = fixed[keeps].reshape((len(keeps),) + (1,) * len(per_level))
     for m, part in enumerate(per_level):
         shape = [len(keeps)] + [1] * len(per_level)
-        shape[1 + m] = part.shape[1]
-        energy = energy + part[keeps].reshape(shape)
-    return energy
+        shape[1 + m] = counts[m]
+        out = out + part[keeps, :counts[m]].reshape(shape)
+    return out
 
 
-__all__ = ["OrderEnergy", "combination_energy", "prefix_classes", "prefix_masks", "representative_masks", "savings",
+__all__ = ["OrderEnergy", "Parts", "combination_sum", "prefix_classes", "prefix_masks", "representative_masks", "savings",
            "level_savings", "deepest_relevant", "LEVEL_ORDERS"]
