@@ -48,6 +48,10 @@ def _per_tiling_and_keep(layer, arch):
     """Every mapping by brute force, and per (tiling, keep set) group: its first mapping, the
     group of each mapping and the least legal energy of each group."""
     energy, _, arrays = brute_force(layer, arch)
+    return _groups(energy, arrays)
+
+
+def _groups(energy, arrays):
     b = len(energy)
     key = np.concatenate([a.reshape(b, -1) for a in (arrays.temporal, arrays.spatial_x, arrays.spatial_y,
                                                      arrays.keep)], axis=1)
@@ -74,16 +78,22 @@ def _order_bound(layer, arch, arrays, rows):
 @given(cases())
 def test_order_bound_is_below_the_least_energy_over_the_orders(case):
     """Per complete tiling and keep set: at most the least energy over every mapping of them, and
-    at least the per-tensor chain bound it refines."""
+    at least the per-tensor chain bound it refines; the cycles bound at most their fewest cycles."""
     layer, arch = case
-    _, arrays, first, _, least = _per_tiling_and_keep(layer, arch)
+    energy, cycles, arrays = brute_force(layer, arch)
+    _, arrays, first, group, least = _groups(energy, arrays)
+    fewest = np.full(len(first), np.inf)
+    np.minimum.at(fewest, group, np.where(np.isfinite(energy), cycles, np.inf))
     ok = np.flatnonzero(np.isfinite(least))
     assume(len(ok))
     ok = np.random.default_rng(0).permutation(ok)[:300]
-    bound, bounds, _, _ = _order_bound(layer, arch, arrays, first[ok])
+    bound, bounds, leaf, k = _order_bound(layer, arch, arrays, first[ok])
     chain = np.diagonal(keep_set_energy(bounds, chain_matrix(arrays.keep[first[ok]])))
     assert (bound <= least[ok] * (1 + 1e-9)).all()
     assert (bound >= chain * (1 - 1e-6)).all()
+    rows = first[ok]
+    _, keep_cycles, _ = leaf.keep_bounds(arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows], bounds)
+    assert (keep_cycles[np.arange(len(ok)), k] <= fewest[ok]).all()
 
 
 @settings(max_examples=12, **SETTINGS)
@@ -103,10 +113,11 @@ def test_order_bound_is_exact_without_a_window(case):
 @settings(max_examples=15, **SETTINGS)
 @given(cases())
 def test_each_order_combination_bounds_its_mappings(case):
-    """The bound of one keep set with one order per level (what expand_tiling cuts) is below the
-    energy of every mapping with that tiling, keep set and those orders (any spatial order)."""
+    """The bounds of one keep set with one order per level (what expand_tiling cuts) are below the
+    energy and the cycles of every mapping with that tiling, keep set and those orders (any
+    spatial order)."""
     layer, arch = case
-    energy, _, arrays = brute_force(layer, arch)
+    energy, cycles, arrays = brute_force(layer, arch)
     rows = np.flatnonzero(np.isfinite(energy))
     assume(len(rows))
     rows = np.random.default_rng(2).permutation(rows)[:400]
@@ -120,14 +131,18 @@ def test_each_order_combination_bounds_its_mappings(case):
         per_row = [savings(arrays.temporal[r, m][None], prefix_masks(
             arrays.order[r, m][None], tuple(np.flatnonzero(arrays.temporal[r, m] > 1)), windowed)) for r in rows]
         levels.append((np.concatenate([a for a, _ in per_row]), np.concatenate([i for _, i in per_row])))
-    fixed, per_level, _, _ = leaf.order_energy.pair_costs(t, sx, sy, bounds.chain_cost, levels)
+    oe = leaf.order_energy
+    fixed, per_level, words, words_level = oe.pair_costs(t, sx, sy, bounds.chain_cost, levels)
     table = leaf.keep_table.reshape(len(leaf.keep_table), -1)
     k = np.array([np.flatnonzero((table == arrays.keep[r].reshape(-1)).all(axis=1))[0] for r in rows])
-    i = np.arange(len(rows))
-    total = leaf.order_energy._per_keep(fixed, np.arange(len(table)))[i, k]
-    for cost in per_level:
-        total = total + leaf.order_energy._per_keep(cost, np.arange(len(table)))[i, k, 0]
+    i, every = np.arange(len(rows)), np.arange(len(table))
+    total = oe._per_keep(fixed, every)[i, k] + sum(oe._per_keep(c, every)[i, k, 0] for c in per_level)
     assert (bounds.mac_energy_pJ + total <= energy[rows] * (1 + 1e-9)).all()
+    reads = oe._words_per_keep(words, every, (0, 1))[i, k] + sum(
+        oe._words_per_keep(w, every, (0, 1))[i, k, 0] for w in words_level)
+    updates = oe._words_per_keep(words, every, (2,))[i, k] + sum(
+        oe._words_per_keep(w, every, (2,))[i, k, 0] for w in words_level)
+    assert (oe.cycles(bounds.cycles, reads, updates) <= cycles[rows]).all()
 
 
 def test_order_bound_charges_the_conflict_between_tensors():

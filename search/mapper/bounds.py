@@ -110,6 +110,10 @@ The per-keep-set bounds of complete tilings take the same least over the choices
 (:meth:`Bounds.forced_chain_costs`, :func:`search.mapper.leaves.keep_set_energy`): a keep set fixes
 the chains, and its completions' sets are again among the choices.
 
+**Level orders**: for complete tilings :mod:`search.mapper.order_energy` takes, per keep set, the
+least over all loop orders jointly (each pair's ``Lambda_c`` depends on one level's order only);
+the sets above relax it.
+
 **Splits** (joint over the tensors, partial tilings). The terms above credit every tensor with
 the whole fanout left, ``cap``, at once; but in a completion each free dimension ``d`` has one
 total spatial product ``z_d`` over all fanouts, and the vector ``z`` must fit the fanout left at

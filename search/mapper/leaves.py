@@ -5,7 +5,11 @@ orders and every keep combination. :func:`expand_tiling` lists one representativ
 equal counts (:mod:`search.mapper.orders`), drops keep combinations whose kept tiles overflow a
 level (``"capacity"``: illegal) or whose optimistic energy with that keep chain already reaches the
 incumbent (``"bound"``, :mod:`search.mapper.bounds`: the chain costs bound every order), and
-accounts for every mapping it does not return in ``pruned``.
+accounts for every mapping it does not return in ``pruned``. The keep sets' bounds are raised to
+their least over every loop order (:mod:`search.mapper.order_energy`: the pair costs depend on one
+level's order each, so the least is a sum of per-level least values), and each combination of a
+keep set and one order class per level is bounded alike (its energy and its level-0 bandwidth
+cycles) and cut (``"bound"``) when it cannot beat the incumbent, before any mapping is scored.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 The chain costs of :mod:`search.mapper.bounds` credit every tensor with its own best loop order
 (``Lambda_c``: only the loops of the levels above ``m*`` refetch), although the tensors share one
-permutation per level. :func:`order_keep_energy` takes the least over the orders jointly, per
-complete tiling and keep set, exactly for the Weights and Outputs and the inputs without a window.
+permutation per level. :meth:`OrderEnergy.parts` takes the least over the orders jointly, per
+complete tiling and keep set, exactly for the Weights and Outputs and the inputs without a window,
+and per keep set and order combination (:func:`combination_sum`, which
+:meth:`search.mapper.leaves.LeafExpander.expand_tiling` cuts with).
 
 **Claim.** Fix a complete tiling and a keep set, and let tensor ``t``'s keepers be
 ``0 = k_0 < k_1 < ... < L`` (``L`` the MACs). For a pair ``(p, c)`` of consecutive keepers with
@@ -37,6 +39,39 @@ prefix set grows, so a class whose prefix sets are each contained in another cla
 cheaper. For the Weights, the Outputs and inputs without a window every count is exact, and the
 bound is the least energy over the orders up to the rounding of ``n ceil(x / (n B)) >= x / B``
 (it equals it with blocks of one word); for a windowed input it is a lower bound.
+
+**Windowed inputs** (stride change). In :func:`formulation.model.nest.arrivals` a loop ``j``
+above ``c`` whose move ``T_j = sh_j - sum_{i > j active} sh_i`` differs from the innermost
+loop's ``T_z`` brings the whole tile (reset on stride change). Let ``j`` be a loop over a
+dimension outside ``Rel_I`` with an active loop inside it (above ``c``) moving an input axis
+that ``d_j`` does not move: on that axis ``T_j < 0 <= T_z`` (shifts are non-negative), so
+``delta_j = tile``. With ``F`` those loops and the ``Rel_I`` loops (whole tiles too: they move a
+single-dimension axis by at least its span), ``sum_{j in F} (f_j - 1) prod_{i < j} f_i >=
+prod_F f - 1`` (telescoping over ``F`` alone), so ``a_c >= tile * prod_F f``: ``Lambda_c`` may
+count every loop of ``F`` outside ``Rel_I``, which contains every loop outside ``j*``. Walk the
+loops from ``c`` outwards: up to ``m1``, the deepest level with an active loop moving the input,
+only K loops are active (none moves anything: not in ``F``); at ``m1`` membership depends on its
+order only (the class's saved set, row ``STRIDE_ROW`` of :func:`prefix_masks`; the input's
+``order_key`` sequence fixes it); above ``m1`` every loop is in ``F`` once ``m1``'s loops move
+two axes; if they move one axis ``a``, a loop above is in ``F`` if it does not move ``a``, and
+every loop is at the levels above ``m2``, the deepest level above ``m1`` moving another axis;
+the loops along ``a`` at ``m2`` itself are left out (a lower bound: their membership depends on
+``m2``'s order). So ``Lambda_c(o) = W_c * base * prod_{d not in Rel_I} t_{m1,d} / saved(o)``,
+attached to ``m1``. Links (a fanout at ``c - 1``) may lower the parent's reads only for steps
+whose delta has the same shape as the innermost loop's (:mod:`formulation.model.links`, "The
+delta sequence": every linking pair involves ``z``'s delta): when ``z``'s delta is empty (``z``
+moves no input axis) or a slab (``z`` moves a window axis by less than the tile's span), no
+whole-tile delta links and the count stands; when ``z`` is a window loop whose step reaches the
+span, the old ``Lambda_c`` (``j*``) is used for that class (its argument covers links). The
+largest of the two counts, where both hold, is used.
+
+**Cycles.** The words at level 0 (reads of Weights and Inputs, updates of Outputs) of a pair
+depend on the orders in the same way, so for a keep set and one order per level their sum, and
+over the orders the sum of each level's least, bound the words of every such mapping; with one
+instance at level 0 the cycles are at least ``reads / read_bw`` and ``updates / write_bw``
+(:mod:`search.mapper.bounds`, "Cycles"). For EDP a keep set's bound is its least energy times its
+least cycles over the orders (one mapping's energy and cycles are each at least their least),
+and a combination's is its own energy times its own cycles.
 """
 
 from __future__ import annotations
@@ -385,5 +420,5 @@ def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.nd
     return out
 
 
-__all__ = ["OrderEnergy", "Parts", "combination_sum", "prefix_classes", "prefix_masks", "representative_masks", "savings",
-           "level_savings", "deepest_relevant", "LEVEL_ORDERS"]
+__all__ = ["OrderEnergy", "Parts", "combination_sum", "prefix_classes", "prefix_masks", "representative_masks",
+           "savings", "level_savings", "deepest_relevant", "LEVEL_ORDERS"]
