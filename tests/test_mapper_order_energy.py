@@ -37,7 +37,8 @@ def cases(draw, limit: int = 3000, window: bool = True, unit_blocks: bool = Fals
                   Wstride=draw(st.sampled_from([1, 2])) if window else 1,
                   Wdilation=draw(st.sampled_from([1, 2])) if window else 1)
     arch = tiny_arch(draw(st.sampled_from([2, 3])), draw(st.sampled_from([(1, 1), (2, 1), (1, 2), (2, 2)])),
-                     glb_words=draw(st.sampled_from([16, 64, 1024])), rf_words=draw(st.sampled_from([4, 8, 64])))
+                     glb_words=draw(st.sampled_from([16, 64, 1024])), rf_words=draw(st.sampled_from([4, 8, 64])),
+                     glb_bw=draw(st.sampled_from([None, 1.0, 2.0])))
     if unit_blocks:
         arch = _unit_blocks(arch)
     assume(brute_force_size(layer, arch) <= limit)
@@ -138,11 +139,10 @@ def test_each_order_combination_bounds_its_mappings(case):
     i, every = np.arange(len(rows)), np.arange(len(table))
     total = oe._per_keep(fixed, every)[i, k] + sum(oe._per_keep(c, every)[i, k, 0] for c in per_level)
     assert (bounds.mac_energy_pJ + total <= energy[rows] * (1 + 1e-9)).all()
-    reads = oe._words_per_keep(words, every, (0, 1))[i, k] + sum(
-        oe._words_per_keep(w, every, (0, 1))[i, k, 0] for w in words_level)
-    updates = oe._words_per_keep(words, every, (2,))[i, k] + sum(
-        oe._words_per_keep(w, every, (2,))[i, k, 0] for w in words_level)
-    assert (oe.cycles(bounds.cycles, reads, updates) <= cycles[rows]).all()
+    channels = [oe._per_keep(oe._channel(words, lv, kind), every)[i, k]
+                + sum(oe._per_keep(oe._channel(w, lv, kind), every)[i, k, 0] for w in words_level)
+                for lv, kind, _ in oe.channels()]
+    assert (oe.cycles(bounds.cycles, channels) <= cycles[rows]).all()
 
 
 def test_order_bound_charges_the_conflict_between_tensors():

@@ -540,9 +540,10 @@ class BoundModel:
                 "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
                 "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
 
-    def _pair_energy(self, tt, p, c, terms):
+    def _pair_energy(self, tt, p, c, terms, counts: bool = False):
         """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next
-        keeper ``c`` of tensor ``tt``."""
+        keeper ``c`` of tensor ``tt``; with ``counts``, (energy, reads of ``p``, updates of ``p``,
+        fills of ``c``)."""
         L = self.levels
         lv_p = self.arch.levels[p]
         rel, si, lam = terms["rel"], terms["si"], terms["lam"]
@@ -564,7 +565,8 @@ class BoundModel:
                     fills = 0.0  # links may lower the child's fills
             else:
                 reads, fills = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep, 0.0
-            return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
+            e = reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e
+            return (e, reads, 0.0, fills) if counts else (e, reads)
         if c < L:
             updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp_p)
             reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
@@ -574,7 +576,7 @@ class BoundModel:
             reads = rel * si[:, :, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
             fills = 0.0
         e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
-        return e, updates
+        return (e, reads, updates, fills) if counts else (e, updates)
 
 
 __all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]

@@ -86,7 +86,7 @@ class LeafExpander:
         ``rule2`` (``None``: the maximal classes; ``None`` when switched off or without ``rows``):
         energy, the larger of :func:`keep_set_energy` and the least over the loop orders
         (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); cycles, the larger
-        of the tiling's and the level-0 bandwidth at the least words over the orders. Each bounds
+        of the tiling's and each throttled level's bandwidth at its least words over the orders. Each bounds
         every mapping with that tiling and keep set (for EDP so does their product: one mapping's
         energy and cycles are each at least their least)."""
         energy = keep_set_energy(bounds, self.chains)
@@ -95,9 +95,9 @@ class LeafExpander:
         if not (order_energy_module.LEVEL_ORDERS and len(rows)):
             return energy, cycles, None
         parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2)
-        least, reads, updates = parts.least()
+        least, words = parts.least()
         energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + least)
-        cycles[rows] = self.order_energy.cycles(cycles[rows], reads, updates)
+        cycles[rows] = self.order_energy.cycles(cycles[rows], words)
         return energy, cycles, parts
 
     def keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
@@ -128,8 +128,8 @@ class LeafExpander:
         in pJ without the MACs, cycles bounds) -> which to keep) and the tiling's ``parts``
         (:class:`search.mapper.order_energy.Parts` of :meth:`keep_bounds` over the orders listed
         here), each combination of a keep set and one order per level ``< L - 1`` is bounded by
-        :func:`search.mapper.order_energy.combination_sum` (energy; the words at level 0 for the
-        cycles, at least ``base_cycles``) and dropped (``"bound"``) unless kept: they bound every
+        :func:`search.mapper.order_energy.combination_sum` (energy; the words of the throttled
+        levels for the cycles, at least ``base_cycles``) and dropped (``"bound"``) unless kept: they bound every
         mapping with that keep set and those orders, whatever the last level's order and the
         spatial orders.
         """
@@ -165,8 +165,8 @@ class LeafExpander:
         if energy_ok is not None and parts is not None and L > 1:
             ks, counts = np.flatnonzero(use), [len(o) for o in orders]
             energy = combination_sum(parts.energy, parts.energy_levels, ks, counts)
-            cycles = self.order_energy.cycles(base_cycles, combination_sum(parts.reads, parts.reads_levels, ks, counts),
-                                              combination_sum(parts.updates, parts.updates_levels, ks, counts))
+            cycles = self.order_energy.cycles(base_cycles, [combination_sum(f, lv, ks, counts)
+                                                            for f, lv in parts.channels])
             sel = np.asarray(energy_ok(energy, cycles))[(idx[2 * L],) + tuple(idx[:L - 1])]
             pruned[RULE_BOUND] += int(n - sel.sum())
             idx = [i[sel] for i in idx]

@@ -55,8 +55,13 @@ order only (the class's saved set, row ``STRIDE_ROW`` of :func:`prefix_masks`; t
 ``order_key`` sequence fixes it); above ``m1`` every loop is in ``F`` once ``m1``'s loops move
 two axes; if they move one axis ``a``, a loop above is in ``F`` if it does not move ``a``, and
 every loop is at the levels above ``m2``, the deepest level above ``m1`` moving another axis;
-the loops along ``a`` at ``m2`` itself are left out (a lower bound: their membership depends on
-``m2``'s order). So ``Lambda_c(o) = W_c * base * prod_{d not in Rel_I} t_{m1,d} / saved(o)``,
+a loop along ``a`` at the levels ``m2 .. m1 - 1`` has only loops along ``a`` inside (at ``m2``
+perhaps others too, making it a whole tile anyway), so ``T_j = sh_j - (their shifts)`` on ``a``,
+while ``T_z`` is 0 or one shift along ``a`` at ``m1``: it counts when ``sh_j`` differs from every
+sum of the shifts inside it whatever the orders plus one of those ``T_z`` (else it is left out, a
+lower bound). At ``m1`` itself, when the innermost loop moves nothing (``T_z = 0``, below
+``m1`` or first in its order) the first loop moving the input brings a whole tile too (its
+``T`` is its own shift). So ``Lambda_c(o) = W_c * base * prod_{d not in Rel_I} t_{m1,d} / saved(o)``,
 attached to ``m1``. Links (a fanout at ``c - 1``) may lower the parent's reads only for steps
 whose delta has the same shape as the innermost loop's (:mod:`formulation.model.links`, "The
 delta sequence": every linking pair involves ``z``'s delta): when ``z``'s delta is empty (``z``
@@ -101,8 +106,9 @@ def _relevant(windowed: tuple[bool, bool]) -> np.ndarray:
 
 
 #: Rows of a class's masks (:func:`prefix_masks`): the prefix set of each tensor, then the inputs'
-#: stride-change savings (module docstring, "Windowed inputs"), then the innermost active loop.
-STRIDE_ROW, INNER_ROW = N_TENSORS, N_TENSORS + 1
+#: stride-change savings (module docstring, "Windowed inputs"), the same when a loop below the
+#: level is active (innermost, moving nothing), then the innermost active loop.
+STRIDE_ROW, STRIDE_BELOW_ROW, INNER_ROW = N_TENSORS, N_TENSORS + 1, N_TENSORS + 2
 
 
 def _input_axis() -> np.ndarray:
@@ -112,15 +118,17 @@ def _input_axis() -> np.ndarray:
 
 
 def prefix_masks(perms: np.ndarray, active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.ndarray:
-    """Per permutation (innermost first) of a level whose active loops are ``active``, ``[n, 5, 7]``:
+    """Per permutation (innermost first) of a level whose active loops are ``active``, ``[n, 6, 7]``:
     rows ``0..2``, each tensor's prefix set (the active loops inside its first active ``Rel_t``
     loop); row ``STRIDE_ROW``, the input's loops over dimensions outside ``Rel_I`` that no loop
-    inside them moves along another axis (the level walked alone, nothing moving below it);
-    row ``INNER_ROW``, the innermost active loop."""
+    inside them moves along another axis (the level walked alone, nothing moving below it), but
+    for the first loop moving the input when the innermost loop moves nothing (then ``T_z = 0``
+    and that loop's ``T`` is its own shift: a whole tile); row ``STRIDE_BELOW_ROW``, the same when
+    the innermost loop is below the level (moving nothing); row ``INNER_ROW``, the innermost loop."""
     rel = _relevant(windowed)
     axis = _input_axis()
     act = set(active)
-    out = np.zeros((len(perms), N_TENSORS + 2, N_DIMS), dtype=bool)
+    out = np.zeros((len(perms), INNER_ROW + 1, N_DIMS), dtype=bool)
     for i, perm in enumerate(perms):
         seq = [int(x) for x in perm if int(x) in act]
         for t in range(N_TENSORS):
@@ -129,9 +137,12 @@ def prefix_masks(perms: np.ndarray, active: tuple[int, ...], windowed: tuple[boo
                     break
                 out[i, t, d] = True
         moved: set[int] = set()
+        still = bool(seq) and axis[seq[0]] < 0          # the innermost loop moves nothing
         for d in seq:
             if not rel[Tensor.I, d] and not (moved - {int(axis[d])}):
-                out[i, STRIDE_ROW, d] = True
+                first = axis[d] >= 0 and not moved          # the first loop moving the input
+                out[i, STRIDE_ROW, d] = not (first and still)
+                out[i, STRIDE_BELOW_ROW, d] = not first
             if axis[d] >= 0:
                 moved.add(int(axis[d]))
         if seq:
@@ -151,9 +162,9 @@ def prefix_classes(active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.n
 
 
 def savings(temporal_level: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``prod_{d in set} t_d`` of each saved set (rows ``0 .. STRIDE_ROW``), ``[r, o, 4]``, and the
+    """``prod_{d in set} t_d`` of each saved set (rows ``0 .. STRIDE_BELOW_ROW``), ``[r, o, 5]``, and the
     innermost loop's dimension, ``[r, o]`` (``-1``: none), for one level's factors ``[r, 7]`` and
-    masks ``[o, 5, 7]`` (:func:`prefix_masks`)."""
+    masks ``[o, 6, 7]`` (:func:`prefix_masks`)."""
     t = temporal_level.astype(np.float64)
     saved = np.where(masks[None, :, :INNER_ROW], t[:, None, None, :], 1.0).prod(axis=3)
     inner = np.where(masks[:, INNER_ROW].any(axis=1), masks[:, INNER_ROW].argmax(axis=1), -1)
@@ -179,7 +190,7 @@ def representative_masks(active: tuple[int, ...], windowed: tuple[bool, bool], r
 
 def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
                   rule2: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`savings` over each row's orders at ``level`` (``saved[b, o, 4]``, ``inner[b, o]``), and
+    """:func:`savings` over each row's orders at ``level`` (``saved[b, o, 5]``, ``inner[b, o]``), and
     how many each row has, ``[b]`` (the others repeat its first): the maximal classes
     (:func:`prefix_classes`) when ``rule2`` is ``None``, else the representatives of
     ``level_orders(active, windowed, rule2)`` in their order."""
@@ -190,11 +201,11 @@ def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
     classes = {c: prefix_classes(a, windowed) if rule2 is None else representative_masks(a, windowed, rule2)
                for c, a in actives.items()}
     n = max(len(v) for v in classes.values())
-    saved = np.ones((b, n, N_TENSORS + 1))
+    saved = np.ones((b, n, INNER_ROW))
     inner = np.full((b, n), -1, dtype=np.int64)
     count = np.zeros(b, dtype=np.int64)
     for c, rows in groups.items():
-        val, inn = savings(temporal[rows, level], classes[c])                   # [r, k, 4], [r, k]
+        val, inn = savings(temporal[rows, level], classes[c])                   # [r, k, 5], [r, k]
         pad = n - val.shape[1]
         saved[rows] = np.concatenate([val, np.repeat(val[:, :1], pad, axis=1)], axis=1)
         inner[rows] = np.concatenate([inn, np.repeat(inn[:, :1], pad, axis=1)], axis=1)
@@ -225,7 +236,7 @@ class OrderEnergy:
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
-        whose savings and innermost loops are ``levels[m] = (saved[b, o, 4], inner[b, o])``
+        whose savings and innermost loops are ``levels[m] = (saved[b, o, 5], inner[b, o])``
         (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
         the words at level 0 (reads of Weights and Inputs, updates of Outputs) per next keeper ``c``,
         ``words[b, t, c]`` and ``words_level[m][b, t, c, o]``, split alike."""
@@ -245,13 +256,16 @@ class OrderEnergy:
         t = temporal.astype(np.float64)
         g = bm.layer.G
         per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
-        words = np.zeros((b, N_TENSORS, L + 1))                               # at level 0, per next keeper
-        words_level = [np.zeros((b, N_TENSORS, L + 1, sv.shape[1])) for sv, _ in levels]
+        words = np.zeros((3, b, N_TENSORS, L + 1, L + 1))                    # reads, updates of p, fills of c
+        words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
         for tt in range(N_TENSORS):
             terms = bm._tensor_terms(tt, batch, free, keys[tt])
             for c in range(1, L + 1):
-                _, w = bm._pair_energy(tt, 0, c, terms)
-                words[:, tt, c] = np.where(varies[:, tt, 0, c], 0.0, np.broadcast_to(w[:, 0] * g, (b,)))
+                for p in range(c):
+                    counts = bm._pair_energy(tt, p, c, terms, counts=True)[1:]
+                    for k, w in enumerate(counts):
+                        w = np.broadcast_to(w, (b, 1))[:, 0] * g
+                        words[k, :, tt, p, c] = np.where(varies[:, tt, 0, c] | ~finite[:, tt, p, c], 0.0, w)
             for m in range(L - 1):
                 if not (attach[:, tt, :L] == m).any():
                     continue
@@ -269,18 +283,20 @@ class OrderEnergy:
                     lam[:, :, c] = lam_c
                     for p in range(c):
                         if on[:, p].any():
-                            e, w = bm._pair_energy(tt, p, c, dict(terms, lam=lam))
+                            e, *counts = bm._pair_energy(tt, p, c, dict(terms, lam=lam), counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
-                            if p == 0:
-                                words_level[m][:, tt, c] = np.where(on[:, p, None], w * g, 0.0)
+                            for k, w in enumerate(counts):
+                                w = np.broadcast_to(w, e.shape)
+                                words_level[m][k, :, tt, p, c] = np.where(on[:, p, None], w * g, 0.0)
         return fixed, per_level, words, words_level
 
     def _stride_terms(self, temporal, batch) -> dict:
         """A windowed input's order-free terms (module docstring, "Windowed inputs"), per keeper ``c``
         (``[b, L+1]``): ``m1``, the deepest level above ``c`` with an active loop moving the input
         (``-1``: none); ``base``, the product of the loops above ``m1`` that a loop inside them
-        moves along another axis (at the deepest level ``m2`` moving another axis than ``m1``'s
-        only one, its loops along that axis are left out: a lower bound); ``below``, whether a
+        moves along another axis (at the levels ``m2 .. m1 - 1``, ``m2`` the deepest moving another
+        axis than ``m1``'s only one ``a``, the loops along ``a`` count only as :meth:`_sure_along`
+        finds them); ``below``, whether a
         loop is active between ``m1`` and ``c``; ``wc``, the window spans ``W_c``; and per
         dimension whether its step at ``m1`` reaches the tile's span, ``full[b, L+1, 7]``."""
         bm, L = self.bm, self.levels
@@ -311,7 +327,8 @@ class OrderEnergy:
             m2 = np.where(other & (np.arange(c)[None] < m1[:, None]), np.arange(c)[None], -1).max(axis=1)
             lv = np.arange(c)[None]
             loose = single[:, None] & (lv >= m2[:, None])                       # a-loops left out there
-            per = np.where(loose, not_a[:, :c][rows[:, None], lv, a[:, None]], all_irr[:, :c])
+            sure = self._sure_along(t, active, shift, axis, nonrel, m1, a, c)
+            per = np.where(loose, not_a[:, :c][rows[:, None], lv, a[:, None]] * sure, all_irr[:, :c])
             out["base"][:, c] = np.where(lv < m1[:, None], per, 1.0).prod(axis=1)
             out["m1"][:, c] = m1
             out["below"][:, c] = (active[:, :c].any(axis=2) & (lv > m1[:, None])).any(axis=1)
@@ -320,12 +337,45 @@ class OrderEnergy:
             out["full"][:, c] = nonrel[None] & (axis >= 0)[None] & (shift[rows, np.maximum(m1, 0)] >= span)
         return out
 
+    @staticmethod
+    def _sure_along(t, active, shift, axis, nonrel, m1, a, c) -> np.ndarray:
+        """Per level ``m < c``, ``[b, c]``: the product of the loops outside ``Rel_I`` along axis
+        ``a`` that bring whole tiles whatever the orders: with only loops along ``a`` inside
+        (the levels ``m + 1 .. m1`` all of theirs, level ``m`` perhaps its other one), ``T_j`` on
+        ``a`` is ``sh_j`` less their shifts, and ``T_z`` is 0 or the shift of a loop along ``a``
+        at ``m1``; a loop whose shift differs from every such sum has ``T_j != T_z``."""
+        b = active.shape[0]
+        rows = np.arange(b)
+        on_a = active & (axis[None, None] == a[:, None, None])                   # [b, L, 7]
+        sh_a = np.where(on_a, shift, 0.0)
+        level_sum = sh_a.sum(axis=2)                                             # [b, L]
+        lv = np.arange(active.shape[1])[None]
+        top = np.maximum(m1, 0)
+        z_opts = [np.zeros(b)] + [sh_a[rows, top, d] for d in range(N_DIMS)]
+        out = np.ones((b, c))
+        for m in range(c):
+            inner = np.where((lv > m) & (lv <= m1[:, None]), level_sum, 0.0).sum(axis=1)
+            for d in range(N_DIMS):
+                if not nonrel[d] or axis[d] < 0:
+                    continue
+                cand = on_a[:, m, d] & (m < m1)
+                if not cand.any():
+                    continue
+                xs = [np.zeros(b)] + [sh_a[:, m, e] for e in range(N_DIMS) if e != d]
+                hit = np.zeros(b, dtype=bool)
+                for x in xs:
+                    for y in z_opts:
+                        hit |= shift[:, m, d] == inner + x + y
+                out[:, m] *= np.where(cand & ~hit, t[:, m, d], 1.0)
+        return out
+
     def _stride_lambda(self, lam_old, stride, saved, inner, t, m, c):
         """A windowed input's ``Lambda_c(o)`` for the pairs attached to level ``m = m1(c)``, ``[b, o]``:
         the stride-change count where no link can lower it, else ``lam_old`` (module docstring)."""
         bm = self.bm
         nonrel = np.where(self.rel[Tensor.I][None], 1.0, t[:, m]).prod(axis=1)   # [b]
-        new = (stride["wc"][:, c] * stride["base"][:, c] * nonrel)[:, None] / saved[:, :, STRIDE_ROW]
+        kept = np.where(stride["below"][:, c][:, None], saved[:, :, STRIDE_BELOW_ROW], saved[:, :, STRIDE_ROW])
+        new = (stride["wc"][:, c] * stride["base"][:, c] * nonrel)[:, None] / kept
         links = bm.fan_x[c - 1] * bm.fan_y[c - 1] > 1
         if not links:
             return np.maximum(new, lam_old)
@@ -342,24 +392,33 @@ class OrderEnergy:
         idx = self.chain_index[keeps]
         return sum(self._chains(cost, tt)[:, idx[:, tt]] for tt in range(N_TENSORS))
 
-    def cycles(self, base: np.ndarray, reads: np.ndarray, updates: np.ndarray) -> np.ndarray:
-        """Cycles bound from ``base`` (:attr:`search.mapper.bounds.Bounds.cycles`) and the words at
-        level 0: a level with one instance takes at least ``reads / read_bw`` and ``updates /
-        write_bw`` cycles (:mod:`search.mapper.bounds`, "Cycles"), for every order those words bound."""
-        outer = self.bm.arch.levels[0]
-        if outer.instances != 1:
-            return base
-        rbw = outer.read_bw_words if outer.read_bw_words is not None else np.inf
-        wbw = outer.write_bw_words if outer.write_bw_words is not None else np.inf
-        return np.maximum(base, np.maximum(reads / rbw, updates / wbw) * SLACK)
+    def channels(self) -> list[tuple[int, int, float]]:
+        """The throttled levels with one instance, as ``(level, kind, words per cycle)``: kind 0 its
+        reads, kind 1 its writes (fills and updates; :mod:`formulation.model.kernel`)."""
+        out = []
+        for l, lv in enumerate(self.bm.arch.levels):
+            if lv.instances == 1:
+                out += [(l, k, bw) for k, bw in ((0, lv.read_bw_words), (1, lv.write_bw_words)) if bw is not None]
+        return out
 
-    def _first(self, words: np.ndarray, tt: int) -> np.ndarray:
-        """Tensor ``tt``'s words at level 0 for each of its chains, ``[b, chain, ...]`` for ``words[b, t, c, ...]``."""
-        return np.stack([words[:, tt, pairs[0][1]] for pairs in self.chain_pairs[tt]], axis=1)
+    def _channel(self, words: np.ndarray, level: int, kind: int) -> np.ndarray:
+        """A level's reads (``kind`` 0) or writes per pair, ``[b, t, p, c, ...]``, from ``words[3, ...]``."""
+        L = self.levels
+        at_p = np.broadcast_to((np.arange(L + 1) == level)[:, None], (L + 1, L + 1))
+        at_c = at_p.T
+        shape = (1, 1, L + 1, L + 1) + (1,) * (words.ndim - 5)
+        if kind == 0:
+            return words[0] * at_p.reshape(shape)
+        return words[1] * at_p.reshape(shape) + words[2] * at_c.reshape(shape)
 
-    def _words_per_keep(self, words: np.ndarray, keeps: np.ndarray, tensors) -> np.ndarray:
-        idx = self.chain_index[keeps]
-        return sum(self._first(words, tt)[:, idx[:, tt]] for tt in tensors)
+    def cycles(self, base: np.ndarray, words: list) -> np.ndarray:
+        """Cycles bound from ``base`` (:attr:`search.mapper.bounds.Bounds.cycles`) and the words of
+        each of :meth:`channels` (same shapes): a level with one instance takes at least its reads
+        over its read bandwidth and its writes over its write bandwidth (the kernel's throttle)."""
+        out = base
+        for (_, _, bw), w in zip(self.channels(), words):
+            out = np.maximum(out, w / bw * SLACK)
+        return out
 
     def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None) -> Parts:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
@@ -368,10 +427,9 @@ class OrderEnergy:
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
                                                                [(sv, inn) for sv, inn, _ in levels])
         keeps = np.arange(len(self.chain_index))
-        rd, wr = (Tensor.W, Tensor.I), (Tensor.O,)
-        return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level],
-                     self._words_per_keep(words, keeps, rd), [self._words_per_keep(w, keeps, rd) for w in words_level],
-                     self._words_per_keep(words, keeps, wr), [self._words_per_keep(w, keeps, wr) for w in words_level],
+        chans = [(self._per_keep(self._channel(words, l, k), keeps),
+                  [self._per_keep(self._channel(w, l, k), keeps) for w in words_level]) for l, k, _ in self.channels()]
+        return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level], chans,
                      [n for _, _, n in levels])
 
     def keep_energy(self, temporal, sx, sy, chain_cost: np.ndarray) -> np.ndarray:
@@ -384,27 +442,22 @@ class OrderEnergy:
 class Parts:
     """Per complete tiling and keep combination, the order-free part and, per level ``m < L - 1``, the
     part of each of its orders (``[b, K]``, ``[b, K, o]``) of the energy bound (pJ, without the MACs)
-    and of the words at level 0: reads (Weights and Inputs) and updates (Outputs); ``counts[m][b]``
-    the orders of each row (later ones repeat its first)."""
+    and, per channel of :meth:`OrderEnergy.channels`, of its words (``channels[i] = (fixed,
+    levels)``); ``counts[m][b]`` the orders of each row (later ones repeat its first)."""
 
     energy: np.ndarray
     energy_levels: list
-    reads: np.ndarray
-    reads_levels: list
-    updates: np.ndarray
-    updates_levels: list
+    channels: list
     counts: list
 
-    def least(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each sum's least over the orders (each level's own), ``[b, K]``."""
-        return tuple(fixed + sum(part.min(axis=2) for part in levels)
-                     for fixed, levels in ((self.energy, self.energy_levels), (self.reads, self.reads_levels),
-                                           (self.updates, self.updates_levels)))
+    def least(self) -> tuple[np.ndarray, list]:
+        """The energy's and each channel's least over the orders (each level's own), ``[b, K]``."""
+        least = lambda fixed, levels: fixed + sum(part.min(axis=2) for part in levels)  # noqa: E731
+        return least(self.energy, self.energy_levels), [least(f, lv) for f, lv in self.channels]
 
     def row(self, i: int) -> Parts:
-        return Parts(self.energy[i], [p[i] for p in self.energy_levels], self.reads[i],
-                     [p[i] for p in self.reads_levels], self.updates[i], [p[i] for p in self.updates_levels],
-                     [n[i] for n in self.counts])
+        return Parts(self.energy[i], [p[i] for p in self.energy_levels],
+                     [(f[i], [p[i] for p in lv]) for f, lv in self.channels], [n[i] for n in self.counts])
 
 
 def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.ndarray,
