@@ -14,6 +14,7 @@ cycles) and cut (``"bound"``) when it cannot beat the incumbent, before any mapp
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -80,21 +81,25 @@ class LeafExpander:
         spans = axis_extents(build_nest(arrays), self.proj)
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
-    def keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, rule2: bool | None = None):
+    def keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, rule2: bool | None = None,
+                    cycles: bool = True):
         """Energy (pJ, with the MACs) and cycles bounds of each keep combination of complete tilings,
         ``[b, K]`` each, and the rows' :class:`search.mapper.order_energy.Parts` over the orders of
         ``rule2`` (``None``: the maximal classes; ``None`` when switched off or without ``rows``):
         energy, the larger of :func:`keep_set_energy` and the least over the loop orders
         (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); cycles, the larger
-        of the tiling's and each throttled level's bandwidth at its least words over the orders. Each bounds
+        of the tiling's and (with ``cycles``) each throttled level's bandwidth at its least words
+        over the orders. Each bounds
         every mapping with that tiling and keep set (for EDP so does their product: one mapping's
         energy and cycles are each at least their least)."""
         energy = keep_set_energy(bounds, self.chains)
-        cycles = np.repeat(bounds.cycles[:, None], energy.shape[1], axis=1)
+        base = bounds.cycles
+        with_cycles, cycles = cycles, np.repeat(base[:, None], energy.shape[1], axis=1)
         rows = np.arange(len(energy)) if rows is None else rows
         if not (order_energy_module.LEVEL_ORDERS and len(rows)):
             return energy, cycles, None
-        parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2)
+        parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2,
+                                        base[rows] if with_cycles else None)
         least, words = parts.least()
         energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + least)
         cycles[rows] = self.order_energy.cycles(cycles[rows], words)
@@ -104,16 +109,24 @@ class LeafExpander:
         """The energy bound of :meth:`keep_bounds`, ``[b, K]``."""
         return self.keep_bounds(temporal, sx, sy, bounds)[0]
 
-    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None):
-        """Bounds of complete tilings, ``[b]`` each: the least energy, the least cycles and the least
+    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, cycles: bool = True):
+        """Bounds of complete tilings, ``[3, b]``: the least energy, the least cycles and the least
         product of :meth:`keep_bounds` over the keep combinations whose kept tiles fit every level
-        together (``inf`` if none does). Every legal mapping of a tiling has one of them, and its
-        energy, cycles and their product are at least that combination's bounds."""
-        tiles = self.tiles(temporal, sx, sy)
+        together (``inf`` if none does), for ``rows`` (all by default; 0 elsewhere). Every legal
+        mapping of a tiling has one of them, and its energy, cycles and their product are at least
+        that combination's bounds."""
+        b = temporal.shape[0]
+        out = np.zeros((3, b))
+        rows = np.arange(b) if rows is None else rows
+        if not len(rows):
+            return out
+        t, x, y = temporal[rows], sx[rows], sy[rows]
+        tiles = self.tiles(t, x, y)
         fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
-        energy, cycles, _ = self.keep_bounds(temporal, sx, sy, bounds, rows)
+        energy, cycles, _ = self.keep_bounds(t, x, y, take_bounds(bounds, rows), cycles=cycles)
         energy, cycles = np.where(fits, energy, np.inf), np.where(fits, cycles, np.inf)
-        return energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1)
+        out[:, rows] = energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1)
+        return out
 
     def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
         """The energy bound of :meth:`fitting_keep_bounds`, ``[b]``."""
@@ -163,7 +176,7 @@ class LeafExpander:
         idx = [g.ravel() for g in grids]
         n = idx[0].size
         if energy_ok is not None and parts is not None and L > 1:
-            ks, counts = np.flatnonzero(use), [len(o) for o in orders]
+            ks, counts = np.flatnonzero(use), [len(o) for o in orders[:L - 1]]
             energy = combination_sum(parts.energy, parts.energy_levels, ks, counts)
             cycles = self.order_energy.cycles(base_cycles, [combination_sum(f, lv, ks, counts)
                                                             for f, lv in parts.channels])
@@ -179,6 +192,13 @@ class LeafExpander:
         keep = keeps[idx[2 * L]]
         rep = lambda a: np.broadcast_to(a[None], (n,) + a.shape).copy()  # noqa: E731
         return MappingArrays(rep(temporal), rep(sx), rep(sy), order, keep, sorder), n
+
+
+def take_bounds(bounds, rows: np.ndarray):
+    """The :class:`search.mapper.bounds.Bounds` of some rows."""
+    arrays = {f.name: getattr(bounds, f.name)[rows] for f in dataclasses.fields(bounds)
+              if isinstance(getattr(bounds, f.name), np.ndarray)}
+    return dataclasses.replace(bounds, **arrays)
 
 
 def chain_matrix(keep_table: np.ndarray) -> np.ndarray:

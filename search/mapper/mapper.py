@@ -190,12 +190,13 @@ class _Search:
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
-            rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
-            e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows)
-            elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
-            lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
-            if self.objective is Objective.EDP:
-                lb = np.maximum(lb, objective_of(self.objective, edp_fit, 1.0, self.arch.clock_GHz))
+            for with_cycles in (False, True):  # energy first; the bandwidth terms for the rows left
+                rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
+                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles)
+                elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
+                lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
+                if self.objective is Objective.EDP:
+                    lb = np.maximum(lb, objective_of(self.objective, edp_fit, 1.0, self.arch.clock_GHz))
         if self.rules.bound:
             cut = self.cut(lb, elb, clb)
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])

@@ -420,15 +420,24 @@ class OrderEnergy:
             out = np.maximum(out, w / bw * SLACK)
         return out
 
-    def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None) -> Parts:
+    def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None,
+              base_cycles: np.ndarray | None = None) -> Parts:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
-        the orders of :func:`level_savings` with ``rule2``."""
+        the orders of :func:`level_savings` with ``rule2``; the words of the throttled levels only
+        with ``base_cycles`` (``[b]``), and of a channel only if some row's words over all pairs
+        and the most of each level's orders could exceed them (the others add nothing: 0 words)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
                                                                [(sv, inn) for sv, inn, _ in levels])
         keeps = np.arange(len(self.chain_index))
-        chans = [(self._per_keep(self._channel(words, l, k), keeps),
-                  [self._per_keep(self._channel(w, l, k), keeps) for w in words_level]) for l, k, _ in self.channels()]
+        chans = []
+        for l, k, bw in self.channels() if base_cycles is not None else ():
+            ch, ch_levels = self._channel(words, l, k), [self._channel(w, l, k) for w in words_level]
+            most = ch.sum(axis=(1, 2, 3)) + sum(w.max(axis=4).sum(axis=(1, 2, 3)) for w in ch_levels)
+            if (most / bw > base_cycles).any():
+                chans.append((self._per_keep(ch, keeps), [self._per_keep(w, keeps) for w in ch_levels]))
+            else:
+                chans.append((np.zeros((len(temporal), len(keeps))), []))
         return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level], chans,
                      [n for _, _, n in levels])
 
@@ -464,10 +473,10 @@ def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.nd
                     counts: list[int]) -> np.ndarray:
     """For one complete tiling, a sum of :class:`Parts` (``fixed[K]``, ``per_level[m][K, o]``) for each
     keep combination in ``keeps`` with one order per level ``m < L - 1`` (the first ``counts[m]``),
-    ``[k, n_0, ..., n_{L-2}]``."""
-    out = fixed[keeps].reshape((len(keeps),) + (1,) * len(per_level))
+    ``[k, n_0, ..., n_{L-2}]`` (no ``per_level``: the fixed part, broadcast)."""
+    out = fixed[keeps].reshape((len(keeps),) + (1,) * len(counts))
     for m, part in enumerate(per_level):
-        shape = [len(keeps)] + [1] * len(per_level)
+        shape = [len(keeps)] + [1] * len(counts)
         shape[1 + m] = counts[m]
         out = out + part[keeps, :counts[m]].reshape(shape)
     return out
