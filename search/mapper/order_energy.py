@@ -231,6 +231,9 @@ class OrderEnergy:
                 keepers = [l for l in range(self.levels) if row[l]] + [self.levels]
                 pairs.append(list(zip(keepers, keepers[1:])))
             self.chain_pairs.append(pairs)
+        n = (self.levels + 1) ** 2                                                    # flat (p, c); n: 0 slot
+        self.pair_index = [np.array([[p * (self.levels + 1) + c for p, c in pairs] + [n] * (self.levels - len(pairs))
+                                     for pairs in chains]) for chains in self.chain_pairs]
 
     def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]]):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
@@ -383,14 +386,14 @@ class OrderEnergy:
         unsafe = full & ~stride["below"][:, c][:, None]
         return np.where(unsafe, lam_old, np.maximum(new, lam_old))
 
-    def _chains(self, cost: np.ndarray, tt: int) -> np.ndarray:
-        """Summed cost of each of tensor ``tt``'s chains, ``[b, chain, ...]`` for ``cost[b, t, p, c, ...]``."""
-        return np.stack([sum(cost[:, tt, p, c] for p, c in pairs) for pairs in self.chain_pairs[tt]], axis=1)
-
     def _per_keep(self, cost: np.ndarray, keeps: np.ndarray) -> np.ndarray:
-        """Summed over the tensors, the cost of keep combinations ``keeps``: ``[b, k, ...]``."""
+        """Summed over the tensors and the pairs of their chains, the cost of keep combinations
+        ``keeps``: ``[b, k, ...]`` for ``cost[b, t, p, c, ...]``."""
+        b, extra = cost.shape[0], cost.shape[4:]
+        flat = cost.reshape((b, N_TENSORS, -1) + extra)
+        flat = np.concatenate([flat, np.zeros((b, N_TENSORS, 1) + extra)], axis=2)   # a 0 slot pads chains
         idx = self.chain_index[keeps]
-        return sum(self._chains(cost, tt)[:, idx[:, tt]] for tt in range(N_TENSORS))
+        return sum(flat[:, tt][:, self.pair_index[tt]].sum(axis=2)[:, idx[:, tt]] for tt in range(N_TENSORS))
 
     def channels(self) -> list[tuple[int, int, float]]:
         """The throttled levels with one instance, as ``(level, kind, words per cycle)``: kind 0 its
