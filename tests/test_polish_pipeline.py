@@ -229,3 +229,47 @@ def test_total_time_runs_search_polish_and_bound_and_says_how(tmp_path, capsys):
     assert doc["gap"] == pytest.approx(max(0.0, doc["totals"]["edp"] / doc["lower_bound"] - 1), rel=1e-9)
     assert doc["polish"]["wall_s"] <= 40.0 and doc["bound"]["wall_s"] <= 40.0
     assert "at the same time" in out and "polish: edp" in out and "lower bound" in out
+
+
+def test_hardware_steps_stay_in_the_template_and_the_budget():
+    from search.refine import hardware_steps
+
+    template = default_template(load_arch("simple"))
+    hw = template.base_hardware()
+    budget = 1.0
+    steps = hardware_steps(template, hw, budget)
+    assert steps and hw not in steps and len(set(steps)) == len(steps)
+    from formulation.technology import architecture_area_mm2
+    from search.rounding import fits_template
+
+    for h in steps:
+        assert fits_template(template, h) and architecture_area_mm2(template.instantiate(h)) <= budget
+        differs = [h.mesh_x != hw.mesh_x, h.mesh_y != hw.mesh_y] + \
+            [a != b for (_, a), (_, b) in zip(h.sizes_words, hw.sizes_words)]
+        assert sum(differs) == 1  # one variable at a time
+    gb = dict(hw.sizes_words)["GlobalBuffer"]
+    assert any(dict(h.sizes_words)["GlobalBuffer"] == round(0.75 * gb) for h in steps)
+
+
+def test_hardware_steps_keep_the_best_screened_design(monkeypatch):
+    import search.refine as refine
+
+    monkeypatch.setattr(refine, "MIN_STEPS_S", 0.0)
+    monkeypatch.setattr(refine, "screen_seconds", lambda _t: 0.6)
+    template = default_template(load_arch("simple"))
+    network = _network()
+    goal = Goal(Objective.EDP, 1.0)
+    start = _design(template, template.base_hardware(), 21)
+    best, report = refine.polish_with_hardware_steps(network, template, goal, start, time_limit_s=6.0, jobs=1)
+    tried = report.hardware_tried
+    base = template.base_hardware()
+    assert tried[0]["mesh_x"] == base.mesh_x and tried[0]["mesh_y"] == base.mesh_y and len(tried) >= 2
+    assert report.after == best.score.edp <= min(t["value"] for t in tried if t["value"] is not None) * (1 + 1e-12)
+    assert best.score.edp <= start.score.edp and best.score.feasible
+    hw = best.design.hardware
+    assert any(t["mesh_x"] == hw.mesh_x and t["mesh_y"] == hw.mesh_y and
+               all(t[n] == v for n, v in hw.sizes_words) for t in tried)
+    arch = template.instantiate(hw)
+    for entry, m in zip(network.layers, best.design.mappings):
+        assert not mapping_violations(entry.layer, arch, m).any()
+    assert evaluate_design(network, template, best.design, goal).score.edp == pytest.approx(report.after, rel=1e-12)
