@@ -15,7 +15,8 @@ buffer size times 3/4, 3/2, 1/2 and 2, within the template and the area budget),
 the best design's mappings repaired to it (:func:`search.local_search.repaired_design`) and polished
 for the same screen budget with every design seen so far transferred
 (:mod:`search.polish_layers`); it moves to the first neighbour that is better and starts over from
-there, until :data:`SCREEN_SHARE` of the time is used or no neighbour is better; the rest of the time
+there (steps that did not pay from an earlier point, the same variable by the same factor, are tried
+last), until :data:`SCREEN_SHARE` of the time is used or no neighbour is better; the rest of the time
 polishes the best point again from its mappings. Every design kept was scored by the exact model,
 so the result is never worse than the search's design. With less than :data:`MIN_STEPS_S` seconds,
 or on a template with a single hardware point (``--fixed-hardware``), it is plain polishing
@@ -95,10 +96,13 @@ def polish_with_hardware_steps(network: Network, template: ArchTemplate, goal: G
     value = current.score.value(goal.objective)
     tried = [_tried(current, value)]
     visited = {best.design.hardware}
+    failed: set[tuple[str, float]] = set()  # steps that did not pay: tried last from the next point
     moved = True
     while moved and not stop_requested():
         moved = False
-        for hw in hardware_steps(template, current.design.hardware, goal.area_budget_mm2):
+        steps = hardware_steps(template, current.design.hardware, goal.area_budget_mm2)
+        steps.sort(key=lambda h: _step(current.design.hardware, h) in failed)  # stable: sizes first otherwise
+        for hw in steps:
             if hw in visited:
                 continue
             if time.monotonic() + screen > screen_end or stop_requested():
@@ -116,6 +120,7 @@ def polish_with_hardware_steps(network: Network, template: ArchTemplate, goal: G
             if v < value:
                 current, value, moved = found, v, True
                 break
+            failed.add(_step(current.design.hardware, hw))
     left = t0 + time_limit_s - time.monotonic()
     if left > 1.0 and not stop_requested():
         again, final = polish(network, template, goal, current, time_limit_s=left, seed=seed + 1, jobs=jobs,
@@ -133,6 +138,14 @@ def polish_with_hardware_steps(network: Network, template: ArchTemplate, goal: G
                     if not same_hw or _key(a) != _key(b))
     return current, PolishReport(goal.objective, before, value, changed, proven, time.monotonic() - t0,
                                  transferred=report.transferred, rounds=report.rounds, hardware_tried=tuple(tried))
+
+
+def _step(hw: Hardware, to: Hardware) -> tuple[str, float]:
+    """The variable a neighbour changes and by what factor (rounded), e.g. ``("GlobalBuffer", 0.75)``."""
+    pairs = [("mesh_x", hw.mesh_x, to.mesh_x), ("mesh_y", hw.mesh_y, to.mesh_y)] + \
+        [(name, a, b) for (name, a), (_, b) in zip(hw.sizes_words, to.sizes_words)]
+    name, a, b = next((p for p in pairs if p[1] != p[2]), ("", 1, 1))
+    return name, round(b / a, 2)
 
 
 def _tried(design: Evaluated, value: float) -> dict:

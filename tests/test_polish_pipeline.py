@@ -131,7 +131,7 @@ def test_a_stop_request_ends_the_workers_mappers_early(tmp_path):
     from search import stop
 
     network = load_network("resnet18")
-    network = Network("r18-two", network.layers[1:3])  # two 3x3 layers the mapper does not prove in seconds
+    network = Network("r18-two", network.layers[2:4])  # stage 2's 3x3 layers: not proven in 60 s each
     template = default_template(load_arch("simple"))
     goal = Goal(Objective.EDP)
     arch = template.instantiate(template.base_hardware())
@@ -147,7 +147,7 @@ def test_a_stop_request_ends_the_workers_mappers_early(tmp_path):
     finally:
         timer.cancel()
         stop.reset()
-    assert time.monotonic() - t0 < 60.0  # far below the 120 s budget: the stop was honoured
+    assert time.monotonic() - t0 < 40.0  # each layer would run its 120 s: the stop ended the mappers
     assert best.score.edp <= start.score.edp
 
 
