@@ -131,8 +131,9 @@ def run_pipeline_case(network_name: str, objective_name: str, budget: float, tot
            "bound_open_nodes": doc["bound"].get("open_nodes"), "bound_complete": doc["bound"].get("complete"),
            "total_time_s": total_s, "search_wall_s": doc["wall_s"], "polish_wall_s": polish.get("wall_s"),
            "polish": polish, "bound_wall_s": doc["bound"].get("wall_s"), "total_wall_s": wall}
-    print(f"{network_name:12s} {objective_name:8s} best {value:.4g} (before polishing {polish.get('before', value):.4g})"
-          f"  bound {bound:.4g}  gap {100 * doc['gap']:.1f}%  (at the best hardware {100 * row['gap_at_best_hardware']:.1f}%)"
+    print(f"{network_name:12s} {objective_name:8s} best {value:.4g} "
+          f"(before polishing {polish.get('before', value):.4g})  bound {bound:.4g}  gap {100 * doc['gap']:.1f}%  "
+          f"(at the best hardware {100 * row['gap_at_best_hardware']:.1f}%)"
           f"  search {doc['wall_s']:.0f} s, polish {polish.get('wall_s', 0):.0f} s | bound {row['bound_wall_s']:.0f} s,"
           f" {wall:.0f} s in all", flush=True)
     return row

@@ -65,7 +65,8 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
 
     others = tuple(r.best for r in result.starts if r.best is not None and r.best is not result.best)
     bar = tqdm(total=round(seconds), desc="polish (exact mapper)", unit="s", file=sys.stderr, leave=False,
-               disable=args.quiet or not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+               disable=args.quiet or not sys.stderr.isatty(),
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
     t0 = time.monotonic()
     done = []
 

@@ -46,7 +46,7 @@ from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network
 from formulation.technology import architecture_area_mm2
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values
-from search.polish_layers import LayerTask, _key, run_layers, stack, transferred
+from search.polish_layers import LayerTask, mapping_key, run_layers, stack, transferred
 from search.stop import stop_requested
 
 #: Up to this many candidate combinations are all scored; beyond, coordinate descent.
@@ -156,7 +156,7 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
     if not polished.score.value(goal.objective) < before:
         polished = best
     changed = tuple(entry.layer.name for i, entry in enumerate(layers)
-                    if _key(polished.design.mappings[i]) != _key(best.design.mappings[i]))
+                    if mapping_key(polished.design.mappings[i]) != mapping_key(best.design.mappings[i]))
     proven = tuple(layers[i].layer.name for i in sorted({o.index for o in outcomes if o.proven}))
     report = PolishReport(goal.objective, before, polished.score.value(goal.objective), changed, proven,
                           time.monotonic() - t0, transferred=n_transferred,
@@ -175,7 +175,8 @@ def _rounds(layers, arch, objective: Objective, candidates: list[list], deadline
     for r in range(MAX_ROUNDS):
         tasks = [LayerTask(i, layers[i].layer, stack(candidates[i], arch)) for i in todo]
         done = run_layers(tasks, arch, objective, deadline=deadline, jobs=jobs, seed=seed + r,
-                          on_done=None if on_layer_done is None else lambda o: on_layer_done(layers[o.index].layer.name))
+                          on_done=None if on_layer_done is None else
+                          lambda o: on_layer_done(layers[o.index].layer.name))
         for out in done:
             if out.mapping is not None:
                 candidates[out.index].append(out.mapping)

@@ -82,13 +82,14 @@ def mirrored(arrays: MappingArrays) -> MappingArrays:
                          arrays.order.copy(), arrays.keep.copy(), None)
 
 
-def transferred(layer: Layer, arch: Architecture, own: MappingArrays, others: list[MappingArrays]) -> list[MappingArrays]:
+def transferred(layer: Layer, arch: Architecture, own: MappingArrays,
+                others: list[MappingArrays]) -> list[MappingArrays]:
     """Other designs' mappings of ``layer`` made legal on ``arch`` (:func:`search.rounding.repair`), each
     as it is and mirrored (X and Y swapped: another start may have found the transposed mesh), without
     duplicates of each other or of ``own``; the ones that cannot be repaired are left out."""
     from search.rounding import repair
 
-    seen = {_key(own)}
+    seen = {mapping_key(own)}
     out = []
     for other in others:
         for cand in (other, mirrored(other)):
@@ -96,7 +97,7 @@ def transferred(layer: Layer, arch: Architecture, own: MappingArrays, others: li
                 fixed = repair(layer, arch, cand.take(slice(0, 1)))
             except SpecError:
                 continue
-            key = _key(fixed)
+            key = mapping_key(fixed)
             if key in seen or mapping_violations(layer, arch, fixed).any():
                 continue
             seen.add(key)
@@ -104,7 +105,9 @@ def transferred(layer: Layer, arch: Architecture, own: MappingArrays, others: li
     return out
 
 
-def _key(arrays: MappingArrays) -> bytes:
+def mapping_key(arrays: MappingArrays) -> bytes:
+    """The first mapping of ``arrays`` as bytes (factors, orders, keeps; not the spatial order): equal keys,
+    equal mappings up to the spatial order."""
     return b"".join(np.ascontiguousarray(getattr(arrays, f)[0]).tobytes()
                     for f in ("temporal", "spatial_x", "spatial_y", "order", "keep"))
 
@@ -217,5 +220,5 @@ def _run_here(tasks, arch, objective, deadline, seed, on_done) -> list[LayerOutc
     return out
 
 
-__all__ = ["LayerTask", "LayerOutcome", "mirrored", "polish_layer", "run_layers", "stack", "stop_interrupts",
-           "transferred"]
+__all__ = ["LayerTask", "LayerOutcome", "mapping_key", "mirrored", "polish_layer", "run_layers", "stack",
+           "stop_interrupts", "transferred"]

@@ -35,7 +35,7 @@ from formulation.technology import architecture_area_mm2
 from search.design import Evaluated, Goal, evaluate_design
 from search.local_search import repaired_design
 from search.polish import PolishReport, polish
-from search.polish_layers import _key
+from search.polish_layers import mapping_key
 from search.rounding import fits_template
 from search.stop import stop_requested
 from search.tiling import smooth_numbers
@@ -135,7 +135,7 @@ def polish_with_hardware_steps(network: Network, template: ArchTemplate, goal: G
         current, value = best, before
     same_hw = current.design.hardware == best.design.hardware
     changed = tuple(e.layer.name for e, a, b in zip(network.layers, current.design.mappings, best.design.mappings)
-                    if not same_hw or _key(a) != _key(b))
+                    if not same_hw or mapping_key(a) != mapping_key(b))
     return current, PolishReport(goal.objective, before, value, changed, proven, time.monotonic() - t0,
                                  transferred=report.transferred, rounds=report.rounds, hardware_tried=tuple(tried))
 
