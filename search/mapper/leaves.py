@@ -8,8 +8,8 @@ incumbent (``"bound"``, :mod:`search.mapper.bounds`: the chain costs bound every
 accounts for every mapping it does not return in ``pruned``. The keep sets' bounds are raised to
 their least over every loop order (:mod:`search.mapper.order_energy`: the pair costs depend on one
 level's order each, so the least is a sum of per-level least values), and each combination of a
-keep set and one order class per level is bounded alike (its energy and its level-0 bandwidth
-cycles) and cut (``"bound"``) when it cannot beat the incumbent, before any mapping is scored.
+keep set and one order class per level is bounded alike (its energy and the bandwidth cycles
+of its throttled levels) and cut (``"bound"``) when it cannot beat the incumbent, before any mapping is scored.
 """
 
 from __future__ import annotations

@@ -70,13 +70,14 @@ whole-tile delta links and the count stands; when ``z`` is a window loop whose s
 span, the old ``Lambda_c`` (``j*``) is used for that class (its argument covers links). The
 largest of the two counts, where both hold, is used.
 
-**Cycles.** The words at level 0 (reads of Weights and Inputs, updates of Outputs) of a pair
-depend on the orders in the same way, so for a keep set and one order per level their sum, and
-over the orders the sum of each level's least, bound the words of every such mapping; with one
-instance at level 0 the cycles are at least ``reads / read_bw`` and ``updates / write_bw``
-(:mod:`search.mapper.bounds`, "Cycles"). For EDP a keep set's bound is its least energy times its
-least cycles over the orders (one mapping's energy and cycles are each at least their least),
-and a combination's is its own energy times its own cycles.
+**Cycles.** A pair's words (reads and updates of its parent, fills of its child) depend on the
+orders in the same way, so for a keep set and one order per level their sums per level, and over
+the orders the sum of each level's least, bound the words of every such mapping. A level with one
+instance and a bandwidth takes at least ``reads / read_bw`` and ``(fills + updates) / write_bw``
+cycles (:mod:`formulation.model.kernel`: the throttle ``min(bw / rate)`` stretches the compute
+cycles), the compulsory floors holding per order as above. For EDP a keep set's bound is its
+least energy times its largest such cycles at their least words (one mapping's energy and cycles
+are each at least their least), and a combination's its own energy times its own cycles.
 """
 
 from __future__ import annotations
@@ -241,8 +242,8 @@ class OrderEnergy:
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
         whose savings and innermost loops are ``levels[m] = (saved[b, o, 5], inner[b, o])``
         (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
-        the words at level 0 (reads of Weights and Inputs, updates of Outputs) per next keeper ``c``,
-        ``words[b, t, c]`` and ``words_level[m][b, t, c, o]``, split alike."""
+        the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
+        ``words_level[m][3, b, t, p, c, o]``, split alike."""
         bm, L = self.bm, self.levels
         free = np.zeros(N_DIMS, dtype=bool)
         batch = bm.batch(temporal, sx, sy)
