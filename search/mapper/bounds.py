@@ -160,8 +160,8 @@ import numpy as np
 from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Tensor, projection
 from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
-from formulation.goals import seconds as latency_s
 from formulation.specs.types import Architecture, Layer
+from search.mapper.objective import objective_of
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
 from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
@@ -249,18 +249,6 @@ def _combo_rows(allowed: np.ndarray | None, combo: tuple, b: int) -> np.ndarray:
     for lvl, k in enumerate(combo):
         out &= allowed[:, lvl, k]
     return out
-
-
-def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
-    """The objective from energy (pJ) and cycles: energy, latency (s) or EDP (pJ s)."""
-    seconds = latency_s(np.asarray(cycles, dtype=np.float64), clock_GHz)
-    if objective is Objective.ENERGY:
-        return np.asarray(energy_pJ, dtype=np.float64)
-    if objective is Objective.LATENCY:
-        return seconds
-    if objective is Objective.EDP:
-        return np.asarray(energy_pJ, dtype=np.float64) * seconds
-    raise ValueError(f"objective = {objective.value!r}: the exact mapper minimizes energy, latency or edp")
 
 
 @dataclass(frozen=True)
