@@ -70,70 +70,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import Tensor
-
-#: Bisection steps for the best segment cost ``B`` (any ``B`` is valid; this only sharpens it).
-BISECTION_STEPS = 16
-
-
-def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) -> np.ndarray:
-    """``max_B  k B (B + d)^-power - pes B`` over ``B >= 0`` (0 if the maximum is at ``B = 0``).
-
-    The derivative ``k (B + d)^-(power+1) (d - (power - 1) B) - pes`` falls in ``B`` on
-    ``[0, d / (power - 1)]`` and is negative beyond, so its root is found by bisection there.
-    """
-    out = np.zeros(np.shape(d))
-    live = (k > 0) & (d > 0)  # no per-word cost at all: nothing to bound
-    k, d = k[live], d[live]
-    lo = np.zeros_like(d)
-    hi = d / (power - 1.0)
-
-    def inverse_power(x: np.ndarray, p: float) -> np.ndarray:  # x ** -p for p in {1.5, 2, 2.5, 3}, without pow
-        whole = x if p < 2 else x * x if p < 3 else x * x * x
-        return 1.0 / (whole * np.sqrt(x)) if p % 1 else 1.0 / whole
-
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        slope = k * inverse_power(mid + d, power + 1.0) * (d - (power - 1.0) * mid) - pes
-        up = slope > 0
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
-    out[live] = np.maximum(k * lo * inverse_power(lo + d, power) - pes * lo, 0.0)
-    return out
-
-
-def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words, macs: float, pes: float,
-                  rho: float) -> np.ndarray:
-    """A lower bound on ``sum_t c_t io_t`` over all PEs (the segment argument of the module docstring).
-
-    ``costs[n, 3]`` are the per-word costs ``c_W, c_I, c_O`` of ``n`` candidates, ``kept[n, 3]``
-    which tensors each keeps per PE (the others stream and are not counted); ``pes`` the most PEs
-    that can work, ``rho = min(R S, P Q)``. Rows keeping fewer than two tensors get 0. Any costs
-    ``c' <= c`` bound ``sum_t c_t io_t`` from below too, and the AM-GM step prices the free capacity
-    at the largest cost, so the bound is also taken with the costs capped at the second largest
-    and at the least kept one, and the best of the three is returned.
-    """
-    out = np.zeros(costs.shape[0])
-    full = np.where(kept, np.maximum(costs, 0.0), 0.0)
-    s = np.broadcast_to(np.asarray(capacity_words, dtype=np.float64), costs.shape[:1])
-    ranked = np.sort(np.where(kept, full, np.inf), axis=1)
-    for cap in range(3):  # the costs as they are, then capped at the second largest and at the least kept cost
-        limit = np.where(np.isfinite(ranked[:, 2 - cap]), ranked[:, 2 - cap], ranked[:, 0]) if cap else np.inf
-        c = np.minimum(full, np.reshape(limit, (-1, 1)) if cap else np.inf)
-        end_o = c[:, 2] * s
-        rows = np.flatnonzero(kept.all(axis=1))
-        if len(rows):
-            cr = c[rows]
-            d = (s[rows] + 1.0) * cr.max(axis=1) + end_o[rows]
-            k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
-            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
-        for a, b in ((0, 1), (0, 2), (1, 2)):
-            rows = np.flatnonzero(kept[:, a] & kept[:, b])
-            if not len(rows):
-                continue
-            d = (s[rows] + 1.0) * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
-            k = 4.0 * macs * c[rows, a] * c[rows, b]
-            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
-    return out
+from formulation.bound.bandwidth import bandwidth_floor
+from formulation.bound.segments import segment_floor
 
 
 @dataclass(frozen=True)
@@ -181,17 +119,21 @@ class ChipLevel:
     shared_words: float
     per_pe_words: float
     dram_cost: tuple[float, float, float]
+    read_bw: float | None = None     # DRAM's words per cycle (None: unlimited)
+    write_bw: float | None = None
 
     def extra(self, kept: np.ndarray, capacity: np.ndarray, words: dict, macs: int, rho: float) -> np.ndarray:
         """DRAM energy beyond the compulsory traffic, at least, for each row (0 where nothing is known)."""
         costs = np.broadcast_to(np.array(self.dram_cost), kept.shape)
-        seg = segment_floor(costs, kept, capacity, macs, 1.0, rho)
-        compulsory = (np.where(kept, costs, 0.0) * np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)])).sum(1)
+        least = np.broadcast_to(np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64),
+                                kept.shape)
+        seg = segment_floor(costs, kept, capacity, macs, 1.0, rho, least)
+        compulsory = (np.where(kept, costs, 0.0) * least).sum(1)
         return np.maximum(seg - compulsory, 0.0)
 
 
 def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: int, e_link: float,
-                  stream_floor) -> list[TensorState]:
+                  stream_floor, linked: np.ndarray | None = None) -> list[TensorState]:
     """The ways a mapping can serve one tensor (``t_index`` 0, 1, 2: weights, inputs, outputs).
 
     ``options``: the tensor's :class:`~formulation.bound.layer_terms.AccessCosts` by kind
@@ -205,6 +147,14 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
     read per MAC (outputs: update and a read for all but the first update of each element) plus
     the per-word costs of the module docstring, and ``L`` reads every weight and input at least
     once (outputs: takes each one's update).
+
+    Inputs that may link (``e_link`` finite) are also bounded through ``linked[n]``
+    (:func:`~formulation.bound.layer_terms.multicast_rows`' ``M_I``): the parent reads at least
+    ``io' / M_I`` words, ``io'`` the new fills (words not in the PE's previous tile), which also
+    obey the segment bound and ``io' >= |I|``; their energy ``fill io + read io' / M_I`` is at
+    least ``(fill + read / M_I) io'`` and, per fill, the cheaper of a parent read over ``m_I`` and
+    a link, so the larger of the two per-word costs holds for ``io'``. From DRAM, ``read (io' /
+    M_I - |I|)`` is what exceeds the compulsory reads (the other pair is the alternative).
     """
     zero = np.zeros(m.shape)
     output = t_index == 2
@@ -235,6 +185,12 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
             if kind == "dram" and t_index != 1:  # io >= m |t|: any q' <= q gives q' (io - m |t|) <= q (io - m |t|)
                 cheap = np.minimum(q, min(min(p.read, p.fill, p.update) for p in per_pe))
                 alternative = (fill + cheap, -cheap * m * words)
+            elif t_index == 1 and np.isfinite(e_link) and linked is not None:  # the parent's words over M_I
+                if kind == "dram":
+                    alternative = (fill + q, offset)
+                    q, offset = c.read / linked, np.full(m.shape, -c.read * words)
+                else:
+                    q = np.maximum(q, c.read / linked)
             out.append(TensorState(True, per_mac, fill + q, compulsory, offset, c.level,
                                    np.full(m.shape, 0.0 if output else float(words)),
                                    np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw,
@@ -260,6 +216,10 @@ class CandidateTable:
     combo: np.ndarray
     chip_kept: np.ndarray
     chip_places: np.ndarray
+    #: words DRAM reads and writes for the tensors it streams straight to the MACs (rows), for the
+    #: chip-level bandwidth term (:mod:`formulation.bound.bandwidth`)
+    dram_reads: np.ndarray | None = None
+    dram_writes: np.ndarray | None = None
 
 
 def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
@@ -267,24 +227,31 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
     """The floors of every way to deliver the operands (each spatial candidate, each choice of
     :func:`tensor_states` per tensor).
 
-    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 4]`` the
-    multicast triples with the most PEs each can use
-    (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs * sum(per-MAC) +
+    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 5]`` the
+    multicasts ``(m_W, m_I, m_O, M_I)`` with the most PEs each can use
+    (:func:`~formulation.bound.layer_terms.multicast_rows`). Energy: ``macs * sum(per-MAC) +
     max(segment floor, sum_t c_t compulsory_t) + offsets`` (:func:`segment_floor` for the tensors
     kept per PE), the larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
     and, per level with a bandwidth, its reads over its read bandwidth and its writes over its
     write bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal
-    mapping is one of the rows, with at least this energy and these cycles.
+    mapping is one of the rows, with at least this energy and these cycles; the cycles also
+    take the words the PEs' capacity forces through their parent's port
+    (:func:`formulation.bound.bandwidth.bandwidth_floor`).
     """
     m = quads[:, :3].astype(np.float64)
+    linked = quads[:, 3].astype(np.float64)
+    per_parent_word = np.column_stack([m[:, 0], linked, m[:, 2]])  # PE words per parent word, at most
+    bandwidths = {c.level: (c.read_bw, c.write_bw) for t in options.values() for kind in ("shared", "dram")
+                  for c in t[kind] if c.read_bw is not None or c.write_bw is not None}
     states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
-                            lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm))
+                            lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm), linked)
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
-    compute = macs / quads[:, 3].astype(np.float64)
+    compute = macs / quads[:, 4].astype(np.float64)
     n = len(compute)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
                                                             "compulsory", "alt_costs", "alt_offset", "local_costs",
-                                                            "local_offset")}
+                                                            "local_offset", "dram_reads", "dram_writes")}
+    bw_parts: dict[int, dict[str, list[np.ndarray]]] = {}
     chip_kept, chip_places = [], []
     for combo in np.ndindex(*(len(s) for s in states)):
         chosen = [states[j][k] for j, k in enumerate(combo)]
@@ -297,17 +264,61 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
             parts[key + "costs"].append(np.stack([pick(c)[0] for c in chosen], axis=1))
             parts[key + "offset"].append(np.broadcast_to(sum(pick(c)[1] for c in chosen), compute.shape))
         parts["cycles"].append(_cycles(chosen, compute))
+        for level, (rw, ww, cr, cw) in _bandwidth_parts(chosen, per_parent_word, bandwidths).items():
+            for key, value in (("rw", rw), ("ww", ww), ("cr", cr), ("cw", cw)):
+                bw_parts.setdefault(level, {}).setdefault(key, []).append(value)
+        streamed = [c for c in chosen if c.chip == "dram"]
+        parts["dram_reads"].append(np.broadcast_to(sum((c.reads for c in streamed), np.zeros(n)), (n,)))
+        parts["dram_writes"].append(np.broadcast_to(sum((c.writes for c in streamed), np.zeros(n)), (n,)))
         chip_kept.append([c.chip != "dram" for c in chosen])
         chip_places.append([any(c.chip == "shared" for c in chosen), any(c.chip == "pe" for c in chosen)])
     flat = {k: np.concatenate(v) for k, v in parts.items()}
     stored = flat["kept"].any(axis=1)
     values = {}
     for key in ("", "alt_", "local_"):
-        seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho)
+        seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho, flat["compulsory"])
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
         values[key] = flat["per_mac"] + np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
-    return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], flat["cycles"],
-                          np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places))
+    cycles = flat["cycles"]
+    for level, got in bw_parts.items():
+        bw = bandwidths[level]
+        arrays = {k: np.concatenate(v) for k, v in got.items()}
+        cycles = np.maximum(cycles, bandwidth_floor(arrays["rw"], arrays["ww"], arrays["cr"], arrays["cw"], *bw,
+                                                    flat["compulsory"], capacity_words, macs, pes, rho))
+    return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], cycles,
+                          np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places),
+                          flat["dram_reads"], flat["dram_writes"])
+
+
+def _bandwidth_parts(chosen: list[TensorState], m: np.ndarray, bandwidths: dict) -> dict:
+    """Per parent level with a bandwidth: ``(read_words[n, 3], write_words[n, 3], A[n], B[n])`` of
+    :func:`formulation.bound.bandwidth.bandwidth_floor` for one choice of states (its module docstring).
+
+    ``bandwidths``: the levels with a bandwidth (a row keeping nothing below one gets zeros
+    and its streamed words); ``m[n, 3]``: the most PE words one parent word serves (``m_W``,
+    ``M_I``, ``m_O``). A kept weight (input) costs its parent ``1 / m_W`` (``1 / M_I``) reads per
+    (new) word entering the PEs and a kept output ``1 / m_O`` updates per drained word; their own
+    compulsory reads and updates are then left out of ``A`` and ``B`` (the compulsory ``io_t``
+    covers them).
+    """
+    n = m.shape[0]
+    out = {}
+    for level in bandwidths:
+        rw, ww = np.zeros((n, 3)), np.zeros((n, 3))
+        cr, cw = np.zeros(n), np.zeros(n)
+        for j, c in enumerate(chosen):
+            if c.level != level:
+                continue
+            if c.kept and j < 2:
+                rw[:, j] = 1.0 / m[:, j]
+                cw = cw + c.writes
+            elif c.kept:
+                ww[:, j] = 1.0 / m[:, j]
+                cr = cr + c.reads
+            else:
+                cr, cw = cr + c.reads, cw + c.writes
+        out[level] = (rw, ww, cr, cw)
+    return out
 
 
 def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
@@ -316,12 +327,22 @@ def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
 
     The chip-level segment bound (:class:`ChipLevel`) counts DRAM energy only, so it adds to the
     per-PE bound taken without DRAM's part of the per-word costs (``local``); the larger of that
-    and ``per_pe`` is each row's floor. The chip-level term depends only on the combination.
+    and ``per_pe`` is each row's floor. The chip-level term depends only on the combination. The
+    cycles also take DRAM's port against the chip's capacity (:mod:`formulation.bound.bandwidth`).
     """
-    extra = chip.extra(table.chip_kept, chip.shared_words * table.chip_places[:, 0]
-                       + chip.per_pe_words * table.chip_places[:, 1], words, macs, rho)
+    capacity = chip.shared_words * table.chip_places[:, 0] + chip.per_pe_words * table.chip_places[:, 1]
+    extra = chip.extra(table.chip_kept, capacity, words, macs, rho)
     energy = np.maximum(table.per_pe, table.local + extra[table.combo])
-    return pareto_pairs(energy, table.cycles)
+    cycles = table.cycles
+    if (chip.read_bw is not None or chip.write_bw is not None) and table.dram_reads is not None:
+        held = table.chip_kept.astype(np.float64)
+        tensors = np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64)
+        rows = table.combo
+        floor = bandwidth_floor(held[rows] * [1.0, 1.0, 0.0], held[rows] * [0.0, 0.0, 1.0], table.dram_reads,
+                                table.dram_writes, chip.read_bw, chip.write_bw, held[rows] * tensors,
+                                capacity[rows], macs, 1.0, rho)
+        cycles = np.maximum(cycles, floor)
+    return pareto_pairs(energy, cycles)
 
 
 def _cycles(chosen: list[TensorState], compute: np.ndarray) -> np.ndarray:
