@@ -359,8 +359,7 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     shared = sum(lv.size_words for i, lv in enumerate(largest.levels) if i > 0 and i not in template.array_levels)
     dram_costs = {t: access_costs(template, arch, t)["dram"][0] for t in (Tensor.W, Tensor.I, Tensor.O)}
     chip = ChipLevel(float(shared), float(capacity) * mesh_x * mesh_y,
-                     tuple(c.update if t is Tensor.O else c.read for t, c in dram_costs.items()),
-                     top.read_bw_words, top.write_bw_words)
+                     tuple(c.update if t is Tensor.O else c.read for t, c in dram_costs.items()))
     d = layer.dims
     energy, cycles = candidates(table, chip, words, layer.macs, min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q]))
     energy = energy + layer.macs * arch.mac.energy_pJ + dram

@@ -70,7 +70,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import Tensor
-from formulation.bound.bandwidth import bandwidth_floor
 from formulation.bound.segments import segment_floor
 
 
@@ -119,8 +118,6 @@ class ChipLevel:
     shared_words: float
     per_pe_words: float
     dram_cost: tuple[float, float, float]
-    read_bw: float | None = None     # DRAM's words per cycle (None: unlimited)
-    write_bw: float | None = None
 
     def extra(self, kept: np.ndarray, capacity: np.ndarray, words: dict, macs: int, rho: float) -> np.ndarray:
         """DRAM energy beyond the compulsory traffic, at least, for each row (0 where nothing is known)."""
@@ -216,10 +213,6 @@ class CandidateTable:
     combo: np.ndarray
     chip_kept: np.ndarray
     chip_places: np.ndarray
-    #: words DRAM reads and writes for the tensors it streams straight to the MACs (rows), for the
-    #: chip-level bandwidth term (:mod:`formulation.bound.bandwidth`)
-    dram_reads: np.ndarray | None = None
-    dram_writes: np.ndarray | None = None
 
 
 def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
@@ -234,15 +227,10 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
     kept per PE), the larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
     and, per level with a bandwidth, its reads over its read bandwidth and its writes over its
     write bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal
-    mapping is one of the rows, with at least this energy and these cycles; the cycles also
-    take the words the PEs' capacity forces through their parent's port
-    (:func:`formulation.bound.bandwidth.bandwidth_floor`).
+    mapping is one of the rows, with at least this energy and these cycles.
     """
     m = quads[:, :3].astype(np.float64)
     linked = quads[:, 3].astype(np.float64)
-    per_parent_word = np.column_stack([m[:, 0], linked, m[:, 2]])  # PE words per parent word, at most
-    bandwidths = {c.level: (c.read_bw, c.write_bw) for t in options.values() for kind in ("shared", "dram")
-                  for c in t[kind] if c.read_bw is not None or c.write_bw is not None}
     states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
                             lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm), linked)
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
@@ -250,8 +238,7 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
     n = len(compute)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
                                                             "compulsory", "alt_costs", "alt_offset", "local_costs",
-                                                            "local_offset", "dram_reads", "dram_writes")}
-    bw_parts: dict[int, dict[str, list[np.ndarray]]] = {}
+                                                            "local_offset")}
     chip_kept, chip_places = [], []
     for combo in np.ndindex(*(len(s) for s in states)):
         chosen = [states[j][k] for j, k in enumerate(combo)]
@@ -264,12 +251,6 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
             parts[key + "costs"].append(np.stack([pick(c)[0] for c in chosen], axis=1))
             parts[key + "offset"].append(np.broadcast_to(sum(pick(c)[1] for c in chosen), compute.shape))
         parts["cycles"].append(_cycles(chosen, compute))
-        for level, (rw, ww, cr, cw) in _bandwidth_parts(chosen, per_parent_word, bandwidths).items():
-            for key, value in (("rw", rw), ("ww", ww), ("cr", cr), ("cw", cw)):
-                bw_parts.setdefault(level, {}).setdefault(key, []).append(value)
-        streamed = [c for c in chosen if c.chip == "dram"]
-        parts["dram_reads"].append(np.broadcast_to(sum((c.reads for c in streamed), np.zeros(n)), (n,)))
-        parts["dram_writes"].append(np.broadcast_to(sum((c.writes for c in streamed), np.zeros(n)), (n,)))
         chip_kept.append([c.chip != "dram" for c in chosen])
         chip_places.append([any(c.chip == "shared" for c in chosen), any(c.chip == "pe" for c in chosen)])
     flat = {k: np.concatenate(v) for k, v in parts.items()}
@@ -279,46 +260,8 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
         seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho, flat["compulsory"])
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
         values[key] = flat["per_mac"] + np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
-    cycles = flat["cycles"]
-    for level, got in bw_parts.items():
-        bw = bandwidths[level]
-        arrays = {k: np.concatenate(v) for k, v in got.items()}
-        cycles = np.maximum(cycles, bandwidth_floor(arrays["rw"], arrays["ww"], arrays["cr"], arrays["cw"], *bw,
-                                                    flat["compulsory"], capacity_words, macs, pes, rho))
-    return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], cycles,
-                          np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places),
-                          flat["dram_reads"], flat["dram_writes"])
-
-
-def _bandwidth_parts(chosen: list[TensorState], m: np.ndarray, bandwidths: dict) -> dict:
-    """Per parent level with a bandwidth: ``(read_words[n, 3], write_words[n, 3], A[n], B[n])`` of
-    :func:`formulation.bound.bandwidth.bandwidth_floor` for one choice of states (its module docstring).
-
-    ``bandwidths``: the levels with a bandwidth (a row keeping nothing below one gets zeros
-    and its streamed words); ``m[n, 3]``: the most PE words one parent word serves (``m_W``,
-    ``M_I``, ``m_O``). A kept weight (input) costs its parent ``1 / m_W`` (``1 / M_I``) reads per
-    (new) word entering the PEs and a kept output ``1 / m_O`` updates per drained word; their own
-    compulsory reads and updates are then left out of ``A`` and ``B`` (the compulsory ``io_t``
-    covers them).
-    """
-    n = m.shape[0]
-    out = {}
-    for level in bandwidths:
-        rw, ww = np.zeros((n, 3)), np.zeros((n, 3))
-        cr, cw = np.zeros(n), np.zeros(n)
-        for j, c in enumerate(chosen):
-            if c.level != level:
-                continue
-            if c.kept and j < 2:
-                rw[:, j] = 1.0 / m[:, j]
-                cw = cw + c.writes
-            elif c.kept:
-                ww[:, j] = 1.0 / m[:, j]
-                cr = cr + c.reads
-            else:
-                cr, cw = cr + c.reads, cw + c.writes
-        out[level] = (rw, ww, cr, cw)
-    return out
+    return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], flat["cycles"],
+                          np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places))
 
 
 def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
@@ -327,22 +270,12 @@ def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
 
     The chip-level segment bound (:class:`ChipLevel`) counts DRAM energy only, so it adds to the
     per-PE bound taken without DRAM's part of the per-word costs (``local``); the larger of that
-    and ``per_pe`` is each row's floor. The chip-level term depends only on the combination. The
-    cycles also take DRAM's port against the chip's capacity (:mod:`formulation.bound.bandwidth`).
+    and ``per_pe`` is each row's floor. The chip-level term depends only on the combination.
     """
     capacity = chip.shared_words * table.chip_places[:, 0] + chip.per_pe_words * table.chip_places[:, 1]
     extra = chip.extra(table.chip_kept, capacity, words, macs, rho)
     energy = np.maximum(table.per_pe, table.local + extra[table.combo])
-    cycles = table.cycles
-    if (chip.read_bw is not None or chip.write_bw is not None) and table.dram_reads is not None:
-        held = table.chip_kept.astype(np.float64)
-        tensors = np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64)
-        rows = table.combo
-        floor = bandwidth_floor(held[rows] * [1.0, 1.0, 0.0], held[rows] * [0.0, 0.0, 1.0], table.dram_reads,
-                                table.dram_writes, chip.read_bw, chip.write_bw, held[rows] * tensors,
-                                capacity[rows], macs, 1.0, rho)
-        cycles = np.maximum(cycles, floor)
-    return pareto_pairs(energy, cycles)
+    return pareto_pairs(energy, table.cycles)
 
 
 def _cycles(chosen: list[TensorState], compute: np.ndarray) -> np.ndarray:

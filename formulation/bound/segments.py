@@ -1,7 +1,6 @@
 """The segment bound's numerics: the least ``sum_t c_t io_t`` of any mapping (argument: :mod:`formulation.bound.reuse`).
 
-Split from :mod:`formulation.bound.reuse` so that :mod:`formulation.bound.bandwidth` can use it
-without an import circle.
+Split from :mod:`formulation.bound.reuse` to keep that module small.
 """
 
 from __future__ import annotations
