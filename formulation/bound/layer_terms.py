@@ -64,6 +64,7 @@ import numpy as np
 
 from formulation.axes import Dim, Tensor
 from formulation.bound.reuse import ChipLevel, candidate_table, candidates
+from formulation.bound.tiles import step_vectors
 from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
@@ -340,8 +341,12 @@ def _table(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes
                                for lv in (arch.levels[i] for i in array))
     rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
     rows = multicast_rows(tuple(d), mesh_x, mesh_y, bool(np.isfinite(e_link[Tensor.I])))
+    tiles = None
+    if len(array) == 1:  # whole tiles of the single per-PE level (formulation.bound.tiles)
+        tiles = lambda kept: step_vectors(layer, kept, int(capacity))  # noqa: E731
     table = candidate_table(costs, words, layer.macs, rows, capacity, usable,
-                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs))
+                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs),
+                            tiles)
     return table, usable, capacity
 
 

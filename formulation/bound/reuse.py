@@ -71,6 +71,7 @@ import numpy as np
 
 from formulation.axes import Tensor
 from formulation.bound.segments import segment_floor
+from formulation.bound.tiles import tile_floor
 
 
 @dataclass(frozen=True)
@@ -216,15 +217,17 @@ class CandidateTable:
 
 
 def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
-                    rho: float, e_link: dict, stream_floor) -> CandidateTable:
+                    rho: float, e_link: dict, stream_floor, tile_vectors=None) -> CandidateTable:
     """The floors of every way to deliver the operands (each spatial candidate, each choice of
     :func:`tensor_states` per tensor).
 
     ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 5]`` the
     multicasts ``(m_W, m_I, m_O, M_I)`` with the most PEs each can use
     (:func:`~formulation.bound.layer_terms.multicast_rows`). Energy: ``macs * sum(per-MAC) +
-    max(segment floor, sum_t c_t compulsory_t) + offsets`` (:func:`segment_floor` for the tensors
-    kept per PE), the larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
+    max(segment floor, sum_t c_t compulsory_t, tile floor) + offsets`` (:func:`segment_floor` for
+    the tensors kept per PE; the tile floor, :func:`formulation.bound.tiles.tile_floor`, when
+    ``tile_vectors`` (kept pattern -> :func:`formulation.bound.tiles.step_vectors`) is given), the
+    larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
     and, per level with a bandwidth, its reads over its read bandwidth and its writes over its
     write bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal
     mapping is one of the rows, with at least this energy and these cycles.
@@ -259,6 +262,8 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
     for key in ("", "alt_", "local_"):
         seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho, flat["compulsory"])
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
+        if tile_vectors is not None:
+            seg = np.maximum(seg, tile_floor(flat[key + "costs"], flat["kept"], flat["compulsory"], tile_vectors, macs))
         values[key] = flat["per_mac"] + np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
     return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], flat["cycles"],
                           np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places))
