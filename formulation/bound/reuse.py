@@ -49,14 +49,17 @@ axis one dimension alone indexes (:mod:`formulation.model.links`, "Which rows ca
 ``e_link`` is infinite for them):
 
 * a fill of a read-only ``t`` from a shared keeper: the cheapest per-PE fill plus
-  ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it);
+  ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it),
+  for inputs at least ``read / M_I`` per new fill (:func:`tensor_states`; a parent word serves at
+  most ``M_I`` new fills even with links, :func:`~formulation.bound.layer_terms.multicast_rows`);
 * a drain of an output to a shared keeper: ``update / m_O`` (spatial reduction merges at most
   ``m_O`` drains);
 * from DRAM instead (the shared levels bypass ``t``), ``q = min(dram / m_t, e_link)`` per word
   but DRAM's compulsory ``|t|`` words are already in the bound, so only ``q (io_t - m_t |t|)``
   counts (a negative offset; DRAM's reads are at least ``|t|`` and each serves ``m_t`` PEs).
 
-Besides the segment bound, ``io_W >= |W| m_W``, ``io_I >= |I|`` and ``io_O >= |O| m_O`` (every
+Besides the segment bound (and, with one per-PE level, the whole-tile bound of
+:mod:`formulation.bound.tiles`), ``io_W >= |W| m_W``, ``io_I >= |I|`` and ``io_O >= |O| m_O`` (every
 PE using a word fills it, every PE holding a partial sum drains it), the compulsory traffic; the
 cost is the larger of the two. What every kept tensor costs per MAC (a per-PE read, for outputs
 an update and a read for all but the first update of each element) is added, and tensors not

@@ -49,8 +49,7 @@ _O_DIMS = (Dim.N, Dim.K, Dim.P, Dim.Q)
 
 def _non_dominated(v: np.ndarray) -> np.ndarray:
     """The rows of ``v`` that no other row is at most in every column (each kept once): repeatedly
-    keep the row of least sum left and drop every row it dominates."""
-    v = np.unique(v, axis=0)
+    keep the row of least sum left and drop every row it dominates (its copies included)."""
     v = v[np.argsort(v.sum(axis=1), kind="stable")]
     kept = []
     while len(v):
@@ -131,9 +130,10 @@ def tile_floor(costs: np.ndarray, kept: np.ndarray, compulsory: np.ndarray, vect
     (:func:`formulation.bound.segments.segment_floor` gives the argument)."""
     out = np.zeros(costs.shape[0])
     full = np.where(kept, np.maximum(costs, 0.0), 0.0)
-    patterns, which = np.unique(kept, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
-        rows = np.flatnonzero(which.ravel() == p)
+    code = kept.astype(np.int64) @ np.array([1, 2, 4])
+    for value in np.unique(code):
+        pattern = np.array([bool(value & 1), bool(value & 2), bool(value & 4)])
+        rows = np.flatnonzero(code == value)
         vectors = vectors_of(tuple(bool(x) for x in pattern))
         if vectors is None or not len(vectors) or pattern.sum() < 1:
             continue
