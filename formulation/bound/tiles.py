@@ -41,7 +41,7 @@ from formulation.factors import divisors
 from formulation.specs.types import Layer
 
 #: Tile spaces larger than this (after the capacity filter) are not used (the bound stays valid without them).
-MAX_TILES = 20000
+MAX_TILES = 4000
 
 _W_DIMS = (Dim.K, Dim.C, Dim.R, Dim.S)
 _O_DIMS = (Dim.N, Dim.K, Dim.P, Dim.Q)
