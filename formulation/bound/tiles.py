@@ -59,6 +59,14 @@ def _non_dominated(v: np.ndarray) -> np.ndarray:
     return np.array(kept).reshape(-1, 3)
 
 
+def _slab(a: tuple, output_dim: Dim, filter_dim: Dim, by_output: np.ndarray, by_filter: np.ndarray):
+    """The new input words along one window axis when the loops of ``a`` move: a slab if exactly one of
+    the axis' two dimensions moves, else 0 (none moves, or both and they may cancel)."""
+    if (output_dim in a) == (filter_dim in a):
+        return 0.0
+    return by_output if output_dim in a else by_filter
+
+
 @lru_cache(maxsize=1024)
 def step_vectors(layer: Layer, kept: tuple[bool, bool, bool], capacity_words: int) -> np.ndarray | None:
     """The non-dominated ``new(A) / b`` vectors ``[n, 3]`` (words per MAC of weights, inputs, outputs)
@@ -98,9 +106,8 @@ def step_vectors(layer: Layer, kept: tuple[bool, bool, bool], capacity_words: in
             if Dim.N in a or Dim.C in a:
                 new_i = tiles[:, 1]
             else:
-                width = cols_p if (Dim.P in a and Dim.R not in a) else cols_r if (Dim.R in a and Dim.P not in a) else 0.0
-                height = rows_q if (Dim.Q in a and Dim.S not in a) else rows_s if (Dim.S in a and Dim.Q not in a) \
-                    else 0.0
+                width = _slab(a, Dim.P, Dim.R, cols_p, cols_r)
+                height = _slab(a, Dim.Q, Dim.S, rows_q, rows_s)
                 new_i = np.maximum(width, height) * np.ones(len(b))
             v = np.stack([new_w, new_i, new_o], axis=1) * mask / b[:, None]
             out.append(v[ok])
