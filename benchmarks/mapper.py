@@ -1,7 +1,9 @@
 """The exact mapper (:mod:`search.mapper`) on every layer of a network, against local search and random sampling.
 
 For each distinct layer of ``--network`` on the fixed ``--arch``: :func:`search.mapper.map_layer`
-for ``--objective`` (default EDP) with ``--time-limit`` seconds per layer, recording the status
+for ``--objective`` (default EDP) with ``--time-limit`` seconds per layer (or, with
+``--network-time S``, one budget of S seconds for the whole network shared by
+:func:`search.mapper.schedule.map_layers`: easy layers first, the time left to the unproven ones), recording the status
 (proven optimal or not), the mapspace size, mappings evaluated, wall time, the best value, the
 certified lower bound and the gap. Against it, re-scored by the same exact model:
 
@@ -48,6 +50,7 @@ from formulation.model.exact import evaluate_batch
 from formulation.specs.catalog import load_arch, load_network
 from search.design import Goal
 from search.mapper import map_layer
+from search.mapper.schedule import map_layers
 from search.mapper.bounds import objective_of
 from search.optimize import fixed_template, optimize
 from search.sampling import sample_mappings
@@ -87,17 +90,26 @@ def run(args) -> dict:
     result = run_header("mapper", _loadavg())
     result.update({"network": network.name, "arch": arch.name, "objective": objective.value,
                    "mapper_started_from_local_search": bool(args.ls_start and args.ls_time_limit > 0),
-                   "time_limit_per_layer_s": args.time_limit, "samples": args.samples, "layers": []})
+                   "time_limit_per_layer_s": None if args.network_time else args.time_limit,
+                   "network_time_limit_s": args.network_time or None, "samples": args.samples, "layers": []})
     ls = None
     if args.ls_time_limit > 0:
         print(f"local search (optimize --fixed-hardware, {args.ls_time_limit:.0f} s)", flush=True)
         ls = local_search_layers(network, arch, objective, args.ls_time_limit, args.jobs)
         result["local_search"] = {k: v for k, v in ls.items() if k not in ("layers", "mappings")}
+    layers = [entry.layer for entry in network.layers]
+    starts = [ls["mappings"].get(layer.name) if (ls is not None and args.ls_start) else None for layer in layers]
+    if args.network_time:
+        t0 = time.monotonic()
+        results = map_layers(layers, arch, objective, time_limit_s=args.network_time, starts=starts,
+                             on_layer_done=lambda i, r: print(f"  ... {layers[i].name}: {r.status.value}", flush=True))
+        result["network_wall_s"] = time.monotonic() - t0
+    else:
+        results = [map_layer(layer, arch, objective, time_limit_s=args.time_limit, start=start)
+                   for layer, start in zip(layers, starts)]
     total = 0.0
-    for entry in network.layers:
+    for entry, r in zip(network.layers, results):
         layer = entry.layer
-        start = ls["mappings"].get(layer.name) if (ls is not None and args.ls_start) else None
-        r = map_layer(layer, arch, objective, time_limit_s=args.time_limit, start=start)
         cert = r.certificate.to_json()
         total += cert["wall_s"]
         row = {"layer": layer.name, "count": entry.count, "dims_NKCPQRS": list(layer.dims), "certificate": cert}
@@ -153,6 +165,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--arch", default="simple")
     parser.add_argument("--objective", default="edp", choices=["energy", "latency", "edp"])
     parser.add_argument("--time-limit", type=float, default=10.0, help="per layer, s (default %(default)s)")
+    parser.add_argument("--network-time", type=float, default=0.0,
+                        help="one budget for the whole network, s, shared by search.mapper.schedule.map_layers "
+                             "(replaces --time-limit; default 0: off)")
     parser.add_argument("--samples", type=int, default=200_000, help="random mappings per layer (0: skip)")
     parser.add_argument("--ls-time-limit", type=float, default=60.0, help="local search budget, s (0: skip)")
     parser.add_argument("--jobs", type=int, default=2)

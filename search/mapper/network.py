@@ -5,8 +5,8 @@ latency are sums over layers, so the per-layer optima are the network optimum; f
 per-layer EDP optima are what is certified (the network's ``(sum E)(sum T)`` is not separable).
 First the project's local search (``local_search_share`` of the budget) gives every layer a
 start (:func:`search.mapper.seed.local_search_starts`), so the result is never worse than it. The
-rest of the budget is shared: layer ``i`` may use the time left divided by the layers left, so time
-a layer does not need goes to the next ones. The certificates are in ``OptimizeResult.extra``.
+rest of the budget is shared by :func:`search.mapper.schedule.map_layers`: a first pass over every
+layer, then the layers not proven yet share the time left. The certificates are in ``OptimizeResult.extra``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from formulation.model.encoding import encode
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network, SpecError
 from search.design import Design, Goal, evaluate_design
-from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
+from search.mapper.schedule import map_layers
 from search.mapper.seed import local_search_starts
 from search.outcome import OptimizeResult, OptimizeStatus, StartResult
 
@@ -46,17 +46,10 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
     if local_search_share > 0:
         ls_budget = local_search_share * time_limit_s if math.isfinite(time_limit_s) else LOCAL_SEARCH_S
         starts = local_search_starts(network, arch, goal.objective, ls_budget, seed)
-    results: list[MapperResult] = []
-    for i, entry in enumerate(network.layers):
-        left = time_limit_s - (time.monotonic() - t0)
-        budget = max(0.0, left / (len(network.layers) - i))
-        if any(r.status is MapperStatus.INTERRUPTED for r in results):
-            budget = 0.0  # Ctrl-C: the remaining layers keep their starts
-        r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed,
-                      start=None if starts is None else starts[i])
-        results.append(r)
-        if on_layer_done is not None:
-            on_layer_done(r)
+    left = time_limit_s - (time.monotonic() - t0)
+    results = map_layers([e.layer for e in network.layers], arch, goal.objective, time_limit_s=max(0.0, left),
+                         seed=seed, starts=starts,
+                         on_layer_done=None if on_layer_done is None else lambda _i, r: on_layer_done(r))
     wall = time.monotonic() - t0
     evaluations = sum(r.certificate.evaluated + r.certificate.seed_evaluations for r in results)
     certs = {e.layer.name: r.certificate.to_json() for e, r in zip(network.layers, results)}
