@@ -36,8 +36,9 @@ def _clear() -> None:
     layer_terms_module._layer_terms.cache_clear()
 
 
+WHOLE = Layer("whole", N=1, C=1, K=2, P=2, Q=1, R=1)  # fits a 6-word register file whole: one iteration
 CASES = [(layer, one_pe_template((1, 3))) for layer in REUSE_LAYERS] + \
-    [(layer, tiny_template(tight=True)) for layer in TINY_LAYERS]
+    [(layer, tiny_template(tight=True)) for layer in TINY_LAYERS] + [(WHOLE, one_pe_template((5, 6)))]
 
 
 def _fronts() -> dict:
@@ -83,6 +84,15 @@ def test_step_vectors_of_a_one_dimensional_window():
     assert {tuple(row) for row in v} == {(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)}
     assert step_floor(np.array([[2.0, 3.0, 0.0]]), v, 24.0)[0] == pytest.approx(48.0)
     assert step_vectors(layer, (True, True, True), 2).shape == (0, 3)  # nothing fits: no mapping keeps all three
+
+
+def test_a_tile_holding_the_whole_layer_is_covered():
+    """With every loop inside the register file there is no step at all; the whole tiles over ``b`` (or a
+    vector below them) must still be among the vectors, else the minimum would skip that mapping."""
+    v = step_vectors(WHOLE, (True, True, True), 6)
+    whole = np.array([2.0, 2.0, 2.0]) / WHOLE.macs
+    assert (v <= whole + 1e-12).all(axis=1).any()
+    assert step_floor(np.array([[1.0, 1.0, 1.0]]), v, WHOLE.macs)[0] <= 2 + 2 + 2
 
 
 def test_capped_costs_add_the_compulsory_remainder():

@@ -21,10 +21,12 @@ fills) is at least, with tile extents ``E_W = stride (f_P - 1) + dilation (f_R -
   the same for the height with ``Q``, ``S``; a move along both axes brings at least the larger
   slab. Timeloop's reset on a stride change only re-fetches more.
 
-With ``G > 1`` groups, a step to the next group replaces every tile. So the step costs at least
-``min_A sum_t c_t new_t(A)`` and ``sum_t c_t io_t >= MACs min_{tiles, A} sum_t c_t new_t(A) / b``
-over the tiles whose kept parts fit the PE's capacity (Timeloop's capacity check); the first
-iteration of each PE fills whole tiles, at least any step's cost. The minimum over a finite set
+With ``G > 1`` groups, a step to the next group replaces every tile. So a step costs at least
+``min_A sum_t c_t new_t(A)``; a PE's first iteration fills its weight and input tiles and its last
+drains its output tile, together at least ``sum_t c_t tile_t``, which is at least any step's
+cost (``new(A) <= tile``) and is all a PE with a single iteration pays (``b = MACs_pe``). Hence
+``sum_t c_t io_t >= MACs min_tiles min(sum_t c_t tile_t, min_A sum_t c_t new_t(A)) / b`` over the
+tiles whose kept parts fit the PE's capacity (Timeloop's capacity check). The minimum over a finite set
 of vectors ``v = new(A) / b`` of ``c . v`` with ``c >= 0`` is attained on its non-dominated
 vectors, which are kept (:func:`step_vectors`).
 """
@@ -111,10 +113,7 @@ def step_vectors(layer: Layer, kept: tuple[bool, bool, bool], capacity_words: in
                 new_i = np.maximum(width, height) * np.ones(len(b))
             v = np.stack([new_w, new_i, new_o], axis=1) * mask / b[:, None]
             out.append(v[ok])
-    if layer.G > 1:  # the next group: every tile is new
-        out.append(tiles * mask / b[:, None])
-    if not out:
-        return np.zeros((0, 3))
+    out.append(tiles * mask / b[:, None])  # a PE with one iteration (or the next group) takes whole tiles
     return _non_dominated(np.concatenate(out))
 
 
