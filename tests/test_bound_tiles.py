@@ -36,9 +36,9 @@ def _clear() -> None:
     layer_terms_module._layer_terms.cache_clear()
 
 
-WHOLE = Layer("whole", N=1, C=1, K=2, P=2, Q=1, R=1)  # fits a 6-word register file whole: one iteration
+WHOLE = Layer("whole", N=1, C=1, K=2, P=2, Q=1, R=1)  # 2 weights, 2 inputs, 4 outputs: fits 8 words whole
 CASES = [(layer, one_pe_template((1, 3))) for layer in REUSE_LAYERS] + \
-    [(layer, tiny_template(tight=True)) for layer in TINY_LAYERS] + [(WHOLE, one_pe_template((5, 6)))]
+    [(layer, tiny_template(tight=True)) for layer in TINY_LAYERS] + [(WHOLE, one_pe_template((7, 8)))]
 
 
 def _fronts() -> dict:
@@ -89,10 +89,10 @@ def test_step_vectors_of_a_one_dimensional_window():
 def test_a_tile_holding_the_whole_layer_is_covered():
     """With every loop inside the register file there is no step at all; the whole tiles over ``b`` (or a
     vector below them) must still be among the vectors, else the minimum would skip that mapping."""
-    v = step_vectors(WHOLE, (True, True, True), 6)
-    whole = np.array([2.0, 2.0, 2.0]) / WHOLE.macs
+    v = step_vectors(WHOLE, (True, True, True), 8)
+    whole = np.array([2.0, 2.0, 4.0]) / WHOLE.macs
     assert (v <= whole + 1e-12).all(axis=1).any()
-    assert step_floor(np.array([[1.0, 1.0, 1.0]]), v, WHOLE.macs)[0] <= 2 + 2 + 2
+    assert step_floor(np.array([[1.0, 1.0, 1.0]]), v, WHOLE.macs)[0] <= 2 + 2 + 4
 
 
 def test_capped_costs_add_the_compulsory_remainder():
