@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from codesign.args import (
     goal_args,
     pareto_points,
     relaxation_solver,
-    time_limit_arg,
 )
+from codesign import phases
 from codesign.errors import EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK
 from formulation.specs.catalog import load_arch, load_network, load_template
 from formulation.specs.filenames import safe_component
@@ -45,11 +46,11 @@ from search.results import RESULT_FILE, result_document, summary_table, write_re
 #: 256-word register files, 64Ki-word global buffer) takes 0.81 mm2; its template reaches 64x64 PEs and
 #: 16x larger buffers (well over 10 mm2), so 2.0 mm2 binds: the optimizer must trade PEs against buffers.
 DEFAULT_AREA_BUDGET_MM2 = 2.0
-#: Four starts, two at a time, each cut at 25 s: about a minute on two cores (ResNet-18 starts take 20-45 s).
+#: Four starts, two at a time, the search cut at 20 s (ResNet-18 starts take 5-20 s), all of ``make run`` in a
+#: minute: what the search leaves goes to polishing and the bound, side by side (``--total-time``, README).
 DEFAULT_STARTS = 4
-DEFAULT_TIME_LIMIT_S = 50.0
-#: ``make run`` polishes the best design's mappings with the exact mapper for this long (README "Polishing").
-DEFAULT_POLISH_S = 30.0
+DEFAULT_TIME_LIMIT_S = 20.0
+DEFAULT_TOTAL_S = 60.0
 
 
 def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,8 +65,14 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
                    "--time-limit is then split over the N+2 runs")
     p.add_argument("--method", default="codesign", help="search method (default codesign; available: "
                    + ", ".join(sorted(METHODS)) + ")")
-    p.add_argument("--time-limit", default="60", metavar="SECONDS",
-                   help="time budget of the whole run, shared by the starts (default 60)")
+    p.add_argument("--time-limit", metavar="SECONDS",
+                   help="time budget of the search, shared by the starts (default 60; with --total-time, "
+                        "15%% of it)")
+    p.add_argument("--total-time", metavar="SECONDS",
+                   help="wall-clock budget of the whole run: search, then polishing by the exact mapper and the "
+                        "lower bound (at the same time with --jobs 2 or more), then writing the result; "
+                        "--time-limit, --polish-time and --bound-time given too are kept as given "
+                        "(README 'The whole pipeline in one budget')")
     p.add_argument("--jobs", default="2", help="parallel workers (default 2)")
     p.add_argument("--seed", default="0", help="random seed (default 0); with --max-evaluations the same seed gives "
                    "the same design on any machine, load or --jobs")
@@ -81,16 +88,18 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
                    "on-chip buffer between layers (README 'Activation residency'); re-sizes that buffer for it "
                    "and reports the DRAM energy saved in result.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--polish-time", default="0", metavar="SECONDS",
+    p.add_argument("--polish-time", metavar="SECONDS",
                    help="after the search, at most this many seconds of the exact mapper on the best design's "
-                        "layers at its hardware, keeping what lowers the network objective (edp, energy, latency; "
-                        "single-design runs without --max-evaluations; default 0: off; README 'Polishing')")
-    p.add_argument("--bound-time", default="30", metavar="SECONDS",
+                        "layers at its hardware (on --jobs workers), keeping what lowers the network objective "
+                        "(edp, energy, latency; single-design runs without --max-evaluations; default 0: off, "
+                        "with --total-time what the search leaves; README 'Polishing')")
+    p.add_argument("--bound-time", metavar="SECONDS",
                    help="after the search, at most this many seconds of branch-and-bound for a proven lower "
-                        "bound and gap (edp, energy, latency; 0: none; default 30)")
-    p.add_argument("--bound-nodes", default="40", metavar="N",
+                        "bound and gap (edp, energy, latency; 0: none; default 30, with --total-time what the "
+                        "search leaves)")
+    p.add_argument("--bound-nodes", metavar="N",
                    help="node budget of the branch-and-bound (reproducible where --bound-time does not cut it; "
-                        "default 40)")
+                        "default 40, none with --total-time)")
     p.add_argument("--gap-tolerance", default="0.01", metavar="REL",
                    help="relative gap within which the status is 'optimal' (default 0.01)")
 
@@ -122,7 +131,7 @@ def _run_options(args) -> RunOptions:
     return RunOptions(starts=_number_arg(args.starts, "--starts", int, 1, strict=False, maximum=MAX_STARTS),
                       jobs=_number_arg(args.jobs, "--jobs", int, 1, strict=False, maximum=MAX_JOBS),
                       seed=_number_arg(args.seed, "--seed", int, 0, strict=False, maximum=MAX_SEED),
-                      time_limit_s=time_limit_arg(args.time_limit),
+                      time_limit_s=60.0,
                       max_evaluations=_number_arg(getattr(args, "max_evaluations", None), "--max-evaluations", int, 1,
                                                   strict=False, maximum=MAX_EVALUATIONS),
                       backend=args.backend, scheduler=args.scheduler, solver=solver, model_hooks=model_hooks)
@@ -180,79 +189,14 @@ def _residency_line(choice) -> str:
             f"({r.dram_energy_saved_pJ / choice.energy_pJ_without:.1%} of the per-layer sum)")
 
 
-def _attach_bound(args, doc: dict, network, template, goal: Goal):
-    """The lower bound and gap (:func:`search.bnb.attach_bound`); none for --keep-activations runs."""
-    from search.bnb import attach_bound
-
-    if args.keep_activations:
-        doc.update({"lower_bound": None, "gap": None,
-                    "bound": {"covers": "no bound: --keep-activations (outputs kept on chip between layers are "
-                                        "outside the per-layer model the bound covers)"}})
-        return None
-    time_limit_s = _number_arg(args.bound_time, "--bound-time", float, 0.0, strict=False)
-    max_nodes = _number_arg(args.bound_nodes, "--bound-nodes", int, 1, strict=False)
-    if doc.get("pareto") and time_limit_s > 0:
-        from search.bnb import power_band
-
-        power_band(doc["pareto"], network, template, goal.area_budget_mm2, time_limit_s=time_limit_s / 2,
-                   max_nodes=max_nodes)
-        time_limit_s /= 2
-    return attach_bound(doc, network, template, goal, time_limit_s=time_limit_s, max_nodes=max_nodes,
-                        rel_tol=_number_arg(args.gap_tolerance, "--gap-tolerance", float, 0.0, strict=False),
-                        progress=not args.quiet)
-
-
-def _polish_seconds(args, options: RunOptions) -> float:
-    """``--polish-time`` checked (before the search: a bad value is refused at once)."""
-    seconds = _number_arg(args.polish_time, "--polish-time", float, 0.0, strict=False)
-    if seconds > 0 and options.max_evaluations is not None:
-        raise SpecError(f"--polish-time = {args.polish_time!r}: not with --max-evaluations (the exact mapper stops on "
-                        "time, so the result would no longer be reproducible)")
-    return seconds
-
-
-def _polish(args, result, method, network, template, goal: Goal, options: RunOptions, n_points):
-    """``--polish-time``: the best design's mappings polished by the exact mapper (:mod:`search.polish`);
-    returns the result (its best replaced) and the report, or None when polishing does not apply
-    (off, no design, a front run, the exact method, an interrupted run)."""
-    seconds = _polish_seconds(args, options)
-    if seconds <= 0 or result.best is None or n_points is not None or method.name == "exact" \
-            or result.status is OptimizeStatus.INTERRUPTED:
-        return result, None
-    from search.polish import polish
-
-    bar = tqdm(total=len(network.layers), desc="polish (exact mapper)", unit="layer", file=sys.stderr,
-               disable=args.quiet or not sys.stderr.isatty(), leave=False)
-    try:
-        best, report = polish(network, template, goal, result.best, time_limit_s=seconds, seed=options.seed,
-                              on_layer_done=lambda _name: bar.update(1))
-    finally:
-        bar.close()
-    return replace(result, best=best), report
-
-
-def _polish_line(report) -> str:
-    if report is None:
-        return ""
-    if report.skipped:
-        return f"\npolish: skipped ({report.skipped})"
-    return (f"\npolish: {report.objective.value} {report.before:.4g} -> {report.after:.4g} "
-            f"({100 * (1 - report.after / report.before):.1f}% lower; {len(report.changed)} layers changed, "
-            f"{len(report.proven)} proven optimal for their own {report.objective.value}; {report.wall_s:.1f} s)")
-
-
-def _bound_line(bound) -> str:
-    if bound is None:
-        return ""
-    gap = "" if bound.gap is None else f", gap {100 * bound.gap:.1f}% (tolerance {100 * bound.rel_tol:g}%)"
-    return f"\nlower bound {bound.lower_bound:.4g} ({bound.nodes} nodes, {bound.wall_s:.1f} s){gap}"
-
-
 def cmd_optimize(args) -> int:
     """Co-design hardware and per-layer mappings for a network; write result.json and friends to --out."""
+    t_start = time.monotonic()
     method = get_method(args.method)
     goal = _optimize_goal(args)
     options = _run_options(args)
+    plan = phases.time_plan(args, options.jobs, options.max_evaluations)
+    options = replace(options, time_limit_s=plan.search_s)
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
     n_points = pareto_points(args.pareto)
@@ -263,18 +207,41 @@ def cmd_optimize(args) -> int:
     template, fixed_hardware = _optimize_template(args)
     options = replace(options, fixed_hardware=fixed_hardware)
     method.check(options, n_points)
-    _polish_seconds(args, options)
+    max_nodes = phases.bound_nodes(args, plan)
     out = _output_dir(args, network, goal)
     staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
     try:
-        return _search_and_write(args, method, network, template, goal, options, n_points, out, staging)
+        return _search_and_write(args, method, network, template, goal, options, n_points, out, staging,
+                                 (plan, max_nodes, t_start))
     finally:
         out.discard()
 
 
-def _search_and_write(args, method, network, template, goal, options, n_points, out, staging) -> int:
-    """Run the search (a first SIGINT/SIGTERM ends it with the best designs so far), write the result into
-    the staging folder and swap it in atomically."""
+def _after_search(args, result, method, network, template, goal, options, n_points, plan_info):
+    """Polishing and the bound as the time plan says (:mod:`search.plan`): (result, polish report, the bound
+    if it was computed beside polishing, the bound's time if it is still to run, the plan's summary line)."""
+    plan, max_nodes, t_start = plan_info
+    polish_s, bound_s = (plan.polish_s, plan.bound_s) if plan.total_s is None else \
+        plan.phases(time.monotonic() - t_start)
+    search_s = time.monotonic() - t_start
+    polishing = phases.polish_applies(result, method, n_points) and polish_s > 0
+    if plan.concurrent and polishing and phases.bound_applies(args, goal, n_points, bound_s):
+        result, report, bound = phases.polish_and_bound(args, (polish_s, bound_s), max_nodes, result, network,
+                                                        template, goal, options)
+        return result, report, bound, None, phases.plan_line(plan, search_s, polish_s, bound_s, True)
+    if polishing:
+        result, report = phases.run_polish(args, polish_s, result, network, template, goal, options)
+    else:
+        report = None
+    if plan.total_s is not None and plan.bound_s is None:  # in turn: the bound gets what polishing left
+        bound_s = plan.window(time.monotonic() - t_start)
+    return result, report, None, bound_s, phases.plan_line(plan, search_s, polish_s if polishing else 0.0,
+                                                           bound_s, False)
+
+
+def _search_and_write(args, method, network, template, goal, options, n_points, out, staging, plan_info) -> int:
+    """Run the search (a first SIGINT/SIGTERM ends it with the best designs so far), polish and bound, write the
+    result into the staging folder and swap it in atomically."""
     from search import stop
 
     runs = 1 if n_points is None else n_points + 2
@@ -285,7 +252,9 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
     restore = _graceful_stop()
     try:
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
-        result, polished = _polish(args, result, method, network, template, goal, options, n_points)
+        bar.close()
+        result, polished, bound, bound_s, plan_text = _after_search(args, result, method, network, template, goal,
+                                                                    options, n_points, plan_info)
         if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
             result = replace(result, status=OptimizeStatus.INTERRUPTED)
         (staging / ".stop").unlink(missing_ok=True)
@@ -298,18 +267,22 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         doc = result_document(result, network, template, goal, method=args.method, seed=options.seed,
                               starts=options.starts, time_limit_s=options.time_limit_s, front=result.front)
         doc["max_evaluations"] = options.max_evaluations
+        doc["total_time_s"] = plan_info[0].total_s
         doc["polish"] = None if polished is None else polished.document()
         if args.keep_activations:
             doc["activation_residency"] = residency.document() if residency is not None else None
-        bound = _attach_bound(args, doc, network, template, goal)
+        if bound_s is None:
+            bound = phases.record_bound(doc, bound, args, goal)
+        else:
+            bound = phases.attach_bound(args, doc, network, template, goal, bound_s, plan_info[1])
         write_results(staging, doc, network, template, result.best, result.front)
         path = out.commit() / RESULT_FILE
     finally:
         restore()
         bar.close()
         stop.reset()
-    _print(f"{summary_table(doc)}{_polish_line(polished)}{_residency_line(residency)}{_bound_line(bound)}"
-           f"\nwrote {path}")
+    _print(f"{summary_table(doc)}{phases.polish_line(polished)}{_residency_line(residency)}"
+           f"{phases.bound_line(bound)}{plan_text}\nwrote {path}")
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far"
               + ("" if result.best is not None else " (none yet)"), file=sys.stderr)
@@ -326,7 +299,7 @@ def run_default_argv() -> list[str]:
     """The ``codesign optimize`` options of the built-in default job (``make run``)."""
     return ["--network", "resnet18", "--arch-template", "simple", "--area-budget", str(DEFAULT_AREA_BUDGET_MM2),
             "--objective", "edp", "--starts", str(DEFAULT_STARTS), "--jobs", "2",
-            "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--seed", "0", "--polish-time", str(DEFAULT_POLISH_S),
+            "--time-limit", str(DEFAULT_TIME_LIMIT_S), "--total-time", str(DEFAULT_TOTAL_S), "--seed", "0",
             "--out", "out/run-default", "--force"]
 
 
@@ -334,7 +307,8 @@ def cmd_run_default(args) -> int:
     """The built-in default job (``make run``): co-design for ResNet-18 on the ``simple`` template.
 
     EDP objective, a binding area budget (:data:`DEFAULT_AREA_BUDGET_MM2`), :data:`DEFAULT_STARTS` starts
-    on two workers within :data:`DEFAULT_TIME_LIMIT_S` in all, written to ``out/run-default/`` (its own
+    on two workers within :data:`DEFAULT_TIME_LIMIT_S`, then polishing and the bound, :data:`DEFAULT_TOTAL_S`
+    in all, written to ``out/run-default/`` (its own
     folder, so it is overwritten), and the summary printed.
     """
     parser = argparse.ArgumentParser(prog="codesign optimize")

@@ -2,56 +2,70 @@
 
 The co-design's local search moves one or two factors at a time and ends in a local optimum of the
 mappings; the exact mapper (:func:`search.mapper.map_layer`) searches a layer's whole mapspace with
-proven cuts. Polishing gives every distinct layer of the best design, at that design's hardware, a
-share of the budget (the time left divided by the layers left, so what a proven layer does not use
-goes to the next ones), started from the design's own mapping, so for the layer's own objective
-its answer is never worse.
+proven cuts. Polishing gives every layer of the best design, at that design's hardware, a share of
+the budget (:mod:`search.polish_layers`: the time left divided by the layers left, on one worker or
+several, so what a proven layer does not use goes to the next ones), started from the design's own
+mapping and from the same layer's mappings in the other starts' designs made legal for this hardware
+(as they are and with X and Y swapped: starts often end on transposed meshes, and the mapper's
+answers on the two differ), so for the layer's own objective its answer is never worse than any of
+them.
 
-Per layer the candidates are the design's mapping and the mapper's. The mapper minimizes the
-layer's energy, latency or EDP; the network's energy and latency are sums over the layers, so for
-those objectives the best candidates add up to the best network, but the network's EDP
-``(sum_i n_i E_i)(sum_i n_i T_i)`` is not separable (a layer's own EDP optimum can trade too much
-energy for time against the network's balance), and budgets and caps couple the layers too. So the
-combination is chosen by :func:`best_combination` over every choice of one candidate per layer,
-scored as the network (objective, budget, caps: :func:`search.design.objective_values`), and the
-design changes only when that lowers the network objective. Power is not polished (the mapper has
-no power objective).
+Per layer the candidates are the design's mapping, the transferred ones and the mapper's. The
+mapper minimizes the layer's energy, latency or EDP; the network's energy and latency are sums over
+the layers, so for those objectives the best candidates add up to the best network, but the
+network's EDP ``(sum_i n_i E_i)(sum_i n_i T_i)`` is not separable (a layer's own EDP optimum can
+trade too much energy for time against the network's balance: to first order the network wants
+each layer to minimize ``E_i + lambda T_i`` with ``lambda = E / T`` of the network, not
+``E_i T_i``), and budgets and caps couple the layers too. So the combination is chosen by
+:func:`best_combination` over every choice of one candidate per layer, scored as the network
+(objective, budget, caps: :func:`search.design.objective_values`); then the local search's descent
+and kicks run on the mappings with the hardware fixed (:data:`DESCENT_SHARE` of the time), scored
+by the network objective itself, which takes exactly the steps the weighted objective would take
+first. The design changes only when all this lowers the network objective. Power is not polished
+(the mapper has no power objective).
 
 The mapper stops on time, so a polished result depends on the machine's speed; runs with an
 evaluation budget (``--max-evaluations``, reproducible by design) are not polished. A stop request
-(:mod:`search.stop`: the CLI's first SIGINT/SIGTERM) or Ctrl-C inside the mapper leaves the layers not
-yet polished as they are; what was found so far is still combined.
+(:mod:`search.stop`: the CLI's first SIGINT/SIGTERM) ends the running mappers with their best so
+far and leaves the layers not yet polished as they are; what was found so far is still combined.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from formulation.goals import Objective, seconds
-from formulation.model.encoding import encode
 from formulation.model.exact import evaluate_batch
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network
 from formulation.technology import architecture_area_mm2
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values
-from search.mapper.mapper import map_layer
-from search.mapper.result import MapperStatus
+from search.polish_layers import LayerTask, mapping_key, run_layers, stack, transferred
 from search.stop import stop_requested
 
 #: Up to this many candidate combinations are all scored; beyond, coordinate descent.
 MAX_ENUMERATED = 1 << 16
 POLISHED_OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
+#: The network descent after the combination gets this share of the polishing time, at most
+#: :data:`DESCENT_MAX_S` (it converges in about a second on ResNet-18).
+DESCENT_SHARE = 0.05
+DESCENT_MAX_S = 10.0
+#: Further rounds on the layers not proven run only while each would get at least this long (s).
+MIN_ROUND_S = 2.0
+MAX_ROUNDS = 8
 
 
 @dataclass(frozen=True)
 class PolishReport:
     """What polishing did: ``before``/``after`` the network objective, the layers whose mapping
-    changed, the layers the mapper proved optimal (for their own objective), wall time."""
+    changed, the layers the mapper proved optimal (for their own objective), wall time, and how
+    many transferred mappings (other starts' designs) were candidates."""
 
     objective: Objective
     before: float
@@ -60,12 +74,16 @@ class PolishReport:
     proven: tuple[str, ...]
     wall_s: float
     skipped: str | None = None
+    transferred: int = 0
+    rounds: int = 0
+    hardware_tried: tuple[dict, ...] = ()  # hardware points screened by search.refine, with their values
 
     def document(self) -> dict:
         return {"objective": self.objective.value, "before": self.before, "after": self.after,
                 "improvement": 1 - self.after / self.before if self.before > 0 else 0.0,
                 "changed_layers": list(self.changed), "proven_layers": list(self.proven), "wall_s": self.wall_s,
-                "skipped": self.skipped}
+                "transferred_candidates": self.transferred, "rounds": self.rounds,
+                "hardware_tried": list(self.hardware_tried), "skipped": self.skipped}
 
 
 def best_combination(energy: list[np.ndarray], cycles: list[np.ndarray], counts: np.ndarray, clock_GHz: float,
@@ -102,47 +120,86 @@ def best_combination(energy: list[np.ndarray], cycles: list[np.ndarray], counts:
 
 
 def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated, *, time_limit_s: float,
-           seed: int = 0, on_layer_done: Callable[[str], None] | None = None) -> tuple[Evaluated, PolishReport]:
-    """The design with its mappings polished by the exact mapper, and what was done (module docstring)."""
+           seed: int = 0, on_layer_done: Callable[[str], None] | None = None, jobs: int = 1,
+           others: tuple[Evaluated, ...] = ()) -> tuple[Evaluated, PolishReport]:
+    """The design with its mappings polished by the exact mapper, and what was done (module docstring).
+
+    ``others`` (other starts' designs) give each layer transferred mappings (:mod:`search.polish_layers`);
+    ``jobs`` workers run the layers in parallel.
+    """
     t0 = time.monotonic()
     before = best.score.value(goal.objective)
     if goal.objective not in POLISHED_OBJECTIVES:
         return best, PolishReport(goal.objective, before, before, (), (), 0.0,
                                   skipped=f"the exact mapper has no {goal.objective.value} objective")
     arch = template.instantiate(best.design.hardware)
-    candidates, energy, cycles, proven = [], [], [], []
     layers = network.layers
+    candidates = []
     for i, entry in enumerate(layers):
         own = best.design.mappings[i]
-        cands = [own]
-        left = time_limit_s - (time.monotonic() - t0)
-        budget = max(0.0, left / (len(layers) - i))
-        if stop_requested():  # SIGINT/SIGTERM through the CLI's handler: the other layers keep their mappings
-            budget = time_limit_s = 0.0
-        if budget > 0:
-            r = map_layer(entry.layer, arch, goal.objective, time_limit_s=budget, seed=seed, start=own)
-            if r.mapping is not None:
-                cands.append(encode(r.mapping))
-            if r.status is MapperStatus.OPTIMAL:
-                proven.append(entry.layer.name)
-            if r.status is MapperStatus.INTERRUPTED:
-                time_limit_s = 0.0  # Ctrl-C: the other layers keep their mappings
+        candidates.append([own] + transferred(entry.layer, arch, own, [o.design.mappings[i] for o in others]))
+    n_transferred = sum(len(c) for c in candidates) - len(layers)
+    descent_s = min(DESCENT_MAX_S, DESCENT_SHARE * time_limit_s)
+    outcomes = _rounds(layers, arch, goal.objective, candidates, t0 + time_limit_s - descent_s, jobs, seed,
+                       on_layer_done)
+    energy, cycles = [], []
+    for entry, cands in zip(layers, candidates):
         ev = [evaluate_batch(entry.layer, arch, c) for c in cands]
-        candidates.append(cands)
         energy.append(np.array([float(e.energy_pJ[0]) for e in ev]))
         cycles.append(np.array([float(e.cycles[0]) for e in ev]))
-        if on_layer_done is not None:
-            on_layer_done(entry.layer.name)
     counts = np.array([entry.count for entry in layers], dtype=float)
     choice = best_combination(energy, cycles, counts, arch.clock_GHz, architecture_area_mm2(arch), goal)
     design = Design(best.design.hardware, tuple(candidates[i][k] for i, k in enumerate(choice)))
     polished = evaluate_design(network, template, design, goal)
+    if descent_s > 0 and not stop_requested() and math.isfinite(polished.score.value(goal.objective)):
+        polished = _network_descent(network, template, goal, polished, t0 + time_limit_s, seed)
     if not polished.score.value(goal.objective) < before:
-        polished, choice = best, (0,) * len(layers)
-    changed = tuple(entry.layer.name for entry, k in zip(layers, choice) if k != 0)
-    report = PolishReport(goal.objective, before, polished.score.value(goal.objective), changed, tuple(proven),
-                          time.monotonic() - t0)
+        polished = best
+    changed = tuple(entry.layer.name for i, entry in enumerate(layers)
+                    if mapping_key(polished.design.mappings[i]) != mapping_key(best.design.mappings[i]))
+    proven = tuple(layers[i].layer.name for i in sorted({o.index for o in outcomes if o.proven}))
+    report = PolishReport(goal.objective, before, polished.score.value(goal.objective), changed, proven,
+                          time.monotonic() - t0, transferred=n_transferred,
+                          rounds=max((o.round for o in outcomes), default=-1) + 1)
     return polished, report
+
+
+def _rounds(layers, arch, objective: Objective, candidates: list[list], deadline: float, jobs: int, seed: int,
+            on_layer_done) -> list:
+    """The mapper on every layer, then again on the layers it did not prove while time is left (round ``r``
+    starts from every candidate found so far, with seed ``seed + r``): a layer proven early leaves time that
+    a single round would leave idle on the other workers. Appends each answer to its layer's candidates;
+    returns every outcome, tagged with its round."""
+    outcomes = []
+    todo = list(range(len(layers)))
+    for r in range(MAX_ROUNDS):
+        tasks = [LayerTask(i, layers[i].layer, stack(candidates[i], arch)) for i in todo]
+        done = run_layers(tasks, arch, objective, deadline=deadline, jobs=jobs, seed=seed + r,
+                          on_done=None if on_layer_done is None else
+                          lambda o: on_layer_done(layers[o.index].layer.name))
+        for out in done:
+            if out.mapping is not None:
+                candidates[out.index].append(out.mapping)
+            outcomes.append(replace(out, round=r))
+        todo = [o.index for o in done if not o.proven and o.mapping is not None]
+        left = deadline - time.monotonic()
+        if not todo or stop_requested() or any(o.interrupted for o in done) or \
+                left < MIN_ROUND_S * len(todo) / max(1, min(jobs, len(todo))):
+            break
+    return outcomes
+
+
+def _network_descent(network: Network, template: ArchTemplate, goal: Goal, design: Evaluated, deadline: float,
+                     seed: int) -> Evaluated:
+    """The local search's descent and kicks on every layer's mapping with the hardware fixed, scored by the
+    network objective itself (:func:`search.local_search.local_search`), until ``deadline`` (monotonic)."""
+    from search.local_search import local_search
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return design
+    found, _ = local_search(network, template, design.design, goal, fixed_hardware=True, time_limit_s=left, seed=seed)
+    return found if found.score.value(goal.objective) < design.score.value(goal.objective) else design
 
 
 __all__ = ["PolishReport", "best_combination", "polish", "MAX_ENUMERATED"]

@@ -1,0 +1,195 @@
+"""``codesign optimize`` after the search: polishing and the lower bound, one after the other or at once.
+
+The time each phase gets comes from :mod:`search.plan` (``--total-time``, or the phases' own
+options); this module runs them, shows their progress and records what they did in the result
+document.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import replace
+
+from tqdm import tqdm
+
+from codesign.args import _number_arg, time_limit_arg
+from formulation.specs.types import SpecError
+from search.design import Goal
+from search.outcome import OptimizeStatus
+from search.plan import TimePlan, plan
+from search.stop import stop_requested
+
+#: ``--bound-nodes`` without ``--total-time`` (a run stopped by the node budget is reproducible).
+DEFAULT_BOUND_NODES = 40
+
+
+def time_plan(args, jobs: int, max_evaluations: int | None) -> TimePlan:
+    """The phases' budgets from ``--total-time``, ``--time-limit``, ``--polish-time`` and ``--bound-time``
+    (checked before the search: a bad value is refused at once)."""
+    total = _number_arg(args.total_time, "--total-time", float, 0.0, strict=True)
+    if total is not None:
+        time_limit_arg(args.total_time, "--total-time")
+    search = time_limit_arg(args.time_limit) if args.time_limit is not None else None
+    polish = _number_arg(args.polish_time, "--polish-time", float, 0.0, strict=False)
+    bound = _number_arg(args.bound_time, "--bound-time", float, 0.0, strict=False)
+    if max_evaluations is not None and ((polish or 0) > 0 or (total is not None and polish is None)):
+        flag, value = ("--polish-time", args.polish_time) if polish else ("--total-time", args.total_time)
+        raise SpecError(f"{flag} = {value!r}: not with --max-evaluations (the exact mapper polishing the design "
+                        "stops on time, so the result would no longer be reproducible; add --polish-time 0)")
+    return plan(total, search_s=search, polish_s=polish, bound_s=bound, jobs=jobs)
+
+
+def bound_nodes(args, time_plan_: TimePlan) -> int | None:
+    """``--bound-nodes``, or its default: 40 without ``--total-time``, no node budget with it."""
+    nodes = _number_arg(args.bound_nodes, "--bound-nodes", int, 1, strict=False)
+    if nodes is None and time_plan_.total_s is None:
+        return DEFAULT_BOUND_NODES
+    return nodes
+
+
+def polish_applies(result, method, n_points) -> bool:
+    """Polishing runs on single-design runs with a design, not for the exact method or an interrupted run."""
+    return (result.best is not None and n_points is None and method.name != "exact"
+            and result.status is not OptimizeStatus.INTERRUPTED)
+
+
+def run_polish(args, seconds: float, result, network, template, goal: Goal, options):
+    """The best design's mappings polished by the exact mapper (:mod:`search.polish`) for ``seconds`` on
+    ``--jobs`` workers, with the other starts' designs as transferred candidates; returns the result (its
+    best replaced) and the report (None when ``seconds`` is 0)."""
+    if seconds <= 0:
+        return result, None
+    from search.refine import polish_with_hardware_steps
+
+    others = tuple(r.best for r in result.starts if r.best is not None and r.best is not result.best)
+    bar = tqdm(total=round(seconds), desc="polish (exact mapper)", unit="s", file=sys.stderr, leave=False,
+               disable=args.quiet or not sys.stderr.isatty(),
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+    t0 = time.monotonic()
+    done = []
+
+    def layer_done(name: str) -> None:  # called from the polishing thread: the bar moves at each layer's end
+        done.append(name)
+        bar.update(min(time.monotonic() - t0, bar.total) - bar.n)
+        bar.set_postfix_str(f"{len(done)} layer runs done, last {name}")
+
+    try:
+        best, report = polish_with_hardware_steps(network, template, goal, result.best, time_limit_s=seconds,
+                                                  seed=options.seed, on_layer_done=layer_done, jobs=options.jobs,
+                                                  others=others)
+    finally:
+        bar.close()
+    return replace(result, best=best), report
+
+
+def bound_applies(args, goal: Goal, n_points, seconds: float) -> bool:
+    from search.bnb import supports
+
+    return not args.keep_activations and n_points is None and supports(goal.objective) and seconds > 0
+
+
+def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, network, template, goal: Goal, options):
+    """Polishing (a thread driving the mapper's workers) and the branch-and-bound (this thread) at the same
+    time (:mod:`search.plan`); returns (result, polish report, bound result or None if interrupted).
+
+    The bound prunes with the search's best value (a design's, so pruning is safe); its gap is taken
+    against the final design by :func:`record_bound`. A stop request ends both with what they have
+    (the bound then has none).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from search.bnb import branch_and_bound
+    from search.polish_layers import stop_interrupts
+
+    polish_s, bound_s = seconds
+    incumbent = result.best.score.value(goal.objective)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(run_polish, args, polish_s, result, network, template, goal, options)
+        try:
+            with stop_interrupts():
+                bound = branch_and_bound(network, template, goal.objective, goal.area_budget_mm2,
+                                         incumbent=incumbent if math.isfinite(incumbent) else None,
+                                         time_limit_s=bound_s, max_nodes=max_nodes, rel_tol=gap_tolerance(args),
+                                         progress=not args.quiet)
+        except (KeyboardInterrupt, SystemError):  # the stop's interrupt (SystemError when it lands in compiled code)
+            if not stop_requested():
+                raise
+            bound = None
+        result, report = future.result()
+    return result, report, bound
+
+
+def gap_tolerance(args) -> float:
+    return _number_arg(args.gap_tolerance, "--gap-tolerance", float, 0.0, strict=False)
+
+
+def record_bound(doc: dict, bound, args, goal: Goal):
+    """Put a bound computed beside polishing into the result document: its gap against the final design's
+    value (``doc["totals"]``), and the status ``optimal`` when that gap is within the tolerance (as
+    :func:`search.bnb.attach_bound` does for a bound computed after the design is final)."""
+    from formulation.goals import Objective
+
+    if bound is None:
+        doc.update({"lower_bound": None, "gap": None,
+                    "bound": {"covers": "no bound: the run was interrupted", "gap_tolerance": gap_tolerance(args)}})
+        return None
+    totals = doc.get("totals")
+    key = {Objective.EDP: "edp", Objective.ENERGY: "energy_pJ", Objective.LATENCY: "latency_s"}.get(goal.objective)
+    value = totals.get(key) if totals is not None and totals.get("feasible") and key else None
+    gap = None
+    if value is not None and math.isfinite(bound.lower_bound) and bound.lower_bound > 0:
+        gap = max(0.0, value / bound.lower_bound - 1)
+    bound = replace(bound, incumbent=value, gap=gap)
+    doc.update(bound.document())
+    if bound.optimal and totals is not None:
+        doc["status"] = "optimal"
+    return bound
+
+
+def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float, max_nodes):
+    """The lower bound and gap after the design is final (:func:`search.bnb.attach_bound`); none for
+    --keep-activations runs; with a front, half the time goes to the power band."""
+    from search.bnb import attach_bound as attach
+
+    if args.keep_activations:
+        doc.update({"lower_bound": None, "gap": None,
+                    "bound": {"covers": "no bound: --keep-activations (outputs kept on chip between layers are "
+                                        "outside the per-layer model the bound covers)"}})
+        return None
+    if doc.get("pareto") and seconds > 0:
+        from search.bnb import power_band
+
+        power_band(doc["pareto"], network, template, goal.area_budget_mm2, time_limit_s=seconds / 2,
+                   max_nodes=max_nodes)
+        seconds /= 2
+    return attach(doc, network, template, goal, time_limit_s=seconds, max_nodes=max_nodes,
+                  rel_tol=gap_tolerance(args), progress=not args.quiet)
+
+
+def polish_line(report) -> str:
+    if report is None:
+        return ""
+    if report.skipped:
+        return f"\npolish: skipped ({report.skipped})"
+    steps = "" if not report.hardware_tried else f"{len(report.hardware_tried)} hardware points screened; "
+    return (f"\npolish: {report.objective.value} {report.before:.4g} -> {report.after:.4g} "
+            f"({100 * (1 - report.after / report.before):.1f}% lower; {steps}{len(report.changed)} layers changed, "
+            f"{len(report.proven)} proven optimal for their own {report.objective.value}; {report.wall_s:.1f} s)")
+
+
+def bound_line(bound) -> str:
+    if bound is None:
+        return ""
+    gap = "" if bound.gap is None else f", gap {100 * bound.gap:.1f}% (tolerance {100 * bound.rel_tol:g}%)"
+    return f"\nlower bound {bound.lower_bound:.4g} ({bound.nodes} nodes, {bound.wall_s:.1f} s){gap}"
+
+
+def plan_line(time_plan_: TimePlan, search_s: float, polish_s: float, bound_s: float, concurrent: bool) -> str:
+    """How ``--total-time`` was shared (empty without it)."""
+    if time_plan_.total_s is None:
+        return ""
+    how = "at the same time" if concurrent else "in turn"
+    return (f"\ntime: {time_plan_.total_s:g} s in all: search {search_s:.0f} s, then polishing {polish_s:.0f} s "
+            f"and bound {bound_s:.0f} s {how}")
