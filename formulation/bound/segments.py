@@ -73,6 +73,6 @@ def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words, macs: flo
             k = 4.0 * macs * c[rows, a] * c[rows, b]
             value[rows] = np.maximum(value[rows], _best_segment_bound(k, d, pes, 2.0))
         if cap and compulsory is not None:
-            value = value + ((full - c) * np.where(kept, compulsory, 0.0)).sum(axis=1)
+            value = value + ((full - c) * np.where(kept, compulsory, 0.0)) @ np.ones(3)
         out = np.maximum(out, value)
     return out

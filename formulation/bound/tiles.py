@@ -122,10 +122,9 @@ def step_floor(costs: np.ndarray, vectors: np.ndarray | None, macs: float) -> np
     ``sum_t c_t io_t`` (module docstring)."""
     if vectors is None or not len(vectors):
         return np.zeros(costs.shape[0])
-    out = np.empty(costs.shape[0])
-    chunk = max(1, 2_000_000 // len(vectors))
-    for start in range(0, costs.shape[0], chunk):
-        out[start:start + chunk] = (costs[start:start + chunk] @ vectors.T).min(axis=1)
+    out = costs @ vectors[0]
+    for v in vectors[1:]:  # few vectors, many rows: one product per vector
+        np.minimum(out, costs @ v, out=out)
     return macs * out
 
 
@@ -148,6 +147,6 @@ def tile_floor(costs: np.ndarray, kept: np.ndarray, compulsory: np.ndarray, vect
         best = step_floor(c, vectors, macs)
         for j in np.flatnonzero(pattern):
             capped = np.minimum(c, c[:, [j]])
-            best = np.maximum(best, step_floor(capped, vectors, macs) + ((c - capped) * rest).sum(axis=1))
+            np.maximum(best, step_floor(capped, vectors, macs) + ((c - capped) * rest) @ np.ones(3), out=best)
         out[rows] = best
     return out
