@@ -64,6 +64,7 @@ import numpy as np
 
 from formulation.axes import Dim, Tensor
 from formulation.bound.reuse import ChipLevel, candidate_table, candidates
+from formulation.bound.tiles import step_vectors
 from formulation.factors import divisors
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer
@@ -209,23 +210,52 @@ def multicast_triples(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarr
 
 @lru_cache(maxsize=4096)
 def multicast_quads(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray:
-    """Every ``(m_W, m_I, m_O)`` a legal spatial split can give and the most PEs such a split uses, ``[n, 4]``.
+    """Every ``(m_W, m_I, m_O)`` a legal spatial split can give and the most PEs such a split uses, ``[n, 4]``
+    (:func:`multicast_rows` without links)."""
+    return multicast_rows(dims, max_x, max_y, False)[:, [0, 1, 2, 4]].astype(np.int64)
+
+
+@lru_cache(maxsize=4096)
+def multicast_rows(dims: tuple[int, ...], max_x: int, max_y: int, links: bool) -> np.ndarray:
+    """Every ``(m_W, m_I, m_O, M_I)`` a legal spatial split can give and the most PEs such a split uses, ``[n, 5]``.
 
     Enumerates every assignment of a divisor ``s_d | D_d`` to mesh X or Y (one axis per dimension,
     X factors multiplying to at most ``max_x``, Y to at most ``max_y``), dimension by dimension in
     the order ``N C K R P S Q`` with duplicate states merged, and returns ``m_W = s_N s_P s_Q``,
     ``m_O = s_C s_R s_S`` and the upper bound ``m_I <= s_K min(s_P, s_R) min(s_Q, s_S)`` (item 3).
-    A larger mesh only adds splits, so the triples of a box's largest mesh cover the whole box.
+    A larger mesh only adds splits, so the rows of a box's largest mesh cover the whole box.
+
+    ``M_I`` (``m_I`` without ``links``) bounds how many *new* input fills of the PEs (words not in
+    the PE's previous tile) one parent word serves when neighbours forward inputs
+    (:mod:`formulation.model.links`): ``M_I = max(m_I, s_K s_P s_R s_Q s_S / min(s_P + s_R - 1,
+    s_Q + s_S - 1))``. Proof: at one step of the walk above the fanout every one of the ``F =
+    prod_d s_d`` children fills ``|D_0|`` words, the box ``D_0`` translated by its offset
+    ``tau(c)``, and the parent serves ``U_rest |D_0|`` words, ``U_rest`` the number of distinct
+    offsets among the children not served by a neighbour (``U`` of them without links; one
+    group of children with equal offsets has at most ``m_I`` members, so ``F / U <= m_I``). The
+    offsets form a product set ``T = T_W x T_H x T_C x T_N`` (input width from ``(p, r)``, height
+    from ``(q, s)``, channel, batch), with ``|T_W| = n_W >= s_P + s_R - 1`` (a sum of two sets of
+    ``s_P`` and ``s_R`` distinct integers has at least that many elements), likewise ``n_H``. A
+    child is served by a neighbour only if its offset plus the move ``delta`` of ``D_0`` since the
+    previous step is in ``T``. If ``delta = 0`` its delta is its own previous delta, already in
+    its previous tile: none of those fills is new. Otherwise every line of ``T`` along ``delta``
+    (at most ``max(n_W, n_H)`` points: ``delta`` has no part off the window axes) has an end
+    ``t`` with ``t + delta`` not in ``T``, whose children the parent serves, so ``U_rest >= |T| /
+    max(n_W, n_H)`` and ``F / U_rest <= s_K s_P s_R s_Q s_S / min(n_W, n_H)``. Summed over the
+    steps, new fills are at most ``M_I`` times the parent's words.
     """
     # state columns: x, y, w (= s_N s_P s_Q so far), o (= s_C s_R s_S so far), i (= s_K min(..) so far),
-    # pending (s_R until P is placed, then s_S until Q is placed)
-    state = np.array([[1, 1, 1, 1, 1, 1]], dtype=np.int64)
+    # pending (s_R until P is placed, then s_S until Q is placed), and with links: s_K s_P s_R s_Q s_S,
+    # s_P + s_R - 1 and s_Q + s_S - 1
+    state = np.array([[1, 1, 1, 1, 1, 1, 1, 1, 1]], dtype=np.int64)
     for dim in (Dim.N, Dim.C, Dim.K, Dim.R, Dim.P, Dim.S, Dim.Q):
         rows = []
         for v in divisors(dims[dim]):
             for axis in ((0,) if v == 1 else (0, 1)):
                 nxt = state.copy()
                 nxt[:, axis] *= v
+                if links and dim not in (Dim.N, Dim.C):
+                    nxt[:, 6] *= v
                 if dim in (Dim.N,):
                     nxt[:, 2] *= v
                 elif dim is Dim.C:
@@ -238,13 +268,18 @@ def multicast_quads(dims: tuple[int, ...], max_x: int, max_y: int) -> np.ndarray
                 else:  # P after R, Q after S: fold the window pair's min into m_I
                     nxt[:, 2] *= v
                     nxt[:, 4] *= np.minimum(nxt[:, 5], v)
+                    if links:
+                        nxt[:, 7 if dim is Dim.P else 8] = nxt[:, 5] + v - 1
                     nxt[:, 5] = 1
                 rows.append(nxt[(nxt[:, 0] <= max_x) & (nxt[:, 1] <= max_y)])
         state = np.unique(np.concatenate(rows), axis=0)
-    quads = np.unique(np.column_stack([state[:, [2, 4, 3]], state[:, 0] * state[:, 1]]), axis=0)
-    last = np.ones(len(quads), dtype=bool)  # rows sorted by triple, then PEs: keep each triple's last
-    last[:-1] = (quads[1:, :3] != quads[:-1, :3]).any(axis=1)
-    return quads[last]
+    m_i = state[:, 4].astype(np.float64)
+    linked = np.maximum(m_i, state[:, 6] / np.minimum(state[:, 7], state[:, 8])) if links else m_i
+    rows = np.unique(np.column_stack([state[:, [2, 4, 3]], linked, state[:, 0] * state[:, 1]]).astype(np.float64),
+                     axis=0)
+    last = np.ones(len(rows), dtype=bool)  # rows sorted by multicasts, then PEs: keep each one's last
+    last[:-1] = (rows[1:, :4] != rows[:-1, :4]).any(axis=1)
+    return rows[last]
 
 
 @dataclass(frozen=True)
@@ -305,8 +340,13 @@ def _table(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int, sizes
         e_link[Tensor.I] = min(min(lv.read_energy_pJ, lv.fill_energy_pJ, lv.update_energy_pJ) / lv.block_size
                                for lv in (arch.levels[i] for i in array))
     rho = min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q])
-    table = candidate_table(costs, words, layer.macs, multicast_quads(tuple(d), mesh_x, mesh_y), capacity, usable,
-                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs))
+    rows = multicast_rows(tuple(d), mesh_x, mesh_y, bool(np.isfinite(e_link[Tensor.I])))
+    tiles = None
+    if len(array) == 1:  # whole tiles of the single per-PE level (formulation.bound.tiles)
+        tiles = lambda kept: step_vectors(layer, kept, int(capacity))  # noqa: E731
+    table = candidate_table(costs, words, layer.macs, rows, capacity, usable,
+                            rho, e_link, lambda t, kind, c, m: option_floor(t, kind, c, m, words[t], layer.macs),
+                            tiles)
     return table, usable, capacity
 
 

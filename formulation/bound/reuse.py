@@ -49,14 +49,17 @@ axis one dimension alone indexes (:mod:`formulation.model.links`, "Which rows ca
 ``e_link`` is infinite for them):
 
 * a fill of a read-only ``t`` from a shared keeper: the cheapest per-PE fill plus
-  ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it);
+  ``min(read / m_t, e_link)`` (one parent read serves at most ``m_t`` PEs; a link replaces it),
+  for inputs at least ``read / M_I`` per new fill (:func:`tensor_states`; a parent word serves at
+  most ``M_I`` new fills even with links, :func:`~formulation.bound.layer_terms.multicast_rows`);
 * a drain of an output to a shared keeper: ``update / m_O`` (spatial reduction merges at most
   ``m_O`` drains);
 * from DRAM instead (the shared levels bypass ``t``), ``q = min(dram / m_t, e_link)`` per word
   but DRAM's compulsory ``|t|`` words are already in the bound, so only ``q (io_t - m_t |t|)``
   counts (a negative offset; DRAM's reads are at least ``|t|`` and each serves ``m_t`` PEs).
 
-Besides the segment bound, ``io_W >= |W| m_W``, ``io_I >= |I|`` and ``io_O >= |O| m_O`` (every
+Besides the segment bound (and, with one per-PE level, the whole-tile bound of
+:mod:`formulation.bound.tiles`), ``io_W >= |W| m_W``, ``io_I >= |I|`` and ``io_O >= |O| m_O`` (every
 PE using a word fills it, every PE holding a partial sum drains it), the compulsory traffic; the
 cost is the larger of the two. What every kept tensor costs per MAC (a per-PE read, for outputs
 an update and a read for all but the first update of each element) is added, and tensors not
@@ -70,70 +73,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulation.axes import Tensor
-
-#: Bisection steps for the best segment cost ``B`` (any ``B`` is valid; this only sharpens it).
-BISECTION_STEPS = 16
-
-
-def _best_segment_bound(k: np.ndarray, d: np.ndarray, pes: float, power: float) -> np.ndarray:
-    """``max_B  k B (B + d)^-power - pes B`` over ``B >= 0`` (0 if the maximum is at ``B = 0``).
-
-    The derivative ``k (B + d)^-(power+1) (d - (power - 1) B) - pes`` falls in ``B`` on
-    ``[0, d / (power - 1)]`` and is negative beyond, so its root is found by bisection there.
-    """
-    out = np.zeros(np.shape(d))
-    live = (k > 0) & (d > 0)  # no per-word cost at all: nothing to bound
-    k, d = k[live], d[live]
-    lo = np.zeros_like(d)
-    hi = d / (power - 1.0)
-
-    def inverse_power(x: np.ndarray, p: float) -> np.ndarray:  # x ** -p for p in {1.5, 2, 2.5, 3}, without pow
-        whole = x if p < 2 else x * x if p < 3 else x * x * x
-        return 1.0 / (whole * np.sqrt(x)) if p % 1 else 1.0 / whole
-
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        slope = k * inverse_power(mid + d, power + 1.0) * (d - (power - 1.0) * mid) - pes
-        up = slope > 0
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
-    out[live] = np.maximum(k * lo * inverse_power(lo + d, power) - pes * lo, 0.0)
-    return out
-
-
-def segment_floor(costs: np.ndarray, kept: np.ndarray, capacity_words, macs: float, pes: float,
-                  rho: float) -> np.ndarray:
-    """A lower bound on ``sum_t c_t io_t`` over all PEs (the segment argument of the module docstring).
-
-    ``costs[n, 3]`` are the per-word costs ``c_W, c_I, c_O`` of ``n`` candidates, ``kept[n, 3]``
-    which tensors each keeps per PE (the others stream and are not counted); ``pes`` the most PEs
-    that can work, ``rho = min(R S, P Q)``. Rows keeping fewer than two tensors get 0. Any costs
-    ``c' <= c`` bound ``sum_t c_t io_t`` from below too, and the AM-GM step prices the free capacity
-    at the largest cost, so the bound is also taken with the costs capped at the second largest
-    and at the least kept one, and the best of the three is returned.
-    """
-    out = np.zeros(costs.shape[0])
-    full = np.where(kept, np.maximum(costs, 0.0), 0.0)
-    s = np.broadcast_to(np.asarray(capacity_words, dtype=np.float64), costs.shape[:1])
-    ranked = np.sort(np.where(kept, full, np.inf), axis=1)
-    for cap in range(3):  # the costs as they are, then capped at the second largest and at the least kept cost
-        limit = np.where(np.isfinite(ranked[:, 2 - cap]), ranked[:, 2 - cap], ranked[:, 0]) if cap else np.inf
-        c = np.minimum(full, np.reshape(limit, (-1, 1)) if cap else np.inf)
-        end_o = c[:, 2] * s
-        rows = np.flatnonzero(kept.all(axis=1))
-        if len(rows):
-            cr = c[rows]
-            d = (s[rows] + 1.0) * cr.max(axis=1) + end_o[rows]
-            k = macs * np.sqrt(27.0 * cr[:, 0] * cr[:, 1] * cr[:, 2] / rho)
-            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 1.5))
-        for a, b in ((0, 1), (0, 2), (1, 2)):
-            rows = np.flatnonzero(kept[:, a] & kept[:, b])
-            if not len(rows):
-                continue
-            d = (s[rows] + 1.0) * np.maximum(c[rows, a], c[rows, b]) + (end_o[rows] if b == 2 else 0.0)
-            k = 4.0 * macs * c[rows, a] * c[rows, b]
-            out[rows] = np.maximum(out[rows], _best_segment_bound(k, d, pes, 2.0))
-    return out
+from formulation.bound.segments import segment_floor
+from formulation.bound.tiles import tile_floor
 
 
 @dataclass(frozen=True)
@@ -185,13 +126,15 @@ class ChipLevel:
     def extra(self, kept: np.ndarray, capacity: np.ndarray, words: dict, macs: int, rho: float) -> np.ndarray:
         """DRAM energy beyond the compulsory traffic, at least, for each row (0 where nothing is known)."""
         costs = np.broadcast_to(np.array(self.dram_cost), kept.shape)
-        seg = segment_floor(costs, kept, capacity, macs, 1.0, rho)
-        compulsory = (np.where(kept, costs, 0.0) * np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)])).sum(1)
+        least = np.broadcast_to(np.array([words[t] for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64),
+                                kept.shape)
+        seg = segment_floor(costs, kept, capacity, macs, 1.0, rho, least)
+        compulsory = (np.where(kept, costs, 0.0) * least).sum(1)
         return np.maximum(seg - compulsory, 0.0)
 
 
 def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: int, e_link: float,
-                  stream_floor) -> list[TensorState]:
+                  stream_floor, linked: np.ndarray | None = None) -> list[TensorState]:
     """The ways a mapping can serve one tensor (``t_index`` 0, 1, 2: weights, inputs, outputs).
 
     ``options``: the tensor's :class:`~formulation.bound.layer_terms.AccessCosts` by kind
@@ -205,6 +148,14 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
     read per MAC (outputs: update and a read for all but the first update of each element) plus
     the per-word costs of the module docstring, and ``L`` reads every weight and input at least
     once (outputs: takes each one's update).
+
+    Inputs that may link (``e_link`` finite) are also bounded through ``linked[n]``
+    (:func:`~formulation.bound.layer_terms.multicast_rows`' ``M_I``): the parent reads at least
+    ``io' / M_I`` words, ``io'`` the new fills (words not in the PE's previous tile), which also
+    obey the segment bound and ``io' >= |I|``; their energy ``fill io + read io' / M_I`` is at
+    least ``(fill + read / M_I) io'`` and, per fill, the cheaper of a parent read over ``m_I`` and
+    a link, so the larger of the two per-word costs holds for ``io'``. From DRAM, ``read (io' /
+    M_I - |I|)`` is what exceeds the compulsory reads (the other pair is the alternative).
     """
     zero = np.zeros(m.shape)
     output = t_index == 2
@@ -235,6 +186,12 @@ def tensor_states(t_index: int, options: dict, m: np.ndarray, words: int, macs: 
             if kind == "dram" and t_index != 1:  # io >= m |t|: any q' <= q gives q' (io - m |t|) <= q (io - m |t|)
                 cheap = np.minimum(q, min(min(p.read, p.fill, p.update) for p in per_pe))
                 alternative = (fill + cheap, -cheap * m * words)
+            elif t_index == 1 and np.isfinite(e_link) and linked is not None:  # the parent's words over M_I
+                if kind == "dram":
+                    alternative = (fill + q, offset)
+                    q, offset = c.read / linked, np.full(m.shape, -c.read * words)
+                else:
+                    q = np.maximum(q, c.read / linked)
             out.append(TensorState(True, per_mac, fill + q, compulsory, offset, c.level,
                                    np.full(m.shape, 0.0 if output else float(words)),
                                    np.full(m.shape, float(words) if output else fills), c.read_bw, c.write_bw,
@@ -263,24 +220,27 @@ class CandidateTable:
 
 
 def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, capacity_words: float, pes: float,
-                    rho: float, e_link: dict, stream_floor) -> CandidateTable:
+                    rho: float, e_link: dict, stream_floor, tile_vectors=None) -> CandidateTable:
     """The floors of every way to deliver the operands (each spatial candidate, each choice of
     :func:`tensor_states` per tensor).
 
-    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 4]`` the
-    multicast triples with the most PEs each can use
-    (:func:`~formulation.bound.layer_terms.multicast_quads`). Energy: ``macs * sum(per-MAC) +
-    max(segment floor, sum_t c_t compulsory_t) + offsets`` (:func:`segment_floor` for the tensors
-    kept per PE), the larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
+    ``options[t]``, ``words[t]``, ``e_link[t]`` (inf: never linked) per tensor; ``quads[n, 5]`` the
+    multicasts ``(m_W, m_I, m_O, M_I)`` with the most PEs each can use
+    (:func:`~formulation.bound.layer_terms.multicast_rows`). Energy: ``macs * sum(per-MAC) +
+    max(segment floor, sum_t c_t compulsory_t, tile floor) + offsets`` (:func:`segment_floor` for
+    the tensors kept per PE; the tile floor, :func:`formulation.bound.tiles.tile_floor`, when
+    ``tile_vectors`` (kept pattern -> :func:`formulation.bound.tiles.step_vectors`) is given), the
+    larger over the valid cost variants. Cycles: ``MACs / PEs`` of the split
     and, per level with a bandwidth, its reads over its read bandwidth and its writes over its
     write bandwidth (Timeloop throttles a level by both, summed over the tensors). Every legal
     mapping is one of the rows, with at least this energy and these cycles.
     """
     m = quads[:, :3].astype(np.float64)
+    linked = quads[:, 3].astype(np.float64)
     states = [tensor_states(j, options[t], m[:, j], words[t], macs, e_link[t],
-                            lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm))
+                            lambda kind, c, mm, t=t: stream_floor(t, kind, c, mm), linked)
               for j, t in enumerate((Tensor.W, Tensor.I, Tensor.O))]
-    compute = macs / quads[:, 3].astype(np.float64)
+    compute = macs / quads[:, 4].astype(np.float64)
     n = len(compute)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("per_mac", "kept", "cycles", "costs", "offset",
                                                             "compulsory", "alt_costs", "alt_offset", "local_costs",
@@ -303,8 +263,10 @@ def candidate_table(options: dict, words: dict, macs: int, quads: np.ndarray, ca
     stored = flat["kept"].any(axis=1)
     values = {}
     for key in ("", "alt_", "local_"):
-        seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho)
+        seg = segment_floor(flat[key + "costs"], flat["kept"], capacity_words, macs, pes, rho, flat["compulsory"])
         compulsory = (flat[key + "costs"] * flat["compulsory"]).sum(axis=1)
+        if tile_vectors is not None:
+            seg = np.maximum(seg, tile_floor(flat[key + "costs"], flat["kept"], flat["compulsory"], tile_vectors, macs))
         values[key] = flat["per_mac"] + np.where(stored, np.maximum(seg, compulsory), 0.0) + flat[key + "offset"]
     return CandidateTable(np.maximum(values[""], values["alt_"]), values["local_"], flat["cycles"],
                           np.repeat(np.arange(len(chip_kept)), n), np.array(chip_kept), np.array(chip_places))
@@ -318,8 +280,8 @@ def candidates(table: CandidateTable, chip: ChipLevel, words: dict, macs: int,
     per-PE bound taken without DRAM's part of the per-word costs (``local``); the larger of that
     and ``per_pe`` is each row's floor. The chip-level term depends only on the combination.
     """
-    extra = chip.extra(table.chip_kept, chip.shared_words * table.chip_places[:, 0]
-                       + chip.per_pe_words * table.chip_places[:, 1], words, macs, rho)
+    capacity = chip.shared_words * table.chip_places[:, 0] + chip.per_pe_words * table.chip_places[:, 1]
+    extra = chip.extra(table.chip_kept, capacity, words, macs, rho)
     energy = np.maximum(table.per_pe, table.local + extra[table.combo])
     return pareto_pairs(energy, table.cycles)
 
