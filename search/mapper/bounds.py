@@ -110,6 +110,10 @@ The per-keep-set bounds of complete tilings take the same least over the choices
 (:meth:`Bounds.forced_chain_costs`, :func:`search.mapper.leaves.keep_set_energy`): a keep set fixes
 the chains, and its completions' sets are again among the choices.
 
+**Level orders**: for complete tilings :mod:`search.mapper.order_energy` takes, per keep set, the
+least over all loop orders jointly (each pair's ``Lambda_c`` depends on one level's order only);
+the sets above relax it.
+
 **Splits** (joint over the tensors, partial tilings). The terms above credit every tensor with
 the whole fanout left, ``cap``, at once; but in a completion each free dimension ``d`` has one
 total spatial product ``z_d`` over all fanouts, and the vector ``z`` must fit the fanout left at
@@ -156,8 +160,8 @@ import numpy as np
 from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Tensor, projection
 from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
-from formulation.goals import seconds as latency_s
 from formulation.specs.types import Architecture, Layer
+from search.mapper.objective import objective_of
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
 from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
@@ -247,18 +251,6 @@ def _combo_rows(allowed: np.ndarray | None, combo: tuple, b: int) -> np.ndarray:
     return out
 
 
-def objective_of(objective: Objective, energy_pJ, cycles, clock_GHz: float):
-    """The objective from energy (pJ) and cycles: energy, latency (s) or EDP (pJ s)."""
-    seconds = latency_s(np.asarray(cycles, dtype=np.float64), clock_GHz)
-    if objective is Objective.ENERGY:
-        return np.asarray(energy_pJ, dtype=np.float64)
-    if objective is Objective.LATENCY:
-        return seconds
-    if objective is Objective.EDP:
-        return np.asarray(energy_pJ, dtype=np.float64) * seconds
-    raise ValueError(f"objective = {objective.value!r}: the exact mapper minimizes energy, latency or edp")
-
-
 @dataclass(frozen=True)
 class _Batch:
     """The split-independent quantities of a batch of partial tilings."""
@@ -336,17 +328,10 @@ class BoundModel:
             self._tables[k] = SplitTable.of(self.space, np.asarray(free, dtype=bool), self.rel, self.window_pairs)
         return self._tables[k]
 
-    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
-               cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
-        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring.
-
-        With ``cutoff`` and ``objective``, rows whose bound without the splits already reaches
-        ``cutoff`` keep that bound (valid, and they are cut either way) and only the others are
-        bounded jointly over the splits.
-        """
+    def batch(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> _Batch:
+        """The split-independent quantities of partial tilings ``[b, L, 7]`` (free dimensions hold 1)."""
         L = self.levels
         b = temporal.shape[0]
-        free = ~np.asarray(assigned, dtype=bool)
         s = (sx * sy).astype(np.float64)
         t = temporal.astype(np.float64)
         capx = self.fan_x[None] // sx.prod(axis=2)
@@ -360,12 +345,24 @@ class BoundModel:
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
         ok = self.hw_keeps.T[None] & (tile_lb[:, :L].transpose(0, 2, 1) <= self.sizes[None, None])
         ok[:, :, 0] = True
-        batch = _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
+        return _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
+
+    def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
+               cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
+        """Bounds for a batch of partial tilings ``[b, L, 7]`` (free dimensions hold 1); module docstring.
+
+        With ``cutoff`` and ``objective``, rows whose bound without the splits already reaches
+        ``cutoff`` keep that bound (valid, and they are cut either way) and only the others are
+        bounded jointly over the splits.
+        """
+        free = ~np.asarray(assigned, dtype=bool)
+        batch = self.batch(temporal, sx, sy)
         plain = relaxed_keys(free, self.dims, self.rel, self.window_pairs)
         energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
         cost = np.stack([c[0][:, 0] for c in costs], axis=1) * g                  # [b, t, p, c]
         cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g
+        b = temporal.shape[0]
         if JOINT_SPLITS and free.any() and len(self.fan_levels):
             rows = np.arange(b)
             if cutoff is not None and objective is not None:
@@ -383,7 +380,7 @@ class BoundModel:
                 edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
         return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
-                      *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(t, free))
+                      *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(batch.t, free))
 
     def _allowed_sets(self, t: np.ndarray, free: np.ndarray) -> np.ndarray | None:
         """``[b, level, set]``: whether the innermost active loop above each enumerated level can be
@@ -531,9 +528,10 @@ class BoundModel:
                 "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
                 "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
 
-    def _pair_energy(self, tt, p, c, terms):
+    def _pair_energy(self, tt, p, c, terms, counts: bool = False):
         """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next
-        keeper ``c`` of tensor ``tt``."""
+        keeper ``c`` of tensor ``tt``; with ``counts``, (energy, reads of ``p``, updates of ``p``,
+        fills of ``c``)."""
         L = self.levels
         lv_p = self.arch.levels[p]
         rel, si, lam = terms["rel"], terms["si"], terms["lam"]
@@ -555,7 +553,8 @@ class BoundModel:
                     fills = 0.0  # links may lower the child's fills
             else:
                 reads, fills = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep, 0.0
-            return reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e, reads
+            e = reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e
+            return (e, reads, 0.0, fills) if counts else (e, reads)
         if c < L:
             updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp_p)
             reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
@@ -565,7 +564,7 @@ class BoundModel:
             reads = rel * si[:, :, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
             fills = 0.0
         e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
-        return e, updates
+        return (e, reads, updates, fills) if counts else (e, updates)
 
 
 __all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]

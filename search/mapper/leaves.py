@@ -5,11 +5,16 @@ orders and every keep combination. :func:`expand_tiling` lists one representativ
 equal counts (:mod:`search.mapper.orders`), drops keep combinations whose kept tiles overflow a
 level (``"capacity"``: illegal) or whose optimistic energy with that keep chain already reaches the
 incumbent (``"bound"``, :mod:`search.mapper.bounds`: the chain costs bound every order), and
-accounts for every mapping it does not return in ``pruned``.
+accounts for every mapping it does not return in ``pruned``. The keep sets' bounds are raised to
+their least over every loop order (:mod:`search.mapper.order_energy`: the pair costs depend on one
+level's order each, so the least is a sum of per-level least values), and each combination of a
+keep set and one order class per level is bounded alike (its energy and the bandwidth cycles
+of its throttled levels) and cut (``"bound"``) when it cannot beat the incumbent, before any mapping is scored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -19,6 +24,9 @@ import numpy as np
 from formulation.axes import N_DIMS, N_TENSORS, projection
 from formulation.model.encoding import MappingArrays
 from formulation.model.nest import axis_extents, build_nest
+import search.mapper.order_energy as order_energy_module
+from search.mapper.bounds import BoundModel
+from search.mapper.order_energy import OrderEnergy, combination_sum
 from search.mapper.orders import level_orders, spatial_orders
 from search.mapper.space import Space, windowed_axes
 
@@ -44,7 +52,7 @@ class Rules:
 class LeafExpander:
     """Expands complete tilings of one (layer, architecture) into mapping batches."""
 
-    def __init__(self, space: Space, rules: Rules) -> None:
+    def __init__(self, space: Space, rules: Rules, bm: BoundModel | None = None) -> None:
         self.space = space
         self.rules = rules
         layer = space.layer
@@ -62,6 +70,8 @@ class LeafExpander:
                                for lv in space.arch.levels], dtype=np.float64)
         self.full_orders = math.factorial(N_DIMS) ** self.levels
         self.chains = chain_matrix(self.keep_table)
+        bm = bm if bm is not None else BoundModel(space.layer, space.arch, space)
+        self.order_energy = OrderEnergy(bm, self.keep_table)
 
     def tiles(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
         """Tile words ``[b, L, t]`` of complete tilings (the model's own spans)."""
@@ -71,19 +81,70 @@ class LeafExpander:
         spans = axis_extents(build_nest(arrays), self.proj)
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
-    def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
-        """Energy bound of complete tilings, ``[b]``: the least :func:`keep_set_energy` over the keep
-        combinations whose kept tiles fit every level together (``inf`` if none does). Every legal
-        mapping of a tiling has one of them, and its energy is at least that combination's bound."""
-        tiles = self.tiles(temporal, sx, sy)
-        fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
-        return np.where(fits, keep_set_energy(bounds, self.chains), np.inf).min(axis=1)
+    def keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, rule2: bool | None = None,
+                    cycles: bool = True):
+        """Energy (pJ, with the MACs) and cycles bounds of each keep combination of complete tilings,
+        ``[b, K]`` each, and the rows' :class:`search.mapper.order_energy.Parts` over the orders of
+        ``rule2`` (``None``: the maximal classes; ``None`` when switched off or without ``rows``):
+        energy, the larger of :func:`keep_set_energy` and the least over the loop orders
+        (:mod:`search.mapper.order_energy`; only for ``rows``, all by default); cycles, the larger
+        of the tiling's and (with ``cycles``) each throttled level's bandwidth at its least words
+        over the orders. Each bounds
+        every mapping with that tiling and keep set (for EDP so does their product: one mapping's
+        energy and cycles are each at least their least)."""
+        energy = keep_set_energy(bounds, self.chains)
+        base = bounds.cycles
+        with_cycles, cycles = cycles, np.repeat(base[:, None], energy.shape[1], axis=1)
+        rows = np.arange(len(energy)) if rows is None else rows
+        if not (order_energy_module.LEVEL_ORDERS and len(rows)):
+            return energy, cycles, None
+        parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2,
+                                        base[rows] if with_cycles else None)
+        least, words = parts.least()
+        energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + least)
+        cycles[rows] = self.order_energy.cycles(cycles[rows], words)
+        return energy, cycles, parts
 
-    def expand_tiling(self, temporal, sx, sy, tiles, chain_cost, keep_ok, pruned: dict) -> tuple[MappingArrays | None, int]:
+    def keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
+        """The energy bound of :meth:`keep_bounds`, ``[b, K]``."""
+        return self.keep_bounds(temporal, sx, sy, bounds)[0]
+
+    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, cycles: bool = True):
+        """Bounds of complete tilings, ``[3, b]``: the least energy, the least cycles and the least
+        product of :meth:`keep_bounds` over the keep combinations whose kept tiles fit every level
+        together (``inf`` if none does), for ``rows`` (all by default; 0 elsewhere). Every legal
+        mapping of a tiling has one of them, and its energy, cycles and their product are at least
+        that combination's bounds."""
+        b = temporal.shape[0]
+        out = np.zeros((3, b))
+        rows = np.arange(b) if rows is None else rows
+        if not len(rows):
+            return out
+        t, x, y = temporal[rows], sx[rows], sy[rows]
+        tiles = self.tiles(t, x, y)
+        fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
+        energy, cycles, _ = self.keep_bounds(t, x, y, take_bounds(bounds, rows), cycles=cycles)
+        energy, cycles = np.where(fits, energy, np.inf), np.where(fits, cycles, np.inf)
+        out[:, rows] = energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1)
+        return out
+
+    def fitting_keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
+        """The energy bound of :meth:`fitting_keep_bounds`, ``[b]``."""
+        return self.fitting_keep_bounds(temporal, sx, sy, bounds)[0]
+
+    def expand_tiling(self, temporal, sx, sy, tiles, keep_ok, pruned: dict, energy_ok=None,
+                      parts=None, base_cycles: float = 0.0) -> tuple[MappingArrays | None, int]:
         """The mappings to evaluate for one tiling (``[L, 7]`` arrays) and their number.
 
         ``keep_ok[K]`` marks the keep combinations the caller's bound keeps; ``pruned`` is updated
-        with every mapping of the tiling that is not returned.
+        with every mapping of the tiling that is not returned. With ``energy_ok`` ((energy bounds
+        in pJ without the MACs, cycles bounds) -> which to keep) and the tiling's ``parts``
+        (:class:`search.mapper.order_energy.Parts` of :meth:`keep_bounds` over the orders listed
+        here), each combination of a keep set and one order per level ``< L - 1`` is bounded by
+        :func:`search.mapper.order_energy.combination_sum` (energy; the words of the throttled
+        levels for the cycles, at least ``base_cycles``) and dropped (``"bound"``) unless kept: they bound every
+        mapping with that keep set and those orders, whatever the last level's order and the
+        spatial orders.
         """
         L = self.levels
         fits = ((self.keep_table * tiles[None]).sum(axis=2) <= self.sizes[None]).all(axis=1)
@@ -114,12 +175,30 @@ class LeafExpander:
                             np.arange(n_keep), indexing="ij")
         idx = [g.ravel() for g in grids]
         n = idx[0].size
+        if energy_ok is not None and parts is not None and L > 1:
+            ks, counts = np.flatnonzero(use), [len(o) for o in orders[:L - 1]]
+            energy = combination_sum(parts.energy, parts.energy_levels, ks, counts)
+            cycles = self.order_energy.cycles(base_cycles, [combination_sum(f, lv, ks, counts)
+                                                            for f, lv in parts.channels])
+            sel = np.asarray(energy_ok(energy, cycles))[(idx[2 * L],) + tuple(idx[:L - 1])]
+            pruned[RULE_BOUND] += int(n - sel.sum())
+            idx = [i[sel] for i in idx]
+            n = idx[0].size
+            if n == 0:
+                return None, 0
         order = np.stack([orders[l][idx[l]] for l in range(L)], axis=1)
         sp_arr = [np.array(s, dtype=np.int64) for s in sps]
         sorder = np.stack([sp_arr[l][idx[L + l]] for l in range(L)], axis=1)
         keep = keeps[idx[2 * L]]
         rep = lambda a: np.broadcast_to(a[None], (n,) + a.shape).copy()  # noqa: E731
         return MappingArrays(rep(temporal), rep(sx), rep(sy), order, keep, sorder), n
+
+
+def take_bounds(bounds, rows: np.ndarray):
+    """The :class:`search.mapper.bounds.Bounds` of some rows."""
+    arrays = {f.name: getattr(bounds, f.name)[rows] for f in dataclasses.fields(bounds)
+              if isinstance(getattr(bounds, f.name), np.ndarray)}
+    return dataclasses.replace(bounds, **arrays)
 
 
 def chain_matrix(keep_table: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ certified lower bound. A complete tiling is expanded into its
 mappings (:mod:`search.mapper.leaves`: one loop order per class of equal counts, legal keep sets
 only, keep sets whose chain bound reaches the incumbent cut) and scored in large batches; its
 own bound is the least over its keep sets whose tiles fit together
-(:meth:`search.mapper.leaves.LeafExpander.fitting_keep_energy`: every mapping of the tiling has
+(:meth:`search.mapper.leaves.LeafExpander.fitting_keep_bounds`: every mapping of the tiling has
 one of them). The
 incumbent starts as a descended random mapping (:mod:`search.mapper.seed`).
 
@@ -53,13 +53,14 @@ from formulation.pareto import non_dominated
 from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
-from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules, keep_set_energy
+from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
+LEAF_CHUNK = 64          # complete tilings whose keep-set and order bounds are computed at once
 #: Relative tolerance of "optimal": the bounds carry a floating-point slack of 1e-9 per factor
 #: (:data:`search.mapper.bounds.SLACK`), so a bound that equals the incumbent reads slightly below
 #: it; a node is cut when its bound is within ``TOL`` of the incumbent. No cut mapping is better
@@ -119,7 +120,7 @@ class _Search:
         self.space = Space(layer, arch)
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch, self.space)
-        self.leaf = LeafExpander(self.space, rules)
+        self.leaf = LeafExpander(self.space, rules, self.bm)
         self.L = self.space.levels
         opts = self.space.options
         self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
@@ -189,8 +190,13 @@ class _Search:
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
-            elb = np.maximum(elb, self.leaf.fitting_keep_energy(t2, sx2, sy2, bounds))
-            lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
+            for with_cycles in (False, True):  # energy first; the bandwidth terms for the rows left
+                rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
+                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles)
+                elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
+                lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
+                if self.objective is Objective.EDP:
+                    lb = np.maximum(lb, objective_of(self.objective, edp_fit, 1.0, self.arch.clock_GHz))
         if self.rules.bound:
             cut = self.cut(lb, elb, clb)
             self.pruned[RULE_BOUND] += self.counter.mappings(k + 1, sx2[cut], sy2[cut])
@@ -203,11 +209,12 @@ class _Search:
 
     # ---- leaves ----------------------------------------------------------------------------------
     def leaves(self, node) -> None:
-        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent."""
+        """Expand and score complete tilings, best bound first, until the bound reaches the incumbent.
+
+        The per-keep-set and per-order bounds are computed for :data:`LEAF_CHUNK` rows at a time,
+        as the rows are reached (most nodes are cut after a few)."""
         k, t, sx, sy, sym, lb, elb, clb = node
-        bounds = self.bm.bounds(t, sx, sy, self.assigned(k))
-        tiles = self.leaf.tiles(t, sx, sy)
-        keep_energy = keep_set_energy(bounds, self.leaf.chains)  # [b, K]
+        start, end = 0, 0
         for i in range(t.shape[0]):
             if self.rules.bound and self.cut(lb[i:], elb[i:], clb[i:])[0]:
                 if not self.front:  # sorted by bound: the rest is cut too
@@ -219,18 +226,38 @@ class _Search:
                 self.flush()
                 self.rest = (k, t[i:], sx[i:], sy[i:], sym[i:], lb[i:], elb[i:], clb[i:])
                 return
-            energy = keep_energy[i]
-            keep_lb = np.broadcast_to(objective_of(self.objective, energy, bounds.cycles[i], self.arch.clock_GHz),
-                                      energy.shape)
-            keep_ok = ~self.cut(keep_lb, energy, np.full(len(energy), bounds.cycles[i])) if self.rules.bound \
-                else np.ones(len(keep_lb), dtype=bool)
-            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[i], bounds.chain_cost[i], keep_ok,
-                                                self.pruned)
+            if i >= end:
+                start, end = i, i + LEAF_CHUNK
+                rows = slice(start, end)
+                bounds = self.bm.bounds(t[rows], sx[rows], sy[rows], self.assigned(k))
+                tiles = self.leaf.tiles(t[rows], sx[rows], sy[rows])
+                keep_energy, keep_cycles, parts = self.leaf.keep_bounds(t[rows], sx[rows], sy[rows], bounds,
+                                                                        rule2=self.rules.orders)
+            r = i - start
+            energy, cycles = keep_energy[r], keep_cycles[r]
+            keep_lb = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
+            keep_ok = ~self.cut(keep_lb, energy, cycles) if self.rules.bound else np.ones(len(keep_lb), dtype=bool)
+            arrays, n = self.leaf.expand_tiling(t[i], sx[i], sy[i], tiles[r], keep_ok, self.pruned,
+                                                self._energy_ok(bounds.mac_energy_pJ),
+                                                None if parts is None else parts.row(r), bounds.cycles[r])
             if n:
                 self.buffer.append(arrays)
                 self.buffered += n
                 if self.buffered >= EVAL_CHUNK:
                     self.flush()
+
+    def _energy_ok(self, mac_energy_pJ: float):
+        """Which (energy bounds in pJ without the MACs, cycles bounds) of one tiling's mappings can
+        still beat the incumbent (:meth:`cut`); ``None`` without the bound rule."""
+        if not self.rules.bound:
+            return None
+
+        def ok(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+            e = energy + mac_energy_pJ
+            c = np.broadcast_to(cycles, e.shape)
+            return ~self.cut(objective_of(self.objective, e, c, self.arch.clock_GHz).ravel(), e.ravel(),
+                             c.ravel()).reshape(e.shape)
+        return ok
 
     def flush(self) -> None:
         if not self.buffer:
