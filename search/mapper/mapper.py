@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 from collections.abc import Callable
 
 import numpy as np
@@ -57,6 +58,7 @@ from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander,
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
+from search.mapper.spatial import spread_searches
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
@@ -72,6 +74,14 @@ BEST_FIRST_AFTER = 0.5
 #: mappings per second than the tree search, and a better incumbent cuts more.
 SAMPLE_SHARE = 0.3
 SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)
+#: Share of a finite time budget for exact searches with the spatial factors fixed to whole-array
+#: assignments (:mod:`search.mapper.spatial`), after the seeds: on large arrays they find far better
+#: incumbents than the seeds; ``SPATIAL_MAX_S`` caps it.
+SPATIAL_SHARE = 0.25
+SPATIAL_MAX_S = 30.0
+#: ... which start when the main search has not finished after this share of the budget (a layer
+#: proven by then needs none); the main search then goes on from where it stopped.
+SPATIAL_AFTER = 0.3
 
 
 class _Incumbent:
@@ -113,11 +123,14 @@ class _Incumbent:
 class _Search:
     """State of one branch-and-bound run (see the module docstring)."""
 
-    def __init__(self, layer, arch, objective, rules, deadline, switch, front: bool = False) -> None:
+    def __init__(self, layer, arch, objective, rules, deadline, switch, front: bool = False,
+                 space: Space | None = None) -> None:
         self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
         self.front = front
         self.deadline, self.switch = deadline, switch
-        self.space = Space(layer, arch)
+        self.final_deadline = deadline
+        self.spatial_scored = 0
+        self.space = Space(layer, arch) if space is None else space
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch, self.space)
         self.leaf = LeafExpander(self.space, rules, self.bm)
@@ -272,8 +285,10 @@ class _Search:
         """Fraction of the mapspace evaluated or cut so far."""
         return (self.evaluated + sum(self.pruned.values())) / self.mapspace
 
-    def run(self, tick: Callable[[float], None] | None = None):
-        stack = [self.root()]
+    def run(self, tick: Callable[[float], None] | None = None, stack: list | None = None):
+        """Expand nodes until the stack is empty or the deadline; returns the open nodes (``stack``:
+        go on from a previous run's open nodes)."""
+        stack = [self.root()] if stack is None else stack
         self.rest = None
         n_dims = len(self.order)
         while stack:
@@ -346,10 +361,30 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
                                       sample_time_s=sample_time)
         if first is not None:
             search.inc.offer(layer, arch, first)
+        spatial = math.isfinite(time_limit_s) and rules.bound and not front
+        if spatial:  # a first try at the proof before the spatial searches
+            search.deadline = min(search.final_deadline, time.monotonic() + SPATIAL_AFTER * time_limit_s)
         stack = search.run(progress)
+        if stack and spatial:
+            stack = _with_spatial_searches(search, stack, layer, arch, objective, rules, seed, time_limit_s, progress)
+            seeds += search.spatial_scored
     except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
         interrupted, stack = True, None
     return _result(search, stack, arch, seeds, interrupted, time.monotonic() - t0)
+
+
+def _with_spatial_searches(search: _Search, stack, layer, arch, objective, rules, seed: int, time_limit_s: float,
+                           progress) -> list:
+    """:data:`SPATIAL_SHARE` of the budget (at most :data:`SPATIAL_MAX_S`) of exact searches in
+    whole-array spatial subspaces (:mod:`search.mapper.spatial`) sharing the incumbent, then the
+    main search resumed from its open nodes until its own deadline."""
+    sub_rules = replace(rules, symmetry=False)
+    end = time.monotonic() + min(SPATIAL_SHARE * time_limit_s, SPATIAL_MAX_S)
+    search.spatial_scored = spread_searches(
+        lambda space: _Search(layer, arch, objective, sub_rules, end, end, space=space), layer, arch, search.inc, end,
+        seed)
+    search.deadline = search.final_deadline
+    return search.run(progress, stack)
 
 
 def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:
