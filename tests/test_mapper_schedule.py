@@ -31,31 +31,47 @@ def _open(result, lower: float, best: float):
     return replace(result, status=MapperStatus.TIME_LIMIT, certificate=cert)
 
 
-def test_only_unfinished_layers_get_a_second_pass_started_from_their_best(monkeypatch, proven):
-    calls = []
+def test_only_unfinished_layers_get_more_passes_started_from_their_best(monkeypatch, proven):
+    calls, done = [], []
     best = proven.certificate.best
 
     def fake(layer, arch, objective, *, time_limit_s, seed, start):
         calls.append((layer.name, time_limit_s, start))
-        second = sum(1 for c in calls if c[0] == layer.name) == 2
-        if layer.name == "l1" and not second:
-            return _open(proven, lower=0.5 * best, best=2 * best)
-        if layer.name == "l1":
-            return _open(proven, lower=0.25 * best, best=1.5 * best)
-        return proven
+        n = sum(1 for c in calls if c[0] == layer.name)
+        if layer.name != "l1" or n >= 3:  # l1 is proven in its third pass
+            return proven
+        return _open(proven, lower=0.5 * best, best=2 * best) if n == 1 else _open(proven, 0.25 * best, 1.5 * best)
 
     monkeypatch.setattr(schedule, "map_layer", fake)
-    results = schedule.map_layers(LAYERS, ARCH, Objective.EDP, time_limit_s=100.0)
-    assert [c[0] for c in calls] == ["l0", "l1", "l2", "l1"]
-    # the first pass shares FIRST_PASS_SHARE of the budget; the second gets what is left
+    results = schedule.map_layers(LAYERS, ARCH, Objective.EDP, time_limit_s=100.0,
+                                  on_layer_done=lambda i, r: done.append((i, r)))
+    assert [c[0] for c in calls] == ["l0", "l1", "l2", "l1", "l1"]
+    # the first pass shares FIRST_PASS_SHARE of the budget; the later ones what is left
     assert calls[0][1] <= schedule.FIRST_PASS_SHARE * 100.0 / 3 + 1e-6
     assert calls[3][1] > calls[1][1]
     assert calls[3][2] is not None and (calls[3][2].temporal == encode(proven.mapping).temporal).all()
-    cert = results[1].certificate
+    cert = done[3][1].certificate                  # l1 after its second search
     assert cert.lower_bound == 0.5 * best          # the larger of the two passes' bounds
     assert cert.best == 1.5 * best                 # the better of the two
     assert (cert.evaluated, cert.seed_evaluations, cert.wall_s) == (14, 6, 2.0)
+    assert results[1].status is MapperStatus.OPTIMAL and results[1].certificate.optimal
     assert results[0] is proven and results[2] is proven
+
+
+def test_later_passes_take_the_layers_nearest_to_a_proof_first(monkeypatch, proven):
+    order = []
+    best = proven.certificate.best
+    gaps = {"l0": 0.5, "l1": 0.9, "l2": 0.1}
+
+    def fake(layer, arch, objective, *, time_limit_s, seed, start):
+        order.append(layer.name)
+        if len(order) > 3:
+            return proven
+        return _open(proven, lower=best / (1 + gaps[layer.name]), best=best)
+
+    monkeypatch.setattr(schedule, "map_layer", fake)
+    schedule.map_layers(LAYERS, ARCH, Objective.EDP, time_limit_s=100.0)
+    assert order == ["l0", "l1", "l2", "l2", "l0", "l1"]
 
 
 def test_a_second_pass_that_finds_nothing_better_keeps_the_first_mapping(monkeypatch, proven):
@@ -64,12 +80,22 @@ def test_a_second_pass_that_finds_nothing_better_keeps_the_first_mapping(monkeyp
 
     def fake(layer, arch, objective, *, time_limit_s, seed, start):
         runs.append(layer.name)
+        clock.now += time_limit_s  # each search uses all of its time
         if len(runs) == 1:
             return _open(proven, lower=0.5 * best, best=best)
         return replace(_open(proven, lower=0.75 * best, best=3 * best), mapping=None)
 
+    class Clock:
+        now = 0.0
+
+        def monotonic(self):
+            return self.now
+
+    clock = Clock()
     monkeypatch.setattr(schedule, "map_layer", fake)
+    monkeypatch.setattr(schedule, "time", clock)
     (result,) = schedule.map_layers(LAYERS[:1], ARCH, Objective.EDP, time_limit_s=10.0)
+    assert len(runs) == 2 and clock.now == pytest.approx(10.0)
     assert result.mapping == proven.mapping
     assert result.certificate.best == best and result.certificate.lower_bound == 0.75 * best
 

@@ -9,13 +9,15 @@ passes over the layers:
    the pass's time left divided by the layers left, so time an easy layer does not need goes to
    the next ones);
 2. the layers not finished (not proven optimal, not proven infeasible) share all the time left
-   the same way, each mapper started again from its first pass's best mapping (so the second
-   pass's best is never worse).
+   the same way, least gap first (the nearest to a proof are likeliest to finish early and leave
+   their time to the others), each mapper started again from its best mapping so far (so a
+   later pass's best is never worse); passes repeat while every open layer can still get
+   :data:`MIN_PASS_S`.
 
-The second search starts over (its tree is not kept), so its certificate is its own, except that
-``lower_bound`` is the larger of the two passes' bounds (both are valid lower bounds on the same
-mapspace), ``best`` the better of the two, and ``wall_s``, ``evaluated`` and ``seed_evaluations``
-the sums over both passes. Without a finite budget there is a single pass.
+A later search starts over (its tree is not kept), so its certificate is its own, except that
+``lower_bound`` is the largest of the passes' bounds (each is a valid lower bound on the same
+mapspace), ``best`` the best of them, and ``wall_s``, ``evaluated`` and ``seed_evaluations``
+the sums over the passes. Without a finite budget there is a single pass.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from search.mapper.result import MapperResult, MapperStatus
 
 #: Share of a finite budget for the first pass over every layer (module docstring).
 FIRST_PASS_SHARE = 0.3
+#: Further passes run while every open layer can get at least this long (s).
+MIN_PASS_S = 2.0
 _DONE = (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE)
 
 
@@ -81,19 +85,22 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
             on_layer_done(i, r)
     if not finite or any(r.status is MapperStatus.INTERRUPTED for r in results):
         return results
-    open_layers = [i for i, r in enumerate(results) if r.status not in _DONE]
     deadline = t0 + time_limit_s
-    for k, i in enumerate(open_layers):
-        first = results[i]
-        start = encode(first.mapping) if first.mapping is not None else starts[i]
-        r = map_layer(layers[i], arch, objective, time_limit_s=share(deadline, len(open_layers) - k), seed=seed,
-                      start=start)
-        results[i] = _merge(first, r)
-        if on_layer_done is not None:
-            on_layer_done(i, results[i])
-        if r.status is MapperStatus.INTERRUPTED:
-            break
-    return results
+    while True:
+        open_layers = sorted((i for i, r in enumerate(results) if r.status not in _DONE),
+                             key=lambda i: (results[i].certificate.gap, i))
+        if not open_layers or deadline - time.monotonic() < MIN_PASS_S * len(open_layers):
+            return results
+        for k, i in enumerate(open_layers):
+            first = results[i]
+            start = encode(first.mapping) if first.mapping is not None else starts[i]
+            r = map_layer(layers[i], arch, objective, time_limit_s=share(deadline, len(open_layers) - k), seed=seed,
+                          start=start)
+            results[i] = _merge(first, r)
+            if on_layer_done is not None:
+                on_layer_done(i, results[i])
+            if r.status is MapperStatus.INTERRUPTED:
+                return results
 
 
 __all__ = ["FIRST_PASS_SHARE", "map_layers"]
