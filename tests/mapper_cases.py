@@ -80,7 +80,16 @@ def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarra
     return energy, ev.cycles, arrays
 
 
-__all__ = ["tiny_arch", "brute_force", "brute_force_size"]
+def brute_force_optimum(layer: Layer, arch: Architecture, objective) -> float:
+    """The least ``objective`` value over every legal mapping (``inf`` when none fits)."""
+    from search.mapper.objective import objective_of
+
+    energy, cycles, _ = brute_force(layer, arch)
+    values = np.where(np.isfinite(energy), objective_of(objective, energy, cycles, arch.clock_GHz), np.inf)
+    return float(values.min())
+
+
+__all__ = ["tiny_arch", "brute_force", "brute_force_optimum", "brute_force_size"]
 
 
 def brute_force_size(layer: Layer, arch: Architecture) -> int:
