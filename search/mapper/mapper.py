@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 

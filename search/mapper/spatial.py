@@ -29,10 +29,6 @@ from search.mapper.spread import full_spreads
 
 #: Whole-array assignments listed per layer (a random choice among more, seeded).
 MAX_SPREADS = 256
-#: A subspace search may use the time left divided by this many (the best-ranked get the most) ...
-SLICES = 1
-#: ... and at least this long (s), or the time left if less.
-MIN_SLICE_S = 0.5
 
 
 class FixedSpatialSpace(Space):
@@ -67,9 +63,9 @@ def spread_searches(make_search, layer: Layer, arch: Architecture, incumbent, de
 
     The subspaces are taken by their root bound, least first (measured on ``layer1_3x3`` at 64x48
     PEs: the assignment of the best mapping found is the first of 220), and skipped when that bound
-    reaches the incumbent (nothing better is in them); each may use the time left divided by the
-    first :data:`SLICES` subspaces left, at least :data:`MIN_SLICE_S` (most finish in well under a
-    second once the incumbent is good)."""
+    reaches the incumbent (nothing better is in them); each runs until it is done or the deadline
+    (most finish in well under a second once the incumbent is good; giving the first ones only a
+    slice each was measured to miss the best subspace, whose search needs about 4 s to reach it)."""
     level, spreads = full_spreads(layer, arch, np.random.default_rng(seed), MAX_SPREADS)
     if level is None or not spreads:
         return 0
@@ -83,12 +79,11 @@ def spread_searches(make_search, layer: Layer, arch: Architecture, incumbent, de
         ranked.append((_root_bound(sub), len(ranked), sub))
     ranked.sort(key=lambda r: (r[0], r[1]))
     scored = 0
-    for i, (bound, _, sub) in enumerate(ranked):
+    for bound, _, sub in ranked:
         now = time.monotonic()
         if now >= deadline or bound >= incumbent.cutoff:
             break
-        share = (deadline - now) / min(len(ranked) - i, SLICES)
-        sub.deadline = sub.switch = min(deadline, now + max(MIN_SLICE_S, share))
+        sub.deadline = sub.switch = deadline
         sub.run()
         scored += sub.evaluated
     return scored
