@@ -89,7 +89,22 @@ def brute_force_optimum(layer: Layer, arch: Architecture, objective) -> float:
     return float(values.min())
 
 
-__all__ = ["tiny_arch", "brute_force", "brute_force_optimum", "brute_force_size"]
+def check_search_finds_brute_force_optimum(layer: Layer, arch: Architecture, objective) -> None:
+    """The mapper with every rule on, unseeded, proves the brute-force optimum (cases with no legal
+    mapping are rejected through ``hypothesis.assume``)."""
+    from hypothesis import assume
+
+    from search.mapper import map_layer
+
+    best = brute_force_optimum(layer, arch, objective)
+    assume(np.isfinite(best))
+    result = map_layer(layer, arch, objective, seed_samples=0)
+    assert result.certificate.optimal
+    assert abs(result.certificate.best - best) <= 1e-8 * best
+
+
+__all__ = ["tiny_arch", "brute_force", "brute_force_optimum", "brute_force_size",
+           "check_search_finds_brute_force_optimum"]
 
 
 def brute_force_size(layer: Layer, arch: Architecture) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -11,10 +10,9 @@ import search.mapper.bounds as bounds_module
 from formulation.axes import N_DIMS
 from formulation.goals import Objective
 from formulation.specs.types import Layer
-from search.mapper import map_layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.leaves import chain_matrix, keep_set_energy
-from tests.mapper_cases import brute_force, brute_force_optimum, brute_force_size, tiny_arch
+from tests.mapper_cases import brute_force, brute_force_size, check_search_finds_brute_force_optimum, tiny_arch
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -88,12 +86,7 @@ def test_innermost_loop_bound_tightens_a_conv_tiling():
 @settings(max_examples=8, **SETTINGS)
 @given(windowed_cases(limit=3000), st.sampled_from([Objective.ENERGY, Objective.EDP]))
 def test_search_with_the_joint_bound_finds_the_brute_force_optimum(case, objective):
-    layer, arch = case
-    best = brute_force_optimum(layer, arch, objective)
-    assume(np.isfinite(best))
-    result = map_layer(layer, arch, objective, seed_samples=0)
-    assert result.certificate.optimal
-    assert result.certificate.best == pytest.approx(best, rel=1e-8)
+    check_search_finds_brute_force_optimum(*case, objective)
 
 
 @settings(max_examples=12, **SETTINGS)

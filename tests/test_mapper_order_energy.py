@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 from formulation.axes import N_DIMS
 from formulation.goals import Objective
 from formulation.specs.types import Layer
-from search.mapper import map_layer
 from search.mapper.bounds import BoundModel
 from search.mapper.leaves import LeafExpander, Rules, chain_matrix, keep_set_energy
 from search.mapper.order_energy import prefix_masks, savings
 from search.mapper.space import Space
-from tests.mapper_cases import brute_force, brute_force_optimum, brute_force_size, tiny_arch
+from tests.mapper_cases import brute_force, brute_force_size, check_search_finds_brute_force_optimum, tiny_arch
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 ALL = np.ones(N_DIMS, dtype=bool)
@@ -163,9 +162,4 @@ def test_order_bound_charges_the_conflict_between_tensors():
 @settings(max_examples=6, **SETTINGS)
 @given(cases(limit=2500), st.sampled_from([Objective.ENERGY, Objective.EDP]))
 def test_search_with_the_order_bound_finds_the_brute_force_optimum(case, objective):
-    layer, arch = case
-    best = brute_force_optimum(layer, arch, objective)
-    assume(np.isfinite(best))
-    result = map_layer(layer, arch, objective, seed_samples=0)
-    assert result.certificate.optimal
-    assert abs(result.certificate.best - best) <= 1e-8 * best
+    check_search_finds_brute_force_optimum(*case, objective)

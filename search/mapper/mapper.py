@@ -378,9 +378,14 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     return _result(search, stack, arch, seeds, interrupted, time.monotonic() - t0)
 
 
+def _least_open_bound(stack) -> float:
+    """The least bound over the open nodes (``inf`` with none)."""
+    return min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+
+
 def _open_gap(search: _Search, stack) -> float:
     """The incumbent over the least bound of the open nodes, less one."""
-    lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+    lb = _least_open_bound(stack)
     return search.inc.value / lb - 1 if 0 < lb < math.inf else math.inf
 
 
@@ -404,7 +409,7 @@ def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted:
         remaining, open_lb, optimal = search.mapspace - covered, float(lb[0]), False
     else:
         remaining = sum(search.counter.mappings(n[0], n[2], n[3]) for n in stack)
-        open_lb = min((float(n[5].min()) for n in stack if len(n[5])), default=math.inf)
+        open_lb = _least_open_bound(stack)
         optimal = not stack
     lower = inc.value if optimal else min(open_lb, inc.value)
     cert = Certificate(objective=search.objective, optimal=optimal and math.isfinite(inc.value), lower_bound=lower,
