@@ -56,7 +56,7 @@ def test_spread_searches_offer_the_best_whole_array_mapping_to_the_incumbent():
         inside |= _with_assignment(arrays, level, x, y)
     inc = _Incumbent(Objective.EDP, ARCH.clock_GHz)
     scored = spread_searches(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), math.inf,
-                                                   math.inf, space=space), LAYER, ARCH, inc, math.inf)
+                                                   math.inf, space=space), Space(LAYER, ARCH), inc, math.inf)
     assert scored > 0
     assert inc.value == pytest.approx(values[inside].min(), rel=1e-9)
 

@@ -396,7 +396,7 @@ def _spatial_searches(search: _Search, layer, arch, objective, rules, seed: int,
     sub_rules = replace(rules, symmetry=False)
     end = time.monotonic() + min(SPATIAL_SHARE * time_limit_s, SPATIAL_MAX_S)
     return spread_searches(lambda space: _Search(layer, arch, objective, sub_rules, end, end, space=space),
-                           layer, arch, search.inc, end, seed)
+                           search.space, search.inc, end, seed)
 
 
 def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:

@@ -23,7 +23,6 @@ from functools import cached_property
 
 import numpy as np
 
-from formulation.specs.types import Architecture, Layer
 from search.mapper.space import DimOptions, Space
 from search.mapper.spread import full_spreads
 
@@ -56,21 +55,22 @@ def _root_bound(sub) -> float:
     return float(sub.bm.bounds(root[1], root[2], root[3], sub.assigned(0)).value(sub.objective, sub.arch.clock_GHz)[0])
 
 
-def spread_searches(make_search, layer: Layer, arch: Architecture, incumbent, deadline: float, seed: int = 0) -> int:
+def spread_searches(make_search, whole: Space, incumbent, deadline: float, seed: int = 0) -> int:
     """Branch and bound on one :class:`FixedSpatialSpace` after another (module docstring) until
     ``deadline`` (``time.monotonic()``), each offering its mappings to ``incumbent``; returns how many
-    mappings were scored. ``make_search(space)`` builds a search over ``space``.
+    mappings were scored. ``whole`` is the layer's whole mapspace (its options are filtered, not
+    listed again); ``make_search(space)`` builds a search over ``space``.
 
     The subspaces are taken by their root bound, least first (measured on ``layer1_3x3`` at 64x48
     PEs: the assignment of the best mapping found is the first of 220), and skipped when that bound
     reaches the incumbent (nothing better is in them); each runs until it is done or the deadline
     (most finish in well under a second once the incumbent is good; giving the first ones only a
     slice each was measured to miss the best subspace, whose search needs about 4 s to reach it)."""
+    layer, arch = whole.layer, whole.arch
     level, spreads = full_spreads(layer, arch, np.random.default_rng(seed), MAX_SPREADS)
     if level is None or not spreads:
         return 0
     ranked = []
-    whole = Space(layer, arch)
     for x, y in spreads:
         if time.monotonic() >= deadline:
             break
