@@ -3,7 +3,8 @@
 For each distinct layer of ``--network`` on the fixed ``--arch``: :func:`search.mapper.map_layer`
 for ``--objective`` (default EDP) with ``--time-limit`` seconds per layer (or, with
 ``--network-time S``, one budget of S seconds for the whole network shared by
-:func:`search.mapper.schedule.map_layers`: easy layers first, the time left to the unproven ones), recording the status
+:func:`search.mapper.schedule.map_layers` on ``--jobs`` workers: hardest first, a layer's search parked
+and resumed on its worker until proven), recording the status
 (proven optimal or not), the mapspace size, mappings evaluated, wall time, the best value, the
 certified lower bound and the gap. Against it, re-scored by the same exact model:
 
@@ -91,7 +92,8 @@ def run(args) -> dict:
     result.update({"network": network.name, "arch": arch.name, "objective": objective.value,
                    "mapper_started_from_local_search": bool(args.ls_start and args.ls_time_limit > 0),
                    "time_limit_per_layer_s": None if args.network_time else args.time_limit,
-                   "network_time_limit_s": args.network_time or None, "samples": args.samples, "layers": []})
+                   "network_time_limit_s": args.network_time or None, "samples": args.samples,
+                   "jobs": args.jobs, "layers": []})
     ls = None
     if args.ls_time_limit > 0:
         print(f"local search (optimize --fixed-hardware, {args.ls_time_limit:.0f} s)", flush=True)
@@ -101,8 +103,9 @@ def run(args) -> dict:
     starts = [ls["mappings"].get(layer.name) if (ls is not None and args.ls_start) else None for layer in layers]
     if args.network_time:
         t0 = time.monotonic()
-        results = map_layers(layers, arch, objective, time_limit_s=args.network_time, starts=starts,
-                             on_layer_done=lambda i, r: print(f"  ... {layers[i].name}: {r.status.value}", flush=True))
+        results = map_layers(layers, arch, objective, time_limit_s=args.network_time, starts=starts, jobs=args.jobs,
+                             on_layer_done=lambda i, r: print(f"  ... {time.monotonic() - t0:6.1f} s "
+                                                              f"{layers[i].name}: {r.status.value}", flush=True))
         result["network_wall_s"] = time.monotonic() - t0
     else:
         results = [map_layer(layer, arch, objective, time_limit_s=args.time_limit, start=start)
@@ -170,7 +173,8 @@ def main(argv: list[str]) -> int:
                              "(replaces --time-limit; default 0: off)")
     parser.add_argument("--samples", type=int, default=200_000, help="random mappings per layer (0: skip)")
     parser.add_argument("--ls-time-limit", type=float, default=60.0, help="local search budget, s (0: skip)")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="workers of the local search and of --network-time's layers (default %(default)s)")
     parser.add_argument("--ls-start", action="store_true",
                         help="start each layer's mapper from the local search's mapping (as optimize --method exact)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)

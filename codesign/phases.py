@@ -101,7 +101,7 @@ def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, netw
     from concurrent.futures import ThreadPoolExecutor
 
     from search.bnb import branch_and_bound
-    from search.polish_layers import stop_interrupts
+    from search.stop import stop_interrupts
 
     polish_s, bound_s = seconds
     incumbent = result.best.score.value(goal.objective)

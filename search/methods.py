@@ -271,7 +271,8 @@ class Exact(Method):
             raise SpecError("--method = 'exact': maps fixed hardware only; add --fixed-hardware --arch NAME")
         from search.mapper.network import map_network
 
-        return map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed)
+        return map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed,
+                           jobs=options.jobs)
 
 
 __all__ = ["METHODS", "Baseline", "Method", "RunOptions", "get_method", "load", "register"]

@@ -3,8 +3,8 @@
 The co-design's local search moves one or two factors at a time and ends in a local optimum of the
 mappings; the exact mapper (:func:`search.mapper.map_layer`) searches a layer's whole mapspace with
 proven cuts. Polishing gives every layer of the best design, at that design's hardware, a share of
-the budget (:mod:`search.polish_layers`: the time left divided by the layers left, on one worker or
-several, so what a proven layer does not use goes to the next ones), started from the design's own
+the budget (:func:`search.mapper.schedule.map_layers`, on one worker or several: what a proven layer
+does not use goes to the others, and the layers not proven get the time left), started from the design's own
 mapping and from the same layer's mappings in the other starts' designs made legal for this hardware
 (as they are and with X and Y swapped: starts often end on transposed meshes, and the mapper's
 answers on the two differ), so for the layer's own objective its answer is never worse than any of
@@ -36,17 +36,19 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from formulation.goals import Objective, seconds
+from formulation.model.encoding import encode
 from formulation.model.exact import evaluate_batch
 from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network
 from formulation.technology import architecture_area_mm2
 from search.design import Design, Evaluated, Goal, evaluate_design, objective_values
-from search.polish_layers import LayerTask, mapping_key, run_layers, stack, transferred
+from search.mapper.result import MapperStatus
+from search.polish_layers import mapping_key, stack, transferred
 from search.stop import stop_requested
 
 #: Up to this many candidate combinations are all scored; beyond, coordinate descent.
@@ -56,9 +58,6 @@ POLISHED_OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
 #: :data:`DESCENT_MAX_S` (it converges in about a second on ResNet-18).
 DESCENT_SHARE = 0.05
 DESCENT_MAX_S = 10.0
-#: Further rounds on the layers not proven run only while each would get at least this long (s).
-MIN_ROUND_S = 2.0
-MAX_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -140,8 +139,8 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
         candidates.append([own] + transferred(entry.layer, arch, own, [o.design.mappings[i] for o in others]))
     n_transferred = sum(len(c) for c in candidates) - len(layers)
     descent_s = min(DESCENT_MAX_S, DESCENT_SHARE * time_limit_s)
-    outcomes = _rounds(layers, arch, goal.objective, candidates, t0 + time_limit_s - descent_s, jobs, seed,
-                       on_layer_done)
+    results, rounds = _map_layers(layers, arch, goal.objective, candidates, t0 + time_limit_s - descent_s, jobs, seed,
+                                  on_layer_done)
     energy, cycles = [], []
     for entry, cands in zip(layers, candidates):
         ev = [evaluate_batch(entry.layer, arch, c) for c in cands]
@@ -157,36 +156,37 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
         polished = best
     changed = tuple(entry.layer.name for i, entry in enumerate(layers)
                     if mapping_key(polished.design.mappings[i]) != mapping_key(best.design.mappings[i]))
-    proven = tuple(layers[i].layer.name for i in sorted({o.index for o in outcomes if o.proven}))
+    proven = tuple(entry.layer.name for entry, r in zip(layers, results) if r.status is MapperStatus.OPTIMAL)
     report = PolishReport(goal.objective, before, polished.score.value(goal.objective), changed, proven,
-                          time.monotonic() - t0, transferred=n_transferred,
-                          rounds=max((o.round for o in outcomes), default=-1) + 1)
+                          time.monotonic() - t0, transferred=n_transferred, rounds=rounds)
     return polished, report
 
 
-def _rounds(layers, arch, objective: Objective, candidates: list[list], deadline: float, jobs: int, seed: int,
-            on_layer_done) -> list:
-    """The mapper on every layer, then again on the layers it did not prove while time is left (round ``r``
-    starts from every candidate found so far, with seed ``seed + r``): a layer proven early leaves time that
-    a single round would leave idle on the other workers. Appends each answer to its layer's candidates;
-    returns every outcome, tagged with its round."""
-    outcomes = []
-    todo = list(range(len(layers)))
-    for r in range(MAX_ROUNDS):
-        tasks = [LayerTask(i, layers[i].layer, stack(candidates[i], arch)) for i in todo]
-        done = run_layers(tasks, arch, objective, deadline=deadline, jobs=jobs, seed=seed + r,
-                          on_done=None if on_layer_done is None else
-                          lambda o: on_layer_done(layers[o.index].layer.name))
-        for out in done:
-            if out.mapping is not None:
-                candidates[out.index].append(out.mapping)
-            outcomes.append(replace(out, round=r))
-        todo = [o.index for o in done if not o.proven and o.mapping is not None]
-        left = deadline - time.monotonic()
-        if not todo or stop_requested() or any(o.interrupted for o in done) or \
-                left < MIN_ROUND_S * len(todo) / max(1, min(jobs, len(todo))):
-            break
-    return outcomes
+def _map_layers(layers, arch, objective: Objective, candidates: list[list], deadline: float, jobs: int, seed: int,
+                on_layer_done) -> tuple[list, int]:
+    """The mapper on every layer until ``deadline`` (:func:`search.mapper.schedule.map_layers`: a first pass,
+    then the layers not proven get the time left, on ``jobs`` workers), started from every candidate. Appends
+    each answer (after every search or slice) to its layer's candidates; returns the layers' final answers
+    and the most searches (or slices) any layer had."""
+    from search.mapper.schedule import map_layers
+
+    runs = [0] * len(layers)
+    keys = [{mapping_key(c) for c in cands} for cands in candidates]
+
+    def done(i: int, result) -> None:
+        runs[i] += 1
+        if result.mapping is not None:
+            arrays = encode(result.mapping)
+            if mapping_key(arrays) not in keys[i]:
+                keys[i].add(mapping_key(arrays))
+                candidates[i].append(arrays)
+        if on_layer_done is not None:
+            on_layer_done(layers[i].layer.name)
+
+    results = map_layers([entry.layer for entry in layers], arch, objective,
+                         time_limit_s=max(0.0, deadline - time.monotonic()), seed=seed,
+                         starts=[stack(c, arch) for c in candidates], jobs=jobs, on_layer_done=done)
+    return results, max(runs, default=0)
 
 
 def _network_descent(network: Network, template: ArchTemplate, goal: Goal, design: Evaluated, deadline: float,

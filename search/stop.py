@@ -10,6 +10,11 @@ so the running starts' bests are returned and written, not lost. Checking costs 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+
+#: How often :class:`stop_interrupts`' watcher looks for a stop request (s).
+STOP_POLL_S = 0.2
 
 _requested = False
 _stop_file: str | None = None
@@ -46,3 +51,35 @@ def reset() -> None:
     global _requested, _stop_file
     _requested = False
     _stop_file = None
+
+
+class stop_interrupts:
+    """While active (main thread only), a stop request raises KeyboardInterrupt in the main thread: a watcher
+    thread polls :func:`stop_requested` and sends this process ``SIGUSR1``, whose handler raises it; the
+    exact mapper turns it into its ``interrupted`` status with the best mapping so far."""
+
+    def __enter__(self):
+        self.done = threading.Event()
+        self.active = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1")
+        if self.active:
+            self.previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+            self.thread = threading.Thread(target=self._watch, daemon=True)
+            self.thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self.done.wait(STOP_POLL_S):
+            if stop_requested():
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a late signal is dropped
+            self.done.set()
+            self.thread.join()
+            signal.signal(signal.SIGUSR1, self.previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -119,3 +119,93 @@ def test_without_a_budget_every_layer_is_proven_in_one_pass():
     alone = map_layer(LAYERS[0], ARCH, Objective.ENERGY)
     assert all(r.status is MapperStatus.OPTIMAL for r in results)
     assert results[0].certificate.best == alone.certificate.best
+
+
+# ---- workers (jobs > 1): the time-share rule as pure bookkeeping, then the real workers -------------------
+
+def test_a_slice_shares_the_free_worker_time_and_never_passes_the_deadline():
+    assert schedule.slice_s(0.0, 60.0, 1, 0.0, 3) == pytest.approx(20.0)       # one worker: time left / layers left
+    assert schedule.slice_s(0.0, 60.0, 2, 0.0, 3) == pytest.approx(40.0)       # two: twice the worker time
+    assert schedule.slice_s(0.0, 60.0, 2, 0.0, 1) == pytest.approx(60.0)       # ... but never past the deadline
+    assert schedule.slice_s(10.0, 60.0, 2, 30.0, 2) == pytest.approx(35.0)     # what running slices hold is not free
+    assert schedule.slice_s(70.0, 60.0, 2, 0.0, 2) == 0.0
+    assert schedule.slice_s(0.0, math.inf, 2, 5.0, 4) == math.inf
+
+
+def _answer(result, gap: float):
+    """``result`` as an unfinished search whose gap is ``gap``."""
+    best = result.certificate.best
+    return _open(result, lower=best / (1 + gap), best=best)
+
+
+def test_the_plan_starts_the_hardest_first_then_resumes_the_largest_gap_on_any_worker(proven):
+    plan = schedule.Plan([1.0, 50.0, 7.0], t0=0.0, deadline=100.0, jobs=2, first_pass_share=0.3)
+    a = plan.next_for(0, 0.0)
+    b = plan.next_for(1, 0.0)
+    assert (a.kind, a.task, b.kind, b.task) == ("start", 1, "start", 2)
+    assert a.budget_s == pytest.approx(20.0)            # 2 workers x 30 s of first pass over 3 layers
+    assert b.budget_s == pytest.approx(20.0)            # (60 - the 30 s layer 1 holds) / 2 layers left
+    assert a.best_first_after == math.inf               # not a last slice: depth first
+    assert plan.finished(1, _answer(proven, 0.05), "open-2") == 2          # parked
+    c = plan.next_for(1, 5.0)
+    assert (c.kind, c.task) == ("start", 0) and c.budget_s == pytest.approx(25.0)  # min(25 s left, (50 - 15) / 1)
+    assert plan.finished(1, proven, None) == 0          # proven in its first slice
+    assert plan.finished(0, _answer(proven, 0.01), "open-1") == 1
+    # every layer started: the parked ones, largest gap first, from their open searches, on either worker
+    d = plan.next_for(1, 20.0)
+    assert (d.kind, d.task) == ("resume", 2) and plan.take(2) == "open-2"
+    assert d.budget_s == pytest.approx(80.0) and d.best_first_after == schedule.RESUME_BEST_FIRST_AFTER
+    e = plan.next_for(0, 20.0)
+    assert (e.kind, e.task) == ("resume", 1) and plan.take(1) == "open-1"
+    assert plan.parked == {}
+    assert plan.finished(1, proven, None) == 2
+    assert plan.results[2] is proven and plan.results[0] is proven and plan.parked == {}
+
+
+def test_the_plan_gives_no_slice_too_short_to_run_and_none_after_a_stop(proven):
+    plan = schedule.Plan([2.0, 1.0], t0=0.0, deadline=10.0, jobs=2)
+    plan.next_for(0, 0.0)
+    plan.finished(0, _answer(proven, 0.1), "open-0")
+    assert plan.next_for(0, 10.0 - schedule.MIN_SLICE_S / 4).kind == "start"   # a layer not started gets its seeds
+    plan.finished(0, _answer(proven, 0.1), "open-1")
+    assert plan.next_for(0, 10.0 - schedule.MIN_SLICE_S / 4) is None             # ... a parked one no sliver
+    stopped = schedule.Plan([1.0, 2.0, 3.0], t0=0.0, deadline=100.0, jobs=2)
+    stopped.next_for(0, 0.0)
+    stopped.finished(0, replace(_answer(proven, 0.1), status=MapperStatus.INTERRUPTED), None)
+    seeds = stopped.next_for(0, 1.0)
+    assert seeds.kind == "start" and seeds.budget_s == 0.0                     # after Ctrl-C: seeds only
+    assert schedule.Plan([1.0], 0.0, 100.0, 2).next_for(0, 0.0, stop=True).budget_s == 0.0
+
+
+def test_an_open_search_goes_on_after_pickling_to_the_same_optimum():
+    import pickle
+
+    from search.mapper.mapper import search_layer
+
+    layer = Layer("g", N=1, K=4, C=4, P=2, Q=2, R=1, S=1)
+    whole = map_layer(layer, ARCH, Objective.EDP)
+    first, state = search_layer(layer, ARCH, Objective.EDP, time_limit_s=0.0)
+    assert first.status is MapperStatus.TIME_LIMIT and state is not None
+    again = pickle.loads(pickle.dumps(state))            # as a worker gets it
+    result, left = search_layer(layer, ARCH, Objective.EDP, resume=again, time_limit_s=math.inf)
+    assert left is None and result.status is MapperStatus.OPTIMAL
+    assert result.certificate.best == pytest.approx(whole.certificate.best, rel=1e-12)
+    assert result.certificate.evaluated >= first.certificate.evaluated
+    cert = result.certificate
+    assert cert.mapspace == cert.evaluated + sum(cert.pruned.values())
+
+
+def test_workers_prove_every_layer_going_on_from_parked_searches():
+    layers = [Layer("a", N=1, K=4, C=4, P=2, Q=2, R=1, S=1), Layer("b", N=1, K=2, C=8, P=2, Q=1, R=1, S=1),
+              Layer("c", N=1, K=8, C=2, P=1, Q=2, R=1, S=1)]
+    done = []
+    # no first pass: every layer gets its seeds only, is parked, and its search goes on in a later slice
+    results = schedule.map_layers(layers, ARCH, Objective.EDP, time_limit_s=120.0, jobs=2, first_pass_share=0.0,
+                                  on_layer_done=lambda i, r: done.append((i, r.status)))
+    assert sorted(i for i, s in done if s is MapperStatus.OPTIMAL) == [0, 1, 2]
+    assert len(done) > 3                                  # some layer was parked before its proof
+    for layer, r in zip(layers, results):
+        alone = map_layer(layer, ARCH, Objective.EDP)
+        assert r.status is MapperStatus.OPTIMAL and r.certificate.optimal
+        assert r.certificate.best == pytest.approx(alone.certificate.best, rel=1e-12)
+        assert r.certificate.mapspace == r.certificate.evaluated + sum(r.certificate.pruned.values())

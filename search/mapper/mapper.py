@@ -42,7 +42,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -342,7 +342,8 @@ class _Search:
 def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
               time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
               start: MappingArrays | None = None, progress: Callable[[float], None] | None = None,
-              front: bool = False) -> MapperResult:
+              front: bool = False, best_first_after: float = BEST_FIRST_AFTER,
+              _open: Callable[[OpenSearch], None] | None = None) -> MapperResult:
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
@@ -353,10 +354,12 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     cycles), so that ``MapperResult.pareto`` is the proven energy-latency front of the layer when
     the status is ``optimal`` (the best for ``objective`` is on it).
     Ctrl-C ends the search with the best mapping so far (status ``interrupted``). The same
-    arguments give the same result (the time budget aside).
+    arguments give the same result (the time budget aside). ``best_first_after`` (a share of the
+    budget, ``inf``: never) moves the switch to best first (:data:`BEST_FIRST_AFTER`).
     """
     t0 = time.monotonic()
-    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, t0 + BEST_FIRST_AFTER * time_limit_s, front)
+    switch = t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, switch, front)
     sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
     seeds, interrupted = 0, False
     try:
@@ -375,7 +378,67 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
             stack = search.run(progress, stack)
     except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
         interrupted, stack = True, None
-    return _result(search, stack, arch, seeds, interrupted, time.monotonic() - t0)
+    wall = time.monotonic() - t0
+    if stack and _open is not None:  # search_layer keeps the open search to go on with
+        _open(OpenSearch(search, stack, seeds, wall))
+    return _result(search, stack, arch, seeds, interrupted, wall)
+
+
+@dataclass
+class OpenSearch:
+    """A search its time limit stopped, with everything needed to go on (:func:`search_layer`). It pickles
+    as its open nodes, incumbent and counts (a few MB), and is rebuilt around them in the process that
+    unpickles it, so a search can go on in another worker."""
+
+    search: _Search
+    stack: list
+    seeds: int
+    wall_s: float
+
+    def __getstate__(self) -> dict:
+        s, inc = self.search, self.search.inc
+        return {"stack": self.stack, "seeds": self.seeds, "wall_s": self.wall_s,
+                "search": (s.layer, s.arch, s.objective, s.rules, s.front), "evaluated": s.evaluated,
+                "pruned": dict(s.pruned), "incumbent": (inc.value, inc.arrays, inc.energy, inc.cycles, inc.front)}
+
+    def __setstate__(self, state: dict) -> None:
+        layer, arch, objective, rules, front = state["search"]
+        search = _Search(layer, arch, objective, rules, 0.0, 0.0, front)
+        search.evaluated = state["evaluated"]
+        search.pruned.update(state["pruned"])
+        inc = search.inc
+        inc.value, inc.arrays, inc.energy, inc.cycles, inc.front = state["incumbent"]
+        self.search, self.stack, self.seeds, self.wall_s = search, state["stack"], state["seeds"], state["wall_s"]
+
+
+def search_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
+                 resume: OpenSearch | None = None, time_limit_s: float = math.inf,
+                 progress: Callable[[float], None] | None = None, best_first_after: float = BEST_FIRST_AFTER,
+                 **options) -> tuple[MapperResult, OpenSearch | None]:
+    """:func:`map_layer` (``options`` are its keywords) that can be continued: the result and, when the
+    time limit ended the search with open nodes, an :class:`OpenSearch` to pass as ``resume`` for
+    ``time_limit_s`` more seconds on the same tree (no node searched again). A search (or slice) goes
+    depth first (which finds better incumbents) and expands the open node of least bound first after
+    ``best_first_after`` of its time (``inf``: never; a slice that is not a layer's last is better spent
+    depth first). The certificate of a continued search counts the
+    effort (``evaluated``, ``pruned``, ``wall_s``: time spent searching) of all its slices."""
+    if resume is None:
+        holder: list = []
+        result = map_layer(layer, arch, objective, time_limit_s=time_limit_s, progress=progress,
+                           best_first_after=best_first_after, _open=holder.append, **options)
+        return result, (holder[0] if holder else None)
+    t0 = time.monotonic()
+    search = resume.search
+    search.deadline = search.final_deadline = t0 + time_limit_s
+    search.switch = t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
+    interrupted, stack = False, None
+    try:
+        stack = search.run(progress, resume.stack)
+    except KeyboardInterrupt:
+        interrupted = True
+    wall = resume.wall_s + time.monotonic() - t0
+    result = _result(search, stack, arch, resume.seeds, interrupted, wall)
+    return result, (OpenSearch(search, stack, resume.seeds, wall) if stack else None)
 
 
 def _least_open_bound(stack) -> float:
@@ -423,4 +486,4 @@ def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted:
     return MapperResult(status, decode(inc.arrays, arch), inc.energy, inc.cycles, cert, tuple(inc.front))
 
 
-__all__ = ["map_layer"]
+__all__ = ["OpenSearch", "map_layer", "search_layer"]

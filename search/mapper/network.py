@@ -5,8 +5,9 @@ latency are sums over layers, so the per-layer optima are the network optimum; f
 per-layer EDP optima are what is certified (the network's ``(sum E)(sum T)`` is not separable).
 First the project's local search (``local_search_share`` of the budget) gives every layer a
 start (:func:`search.mapper.seed.local_search_starts`), so the result is never worse than it. The
-rest of the budget is shared by :func:`search.mapper.schedule.map_layers`: a first pass over every
-layer, then the layers not proven yet share the time left. The certificates are in ``OptimizeResult.extra``.
+rest of the budget is shared by :func:`search.mapper.schedule.map_layers` on the run's ``--jobs`` workers:
+a first pass over every layer, then the layers not proven yet share the time left (on workers, each
+going on from where its search stopped). The certificates are in ``OptimizeResult.extra``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
 
 
 def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_limit_s: float = math.inf,
-                seed: int = 0, local_search_share: float = 0.25,
+                seed: int = 0, local_search_share: float = 0.25, jobs: int = 1,
                 on_layer_done: Callable[[MapperResult], None] | None = None):
-    """An :class:`search.optimize.OptimizeResult` whose design maps every layer with :func:`map_layer`."""
+    """An :class:`search.optimize.OptimizeResult` whose design maps every layer with :func:`map_layer`, the
+    layers on ``jobs`` worker processes; ``on_layer_done`` is called after each search (or slice) of a layer."""
     if goal.objective not in OBJECTIVES:
         raise SpecError(f"--objective = {goal.objective.value!r}: the exact mapper minimizes energy, latency or edp")
     if template.mesh_x_range[0] != template.mesh_x_range[1] or template.mesh_y_range[0] != template.mesh_y_range[1] \
@@ -48,7 +50,7 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
         starts = local_search_starts(network, arch, goal.objective, ls_budget, seed)
     left = time_limit_s - (time.monotonic() - t0)
     results = map_layers([e.layer for e in network.layers], arch, goal.objective, time_limit_s=max(0.0, left),
-                         seed=seed, starts=starts,
+                         seed=seed, starts=starts, jobs=jobs,
                          on_layer_done=None if on_layer_done is None else lambda _i, r: on_layer_done(r))
     wall = time.monotonic() - t0
     evaluations = sum(r.certificate.evaluated + r.certificate.seed_evaluations for r in results)

@@ -1,9 +1,13 @@
-"""One time budget for the exact mapper over many layers: the easy ones first, the rest to the hard ones.
+"""One time budget for the exact mapper over many layers, on one process or several workers.
 
 Layers differ by orders of magnitude in how long the mapper needs for its proof (on ResNet-18 and
 the 16x16 ``simple`` hardware, two thirds of the layers prove in about 2 s and a few need tens of
-seconds), and which ones are hard is not known in advance. :func:`map_layers` therefore runs two
-passes over the layers:
+seconds), and which ones are hard is not known in advance. :func:`map_layers` is the one scheduler
+of such "layer tasks" (``optimize --method exact``, ``benchmarks mapper --network-time``, and
+polishing, :mod:`search.polish`); it returns every layer's :class:`MapperResult` with its
+certificate.
+
+One process (``jobs=1``). Two passes over the layers:
 
 1. every layer gets ``first_pass_share`` of the budget divided among the layers (a layer may use
    the pass's time left divided by the layers left, so time an easy layer does not need goes to
@@ -17,15 +21,49 @@ passes over the layers:
 A later search starts over (its tree is not kept), so its certificate is its own, except that
 ``lower_bound`` is the largest of the passes' bounds (each is a valid lower bound on the same
 mapspace), ``best`` the best of them, and ``wall_s``, ``evaluated`` and ``seed_evaluations``
-the sums over the passes. Without a finite budget there is a single pass.
+the sums over the passes (:func:`_merge`). Without a finite budget there is a single pass.
+
+Workers (``jobs=N > 1``, :mod:`search.mapper.worker` on joblib's reusable loky processes). Here a
+search that runs out of its slice is *parked*, not lost: its open nodes, incumbent and counts come
+back to this process (:class:`search.mapper.mapper.OpenSearch`, a few MB) and a later slice, on any
+worker, goes on from them (:func:`search.mapper.mapper.search_layer`). Giving a layer its time in
+several slices then costs next to nothing, so the rule need not guess in advance how hard a layer
+is. The rule (:class:`Plan`, pure bookkeeping with the clock as an argument), whenever a worker is
+free:
+
+1. *First pass.* Start the next layer not started yet, hardest first (LPT, longest processing time
+   first, on the mapspace size :meth:`search.mapper.space.Space.size`: on ResNet-18 it puts the
+   four slow layers among the first five and the proofs of about 2 s last, where they fill the
+   workers' ends), for :func:`slice_s` towards the first pass's deadline (``first_pass_share`` of
+   the budget, as in one process): the free worker time until then, less what the running slices
+   hold, divided by the layers not started. An easy layer proves within it and leaves the rest.
+2. *Later passes.* Once every layer is started, resume the parked layer of largest gap (after the
+   first pass the gap is the best cheap hint of the work left: on ResNet-18 after 10 s,
+   layer2_3x3_s2, the slowest proof, has the largest; starting the longest work first keeps it off
+   the end, where one worker would run it alone), for :func:`slice_s` towards the deadline over the
+   parked layers. A proof that ends early leaves its time to the rest; a search that still has not
+   finished is parked again; slices under :data:`MIN_SLICE_S` are not run.
+
+Searches go depth first (the mapper's most promising batch first: it finds the incumbents that cut
+most, and it is what proves fastest: measured on layer3_3x3, 1.5-s slices that each turned best first
+halfway scored 12 times the mappings of one search and took 2.5 times as long), except in a layer's
+last slice (one that ends at the deadline), which turns best first after
+:data:`RESUME_BEST_FIRST_AFTER` of it to raise the certified bound if the proof does not finish.
+
+With one worker rule 1 is the sequential first pass. A layer's certificate is that of its one search
+(its counts and ``wall_s`` are cumulative over its slices); :func:`_merge` is not needed. A stop
+request (:mod:`search.stop`) ends the running searches with their best mappings; the layers not
+started then run their seeds only (every layer gets a mapping) and no search gets more time.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import queue
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,11 +73,16 @@ from formulation.model.encoding import MappingArrays, encode
 from formulation.specs.types import Architecture, Layer
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
+from search.stop import stop_file, stop_interrupts, stop_requested
 
 #: Share of a finite budget for the first pass over every layer (module docstring).
 FIRST_PASS_SHARE = 0.3
-#: Further passes run while every open layer can get at least this long (s).
+#: Further passes (one process) run while every open layer can get at least this long (s).
 MIN_PASS_S = 2.0
+#: A parked search is resumed only for at least this long (s).
+MIN_SLICE_S = 0.5
+#: A layer's last slice on the workers turns best first after this share of it (module docstring).
+RESUME_BEST_FIRST_AFTER = 0.8
 _DONE = (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE)
 
 
@@ -59,31 +102,36 @@ def _merge(first: MapperResult, second: MapperResult) -> MapperResult:
 
 def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective, *, time_limit_s: float = math.inf,
                seed: int = 0, starts: Sequence[MappingArrays | None] | None = None,
-               first_pass_share: float = FIRST_PASS_SHARE,
+               first_pass_share: float = FIRST_PASS_SHARE, jobs: int = 1,
                on_layer_done: Callable[[int, MapperResult], None] | None = None) -> list[MapperResult]:
     """:func:`search.mapper.map_layer` for every layer within one budget of ``time_limit_s`` seconds
-    (module docstring). ``starts[i]`` (optional) seeds layer ``i``'s first search; ``on_layer_done(i,
-    result)`` is called after each search of layer ``i`` (twice for a layer searched in both passes).
-    After a Ctrl-C (a layer's status ``interrupted``) the layers not searched yet get no search time
-    (their starts and seeds only) and there is no second pass."""
+    (module docstring), on ``jobs`` worker processes. ``starts[i]`` (optional) seeds layer ``i``'s first
+    search; ``on_layer_done(i, result)`` is called after each search (or slice) of layer ``i`` with the
+    layer's answer so far. After a stop (Ctrl-C, or a layer's status ``interrupted``) the layers not
+    searched yet get no search time (their starts and seeds only) and there is no further pass."""
     t0 = time.monotonic()
     starts = list(starts) if starts is not None else [None] * len(layers)
+    if jobs > 1 and len(layers) > 1:
+        return _map_on_workers(layers, arch, objective, t0, t0 + time_limit_s, seed, starts, jobs, first_pass_share,
+                               on_layer_done)
     finite = math.isfinite(time_limit_s)
     results: list[MapperResult] = []
 
+    def stopped() -> bool:
+        return stop_requested() or any(r.status is MapperStatus.INTERRUPTED for r in results)
+
     def share(deadline: float, left_layers: int) -> float:
-        if any(r.status is MapperStatus.INTERRUPTED for r in results):
+        if stopped():
             return 0.0
         return max(0.0, (deadline - time.monotonic()) / max(1, left_layers)) if finite else math.inf
 
     first_deadline = t0 + (first_pass_share * time_limit_s if finite else 0.0)
     for i, layer in enumerate(layers):
-        r = map_layer(layer, arch, objective, time_limit_s=share(first_deadline, len(layers) - i), seed=seed,
-                      start=starts[i])
+        r = _map_here(layer, arch, objective, share(first_deadline, len(layers) - i), seed, starts[i])
         results.append(r)
         if on_layer_done is not None:
             on_layer_done(i, r)
-    if not finite or any(r.status is MapperStatus.INTERRUPTED for r in results):
+    if not finite or stopped():
         return results
     deadline = t0 + time_limit_s
     while True:
@@ -94,13 +142,193 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
         for k, i in enumerate(open_layers):
             first = results[i]
             start = encode(first.mapping) if first.mapping is not None else starts[i]
-            r = map_layer(layers[i], arch, objective, time_limit_s=share(deadline, len(open_layers) - k), seed=seed,
-                          start=start)
+            r = _map_here(layers[i], arch, objective, share(deadline, len(open_layers) - k), seed, start)
             results[i] = _merge(first, r)
             if on_layer_done is not None:
                 on_layer_done(i, results[i])
-            if r.status is MapperStatus.INTERRUPTED:
+            if stopped():
                 return results
 
 
-__all__ = ["FIRST_PASS_SHARE", "map_layers"]
+def _map_here(layer: Layer, arch: Architecture, objective: Objective, budget_s: float, seed: int,
+              start: MappingArrays | None) -> MapperResult:
+    """:func:`map_layer` in this process; a stop request ends it with its best mapping (through
+    :class:`search.stop.stop_interrupts`, main thread only). When the stop's interrupt lands where the mapper
+    cannot catch it (inside the compiled model), or the budget is 0, the layer gets its seeds' search only."""
+    if budget_s > 0 and not stop_requested():
+        try:
+            with stop_interrupts():
+                return map_layer(layer, arch, objective, time_limit_s=budget_s, seed=seed, start=start)
+        except (KeyboardInterrupt, SystemError):
+            if not stop_requested():
+                raise
+    return map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=start)
+
+
+def slice_s(now: float, deadline: float, jobs: int, held_s: float, waiting: int) -> float:
+    """A slice (module docstring, rules 1 and 2): ``min(deadline - now, (jobs * (deadline - now)
+    - held_s) / waiting)`` and at least 0, where ``held_s`` is the time the running slices still hold and
+    ``waiting`` counts the layers waiting for time (this one included). With one worker and nothing
+    running it is the sequential rule, the time left divided by the layers left."""
+    left = deadline - now
+    if not math.isfinite(left):
+        return left
+    return max(0.0, min(left, (jobs * left - held_s) / max(1, waiting)))
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a free worker does next: ``start`` a search of ``task`` or ``resume`` its parked one, for
+    ``budget_s`` seconds."""
+
+    kind: str
+    task: int
+    budget_s: float
+    best_first_after: float = math.inf
+
+
+class Plan:
+    """The workers' time-share rule (module docstring) over ``len(hardness)`` layers, with a budget from
+    ``t0`` to ``deadline`` (``time.monotonic()`` values): :meth:`next_for` says what a free worker runs,
+    :meth:`finished` records a search's answer. Pure bookkeeping: no processes, the clock is an argument."""
+
+    def __init__(self, hardness: Sequence[float], t0: float, deadline: float, jobs: int,
+                 first_pass_share: float = FIRST_PASS_SHARE) -> None:
+        n = len(hardness)
+        self.order = sorted(range(n), key=lambda i: (-hardness[i], i))
+        self.deadline, self.jobs = deadline, jobs
+        self.first_deadline = t0 + first_pass_share * (deadline - t0) if math.isfinite(deadline) else deadline
+        self.started = [False] * n
+        self.results: list[MapperResult | None] = [None] * n
+        self.parked: dict[int, object] = {}              # layer -> its open search
+        self.running: dict[int, tuple[int, float]] = {}  # worker -> (layer, end of its slice)
+        self.stopped = False
+
+    def gap(self, i: int) -> float:
+        r = self.results[i]
+        return math.inf if r is None else r.certificate.gap
+
+    def next_for(self, worker: int, now: float, stop: bool = False) -> Action | None:
+        """What ``worker`` (free) runs next, or None (module docstring, rules 1 and 2)."""
+        unstarted = [i for i in self.order if not self.started[i]]
+        if stop or self.stopped:  # seeds only for the layers not started: each gets a mapping
+            return self._run(worker, Action("start", unstarted[0], 0.0), now) if unstarted else None
+        if unstarted:
+            end = self.first_deadline
+            held = sum(max(0.0, min(e, end) - now) for _, e in self.running.values())
+            return self._run(worker, Action("start", unstarted[0], slice_s(now, end, self.jobs, held, len(unstarted))),
+                             now)
+        if not self.parked:
+            return None
+        held = sum(max(0.0, e - now) for _, e in self.running.values())
+        budget = slice_s(now, self.deadline, self.jobs, held, len(self.parked))
+        if budget < MIN_SLICE_S:
+            return None
+        i = max(self.parked, key=lambda i: (self.gap(i), -i))
+        return self._run(worker, Action("resume", i, budget), now)
+
+    def _run(self, worker: int, action: Action, now: float) -> Action:
+        if now + action.budget_s >= self.deadline - MIN_SLICE_S:  # the layer's last slice: raise its bound
+            action = replace(action, best_first_after=RESUME_BEST_FIRST_AFTER)
+        self.started[action.task] = True
+        self.running[worker] = (action.task, now + action.budget_s)
+        return action
+
+    def take(self, i: int):
+        """The parked search of layer ``i`` (to send with its ``resume``), no longer parked."""
+        return self.parked.pop(i)
+
+    def finished(self, worker: int, result: MapperResult | None, open_search=None) -> int:
+        """Record the answer of ``worker``'s search (``open_search``: to go on with, parked); returns its layer."""
+        i, _ = self.running.pop(worker)
+        if result is not None:
+            self.results[i] = result
+            self.stopped = self.stopped or result.status is MapperStatus.INTERRUPTED
+        if open_search is not None:
+            self.parked[i] = open_search
+        return i
+
+    def busy(self) -> bool:
+        return bool(self.running)
+
+
+def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: int, starts: list, jobs: int,
+                    first_pass_share: float, on_layer_done) -> list[MapperResult]:
+    """:func:`map_layers` on ``jobs`` workers (module docstring): the :class:`Plan` drives, the workers
+    (:func:`search.mapper.worker.serve`) search."""
+    from search.mapper.space import Space
+
+    plan = Plan([float(Space(layer, arch).size()) for layer in layers], t0, deadline, jobs, first_pass_share)
+    with _Workers(jobs, arch, objective) as pool:
+        idle = list(range(jobs))
+        while True:
+            now = time.monotonic()
+            for w in list(idle):
+                action = plan.next_for(w, now, stop_requested())
+                if action is not None:
+                    idle.remove(w)
+                    i = action.task
+                    pool.send(w, ("resume", i, plan.take(i), action.budget_s, action.best_first_after)
+                              if action.kind == "resume" else
+                              ("start", i, layers[i], starts[i], action.budget_s, seed, action.best_first_after))
+            if not plan.busy():
+                break
+            w, _, result, open_search = pool.receive()
+            idle.append(w)
+            i = plan.finished(w, result, open_search)
+            if result is not None and on_layer_done is not None:
+                on_layer_done(i, result)
+    return [plan.results[i] or map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
+            for i, layer in enumerate(layers)]
+
+
+class _Workers:
+    """``jobs`` loops of :func:`search.mapper.worker.serve` on joblib's reusable loky workers (warm from the
+    search's earlier calls), each with its own inbox, one outbox."""
+
+    def __init__(self, jobs: int, arch: Architecture, objective: Objective) -> None:
+        self.jobs, self.arch, self.objective = jobs, arch, objective
+
+    def __enter__(self) -> _Workers:
+        from joblib.executor import get_memmapping_executor
+
+        from search.mapper.worker import serve
+
+        self.manager = multiprocessing.Manager()
+        self.inboxes = [self.manager.Queue() for _ in range(self.jobs)]
+        self.outbox = self.manager.Queue()
+        executor = get_memmapping_executor(self.jobs)
+        self.loops = [executor.submit(serve, inbox, self.outbox, w, self.arch, self.objective, stop_file())
+                      for w, inbox in enumerate(self.inboxes)]
+        return self
+
+    def send(self, worker: int, message: tuple) -> None:
+        self.inboxes[worker].put(message)
+
+    def receive(self) -> tuple:
+        """The next answer ``(worker, layer, result, kept)``; a worker's error is raised here."""
+        while True:
+            try:
+                msg = self.outbox.get(timeout=1.0)
+            except queue.Empty:
+                for loop in self.loops:
+                    if loop.done():
+                        loop.result()  # raises the worker's error, if it died of one
+                        raise RuntimeError("a mapper worker ended early")
+                continue
+            if isinstance(msg[2], str):
+                raise RuntimeError(f"mapper worker {msg[0]} failed on layer {msg[1]}:\n{msg[3]}")
+            return msg
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            for inbox in self.inboxes:
+                inbox.put(("quit",))
+            if exc_type is None:
+                for loop in self.loops:
+                    loop.result()
+        finally:
+            self.manager.shutdown()
+
+
+__all__ = ["FIRST_PASS_SHARE", "Action", "Plan", "map_layers", "slice_s"]
