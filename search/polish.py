@@ -156,7 +156,8 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
         polished = best
     changed = tuple(entry.layer.name for i, entry in enumerate(layers)
                     if mapping_key(polished.design.mappings[i]) != mapping_key(best.design.mappings[i]))
-    proven = tuple(entry.layer.name for entry, r in zip(layers, results) if r.status is MapperStatus.OPTIMAL)
+    proven = tuple(entry.layer.name for entry, r in zip(layers, results)
+                   if r is not None and r.status is MapperStatus.OPTIMAL)
     report = PolishReport(goal.objective, before, polished.score.value(goal.objective), changed, proven,
                           time.monotonic() - t0, transferred=n_transferred, rounds=rounds)
     return polished, report
@@ -167,9 +168,11 @@ def _map_layers(layers, arch, objective: Objective, candidates: list[list], dead
     """The mapper on every layer until ``deadline`` (:func:`search.mapper.schedule.map_layers`: a first pass,
     then the layers not proven get the time left, on ``jobs`` workers), started from every candidate. Appends
     each answer (after every search or slice) to its layer's candidates; returns the layers' final answers
-    and the most searches (or slices) any layer had."""
+    and the most searches (or slices) any layer had; no time left: no mapper at all (answers ``None``)."""
     from search.mapper.schedule import map_layers
 
+    if deadline - time.monotonic() <= 0:
+        return [None] * len(layers), 0
     runs = [0] * len(layers)
     keys = [{mapping_key(c) for c in cands} for cands in candidates]
 
