@@ -138,36 +138,86 @@ def _answer(result, gap: float):
     return _open(result, lower=best / (1 + gap), best=best)
 
 
+class _Parked:
+    """A parked search for the plan: a name; it splits into two while it has more than one row."""
+
+    def __init__(self, name: str, rows: int = 1) -> None:
+        self.name, self.rows = name, rows
+
+    def split(self):
+        if self.rows < 2:
+            return None
+        return _Parked(self.name + "a", (self.rows + 1) // 2), _Parked(self.name + "b", self.rows // 2)
+
+
 def test_the_plan_starts_the_hardest_first_then_resumes_the_largest_gap_on_any_worker(proven):
     plan = schedule.Plan([1.0, 50.0, 7.0], t0=0.0, deadline=100.0, jobs=2, first_pass_share=0.3)
     a = plan.next_for(0, 0.0)
     b = plan.next_for(1, 0.0)
     assert (a.kind, a.task, b.kind, b.task) == ("start", 1, "start", 2)
     assert a.budget_s == pytest.approx(20.0)            # 2 workers x 30 s of first pass over 3 layers
-    assert b.budget_s == pytest.approx(20.0)            # (60 - the 30 s layer 1 holds) / 2 layers left
+    assert b.budget_s == pytest.approx(20.0)            # (60 - the 20 s layer 1 holds) / 2 layers left
     assert a.best_first_after == math.inf               # not a last slice: depth first
-    assert plan.finished(1, _answer(proven, 0.05), "open-2") == 2          # parked
+    assert plan.finished(1, _answer(proven, 0.05), _Parked("2")) == 2          # parked
     c = plan.next_for(1, 5.0)
     assert (c.kind, c.task) == ("start", 0) and c.budget_s == pytest.approx(25.0)  # min(25 s left, (50 - 15) / 1)
     assert plan.finished(1, proven, None) == 0          # proven in its first slice
-    assert plan.finished(0, _answer(proven, 0.01), "open-1") == 1
-    # every layer started: the parked ones, largest gap first, from their open searches, on either worker
+    assert plan.finished(0, _answer(proven, 0.01), _Parked("1")) == 1
+    # every layer started: the parked ones, largest gap first, from their open searches, on either worker,
+    # for at most MAX_SLICE_SHARE of the budget
     d = plan.next_for(1, 20.0)
-    assert (d.kind, d.task) == ("resume", 2) and plan.take(2) == "open-2"
-    assert d.budget_s == pytest.approx(80.0) and d.best_first_after == schedule.RESUME_BEST_FIRST_AFTER
+    assert (d.kind, d.task) == ("resume", 2) and d.search.name == "2"
+    assert d.budget_s == pytest.approx(10.0) and d.best_first_after == math.inf
     e = plan.next_for(0, 20.0)
-    assert (e.kind, e.task) == ("resume", 1) and plan.take(1) == "open-1"
+    assert (e.kind, e.task) == ("resume", 1) and e.search.name == "1"
     assert plan.parked == {}
     assert plan.finished(1, proven, None) == 2
-    assert plan.results[2] is proven and plan.results[0] is proven and plan.parked == {}
+    assert plan.result(2) is proven and plan.result(0) is proven
+    f = plan.next_for(1, 95.0)                         # nothing parked
+    assert f is None
+    plan.finished(0, _answer(proven, 0.01), _Parked("1"))
+    g = plan.next_for(0, 95.0)                         # the last slice, to the deadline: best first at its end
+    assert g.budget_s == pytest.approx(5.0) and g.best_first_after == schedule.RESUME_BEST_FIRST_AFTER
+
+
+def test_the_plan_splits_a_parked_search_when_workers_would_idle(proven):
+    plan = schedule.Plan([2.0, 1.0], t0=0.0, deadline=100.0, jobs=2)
+    plan.next_for(0, 0.0)
+    plan.next_for(1, 0.0)
+    plan.finished(1, proven, None)
+    plan.finished(0, _answer(proven, 0.02), _Parked("x", rows=5))
+    first = plan.next_for(0, 40.0)                       # two free workers, one parked search: split it
+    second = plan.next_for(1, 40.0)
+    assert (first.kind, first.task, second.kind, second.task) == ("resume", 0, "resume", 0)
+    assert {first.search.name, second.search.name} == {"xa", "xb"}
+    # the layer is proven only when both parts are; its counts are the parts' sums
+    plan.finished(0, proven, None)
+    assert plan.result(0).status is MapperStatus.TIME_LIMIT
+    plan.finished(1, proven, None)
+    combined = plan.result(0)
+    assert combined.status is MapperStatus.OPTIMAL and combined.certificate.optimal
+    assert combined.certificate.evaluated == 2 * proven.certificate.evaluated
+
+
+def test_combined_parts_keep_the_least_bound_and_the_best_mapping(proven):
+    best = proven.certificate.best
+    low = _open(proven, lower=0.5 * best, best=2 * best)
+    high = _open(proven, lower=0.8 * best, best=best)
+    both = schedule.combine([low, high])
+    assert both.status is MapperStatus.TIME_LIMIT and not both.certificate.optimal
+    assert both.certificate.lower_bound == 0.5 * best and both.certificate.best == best
+    assert both.certificate.evaluated == 14 and both.certificate.remaining == 10
+    assert schedule.combine([proven, low]).certificate.lower_bound == 0.5 * best
+    done = schedule.combine([proven, proven])
+    assert done.status is MapperStatus.OPTIMAL and done.certificate.lower_bound == best
 
 
 def test_the_plan_gives_no_slice_too_short_to_run_and_none_after_a_stop(proven):
     plan = schedule.Plan([2.0, 1.0], t0=0.0, deadline=10.0, jobs=2)
     plan.next_for(0, 0.0)
-    plan.finished(0, _answer(proven, 0.1), "open-0")
+    plan.finished(0, _answer(proven, 0.1), _Parked("0"))
     assert plan.next_for(0, 10.0 - schedule.MIN_SLICE_S / 4).kind == "start"   # a layer not started gets its seeds
-    plan.finished(0, _answer(proven, 0.1), "open-1")
+    plan.finished(0, _answer(proven, 0.1), _Parked("1"))
     assert plan.next_for(0, 10.0 - schedule.MIN_SLICE_S / 4) is None             # ... a parked one no sliver
     stopped = schedule.Plan([1.0, 2.0, 3.0], t0=0.0, deadline=100.0, jobs=2)
     stopped.next_for(0, 0.0)
@@ -209,3 +259,24 @@ def test_workers_prove_every_layer_going_on_from_parked_searches():
         assert r.status is MapperStatus.OPTIMAL and r.certificate.optimal
         assert r.certificate.best == pytest.approx(alone.certificate.best, rel=1e-12)
         assert r.certificate.mapspace == r.certificate.evaluated + sum(r.certificate.pruned.values())
+
+
+def test_the_two_parts_of_a_split_search_prove_the_same_optimum_and_count_the_mapspace_once():
+    import pickle
+
+    from search.mapper.mapper import search_layer
+
+    layer = Layer("h", N=1, K=4, C=8, P=4, Q=1, R=3, S=1)
+    whole = map_layer(layer, ARCH, Objective.EDP)
+    _, state = search_layer(layer, ARCH, Objective.EDP, time_limit_s=0.0)
+    root = state.stack.pop()
+    state.stack.append(state.search.expand(root))        # an open node of many partial tilings
+    a, b = state.split()
+    assert len(a.stack[0][1]) + len(b.stack[0][1]) == len(state.stack[0][1]) and len(b.stack[0][1]) > 0
+    parts = [search_layer(layer, ARCH, Objective.EDP, resume=pickle.loads(pickle.dumps(p)), time_limit_s=math.inf)[0]
+             for p in (a, b)]
+    both = schedule.combine(parts)
+    assert both.status is MapperStatus.OPTIMAL and both.certificate.optimal
+    assert both.certificate.best == pytest.approx(whole.certificate.best, rel=1e-12)
+    cert = both.certificate
+    assert cert.mapspace == cert.evaluated + sum(cert.pruned.values())

@@ -410,6 +410,24 @@ class OpenSearch:
         inc.value, inc.arrays, inc.energy, inc.cycles, inc.front = state["incumbent"]
         self.search, self.stack, self.seeds, self.wall_s = search, state["stack"], state["seeds"], state["wall_s"]
 
+    def split(self) -> tuple[OpenSearch, OpenSearch] | None:
+        """Two open searches whose open nodes are this one's, each node's partial tilings dealt alternately
+        (so both get nodes of every depth and bound), each with this incumbent; the first keeps the counts
+        so far, the second starts from none, so that the parts' counts add up to the search's. Searching
+        both to the end covers what this one would (their certificates combine:
+        :func:`search.mapper.schedule.combine`). None when there is a single partial tiling."""
+        parts: tuple[list, list] = ([], [])
+        for node in self.stack:
+            for j, part in enumerate(parts):
+                half = (node[0],) + tuple(a[j::2] for a in node[1:])
+                if len(half[1]):
+                    part.append(half)
+        if not parts[1]:
+            return None
+        other = OpenSearch.__new__(OpenSearch)
+        other.__setstate__(dict(self.__getstate__(), stack=parts[1], seeds=0, wall_s=0.0, evaluated=0, pruned={}))
+        return OpenSearch(self.search, parts[0], self.seeds, self.wall_s), other
+
 
 def search_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
                  resume: OpenSearch | None = None, time_limit_s: float = math.inf,

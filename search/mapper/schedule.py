@@ -42,7 +42,15 @@ free:
    layer2_3x3_s2, the slowest proof, has the largest; starting the longest work first keeps it off
    the end, where one worker would run it alone), for :func:`slice_s` towards the deadline over the
    parked layers. A proof that ends early leaves its time to the rest; a search that still has not
-   finished is parked again; slices under :data:`MIN_SLICE_S` are not run.
+   finished is parked again; slices under :data:`MIN_SLICE_S` are not run, and none is longer than
+   :data:`MAX_SLICE_SHARE` of the budget, so that searches come back often enough for rule 3.
+3. *Split.* When there are more free workers than parked searches (at the end, one slow layer on
+   one worker while the others idle: on ResNet-18 layer2_3x3_s2, alone for its last 35 s), the
+   parked search of largest gap is split in two (:meth:`search.mapper.mapper.OpenSearch.split`:
+   its open nodes' partial tilings dealt alternately, each part with the incumbent), and the parts
+   are searched on different workers as searches of their own (each cuts with its own incumbent,
+   which is safe: a part's incumbent is a real mapping, never below the layer's optimum). The
+   layer is proven when every part is; its certificate combines the parts' (:func:`combine`).
 
 Searches go depth first (the mapper's most promising batch first: it finds the incumbents that cut
 most, and it is what proves fastest: measured on layer3_3x3, 1.5-s slices that each turned best first
@@ -51,7 +59,8 @@ last slice (one that ends at the deadline), which turns best first after
 :data:`RESUME_BEST_FIRST_AFTER` of it to raise the certified bound if the proof does not finish.
 
 With one worker rule 1 is the sequential first pass. A layer's certificate is that of its one search
-(its counts and ``wall_s`` are cumulative over its slices); :func:`_merge` is not needed. A stop
+(its counts and ``wall_s`` are cumulative over its slices), or its parts' combined; nothing is
+searched twice, so :func:`_merge` (for searches started over) is not needed. A stop
 request (:mod:`search.stop`) ends the running searches with their best mappings; the layers not
 started then run their seeds only (every layer gets a mapping) and no search gets more time.
 """
@@ -83,6 +92,8 @@ MIN_PASS_S = 2.0
 MIN_SLICE_S = 0.5
 #: A layer's last slice on the workers turns best first after this share of it (module docstring).
 RESUME_BEST_FIRST_AFTER = 0.8
+#: On workers, a slice after the first pass lasts at most this share of the budget (module docstring, rule 3).
+MAX_SLICE_SHARE = 0.1
 _DONE = (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE)
 
 
@@ -178,38 +189,75 @@ def slice_s(now: float, deadline: float, jobs: int, held_s: float, waiting: int)
 
 @dataclass(frozen=True)
 class Action:
-    """What a free worker does next: ``start`` a search of ``task`` or ``resume`` its parked one, for
-    ``budget_s`` seconds."""
+    """What a free worker does next: ``start`` a search of layer ``task`` or ``resume`` the parked part
+    ``part`` of its search (``search``, taken off the parked ones), for ``budget_s`` seconds."""
 
     kind: str
     task: int
     budget_s: float
     best_first_after: float = math.inf
+    part: int = 0
+    search: object = None
+
+
+def combine(parts: Sequence[MapperResult]) -> MapperResult:
+    """One layer's answer from the answers of the parts its search was split into
+    (:meth:`search.mapper.mapper.OpenSearch.split`): the best part's mapping; optimal when every part
+    is; the lower bound the least of the parts' (every mapping not evaluated or cut lies in an open node
+    of some part, above that part's bound; the others are no better than some part's best) and of the
+    best; the counts and ``wall_s`` (search time over the workers) summed."""
+    if len(parts) == 1:
+        return parts[0]
+    certs = [r.certificate for r in parts]
+    optimal = all(c.optimal for c in certs)
+    best = min(c.best for c in certs)
+    lower = best if optimal else min(best, min(c.lower_bound for c in certs))
+    pruned = {rule: sum(c.pruned.get(rule, 0) for c in certs) for rule in certs[0].pruned}
+    cert = replace(certs[0], optimal=optimal, lower_bound=lower, best=best, pruned=pruned,
+                   evaluated=sum(c.evaluated for c in certs), remaining=sum(c.remaining for c in certs),
+                   wall_s=sum(c.wall_s for c in certs), seed_evaluations=sum(c.seed_evaluations for c in certs))
+    winner = min(parts, key=lambda r: (r.mapping is None, r.certificate.best))
+    if any(r.status is MapperStatus.INTERRUPTED for r in parts):
+        status = MapperStatus.INTERRUPTED
+    elif optimal:
+        status = MapperStatus.OPTIMAL if winner.mapping is not None else MapperStatus.INFEASIBLE
+    else:
+        status = MapperStatus.TIME_LIMIT
+    points = sorted(set().union(*(r.pareto for r in parts)))
+    pareto = tuple(points[j] for j in non_dominated(np.array([[c, e] for e, c in points]))) if points else ()
+    return replace(winner, status=status, certificate=cert, pareto=pareto)
 
 
 class Plan:
     """The workers' time-share rule (module docstring) over ``len(hardness)`` layers, with a budget from
     ``t0`` to ``deadline`` (``time.monotonic()`` values): :meth:`next_for` says what a free worker runs,
-    :meth:`finished` records a search's answer. Pure bookkeeping: no processes, the clock is an argument."""
+    :meth:`finished` records a search's answer. Pure bookkeeping: no processes, the clock is an argument
+    (a parked search is opaque here but for its ``split()``)."""
 
     def __init__(self, hardness: Sequence[float], t0: float, deadline: float, jobs: int,
                  first_pass_share: float = FIRST_PASS_SHARE) -> None:
         n = len(hardness)
         self.order = sorted(range(n), key=lambda i: (-hardness[i], i))
         self.deadline, self.jobs = deadline, jobs
-        self.first_deadline = t0 + first_pass_share * (deadline - t0) if math.isfinite(deadline) else deadline
+        finite = math.isfinite(deadline)
+        self.first_deadline = t0 + first_pass_share * (deadline - t0) if finite else deadline
+        self.max_slice_s = MAX_SLICE_SHARE * (deadline - t0) if finite else math.inf
         self.started = [False] * n
-        self.results: list[MapperResult | None] = [None] * n
-        self.parked: dict[int, object] = {}              # layer -> its open search
-        self.running: dict[int, tuple[int, float]] = {}  # worker -> (layer, end of its slice)
+        self.parts: list[dict[int, MapperResult]] = [{} for _ in range(n)]  # layer -> part -> its answer
+        self.parked: dict[tuple[int, int], object] = {}        # (layer, part) -> its open search
+        self.running: dict[int, tuple[tuple[int, int], float]] = {}  # worker -> ((layer, part), end of slice)
         self.stopped = False
 
+    def result(self, i: int) -> MapperResult | None:
+        """Layer ``i``'s answer so far (its parts' answers combined), None before its first answer."""
+        return combine(list(self.parts[i].values())) if self.parts[i] else None
+
     def gap(self, i: int) -> float:
-        r = self.results[i]
+        r = self.result(i)
         return math.inf if r is None else r.certificate.gap
 
     def next_for(self, worker: int, now: float, stop: bool = False) -> Action | None:
-        """What ``worker`` (free) runs next, or None (module docstring, rules 1 and 2)."""
+        """What ``worker`` (free) runs next, or None (module docstring, rules 1-3)."""
         unstarted = [i for i in self.order if not self.started[i]]
         if stop or self.stopped:  # seeds only for the layers not started: each gets a mapping
             return self._run(worker, Action("start", unstarted[0], 0.0), now) if unstarted else None
@@ -220,32 +268,40 @@ class Plan:
                              now)
         if not self.parked:
             return None
+        if self.jobs - len(self.running) > len(self.parked):  # more free workers than parked searches: split
+            self._split(max(self.parked, key=lambda key: (self.gap(key[0]), -key[0], key[1])))
         held = sum(max(0.0, e - now) for _, e in self.running.values())
-        budget = slice_s(now, self.deadline, self.jobs, held, len(self.parked))
+        budget = min(self.max_slice_s, slice_s(now, self.deadline, self.jobs, held, len(self.parked)))
         if budget < MIN_SLICE_S:
             return None
-        i = max(self.parked, key=lambda i: (self.gap(i), -i))
-        return self._run(worker, Action("resume", i, budget), now)
+        i, part = max(self.parked, key=lambda key: (self.gap(key[0]), -key[0], -key[1]))
+        return self._run(worker, Action("resume", i, budget, part=part, search=self.parked.pop((i, part))), now)
+
+    def _split(self, key: tuple[int, int]) -> None:
+        halves = self.parked[key].split()
+        if halves is not None:
+            i = key[0]
+            new = max(self.parts[i]) + 1
+            self.parked[key], self.parked[(i, new)] = halves
+            origin = self.parts[i][key[1]]  # until the new part answers: its origin's bounds, its counts once
+            self.parts[i][new] = replace(origin, certificate=replace(
+                origin.certificate, evaluated=0, pruned={}, remaining=0, wall_s=0.0, seed_evaluations=0))
 
     def _run(self, worker: int, action: Action, now: float) -> Action:
         if now + action.budget_s >= self.deadline - MIN_SLICE_S:  # the layer's last slice: raise its bound
             action = replace(action, best_first_after=RESUME_BEST_FIRST_AFTER)
         self.started[action.task] = True
-        self.running[worker] = (action.task, now + action.budget_s)
+        self.running[worker] = ((action.task, action.part), now + action.budget_s)
         return action
-
-    def take(self, i: int):
-        """The parked search of layer ``i`` (to send with its ``resume``), no longer parked."""
-        return self.parked.pop(i)
 
     def finished(self, worker: int, result: MapperResult | None, open_search=None) -> int:
         """Record the answer of ``worker``'s search (``open_search``: to go on with, parked); returns its layer."""
-        i, _ = self.running.pop(worker)
+        (i, part), _ = self.running.pop(worker)
         if result is not None:
-            self.results[i] = result
+            self.parts[i][part] = result
             self.stopped = self.stopped or result.status is MapperStatus.INTERRUPTED
         if open_search is not None:
-            self.parked[i] = open_search
+            self.parked[(i, part)] = open_search
         return i
 
     def busy(self) -> bool:
@@ -268,7 +324,7 @@ def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: i
                 if action is not None:
                     idle.remove(w)
                     i = action.task
-                    pool.send(w, ("resume", i, plan.take(i), action.budget_s, action.best_first_after)
+                    pool.send(w, ("resume", i, action.search, action.budget_s, action.best_first_after)
                               if action.kind == "resume" else
                               ("start", i, layers[i], starts[i], action.budget_s, seed, action.best_first_after))
             if not plan.busy():
@@ -277,8 +333,8 @@ def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: i
             idle.append(w)
             i = plan.finished(w, result, open_search)
             if result is not None and on_layer_done is not None:
-                on_layer_done(i, result)
-    return [plan.results[i] or map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
+                on_layer_done(i, plan.result(i))
+    return [plan.result(i) or map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
             for i, layer in enumerate(layers)]
 
 
@@ -331,4 +387,4 @@ class _Workers:
             self.manager.shutdown()
 
 
-__all__ = ["FIRST_PASS_SHARE", "Action", "Plan", "map_layers", "slice_s"]
+__all__ = ["FIRST_PASS_SHARE", "Action", "Plan", "combine", "map_layers", "slice_s"]
