@@ -230,7 +230,7 @@ def test_the_plan_gives_no_slice_too_short_to_run_and_none_after_a_stop(proven):
 def test_an_open_search_goes_on_after_pickling_to_the_same_optimum():
     import pickle
 
-    from search.mapper.mapper import search_layer
+    from search.mapper.resume import search_layer
 
     layer = Layer("g", N=1, K=4, C=4, P=2, Q=2, R=1, S=1)
     whole = map_layer(layer, ARCH, Objective.EDP)
@@ -264,7 +264,7 @@ def test_workers_prove_every_layer_going_on_from_parked_searches():
 def test_the_two_parts_of_a_split_search_prove_the_same_optimum_and_count_the_mapspace_once():
     import pickle
 
-    from search.mapper.mapper import search_layer
+    from search.mapper.resume import search_layer
 
     layer = Layer("h", N=1, K=4, C=8, P=4, Q=1, R=3, S=1)
     whole = map_layer(layer, ARCH, Objective.EDP)

@@ -42,7 +42,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -343,7 +343,7 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
               time_limit_s: float = math.inf, rules: Rules = Rules(), seed_samples: int = 2000, seed: int = 0,
               start: MappingArrays | None = None, progress: Callable[[float], None] | None = None,
               front: bool = False, best_first_after: float = BEST_FIRST_AFTER,
-              _open: Callable[[OpenSearch], None] | None = None) -> MapperResult:
+              _open: Callable[[tuple], None] | None = None) -> MapperResult:
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
@@ -379,84 +379,9 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
         interrupted, stack = True, None
     wall = time.monotonic() - t0
-    if stack and _open is not None:  # search_layer keeps the open search to go on with
-        _open(OpenSearch(search, stack, seeds, wall))
+    if stack and _open is not None:  # search.mapper.resume keeps the open search to go on with
+        _open((search, stack, seeds, wall))
     return _result(search, stack, arch, seeds, interrupted, wall)
-
-
-@dataclass
-class OpenSearch:
-    """A search its time limit stopped, with everything needed to go on (:func:`search_layer`). It pickles
-    as its open nodes, incumbent and counts (a few MB), and is rebuilt around them in the process that
-    unpickles it, so a search can go on in another worker."""
-
-    search: _Search
-    stack: list
-    seeds: int
-    wall_s: float
-
-    def __getstate__(self) -> dict:
-        s, inc = self.search, self.search.inc
-        return {"stack": self.stack, "seeds": self.seeds, "wall_s": self.wall_s,
-                "search": (s.layer, s.arch, s.objective, s.rules, s.front), "evaluated": s.evaluated,
-                "pruned": dict(s.pruned), "incumbent": (inc.value, inc.arrays, inc.energy, inc.cycles, inc.front)}
-
-    def __setstate__(self, state: dict) -> None:
-        layer, arch, objective, rules, front = state["search"]
-        search = _Search(layer, arch, objective, rules, 0.0, 0.0, front)
-        search.evaluated = state["evaluated"]
-        search.pruned.update(state["pruned"])
-        inc = search.inc
-        inc.value, inc.arrays, inc.energy, inc.cycles, inc.front = state["incumbent"]
-        self.search, self.stack, self.seeds, self.wall_s = search, state["stack"], state["seeds"], state["wall_s"]
-
-    def split(self) -> tuple[OpenSearch, OpenSearch] | None:
-        """Two open searches whose open nodes are this one's, each node's partial tilings dealt alternately
-        (so both get nodes of every depth and bound), each with this incumbent; the first keeps the counts
-        so far, the second starts from none, so that the parts' counts add up to the search's. Searching
-        both to the end covers what this one would (their certificates combine:
-        :func:`search.mapper.schedule.combine`). None when there is a single partial tiling."""
-        parts: tuple[list, list] = ([], [])
-        for node in self.stack:
-            for j, part in enumerate(parts):
-                half = (node[0],) + tuple(a[j::2] for a in node[1:])
-                if len(half[1]):
-                    part.append(half)
-        if not parts[1]:
-            return None
-        other = OpenSearch.__new__(OpenSearch)
-        other.__setstate__(dict(self.__getstate__(), stack=parts[1], seeds=0, wall_s=0.0, evaluated=0, pruned={}))
-        return OpenSearch(self.search, parts[0], self.seeds, self.wall_s), other
-
-
-def search_layer(layer: Layer, arch: Architecture, objective: Objective = Objective.EDP, *,
-                 resume: OpenSearch | None = None, time_limit_s: float = math.inf,
-                 progress: Callable[[float], None] | None = None, best_first_after: float = BEST_FIRST_AFTER,
-                 **options) -> tuple[MapperResult, OpenSearch | None]:
-    """:func:`map_layer` (``options`` are its keywords) that can be continued: the result and, when the
-    time limit ended the search with open nodes, an :class:`OpenSearch` to pass as ``resume`` for
-    ``time_limit_s`` more seconds on the same tree (no node searched again). A search (or slice) goes
-    depth first (which finds better incumbents) and expands the open node of least bound first after
-    ``best_first_after`` of its time (``inf``: never; a slice that is not a layer's last is better spent
-    depth first). The certificate of a continued search counts the
-    effort (``evaluated``, ``pruned``, ``wall_s``: time spent searching) of all its slices."""
-    if resume is None:
-        holder: list = []
-        result = map_layer(layer, arch, objective, time_limit_s=time_limit_s, progress=progress,
-                           best_first_after=best_first_after, _open=holder.append, **options)
-        return result, (holder[0] if holder else None)
-    t0 = time.monotonic()
-    search = resume.search
-    search.deadline = search.final_deadline = t0 + time_limit_s
-    search.switch = t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
-    interrupted, stack = False, None
-    try:
-        stack = search.run(progress, resume.stack)
-    except KeyboardInterrupt:
-        interrupted = True
-    wall = resume.wall_s + time.monotonic() - t0
-    result = _result(search, stack, arch, resume.seeds, interrupted, wall)
-    return result, (OpenSearch(search, stack, resume.seeds, wall) if stack else None)
 
 
 def _least_open_bound(stack) -> float:
@@ -504,4 +429,4 @@ def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted:
     return MapperResult(status, decode(inc.arrays, arch), inc.energy, inc.cycles, cert, tuple(inc.front))
 
 
-__all__ = ["OpenSearch", "map_layer", "search_layer"]
+__all__ = ["map_layer"]

@@ -25,8 +25,8 @@ the sums over the passes (:func:`_merge`). Without a finite budget there is a si
 
 Workers (``jobs=N > 1``, :mod:`search.mapper.worker` on joblib's reusable loky processes). Here a
 search that runs out of its slice is *parked*, not lost: its open nodes, incumbent and counts come
-back to this process (:class:`search.mapper.mapper.OpenSearch`, a few MB) and a later slice, on any
-worker, goes on from them (:func:`search.mapper.mapper.search_layer`). Giving a layer its time in
+back to this process (:class:`search.mapper.resume.OpenSearch`, a few MB) and a later slice, on any
+worker, goes on from them (:func:`search.mapper.resume.search_layer`). Giving a layer its time in
 several slices then costs next to nothing, so the rule need not guess in advance how hard a layer
 is. The rule (:class:`Plan`, pure bookkeeping with the clock as an argument), whenever a worker is
 free:
@@ -46,7 +46,7 @@ free:
    :data:`MAX_SLICE_SHARE` of the budget, so that searches come back often enough for rule 3.
 3. *Split.* When there are more free workers than parked searches (at the end, one slow layer on
    one worker while the others idle: on ResNet-18 layer2_3x3_s2, alone for its last 35 s), the
-   parked search of largest gap is split in two (:meth:`search.mapper.mapper.OpenSearch.split`:
+   parked search of largest gap is split in two (:meth:`search.mapper.resume.OpenSearch.split`:
    its open nodes' partial tilings dealt alternately, each part with the incumbent), and the parts
    are searched on different workers as searches of their own (each cuts with its own incumbent,
    which is safe: a part's incumbent is a real mapping, never below the layer's optimum). The
@@ -202,7 +202,7 @@ class Action:
 
 def combine(parts: Sequence[MapperResult]) -> MapperResult:
     """One layer's answer from the answers of the parts its search was split into
-    (:meth:`search.mapper.mapper.OpenSearch.split`): the best part's mapping; optimal when every part
+    (:meth:`search.mapper.resume.OpenSearch.split`): the best part's mapping; optimal when every part
     is; the lower bound the least of the parts' (every mapping not evaluated or cut lies in an open node
     of some part, above that part's bound; the others are no better than some part's best) and of the
     best; the counts and ``wall_s`` (search time over the workers) summed."""

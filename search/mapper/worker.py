@@ -4,9 +4,9 @@
 call. It reads messages from its own inbox and answers on the shared outbox:
 
 * ``("start", i, layer, start, budget_s, seed, best_first_after)``: a new search of layer ``i``
-  (:func:`search.mapper.mapper.search_layer` from the ``start`` mappings);
+  (:func:`search.mapper.resume.search_layer` from the ``start`` mappings);
 * ``("resume", i, open_search, budget_s, best_first_after)``: ``budget_s`` more seconds on an open
-  search (:class:`search.mapper.mapper.OpenSearch`, pickled with its open nodes, incumbent and counts:
+  search (:class:`search.mapper.resume.OpenSearch`, pickled with its open nodes, incumbent and counts:
   nothing is searched again, whichever worker ran it before);
 * ``("quit",)``: end the loop.
 
@@ -54,7 +54,7 @@ def serve(inbox, outbox, worker: int, arch: Architecture, objective: Objective, 
 
 def _search(msg, arch: Architecture, objective: Objective):
     """One message's search: (result or None, open search or None)."""
-    from search.mapper.mapper import search_layer
+    from search.mapper.resume import search_layer
 
     if msg[0] == "start":
         _, _, layer, start, budget, seed, best_first_after = msg
