@@ -377,12 +377,17 @@ class _Workers:
             return msg
 
     def __exit__(self, exc_type, *exc) -> None:
+        """Ends the loops (waits for them after a normal end; after an error or a second Ctrl-C a running
+        search ends at its slice's end, when its answer finds the queues gone)."""
         try:
             for inbox in self.inboxes:
                 inbox.put(("quit",))
             if exc_type is None:
                 for loop in self.loops:
                     loop.result()
+        except (OSError, EOFError):
+            if exc_type is None:
+                raise
         finally:
             self.manager.shutdown()
 
