@@ -280,3 +280,19 @@ def test_the_two_parts_of_a_split_search_prove_the_same_optimum_and_count_the_ma
     assert both.certificate.best == pytest.approx(whole.certificate.best, rel=1e-12)
     cert = both.certificate
     assert cert.mapspace == cert.evaluated + sum(cert.pruned.values())
+
+
+def test_later_slices_go_round_by_round_largest_gap_first_within_a_round(proven):
+    plan = schedule.Plan([3.0, 2.0, 1.0], t0=0.0, deadline=300.0, jobs=2)
+    for w in (0, 1):
+        plan.next_for(w, 0.0)
+    plan.finished(0, _answer(proven, 0.2), _Parked("0"))
+    plan.finished(1, _answer(proven, 0.01), _Parked("1"))
+    plan.next_for(0, 10.0)
+    plan.finished(0, _answer(proven, 0.05), _Parked("2"))
+    picks = []
+    for _ in range(6):                                   # one worker, one slice after the other
+        action = plan.next_for(0, 20.0)
+        picks.append(action.task)
+        plan.finished(0, _answer(proven, (0.2, 0.01, 0.05)[action.task]), _Parked(str(action.task)))
+    assert picks == [0, 2, 1, 0, 2, 1]                   # no layer starved by a harder one

@@ -37,13 +37,16 @@ free:
    workers' ends), for :func:`slice_s` towards the first pass's deadline (``first_pass_share`` of
    the budget, as in one process): the free worker time until then, less what the running slices
    hold, divided by the layers not started. An easy layer proves within it and leaves the rest.
-2. *Later passes.* Once every layer is started, resume the parked layer of largest gap (after the
-   first pass the gap is the best cheap hint of the work left: on ResNet-18 after 10 s,
-   layer2_3x3_s2, the slowest proof, has the largest; starting the longest work first keeps it off
-   the end, where one worker would run it alone), for :func:`slice_s` towards the deadline over the
-   parked layers. A proof that ends early leaves its time to the rest; a search that still has not
-   finished is parked again; slices under :data:`MIN_SLICE_S` are not run, and none is longer than
-   :data:`MAX_SLICE_SHARE` of the budget, so that searches come back often enough for rule 3.
+2. *Later passes.* Once every layer is started, resume a parked search, in rounds: of those that
+   have had the fewest slices so far, the one of largest gap, for :func:`slice_s` towards the
+   deadline over the parked searches. In rounds, every open layer progresses and none is starved
+   by a harder one (a layer near its proof finishes and leaves its time to the rest); within a
+   round the largest gap goes first (after the first pass the gap is the best cheap hint of the
+   work left: on ResNet-18 after 10 s, layer2_3x3_s2, the slowest proof, has the largest; starting
+   the longest work first keeps it off the end, where one worker would run it alone). A search
+   that has not finished is parked again; slices under :data:`MIN_SLICE_S` are not run, and none
+   is longer than :data:`MAX_SLICE_SHARE` of the budget, so that searches come back often enough
+   for the rounds and for rule 3.
 3. *Split.* When there are more free workers than parked searches (at the end, one slow layer on
    one worker while the others idle: on ResNet-18 layer2_3x3_s2, alone for its last 35 s), the
    parked search of largest gap is split in two (:meth:`search.mapper.resume.OpenSearch.split`:
@@ -246,6 +249,7 @@ class Plan:
         self.parts: list[dict[int, MapperResult]] = [{} for _ in range(n)]  # layer -> part -> its answer
         self.parked: dict[tuple[int, int], object] = {}        # (layer, part) -> its open search
         self.running: dict[int, tuple[tuple[int, int], float]] = {}  # worker -> ((layer, part), end of slice)
+        self.turns: dict[tuple[int, int], int] = {}             # (layer, part) -> slices after the first pass
         self.stopped = False
 
     def result(self, i: int) -> MapperResult | None:
@@ -274,7 +278,8 @@ class Plan:
         budget = min(self.max_slice_s, slice_s(now, self.deadline, self.jobs, held, len(self.parked)))
         if budget < MIN_SLICE_S:
             return None
-        i, part = max(self.parked, key=lambda key: (self.gap(key[0]), -key[0], -key[1]))
+        i, part = max(self.parked, key=lambda key: (-self.turns.get(key, 0), self.gap(key[0]), -key[0], -key[1]))
+        self.turns[(i, part)] = self.turns.get((i, part), 0) + 1
         return self._run(worker, Action("resume", i, budget, part=part, search=self.parked.pop((i, part))), now)
 
     def _split(self, key: tuple[int, int]) -> None:
@@ -283,6 +288,7 @@ class Plan:
             i = key[0]
             new = max(self.parts[i]) + 1
             self.parked[key], self.parked[(i, new)] = halves
+            self.turns[(i, new)] = self.turns.get(key, 0)
             origin = self.parts[i][key[1]]  # until the new part answers: its origin's bounds, its counts once
             self.parts[i][new] = replace(origin, certificate=replace(
                 origin.certificate, evaluated=0, pruned={}, remaining=0, wall_s=0.0, seed_evaluations=0))
