@@ -164,10 +164,10 @@ def test_the_plan_starts_the_hardest_first_then_resumes_the_largest_gap_on_any_w
     assert plan.finished(1, proven, None) == 0          # proven in its first slice
     assert plan.finished(0, _answer(proven, 0.01), _Parked("1")) == 1
     # every layer started: the parked ones, largest gap first, from their open searches, on either worker,
-    # for at most MAX_SLICE_SHARE of the budget
+    # for at most TAIL_SLICE_S (no more open searches than workers)
     d = plan.next_for(1, 20.0)
     assert (d.kind, d.task) == ("resume", 2) and d.search.name == "2"
-    assert d.budget_s == pytest.approx(10.0) and d.best_first_after == math.inf
+    assert d.budget_s == pytest.approx(schedule.TAIL_SLICE_S) and d.best_first_after == math.inf
     e = plan.next_for(0, 20.0)
     assert (e.kind, e.task) == ("resume", 1) and e.search.name == "1"
     assert plan.parked == {}
@@ -296,3 +296,4 @@ def test_later_slices_go_round_by_round_largest_gap_first_within_a_round(proven)
         picks.append(action.task)
         plan.finished(0, _answer(proven, (0.2, 0.01, 0.05)[action.task]), _Parked(str(action.task)))
     assert picks == [0, 2, 1, 0, 2, 1]                   # no layer starved by a harder one
+    assert action.budget_s == pytest.approx(0.1 * 300.0)  # three open searches, two workers: MAX_SLICE_SHARE

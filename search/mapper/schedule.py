@@ -45,8 +45,9 @@ free:
    work left: on ResNet-18 after 10 s, layer2_3x3_s2, the slowest proof, has the largest; starting
    the longest work first keeps it off the end, where one worker would run it alone). A search
    that has not finished is parked again; slices under :data:`MIN_SLICE_S` are not run, and none
-   is longer than :data:`MAX_SLICE_SHARE` of the budget, so that searches come back often enough
-   for the rounds and for rule 3.
+   is longer than :data:`MAX_SLICE_SHARE` of the budget (:data:`TAIL_SLICE_S` once there are no
+   more open searches than workers), so that searches come back often enough for the rounds and
+   for rule 3 (parking costs about 0.1 s: a few MB pickled, the bound model rebuilt).
 3. *Split.* When there are more free workers than parked searches (at the end, one slow layer on
    one worker while the others idle: on ResNet-18 layer2_3x3_s2, alone for its last 35 s), the
    parked search of largest gap is split in two (:meth:`search.mapper.resume.OpenSearch.split`:
@@ -97,6 +98,8 @@ MIN_SLICE_S = 0.5
 RESUME_BEST_FIRST_AFTER = 0.8
 #: On workers, a slice after the first pass lasts at most this share of the budget (module docstring, rule 3).
 MAX_SLICE_SHARE = 0.1
+#: ... and at most this long (s) once there are no more open searches than workers (rule 3).
+TAIL_SLICE_S = 5.0
 _DONE = (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE)
 
 
@@ -275,7 +278,8 @@ class Plan:
         if self.jobs - len(self.running) > len(self.parked):  # more free workers than parked searches: split
             self._split(max(self.parked, key=lambda key: (self.gap(key[0]), -key[0], key[1])))
         held = sum(max(0.0, e - now) for _, e in self.running.values())
-        budget = min(self.max_slice_s, slice_s(now, self.deadline, self.jobs, held, len(self.parked)))
+        cap = TAIL_SLICE_S if len(self.parked) + len(self.running) <= self.jobs else self.max_slice_s
+        budget = min(cap, slice_s(now, self.deadline, self.jobs, held, len(self.parked)))
         if budget < MIN_SLICE_S:
             return None
         i, part = max(self.parked, key=lambda key: (-self.turns.get(key, 0), self.gap(key[0]), -key[0], -key[1]))
