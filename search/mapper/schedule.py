@@ -372,7 +372,7 @@ class _Workers:
         self.inboxes[worker].put(message)
 
     def receive(self) -> tuple:
-        """The next answer ``(worker, layer, result, kept)``; a worker's error is raised here."""
+        """The next answer ``(worker, layer, result, open_search)``; a worker's error is raised here."""
         while True:
             try:
                 msg = self.outbox.get(timeout=1.0)
