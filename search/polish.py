@@ -168,10 +168,11 @@ def _map_layers(layers, arch, objective: Objective, candidates: list[list], dead
     """The mapper on every layer until ``deadline`` (:func:`search.mapper.schedule.map_layers`: a first pass,
     then the layers not proven get the time left, on ``jobs`` workers), started from every candidate. Appends
     each answer (after every search or slice) to its layer's candidates; returns the layers' final answers
-    and the most searches (or slices) any layer had; no time left: no mapper at all (answers ``None``)."""
+    and the most searches (or slices) any layer had. No time left or a stop: no mapper at all, and after a
+    stop the layers not searched yet get none (answers ``None``: they keep their candidates)."""
     from search.mapper.schedule import map_layers
 
-    if deadline - time.monotonic() <= 0:
+    if deadline - time.monotonic() <= 0 or stop_requested():
         return [None] * len(layers), 0
     runs = [0] * len(layers)
     keys = [{mapping_key(c) for c in cands} for cands in candidates]
@@ -188,7 +189,8 @@ def _map_layers(layers, arch, objective: Objective, candidates: list[list], dead
 
     results = map_layers([entry.layer for entry in layers], arch, objective,
                          time_limit_s=max(0.0, deadline - time.monotonic()), seed=seed,
-                         starts=[stack(c, arch) for c in candidates], jobs=jobs, on_layer_done=done)
+                         starts=[stack(c, arch) for c in candidates], jobs=jobs, seeds_after_stop=False,
+                         on_layer_done=done)
     return results, max(runs, default=0)
 
 

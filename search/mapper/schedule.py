@@ -119,23 +119,24 @@ def _merge(first: MapperResult, second: MapperResult) -> MapperResult:
 
 def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective, *, time_limit_s: float = math.inf,
                seed: int = 0, starts: Sequence[MappingArrays | None] | None = None,
-               first_pass_share: float = FIRST_PASS_SHARE, jobs: int = 1,
-               on_layer_done: Callable[[int, MapperResult], None] | None = None) -> list[MapperResult]:
+               first_pass_share: float = FIRST_PASS_SHARE, jobs: int = 1, seeds_after_stop: bool = True,
+               on_layer_done: Callable[[int, MapperResult], None] | None = None) -> list[MapperResult | None]:
     """:func:`search.mapper.map_layer` for every layer within one budget of ``time_limit_s`` seconds
     (module docstring), on ``jobs`` worker processes. ``starts[i]`` (optional) seeds layer ``i``'s first
     search; ``on_layer_done(i, result)`` is called after each search (or slice) of layer ``i`` with the
     layer's answer so far. After a stop (Ctrl-C, or a layer's status ``interrupted``) the layers not
-    searched yet get no search time (their starts and seeds only) and there is no further pass."""
+    searched yet get no search time (their starts and seeds only; with ``seeds_after_stop=False`` not
+    even that: their answer is ``None``) and there is no further pass."""
     t0 = time.monotonic()
     starts = list(starts) if starts is not None else [None] * len(layers)
     if jobs > 1 and len(layers) > 1:
         return _map_on_workers(layers, arch, objective, t0, t0 + time_limit_s, seed, starts, jobs, first_pass_share,
-                               on_layer_done)
+                               seeds_after_stop, on_layer_done)
     finite = math.isfinite(time_limit_s)
-    results: list[MapperResult] = []
+    results: list[MapperResult | None] = []
 
     def stopped() -> bool:
-        return stop_requested() or any(r.status is MapperStatus.INTERRUPTED for r in results)
+        return stop_requested() or any(r is not None and r.status is MapperStatus.INTERRUPTED for r in results)
 
     def share(deadline: float, left_layers: int) -> float:
         if stopped():
@@ -144,6 +145,9 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
 
     first_deadline = t0 + (first_pass_share * time_limit_s if finite else 0.0)
     for i, layer in enumerate(layers):
+        if stopped() and not seeds_after_stop:
+            results.append(None)
+            continue
         r = _map_here(layer, arch, objective, share(first_deadline, len(layers) - i), seed, starts[i])
         results.append(r)
         if on_layer_done is not None:
@@ -319,7 +323,7 @@ class Plan:
 
 
 def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: int, starts: list, jobs: int,
-                    first_pass_share: float, on_layer_done) -> list[MapperResult]:
+                    first_pass_share: float, seeds_after_stop: bool, on_layer_done) -> list[MapperResult | None]:
     """:func:`map_layers` on ``jobs`` workers (module docstring): the :class:`Plan` drives, the workers
     (:func:`search.mapper.worker.serve`) search."""
     from search.mapper.space import Space
@@ -330,7 +334,8 @@ def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: i
         while True:
             now = time.monotonic()
             for w in list(idle):
-                action = plan.next_for(w, now, stop_requested())
+                stop = stop_requested() or plan.stopped
+                action = None if stop and not seeds_after_stop else plan.next_for(w, now, stop)
                 if action is not None:
                     idle.remove(w)
                     i = action.task
@@ -344,8 +349,8 @@ def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: i
             i = plan.finished(w, result, open_search)
             if result is not None and on_layer_done is not None:
                 on_layer_done(i, plan.result(i))
-    return [plan.result(i) or map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
-            for i, layer in enumerate(layers)]
+    return [plan.result(i) or (map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
+                               if seeds_after_stop else None) for i, layer in enumerate(layers)]
 
 
 class _Workers:
