@@ -60,6 +60,8 @@ class LeafExpander:
         fan_last = space.fan_x[-1] * space.fan_y[-1]
         # links need an input window, or a fanout into the MACs (formulation.model.links)
         self.links_possible = any(self.windowed) or fan_last > 1
+        # Rule 3 of search.mapper.orders: no fanout into the MACs, the last level's order is inert
+        self.last_order_inert = fan_last == 1
         self.proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
         self.levels = space.levels
         keep_sets = space.keep_options
@@ -162,6 +164,8 @@ class LeafExpander:
             return None, 0
         active = [tuple(int(d) for d in np.flatnonzero(temporal[l] > 1)) for l in range(L)]
         orders = [level_orders(a, self.windowed, self.rules.orders) for a in active]
+        if self.rules.orders and self.last_order_inert:
+            orders[L - 1] = orders[L - 1][:1]
         after_rule1 = math.prod(math.factorial(len(a)) for a in active)
         n_orders = math.prod(len(o) for o in orders)
         all_sp = self.links_possible or not self.rules.spatial_orders

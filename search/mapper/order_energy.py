@@ -222,6 +222,7 @@ class OrderEnergy:
         self.bm = bm
         self.levels = bm.levels
         self.rel = _relevant(bm.windowed)
+        self.keep_table = keep_table
         # per tensor: its distinct chains of keepers and, per keep combination, which one it is
         self.chain_pairs, self.chain_index = [], np.zeros((len(keep_table), N_TENSORS), dtype=np.int64)
         for tt in range(N_TENSORS):
@@ -236,21 +237,25 @@ class OrderEnergy:
         self.pair_index = [np.array([[p * (self.levels + 1) + c for p, c in pairs] + [n] * (self.levels - len(pairs))
                                      for pairs in chains]) for chains in self.chain_pairs]
 
-    def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]]):
+    def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]],
+                   free: np.ndarray | None = None):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
         whose savings and innermost loops are ``levels[m] = (saved[b, o, 5], inner[b, o])``
         (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
-        ``words_level[m][3, b, t, p, c, o]``, split alike."""
+        ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
+        dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and
+        a windowed input's pairs are attached to ``m*`` too (the stride-change argument is not used)."""
         bm, L = self.bm, self.levels
-        free = np.zeros(N_DIMS, dtype=bool)
+        partial = free is not None and bool(np.any(free))
+        free = np.zeros(N_DIMS, dtype=bool) if free is None else np.asarray(free, dtype=bool)
         batch = bm.batch(temporal, sx, sy)
         keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
         mstar = deepest_relevant(temporal, self.rel)                          # [b, t, L+1]
         attach = mstar.copy()
-        if bm.input_windowed:
+        if bm.input_windowed and not partial:
             stride = self._stride_terms(temporal, batch)
             attach[:, Tensor.I] = stride["m1"]
         finite = np.isfinite(chain_cost)
@@ -281,7 +286,7 @@ class OrderEnergy:
                         continue
                     base = terms["lam"][:, :, c]                                 # [b, 1]
                     lam_c = np.where((mstar[:, tt, c] == m)[:, None], base * irr[:, None] / saved[:, :, tt], base)
-                    if tt == Tensor.I and bm.input_windowed:
+                    if tt == Tensor.I and bm.input_windowed and not partial:
                         lam_c = self._stride_lambda(lam_c, stride, saved, inner, t, m, c)
                     lam = np.ones((b, lam_c.shape[1], L + 1))
                     lam[:, :, c] = lam_c
