@@ -211,13 +211,15 @@ class _Search:
             if len(rows):
                 elb = elb.copy()
                 e_ord = partial_order_energy(self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows],
-                                             bounds.chain_cost[rows], ~self.assigned(k + 1), bounds.mac_energy_pJ)
+                                             bounds.chain_cost[rows], ~self.assigned(k + 1), bounds.mac_energy_pJ,
+                                             self._can_beat(), clb[rows])
                 elb[rows] = np.maximum(elb[rows], e_ord)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
             for with_cycles in (False, True):  # energy first; the bandwidth terms for the rows left
                 rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
-                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles)
+                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles,
+                                                                      self._can_beat())
                 elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
                 if self.objective is Objective.EDP:
@@ -257,7 +259,8 @@ class _Search:
                 bounds = self.bm.bounds(t[rows], sx[rows], sy[rows], self.assigned(k))
                 tiles = self.leaf.tiles(t[rows], sx[rows], sy[rows])
                 keep_energy, keep_cycles, parts = self.leaf.keep_bounds(t[rows], sx[rows], sy[rows], bounds,
-                                                                        rule2=self.rules.orders)
+                                                                        rule2=self.rules.orders,
+                                                                        can_beat=self._can_beat())
             r = i - start
             energy, cycles = keep_energy[r], keep_cycles[r]
             keep_lb = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
@@ -270,6 +273,17 @@ class _Search:
                 self.buffered += n
                 if self.buffered >= EVAL_CHUNK:
                     self.flush()
+
+    def _can_beat(self):
+        """Which (energy, cycles) bounds (same shapes; energy with the MACs) can still beat the
+        incumbent (:meth:`cut`); ``None`` without the bound rule."""
+        if not self.rules.bound:
+            return None
+
+        def ok(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+            value = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
+            return ~self.cut(value.ravel(), energy.ravel(), cycles.ravel()).reshape(energy.shape)
+        return ok
 
     def _energy_ok(self, mac_energy_pJ: float):
         """Which (energy bounds in pJ without the MACs, cycles bounds) of one tiling's mappings can

@@ -430,15 +430,16 @@ class OrderEnergy:
         return out
 
     def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None,
-              base_cycles: np.ndarray | None = None) -> Parts:
+              base_cycles: np.ndarray | None = None, columns: np.ndarray | None = None) -> Parts:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
         the orders of :func:`level_savings` with ``rule2``; the words of the throttled levels only
         with ``base_cycles`` (``[b]``), and of a channel only if some row's words over all pairs
-        and the most of each level's orders could exceed them (the others add nothing: 0 words)."""
+        and the most of each level's orders could exceed them (the others add nothing: 0 words);
+        for the keep combinations ``columns`` (ascending; all by default)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
                                                                [(sv, inn) for sv, inn, _ in levels])
-        keeps = np.arange(len(self.chain_index))
+        keeps = np.arange(len(self.chain_index)) if columns is None else np.asarray(columns)
         chans = []
         for l, k, bw in self.channels() if base_cycles is not None else ():
             ch, ch_levels = self._channel(words, l, k), [self._channel(w, l, k) for w in words_level]
@@ -448,7 +449,7 @@ class OrderEnergy:
             else:
                 chans.append((np.zeros((len(temporal), len(keeps))), []))
         return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level], chans,
-                     [n for _, _, n in levels])
+                     [n for _, _, n in levels], keeps)
 
     def keep_energy(self, temporal, sx, sy, chain_cost: np.ndarray) -> np.ndarray:
         """The least energy (pJ, without the MACs) over every loop order of each complete tiling and
@@ -461,12 +462,14 @@ class Parts:
     """Per complete tiling and keep combination, the order-free part and, per level ``m < L - 1``, the
     part of each of its orders (``[b, K]``, ``[b, K, o]``) of the energy bound (pJ, without the MACs)
     and, per channel of :meth:`OrderEnergy.channels`, of its words (``channels[i] = (fixed,
-    levels)``); ``counts[m][b]`` the orders of each row (later ones repeat its first)."""
+    levels)``); ``counts[m][b]`` the orders of each row (later ones repeat its first); ``columns`` the
+    keep combinations the ``K`` axis holds (ascending indices into the keep table)."""
 
     energy: np.ndarray
     energy_levels: list
     channels: list
     counts: list
+    columns: np.ndarray
 
     def least(self) -> tuple[np.ndarray, list]:
         """The energy's and each channel's least over the orders (each level's own), ``[b, K]``."""
@@ -475,7 +478,8 @@ class Parts:
 
     def row(self, i: int) -> Parts:
         return Parts(self.energy[i], [p[i] for p in self.energy_levels],
-                     [(f[i], [p[i] for p in lv]) for f, lv in self.channels], [n[i] for n in self.counts])
+                     [(f[i], [p[i] for p in lv]) for f, lv in self.channels], [n[i] for n in self.counts],
+                     self.columns)
 
 
 def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.ndarray,

@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from search.mapper.bounds import SLACK
+from search.mapper.leaves import chain_energy, chain_matrix
 from search.mapper.order_energy import OrderEnergy, level_savings
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
@@ -55,24 +56,37 @@ CHUNK = 1024
 
 
 def partial_order_energy(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
-                         chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float) -> np.ndarray:
+                         chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float,
+                         can_beat=None, cycles: np.ndarray | None = None) -> np.ndarray:
     """The energy bound (pJ, with the MACs) of partial tilings ``[b, L, 7]`` (free dimensions ``free``
     at 1) over every completion (module docstring), ``[b]``; ``chain_cost[b, t, p, c]`` the pair
-    costs of :class:`search.mapper.bounds.Bounds` for the same rows (the relaxed split)."""
+    costs of :class:`search.mapper.bounds.Bounds` for the same rows (the relaxed split).
+
+    With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent) and
+    the rows' ``cycles`` bounds, only the keep sets that fit and that some row may still take with
+    their per-tensor chain energy (:func:`search.mapper.leaves.chain_energy`, itself a bound) get
+    the joint orders; the others keep that chain energy."""
     b = temporal.shape[0]
     out = np.zeros(b)
-    keeps = np.arange(len(oe.chain_index))
+    matrix = chain_matrix(oe.keep_table)
     for lo in range(0, b, CHUNK):
         rows = slice(lo, lo + CHUNK)
         t = temporal[rows]
-        levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
-        fixed, per_level, _, _ = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
-                                               [(sv, inn) for sv, inn, _ in levels], free=free)
-        least = oe._per_keep(fixed, keeps)
-        for part in per_level:
-            least = least + oe._per_keep(part, keeps).min(axis=2)
-        least = np.where(_keeps_fit(oe, t, sx[rows], sy[rows]), least, np.inf)
-        out[rows] = (mac_energy_pJ + least.min(axis=1)) * SLACK
+        fits = _keeps_fit(oe, t, sx[rows], sy[rows])
+        least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
+        keeps = np.arange(len(oe.chain_index))
+        if can_beat is not None:
+            need = can_beat(least, np.broadcast_to(cycles[rows][:, None], least.shape)) & fits
+            keeps = np.flatnonzero(need.any(axis=0))
+        if len(keeps):
+            levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
+            fixed, per_level, _, _ = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
+                                                   [(sv, inn) for sv, inn, _ in levels], free=free)
+            joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
+            for part in per_level:
+                joint = joint + oe._per_keep(part, keeps).min(axis=2)
+            least[:, keeps] = np.maximum(least[:, keeps], joint)
+        out[rows] = np.where(fits, least, np.inf).min(axis=1) * SLACK
     return out
 
 
