@@ -238,7 +238,7 @@ class OrderEnergy:
                                      for pairs in chains]) for chains in self.chain_pairs]
 
     def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]],
-                   free: np.ndarray | None = None):
+                   free: np.ndarray | None = None, with_words: bool = True):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
@@ -247,7 +247,8 @@ class OrderEnergy:
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
         ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
         dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and
-        a windowed input's pairs are attached to ``m*`` too (the stride-change argument is not used)."""
+        a windowed input's pairs are attached to ``m*`` too (the stride-change argument is not used).
+        Without ``with_words`` the words are left at 0 (not computed)."""
         bm, L = self.bm, self.levels
         partial = free is not None and bool(np.any(free))
         free = np.zeros(N_DIMS, dtype=bool) if free is None else np.asarray(free, dtype=bool)
@@ -266,10 +267,11 @@ class OrderEnergy:
         g = bm.layer.G
         per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
         words = np.zeros((3, b, N_TENSORS, L + 1, L + 1))                    # reads, updates of p, fills of c
-        words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
+        words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels] \
+            if with_words else []
         for tt in range(N_TENSORS):
             terms = bm._tensor_terms(tt, batch, free, keys[tt])
-            for c in range(1, L + 1):
+            for c in range(1, L + 1) if with_words else ():
                 for p in range(c):
                     counts = bm._pair_energy(tt, p, c, terms, counts=True)[1:]
                     for k, w in enumerate(counts):
@@ -294,7 +296,7 @@ class OrderEnergy:
                         if on[:, p].any():
                             e, *counts = bm._pair_energy(tt, p, c, dict(terms, lam=lam), counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
-                            for k, w in enumerate(counts):
+                            for k, w in enumerate(counts if with_words else ()):
                                 w = np.broadcast_to(w, e.shape)
                                 words_level[m][k, :, tt, p, c] = np.where(on[:, p, None], w * g, 0.0)
         return fixed, per_level, words, words_level
@@ -438,7 +440,8 @@ class OrderEnergy:
         for the keep combinations ``columns`` (ascending; all by default)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
-                                                               [(sv, inn) for sv, inn, _ in levels])
+                                                               [(sv, inn) for sv, inn, _ in levels],
+                                                               with_words=base_cycles is not None)
         keeps = np.arange(len(self.chain_index)) if columns is None else np.asarray(columns)
         chans = []
         for l, k, bw in self.channels() if base_cycles is not None else ():

@@ -81,7 +81,8 @@ def partial_order_energy(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
         if len(keeps):
             levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
             fixed, per_level, _, _ = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
-                                                   [(sv, inn) for sv, inn, _ in levels], free=free)
+                                                   [(sv, inn) for sv, inn, _ in levels], free=free,
+                                                   with_words=False)
             joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
             for part in per_level:
                 joint = joint + oe._per_keep(part, keeps).min(axis=2)
