@@ -246,9 +246,8 @@ class OrderEnergy:
         (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
         ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
-        dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and
-        a windowed input's pairs are attached to ``m*`` too (the stride-change argument is not used).
-        Without ``with_words`` the words are left at 0 (not computed)."""
+        dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and a
+        windowed input's pairs go to ``m*`` too (no stride change); without ``with_words`` no words."""
         bm, L = self.bm, self.levels
         partial = free is not None and bool(np.any(free))
         free = np.zeros(N_DIMS, dtype=bool) if free is None else np.asarray(free, dtype=bool)
@@ -436,8 +435,8 @@ class OrderEnergy:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
         the orders of :func:`level_savings` with ``rule2``; the words of the throttled levels only
         with ``base_cycles`` (``[b]``), and of a channel only if some row's words over all pairs
-        and the most of each level's orders could exceed them (the others add nothing: 0 words);
-        for the keep combinations ``columns`` (ascending; all by default)."""
+        and the most of each level's orders could exceed them (the others add nothing: 0 words); for
+        the keep combinations ``columns`` (ascending; all by default)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
                                                                [(sv, inn) for sv, inn, _ in levels],
