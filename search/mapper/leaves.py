@@ -189,12 +189,10 @@ class LeafExpander:
         pruned[RULE_ORDERS] += (after_rule1 - n_orders) * sp_full * n_keep
         pruned[RULE_SPATIAL] += n_orders * (sp_full - n_sp) * n_keep
         keeps = self.keep_table[use]
-        grids = np.meshgrid(*[np.arange(len(o)) for o in orders], *[np.arange(len(s)) for s in sps],
-                            np.arange(n_keep), indexing="ij")
-        idx = [g.ravel() for g in grids]
+        idx = list(np.indices([len(o) for o in orders] + [len(s) for s in sps] + [n_keep]).reshape(2 * L + 1, -1))
         n = idx[0].size
         ks = np.flatnonzero(use)
-        if parts is not None and not np.isin(ks, parts.columns).all():
+        if parts is not None and not set(ks.tolist()) <= set(parts.columns.tolist()):
             parts = None  # a keep combination without its order parts: no combination cut
         if energy_ok is not None and parts is not None and L > 1:
             cs, counts = np.searchsorted(parts.columns, ks), [len(o) for o in orders[:L - 1]]
