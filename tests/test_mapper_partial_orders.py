@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from formulation.axes import N_DIMS
+from formulation.axes import N_DIMS, Dim
 from formulation.goals import Objective
 from formulation.model.encoding import MappingArrays
 from formulation.model.exact import evaluate_batch
@@ -57,20 +57,21 @@ def test_partial_order_bound_is_below_every_completion(case, data):
 
 
 def test_partial_order_bound_charges_the_conflict_between_tensors():
-    """A pointwise layer with N free and every other loop at the outer level: the tensors want
-    conflicting orders there; the joint bound is above the per-tensor one and still below every
-    completion."""
-    layer = Layer("pw", N=2, C=4, K=4, P=4, Q=1, R=1, S=1)
+    """A pointwise layer with P free and C and K looping at the outer level: the Weights want P or
+    K innermost there, the Outputs C; the joint bound is above the per-tensor one and still below
+    every completion."""
+    layer = Layer("pw", N=1, C=4, K=4, P=2, Q=1, R=1, S=1)
     arch = _unit_blocks(tiny_arch(3, (1, 1), glb_words=1024, rf_words=4))
     energy, _, arrays = brute_force(layer, arch)
+    p = int(Dim.P)
     assigned = np.ones(N_DIMS, dtype=bool)
-    assigned[0] = False                                                           # N free
+    assigned[p] = False
     t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
-    t[:, :, 0], sx[:, :, 0], sy[:, :, 0] = 1, 1, 1
+    t[:, :, p], sx[:, :, p], sy[:, :, p] = 1, 1, 1
     old, order = _partial_bounds(layer, arch, (t, sx, sy), assigned)
     ok = np.isfinite(energy)
     assert (order[ok] <= energy[ok] * (1 + 1e-9)).all()
-    outer = (t[:, 0].prod(axis=1) == layer.C * layer.K * layer.P) & ok
+    outer = (t[:, 0].prod(axis=1) == layer.C * layer.K) & ok
     assert outer.any()
     assert (order[outer] > old[outer] * 1.01).any()
 
