@@ -60,6 +60,8 @@ class LeafExpander:
         fan_last = space.fan_x[-1] * space.fan_y[-1]
         # links need an input window, or a fanout into the MACs (formulation.model.links)
         self.links_possible = any(self.windowed) or fan_last > 1
+        # Rule 3 of search.mapper.orders: no fanout into the MACs, the last level's order is inert
+        self.last_order_inert = fan_last == 1
         self.proj = projection(layer.Wstride, layer.Hstride, layer.Wdilation, layer.Hdilation)
         self.levels = space.levels
         keep_sets = space.keep_options
@@ -82,7 +84,7 @@ class LeafExpander:
         return spans[:, :self.levels].prod(axis=-1).astype(np.float64)
 
     def keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, rule2: bool | None = None,
-                    cycles: bool = True):
+                    cycles: bool = True, can_beat=None, fits: np.ndarray | None = None):
         """Energy (pJ, with the MACs) and cycles bounds of each keep combination of complete tilings,
         ``[b, K]`` each, and the rows' :class:`search.mapper.order_energy.Parts` over the orders of
         ``rule2`` (``None``: the maximal classes; ``None`` when switched off or without ``rows``):
@@ -91,30 +93,43 @@ class LeafExpander:
         of the tiling's and (with ``cycles``) each throttled level's bandwidth at its least words
         over the orders. Each bounds
         every mapping with that tiling and keep set (for EDP so does their product: one mapping's
-        energy and cycles are each at least their least)."""
+        energy and cycles are each at least their least).
+
+        With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent)
+        only the keep combinations (columns, :attr:`Parts.columns`) that some row may still take
+        (that beat with :func:`keep_set_energy` and, with ``fits[r, K]``, fit) get the order bound;
+        the others keep :func:`keep_set_energy`, valid and already cut."""
         energy = keep_set_energy(bounds, self.chains)
         base = bounds.cycles
         with_cycles, cycles = cycles, np.repeat(base[:, None], energy.shape[1], axis=1)
         rows = np.arange(len(energy)) if rows is None else rows
         if not (order_energy_module.LEVEL_ORDERS and len(rows)):
             return energy, cycles, None
+        columns = None
+        if can_beat is not None:
+            need = can_beat(energy[rows], cycles[rows])
+            columns = np.flatnonzero((need if fits is None else need & fits).any(axis=0))
+            if not len(columns):
+                return energy, cycles, None
         parts = self.order_energy.parts(temporal[rows], sx[rows], sy[rows], bounds.chain_cost[rows], rule2,
-                                        base[rows] if with_cycles else None)
+                                        base[rows] if with_cycles else None, columns)
         least, words = parts.least()
-        energy[rows] = np.maximum(energy[rows], bounds.mac_energy_pJ + least)
-        cycles[rows] = self.order_energy.cycles(cycles[rows], words)
+        cols = parts.columns
+        energy[np.ix_(rows, cols)] = np.maximum(energy[np.ix_(rows, cols)], bounds.mac_energy_pJ + least)
+        cycles[np.ix_(rows, cols)] = self.order_energy.cycles(cycles[np.ix_(rows, cols)], words)
         return energy, cycles, parts
 
     def keep_energy(self, temporal, sx, sy, bounds) -> np.ndarray:
         """The energy bound of :meth:`keep_bounds`, ``[b, K]``."""
         return self.keep_bounds(temporal, sx, sy, bounds)[0]
 
-    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, cycles: bool = True):
+    def fitting_keep_bounds(self, temporal, sx, sy, bounds, rows: np.ndarray | None = None, cycles: bool = True,
+                            can_beat=None):
         """Bounds of complete tilings, ``[3, b]``: the least energy, the least cycles and the least
         product of :meth:`keep_bounds` over the keep combinations whose kept tiles fit every level
         together (``inf`` if none does), for ``rows`` (all by default; 0 elsewhere). Every legal
         mapping of a tiling has one of them, and its energy, cycles and their product are at least
-        that combination's bounds."""
+        that combination's bounds. ``can_beat``: as in :meth:`keep_bounds`."""
         b = temporal.shape[0]
         out = np.zeros((3, b))
         rows = np.arange(b) if rows is None else rows
@@ -123,7 +138,8 @@ class LeafExpander:
         t, x, y = temporal[rows], sx[rows], sy[rows]
         tiles = self.tiles(t, x, y)
         fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
-        energy, cycles, _ = self.keep_bounds(t, x, y, take_bounds(bounds, rows), cycles=cycles)
+        energy, cycles, _ = self.keep_bounds(t, x, y, take_bounds(bounds, rows), cycles=cycles, can_beat=can_beat,
+                                             fits=fits)
         energy, cycles = np.where(fits, energy, np.inf), np.where(fits, cycles, np.inf)
         out[:, rows] = energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1)
         return out
@@ -162,6 +178,8 @@ class LeafExpander:
             return None, 0
         active = [tuple(int(d) for d in np.flatnonzero(temporal[l] > 1)) for l in range(L)]
         orders = [level_orders(a, self.windowed, self.rules.orders) for a in active]
+        if self.rules.orders and self.last_order_inert:
+            orders[L - 1] = orders[L - 1][:1]
         after_rule1 = math.prod(math.factorial(len(a)) for a in active)
         n_orders = math.prod(len(o) for o in orders)
         all_sp = self.links_possible or not self.rules.spatial_orders
@@ -171,14 +189,15 @@ class LeafExpander:
         pruned[RULE_ORDERS] += (after_rule1 - n_orders) * sp_full * n_keep
         pruned[RULE_SPATIAL] += n_orders * (sp_full - n_sp) * n_keep
         keeps = self.keep_table[use]
-        grids = np.meshgrid(*[np.arange(len(o)) for o in orders], *[np.arange(len(s)) for s in sps],
-                            np.arange(n_keep), indexing="ij")
-        idx = [g.ravel() for g in grids]
+        idx = list(np.indices([len(o) for o in orders] + [len(s) for s in sps] + [n_keep]).reshape(2 * L + 1, -1))
         n = idx[0].size
+        ks = np.flatnonzero(use)
+        if parts is not None and not set(ks.tolist()) <= set(parts.columns.tolist()):
+            parts = None  # a keep combination without its order parts: no combination cut
         if energy_ok is not None and parts is not None and L > 1:
-            ks, counts = np.flatnonzero(use), [len(o) for o in orders[:L - 1]]
-            energy = combination_sum(parts.energy, parts.energy_levels, ks, counts)
-            cycles = self.order_energy.cycles(base_cycles, [combination_sum(f, lv, ks, counts)
+            cs, counts = np.searchsorted(parts.columns, ks), [len(o) for o in orders[:L - 1]]
+            energy = combination_sum(parts.energy, parts.energy_levels, cs, counts)
+            cycles = self.order_energy.cycles(base_cycles, [combination_sum(f, lv, cs, counts)
                                                             for f, lv in parts.channels])
             sel = np.asarray(energy_ok(energy, cycles))[(idx[2 * L],) + tuple(idx[:L - 1])]
             pruned[RULE_BOUND] += int(n - sel.sum())

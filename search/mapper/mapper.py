@@ -8,7 +8,9 @@ model (:func:`formulation.model.exact.evaluate_batch`), and returns it with a ce
 Search. Dimensions are assigned one at a time (largest number of factor placements first); a node
 is a batch of partial tilings. Each child is bounded (:mod:`search.mapper.bounds`) and cut when its
 bound reaches the incumbent (``"bound"``: no completion can be better than the best mapping already
-found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below). Nodes are
+found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below); a partial child
+the bound keeps is raised first to the least over the loop orders chosen jointly over the tensors
+(:mod:`search.mapper.partial_orders`). Nodes are
 explored depth first, the most promising batch first, which finds good incumbents; after half of
 a finite time budget the open batch of least bound is expanded first instead, which raises the
 certified lower bound. A complete tiling is expanded into its
@@ -55,6 +57,7 @@ from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
 from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules
+from search.mapper.partial_orders import PARTIAL_ORDERS, partial_order_energy
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space
 from search.mapper.seed import seed_incumbent
@@ -205,10 +208,20 @@ class _Search:
         bounds = self.bm.bounds(t2, sx2, sy2, self.assigned(k + 1), cutoff, self.objective)
         lb = bounds.value(self.objective, self.arch.clock_GHz)
         elb, clb = bounds.energy_pJ, bounds.cycles
+        if PARTIAL_ORDERS and self.rules.bound and k + 1 < len(self.order) and len(t2):
+            rows = np.flatnonzero(~self.cut(lb, elb, clb))  # partial tilings: the orders chosen jointly
+            if len(rows):
+                elb = elb.copy()
+                e_ord = partial_order_energy(self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows],
+                                             bounds.chain_cost[rows], ~self.assigned(k + 1), bounds.mac_energy_pJ,
+                                             self._can_beat(), clb[rows])
+                elb[rows] = np.maximum(elb[rows], e_ord)
+                lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
             for with_cycles in (False, True):  # energy first; the bandwidth terms for the rows left
                 rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None
-                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles)
+                e_fit, c_fit, edp_fit = self.leaf.fitting_keep_bounds(t2, sx2, sy2, bounds, rows, with_cycles,
+                                                                      self._can_beat())
                 elb, clb = np.maximum(elb, e_fit), np.maximum(clb, c_fit)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
                 if self.objective is Objective.EDP:
@@ -248,7 +261,8 @@ class _Search:
                 bounds = self.bm.bounds(t[rows], sx[rows], sy[rows], self.assigned(k))
                 tiles = self.leaf.tiles(t[rows], sx[rows], sy[rows])
                 keep_energy, keep_cycles, parts = self.leaf.keep_bounds(t[rows], sx[rows], sy[rows], bounds,
-                                                                        rule2=self.rules.orders)
+                                                                        rule2=self.rules.orders,
+                                                                        can_beat=self._can_beat())
             r = i - start
             energy, cycles = keep_energy[r], keep_cycles[r]
             keep_lb = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
@@ -261,6 +275,17 @@ class _Search:
                 self.buffered += n
                 if self.buffered >= EVAL_CHUNK:
                     self.flush()
+
+    def _can_beat(self):
+        """Which (energy, cycles) bounds (same shapes; energy with the MACs) can still beat the
+        incumbent (:meth:`cut`); ``None`` without the bound rule."""
+        if not self.rules.bound:
+            return None
+
+        def ok(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+            value = objective_of(self.objective, energy, cycles, self.arch.clock_GHz)
+            return ~self.cut(value.ravel(), energy.ravel(), cycles.ravel()).reshape(energy.shape)
+        return ok
 
     def _energy_ok(self, mac_energy_pJ: float):
         """Which (energy bounds in pJ without the MACs, cycles bounds) of one tiling's mappings can

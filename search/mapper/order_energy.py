@@ -222,6 +222,7 @@ class OrderEnergy:
         self.bm = bm
         self.levels = bm.levels
         self.rel = _relevant(bm.windowed)
+        self.keep_table = keep_table
         # per tensor: its distinct chains of keepers and, per keep combination, which one it is
         self.chain_pairs, self.chain_index = [], np.zeros((len(keep_table), N_TENSORS), dtype=np.int64)
         for tt in range(N_TENSORS):
@@ -236,21 +237,25 @@ class OrderEnergy:
         self.pair_index = [np.array([[p * (self.levels + 1) + c for p, c in pairs] + [n] * (self.levels - len(pairs))
                                      for pairs in chains]) for chains in self.chain_pairs]
 
-    def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]]):
+    def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]],
+                   free: np.ndarray | None = None, with_words: bool = True):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
         whose savings and innermost loops are ``levels[m] = (saved[b, o, 5], inner[b, o])``
         (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
-        ``words_level[m][3, b, t, p, c, o]``, split alike."""
+        ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
+        dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and a
+        windowed input's pairs go to ``m*`` too (no stride change); without ``with_words`` no words."""
         bm, L = self.bm, self.levels
-        free = np.zeros(N_DIMS, dtype=bool)
+        partial = free is not None and bool(np.any(free))
+        free = np.zeros(N_DIMS, dtype=bool) if free is None else np.asarray(free, dtype=bool)
         batch = bm.batch(temporal, sx, sy)
         keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
         mstar = deepest_relevant(temporal, self.rel)                          # [b, t, L+1]
         attach = mstar.copy()
-        if bm.input_windowed:
+        if bm.input_windowed and not partial:
             stride = self._stride_terms(temporal, batch)
             attach[:, Tensor.I] = stride["m1"]
         finite = np.isfinite(chain_cost)
@@ -261,10 +266,11 @@ class OrderEnergy:
         g = bm.layer.G
         per_level = [np.zeros((b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
         words = np.zeros((3, b, N_TENSORS, L + 1, L + 1))                    # reads, updates of p, fills of c
-        words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels]
+        words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels] \
+            if with_words else []
         for tt in range(N_TENSORS):
             terms = bm._tensor_terms(tt, batch, free, keys[tt])
-            for c in range(1, L + 1):
+            for c in range(1, L + 1) if with_words else ():
                 for p in range(c):
                     counts = bm._pair_energy(tt, p, c, terms, counts=True)[1:]
                     for k, w in enumerate(counts):
@@ -281,7 +287,7 @@ class OrderEnergy:
                         continue
                     base = terms["lam"][:, :, c]                                 # [b, 1]
                     lam_c = np.where((mstar[:, tt, c] == m)[:, None], base * irr[:, None] / saved[:, :, tt], base)
-                    if tt == Tensor.I and bm.input_windowed:
+                    if tt == Tensor.I and bm.input_windowed and not partial:
                         lam_c = self._stride_lambda(lam_c, stride, saved, inner, t, m, c)
                     lam = np.ones((b, lam_c.shape[1], L + 1))
                     lam[:, :, c] = lam_c
@@ -289,7 +295,7 @@ class OrderEnergy:
                         if on[:, p].any():
                             e, *counts = bm._pair_energy(tt, p, c, dict(terms, lam=lam), counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
-                            for k, w in enumerate(counts):
+                            for k, w in enumerate(counts if with_words else ()):
                                 w = np.broadcast_to(w, e.shape)
                                 words_level[m][k, :, tt, p, c] = np.where(on[:, p, None], w * g, 0.0)
         return fixed, per_level, words, words_level
@@ -425,15 +431,17 @@ class OrderEnergy:
         return out
 
     def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None,
-              base_cycles: np.ndarray | None = None) -> Parts:
+              base_cycles: np.ndarray | None = None, columns: np.ndarray | None = None) -> Parts:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
         the orders of :func:`level_savings` with ``rule2``; the words of the throttled levels only
         with ``base_cycles`` (``[b]``), and of a channel only if some row's words over all pairs
-        and the most of each level's orders could exceed them (the others add nothing: 0 words)."""
+        and the most of each level's orders could exceed them (the others add nothing: 0 words); for
+        the keep combinations ``columns`` (ascending; all by default)."""
         levels = [level_savings(temporal, self.bm.windowed, m, rule2) for m in range(self.levels - 1)]
         fixed, per_level, words, words_level = self.pair_costs(temporal, sx, sy, chain_cost,
-                                                               [(sv, inn) for sv, inn, _ in levels])
-        keeps = np.arange(len(self.chain_index))
+                                                               [(sv, inn) for sv, inn, _ in levels],
+                                                               with_words=base_cycles is not None)
+        keeps = np.arange(len(self.chain_index)) if columns is None else np.asarray(columns)
         chans = []
         for l, k, bw in self.channels() if base_cycles is not None else ():
             ch, ch_levels = self._channel(words, l, k), [self._channel(w, l, k) for w in words_level]
@@ -443,7 +451,7 @@ class OrderEnergy:
             else:
                 chans.append((np.zeros((len(temporal), len(keeps))), []))
         return Parts(self._per_keep(fixed, keeps), [self._per_keep(c, keeps) for c in per_level], chans,
-                     [n for _, _, n in levels])
+                     [n for _, _, n in levels], keeps)
 
     def keep_energy(self, temporal, sx, sy, chain_cost: np.ndarray) -> np.ndarray:
         """The least energy (pJ, without the MACs) over every loop order of each complete tiling and
@@ -456,12 +464,14 @@ class Parts:
     """Per complete tiling and keep combination, the order-free part and, per level ``m < L - 1``, the
     part of each of its orders (``[b, K]``, ``[b, K, o]``) of the energy bound (pJ, without the MACs)
     and, per channel of :meth:`OrderEnergy.channels`, of its words (``channels[i] = (fixed,
-    levels)``); ``counts[m][b]`` the orders of each row (later ones repeat its first)."""
+    levels)``); ``counts[m][b]`` the orders of each row (later ones repeat its first); ``columns`` the
+    keep combinations the ``K`` axis holds (ascending indices into the keep table)."""
 
     energy: np.ndarray
     energy_levels: list
     channels: list
     counts: list
+    columns: np.ndarray
 
     def least(self) -> tuple[np.ndarray, list]:
         """The energy's and each channel's least over the orders (each level's own), ``[b, K]``."""
@@ -470,7 +480,8 @@ class Parts:
 
     def row(self, i: int) -> Parts:
         return Parts(self.energy[i], [p[i] for p in self.energy_levels],
-                     [(f[i], [p[i] for p in lv]) for f, lv in self.channels], [n[i] for n in self.counts])
+                     [(f[i], [p[i] for p in lv]) for f, lv in self.channels], [n[i] for n in self.counts],
+                     self.columns)
 
 
 def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.ndarray,

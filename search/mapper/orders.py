@@ -38,6 +38,16 @@ the levels above it; a tensor's ``j*`` lies in the deepest level with a relevant
 key fixes everything inside ``j*``; the deeper levels have no relevant active loop, so their key is
 their whole active sequence (or set). Equal keys at every level give equal counts.
 
+**Rule 3, the last level** (counted with ``"equivalent-orders"``). The loops of the last storage
+level ``L - 1`` are above no storage level: arrivals and partitions at level ``l`` read the loops
+of the levels ``< l`` only (:func:`~formulation.model.nest.arrivals`,
+:func:`~formulation.model.nest.partition_sizes`), the MACs' arrivals are the compute
+``prod_j f_j`` (order-free), and the link analysis at fanout ``m`` reads the loops of the levels
+``0 .. m`` only and runs only where that fanout is used (``spatial[:, m].prod() > 1``). So when the
+last level has no fanout into the MACs (``FX_{L-1} FY_{L-1} = 1``, as in ``simple`` and
+``eyeriss-like``), its permutation changes no count, and one order (the first of Rule 2's classes)
+represents them all (:meth:`search.mapper.leaves.LeafExpander.expand_tiling`).
+
 Links at a fanout into the MACs (:mod:`formulation.model.links`, "Fanout into the MACs") move a
 one-point operand by ``T_k`` on a step of loop ``k`` with weight ``W_k``. A loop at or outside a
 tensor's ``j*`` moves a single-dimension axis by at least the fanout's span, beyond every

@@ -1,0 +1,105 @@
+"""The level-order bound of partial tilings: the loop orders chosen jointly over the tensors.
+
+:mod:`search.mapper.bounds` credits every tensor of a partial tiling with its own best loop order
+(``Lambda_c`` counts only the assigned loops of the levels above ``m*``), although the tensors
+share one permutation per level; :mod:`search.mapper.order_energy` fixes that for complete
+tilings. :func:`partial_order_energy` extends it to partial tilings.
+
+**Claim.** Fix a partial tiling (the free dimensions' factors at 1, ``U`` the free dimensions)
+and any mapping completing it. For tensor ``t`` and a pair ``(p, c)`` of consecutive keepers
+with ``c < L``, let ``m*_a`` be the deepest level ``< c`` with an active *assigned* loop over
+``Rel_t`` (:func:`search.mapper.order_energy.deepest_relevant` of the partial tiling) and, at
+each level ``m``, ``o'_m`` the completion's order of level ``m`` restricted to the assigned
+dimensions active there (one order per level, shared by every tensor). Then the completion's
+arrivals satisfy ``a_c >= W_c P_c Lambda_c(o'_{m*_a})`` with (free factors at 1)
+
+    Lambda_c(o) = prod_{m < m*_a} prod_{d not in Rel_t, assigned} t_{m,d}
+                  * prod_{d not in Rel_t, assigned, d not in prefix_t(o)} t_{m*_a,d},
+
+``prefix_t(o)`` the assigned active loops of level ``m*_a`` inside its first assigned active
+``Rel_t`` loop in ``o``. Proof: the arrivals are at least ``tile * prod_{j <= j*} f_j`` for the
+completion's ``j*`` (its innermost active ``Rel_t`` loop above ``c``; :mod:`search.mapper.bounds`,
+"Arrivals", which holds for windowed inputs too with ``Rel_I`` their non-window dimensions).
+The completion's deepest level ``m*`` with an active ``Rel_t`` loop is at or below ``m*_a`` (free
+dimensions only add active loops). If ``m* > m*_a``, every loop of the levels ``<= m*_a`` is
+outside ``j*`` and counts, which is at least ``Lambda_c(o)`` for every ``o``. If ``m* = m*_a``,
+``j*`` is the first active ``Rel_t`` loop of level ``m*_a``, at or inside the first *assigned*
+one, so the loops inside ``j*`` (the completion's prefix) that are assigned are among
+``prefix_t(o'_{m*_a})``, and every other assigned loop of that level counts. Every term of the
+pair's cost (:meth:`search.mapper.bounds.BoundModel._pair_energy`) grows with ``Lambda_c`` and holds
+with the completion's true product in its place (the argument of the bound for partial tilings,
+for any ``j*``), the compulsory and sweep floors for every order. So the completion's energy with
+keep set ``k`` is at least ``fixed_k + sum_m E_{k,m}(o'_m)``, ``E_{k,m}`` the summed costs of the
+pairs of ``k``'s chains attached to level ``m``, a function of ``o'_m`` alone; hence at least
+``fixed_k + sum_m min_o E_{k,m}(o)``, and the least of that over the keep sets ``k`` bounds every
+completion. The orders tried are the maximal classes of the assigned active loops
+(:func:`search.mapper.order_energy.prefix_classes`: costs fall as prefix sets grow), so every
+``o'_m`` is at least as costly as one of them. Keep sets whose tiles (free extents at 1) overflow
+a level are ``inf`` (tiles only grow). The terms use the relaxed split (:func:`search.mapper.splits.relaxed_keys`,
+valid for every completion). For EDP the product with the partial tiling's cycles bound bounds
+every completion (its energy and cycles are each at least their bounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search.mapper.bounds import SLACK
+from search.mapper.leaves import chain_energy, chain_matrix
+from search.mapper.order_energy import OrderEnergy, level_savings
+
+#: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
+#: (module docstring); off is weaker, still valid.
+PARTIAL_ORDERS = True
+#: Rows bounded at once (the per-order parts take ``rows x tensors x pairs x orders`` floats).
+CHUNK = 1024
+
+
+def partial_order_energy(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
+                         chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float,
+                         can_beat=None, cycles: np.ndarray | None = None) -> np.ndarray:
+    """The energy bound (pJ, with the MACs) of partial tilings ``[b, L, 7]`` (free dimensions ``free``
+    at 1) over every completion (module docstring), ``[b]``; ``chain_cost[b, t, p, c]`` the pair
+    costs of :class:`search.mapper.bounds.Bounds` for the same rows (the relaxed split).
+
+    With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent) and
+    the rows' ``cycles`` bounds, only the keep sets that fit and that some row may still take with
+    their per-tensor chain energy (:func:`search.mapper.leaves.chain_energy`, itself a bound) get
+    the joint orders; the others keep that chain energy."""
+    b = temporal.shape[0]
+    out = np.zeros(b)
+    matrix = chain_matrix(oe.keep_table)
+    for lo in range(0, b, CHUNK):
+        rows = slice(lo, lo + CHUNK)
+        t = temporal[rows]
+        fits = _keeps_fit(oe, t, sx[rows], sy[rows])
+        least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
+        keeps = np.arange(len(oe.chain_index))
+        if can_beat is not None:
+            need = can_beat(least, np.broadcast_to(cycles[rows][:, None], least.shape)) & fits
+            keeps = np.flatnonzero(need.any(axis=0))
+        if len(keeps):
+            levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
+            fixed, per_level, _, _ = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
+                                                   [(sv, inn) for sv, inn, _ in levels], free=free,
+                                                   with_words=False)
+            joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
+            for part in per_level:
+                joint = joint + oe._per_keep(part, keeps).min(axis=2)
+            least[:, keeps] = np.maximum(least[:, keeps], joint)
+        out[rows] = np.where(fits, least, np.inf).min(axis=1) * SLACK
+    return out
+
+
+def _keeps_fit(oe: OrderEnergy, temporal, sx, sy) -> np.ndarray:
+    """``[b, K]``: whether the tiles each keep combination keeps fit every level together, the
+    free extents at 1 (tiles grow with the free factors: a combination that overflows now
+    overflows in every completion)."""
+    bm = oe.bm
+    tile = bm.batch(temporal, sx, sy).spans[:, :oe.levels].prod(axis=-1)          # [b, L, t]
+    table = oe.keep_table.astype(np.float64)                                      # [K, L, t]
+    used = np.einsum("klt,blt->bkl", table, tile)
+    return (used <= bm.sizes[None, None]).all(axis=2)
+
+
+__all__ = ["partial_order_energy", "PARTIAL_ORDERS"]
