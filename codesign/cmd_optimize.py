@@ -245,7 +245,8 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
     from search import stop
 
     runs = 1 if n_points is None else n_points + 2
-    bar = tqdm(total=options.starts * runs, desc=f"{network.name} ({args.method})", unit="start", file=sys.stderr,
+    total, unit = method.progress_units(network, options, runs)
+    bar = tqdm(total=total, desc=f"{network.name} ({args.method})", unit=unit, file=sys.stderr,
                disable=args.quiet or not sys.stderr.isatty(), leave=False)
     stop.reset()
     stop.use_stop_file(str(staging / ".stop"))

@@ -82,8 +82,9 @@ class RunOptions:
     model_hooks: tuple = ()
 
 
-#: Called with every finished start (codesign's progress bar ticks on it).
-OnStartDone = Callable[[StartResult], None]
+#: Called with every finished start (codesign's progress bar ticks on it); a method whose progress is counted in
+#: other units (:meth:`Method.progress_units`) calls it with None at each unit done.
+OnStartDone = Callable[[StartResult | None], None]
 
 
 class Method:
@@ -100,6 +101,10 @@ class Method:
     def run(self, network: Network, template: ArchTemplate, goal: Goal, options: RunOptions,
             on_start_done: OnStartDone | None = None) -> OptimizeResult:
         raise SpecError(f"--method = {self.name!r}: does not minimize a single objective")
+
+    def progress_units(self, network: Network, options: RunOptions, runs: int) -> tuple[int, str]:
+        """How many calls of ``on_start_done`` a run of ``runs`` runs (a front has several) makes, and their unit."""
+        return options.starts * runs, "start"
 
     def pareto(self, network: Network, template: ArchTemplate, goal: Goal, n_points: int, options: RunOptions,
                on_start_done: OnStartDone | None = None) -> OptimizeResult:
@@ -270,9 +275,25 @@ class Exact(Method):
         if not options.fixed_hardware:
             raise SpecError("--method = 'exact': maps fixed hardware only; add --fixed-hardware --arch NAME")
         from search.mapper.network import map_network
+        from search.mapper.result import MapperStatus
 
-        return map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed,
-                           jobs=options.jobs)
+        done: set[int] = set()
+
+        def layer_done(i: int, result) -> None:  # a tick per layer proven (or proven infeasible)
+            if i not in done and result.status in (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE):
+                done.add(i)
+                if on_start_done is not None:
+                    on_start_done(None)
+
+        result = map_network(network, template, goal, time_limit_s=options.time_limit_s, seed=options.seed,
+                             jobs=options.jobs, on_layer_done=layer_done)
+        for _ in range(len(network.layers) - len(done)):  # the layers the budget left open end with the run
+            if on_start_done is not None:
+                on_start_done(None)
+        return result
+
+    def progress_units(self, network, options, runs):
+        return len(network.layers), "layer"
 
 
 __all__ = ["METHODS", "Baseline", "Method", "RunOptions", "get_method", "load", "register"]

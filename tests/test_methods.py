@@ -103,3 +103,22 @@ def test_a_missing_pymoo_makes_method_ga_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("codesign: error: --method = 'ga': needs pymoo") and done.stderr.count("\n") == 1
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_exact_method_ticks_its_progress_once_per_layer():
+    """The progress bar of ``optimize --method exact`` counts layers: one tick per layer, as it is proven or
+    when the run ends, so the bar reaches its total (``progress_units``) exactly."""
+    from formulation.goals import Objective
+    from formulation.specs.catalog import load_arch
+    from search.optimize import fixed_template
+
+    net = Network("n", (NetworkLayer(Layer("a", N=1, C=8, K=16, P=4, Q=4, R=1, S=1)),
+                        NetworkLayer(Layer("b", N=1, C=16, K=8, P=2, Q=2, R=3, S=3))))
+    options = RunOptions(fixed_hardware=True, time_limit_s=60.0, jobs=1)
+    method = get_method("exact")
+    ticks = []
+    result = method.optimize(net, fixed_template(load_arch("simple")), Goal(objective=Objective.ENERGY), options,
+                             on_start_done=ticks.append)
+    assert result.status is OptimizeStatus.OPTIMAL
+    assert method.progress_units(net, options, 1) == (2, "layer") and ticks == [None, None]
+    assert get_method("random").progress_units(net, options, 3) == (options.starts * 3, "start")

@@ -33,9 +33,10 @@ OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
 
 def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_limit_s: float = math.inf,
                 seed: int = 0, local_search_share: float = 0.25, jobs: int = 1,
-                on_layer_done: Callable[[MapperResult], None] | None = None):
+                on_layer_done: Callable[[int, MapperResult], None] | None = None):
     """An :class:`search.optimize.OptimizeResult` whose design maps every layer with :func:`map_layer`, the
-    layers on ``jobs`` worker processes; ``on_layer_done`` is called after each search (or slice) of a layer."""
+    layers on ``jobs`` worker processes; ``on_layer_done(i, result)`` is called after each search (or slice)
+    of layer ``i`` with its answer so far."""
     if goal.objective not in OBJECTIVES:
         raise SpecError(f"--objective = {goal.objective.value!r}: the exact mapper minimizes energy, latency or edp")
     if template.mesh_x_range[0] != template.mesh_x_range[1] or template.mesh_y_range[0] != template.mesh_y_range[1] \
@@ -51,7 +52,7 @@ def map_network(network: Network, template: ArchTemplate, goal: Goal, *, time_li
     left = time_limit_s - (time.monotonic() - t0)
     results = map_layers([e.layer for e in network.layers], arch, goal.objective, time_limit_s=max(0.0, left),
                          seed=seed, starts=starts, jobs=jobs,
-                         on_layer_done=None if on_layer_done is None else lambda _i, r: on_layer_done(r))
+                         on_layer_done=on_layer_done)
     wall = time.monotonic() - t0
     evaluations = sum(r.certificate.evaluated + r.certificate.seed_evaluations for r in results)
     certs = {e.layer.name: r.certificate.to_json() for e, r in zip(network.layers, results)}
