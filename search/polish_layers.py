@@ -23,10 +23,7 @@ def stack(rows: list[MappingArrays], arch: Architecture | None = None) -> Mappin
     if arch is not None and any(r.spatial_order is not None for r in rows):
         rows = [r if r.spatial_order is not None else
                 stack([encode(decode(r, arch, k)) for k in range(r.size)]) for r in rows]
-    orders = [r.spatial_order for r in rows]
-    return MappingArrays(*(np.concatenate([getattr(r, f) for r in rows]) for f in
-                           ("temporal", "spatial_x", "spatial_y", "order", "keep")),
-                         None if any(o is None for o in orders) else np.concatenate(orders))
+    return MappingArrays.concat(rows)
 
 
 def mirrored(arrays: MappingArrays) -> MappingArrays:

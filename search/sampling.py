@@ -114,8 +114,7 @@ class _Sampler:
 
 
 def _concat(parts: list[MappingArrays], n: int) -> MappingArrays:
-    fields = ("temporal", "spatial_x", "spatial_y", "order", "keep")
-    return MappingArrays(*(np.concatenate([getattr(p, f) for p in parts])[:n] for f in fields))
+    return MappingArrays.concat(parts, spatial_order=False).take(slice(0, n))
 
 
 def sample_mappings(layer: Layer, arch: Architecture, n: int, rng: np.random.Generator, bypass: bool = True, *,

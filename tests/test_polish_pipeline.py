@@ -273,3 +273,25 @@ def test_hardware_steps_keep_the_best_screened_design(monkeypatch):
     for entry, m in zip(network.layers, best.design.mappings):
         assert not mapping_violations(entry.layer, arch, m).any()
     assert evaluate_design(network, template, best.design, goal).score.edp == pytest.approx(report.after, rel=1e-12)
+
+
+def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
+    """``MappingArrays.concat`` (through ``stack``): the mappings of every part, in order; spatial orders
+    kept only when every part has them, written out canonically by ``stack`` when ``arch`` is given."""
+    from formulation.model.encoding import MappingArrays, decode, encode
+    from search.polish_layers import stack
+
+    arch = load_arch("simple")
+    layer = layer_from_dict(PW)
+    batch = sample_mappings(layer, arch, 6, np.random.default_rng(2))
+    plain, ordered = batch.take(slice(0, 2)), encode([decode(batch, arch, k) for k in range(2, 6)])
+    assert ordered.spatial_order is not None and plain.spatial_order is None
+    both = MappingArrays.concat([plain, ordered])
+    assert both.size == 6 and both.spatial_order is None and np.array_equal(both.temporal, batch.temporal)
+    assert MappingArrays.concat([ordered, ordered]).spatial_order.shape[0] == 8
+    assert MappingArrays.concat([ordered], spatial_order=False).spatial_order is None
+    written = stack([plain, ordered], arch)
+    assert written.size == 6 and written.spatial_order is not None
+    assert np.array_equal(written.spatial_order[2:], ordered.spatial_order)
+    ea, eb = evaluate_batch(layer, arch, written), evaluate_batch(layer, arch, batch)
+    assert np.allclose(ea.energy_pJ, eb.energy_pJ, rtol=1e-12) and np.array_equal(ea.cycles, eb.cycles)

@@ -43,7 +43,16 @@ class MappingArrays:
                              self.order[index], self.keep[index],
                              None if self.spatial_order is None else self.spatial_order[index])
 
+    @staticmethod
+    def concat(parts: list[MappingArrays], spatial_order: bool = True) -> MappingArrays:
+        """One batch of the ``parts``' mappings, in order. Spatial orders are kept when every part has them
+        (and ``spatial_order``); otherwise the batch has none (each mapping then takes its canonical one)."""
+        orders = [p.spatial_order for p in parts]
+        return MappingArrays(*(np.concatenate([getattr(p, f) for p in parts]) for f in _ARRAY_FIELDS),
+                             np.concatenate(orders) if spatial_order and all(o is not None for o in orders) else None)
 
+
+_ARRAY_FIELDS = ("temporal", "spatial_x", "spatial_y", "order", "keep")
 _PLAIN: dict[tuple, tuple[int, ...]] = {}  # dimension orders as plain ints (at most 7! of each)
 _FLAGS: dict[frozenset, tuple[bool, ...]] = {}  # kept tensor sets as flags (at most 2^3)
 

@@ -303,8 +303,7 @@ class _Search:
     def flush(self) -> None:
         if not self.buffer:
             return
-        fields = ("temporal", "spatial_x", "spatial_y", "order", "keep", "spatial_order")
-        arrays = MappingArrays(*(np.concatenate([getattr(a, f) for a in self.buffer]) for f in fields))
+        arrays = MappingArrays.concat(self.buffer)
         self.evaluated += self.inc.offer(self.layer, self.arch, arrays)
         self.buffer, self.buffered = [], 0
 

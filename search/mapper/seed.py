@@ -102,8 +102,7 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
             pool.append(drawn.take(top))
     candidates = [] if start is None else [start.take(slice(i, i + 1)) for i in range(start.size)]
     if pool:
-        fields = ("temporal", "spatial_x", "spatial_y", "order", "keep")
-        arrays = MappingArrays(*(np.concatenate([getattr(p, f) for p in pool]) for f in fields))
+        arrays = MappingArrays.concat(pool, spatial_order=False)
         values = _scores(layer, arch, arrays, objective)
         scored += arrays.size
         _, first_rows = np.unique(values, return_index=True)  # distinct values: distinct local optima likelier
