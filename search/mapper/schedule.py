@@ -7,24 +7,9 @@ of such "layer tasks" (``optimize --method exact``, ``benchmarks mapper --networ
 polishing, :mod:`search.polish`); it returns every layer's :class:`MapperResult` with its
 certificate.
 
-One process (``jobs=1``). Two passes over the layers:
-
-1. every layer gets ``first_pass_share`` of the budget divided among the layers (a layer may use
-   the pass's time left divided by the layers left, so time an easy layer does not need goes to
-   the next ones);
-2. the layers not finished (not proven optimal, not proven infeasible) share all the time left
-   the same way, least gap first (the nearest to a proof are likeliest to finish early and leave
-   their time to the others), each mapper started again from its best mapping so far (so a
-   later pass's best is never worse); passes repeat while every open layer can still get
-   :data:`MIN_PASS_S`.
-
-A later search starts over (its tree is not kept), so its certificate is its own, except that
-``lower_bound`` is the largest of the passes' bounds (each is a valid lower bound on the same
-mapspace), ``best`` the best of them, and ``wall_s``, ``evaluated`` and ``seed_evaluations``
-the sums over the passes (:func:`_merge`). Without a finite budget there is a single pass.
-
-Workers (``jobs=N > 1``, :mod:`search.mapper.worker` on joblib's reusable loky processes). Here a
-search that runs out of its slice is *parked*, not lost: its open nodes, incumbent and counts come
+The searches run on ``jobs`` workers (:mod:`search.mapper.worker`: with ``jobs > 1`` on joblib's reusable
+loky processes, with ``jobs=1`` in this process, one search after the other). A search that runs out
+of its slice is *parked*, not lost: its open nodes, incumbent and counts come
 back to this process (:class:`search.mapper.resume.OpenSearch`, a few MB) and a later slice, on any
 worker, goes on from them (:func:`search.mapper.resume.search_layer`). Giving a layer its time in
 several slices then costs next to nothing, so the rule need not guess in advance how hard a layer
@@ -35,8 +20,8 @@ free:
    first, on the mapspace size :meth:`search.mapper.space.Space.size`: on ResNet-18 it puts the
    four slow layers among the first five and the proofs of about 2 s last, where they fill the
    workers' ends), for :func:`slice_s` towards the first pass's deadline (``first_pass_share`` of
-   the budget, as in one process): the free worker time until then, less what the running slices
-   hold, divided by the layers not started. An easy layer proves within it and leaves the rest.
+   the budget): the free worker time until then, less what the running slices hold, divided by the
+   layers not started (with one worker: the time left divided by the layers left). An easy layer proves within it and leaves the rest.
 2. *Later passes.* Once every layer is started, resume a parked search, in rounds: of those that
    have had the fewest slices so far, the one of largest gap, for :func:`slice_s` towards the
    deadline over the parked searches. In rounds, every open layer progresses and none is starved
@@ -62,9 +47,8 @@ halfway scored 12 times the mappings of one search and took 2.5 times as long), 
 last slice (one that ends at the deadline), which turns best first after
 :data:`RESUME_BEST_FIRST_AFTER` of it to raise the certified bound if the proof does not finish.
 
-With one worker rule 1 is the sequential first pass. A layer's certificate is that of its one search
-(its counts and ``wall_s`` are cumulative over its slices), or its parts' combined; nothing is
-searched twice, so :func:`_merge` (for searches started over) is not needed. A stop
+A layer's certificate is that of its one search (its counts and ``wall_s`` are cumulative over its
+slices), or its parts' combined; nothing is searched twice. A stop
 request (:mod:`search.stop`) ends the running searches with their best mappings; the layers not
 started then run their seeds only (every layer gets a mapping) and no search gets more time.
 """
@@ -82,16 +66,14 @@ import numpy as np
 
 from formulation.goals import Objective
 from formulation.pareto import non_dominated
-from formulation.model.encoding import MappingArrays, encode
+from formulation.model.encoding import MappingArrays
 from formulation.specs.types import Architecture, Layer
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
-from search.stop import stop_file, stop_interrupts, stop_requested
+from search.stop import stop_file, stop_requested
 
 #: Share of a finite budget for the first pass over every layer (module docstring).
 FIRST_PASS_SHARE = 0.3
-#: Further passes (one process) run while every open layer can get at least this long (s).
-MIN_PASS_S = 2.0
 #: A parked search is resumed only for at least this long (s).
 MIN_SLICE_S = 0.5
 #: A layer's last slice on the workers turns best first after this share of it (module docstring).
@@ -100,21 +82,6 @@ RESUME_BEST_FIRST_AFTER = 0.8
 MAX_SLICE_SHARE = 0.1
 #: ... and at most this long (s) once there are no more open searches than workers (rule 3).
 TAIL_SLICE_S = 5.0
-_DONE = (MapperStatus.OPTIMAL, MapperStatus.INFEASIBLE)
-
-
-def _merge(first: MapperResult, second: MapperResult) -> MapperResult:
-    """The second pass's result with the first's bound, best mapping and effort folded in (module docstring)."""
-    a, b = first.certificate, second.certificate
-    better = second if second.mapping is not None and b.best <= a.best else first
-    best = min(a.best, b.best)
-    cert = replace(b, lower_bound=min(best, max(a.lower_bound, b.lower_bound)), best=best,
-                   evaluated=a.evaluated + b.evaluated, seed_evaluations=a.seed_evaluations + b.seed_evaluations,
-                   wall_s=a.wall_s + b.wall_s)
-    points = sorted(set(first.pareto) | set(second.pareto))
-    pareto = tuple(points[j] for j in non_dominated(np.array([[c, e] for e, c in points]))) if points else ()
-    return replace(second, mapping=better.mapping, energy_pJ=better.energy_pJ,
-                   cycles=better.cycles, certificate=cert, pareto=pareto)
 
 
 def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective, *, time_limit_s: float = math.inf,
@@ -122,68 +89,40 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
                first_pass_share: float = FIRST_PASS_SHARE, jobs: int = 1, seeds_after_stop: bool = True,
                on_layer_done: Callable[[int, MapperResult], None] | None = None) -> list[MapperResult | None]:
     """:func:`search.mapper.map_layer` for every layer within one budget of ``time_limit_s`` seconds
-    (module docstring), on ``jobs`` worker processes. ``starts[i]`` (optional) seeds layer ``i``'s first
-    search; ``on_layer_done(i, result)`` is called after each search (or slice) of layer ``i`` with the
-    layer's answer so far. After a stop (Ctrl-C, or a layer's status ``interrupted``) the layers not
-    searched yet get no search time (their starts and seeds only; with ``seeds_after_stop=False`` not
-    even that: their answer is ``None``) and there is no further pass."""
+    (module docstring), on ``jobs`` workers (one: this process). ``starts[i]`` (optional) seeds layer
+    ``i``'s first search; ``on_layer_done(i, result)`` is called after each search (or slice) of layer
+    ``i`` with the layer's answer so far. After a stop (Ctrl-C, or a layer's status ``interrupted``) the
+    layers not searched yet get no search time (their starts and seeds only; with
+    ``seeds_after_stop=False`` not even that: their answer is ``None``) and no search gets more time."""
+    from search.mapper.space import Space
+
     t0 = time.monotonic()
-    starts = list(starts) if starts is not None else [None] * len(layers)
-    if jobs > 1 and len(layers) > 1:
-        return _map_on_workers(layers, arch, objective, t0, t0 + time_limit_s, seed, starts, jobs, first_pass_share,
-                               seeds_after_stop, on_layer_done)
-    finite = math.isfinite(time_limit_s)
-    results: list[MapperResult | None] = []
-
-    def stopped() -> bool:
-        return stop_requested() or any(r is not None and r.status is MapperStatus.INTERRUPTED for r in results)
-
-    def share(deadline: float, left_layers: int) -> float:
-        if stopped():
-            return 0.0
-        return max(0.0, (deadline - time.monotonic()) / max(1, left_layers)) if finite else math.inf
-
-    first_deadline = t0 + (first_pass_share * time_limit_s if finite else 0.0)
-    for i, layer in enumerate(layers):
-        if stopped() and not seeds_after_stop:
-            results.append(None)
-            continue
-        r = _map_here(layer, arch, objective, share(first_deadline, len(layers) - i), seed, starts[i])
-        results.append(r)
-        if on_layer_done is not None:
-            on_layer_done(i, r)
-    if not finite or stopped():
-        return results
     deadline = t0 + time_limit_s
-    while True:
-        open_layers = sorted((i for i, r in enumerate(results) if r.status not in _DONE),
-                             key=lambda i: (results[i].certificate.gap, i))
-        if not open_layers or deadline - time.monotonic() < MIN_PASS_S * len(open_layers):
-            return results
-        for k, i in enumerate(open_layers):
-            first = results[i]
-            start = encode(first.mapping) if first.mapping is not None else starts[i]
-            r = _map_here(layers[i], arch, objective, share(deadline, len(open_layers) - k), seed, start)
-            results[i] = _merge(first, r)
-            if on_layer_done is not None:
-                on_layer_done(i, results[i])
-            if stopped():
-                return results
-
-
-def _map_here(layer: Layer, arch: Architecture, objective: Objective, budget_s: float, seed: int,
-              start: MappingArrays | None) -> MapperResult:
-    """:func:`map_layer` in this process; a stop request ends it with its best mapping (through
-    :class:`search.stop.stop_interrupts`, main thread only). When the stop's interrupt lands where the mapper
-    cannot catch it (inside the compiled model), or the budget is 0, the layer gets its seeds' search only."""
-    if budget_s > 0 and not stop_requested():
-        try:
-            with stop_interrupts():
-                return map_layer(layer, arch, objective, time_limit_s=budget_s, seed=seed, start=start)
-        except (KeyboardInterrupt, SystemError):
-            if not stop_requested():
-                raise
-    return map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=start)
+    starts = list(starts) if starts is not None else [None] * len(layers)
+    jobs = max(1, min(jobs, len(layers)))
+    plan = Plan([float(Space(layer, arch).size()) for layer in layers], t0, deadline, jobs, first_pass_share)
+    with (_Workers(jobs, arch, objective) if jobs > 1 else _InProcess(arch, objective)) as pool:
+        idle = list(range(jobs))
+        while True:
+            now = time.monotonic()
+            for w in list(idle):
+                stop = stop_requested() or plan.stopped
+                action = None if stop and not seeds_after_stop else plan.next_for(w, now, stop)
+                if action is not None:
+                    idle.remove(w)
+                    i = action.task
+                    pool.send(w, ("resume", i, action.search, action.budget_s, action.best_first_after)
+                              if action.kind == "resume" else
+                              ("start", i, layers[i], starts[i], action.budget_s, seed, action.best_first_after))
+            if not plan.busy():
+                break
+            w, _, result, open_search = pool.receive()
+            idle.append(w)
+            i = plan.finished(w, result, open_search)
+            if result is not None and on_layer_done is not None:
+                on_layer_done(i, plan.result(i))
+    return [plan.result(i) or (map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
+                               if seeds_after_stop else None) for i, layer in enumerate(layers)]
 
 
 def slice_s(now: float, deadline: float, jobs: int, held_s: float, waiting: int) -> float:
@@ -322,35 +261,28 @@ class Plan:
         return bool(self.running)
 
 
-def _map_on_workers(layers, arch, objective, t0: float, deadline: float, seed: int, starts: list, jobs: int,
-                    first_pass_share: float, seeds_after_stop: bool, on_layer_done) -> list[MapperResult | None]:
-    """:func:`map_layers` on ``jobs`` workers (module docstring): the :class:`Plan` drives, the workers
-    (:func:`search.mapper.worker.serve`) search."""
-    from search.mapper.space import Space
+class _InProcess:
+    """One worker in this process, with :class:`_Workers`' interface: a message sent is searched when its
+    answer is received (:func:`search.mapper.worker.search`; Ctrl-C ends it with its best mapping)."""
 
-    plan = Plan([float(Space(layer, arch).size()) for layer in layers], t0, deadline, jobs, first_pass_share)
-    with _Workers(jobs, arch, objective) as pool:
-        idle = list(range(jobs))
-        while True:
-            now = time.monotonic()
-            for w in list(idle):
-                stop = stop_requested() or plan.stopped
-                action = None if stop and not seeds_after_stop else plan.next_for(w, now, stop)
-                if action is not None:
-                    idle.remove(w)
-                    i = action.task
-                    pool.send(w, ("resume", i, action.search, action.budget_s, action.best_first_after)
-                              if action.kind == "resume" else
-                              ("start", i, layers[i], starts[i], action.budget_s, seed, action.best_first_after))
-            if not plan.busy():
-                break
-            w, _, result, open_search = pool.receive()
-            idle.append(w)
-            i = plan.finished(w, result, open_search)
-            if result is not None and on_layer_done is not None:
-                on_layer_done(i, plan.result(i))
-    return [plan.result(i) or (map_layer(layer, arch, objective, time_limit_s=0.0, seed=seed, start=starts[i])
-                               if seeds_after_stop else None) for i, layer in enumerate(layers)]
+    def __init__(self, arch: Architecture, objective: Objective) -> None:
+        self.arch, self.objective, self.pending = arch, objective, None
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def send(self, worker: int, message: tuple) -> None:
+        self.pending = message
+
+    def receive(self) -> tuple:
+        from search.mapper.worker import search
+
+        msg, self.pending = self.pending, None
+        result, open_search = search(msg, self.arch, self.objective)
+        return 0, msg[1], result, open_search
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
 class _Workers:

@@ -44,7 +44,7 @@ def serve(inbox, outbox, worker: int, arch: Architecture, objective: Objective, 
         if msg[0] == "quit":
             return runs
         try:
-            result, state = _search(msg, arch, objective)
+            result, state = search(msg, arch, objective)
         except Exception:  # noqa: BLE001  (reported to the parent, which raises it)
             outbox.put((worker, msg[1], "error", traceback.format_exc()))
             return runs
@@ -52,8 +52,9 @@ def serve(inbox, outbox, worker: int, arch: Architecture, objective: Objective, 
         outbox.put((worker, msg[1], result, state))
 
 
-def _search(msg, arch: Architecture, objective: Objective):
-    """One message's search: (result or None, open search or None)."""
+def search(msg, arch: Architecture, objective: Objective):
+    """One message's search: (result or None, open search or None); also what a worker in the parent
+    process runs (:mod:`search.mapper.schedule`, ``jobs=1``)."""
     from search.mapper.resume import search_layer
 
     if msg[0] == "start":
@@ -79,4 +80,4 @@ def _search(msg, arch: Architecture, objective: Objective):
         return None, None
 
 
-__all__ = ["serve"]
+__all__ = ["search", "serve"]
