@@ -34,7 +34,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.common import run_header, write_result
+from benchmarks.common import run_header, write_runs
 
 OUTPUT = Path(__file__).parent / "results" / "bound.json"
 COMPARE = Path(__file__).parent / "results" / "compare.json"
@@ -176,6 +176,7 @@ def main(argv: list[str]) -> int:
                         help="run each case as `codesign optimize --total-time S` (search, polishing and bound in "
                              "S seconds in all) instead of --search-time and --bound-time")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
     args = parser.parse_args(argv)
     result = run_header("bound", os.getloadavg()[0])
     result["workload"] = {"template": "simple (default_template)", "starts": 4, "jobs": 2, "seed": 0}
@@ -190,5 +191,5 @@ def main(argv: list[str]) -> int:
     if args.pareto:
         result["fronts"] = [run_front(n, args.area_budget, args.pareto, args.search_time, args.bound_time)
                             for n in args.networks]
-    write_result(result, args.output)
+    write_runs(result, args.output, args.append)
     return 0

@@ -103,6 +103,16 @@ def print_profile(title: str, rows: list[dict]) -> None:
         print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
 
 
+def write_runs(result: dict, output: Path, append: bool) -> None:
+    """Write ``result`` as the one run of ``output``, or (``append``) after the runs already there (a file
+    holding a single run counts as one)."""
+    runs = []
+    if append and output.exists():
+        old = json.loads(output.read_text())
+        runs = old if isinstance(old, list) else [old]
+    write_result(runs + [result], output)  # type: ignore[arg-type]
+
+
 def write_result(result: dict, output: Path) -> None:
     """Write a results file (JSON) and say where."""
     output.parent.mkdir(parents=True, exist_ok=True)

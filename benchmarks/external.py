@@ -40,13 +40,12 @@ import benchmarks  # noqa: F401  (pins BLAS/OpenMP to one thread before NumPy is
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import _loadavg, run_header, write_result
+from benchmarks.common import _loadavg, run_header, write_runs
 from benchmarks.accelforge_run import parse_axes
 from benchmarks.external_table import latest_run, ratio_rows
 from benchmarks.timeloop_mapper import (DEFAULT_ROOT, MODES, MapperSettings, max_spatial_utilization,
@@ -224,9 +223,5 @@ def main(argv: list[str]) -> int:
         print(f"external: error: {err}", file=sys.stderr)
         return 2
     summary(result, args.mapper_results)
-    runs = []
-    if args.append and args.output.exists():
-        runs = json.loads(args.output.read_text())
-        runs = runs if isinstance(runs, list) else [runs]
-    write_result(runs + [result], args.output)  # type: ignore[arg-type]
+    write_runs(result, args.output, args.append)
     return 0

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import _loadavg, run_header, write_result
+from benchmarks.common import _loadavg, run_header, write_runs
 from benchmarks.external_table import external_runs, format_table, latest_run, ratio_rows
 from formulation.goals import Objective
 from formulation.model.exact import evaluate_batch
@@ -189,11 +189,5 @@ def main(argv: list[str]) -> int:
     result = run(args)
     print(f"mapper total {result['mapper_wall_s_total']:.1f} s, {result['proven_optimal']} of "
           f"{len(result['layers'])} layers proven optimal")
-    if args.append and args.output.exists():
-        import json
-        runs = json.loads(args.output.read_text())
-        runs = runs if isinstance(runs, list) else [runs]
-        write_result(runs + [result], args.output)  # type: ignore[arg-type]
-    else:
-        write_result([result], args.output)  # type: ignore[arg-type]
+    write_runs(result, args.output, args.append)
     return 0
