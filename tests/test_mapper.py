@@ -17,7 +17,7 @@ from formulation.specs.types import Layer
 from search.mapper import Rules, map_layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.orders import level_orders, order_key
-from search.mapper.space import Space, windowed_axes
+from search.mapper.space import Space, ordered_factorization_count, ordered_factorizations, space_for, windowed_axes
 from search.sampling import sample_mappings
 from tests.mapper_cases import brute_force, brute_force_size, tiny_arch
 
@@ -169,6 +169,23 @@ def test_mapspace_size_counts_every_tiling():
     result = map_layer(layer, arch, Objective.ENERGY, seed_samples=0)
     assert result.certificate.evaluated + sum(result.certificate.pruned.values()) == space.size()
     assert math.factorial(7) ** 3 * space.keep_combinations * space.tilings_weighted() == space.size()
+
+
+@given(st.integers(1, 400), st.integers(0, 5))
+@settings(max_examples=60, deadline=None)
+def test_the_factorization_count_is_the_length_of_the_list(n, parts):
+    assert ordered_factorization_count(n, parts) == len(ordered_factorizations(n, parts))
+
+
+def test_hardness_bounds_the_tilings_and_a_process_builds_each_space_once():
+    """``hardness`` counts every factor placement, the fanout limits left out: at least the tilings
+    (``Space.options`` combined), and ``space_for`` gives the same space for equal layers and architectures."""
+    layer = Layer("t", N=1, K=4, C=2, P=2, Q=1, R=2, S=1)
+    arch = tiny_arch(3, (2, 2))
+    space = Space(layer, arch)
+    assert space.hardness() >= math.prod(o.count for o in space.options) > 0
+    assert space_for(layer, arch) is space_for(Layer(**{**layer.__dict__}), tiny_arch(3, (2, 2)))
+    assert space_for(layer, arch).size() == space.size()
 
 
 def test_ctrl_c_keeps_the_best_mapping_and_a_valid_bound(monkeypatch):

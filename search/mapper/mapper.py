@@ -59,7 +59,7 @@ from search.mapper.counting import Completions
 from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules
 from search.mapper.partial_orders import PARTIAL_ORDERS, partial_order_energy
 from search.mapper.result import Certificate, MapperResult, MapperStatus
-from search.mapper.space import Space
+from search.mapper.space import Space, space_for
 from search.mapper.seed import seed_incumbent
 from search.mapper.spatial import spread_searches
 
@@ -136,7 +136,7 @@ class _Search:
         self.front = front
         self.deadline, self.switch = deadline, switch
         self.final_deadline = deadline
-        self.space = Space(layer, arch) if space is None else space
+        self.space = space_for(layer, arch) if space is None else space
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch, self.space)
         self.leaf = LeafExpander(self.space, rules, self.bm)

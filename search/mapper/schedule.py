@@ -17,11 +17,13 @@ is. The rule (:class:`Plan`, pure bookkeeping with the clock as an argument), wh
 free:
 
 1. *First pass.* Start the next layer not started yet, hardest first (LPT, longest processing time
-   first, on the mapspace size :meth:`search.mapper.space.Space.size`: on ResNet-18 it puts the
-   four slow layers among the first five and the proofs of about 2 s last, where they fill the
-   workers' ends), for :func:`slice_s` towards the first pass's deadline (``first_pass_share`` of
-   the budget): the free worker time until then, less what the running slices hold, divided by the
-   layers not started (with one worker: the time left divided by the layers left). An easy layer proves within it and leaves the rest.
+   first, on :meth:`search.mapper.space.Space.hardness`, the factor placements, which ranks layers
+   as the mapspace size does but takes microseconds where the size takes seconds on deep
+   hierarchies: on ResNet-18 it puts the four slow layers among the first five and the proofs of
+   about 2 s last, where they fill the workers' ends), for :func:`slice_s` towards the first pass's
+   deadline (``first_pass_share`` of the budget): the free worker time until then, less what the
+   running slices hold, divided by the layers not started (with one worker: the time left divided
+   by the layers left). An easy layer proves within it and leaves the rest.
 2. *Later passes.* Once every layer is started, resume a parked search, in rounds: of those that
    have had the fewest slices so far, the one of largest gap, for :func:`slice_s` towards the
    deadline over the parked searches. In rounds, every open layer progresses and none is starved
@@ -100,7 +102,7 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
     deadline = t0 + time_limit_s
     starts = list(starts) if starts is not None else [None] * len(layers)
     jobs = max(1, min(jobs, len(layers)))
-    plan = Plan([float(Space(layer, arch).size()) for layer in layers], t0, deadline, jobs, first_pass_share)
+    plan = Plan([float(Space(layer, arch).hardness()) for layer in layers], t0, deadline, jobs, first_pass_share)
     with (_Workers(jobs, arch, objective) if jobs > 1 else _InProcess(arch, objective)) as pool:
         idle = list(range(jobs))
         while True:
