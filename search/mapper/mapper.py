@@ -289,15 +289,15 @@ class _Search:
 
     def _energy_ok(self, mac_energy_pJ: float):
         """Which (energy bounds in pJ without the MACs, cycles bounds) of one tiling's mappings can
-        still beat the incumbent (:meth:`cut`); ``None`` without the bound rule."""
-        if not self.rules.bound:
+        still beat the incumbent (:meth:`_can_beat` with the MACs added and the cycles broadcast);
+        ``None`` without the bound rule."""
+        beat = self._can_beat()
+        if beat is None:
             return None
 
         def ok(energy: np.ndarray, cycles: np.ndarray) -> np.ndarray:
             e = energy + mac_energy_pJ
-            c = np.broadcast_to(cycles, e.shape)
-            return ~self.cut(objective_of(self.objective, e, c, self.arch.clock_GHz).ravel(), e.ravel(),
-                             c.ravel()).reshape(e.shape)
+            return beat(e, np.broadcast_to(cycles, e.shape))
         return ok
 
     def flush(self) -> None:
@@ -382,8 +382,8 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     budget, ``inf``: never) moves the switch to best first (:data:`BEST_FIRST_AFTER`).
     """
     t0 = time.monotonic()
-    switch = t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
-    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, switch, front)
+    search = _Search(layer, arch, objective, rules, t0 + time_limit_s, switch_time(t0, time_limit_s, best_first_after),
+                     front)
     sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
     seeds, interrupted = 0, False
     try:
@@ -406,6 +406,12 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     if stack and _open is not None:  # search.mapper.resume keeps the open search to go on with
         _open((search, stack, seeds, wall))
     return _result(search, stack, arch, seeds, interrupted, wall)
+
+
+def switch_time(t0: float, time_limit_s: float, best_first_after: float) -> float:
+    """When a search started at ``t0`` with ``time_limit_s`` turns best first (``best_first_after`` of its
+    time; ``inf``: never)."""
+    return t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
 
 
 def _least_open_bound(stack) -> float:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from formulation.goals import Objective
 from formulation.specs.types import Architecture, Layer
-from search.mapper.mapper import BEST_FIRST_AFTER, _result, _Search, map_layer
+from search.mapper.mapper import BEST_FIRST_AFTER, _result, _Search, map_layer, switch_time
 from search.mapper.result import MapperResult
 
 
@@ -91,7 +91,7 @@ def search_layer(layer: Layer, arch: Architecture, objective: Objective = Object
     t0 = time.monotonic()
     search = resume.search
     search.deadline = search.final_deadline = t0 + time_limit_s
-    search.switch = t0 + best_first_after * time_limit_s if math.isfinite(best_first_after) else math.inf
+    search.switch = switch_time(t0, time_limit_s, best_first_after)
     interrupted, stack = False, None
     try:
         stack = search.run(progress, resume.stack)

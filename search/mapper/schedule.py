@@ -96,13 +96,13 @@ def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective
     ``i`` with the layer's answer so far. After a stop (Ctrl-C, or a layer's status ``interrupted``) the
     layers not searched yet get no search time (their starts and seeds only; with
     ``seeds_after_stop=False`` not even that: their answer is ``None``) and no search gets more time."""
-    from search.mapper.space import Space
+    from search.mapper.space import space_for
 
     t0 = time.monotonic()
     deadline = t0 + time_limit_s
     starts = list(starts) if starts is not None else [None] * len(layers)
     jobs = max(1, min(jobs, len(layers)))
-    plan = Plan([float(Space(layer, arch).hardness()) for layer in layers], t0, deadline, jobs, first_pass_share)
+    plan = Plan([float(space_for(layer, arch).hardness()) for layer in layers], t0, deadline, jobs, first_pass_share)
     with (_Workers(jobs, arch, objective) if jobs > 1 else _InProcess(arch, objective)) as pool:
         idle = list(range(jobs))
         while True:
