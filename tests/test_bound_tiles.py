@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from formulation.bound.layer_terms import HardwareBox, layer_terms, multicast_rows
+from formulation.bound.layer_terms import layer_terms, multicast_rows
 from formulation.bound.segments import segment_floor
 from formulation.bound.tiles import step_floor, step_vectors
 from formulation.specs.types import Layer
