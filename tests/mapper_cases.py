@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from formulation.axes import DIMS, TENSORS
+from formulation.axes import DIMS, TENSORS, Tensor
 from formulation.model.encoding import MappingArrays
 from formulation.model.exact import evaluate_batch
 from formulation.specs.types import Architecture, Layer, Mac, StorageLevel, Technology
@@ -34,6 +34,24 @@ def tiny_arch(levels: int = 3, mesh: tuple[int, int] = (2, 2), glb_words: int = 
         lv.append(StorageLevel("GlobalBuffer", Technology.SRAM, glb_words, 8, 2, pe, mx, 6.0, 7.0, 7.0, 7.5,
                                glb_bw, glb_bw))
     return Architecture("tiny", tuple(lv), Mac(pe, mx, 1.0))
+
+
+def tiny_eyeriss(mesh: tuple[int, int] = (2, 1), glb_words: int = 8, glb_bw: float | None = 1.0,
+                 psum_words: int = 2, weights_words: int = 4, ifmap_words: int = 2) -> Architecture:
+    """``eyeriss-like`` shrunk: DRAM -> GlobalBuffer (Inputs and Outputs only, one instance, throttled)
+    -> PEs of psum (Outputs) -> weights (Weights) -> ifmap (Inputs) scratchpads -> MACs."""
+    mx, my = mesh
+    pe = mx * my
+    lv = (StorageLevel("DRAM", Technology.DRAM, None, 8, 4, 1, 1, 200.0, 200.0, 200.0, 200.0, 2.0, 2.0),
+          StorageLevel("GlobalBuffer", Technology.SRAM, glb_words, 8, 2, 1, 1, 6.0, 7.0, 7.0, 7.5, glb_bw, glb_bw,
+                       keeps=frozenset({Tensor.I, Tensor.O})),
+          StorageLevel("psum", Technology.SRAM, psum_words, 8, 1, pe, mx, 0.9, 1.0, 1.0, 1.1,
+                       keeps=frozenset({Tensor.O})),
+          StorageLevel("weights", Technology.SRAM, weights_words, 8, 1, pe, mx, 1.4, 1.5, 1.5, 1.5,
+                       keeps=frozenset({Tensor.W})),
+          StorageLevel("ifmap", Technology.SRAM, ifmap_words, 8, 1, pe, mx, 0.5, 0.55, 0.55, 0.55,
+                       keeps=frozenset({Tensor.I})))
+    return Architecture("tiny-eyeriss", lv, Mac(pe, mx, 1.0))
 
 
 def _tilings(space: Space):
@@ -103,7 +121,7 @@ def check_search_finds_brute_force_optimum(layer: Layer, arch: Architecture, obj
     assert abs(result.certificate.best - best) <= 1e-8 * best
 
 
-__all__ = ["tiny_arch", "brute_force", "brute_force_optimum", "brute_force_size",
+__all__ = ["tiny_arch", "tiny_eyeriss", "brute_force", "brute_force_optimum", "brute_force_size",
            "check_search_finds_brute_force_optimum"]
 
 

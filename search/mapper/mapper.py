@@ -57,7 +57,7 @@ from formulation.specs.types import Architecture, Layer
 from search.mapper.bounds import BoundModel, objective_of
 from search.mapper.counting import Completions
 from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander, Rules
-from search.mapper.partial_orders import PARTIAL_ORDERS, partial_order_energy
+from search.mapper.partial_orders import PARTIAL_CYCLES, PARTIAL_ORDERS, partial_order_bounds
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space, space_for
 from search.mapper.seed import seed_incumbent
@@ -211,12 +211,15 @@ class _Search:
         if PARTIAL_ORDERS and self.rules.bound and k + 1 < len(self.order) and len(t2):
             rows = np.flatnonzero(~self.cut(lb, elb, clb))  # partial tilings: the orders chosen jointly
             if len(rows):
-                elb = elb.copy()
-                e_ord = partial_order_energy(self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows],
-                                             bounds.chain_cost[rows], ~self.assigned(k + 1), bounds.mac_energy_pJ,
-                                             self._can_beat(), clb[rows])
-                elb[rows] = np.maximum(elb[rows], e_ord)
+                elb, clb = elb.copy(), clb.copy()
+                e_ord, c_ord, edp_ord = partial_order_bounds(
+                    self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows], bounds.chain_cost[rows],
+                    ~self.assigned(k + 1), bounds.mac_energy_pJ, self._can_beat(), clb[rows],
+                    with_cycles=PARTIAL_CYCLES and self.objective is not Objective.ENERGY)
+                elb[rows], clb[rows] = np.maximum(elb[rows], e_ord), np.maximum(clb[rows], c_ord)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
+                if self.objective is Objective.EDP:
+                    lb[rows] = np.maximum(lb[rows], objective_of(self.objective, edp_ord, 1.0, self.arch.clock_GHz))
         if k + 1 == len(self.order) and len(t2):  # complete tilings: the least over keep sets that fit
             for with_cycles in (False, True):  # energy first; the bandwidth terms for the rows left
                 rows = np.flatnonzero(~self.cut(lb, elb, clb)) if self.rules.bound else None

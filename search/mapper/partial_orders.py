@@ -45,12 +45,16 @@ from __future__ import annotations
 import numpy as np
 
 from search.mapper.bounds import SLACK
+from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.leaves import chain_energy, chain_matrix
 from search.mapper.order_energy import OrderEnergy, level_savings
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
 #: (module docstring); off is weaker, still valid.
 PARTIAL_ORDERS = True
+#: Whether partial tilings' cycles (and EDP) bounds take each keep combination's throttled levels
+#: (:func:`partial_order_bounds`); off is weaker, still valid.
+PARTIAL_CYCLES = True
 #: Rows bounded at once (the per-order parts take ``rows x tensors x pairs x orders`` floats).
 CHUNK = 1024
 
@@ -59,35 +63,66 @@ def partial_order_energy(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                          chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float,
                          can_beat=None, cycles: np.ndarray | None = None) -> np.ndarray:
     """The energy bound (pJ, with the MACs) of partial tilings ``[b, L, 7]`` (free dimensions ``free``
-    at 1) over every completion (module docstring), ``[b]``; ``chain_cost[b, t, p, c]`` the pair
-    costs of :class:`search.mapper.bounds.Bounds` for the same rows (the relaxed split).
+    at 1) over every completion (module docstring), ``[b]``: :func:`partial_order_bounds`' first."""
+    return partial_order_bounds(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, can_beat, cycles)[0]
+
+
+def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
+                         chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float,
+                         can_beat=None, cycles: np.ndarray | None = None, with_cycles: bool = False):
+    """Energy (pJ, with the MACs), cycles and EDP (pJ x cycles) bounds of partial tilings ``[b, L, 7]``
+    (free dimensions ``free`` at 1) over every completion (module docstring), ``[b]`` each, the
+    least over the keep combinations that fit; ``chain_cost[b, t, p, c]`` the pair costs of
+    :class:`search.mapper.bounds.Bounds` for the same rows (the relaxed split), ``cycles`` the rows'
+    cycles bound (0 if not given).
+
+    A keep combination's energy is the larger of the joint-order bound and, with
+    :data:`search.mapper.capacity.CAPACITY_REFETCH`, the refetch its full buffers force
+    (:func:`search.mapper.capacity.capacity_energy`). With ``with_cycles`` its cycles are also
+    raised to each throttled level's words (the least of each level's orders, as for complete
+    tilings, :meth:`search.mapper.order_energy.OrderEnergy.cycles`; the words are lower bounds for
+    every completion like the costs), and the EDP bound is the least over the combinations of
+    their energy times their cycles (one completion has one keep combination, and its energy and
+    cycles are each at least that combination's bounds).
 
     With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent) and
-    the rows' ``cycles`` bounds, only the keep sets that fit and that some row may still take with
-    their per-tensor chain energy (:func:`search.mapper.leaves.chain_energy`, itself a bound) get
-    the joint orders; the others keep that chain energy."""
+    ``cycles``, only the keep sets that fit and that some row may still take with their per-tensor
+    chain energy (:func:`search.mapper.leaves.chain_energy`, itself a bound) get the joint orders;
+    the others keep that chain energy and those cycles."""
     b = temporal.shape[0]
-    out = np.zeros(b)
+    out = np.zeros((3, b))
+    base = np.zeros(b) if cycles is None else np.asarray(cycles, dtype=np.float64)
     matrix = chain_matrix(oe.keep_table)
+    channels = oe.channels() if with_cycles else []
     for lo in range(0, b, CHUNK):
         rows = slice(lo, lo + CHUNK)
         t = temporal[rows]
         fits = _keeps_fit(oe, t, sx[rows], sy[rows])
         least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
+        cyc = np.repeat(base[rows][:, None], least.shape[1], axis=1)
         keeps = np.arange(len(oe.chain_index))
         if can_beat is not None:
-            need = can_beat(least, np.broadcast_to(cycles[rows][:, None], least.shape)) & fits
-            keeps = np.flatnonzero(need.any(axis=0))
+            keeps = np.flatnonzero((can_beat(least, cyc) & fits).any(axis=0))
         if len(keeps):
             levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
-            fixed, per_level, _, _ = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
-                                                   [(sv, inn) for sv, inn, _ in levels], free=free,
-                                                   with_words=False)
+            fixed, per_level, words, words_level = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
+                                                                 [(sv, inn) for sv, inn, _ in levels], free=free,
+                                                                 with_words=bool(channels))
             joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
             for part in per_level:
                 joint = joint + oe._per_keep(part, keeps).min(axis=2)
             least[:, keeps] = np.maximum(least[:, keeps], joint)
-        out[rows] = np.where(fits, least, np.inf).min(axis=1) * SLACK
+            if CAPACITY_REFETCH:
+                forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
+                if forced is not None:
+                    least[:, keeps] = np.maximum(least[:, keeps], forced)
+            for l, kind, bw in channels:
+                w = oe._per_keep(oe._channel(words, l, kind), keeps)
+                for part in words_level:
+                    w = w + oe._per_keep(oe._channel(part, l, kind), keeps).min(axis=2)
+                cyc[:, keeps] = np.maximum(cyc[:, keeps], w / bw * SLACK)
+        energy, cyc = np.where(fits, least, np.inf), np.where(fits, cyc, np.inf)
+        out[:, rows] = energy.min(axis=1) * SLACK, cyc.min(axis=1), (energy * cyc).min(axis=1) * SLACK
     return out
 
 
@@ -102,4 +137,4 @@ def _keeps_fit(oe: OrderEnergy, temporal, sx, sy) -> np.ndarray:
     return (used <= bm.sizes[None, None]).all(axis=2)
 
 
-__all__ = ["partial_order_energy", "PARTIAL_ORDERS"]
+__all__ = ["partial_order_bounds", "partial_order_energy", "PARTIAL_CYCLES", "PARTIAL_ORDERS"]

@@ -1,0 +1,154 @@
+"""Refetch that a full buffer forces on another tensor: the capacity bound of partial tilings.
+
+The bounds of :mod:`search.mapper.bounds` take a free dimension's factors at 1 and let each
+tensor place them where they cost it least; every tensor of a GEMM whose Outputs fill the global
+buffer is thereby credited with the free dimension sitting below that buffer, though it does not
+fit there. :func:`capacity_refetch` charges it, per keep combination.
+
+**Claim.** Fix a partial tiling (free dimensions ``U`` at 1), a keep combination ``k`` and a
+mapping completing both. Let level ``c >= 1`` keep the tensors ``T_c`` in ``k`` and ``d in U``.
+Every tile at ``c`` grows with the extent ``e = prod_{m >= c} t_{m,d} s_{m,d}`` of ``d`` below
+``c`` (spans ``1 + sum proj (ext - 1)`` rise with every extent), and the other free extents are
+``>= 1``; so ``sum_{t in T_c} tile_t(e) <= size_c`` with the other free extents at 1 holds, and
+``e <= e_max``, the largest divisor of ``D_d`` passing that test (``e`` divides ``D_d``). The
+product of ``d``'s factors above ``c`` is ``D_d / e``; its spatial part ``prod_{m < c} s_{m,d}``
+is at most ``S = prod_{m < c} cap_m`` (the fanout left), so its temporal part ``prod_{m < c}
+t_{m,d} = D_d / (e prod_{m<c} s_{m,d})`` is at least ``tau_{c,d} = D_d / q``, ``q`` the largest
+divisor of ``D_d`` at most ``e_max S`` (``e prod s`` divides ``D_d``).
+
+Now take a tensor ``t'``, a pair ``(p', c')`` of its consecutive keepers in ``k`` with ``c' < L``,
+and ``m*_a`` the deepest level ``< c'`` with an active *assigned* loop over ``Rel_t'``
+(:func:`search.mapper.order_energy.deepest_relevant`; the bound's ``Rel``). The completion's
+deepest such level ``m*`` is at or below ``m*_a`` (free dimensions only add active loops), and
+every loop of the levels ``< m*`` is at or outside ``j*`` and counts in the arrivals
+(:mod:`search.mapper.bounds`, "Arrivals": ``a_c' >= W_c' P_c' prod_{j <= j*} f_j``). For a free
+``d`` outside ``Rel_t'`` and any keeper ``c <= m*_a`` of ``k``, the temporal loops of ``d`` at the
+levels ``< c`` are among them, disjoint from the assigned loops the bound's ``Lambda_c'`` counts
+and from the ``Rel_t'`` loops of ``P_c'``. So ``Lambda_c'`` may be multiplied by
+
+    F_{k, t', c'} = prod_{d in U, d not in Rel_t'} max_{1 <= c <= m*_a} tau_{c,d}(k)
+
+(``tau = 1`` where no tensor kept at ``c`` grows with ``d``). Every term of a pair's cost
+(:meth:`search.mapper.bounds.BoundModel._pair_energy`: reads, fills, updates, the Outputs'
+``Lambda - 1``, the multicast and window factors, the links' floor) grows with ``Lambda`` and
+holds with the completion's true product in its place, the compulsory and sweep floors for every
+completion; the pairs into the MACs have no ``Lambda``. Hence the completion's energy with keep
+combination ``k`` is at least ``MACs e_mac + sum`` over ``k``'s chains of the pair costs with
+``Lambda F`` (the relaxed split, :func:`search.mapper.splits.relaxed_keys`, valid for every
+completion), which :func:`capacity_energy` returns; :mod:`search.mapper.partial_orders` takes
+the larger of it and the joint-order bound per keep combination, then the least over the
+combinations that fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from formulation.axes import N_DIMS, N_TENSORS
+from search.mapper.order_energy import deepest_relevant
+from search.mapper.splits import relaxed_keys
+from search.tiling import divisors
+
+#: Whether partial tilings' per-keep-combination energy is raised by the refetch their full
+#: buffers force (module docstring); off is weaker, still valid.
+CAPACITY_REFETCH = True
+
+
+def _largest_divisor_at_most(divs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The largest of the ascending ``divs`` that is ``<= x`` (``divs[0] = 1``; ``x >= 1``)."""
+    return divs[np.maximum(np.searchsorted(divs, x, side="right") - 1, 0)]
+
+
+def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[int, np.ndarray]:
+    """Per free dimension ``d`` whose extent some kept tile grows with, ``tau[b, K, L]``: the least
+    product of ``d``'s temporal factors at the levels ``< c`` over the keepers ``1 <= c' <= c`` of
+    each keep combination (module docstring; ``cummax`` over ``c`` of ``tau_{c,d}``), 1 where none."""
+    L = bm.levels
+    b = batch.t.shape[0]
+    K = keep_table.shape[0]
+    cap_above = np.concatenate([np.ones((b, 1)), np.cumprod(batch.cap, axis=1)], axis=1)   # prod_{m<c} cap_m
+    grows = (bm.proj != 0).any(axis=1)                                                       # [t, 7]
+    out = {}
+    for d in np.flatnonzero(free & (bm.dims > 1)):
+        divs = np.array(divisors(int(bm.dims[d])), dtype=np.float64)
+        tau = np.ones((b, K, L))
+        for c in range(1, L):
+            kept = keep_table[:, c, :] & grows[None, :, d]                                   # [K, t]
+            if not np.isfinite(bm.sizes[c]) or bm.sizes[c] >= np.iinfo(np.int64).max or not kept.any():
+                continue
+            ext = np.repeat(batch.ext[:, c][:, None], len(divs), axis=1)                     # [b, e, 7]
+            ext[:, :, d] = divs[None]
+            tile = (1 + np.einsum("tad,bed->beta", bm.proj, ext - 1)).prod(axis=-1)          # [b, e, t]
+            used = np.einsum("kt,bet->bke", keep_table[:, c, :].astype(np.float64), tile)
+            fit = used <= bm.sizes[c]
+            e_max = np.where(fit, divs[None, None], 0.0).max(axis=2)                         # [b, K]
+            q = _largest_divisor_at_most(divs, np.maximum(e_max * cap_above[:, c, None], 1.0))
+            tau[:, :, c] = np.where((e_max > 0) & kept.any(axis=1)[None], bm.dims[d] / q, 1.0)
+        if (tau > 1).any():
+            out[int(d)] = np.maximum.accumulate(tau, axis=2)
+    return out
+
+
+def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
+                     free: np.ndarray):
+    """``F[b, K, t, L + 1]`` of the module docstring (1 where nothing is forced) and the batch, or
+    ``None`` when no row is forced anything."""
+    free = np.asarray(free, dtype=bool)
+    batch = bm.batch(temporal, sx, sy)
+    taus = forced_factors(bm, keep_table, batch, free)
+    if not taus:
+        return None, batch
+    L = bm.levels
+    b, K = temporal.shape[0], keep_table.shape[0]
+    mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
+    F = np.ones((b, K, N_TENSORS, L + 1))
+    rows = np.arange(b)
+    for tt in range(N_TENSORS):
+        for c in range(2, L):
+            m = mstar[:, tt, c]
+            on = m >= 1
+            if not on.any():
+                continue
+            for d, tau in taus.items():
+                if bm.rel[tt][d]:
+                    continue
+                F[:, :, tt, c] *= np.where(on[:, None], tau[rows, :, np.maximum(m, 0)], 1.0)
+    return (F if (F > 1).any() else None), batch
+
+
+def capacity_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
+                    free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray) -> np.ndarray | None:
+    """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings with
+    the forced refetch (module docstring), ``[b, k]``; ``None`` when nothing is forced.
+    ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`) marks the pairs a parent may
+    keep and prices the pairs into the MACs."""
+    bm = oe.bm
+    table = oe.keep_table[keeps]
+    F, batch = capacity_refetch(bm, table, temporal, sx, sy, free)
+    if F is None:
+        return None
+    L, g = bm.levels, bm.layer.G
+    free = np.asarray(free, dtype=bool)
+    keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
+    b = temporal.shape[0]
+    total = np.full((b, len(keeps)), mac_energy_pJ)
+    for tt in range(N_TENSORS):
+        terms = bm._tensor_terms(tt, batch, free, keys[tt])
+        scaled = dict(terms, lam=terms["lam"] * F[:, :, tt, :])
+        pair = {}
+        for pairs in oe.chain_pairs[tt]:
+            for p, c in pairs:
+                if (p, c) in pair:
+                    continue
+                if c == L:
+                    pair[p, c] = np.broadcast_to(chain_cost[:, tt, p, c][:, None], (b, len(keeps)))
+                else:
+                    e = bm._pair_energy(tt, p, c, scaled)[0] * g
+                    pair[p, c] = np.where(np.isfinite(chain_cost[:, tt, p, c])[:, None], e, np.inf)
+        for j, k in enumerate(keeps):
+            for p, c in oe.chain_pairs[tt][oe.chain_index[k, tt]]:
+                total[:, j] += pair[p, c][:, j]
+    return total
+
+
+__all__ = ["CAPACITY_REFETCH", "capacity_energy", "capacity_refetch", "forced_factors"]

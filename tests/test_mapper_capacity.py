@@ -1,0 +1,127 @@
+"""The forced-refetch (capacity) bound and the per-keep-set cycles of partial tilings
+(search.mapper.capacity, search.mapper.partial_orders) against brute force on a shrunk eyeriss-like."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import search.mapper.partial_orders as partial_orders
+from formulation.axes import N_DIMS, Dim
+from formulation.goals import Objective
+from formulation.specs.types import Layer
+from search.mapper import map_layer
+from search.mapper.bounds import BoundModel
+from search.mapper.capacity import capacity_energy
+from search.mapper.leaves import LeafExpander, Rules
+from search.mapper.partial_orders import partial_order_bounds
+from search.mapper.space import Space
+from tests.mapper_cases import (brute_force, brute_force_optimum, brute_force_size, check_search_finds_brute_force_optimum,
+                                tiny_eyeriss)
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@st.composite
+def eyeriss_cases(draw, limit: int = 40_000):
+    """Small GEMMs and 1-D convolutions on the shrunk eyeriss-like, buffers small enough to force."""
+    layer = Layer("tiny", N=1, C=draw(st.sampled_from([1, 2, 4])), K=draw(st.sampled_from([1, 2, 4])),
+                  P=draw(st.sampled_from([2, 4])), Q=1, R=draw(st.sampled_from([1, 1, 2])))
+    arch = tiny_eyeriss(mesh=draw(st.sampled_from([(2, 1), (1, 2)])), glb_words=draw(st.sampled_from([4, 6, 8, 16])),
+                        glb_bw=draw(st.sampled_from([None, 1.0, 2.0])), weights_words=draw(st.sampled_from([2, 4])))
+    assume(brute_force_size(layer, arch) <= limit)
+    return layer, arch
+
+
+def _bounds(layer, arch, arrays, free, capacity=True):
+    """Per mapping of ``arrays``: its partial tiling's capacity energy per keep combination (``None`` if
+    nothing is forced), the index of its own keep combination, and the partial-order energy, cycles
+    and EDP bounds (computed once per distinct partial tiling)."""
+    t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
+    t[:, :, free], sx[:, :, free], sy[:, :, free] = 1, 1, 1
+    b = len(t)
+    key = np.concatenate([a.reshape(b, -1) for a in (t, sx, sy)], axis=1)
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    group = group.ravel()
+    space = Space(layer, arch)
+    bm = BoundModel(layer, arch, space)
+    oe = LeafExpander(space, Rules(), bm).order_energy
+    bounds = bm.bounds(t[first], sx[first], sy[first], ~free)
+    args = (oe, t[first], sx[first], sy[first], bounds.chain_cost, free, bounds.mac_energy_pJ)
+    forced = capacity_energy(*args, np.arange(len(oe.keep_table)))
+    saved = partial_orders.CAPACITY_REFETCH
+    try:
+        partial_orders.CAPACITY_REFETCH = capacity
+        e, c, d = partial_order_bounds(*args, cycles=bounds.cycles, with_cycles=True)
+    finally:
+        partial_orders.CAPACITY_REFETCH = saved
+    own = (arrays.keep[:, None] == oe.keep_table[None]).all(axis=(2, 3)).argmax(axis=1)
+    return (None if forced is None else forced[group, own]), (e[group], c[group], d[group]), bounds.cycles[group]
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(eyeriss_cases(), st.data())
+def test_capacity_and_cycles_bounds_are_below_every_completion(case, data):
+    """Per keep combination, the forced-refetch energy is at most the energy of every legal mapping
+    with that keep combination completing the partial tiling; the partial tiling's energy, cycles
+    and EDP bounds are at most every legal completion's."""
+    layer, arch = case
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    assume(ok.any())
+    free = ~np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
+    forced, (e, c, d), _ = _bounds(layer, arch, arrays, free)
+    tol = 1 + 1e-9
+    if forced is not None:
+        assert (forced[ok] <= energy[ok] * tol).all()
+    assert (e[ok] <= energy[ok] * tol).all()
+    assert (c[ok] <= cycles[ok] * tol).all()
+    assert (d[ok] <= energy[ok] * cycles[ok] * tol).all()
+
+
+def test_a_full_global_buffer_forces_the_weights_refetch():
+    """A GEMM whose Outputs fill the global buffer once K sits below it: P cannot all go below it,
+    the part above refetches the Weights (which bypass it) from DRAM; the bound charges that on some
+    partial tilings with P free, and stays below every completion."""
+    layer = Layer("gemm", N=1, C=2, K=2, P=4, Q=1)
+    arch = tiny_eyeriss(glb_words=4)
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[Dim.P] = True
+    forced, (e, _, _), _ = _bounds(layer, arch, arrays, free)
+    _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, capacity=False)
+    assert forced is not None
+    assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
+    assert (e > e_old * 1.01).any()
+
+
+def test_a_throttled_global_buffer_raises_the_cycles_of_partial_tilings():
+    """With a one-word-per-cycle global buffer, some partial tilings' every keep combination moves more
+    words through it than the compute cycles: the cycles bound rises, still below every completion."""
+    layer = Layer("gemm", N=1, C=2, K=2, P=4, Q=1)
+    arch = tiny_eyeriss(glb_words=16, glb_bw=1.0)
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[Dim.C] = True
+    _, (_, c, _), base = _bounds(layer, arch, arrays, free)
+    assert (c[ok] <= cycles[ok] * (1 + 1e-9)).all()
+    assert (c > base * 1.01).any()
+
+
+@settings(max_examples=4, **SETTINGS)
+@given(eyeriss_cases(limit=20_000), st.sampled_from([Objective.ENERGY, Objective.LATENCY, Objective.EDP]))
+def test_search_on_the_shrunk_eyeriss_finds_the_brute_force_optimum(case, objective):
+    check_search_finds_brute_force_optimum(*case, objective)
+
+
+@pytest.mark.parametrize("objective", [Objective.ENERGY, Objective.EDP])
+def test_search_on_a_forcing_case_finds_the_brute_force_optimum(objective):
+    layer, arch = Layer("gemm", N=1, C=2, K=2, P=4, Q=1), tiny_eyeriss(glb_words=4)
+    best = brute_force_optimum(layer, arch, objective)
+    result = map_layer(layer, arch, objective, seed_samples=0)
+    assert result.certificate.optimal
+    assert abs(result.certificate.best - best) <= 1e-8 * best
