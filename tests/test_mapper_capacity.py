@@ -1,5 +1,6 @@
-"""The forced-refetch (capacity) bound and the per-keep-set cycles of partial tilings
-(search.mapper.capacity, search.mapper.partial_orders) against brute force on a shrunk eyeriss-like."""
+"""The forced-refetch (capacity) and confinement bounds and the per-keep-set cycles of partial tilings
+(search.mapper.capacity, search.mapper.confinement, search.mapper.partial_orders) against brute
+force on a shrunk eyeriss-like."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from formulation.specs.types import Layer
 from search.mapper import map_layer
 from search.mapper.bounds import BoundModel
 from search.mapper.capacity import capacity_energy
+from search.mapper.confinement import confinement_energy
 from search.mapper.leaves import LeafExpander, Rules
 from search.mapper.partial_orders import partial_order_bounds
 from search.mapper.space import Space
@@ -35,10 +37,10 @@ def eyeriss_cases(draw, limit: int = 40_000):
     return layer, arch
 
 
-def _bounds(layer, arch, arrays, free, capacity=True):
-    """Per mapping of ``arrays``: its partial tiling's capacity energy per keep combination (``None`` if
-    nothing is forced), the index of its own keep combination, and the partial-order energy, cycles
-    and EDP bounds (computed once per distinct partial tiling)."""
+def _bounds(layer, arch, arrays, free, capacity=True, confinement=True):
+    """Per mapping of ``arrays``: its partial tiling's capacity and confinement energies for its own
+    keep combination (``None`` where the rule applies nowhere), the partial-order energy, cycles and
+    EDP bounds, and the plain cycles bound (computed once per distinct partial tiling)."""
     t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
     t[:, :, free], sx[:, :, free], sy[:, :, free] = 1, 1, 1
     b = len(t)
@@ -51,31 +53,34 @@ def _bounds(layer, arch, arrays, free, capacity=True):
     bounds = bm.bounds(t[first], sx[first], sy[first], ~free)
     args = (oe, t[first], sx[first], sy[first], bounds.chain_cost, free, bounds.mac_energy_pJ)
     forced = capacity_energy(*args, np.arange(len(oe.keep_table)))
-    saved = partial_orders.CAPACITY_REFETCH
+    confined = confinement_energy(*args, np.arange(len(oe.keep_table)))
+    saved = partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT
     try:
-        partial_orders.CAPACITY_REFETCH = capacity
+        partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT = capacity, confinement
         e, c, d = partial_order_bounds(*args, cycles=bounds.cycles, with_cycles=True)
     finally:
-        partial_orders.CAPACITY_REFETCH = saved
+        partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT = saved
     own = (arrays.keep[:, None] == oe.keep_table[None]).all(axis=(2, 3)).argmax(axis=1)
-    return (None if forced is None else forced[group, own]), (e[group], c[group], d[group]), bounds.cycles[group]
+    per_keep = [None if x is None else x[group, own] for x in (forced, confined)]
+    return per_keep, (e[group], c[group], d[group]), bounds.cycles[group]
 
 
 @settings(max_examples=12, **SETTINGS)
 @given(eyeriss_cases(), st.data())
 def test_capacity_and_cycles_bounds_are_below_every_completion(case, data):
-    """Per keep combination, the forced-refetch energy is at most the energy of every legal mapping
-    with that keep combination completing the partial tiling; the partial tiling's energy, cycles
+    """Per keep combination, the forced-refetch and the confinement energies are at most the energy of
+    every legal mapping with that keep combination completing the partial tiling; the partial tiling's energy, cycles
     and EDP bounds are at most every legal completion's."""
     layer, arch = case
     energy, cycles, arrays = brute_force(layer, arch)
     ok = np.isfinite(energy)
     assume(ok.any())
     free = ~np.array(data.draw(st.lists(st.booleans(), min_size=N_DIMS, max_size=N_DIMS)))
-    forced, (e, c, d), _ = _bounds(layer, arch, arrays, free)
+    per_keep, (e, c, d), _ = _bounds(layer, arch, arrays, free)
     tol = 1 + 1e-9
-    if forced is not None:
-        assert (forced[ok] <= energy[ok] * tol).all()
+    for own in per_keep:
+        if own is not None:
+            assert (own[ok] <= energy[ok] * tol).all()
     assert (e[ok] <= energy[ok] * tol).all()
     assert (c[ok] <= cycles[ok] * tol).all()
     assert (d[ok] <= energy[ok] * cycles[ok] * tol).all()
@@ -91,9 +96,27 @@ def test_a_full_global_buffer_forces_the_weights_refetch():
     ok = np.isfinite(energy)
     free = np.zeros(N_DIMS, dtype=bool)
     free[Dim.P] = True
-    forced, (e, _, _), _ = _bounds(layer, arch, arrays, free)
+    (forced, _), (e, _, _), _ = _bounds(layer, arch, arrays, free)
     _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, capacity=False)
     assert forced is not None
+    assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
+    assert (e > e_old * 1.01).any()
+
+
+def test_a_small_input_buffer_confines_the_free_input_loops():
+    """A GEMM with C free and the inputs kept in a 2-word scratchpad: some C loops sit above it; either
+    the inputs pay the K loop of DRAM or those loops, all in DRAM, refetch the Outputs. The bound
+    charges the cheaper on some partial tilings, below every completion."""
+    layer = Layer("gemm", N=1, C=4, K=2, P=4, Q=1)
+    arch = tiny_eyeriss(glb_words=8, ifmap_words=2)
+    energy, _, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[Dim.C] = True
+    (_, confined), (e, _, _), _ = _bounds(layer, arch, arrays, free)
+    _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, confinement=False)
+    assert confined is not None
+    assert (confined[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any()
 

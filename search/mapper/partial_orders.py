@@ -46,6 +46,7 @@ import numpy as np
 
 from search.mapper.bounds import SLACK
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
+from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix
 from search.mapper.order_energy import OrderEnergy, level_savings
 
@@ -116,6 +117,10 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
                 if forced is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], forced)
+            if CONFINEMENT:
+                confined = confinement_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
+                if confined is not None:
+                    least[:, keeps] = np.maximum(least[:, keeps], confined)
             for l, kind, bw in channels:
                 w = oe._per_keep(oe._channel(words, l, kind), keeps)
                 for part in words_level:

@@ -1,0 +1,159 @@
+"""A small buffer confines a tensor's free loops: the confinement bound of partial tilings.
+
+When a tensor ``t`` is kept at a level ``c`` too small for its free relevant dimensions, some of
+their loops sit above ``c``. If none of ``t``'s assigned relevant loops is active between level 0
+and ``c`` (``m*_a <= 0``), the bounds of :mod:`search.mapper.bounds` let ``t`` dodge the refetch by
+the irrelevant loops of level 0 (the free loops might sit outside them) and let every other tensor
+dodge those free loops too. Both cannot happen at once; :func:`confinement_energy` charges the
+cheaper of the two.
+
+**Claim.** Fix a partial tiling (free dimensions ``U`` at 1), a keep combination ``k`` and a
+mapping completing both. Let ``t`` (without a sliding window) be kept at ``c`` (``1 <= c < L``)
+with parent keeper ``p``, ``m*_a(t, c) <= 0`` (:func:`search.mapper.order_energy.deepest_relevant`),
+and ``Q`` the free dimensions of bound > 1 in ``Rel_t``. Each extent ``e_d`` (``d in Q``) below
+``c`` multiplies ``t``'s tile at least by ``e_d`` (a span ``1 + s (e - 1) >= e``; one dimension
+per axis), so with the other free extents at 1 and the other tensors kept at ``c`` at their least
+tiles, ``prod_Q e_d <= E = floor((size_c - others) / tile_t)``. The rest of ``Q`` is above ``c``;
+its spatial part is at most ``S = prod_{m < c} cap_m``, so the temporal loops of ``Q`` at the levels
+``< c`` multiply to at least ``tau = ceil(prod_Q D_d / (E S))`` (an integer). When ``tau > 1`` one of
+them is active; let ``m_f`` be the deepest level ``< c`` holding one.
+
+* ``m_f >= 1``: ``t``'s deepest active ``Rel_t`` level above ``c`` is ``>= 1``, so every loop of level
+  0 is outside ``j*`` and counts in the arrivals (:mod:`search.mapper.bounds`, "Arrivals"): the
+  pair's ``Lambda_c`` (1, as ``m*_a <= 0``) may be ``Lambda0_t``, the product of the assigned
+  ``t``-irrelevant factors of level 0.
+* ``m_f = 0``: no ``Rel_t`` loop is active at the levels ``1 .. c - 1`` (``m*_a <= 0``, and ``Q``'s
+  loops are all at level 0), so ``t``'s ``j*`` is its innermost ``Rel_t`` loop at level 0. Let ``j0``
+  be level 0's innermost active loop and ``d0`` its dimension (active at level 0: assigned with
+  ``t_{0,d0} > 1``, or free). If ``d0 in Rel_t``, ``j* = j0`` and again every loop of level 0
+  counts: ``Lambda0_t``. Otherwise (*case B*) ``f_d = t_{0,d}`` (``d in Q``, divisors of ``D_d``)
+  multiply to ``>= tau``, and (a) every pair ``(p'', c'')`` of another tensor ``t''`` with
+  ``m*_a(t'', c'') >= 1`` counts every loop of level 0, so its ``Lambda`` may be multiplied by
+  ``prod_{d in Q, d not in Rel_t''} f_d`` (loops disjoint from the assigned ones it counts); (b) a
+  tensor ``t''`` kept at level 1 with ``d0 in Rel_t''`` has ``j*(1) = j0`` (level 0 is the only
+  level above 1): its pair ``(0, 1)`` counts every loop of level 0, ``Lambda_full`` of level 1 (the
+  assigned ones, :mod:`search.mapper.bounds`, "Innermost loop") times the same product.
+
+Every pair cost grows with ``Lambda`` (:meth:`search.mapper.bounds.BoundModel._pair_energy`), so the
+completion's energy is at least ``min(E_A, E_B)``: ``E_A`` the keep combination's chain energy with
+``t``'s pair at ``Lambda0_t``, ``E_B`` the least over the ``(d0, f)`` the row allows of the chain
+energy with (a) and (b) applied (the relaxed split, :func:`search.mapper.splits.relaxed_keys`).
+:mod:`search.mapper.partial_orders` takes the larger of this and its other bounds per keep
+combination. Rows with more than :data:`MAX_TUPLES` factor tuples skip the rule (weaker, valid).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from formulation.axes import DIMS, N_TENSORS, Tensor
+from formulation.factors import divisors
+from search.mapper.order_energy import deepest_relevant
+from search.mapper.splits import relaxed_keys
+
+#: Whether partial tilings' per-keep-combination energy is raised by the confinement rule (module
+#: docstring); off is weaker, still valid.
+CONFINEMENT = True
+#: Most tuples ``f`` (divisors of the confined dimensions) enumerated per confined pair.
+MAX_TUPLES = 256
+
+
+def _scaled(bm, tt, p, c, terms, factor, full: bool = False):
+    """Pair ``(p, c)`` energy of tensor ``tt`` (with ``G``) with ``Lambda_c`` (``Lambda_full`` with
+    ``full``) times ``factor[b, n]``, ``[b, n]``."""
+    lam = terms["lam_full" if full else "lam"]
+    out = bm._pair_energy(tt, p, c, dict(terms, lam=lam * factor[:, :, None]))[0] * bm.layer.G
+    return np.broadcast_to(out, factor.shape)
+
+
+def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
+                       free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray) -> np.ndarray | None:
+    """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings by the
+    confinement rule (module docstring), ``[b, k]`` (``-inf`` where it says nothing); ``None`` when
+    it applies nowhere. ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`, the relaxed
+    split) prices every pair the rule leaves alone and marks the parents that may keep a tensor."""
+    bm = oe.bm
+    free = np.asarray(free, dtype=bool)
+    L = bm.levels
+    b = temporal.shape[0]
+    batch = bm.batch(temporal, sx, sy)
+    tile = batch.spans.prod(axis=-1)                                                     # [b, L+1, t]
+    mstar = deepest_relevant(temporal, bm.rel)
+    t = temporal.astype(np.float64)
+    cap_above = np.concatenate([np.ones((b, 1)), np.cumprod(batch.cap, axis=1)], axis=1)
+    keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
+    terms = [None] * N_TENSORS
+    out = np.full((b, len(keeps)), -np.inf)
+    hit = False
+    for j, k in enumerate(keeps):
+        chains = [oe.chain_pairs[tt][oe.chain_index[k, tt]] for tt in range(N_TENSORS)]
+        base = sum(chain_cost[:, tt, p, c] for tt in range(N_TENSORS) for p, c in chains[tt]) + mac_energy_pJ
+        for tt in range(N_TENSORS):
+            if tt == Tensor.I and bm.input_windowed:
+                continue
+            q = [int(d) for d in DIMS if free[d] and bm.rel[tt][d] and bm.dims[d] > 1]
+            for p, c in chains[tt]:
+                if not q or c >= L or not np.isfinite(bm.sizes[c]) or bm.sizes[c] >= np.iinfo(np.int64).max:
+                    continue
+                others = sum(tile[:, c, o] for o in range(N_TENSORS) if o != tt and oe.keep_table[k, c, o])
+                room = np.floor((bm.sizes[c] - others) / tile[:, c, tt])
+                need = math.prod(int(bm.dims[d]) for d in q)
+                tau = np.ceil(need / (np.maximum(room, 1.0) * cap_above[:, c]) - 1e-9)
+                rows = (mstar[:, tt, c] <= 0) & (tau > 1) & (room >= 1) & np.isfinite(base)
+                tuples = list(itertools.product(*[divisors(int(bm.dims[d])) for d in q]))
+                if not rows.any() or len(tuples) > MAX_TUPLES:
+                    continue
+                for o in range(N_TENSORS):
+                    if terms[o] is None:
+                        terms[o] = bm._tensor_terms(o, batch, free, keys[o])
+                hit = True
+                lam0 = np.where((~bm.rel[tt] & ~free)[None], t[:, 0], 1.0).prod(axis=1)        # [b]
+                cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
+                e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, None])[:, 0] - cost, 0.0)
+                e_b = _case_b(bm, oe, k, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base)
+                bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
+                out[:, j] = np.maximum(out[:, j], bound)
+    return out if hit else None
+
+
+def _case_b(bm, oe, k, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base) -> np.ndarray:
+    """``E_B[b]`` of the module docstring: the least over the ``(d0, f)`` each row allows (``inf`` if none)."""
+    b = t.shape[0]
+    f = np.array(tuples, dtype=np.float64)                                               # [n, |Q|]
+    feasible = f.prod(axis=1)[None, :] >= tau[:, None]                                   # [b, n]
+    d0s = [int(d) for d in DIMS if not bm.rel[tt][d] and bm.dims[d] > 1]
+    sigs = {}
+    for d in d0s:
+        allowed = np.full(b, True) if free[d] else (t[:, 0, d] > 1)
+        sig = tuple(bool(bm.rel[o][d]) for o in range(N_TENSORS))
+        sigs[sig] = allowed | sigs.get(sig, np.zeros(b, dtype=bool))
+    best = np.full(b, np.inf)
+    for sig, allowed in sigs.items():
+        total = np.broadcast_to(base[:, None], feasible.shape).copy()
+        for o in range(N_TENSORS):
+            if o == tt:
+                continue
+            irr = np.array([not bm.rel[o][d] for d in q])
+            factor = np.broadcast_to(np.where(irr[None], f, 1.0).prod(axis=1)[None], feasible.shape)
+            for p, c in chains[o]:
+                if c >= oe.levels:
+                    continue
+                if c == 1 and sig[o]:
+                    e = _scaled(bm, o, p, c, terms[o], factor, full=True)
+                elif c >= 2:
+                    on = (mstar[:, o, c] >= 1)[:, None]
+                    e = np.where(on, _scaled(bm, o, p, c, terms[o], factor), chain_cost[:, o, p, c][:, None])
+                else:
+                    continue
+                finite = np.isfinite(chain_cost[:, o, p, c])[:, None]
+                total = total + np.where(finite, np.maximum(e - np.where(finite, chain_cost[:, o, p, c][:, None], 0.0),
+                                                            0.0), 0.0)
+        total = np.where(feasible & allowed[:, None], total, np.inf)
+        best = np.minimum(best, total.min(axis=1))
+    return best
+
+
+__all__ = ["CONFINEMENT", "MAX_TUPLES", "confinement_energy"]
