@@ -27,12 +27,15 @@ them is active; let ``m_f`` be the deepest level ``< c`` holding one.
   be level 0's innermost active loop and ``d0`` its dimension (active at level 0: assigned with
   ``t_{0,d0} > 1``, or free). If ``d0 in Rel_t``, ``j* = j0`` and again every loop of level 0
   counts: ``Lambda0_t``. Otherwise (*case B*) ``f_d = t_{0,d}`` (``d in Q``, divisors of ``D_d``)
-  multiply to ``>= tau``, and (a) every pair ``(p'', c'')`` of another tensor ``t''`` with
-  ``m*_a(t'', c'') >= 1`` counts every loop of level 0, so its ``Lambda`` may be multiplied by
-  ``prod_{d in Q, d not in Rel_t''} f_d`` (loops disjoint from the assigned ones it counts); (b) a
-  tensor ``t''`` kept at level 1 with ``d0 in Rel_t''`` has ``j*(1) = j0`` (level 0 is the only
-  level above 1): its pair ``(0, 1)`` counts every loop of level 0, ``Lambda_full`` of level 1 (the
-  assigned ones, :mod:`search.mapper.bounds`, "Innermost loop") times the same product.
+  multiply to ``>= tau``, and every pair ``(p'', c'')`` (``1 <= c'' < L``) of another tensor ``t''``
+  that counts every loop of level 0 may have its ``Lambda`` multiplied by ``conf_t'' = prod_{d in
+  Q, d not in Rel_t''} f_d`` (level-0 loops of free dimensions, disjoint from the assigned loops it
+  counts): (a) the pairs with ``m*_a(t'', c'') >= 1`` (their ``Lambda`` already holds the assigned
+  loops of level 0); (b) if ``d0 in Rel_t''``, every pair of ``t''``: ``j0`` is an active
+  ``Rel_t''`` loop above ``c''``, so its deepest such level is ``>= 0``; if ``>= 1`` every loop of
+  level 0 is outside ``j*``, if 0 then ``j* = j0``, level 0's innermost loop. Its ``Lambda`` is then
+  at least ``Lambda0_t''`` (the assigned ``t''``-irrelevant factors of level 0; its own ``Lambda``
+  when ``m*_a >= 1``) times ``conf_t''``.
 
 Every pair cost grows with ``Lambda`` (:meth:`search.mapper.bounds.BoundModel._pair_energy`), so the
 completion's energy is at least ``min(E_A, E_B)``: ``E_A`` the keep combination's chain energy with
@@ -61,11 +64,9 @@ CONFINEMENT = True
 MAX_TUPLES = 256
 
 
-def _scaled(bm, tt, p, c, terms, factor, full: bool = False):
-    """Pair ``(p, c)`` energy of tensor ``tt`` (with ``G``) with ``Lambda_c`` (``Lambda_full`` with
-    ``full``) times ``factor[b, n]``, ``[b, n]``."""
-    lam = terms["lam_full" if full else "lam"]
-    out = bm._pair_energy(tt, p, c, dict(terms, lam=lam * factor[:, :, None]))[0] * bm.layer.G
+def _scaled(bm, tt, p, c, terms, factor):
+    """Pair ``(p, c)`` energy of tensor ``tt`` (with ``G``) with ``Lambda_c`` times ``factor[b, n]``, ``[b, n]``."""
+    out = bm._pair_energy(tt, p, c, dict(terms, lam=terms["lam"] * factor[:, :, None]))[0] * bm.layer.G
     return np.broadcast_to(out, factor.shape)
 
 
@@ -110,16 +111,16 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                     if terms[o] is None:
                         terms[o] = bm._tensor_terms(o, batch, free, keys[o])
                 hit = True
-                lam0 = np.where((~bm.rel[tt] & ~free)[None], t[:, 0], 1.0).prod(axis=1)        # [b]
+                lam0 = np.where((~bm.rel & ~free)[None], t[:, :1], 1.0).prod(axis=2)            # [b, t]
                 cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
-                e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, None])[:, 0] - cost, 0.0)
-                e_b = _case_b(bm, oe, k, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base)
+                e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, tt, None])[:, 0] - cost, 0.0)
+                e_b = _case_b(bm, oe, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base, lam0)
                 bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
                 out[:, j] = np.maximum(out[:, j], bound)
     return out if hit else None
 
 
-def _case_b(bm, oe, k, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base) -> np.ndarray:
+def _case_b(bm, oe, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base, lam0) -> np.ndarray:
     """``E_B[b]`` of the module docstring: the least over the ``(d0, f)`` each row allows (``inf`` if none)."""
     b = t.shape[0]
     f = np.array(tuples, dtype=np.float64)                                               # [n, |Q|]
@@ -141,11 +142,11 @@ def _case_b(bm, oe, k, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, 
             for p, c in chains[o]:
                 if c >= oe.levels:
                     continue
-                if c == 1 and sig[o]:
-                    e = _scaled(bm, o, p, c, terms[o], factor, full=True)
-                elif c >= 2:
-                    on = (mstar[:, o, c] >= 1)[:, None]
-                    e = np.where(on, _scaled(bm, o, p, c, terms[o], factor), chain_cost[:, o, p, c][:, None])
+                deep = (mstar[:, o, c] >= 1)[:, None]
+                if sig[o]:
+                    e = _scaled(bm, o, p, c, terms[o], factor * np.where(deep, 1.0, lam0[:, o, None]))
+                elif deep.any():
+                    e = np.where(deep, _scaled(bm, o, p, c, terms[o], factor), chain_cost[:, o, p, c][:, None])
                 else:
                     continue
                 finite = np.isfinite(chain_cost[:, o, p, c])[:, None]
