@@ -27,7 +27,10 @@ them is active; let ``m_f`` be the deepest level ``< c`` holding one.
   be level 0's innermost active loop and ``d0`` its dimension (active at level 0: assigned with
   ``t_{0,d0} > 1``, or free). If ``d0 in Rel_t``, ``j* = j0`` and again every loop of level 0
   counts: ``Lambda0_t``. Otherwise (*case B*) ``f_d = t_{0,d}`` (``d in Q``, divisors of ``D_d``)
-  multiply to ``>= tau``, and every pair ``(p'', c'')`` (``1 <= c'' < L``) of another tensor ``t''``
+  multiply to ``>= tau``; as no ``Q`` loop is active at the levels ``1 .. c - 1``, each extent
+  below ``c`` is ``e_d = D_d / (f_d prod_{m<c} s_{m,d}) >= D_d / (f_d S)``, so the tiles kept at
+  ``c`` with those extents (the other free ones at 1) must fit ``size_c`` together, which rules
+  some tuples out; and every pair ``(p'', c'')`` (``1 <= c'' < L``) of another tensor ``t''``
   that counts every loop of level 0 may have its ``Lambda`` multiplied by ``conf_t'' = prod_{d in
   Q, d not in Rel_t''} f_d`` (level-0 loops of free dimensions, disjoint from the assigned loops it
   counts): (a) the pairs with ``m*_a(t'', c'') >= 1`` (their ``Lambda`` already holds the assigned
@@ -114,17 +117,32 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 lam0 = np.where((~bm.rel & ~free)[None], t[:, :1], 1.0).prod(axis=2)            # [b, t]
                 cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
                 e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, tt, None])[:, 0] - cost, 0.0)
-                e_b = _case_b(bm, oe, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base, lam0)
+                fits = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
+                e_b = _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, free, base, lam0)
                 bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
                 out[:, j] = np.maximum(out[:, j], bound)
     return out if hit else None
 
 
-def _case_b(bm, oe, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, free, base, lam0) -> np.ndarray:
-    """``E_B[b]`` of the module docstring: the least over the ``(d0, f)`` each row allows (``inf`` if none)."""
+def _tuples_fit(bm, kept: np.ndarray, ext: np.ndarray, q: list[int], tuples: list, spatial: np.ndarray,
+                c: int) -> np.ndarray:
+    """``[b, n]``: whether the tiles kept at ``c`` (``kept[t]``) fit with each tuple ``f`` of case B, the
+    extents of ``Q`` below ``c`` at their least ``D_d / (f_d S)`` (no ``Q`` loop at the levels
+    ``1 .. c - 1``; ``S = spatial`` the fanout above ``c``), the other free ones at 1 (``ext[b, 7]``)."""
+    f = np.array(tuples, dtype=np.float64)                                               # [n, |Q|]
+    e = np.repeat(ext[:, None], len(f), axis=1)                                          # [b, n, 7]
+    for i, d in enumerate(q):
+        e[:, :, d] = np.maximum(1.0, bm.dims[d] / (f[None, :, i] * spatial[:, None]))
+    tile = (1 + np.einsum("tad,bnd->bnta", bm.proj, e - 1)).prod(axis=-1)               # [b, n, t]
+    return (tile * kept[None, None]).sum(axis=2) <= bm.sizes[c]
+
+
+def _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, free, base, lam0) -> np.ndarray:
+    """``E_B[b]`` of the module docstring: the least over the ``(d0, f)`` each row allows and whose tiles
+    fit (``fits[b, n]``), ``inf`` if none."""
     b = t.shape[0]
     f = np.array(tuples, dtype=np.float64)                                               # [n, |Q|]
-    feasible = f.prod(axis=1)[None, :] >= tau[:, None]                                   # [b, n]
+    feasible = (f.prod(axis=1)[None, :] >= tau[:, None]) & fits                          # [b, n]
     d0s = [int(d) for d in DIMS if not bm.rel[tt][d] and bm.dims[d] > 1]
     sigs = {}
     for d in d0s:
@@ -140,7 +158,7 @@ def _case_b(bm, oe, tt, q, tuples, tau, chains, chain_cost, terms, mstar, t, fre
             irr = np.array([not bm.rel[o][d] for d in q])
             factor = np.broadcast_to(np.where(irr[None], f, 1.0).prod(axis=1)[None], feasible.shape)
             for p, c in chains[o]:
-                if c >= oe.levels:
+                if c >= bm.levels:
                     continue
                 deep = (mstar[:, o, c] >= 1)[:, None]
                 if sig[o]:
