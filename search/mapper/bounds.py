@@ -435,9 +435,20 @@ class BoundModel:
             tot = np.where(rows[:, None], tot, np.inf)
             best = tot if best is None else np.minimum(best, tot)
         energy = (float(self.layer.macs * self.arch.mac.energy_pJ) + best) * SLACK       # [b, J]
+        cycles = self.split_cycles(batch, free, splits, words0)
+        if splits.allowed is not None:
+            energy = np.where(splits.allowed, energy, np.inf)
+            cycles = np.where(splits.allowed, cycles, np.inf)
+        return energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1), costs
+
+    def split_cycles(self, batch: _Batch, free: np.ndarray, splits: Splits, words0: list) -> np.ndarray:
+        """Cycles bound of each split, ``[b, J]`` (module docstring, "Cycles" and "Splits"):
+        ``G compute`` with the split's free fanout ``Z``, and an outermost level with one instance
+        at least its least words (``words0[t][b, key]``, with ``G``) over its bandwidth."""
+        key = splits.key
         t_all = batch.t.prod(axis=(1, 2))
         free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
-        cycles = (t_all * free_all * g)[:, None] / np.minimum(batch.cap_below[:, :1], splits.total[None])
+        cycles = (t_all * free_all * self.layer.G)[:, None] / np.minimum(batch.cap_below[:, :1], splits.total[None])
         outer = self.arch.levels[0]
         if outer.instances == 1:
             if outer.read_bw_words is not None:
@@ -445,11 +456,7 @@ class BoundModel:
                 cycles = np.maximum(cycles, reads0 / outer.read_bw_words)
             if outer.write_bw_words is not None:
                 cycles = np.maximum(cycles, words0[Tensor.O][:, key[:, Tensor.O]] / outer.write_bw_words)
-        cycles = cycles * SLACK
-        if splits.allowed is not None:
-            energy = np.where(splits.allowed, energy, np.inf)
-            cycles = np.where(splits.allowed, cycles, np.inf)
-        return energy.min(axis=1), cycles.min(axis=1), (energy * cycles).min(axis=1), costs
+        return cycles * SLACK
 
     def _tensor_costs(self, tt: int, batch: _Batch, free: np.ndarray, keys: TensorKeys):
         """``cost[b, key, p, c]`` (``Lambda_c``), ``cost_full`` (``Lambda_full_c`` at the enumerated

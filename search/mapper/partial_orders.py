@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from formulation.axes import N_TENSORS
 from search.mapper.bounds import SLACK
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
@@ -56,6 +57,9 @@ PARTIAL_ORDERS = True
 #: Whether partial tilings' cycles (and EDP) bounds take each keep combination's throttled levels
 #: (:func:`partial_order_bounds`); off is weaker, still valid.
 PARTIAL_CYCLES = True
+#: Whether each keep combination is also priced per split of the free fanout (:func:`partial_order_bounds`);
+#: off is weaker, still valid.
+SPLIT_KEEPS = True
 #: Rows bounded at once (the per-order parts take ``rows x tensors x pairs x orders`` floats).
 CHUNK = 1024
 
@@ -84,7 +88,17 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     tilings, :meth:`search.mapper.order_energy.OrderEnergy.cycles`; the words are lower bounds for
     every completion like the costs), and the EDP bound is the least over the combinations of
     their energy times their cycles (one completion has one keep combination, and its energy and
-    cycles are each at least that combination's bounds).
+    cycles are each at least that combination's bounds). With :data:`SPLIT_KEEPS` each keep
+    combination is also priced per split ``z`` of the free fanout its row allows
+    (:mod:`search.mapper.bounds`, "Splits"): a completion with split ``z`` and keep combination
+    ``k`` spends at least the sum over ``k``'s chains of the pair costs priced with ``z`` (the
+    argument of the split bound, for one chain per tensor), and at least ``k``'s split-free bound
+    above, and the chain sum plus the excess of the capacity or of the confinement term over the
+    split-free chain costs (each term raises some pairs' ``Lambda``; a pair cost ``max(s Lambda a,
+    floor)`` rises with ``Lambda`` at least as much when its replication factor ``s`` is larger,
+    and a split's factors are at least the relaxed split's); it takes at least the split's cycles (compute over ``Z``, the outer level's bandwidth)
+    and ``k``'s. So every bound is the least over the (split, keep combination) pairs of the
+    larger of each, the EDP of their product.
 
     With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent) and
     ``cycles``, only the keep sets that fit and that some row may still take with their per-tensor
@@ -100,6 +114,7 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
         t = temporal[rows]
         fits = _keeps_fit(oe, t, sx[rows], sy[rows])
         least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
+        plain, extra = least.copy(), np.zeros_like(least)     # extra: the refetch terms over the chains
         cyc = np.repeat(base[rows][:, None], least.shape[1], axis=1)
         keeps = np.arange(len(oe.chain_index))
         if can_beat is not None:
@@ -117,10 +132,12 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
                 if forced is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], forced)
+                    extra[:, keeps] = np.maximum(extra[:, keeps], _excess(forced, plain[:, keeps]))
             if CONFINEMENT:
                 confined = confinement_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
                 if confined is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], confined)
+                    extra[:, keeps] = np.maximum(extra[:, keeps], _excess(confined, plain[:, keeps]))
             for l, kind, bw in channels:
                 w = oe._per_keep(oe._channel(words, l, kind), keeps)
                 for part in words_level:
@@ -128,7 +145,52 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 cyc[:, keeps] = np.maximum(cyc[:, keeps], w / bw * SLACK)
         energy, cyc = np.where(fits, least, np.inf), np.where(fits, cyc, np.inf)
         out[:, rows] = energy.min(axis=1) * SLACK, cyc.min(axis=1), (energy * cyc).min(axis=1) * SLACK
+        if SPLIT_KEEPS and len(keeps):
+            split = _split_keep_bounds(oe, t, sx[rows], sy[rows], free, keeps, energy, cyc, extra, mac_energy_pJ)
+            if split is not None:
+                out[:, rows] = np.maximum(out[:, rows], split)
     return out
+
+
+def _excess(total: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """``total - plain`` where both are finite, else 0."""
+    ok = np.isfinite(total) & np.isfinite(plain)
+    return np.where(ok, total - np.where(ok, plain, 0.0), 0.0)
+
+
+def _split_keep_bounds(oe: OrderEnergy, temporal, sx, sy, free: np.ndarray, keeps: np.ndarray, energy: np.ndarray,
+                       cycles: np.ndarray, extra: np.ndarray, mac_energy_pJ: float) -> np.ndarray | None:
+    """``[3, b]``: the energy, cycles and EDP bounds with each keep combination of ``keeps`` priced per
+    split of the free fanout (:func:`partial_order_bounds`); ``energy``/``cycles[b, K]`` the split-free
+    bounds per keep combination (``inf`` where it does not fit), ``extra[b, K]`` the refetch terms'
+    excess over the split-free chain costs. ``None`` without splits."""
+    bm = oe.bm
+    free = np.asarray(free, dtype=bool)
+    if not (free.any() and len(bm.fan_levels)):
+        return None
+    table = bm.split_table(free)
+    if table is None:
+        return None
+    batch = bm.batch(temporal, sx, sy)
+    splits = table.for_rows(batch.capx, batch.capy)
+    g = bm.layer.G
+    total, words0 = mac_energy_pJ, []
+    for tt in range(N_TENSORS):
+        cost, _, w0 = bm._tensor_costs(tt, batch, free, splits.keys[tt])                  # [b, key, p, c]
+        words0.append(w0 * g)
+        chains = np.stack([sum(cost[:, :, p, c] for p, c in pairs) for pairs in oe.chain_pairs[tt]], axis=2) * g
+        total = total + chains[:, splits.key[:, tt]][:, :, oe.chain_index[keeps, tt]]          # [b, J, k]
+    split_cycles = bm.split_cycles(batch, free, splits, words0)                                 # [b, J]
+    e = np.maximum((total + extra[:, None, keeps]) * SLACK, energy[:, None, keeps])
+    c = np.maximum(split_cycles[:, :, None], cycles[:, None, keeps])
+    ok = splits.allowed[:, :, None] & np.isfinite(energy[:, None, keeps])
+    e, c = np.where(ok, e, np.inf), np.where(ok, c, np.inf)
+    rest = np.ones(energy.shape[1], dtype=bool)
+    rest[keeps] = False                                     # the other keep combinations, split-free
+    e_rest, c_rest = np.where(rest, energy, np.inf), np.where(rest, cycles, np.inf)
+    return np.stack([np.minimum(e.min(axis=(1, 2)), e_rest.min(axis=1)) * SLACK,
+                     np.minimum(c.min(axis=(1, 2)), c_rest.min(axis=1)),
+                     np.minimum((e * c).min(axis=(1, 2)), (e_rest * c_rest).min(axis=1)) * SLACK])
 
 
 def _keeps_fit(oe: OrderEnergy, temporal, sx, sy) -> np.ndarray:
