@@ -148,3 +148,24 @@ def test_search_on_a_forcing_case_finds_the_brute_force_optimum(objective):
     result = map_layer(layer, arch, objective, seed_samples=0)
     assert result.certificate.optimal
     assert abs(result.certificate.best - best) <= 1e-8 * best
+
+
+def test_keep_combinations_priced_per_split_raise_the_bound():
+    """On a 2x2 array with K and P free, pricing each keep combination per split of the free fanout
+    (partial_orders._split_keep_bounds) raises the EDP bound of some partial tilings, still below
+    every completion's."""
+    layer = Layer("gemm", N=1, C=4, K=2, P=2, Q=1)
+    arch = tiny_eyeriss(mesh=(2, 2), glb_words=16)
+    energy, cycles, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[Dim.C] = True
+    _, (_, _, d), _ = _bounds(layer, arch, arrays, free)
+    saved = partial_orders.SPLIT_KEEPS
+    try:
+        partial_orders.SPLIT_KEEPS = False
+        _, (_, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    finally:
+        partial_orders.SPLIT_KEEPS = saved
+    assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
+    assert (d > d_old * 1.01).any()
