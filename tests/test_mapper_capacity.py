@@ -30,7 +30,8 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 def eyeriss_cases(draw, limit: int = 40_000):
     """Small GEMMs and 1-D convolutions on the shrunk eyeriss-like, buffers small enough to force."""
     layer = Layer("tiny", N=1, C=draw(st.sampled_from([1, 2, 4])), K=draw(st.sampled_from([1, 2, 4])),
-                  P=draw(st.sampled_from([2, 4])), Q=1, R=draw(st.sampled_from([1, 1, 2])))
+                  P=draw(st.sampled_from([2, 4])), Q=1, R=draw(st.sampled_from([1, 1, 2])),
+                  Wstride=draw(st.sampled_from([1, 2])))
     arch = tiny_eyeriss(mesh=draw(st.sampled_from([(2, 1), (1, 2)])), glb_words=draw(st.sampled_from([4, 6, 8, 16])),
                         glb_bw=draw(st.sampled_from([None, 1.0, 2.0])), weights_words=draw(st.sampled_from([2, 4])))
     assume(brute_force_size(layer, arch) <= limit)

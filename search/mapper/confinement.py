@@ -16,7 +16,10 @@ per axis), so with the other free extents at 1 and the other tensors kept at ``c
 tiles, ``prod_Q e_d <= E = floor((size_c - others) / tile_t)``. The rest of ``Q`` is above ``c``;
 its spatial part is at most ``S = prod_{m < c} cap_m``, so the temporal loops of ``Q`` at the levels
 ``< c`` multiply to at least ``tau = ceil(prod_Q D_d / (E S))`` (an integer). When ``tau > 1`` one of
-them is active; let ``m_f`` be the deepest level ``< c`` holding one.
+them is active; so too when the tiles kept at ``c`` do not fit together with every ``e_d`` at
+``D_d / S`` (the other free extents at 1; spans rise with extents): with no ``Q`` loop active
+above ``c`` each ``e_d = D_d / prod_{m<c} s_{m,d} >= D_d / S``. Let ``m_f`` be the deepest level
+``< c`` holding one.
 
 * ``m_f >= 1``: ``t``'s deepest active ``Rel_t`` level above ``c`` is ``>= 1``, so every loop of level
   0 is outside ``j*`` and counts in the arrivals (:mod:`search.mapper.bounds`, "Arrivals"): the
@@ -106,9 +109,13 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 room = np.floor((bm.sizes[c] - others) / tile[:, c, tt])
                 need = math.prod(int(bm.dims[d]) for d in q)
                 tau = np.ceil(need / (np.maximum(room, 1.0) * cap_above[:, c]) - 1e-9)
-                rows = (mstar[:, tt, c] <= 0) & (tau > 1) & (room >= 1) & np.isfinite(base)
                 tuples = list(itertools.product(*[divisors(int(bm.dims[d])) for d in q]))
-                if not rows.any() or len(tuples) > MAX_TUPLES:
+                if len(tuples) > MAX_TUPLES:
+                    continue
+                fits = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
+                active = (tau > 1) | ~fits[:, 0]                 # tuples[0]: every f_d = 1
+                rows = (mstar[:, tt, c] <= 0) & active & (room >= 1) & np.isfinite(base)
+                if not rows.any():
                     continue
                 for o in range(N_TENSORS):
                     if terms[o] is None:
@@ -117,7 +124,6 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 lam0 = np.where((~bm.rel & ~free)[None], t[:, :1], 1.0).prod(axis=2)            # [b, t]
                 cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
                 e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, tt, None])[:, 0] - cost, 0.0)
-                fits = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
                 e_b = _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, free, base, lam0)
                 bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
                 out[:, j] = np.maximum(out[:, j], bound)
