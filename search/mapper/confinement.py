@@ -95,6 +95,7 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
     terms = [None] * N_TENSORS
     out = np.full((b, len(keeps)), -np.inf)
     hit = False
+    fit_cache: dict = {}     # (level, tensors kept there, Q) -> _tuples_fit
     for j, k in enumerate(keeps):
         chains = [oe.chain_pairs[tt][oe.chain_index[k, tt]] for tt in range(N_TENSORS)]
         base = sum(chain_cost[:, tt, p, c] for tt in range(N_TENSORS) for p, c in chains[tt]) + mac_energy_pJ
@@ -112,7 +113,10 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 tuples = list(itertools.product(*[divisors(int(bm.dims[d])) for d in q]))
                 if len(tuples) > MAX_TUPLES:
                     continue
-                fits = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
+                key = (c, tuple(oe.keep_table[k, c].tolist()), tuple(q))
+                if key not in fit_cache:
+                    fit_cache[key] = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
+                fits = fit_cache[key]
                 active = (tau > 1) | ~fits[:, 0]                 # tuples[0]: every f_d = 1
                 rows = (mstar[:, tt, c] <= 0) & active & (room >= 1) & np.isfinite(base)
                 if not rows.any():

@@ -146,9 +146,16 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
         energy, cyc = np.where(fits, least, np.inf), np.where(fits, cyc, np.inf)
         out[:, rows] = energy.min(axis=1) * SLACK, cyc.min(axis=1), (energy * cyc).min(axis=1) * SLACK
         if SPLIT_KEEPS and len(keeps):
-            split = _split_keep_bounds(oe, t, sx[rows], sy[rows], free, keeps, energy, cyc, extra, mac_energy_pJ)
-            if split is not None:
-                out[:, rows] = np.maximum(out[:, rows], split)
+            idx = np.arange(lo, min(lo + CHUNK, b))
+            if can_beat is not None:  # rows already cut stay cut
+                sel = np.asarray(can_beat(out[0, idx][:, None], out[1, idx][:, None])).ravel()
+                idx = idx[sel]
+            if len(idx):
+                r = idx - lo
+                split = _split_keep_bounds(oe, t[r], sx[idx], sy[idx], free, keeps, energy[r], cyc[r], extra[r],
+                                           mac_energy_pJ)
+                if split is not None:
+                    out[:, idx] = np.maximum(out[:, idx], split)
     return out
 
 
