@@ -9,8 +9,10 @@ Search. Dimensions are assigned one at a time (largest number of factor placemen
 is a batch of partial tilings. Each child is bounded (:mod:`search.mapper.bounds`) and cut when its
 bound reaches the incumbent (``"bound"``: no completion can be better than the best mapping already
 found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below); a partial child
-the bound keeps is raised first to the least over the loop orders chosen jointly over the tensors
-(:mod:`search.mapper.partial_orders`). Nodes are
+the bound keeps is raised first to the least over its keep combinations of the loop orders chosen
+jointly over the tensors, with the refetch full and small buffers force
+(:mod:`search.mapper.capacity`, :mod:`search.mapper.confinement`), the throttled levels' cycles and
+the splits of the free fanout (:mod:`search.mapper.partial_orders`). Nodes are
 explored depth first, the most promising batch first, which finds good incumbents; after half of
 a finite time budget the open batch of least bound is expanded first instead, which raises the
 certified lower bound. A complete tiling is expanded into its
