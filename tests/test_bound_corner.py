@@ -5,13 +5,16 @@ The network bound of the ResNet-18 EDP benchmark is decided at 64x64 PEs with a 
 term that raises it must stay below every legal mapping there; these hand mappings of the 3x3
 layers of stages 1 to 3 (spatial K16 S3 on mesh X and C64 on mesh Y, every PE keeping a 4x3 block
 of weights and a 3-word input window, outputs reduced into the buffer) are the fastest known
-there (the first one, 37,632 cycles and 179.68 uJ, is also timeloop-model v3.0.3's answer), so
-each must lie on or above its layer's energy-cycles front at that hardware point.
+there, so each must lie on or above its layer's energy-cycles front at that hardware point. The
+first one is also stored with timeloop-model v3.0.3's answer (``tests/data/corner_layer1_3x3.json``,
+provenance in ``tests/data/PROVENANCE.md``), which the exact model must reproduce.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +54,21 @@ def test_hand_mappings_at_the_corner_lie_above_the_front(name):
     assert terms.cycles_floor <= cycles
     allowed = min((e for c, e in terms.front if c <= cycles * (1 + 1e-12)), default=math.inf)
     assert allowed <= energy * (1 + 1e-12), (name, cycles, energy, allowed)
+
+
+def test_the_first_hand_mapping_is_timeloops():
+    """The stored Timeloop run is the same mapping on the same hardware, and the exact model agrees with it."""
+    doc = json.loads((Path(__file__).parent / "data" / "corner_layer1_3x3.json").read_text())
+    arch = load_template("simple").instantiate(POINT)
+    stored = [{k: v for k, v in level.items() if k != "bypass"} for level in doc["input"]["mapping"]]
+    ours = [{k: v for k, v in level.items() if k != "keep"} for level in HAND["layer1_3x3"]]
+    assert stored == ours
+    for level, hand in zip(doc["input"]["mapping"], HAND["layer1_3x3"]):
+        kept = set(hand.get("keep", ("Weights", "Inputs", "Outputs")))
+        assert set(level.get("bypass", ())) == {"Weights", "Inputs", "Outputs"} - kept
+    assert [lv["name"] for lv in doc["input"]["arch"]["levels"]] == [lv.name for lv in arch.levels]
+    assert [lv.get("size") for lv in doc["input"]["arch"]["levels"]] == [lv.size_words for lv in arch.levels]
+    layer = next(e.layer for e in load_network("resnet18").layers if e.layer.name == "layer1_3x3")
+    result = evaluate(layer, arch, mapping_from_list(HAND["layer1_3x3"], arch))
+    assert float(result.cycles[0]) == doc["timeloop"]["cycles"]
+    assert float(result.energy_pJ[0]) == pytest.approx(doc["timeloop"]["energy_pJ"], rel=1e-9)
