@@ -4,8 +4,9 @@ The network bound of the ResNet-18 EDP benchmark is decided at 64x64 PEs with a 
 4 Ki words and register files of 16 words (benchmarks/README.md, "The small-buffer corner"). A
 term that raises it must stay below every legal mapping there; these hand mappings of the 3x3
 layers of stages 1 to 3 (spatial K16 S3 on mesh X and C64 on mesh Y, every PE keeping a 4x3 block
-of weights and a 3-word input window, outputs reduced into the buffer) are the fastest known
-there, so each must lie on or above its layer's energy-cycles front at that hardware point. The
+of weights and a 3-word input window, outputs reduced into the buffer) are faster and cheaper
+there than the exact mapper's answers in 15-20 s, so each must lie on or above its layer's
+energy-cycles front at that hardware point. The
 first one is also stored with timeloop-model v3.0.3's answer (``tests/data/corner_layer1_3x3.json``,
 provenance in ``tests/data/PROVENANCE.md``), which the exact model must reproduce.
 """
