@@ -49,6 +49,8 @@ from benchmarks.external_table import external_runs, format_table, latest_run, r
 from formulation.goals import Objective
 from formulation.model.exact import evaluate_batch
 from formulation.specs.catalog import load_arch, load_network
+from formulation.specs.template import Hardware, default_template
+from formulation.specs.types import SpecError
 from search.design import Goal
 from search.mapper import map_layer
 from search.mapper.schedule import map_layers
@@ -85,11 +87,34 @@ def local_search_layers(network, arch, objective: Objective, time_limit_s: float
     return out
 
 
+def hardware_point(arch, text: str):
+    """``arch``'s template (:func:`formulation.specs.template.default_template`) at the point ``text`` =
+    ``MXxMY[,LEVEL=WORDS...]`` (mesh sides, then the sizes of variable levels; the others keep ``arch``'s)."""
+    template = default_template(arch)
+    mesh, *sizes = text.split(",")
+    try:
+        mx, my = (int(v) for v in mesh.lower().split("x"))
+        given = dict((k.strip(), int(v)) for k, v in (item.split("=") for item in sizes))
+    except ValueError:
+        raise SpecError(f"--hardware = {text!r}: expected MXxMY[,LEVEL=WORDS...], e.g. 64x48,GlobalBuffer=98304") from None
+    if min([mx, my, *given.values()]) < 1:
+        raise SpecError(f"--hardware = {text!r}: mesh sides and sizes must be positive")
+    names = [name for name, _, _ in template.size_ranges]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise SpecError(f"--hardware = {text!r}: {unknown[0]} is not a variable level (levels: {', '.join(names)})")
+    words = tuple((name, given.get(name, arch.levels[arch.level_index(name)].size_words)) for name in names)
+    return template.instantiate(Hardware(mx, my, words))
+
+
 def run(args) -> dict:
     network, arch = load_network(args.network), load_arch(args.arch)
+    arch_name = arch.name
+    if args.hardware:
+        arch, arch_name = hardware_point(arch, args.hardware), f"{arch.name}@{args.hardware}"
     objective = Objective(args.objective)
     result = run_header("mapper", _loadavg())
-    result.update({"network": network.name, "arch": arch.name, "objective": objective.value,
+    result.update({"network": network.name, "arch": arch_name, "objective": objective.value,
                    "mapper_started_from_local_search": bool(args.ls_start and args.ls_time_limit > 0),
                    "time_limit_per_layer_s": None if args.network_time else args.time_limit,
                    "network_time_limit_s": args.network_time or None, "samples": args.samples,
@@ -166,6 +191,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks mapper", description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="resnet18")
     parser.add_argument("--arch", default="simple")
+    parser.add_argument("--hardware", default=None, metavar="MXxMY[,LEVEL=WORDS...]",
+                        help="map on --arch's template (mesh sides /4..x4, sizes /16..x16) at this point, "
+                             "e.g. 64x48,GlobalBuffer=98304,RegisterFile=16 (the co-design's large arrays)")
     parser.add_argument("--objective", default="edp", choices=["energy", "latency", "edp"])
     parser.add_argument("--time-limit", type=float, default=10.0, help="per layer, s (default %(default)s)")
     parser.add_argument("--network-time", type=float, default=0.0,
@@ -186,7 +214,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.report:
         return report(args)
-    result = run(args)
+    try:
+        result = run(args)
+    except SpecError as err:
+        parser.error(str(err))
     print(f"mapper total {result['mapper_wall_s_total']:.1f} s, {result['proven_optimal']} of "
           f"{len(result['layers'])} layers proven optimal")
     write_runs(result, args.output, args.append)

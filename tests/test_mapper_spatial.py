@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import pickle
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from search.mapper.leaves import Rules
 from search.mapper.mapper import _Incumbent, _Search
 from search.mapper.objective import objective_of
 from search.mapper.space import Space
-from search.mapper.spatial import FixedSpatialSpace, spread_searches
+from search.mapper.spatial import MAX_SPREADS, FixedSpatialSpace, SpatialQueue, spread_searches
 from search.mapper.spread import full_spreads
 from tests.mapper_cases import brute_force, tiny_arch
 
@@ -69,3 +71,25 @@ def test_map_layer_with_spatial_searches_keeps_a_valid_certificate():
     assert cert.lower_bound <= values.min() * (1 + 1e-9) <= cert.best * (1 + 1e-9)
     if cert.optimal:
         assert cert.best == pytest.approx(values.min(), rel=1e-9)
+
+
+def test_a_spatial_queue_run_in_pickled_slices_finds_what_one_run_finds():
+    """The queue given its time in short slices, pickled between them as a parked search carries it, ends
+    with the best mapping of every whole-array subspace, as one uninterrupted run does."""
+    energy, cycles, arrays = brute_force(LAYER, ARCH)
+    values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
+    level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), MAX_SPREADS)
+    inside = np.zeros(len(values), dtype=bool)
+    for x, y in spreads:
+        inside |= _with_assignment(arrays, level, x, y)
+    whole = Space(LAYER, ARCH)
+    inc = _Incumbent(Objective.EDP, ARCH.clock_GHz)
+    queue, slices, scored = SpatialQueue(), 0, 0
+    while not queue.done and slices < 10_000:
+        queue = pickle.loads(pickle.dumps(queue))
+        scored += queue.run(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), 0.0, 0.0,
+                                                  space=space), whole, inc, time.monotonic() + 0.02)
+        slices += 1
+    assert queue.done and scored > 0
+    assert inc.value == pytest.approx(values[inside].min(), rel=1e-9)
+    assert SpatialQueue.empty().done

@@ -63,7 +63,7 @@ from search.mapper.partial_orders import PARTIAL_CYCLES, PARTIAL_ORDERS, partial
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space, space_for
 from search.mapper.seed import seed_incumbent
-from search.mapper.spatial import spread_searches
+from search.mapper.spatial import SpatialQueue
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
@@ -148,6 +148,7 @@ class _Search:
         self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1), key=lambda d: -opts[d].count))
         self.counter = Completions(self.space, self.order)
         self.inc = _Incumbent(objective, arch.clock_GHz)
+        self.spatial: SpatialQueue | None = None  # the whole-array subspaces still to search (map_layer)
         self.pruned: dict[str, int] = defaultdict(int)
         for r in RULES:
             self.pruned[r] += 0
@@ -398,11 +399,11 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
             search.inc.offer(layer, arch, first)
         spatial = math.isfinite(time_limit_s) and rules.bound and not front
         if spatial:  # a first try at the proof before the spatial searches
+            search.spatial = SpatialQueue(seed)
             search.deadline = min(search.final_deadline, time.monotonic() + SPATIAL_AFTER * time_limit_s)
         stack = search.run(progress)
         if stack and spatial:
-            if _open_gap(search, stack) > SPATIAL_MIN_GAP:
-                seeds += _spatial_searches(search, layer, arch, objective, rules, seed, time_limit_s)
+            seeds += spatial_searches(search, stack, time_limit_s, begin=True)
             search.deadline = search.final_deadline  # the main search goes on from its open nodes
             stack = search.run(progress, stack)
     except KeyboardInterrupt:  # the certificate falls back to the root's bound (the open nodes are unknown)
@@ -430,14 +431,23 @@ def _open_gap(search: _Search, stack) -> float:
     return search.inc.value / lb - 1 if 0 < lb < math.inf else math.inf
 
 
-def _spatial_searches(search: _Search, layer, arch, objective, rules, seed: int, time_limit_s: float) -> int:
-    """:data:`SPATIAL_SHARE` of the budget (at most :data:`SPATIAL_MAX_S`) of exact searches in
-    whole-array spatial subspaces (:mod:`search.mapper.spatial`) sharing the incumbent; returns
-    how many mappings they scored."""
-    sub_rules = replace(rules, symmetry=False)
-    end = time.monotonic() + min(SPATIAL_SHARE * time_limit_s, SPATIAL_MAX_S)
-    return spread_searches(lambda space: _Search(layer, arch, objective, sub_rules, end, end, space=space),
-                           search.space, search.inc, end, seed)
+def spatial_searches(search: _Search, stack, time_limit_s: float, begin: bool = False) -> int:
+    """When the open gap is above :data:`SPATIAL_MIN_GAP`: :data:`SPATIAL_SHARE` of a budget of
+    ``time_limit_s`` (at most :data:`SPATIAL_MAX_S`) of exact searches in whole-array spatial subspaces
+    (:mod:`search.mapper.spatial`) sharing the incumbent, going on from where ``search.spatial`` (the
+    queue; none: no spatial searches) stands; returns how many mappings they scored. Only a first search
+    (``begin``) starts the queue: a later slice goes on with a queue its first slice started (measured on
+    ResNet-18 on the 16x16 ``simple`` array, where the seeds are good: later slices starting queues
+    spent 9 s of a 120 s budget on them and found nothing better)."""
+    queue = search.spatial
+    if queue is None or queue.done or (queue.spreads is None and not begin) \
+            or _open_gap(search, stack) <= SPATIAL_MIN_GAP:
+        return 0
+    sub_rules = replace(search.rules, symmetry=False)
+    end = min(search.final_deadline, time.monotonic() + min(SPATIAL_SHARE * time_limit_s, SPATIAL_MAX_S))
+    layer, arch, objective = search.layer, search.arch, search.objective
+    return queue.run(lambda space: _Search(layer, arch, objective, sub_rules, end, end, space=space),
+                     search.space, search.inc, end)
 
 
 def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:

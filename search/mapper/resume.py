@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from formulation.goals import Objective
 from formulation.specs.types import Architecture, Layer
-from search.mapper.mapper import BEST_FIRST_AFTER, _result, _Search, map_layer, switch_time
+from search.mapper.mapper import BEST_FIRST_AFTER, _result, _Search, map_layer, spatial_searches, switch_time
 from search.mapper.result import MapperResult
+from search.mapper.spatial import SpatialQueue
 
 
 @dataclass
@@ -42,6 +43,7 @@ class OpenSearch:
         s, inc = self.search, self.search.inc
         return {"stack": self.stack, "seeds": self.seeds, "wall_s": self.wall_s,
                 "search": (s.layer, s.arch, s.objective, s.rules, s.front), "evaluated": s.evaluated,
+                "spatial": s.spatial,
                 "pruned": dict(s.pruned), "incumbent": (inc.value, inc.arrays, inc.energy, inc.cycles, inc.front)}
 
     def __setstate__(self, state: dict) -> None:
@@ -49,6 +51,7 @@ class OpenSearch:
         search = _Search(layer, arch, objective, rules, 0.0, 0.0, front)
         search.evaluated = state["evaluated"]
         search.pruned.update(state["pruned"])
+        search.spatial = state.get("spatial")
         inc = search.inc
         inc.value, inc.arrays, inc.energy, inc.cycles, inc.front = state["incumbent"]
         self.search, self.stack, self.seeds, self.wall_s = search, state["stack"], state["seeds"], state["wall_s"]
@@ -56,7 +59,7 @@ class OpenSearch:
     def split(self) -> tuple[OpenSearch, OpenSearch] | None:
         """Two open searches whose open nodes are this one's, each node's partial tilings dealt alternately
         (so both get nodes of every depth and bound), each with this incumbent; the first keeps the counts
-        so far, the second starts from none, so that the parts' counts add up to the search's. Searching
+        so far and the spatial searches still to do, the second starts from none, so that the parts' counts add up to the search's. Searching
         both to the end covers what this one would (their certificates combine:
         :func:`search.mapper.schedule.combine`). None when there is a single partial tiling."""
         parts: tuple[list, list] = ([], [])
@@ -68,7 +71,8 @@ class OpenSearch:
         if not parts[1]:
             return None
         other = OpenSearch.__new__(OpenSearch)
-        other.__setstate__(dict(self.__getstate__(), stack=parts[1], seeds=0, wall_s=0.0, evaluated=0, pruned={}))
+        other.__setstate__(dict(self.__getstate__(), stack=parts[1], seeds=0, wall_s=0.0, evaluated=0, pruned={},
+                                spatial=None if self.search.spatial is None else SpatialQueue.empty()))
         return OpenSearch(self.search, parts[0], self.seeds, self.wall_s), other
 
 
@@ -82,7 +86,9 @@ def search_layer(layer: Layer, arch: Architecture, objective: Objective = Object
     depth first (which finds better incumbents) and expands the open node of least bound first after
     ``best_first_after`` of its time (``inf``: never; a slice that is not a layer's last is better spent
     depth first). The certificate of a continued search counts the
-    effort (``evaluated``, ``pruned``, ``wall_s``: time spent searching) of all its slices."""
+    effort (``evaluated``, ``pruned``, ``wall_s``: time spent searching) of all its slices. A continued
+    search first goes on with its whole-array spatial searches (:func:`search.mapper.mapper.spatial_searches`,
+    the same share of the slice as a first search gives them) while its gap is large and some are left."""
     if resume is None:
         holder: list = []
         result = map_layer(layer, arch, objective, time_limit_s=time_limit_s, progress=progress,
@@ -92,14 +98,15 @@ def search_layer(layer: Layer, arch: Architecture, objective: Objective = Object
     search = resume.search
     search.deadline = search.final_deadline = t0 + time_limit_s
     search.switch = switch_time(t0, time_limit_s, best_first_after)
-    interrupted, stack = False, None
+    interrupted, stack, seeds = False, None, resume.seeds
     try:
+        seeds += spatial_searches(search, resume.stack, time_limit_s)
         stack = search.run(progress, resume.stack)
     except KeyboardInterrupt:
         interrupted = True
     wall = resume.wall_s + time.monotonic() - t0
-    result = _result(search, stack, arch, resume.seeds, interrupted, wall)
-    return result, (OpenSearch(search, stack, resume.seeds, wall) if stack else None)
+    result = _result(search, stack, arch, seeds, interrupted, wall)
+    return result, (OpenSearch(search, stack, seeds, wall) if stack else None)
 
 
 __all__ = ["OpenSearch", "search_layer"]
