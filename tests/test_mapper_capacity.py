@@ -87,37 +87,30 @@ def test_capacity_and_cycles_bounds_are_below_every_completion(case, data):
     assert (d[ok] <= energy[ok] * cycles[ok] * tol).all()
 
 
-def test_a_full_global_buffer_forces_the_weights_refetch():
-    """A GEMM whose Outputs fill the global buffer once K sits below it: P cannot all go below it,
-    the part above refetches the Weights (which bypass it) from DRAM; the bound charges that on some
-    partial tilings with P free, and stays below every completion."""
-    layer = Layer("gemm", N=1, C=2, K=2, P=4, Q=1)
-    arch = tiny_eyeriss(glb_words=4)
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    free = np.zeros(N_DIMS, dtype=bool)
-    free[Dim.P] = True
-    (forced, _), (e, _, _), _ = _bounds(layer, arch, arrays, free)
-    _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, capacity=False)
-    assert forced is not None
-    assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
-    assert (e > e_old * 1.01).any()
+#: The two buffer terms, each on a GEMM where it binds (term, layer, architecture, free dimension):
+#: "capacity": the Outputs fill the global buffer once K sits below it, so P cannot all go below it and
+#: the part above refetches the Weights (which bypass it) from DRAM; "confinement": with C free and the
+#: inputs kept in a 2-word scratchpad some C loops sit above it, and either the inputs pay the K loop of
+#: DRAM or those loops, all in DRAM, refetch the Outputs.
+BUFFER_TERMS = {
+    "capacity": (Layer("gemm", N=1, C=2, K=2, P=4, Q=1), dict(glb_words=4), Dim.P),
+    "confinement": (Layer("gemm", N=1, C=4, K=2, P=4, Q=1), dict(glb_words=8, ifmap_words=2), Dim.C),
+}
 
 
-def test_a_small_input_buffer_confines_the_free_input_loops():
-    """A GEMM with C free and the inputs kept in a 2-word scratchpad: some C loops sit above it; either
-    the inputs pay the K loop of DRAM or those loops, all in DRAM, refetch the Outputs. The bound
-    charges the cheaper on some partial tilings, below every completion."""
-    layer = Layer("gemm", N=1, C=4, K=2, P=4, Q=1)
-    arch = tiny_eyeriss(glb_words=8, ifmap_words=2)
+@pytest.mark.parametrize("term", sorted(BUFFER_TERMS))
+def test_a_buffer_term_raises_some_partial_tilings_and_stays_below_every_completion(term):
+    layer, arch_options, dim = BUFFER_TERMS[term]
+    arch = tiny_eyeriss(**arch_options)
     energy, _, arrays = brute_force(layer, arch)
     ok = np.isfinite(energy)
     free = np.zeros(N_DIMS, dtype=bool)
-    free[Dim.C] = True
-    (_, confined), (e, _, _), _ = _bounds(layer, arch, arrays, free)
-    _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, confinement=False)
-    assert confined is not None
-    assert (confined[ok] <= energy[ok] * (1 + 1e-9)).all()
+    free[dim] = True
+    (forced, confined), (e, _, _), _ = _bounds(layer, arch, arrays, free)
+    _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free, **{term: False})
+    own = forced if term == "capacity" else confined
+    assert own is not None
+    assert (own[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any()
 
