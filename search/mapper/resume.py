@@ -59,8 +59,9 @@ class OpenSearch:
     def split(self) -> tuple[OpenSearch, OpenSearch] | None:
         """Two open searches whose open nodes are this one's, each node's partial tilings dealt alternately
         (so both get nodes of every depth and bound), each with this incumbent; the first keeps the counts
-        so far and the spatial searches still to do, the second starts from none, so that the parts' counts add up to the search's. Searching
-        both to the end covers what this one would (their certificates combine:
+        so far and the spatial searches still to do, the second starts from none, so that the parts'
+        counts add up to the search's. Searching both to the end covers what this one would (their
+        certificates combine:
         :func:`search.mapper.schedule.combine`). None when there is a single partial tiling."""
         parts: tuple[list, list] = ([], [])
         for node in self.stack:
