@@ -154,6 +154,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -269,6 +270,28 @@ class _Batch:
         return _Batch(*(getattr(self, f)[rows] for f in ("t", "s", "spans", "ok", "cap_below", "capx", "capy",
                                                          "ext", "cap")))
 
+    @property
+    def cap_above(self) -> np.ndarray:
+        """``prod_{m<c} cap_m``, the fanout left above each level, ``[b, L + 1]`` (1 at level 0)."""
+        return np.concatenate([np.ones((self.cap.shape[0], 1)), np.cumprod(self.cap, axis=1)], axis=1)
+
+
+class RelaxedTerms:
+    """One batch of partial tilings (:meth:`BoundModel.batch`) and, computed on first use, each tensor's
+    pair terms under the relaxed split (:func:`search.mapper.splits.relaxed_keys`,
+    :meth:`BoundModel._tensor_terms`): what the partial-tiling bounds of one batch
+    (:mod:`search.mapper.partial_orders`, :mod:`search.mapper.capacity`, :mod:`search.mapper.confinement`)
+    share."""
+
+    def __init__(self, bm: BoundModel, batch: _Batch, free: np.ndarray) -> None:
+        self.bm, self.batch, self.free = bm, batch, np.asarray(free, dtype=bool)
+
+    @cached_property
+    def terms(self) -> list[dict]:
+        bm = self.bm
+        keys = relaxed_keys(self.free, bm.dims, bm.rel, bm.window_pairs).keys
+        return [bm._tensor_terms(tt, self.batch, self.free, keys[tt]) for tt in range(N_TENSORS)]
+
 
 class BoundModel:
     """The fixed part of the bounds for one (layer, architecture)."""
@@ -297,6 +320,7 @@ class BoundModel:
         self.mac_fanout_keep = 0.0 if self.fan_x[-1] * self.fan_y[-1] > 1 else 1.0
         self.sizes = np.array([lv.size_words if lv.size_words is not None else np.iinfo(np.int64).max
                                for lv in arch.levels], dtype=np.float64)
+        self.bounded = np.array([lv.size_words is not None for lv in arch.levels], dtype=bool)
         self.hw_keeps = np.array([[t in lv.keeps for t in range(N_TENSORS)] for lv in arch.levels], dtype=bool)
         # innermost loop above a level: the tensors it is relevant to (Rel); per row the sets of the
         # dimensions that can be that loop, or the minimal sets only when there are too many choices
@@ -341,11 +365,16 @@ class BoundModel:
         ext = np.ones((b, L + 1, len(DIMS)))                                  # extents, free dims at 1
         for l in range(L - 1, -1, -1):
             ext[:, l] = ext[:, l + 1] * t[:, l] * s[:, l]
-        spans = 1 + np.einsum("tad,bld->blta", self.proj, ext - 1)            # [b, L+1, t, a]
+        spans = self.spans(ext)                                               # [b, L+1, t, a]
         tile_lb = spans.prod(axis=-1)                                         # [b, L+1, t]
         ok = self.hw_keeps.T[None] & (tile_lb[:, :L].transpose(0, 2, 1) <= self.sizes[None, None])
         ok[:, :, 0] = True
         return _Batch(t, s, spans, ok, cap_below, capx[:, self.fan_levels], capy[:, self.fan_levels], ext, cap)
+
+    def spans(self, ext: np.ndarray) -> np.ndarray:
+        """Each tensor's tile span per axis, ``1 + sum_d proj (ext_d - 1)``, for extents ``ext[..., 7]``:
+        ``[..., t, a]`` (a tile's words are their product; spans rise with every extent)."""
+        return 1 + np.einsum("tad,...d->...ta", self.proj, ext - 1)
 
     def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
                cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
@@ -574,4 +603,4 @@ class BoundModel:
         return (e, reads, updates, fills) if counts else (e, updates)
 
 
-__all__ = ["BoundModel", "Bounds", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]
+__all__ = ["BoundModel", "Bounds", "RelaxedTerms", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]

@@ -45,8 +45,8 @@ from __future__ import annotations
 import numpy as np
 
 from formulation.axes import N_DIMS, N_TENSORS
+from search.mapper.bounds import RelaxedTerms
 from search.mapper.order_energy import deepest_relevant
-from search.mapper.splits import relaxed_keys
 from search.tiling import divisors
 
 #: Whether partial tilings' per-keep-combination energy is raised by the refetch their full
@@ -66,7 +66,7 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     L = bm.levels
     b = batch.t.shape[0]
     K = keep_table.shape[0]
-    cap_above = np.concatenate([np.ones((b, 1)), np.cumprod(batch.cap, axis=1)], axis=1)   # prod_{m<c} cap_m
+    cap_above = batch.cap_above                                                              # prod_{m<c} cap_m
     grows = (bm.proj != 0).any(axis=1)                                                       # [t, 7]
     out = {}
     for d in np.flatnonzero(free & (bm.dims > 1)):
@@ -74,11 +74,11 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
         tau = np.ones((b, K, L))
         for c in range(1, L):
             kept = keep_table[:, c, :] & grows[None, :, d]                                   # [K, t]
-            if not np.isfinite(bm.sizes[c]) or bm.sizes[c] >= np.iinfo(np.int64).max or not kept.any():
+            if not bm.bounded[c] or not kept.any():
                 continue
             ext = np.repeat(batch.ext[:, c][:, None], len(divs), axis=1)                     # [b, e, 7]
             ext[:, :, d] = divs[None]
-            tile = (1 + np.einsum("tad,bed->beta", bm.proj, ext - 1)).prod(axis=-1)          # [b, e, t]
+            tile = bm.spans(ext).prod(axis=-1)                                               # [b, e, t]
             used = np.einsum("kt,bet->bke", keep_table[:, c, :].astype(np.float64), tile)
             fit = used <= bm.sizes[c]
             e_max = np.where(fit, divs[None, None], 0.0).max(axis=2)                         # [b, K]
@@ -89,15 +89,13 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     return out
 
 
-def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
-                     free: np.ndarray):
-    """``F[b, K, t, L + 1]`` of the module docstring (1 where nothing is forced) and the batch, or
-    ``None`` when no row is forced anything."""
+def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, free: np.ndarray):
+    """``F[b, K, t, L + 1]`` of the module docstring (1 where nothing is forced), or ``None`` when no row
+    is forced anything; ``batch`` the rows' :meth:`search.mapper.bounds.BoundModel.batch`."""
     free = np.asarray(free, dtype=bool)
-    batch = bm.batch(temporal, sx, sy)
     taus = forced_factors(bm, keep_table, batch, free)
     if not taus:
-        return None, batch
+        return None
     L = bm.levels
     b, K = temporal.shape[0], keep_table.shape[0]
     mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
@@ -113,27 +111,29 @@ def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, sx: np.nd
                 if bm.rel[tt][d]:
                     continue
                 F[:, :, tt, c] *= np.where(on[:, None], tau[rows, :, np.maximum(m, 0)], 1.0)
-    return (F if (F > 1).any() else None), batch
+    return F if (F > 1).any() else None
 
 
 def capacity_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
-                    free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray) -> np.ndarray | None:
+                    free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray,
+                    shared: RelaxedTerms | None = None) -> np.ndarray | None:
     """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings with
     the forced refetch (module docstring), ``[b, k]``; ``None`` when nothing is forced.
     ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`) marks the pairs a parent may
-    keep and prices the pairs into the MACs."""
+    keep and prices the pairs into the MACs; ``shared`` (the same rows and ``free``) gives the batch
+    and the relaxed pair terms already computed."""
     bm = oe.bm
+    if shared is None:
+        shared = RelaxedTerms(bm, bm.batch(temporal, sx, sy), free)
     table = oe.keep_table[keeps]
-    F, batch = capacity_refetch(bm, table, temporal, sx, sy, free)
+    F = capacity_refetch(bm, table, temporal, shared.batch, free)
     if F is None:
         return None
     L, g = bm.levels, bm.layer.G
-    free = np.asarray(free, dtype=bool)
-    keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
     b = temporal.shape[0]
     total = np.full((b, len(keeps)), mac_energy_pJ)
     for tt in range(N_TENSORS):
-        terms = bm._tensor_terms(tt, batch, free, keys[tt])
+        terms = shared.terms[tt]
         scaled = dict(terms, lam=terms["lam"] * F[:, :, tt, :])
         pair = {}
         for pairs in oe.chain_pairs[tt]:

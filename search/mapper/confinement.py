@@ -60,8 +60,8 @@ import numpy as np
 
 from formulation.axes import DIMS, N_TENSORS, Tensor
 from formulation.factors import divisors
+from search.mapper.bounds import RelaxedTerms
 from search.mapper.order_energy import deepest_relevant
-from search.mapper.splits import relaxed_keys
 
 #: Whether partial tilings' per-keep-combination energy is raised by the confinement rule (module
 #: docstring); off is weaker, still valid.
@@ -77,22 +77,24 @@ def _scaled(bm, tt, p, c, terms, factor):
 
 
 def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
-                       free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray) -> np.ndarray | None:
+                       free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray,
+                       shared: RelaxedTerms | None = None) -> np.ndarray | None:
     """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings by the
     confinement rule (module docstring), ``[b, k]`` (``-inf`` where it says nothing); ``None`` when
     it applies nowhere. ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`, the relaxed
-    split) prices every pair the rule leaves alone and marks the parents that may keep a tensor."""
+    split) prices every pair the rule leaves alone and marks the parents that may keep a tensor;
+    ``shared`` (the same rows and ``free``) gives the batch and the relaxed pair terms already computed."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
+    if shared is None:
+        shared = RelaxedTerms(bm, bm.batch(temporal, sx, sy), free)
     L = bm.levels
     b = temporal.shape[0]
-    batch = bm.batch(temporal, sx, sy)
+    batch = shared.batch
     tile = batch.spans.prod(axis=-1)                                                     # [b, L+1, t]
     mstar = deepest_relevant(temporal, bm.rel)
     t = temporal.astype(np.float64)
-    cap_above = np.concatenate([np.ones((b, 1)), np.cumprod(batch.cap, axis=1)], axis=1)
-    keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
-    terms = [None] * N_TENSORS
+    cap_above = batch.cap_above
     out = np.full((b, len(keeps)), -np.inf)
     hit = False
     fit_cache: dict = {}     # (level, tensors kept there, Q) -> _tuples_fit
@@ -104,7 +106,7 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 continue
             q = [int(d) for d in DIMS if free[d] and bm.rel[tt][d] and bm.dims[d] > 1]
             for p, c in chains[tt]:
-                if not q or c >= L or not np.isfinite(bm.sizes[c]) or bm.sizes[c] >= np.iinfo(np.int64).max:
+                if not q or c >= L or not bm.bounded[c]:
                     continue
                 others = sum(tile[:, c, o] for o in range(N_TENSORS) if o != tt and oe.keep_table[k, c, o])
                 room = np.floor((bm.sizes[c] - others) / tile[:, c, tt])
@@ -121,9 +123,7 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 rows = (mstar[:, tt, c] <= 0) & active & (room >= 1) & np.isfinite(base)
                 if not rows.any():
                     continue
-                for o in range(N_TENSORS):
-                    if terms[o] is None:
-                        terms[o] = bm._tensor_terms(o, batch, free, keys[o])
+                terms = shared.terms
                 hit = True
                 lam0 = np.where((~bm.rel & ~free)[None], t[:, :1], 1.0).prod(axis=2)            # [b, t]
                 cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
@@ -143,7 +143,7 @@ def _tuples_fit(bm, kept: np.ndarray, ext: np.ndarray, q: list[int], tuples: lis
     e = np.repeat(ext[:, None], len(f), axis=1)                                          # [b, n, 7]
     for i, d in enumerate(q):
         e[:, :, d] = np.maximum(1.0, bm.dims[d] / (f[None, :, i] * spatial[:, None]))
-    tile = (1 + np.einsum("tad,bnd->bnta", bm.proj, e - 1)).prod(axis=-1)               # [b, n, t]
+    tile = bm.spans(e).prod(axis=-1)                                                    # [b, n, t]
     return (tile * kept[None, None]).sum(axis=2) <= bm.sizes[c]
 
 

@@ -89,8 +89,7 @@ import numpy as np
 
 from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor, projection
 from search.mapper.orders import level_orders, non_window_dims_of_inputs
-from search.mapper.bounds import SLACK
-from search.mapper.splits import relaxed_keys
+from search.mapper.bounds import SLACK, RelaxedTerms
 
 #: Whether complete tilings' per-keep-set energy is raised to the least over the loop orders
 #: (module docstring); off is weaker, still valid.
@@ -238,7 +237,7 @@ class OrderEnergy:
                                      for pairs in chains]) for chains in self.chain_pairs]
 
     def pair_costs(self, temporal, sx, sy, chain_cost, levels: list[tuple[np.ndarray, np.ndarray]],
-                   free: np.ndarray | None = None, with_words: bool = True):
+                   free: np.ndarray | None = None, with_words: bool = True, shared: RelaxedTerms | None = None):
         """Per pair, the order-free part ``fixed[b, t, p, c]`` (pJ, with ``G``; ``inf`` where ``p`` may
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
@@ -247,12 +246,14 @@ class OrderEnergy:
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
         ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
         dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and a
-        windowed input's pairs go to ``m*`` too (no stride change); without ``with_words`` no words."""
+        windowed input's pairs go to ``m*`` too (no stride change); without ``with_words`` no words.
+        ``shared`` (the same rows and ``free``) gives the batch and the pair terms already computed."""
         bm, L = self.bm, self.levels
         partial = free is not None and bool(np.any(free))
         free = np.zeros(N_DIMS, dtype=bool) if free is None else np.asarray(free, dtype=bool)
-        batch = bm.batch(temporal, sx, sy)
-        keys = relaxed_keys(free, bm.dims, bm.rel, bm.window_pairs).keys
+        if shared is None:
+            shared = RelaxedTerms(bm, bm.batch(temporal, sx, sy), free)
+        batch = shared.batch
         mstar = deepest_relevant(temporal, self.rel)                          # [b, t, L+1]
         attach = mstar.copy()
         if bm.input_windowed and not partial:
@@ -269,7 +270,7 @@ class OrderEnergy:
         words_level = [np.zeros((3, b, N_TENSORS, L + 1, L + 1, sv.shape[1])) for sv, _ in levels] \
             if with_words else []
         for tt in range(N_TENSORS):
-            terms = bm._tensor_terms(tt, batch, free, keys[tt])
+            terms = shared.terms[tt]
             for c in range(1, L + 1) if with_words else ():
                 for p in range(c):
                     counts = bm._pair_energy(tt, p, c, terms, counts=True)[1:]

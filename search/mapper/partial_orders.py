@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from formulation.axes import N_TENSORS
-from search.mapper.bounds import SLACK
+from search.mapper.bounds import SLACK, RelaxedTerms
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix
@@ -112,7 +112,8 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     for lo in range(0, b, CHUNK):
         rows = slice(lo, lo + CHUNK)
         t = temporal[rows]
-        fits = _keeps_fit(oe, t, sx[rows], sy[rows])
+        shared = RelaxedTerms(oe.bm, oe.bm.batch(t, sx[rows], sy[rows]), free)   # one batch for every term below
+        fits = _keeps_fit(oe, shared.batch)
         least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
         plain, extra = least.copy(), np.zeros_like(least)     # extra: the refetch terms over the chains
         cyc = np.repeat(base[rows][:, None], least.shape[1], axis=1)
@@ -123,18 +124,20 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
             levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
             fixed, per_level, words, words_level = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
                                                                  [(sv, inn) for sv, inn, _ in levels], free=free,
-                                                                 with_words=bool(channels))
+                                                                 with_words=bool(channels), shared=shared)
             joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
             for part in per_level:
                 joint = joint + oe._per_keep(part, keeps).min(axis=2)
             least[:, keeps] = np.maximum(least[:, keeps], joint)
             if CAPACITY_REFETCH:
-                forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
+                forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps,
+                                         shared)
                 if forced is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], forced)
                     extra[:, keeps] = np.maximum(extra[:, keeps], _excess(forced, plain[:, keeps]))
             if CONFINEMENT:
-                confined = confinement_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps)
+                confined = confinement_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ,
+                                              keeps, shared)
                 if confined is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], confined)
                     extra[:, keeps] = np.maximum(extra[:, keeps], _excess(confined, plain[:, keeps]))
@@ -152,7 +155,7 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 idx = idx[sel]
             if len(idx):
                 r = idx - lo
-                split = _split_keep_bounds(oe, t[r], sx[idx], sy[idx], free, keeps, energy[r], cyc[r], extra[r],
+                split = _split_keep_bounds(oe, shared.batch.take(r), free, keeps, energy[r], cyc[r], extra[r],
                                            mac_energy_pJ)
                 if split is not None:
                     out[:, idx] = np.maximum(out[:, idx], split)
@@ -165,10 +168,11 @@ def _excess(total: np.ndarray, plain: np.ndarray) -> np.ndarray:
     return np.where(ok, total - np.where(ok, plain, 0.0), 0.0)
 
 
-def _split_keep_bounds(oe: OrderEnergy, temporal, sx, sy, free: np.ndarray, keeps: np.ndarray, energy: np.ndarray,
+def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarray, energy: np.ndarray,
                        cycles: np.ndarray, extra: np.ndarray, mac_energy_pJ: float) -> np.ndarray | None:
     """``[3, b]``: the energy, cycles and EDP bounds with each keep combination of ``keeps`` priced per
-    split of the free fanout (:func:`partial_order_bounds`); ``energy``/``cycles[b, K]`` the split-free
+    split of the free fanout (:func:`partial_order_bounds`) for the rows of ``batch``
+    (:meth:`search.mapper.bounds.BoundModel.batch`); ``energy``/``cycles[b, K]`` the split-free
     bounds per keep combination (``inf`` where it does not fit), ``extra[b, K]`` the refetch terms'
     excess over the split-free chain costs. ``None`` without splits."""
     bm = oe.bm
@@ -178,7 +182,6 @@ def _split_keep_bounds(oe: OrderEnergy, temporal, sx, sy, free: np.ndarray, keep
     table = bm.split_table(free)
     if table is None:
         return None
-    batch = bm.batch(temporal, sx, sy)
     splits = table.for_rows(batch.capx, batch.capy)
     g = bm.layer.G
     total, words0 = mac_energy_pJ, []
@@ -200,12 +203,12 @@ def _split_keep_bounds(oe: OrderEnergy, temporal, sx, sy, free: np.ndarray, keep
                      np.minimum((e * c).min(axis=(1, 2)), (e_rest * c_rest).min(axis=1)) * SLACK])
 
 
-def _keeps_fit(oe: OrderEnergy, temporal, sx, sy) -> np.ndarray:
+def _keeps_fit(oe: OrderEnergy, batch) -> np.ndarray:
     """``[b, K]``: whether the tiles each keep combination keeps fit every level together, the
     free extents at 1 (tiles grow with the free factors: a combination that overflows now
-    overflows in every completion)."""
+    overflows in every completion), for the rows of ``batch`` (:meth:`search.mapper.bounds.BoundModel.batch`)."""
     bm = oe.bm
-    tile = bm.batch(temporal, sx, sy).spans[:, :oe.levels].prod(axis=-1)          # [b, L, t]
+    tile = batch.spans[:, :oe.levels].prod(axis=-1)                               # [b, L, t]
     table = oe.keep_table.astype(np.float64)                                      # [K, L, t]
     used = np.einsum("klt,blt->bkl", table, tile)
     return (used <= bm.sizes[None, None]).all(axis=2)
