@@ -16,7 +16,7 @@ from search.mapper.leaves import Rules
 from search.mapper.mapper import _Incumbent, _Search
 from search.mapper.objective import objective_of
 from search.mapper.space import Space
-from search.mapper.spatial import MAX_SPREADS, FixedSpatialSpace, SpatialQueue, spread_searches
+from search.mapper.spatial import MAX_SPREADS, FixedSpatialSpace, SpatialQueue
 from search.mapper.spread import full_spreads
 from tests.mapper_cases import brute_force, tiny_arch
 
@@ -49,7 +49,7 @@ def test_a_fixed_spatial_search_finds_the_best_mapping_with_that_assignment(obje
         assert (chosen.spatial_x[0, level] == x).all() and (chosen.spatial_y[0, level] == y).all()
 
 
-def test_spread_searches_offer_the_best_whole_array_mapping_to_the_incumbent():
+def test_one_spatial_queue_run_offers_the_best_whole_array_mapping_to_the_incumbent():
     energy, cycles, arrays = brute_force(LAYER, ARCH)
     values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
     level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), 100)
@@ -57,8 +57,8 @@ def test_spread_searches_offer_the_best_whole_array_mapping_to_the_incumbent():
     for x, y in spreads:
         inside |= _with_assignment(arrays, level, x, y)
     inc = _Incumbent(Objective.EDP, ARCH.clock_GHz)
-    scored = spread_searches(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), math.inf,
-                                                   math.inf, space=space), Space(LAYER, ARCH), inc, math.inf)
+    scored = SpatialQueue().run(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), math.inf,
+                                                      math.inf, space=space), Space(LAYER, ARCH), inc, math.inf)
     assert scored > 0
     assert inc.value == pytest.approx(values[inside].min(), rel=1e-9)
 

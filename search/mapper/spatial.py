@@ -8,10 +8,10 @@ co-design's 64x48 PEs (GlobalBuffer 128 Ki words, RegisterFile 16 words): the ma
 9050 pJ·s in 40 s, while its search restricted to one of the 220 whole-array assignments (C = 64
 on X; R = 3 and K = 16 on Y) proves 7217 pJ·s the best of that subspace in 8 s.
 
-:func:`spread_searches` therefore runs, before the main search and for a share of its time, the
+:class:`SpatialQueue` therefore runs, before the main search and for a share of its time, the
 same branch and bound on :class:`FixedSpatialSpace` subspaces, one per whole-array assignment of
 :func:`search.mapper.spread.full_spreads`, least root bound first, sharing the main search's
-incumbent (whose bound cuts them). A :class:`SpatialQueue` keeps their place between the slices of
+incumbent (whose bound cuts them). The queue keeps their place between the slices of
 a layer's time (:mod:`search.mapper.schedule`): measured on ResNet-18 at 64x48 PEs (GlobalBuffer 96 Ki
 words), one 240 s budget for the network on 2 workers left ``layer1_3x3`` at 8158 pJ·s (gap 19%)
 when only a layer's first slice ran spatial searches, and at 7132 pJ·s (gap 2.9%) with the queue
@@ -63,7 +63,7 @@ def _root_bound(sub) -> float:
 @dataclass
 class SpatialQueue:
     """The whole-array subspaces of one layer still to search, least root bound first, and the open nodes
-    of the one a deadline stopped: the spatial searches of :func:`spread_searches` given in slices.
+    of the one a deadline stopped: the spatial searches of the module docstring, given in slices.
 
     A layer's time often comes in slices (:mod:`search.mapper.schedule`), and a slice of a few seconds
     holds only the first subspaces (measured: the best subspace of ``layer1_3x3`` at 64x48 PEs needs
@@ -104,9 +104,16 @@ class SpatialQueue:
 
     def run(self, make_search, whole: Space, incumbent, deadline: float) -> int:
         """Search the subspaces from where the queue stands until ``deadline`` (``time.monotonic()``),
-        each offering its mappings to ``incumbent``; returns how many mappings were scored. A subspace
-        whose root bound reaches the incumbent ends the queue (the rest are ranked after it: nothing
-        better is in them). ``make_search(space)`` builds a search over ``space``."""
+        each offering its mappings to ``incumbent``; returns how many mappings were scored. ``whole`` is
+        the layer's whole mapspace (its options are filtered, not listed again); ``make_search(space)``
+        builds a search over ``space``.
+
+        The subspaces are taken by their root bound, least first (measured on ``layer1_3x3`` at 64x48
+        PEs: the assignment of the best mapping found is the first of 220); a subspace whose root bound
+        reaches the incumbent ends the queue (the rest are ranked after it: nothing better is in them).
+        Each runs until it is done or the deadline (most finish in well under a second once the
+        incumbent is good; giving the first ones only a slice each was measured to miss the best
+        subspace, whose search needs about 4 s to reach it)."""
         if self.spreads is None:
             self._rank(make_search, whole, incumbent)
         scored = 0
@@ -127,19 +134,4 @@ class SpatialQueue:
         return scored
 
 
-def spread_searches(make_search, whole: Space, incumbent, deadline: float, seed: int = 0) -> int:
-    """Branch and bound on one :class:`FixedSpatialSpace` after another (module docstring) until
-    ``deadline`` (``time.monotonic()``), each offering its mappings to ``incumbent``; returns how many
-    mappings were scored. ``whole`` is the layer's whole mapspace (its options are filtered, not
-    listed again); ``make_search(space)`` builds a search over ``space``.
-
-    The subspaces are taken by their root bound, least first (measured on ``layer1_3x3`` at 64x48
-    PEs: the assignment of the best mapping found is the first of 220), and skipped when that bound
-    reaches the incumbent (nothing better is in them); each runs until it is done or the deadline
-    (most finish in well under a second once the incumbent is good; giving the first ones only a
-    slice each was measured to miss the best subspace, whose search needs about 4 s to reach it).
-    One call of a fresh :class:`SpatialQueue`."""
-    return SpatialQueue(seed).run(make_search, whole, incumbent, deadline)
-
-
-__all__ = ["FixedSpatialSpace", "SpatialQueue", "spread_searches"]
+__all__ = ["FixedSpatialSpace", "SpatialQueue"]
