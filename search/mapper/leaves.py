@@ -137,7 +137,7 @@ class LeafExpander:
             return out
         t, x, y = temporal[rows], sx[rows], sy[rows]
         tiles = self.tiles(t, x, y)
-        fits = ((self.keep_table[None] * tiles[:, None]).sum(axis=3) <= self.sizes[None, None]).all(axis=2)
+        fits = keeps_fit(self.keep_table, tiles, self.sizes)
         energy, cycles, _ = self.keep_bounds(t, x, y, take_bounds(bounds, rows), cycles=cycles, can_beat=can_beat,
                                              fits=fits)
         energy, cycles = np.where(fits, energy, np.inf), np.where(fits, cycles, np.inf)
@@ -163,7 +163,7 @@ class LeafExpander:
         spatial orders.
         """
         L = self.levels
-        fits = ((self.keep_table * tiles[None]).sum(axis=2) <= self.sizes[None]).all(axis=1)
+        fits = keeps_fit(self.keep_table, tiles, self.sizes)
         x_dims = [tuple(int(d) for d in np.flatnonzero(sx[l] > 1)) for l in range(L)]
         y_dims = [tuple(int(d) for d in np.flatnonzero(sy[l] > 1)) for l in range(L)]
         sp_full = math.prod(math.factorial(len(x)) * math.factorial(len(y)) for x, y in zip(x_dims, y_dims))
@@ -220,6 +220,14 @@ def take_bounds(bounds, rows: np.ndarray):
     return dataclasses.replace(bounds, **arrays)
 
 
+def keeps_fit(keep_table: np.ndarray, tiles: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Whether the tiles each keep combination ``keep_table[K, L, t]`` keeps fit every level together
+    (Timeloop's capacity check: a level's kept tiles ``tiles[..., L, t]`` (words) sum to at most its
+    size ``sizes[L]``), ``[..., K]``."""
+    used = np.einsum("klt,...lt->...kl", keep_table.astype(np.float64), tiles)
+    return (used <= sizes).all(axis=-1)
+
+
 def chain_matrix(keep_table: np.ndarray) -> np.ndarray:
     """``M[k, t, p, c] = 1`` when, in keep combination ``k``, ``c`` is the next level below ``p`` keeping
     ``t`` (``c = L``: the MACs), so that a combination's bound energy is ``sum M * chain_cost``."""
@@ -254,4 +262,4 @@ def keep_set_energy(bounds, matrix: np.ndarray) -> np.ndarray:
     return bounds.mac_energy_pJ + energy
 
 
-__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix", "keep_set_energy"]
+__all__ = ["LeafExpander", "Rules", "RULES", "chain_energy", "chain_matrix", "keep_set_energy", "keeps_fit"]

@@ -48,7 +48,7 @@ from formulation.axes import N_TENSORS
 from search.mapper.bounds import SLACK, RelaxedTerms
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
-from search.mapper.leaves import chain_energy, chain_matrix
+from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
 from search.mapper.order_energy import OrderEnergy, level_savings
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
@@ -207,11 +207,7 @@ def _keeps_fit(oe: OrderEnergy, batch) -> np.ndarray:
     """``[b, K]``: whether the tiles each keep combination keeps fit every level together, the
     free extents at 1 (tiles grow with the free factors: a combination that overflows now
     overflows in every completion), for the rows of ``batch`` (:meth:`search.mapper.bounds.BoundModel.batch`)."""
-    bm = oe.bm
-    tile = batch.spans[:, :oe.levels].prod(axis=-1)                               # [b, L, t]
-    table = oe.keep_table.astype(np.float64)                                      # [K, L, t]
-    used = np.einsum("klt,blt->bkl", table, tile)
-    return (used <= bm.sizes[None, None]).all(axis=2)
+    return keeps_fit(oe.keep_table, batch.spans[:, :oe.levels].prod(axis=-1), oe.bm.sizes)
 
 
 __all__ = ["partial_order_bounds", "partial_order_energy", "PARTIAL_CYCLES", "PARTIAL_ORDERS"]
