@@ -150,7 +150,7 @@ class _Search:
         opts = self.space.options
         self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
         # most factor placements first; a probe (search.mapper.spatial) fewest first and stops at its first leaves
-        self.probe = probe
+        self.probe, self.probe_done = probe, False
         self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1),
                                   key=lambda d: opts[d].count if probe else -opts[d].count))
         self.counter = Completions(self.space, self.order)
@@ -355,6 +355,7 @@ class _Search:
                 if tick:
                     tick(self.covered())
                 if self.probe:
+                    self.probe_done = True
                     break
                 if self.rest is not None:
                     stack.append(self.rest)
