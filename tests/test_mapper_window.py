@@ -81,6 +81,25 @@ def test_the_sumset_raises_the_bound_of_a_depthwise_tiling(monkeypatch):
     args = (arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows], np.ones(N_DIMS, dtype=bool))
     tight = BoundModel(layer, arch).bounds(*args)
     monkeypatch.setattr(window_module, "sumset_multicast", lambda s1, s2: np.minimum(s1, s2))
+    monkeypatch.setattr(window_module, "grid_multicast", lambda bm, s, t, pair, axis: np.minimum(
+        *(np.cumprod(s[:, ::-1], axis=1)[:, ::-1][:, :, d] for d in pair)))
     loose = BoundModel(layer, arch).bounds(*args)
     assert tight.chain_cost[0, 1, 0, -1] > loose.chain_cost[0, 1, 0, -1]
     assert tight.energy_pJ[0] <= energy[same].min()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_grid_multicast_counts_the_distinct_coordinates_of_a_spread_pair(stride):
+    """P 4 and R 3 spread on one fanout (no temporal factor below it): ``stride * i + j`` takes 6
+    distinct values for stride 1 and 9 for stride 2, so 12 MACs share a coordinate 2 or 4/3 times."""
+    from search.mapper.bounds import BoundModel as BM
+    layer = Layer("dw", N=1, K=1, C=1, P=4, Q=1, R=3, S=1, Wstride=stride)
+    arch = tiny_arch(2, (12, 1), glb_words=1024)
+    bm = BM(layer, arch)
+    s = np.ones((1, 2, N_DIMS))
+    s[0, 0, 3], s[0, 0, 5] = 4, 3
+    t = np.ones((1, 2, N_DIMS))
+    axis = bm.window_axes[0]
+    share = window_module.grid_multicast(bm, s, t, [3, 5], axis)
+    assert share[0, 0] == pytest.approx(12 / (6 if stride == 1 else 9))
+    assert share[0, 1] == pytest.approx(1.0)

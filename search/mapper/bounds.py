@@ -559,7 +559,7 @@ class BoundModel:
             xwin = window_children(self, s, free)
             if SWEEP_REFETCH:
                 sweep = sweep_reads(self.layer, self.proj, t, s, batch.ext, batch.cap, free, self.dims)[:, None]
-            mac_words = window_mac_words(self, s, free, cap_below, keys)
+            mac_words = window_mac_words(self, s, free, cap_below, keys, t=t)
         return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
                 "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
                 "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}

@@ -12,7 +12,8 @@ from formulation.axes import DIMS, Dim, Tensor
 from search.mapper.splits import TensorKeys
 
 
-def window_mac_words(bm, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys) -> np.ndarray:
+def window_mac_words(bm, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray, keys: TensorKeys,
+                     t: np.ndarray | None = None) -> np.ndarray:
     """Reads of a windowed input by a parent ``p`` feeding the MACs, ``[b, key, L]``.
 
     ``n_p X(p, L) compute``: with ``S_d = prod_{m>=p} s_{m,d}``, ``n_p compute = prod_d D_d / S_d``
@@ -24,7 +25,8 @@ def window_mac_words(bm, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray,
     ``min(ub(S_K) prod_axes min(ub(S_1), ub(S_2)), prod_assigned S * cap)`` over ``K`` and
     the window dimensions. With at most one of a pair's two dimensions free, its term is also at
     most :func:`sumset_multicast` of ``S_1`` and ``S_2`` (the free one's at ``keys.win``: the
-    term rises with both).
+    term rises with both); with both assigned and the temporal factors ``t`` given, at most
+    :func:`grid_multicast`.
     """
     L = bm.levels
     macs = float(np.prod(bm.dims))
@@ -40,9 +42,14 @@ def window_mac_words(bm, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray,
         if fixed:
             term = np.minimum(term, below[:, None, :, fixed].min(axis=-1))
         if len(pair) == 2 and len(fixed) == 2:
-            term = np.minimum(term, sumset_multicast(below[:, None, :, fixed[0]], below[:, None, :, fixed[1]]))
+            share = sumset_multicast(below[:, :, pair[0]], below[:, :, pair[1]])
+            if t is not None:
+                share = np.minimum(share, grid_multicast(bm, s, t, pair, bm.window_axes[ai]))
+            term = np.minimum(term, share[:, None, :])
         elif len(pair) == 2 and len(fixed) == 1:  # the free one's S_d is at most its z (keys.win)
             term = np.minimum(term, sumset_multicast(below[:, None, :, fixed[0]], keys.win[None, :, None, ai]))
+            if t is not None and len(bm.fan_levels) == 1:
+                term = np.minimum(term, grid_multicast_free(bm, s, t, pair, bm.window_axes[ai], fixed[0], keys.win[:, ai]))
         divisor *= term
         dims_used += pair
     used = np.zeros(len(DIMS), dtype=bool)
@@ -74,6 +81,76 @@ def sumset_multicast(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return s1 * s2 / (s1 + s2 - 1)
 
 
+def grid_multicast(bm, s: np.ndarray, t: np.ndarray, pair: list[int], axis: int) -> np.ndarray:
+    """``[b, L]``: MACs per distinct input coordinate along window ``axis`` (moved by the two dimensions
+    ``pair``, both assigned) under one instance of each parent ``p``, exact where the pair's spatial
+    factors in the levels ``p .. L-1`` sit at one fanout level ``m``; :func:`sumset_multicast` elsewhere.
+
+    At one step the MACs under ``p`` hold every pair ``(i, j)`` of the two dimensions' spatial indices
+    at ``m`` (``n = s_{m,1}``, ``k = s_{m,2}``; no other level in ``p .. L-1`` spreads them) and read
+    the coordinates ``c0 + a i + b j``, with steps ``a = A_1 E_1``, ``b = A_2 E_2`` (``A`` the
+    projection's coefficients, stride and dilation; ``E_d = prod_{l > m} t_{l,d}`` the extent each
+    spatial index covers, the temporal indices below being common to all). With ``g = gcd(a, b)``,
+    ``a' = a / g``, ``b' = b / g``: ``a i + b j = a i' + b j'`` iff ``i - i'`` is a multiple of
+    ``b'`` and ``j' - j`` the same multiple of ``a'``, so each pair with ``i >= b'`` and ``j < k - a'``
+    repeats the coordinate of ``(i - b', j + a')`` and every other pair is the first of its
+    coordinate: ``n k - max(0, n - b') max(0, k - a')`` distinct coordinates (``n + k - 1`` for
+    ``a' = b' = 1``). The MACs per coordinate are ``n k`` over that."""
+    L = bm.levels
+    b_rows = s.shape[0]
+    d1, d2 = pair
+    c1, c2 = int(bm.proj[Tensor.I, axis, d1]), int(bm.proj[Tensor.I, axis, d2])
+    below = np.cumprod(s[:, ::-1], axis=1)[:, ::-1]
+    out = sumset_multicast(below[:, :, d1], below[:, :, d2])
+    spread = (s[:, :, d1] > 1) | (s[:, :, d2] > 1)                            # [b, L]
+    inner = np.concatenate([np.cumprod(t[:, ::-1], axis=1)[:, ::-1][:, 1:], np.ones((b_rows, 1, t.shape[2]))],
+                           axis=1)                                             # prod_{l > m} t_{l,d}
+    for p in range(L):
+        levels = spread[:, p:]
+        one = levels.sum(axis=1) == 1
+        if not one.any():
+            continue
+        m = p + np.argmax(levels, axis=1)
+        r = np.arange(b_rows)
+        n, k = s[r, m, d1], s[r, m, d2]
+        a = (c1 * inner[r, m, d1]).astype(np.int64)
+        b = (c2 * inner[r, m, d2]).astype(np.int64)
+        out[:, p] = np.where(one, _grid_share(n.astype(np.int64), k.astype(np.int64), a, b), out[:, p])
+    return out
+
+
+def _grid_share(n: np.ndarray, k: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``n k`` over the distinct values of ``a i + b j`` (``i < n``, ``j < k``; :func:`grid_multicast`)."""
+    g = np.gcd(a, b)
+    a1, b1 = a // g, b // g
+    return n * k / (n * k - np.maximum(0, n - b1) * np.maximum(0, k - a1))
+
+
+def grid_multicast_free(bm, s: np.ndarray, t: np.ndarray, pair: list[int], axis: int, fixed: int,
+                        win: np.ndarray) -> np.ndarray:
+    """``[b, key, L]``: :func:`grid_multicast` with one dimension of the pair free, on an architecture with
+    one fanout level ``m`` (so both dimensions' spatial indices sit there): the largest share over
+    every placement the free dimension ``f`` can take, ``k`` spatial indices at ``m`` and an extent
+    ``E_f`` each (``k E_f`` dividing ``D_f``, ``k <= win[key]``, the split's bound on its spatial
+    product); ``1`` for a parent below ``m`` (no spread pair under it)."""
+    L = bm.levels
+    m = int(bm.fan_levels[0])
+    b_rows = s.shape[0]
+    free_d = pair[0] if pair[1] == fixed else pair[1]
+    cf, cfree = int(bm.proj[Tensor.I, axis, fixed]), int(bm.proj[Tensor.I, axis, free_d])
+    n = s[:, m, fixed].astype(np.int64)
+    a = (cf * np.prod(t[:, m + 1:, fixed], axis=1)).astype(np.int64)
+    D = int(bm.dims[free_d])
+    best = np.ones((b_rows, len(win)))
+    for k in (k for k in range(1, D + 1) if D % k == 0):
+        for e in (e for e in range(1, D // k + 1) if (D // k) % e == 0):
+            share = _grid_share(n, np.full(b_rows, k), a, np.full(b_rows, cfree * e))
+            best = np.maximum(best, np.where(np.asarray(win)[None, :] >= k, share[:, None], 1.0))
+    out = np.ones((b_rows, len(win), L))
+    out[:, :, :m + 1] = best[:, :, None]
+    return out
+
+
 def window_children(bm, s: np.ndarray, free: np.ndarray) -> np.ndarray:
     """``[b, p, c]``: a lower bound on the distinct input offsets along the window axes among the
     children of one instance of ``p`` on fanouts ``p..c-1``: per window axis, the largest
@@ -95,4 +172,4 @@ def window_children(bm, s: np.ndarray, free: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["sumset_multicast", "window_children", "window_mac_words"]
+__all__ = ["grid_multicast", "grid_multicast_free", "sumset_multicast", "window_children", "window_mac_words"]
