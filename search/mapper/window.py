@@ -41,6 +41,8 @@ def window_mac_words(bm, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray,
         fixed = [d for d in pair if not free[d]]
         if fixed:
             term = np.minimum(term, below[:, None, :, fixed].min(axis=-1))
+        elif t is not None and len(pair) == 2 and len(bm.fan_levels) == 1:
+            term = np.minimum(term, grid_multicast_free(bm, s, t, pair, bm.window_axes[ai], None, keys.win[:, ai]))
         if len(pair) == 2 and len(fixed) == 2:
             share = sumset_multicast(below[:, :, pair[0]], below[:, :, pair[1]])
             if t is not None:
@@ -126,27 +128,41 @@ def _grid_share(n: np.ndarray, k: np.ndarray, a: np.ndarray, b: np.ndarray) -> n
     return n * k / (n * k - np.maximum(0, n - b1) * np.maximum(0, k - a1))
 
 
-def grid_multicast_free(bm, s: np.ndarray, t: np.ndarray, pair: list[int], axis: int, fixed: int,
+def _placements(D: int):
+    """Every ``(k, E)`` with ``k E`` dividing ``D``: a free dimension's spatial indices at the one fanout
+    and the extent each covers below it."""
+    return [(k, e) for k in range(1, D + 1) if D % k == 0 for e in range(1, D // k + 1) if (D // k) % e == 0]
+
+
+def grid_multicast_free(bm, s: np.ndarray, t: np.ndarray, pair: list[int], axis: int, fixed: int | None,
                         win: np.ndarray) -> np.ndarray:
-    """``[b, key, L]``: :func:`grid_multicast` with one dimension of the pair free, on an architecture with
-    one fanout level ``m`` (so both dimensions' spatial indices sit there): the largest share over
-    every placement the free dimension ``f`` can take, ``k`` spatial indices at ``m`` and an extent
-    ``E_f`` each (``k E_f`` dividing ``D_f``, ``k <= win[key]``, the split's bound on its spatial
-    product); ``1`` for a parent below ``m`` (no spread pair under it)."""
+    """``[b, key, L]``: :func:`grid_multicast` with one dimension of the pair free (``fixed`` the other) or
+    both (``fixed`` None), on an architecture with one fanout level ``m`` (so both dimensions'
+    spatial indices sit there): the largest share over every placement the free dimensions can take,
+    ``k`` spatial indices at ``m`` and an extent ``E`` each (``k E`` dividing ``D``), with the least
+    ``k`` of the free ones at most ``win[key]`` (the split's bound, :class:`search.mapper.splits.TensorKeys`);
+    ``1`` for a parent below ``m`` (no spread pair under it). Every completion takes one of these
+    placements, so its share is at most the largest."""
     L = bm.levels
     m = int(bm.fan_levels[0])
     b_rows = s.shape[0]
-    free_d = pair[0] if pair[1] == fixed else pair[1]
-    cf, cfree = int(bm.proj[Tensor.I, axis, fixed]), int(bm.proj[Tensor.I, axis, free_d])
-    n = s[:, m, fixed].astype(np.int64)
-    a = (cf * np.prod(t[:, m + 1:, fixed], axis=1)).astype(np.int64)
-    D = int(bm.dims[free_d])
-    best = np.ones((b_rows, len(win)))
-    for k in (k for k in range(1, D + 1) if D % k == 0):
-        for e in (e for e in range(1, D // k + 1) if (D // k) % e == 0):
-            share = _grid_share(n, np.full(b_rows, k), a, np.full(b_rows, cfree * e))
-            best = np.maximum(best, np.where(np.asarray(win)[None, :] >= k, share[:, None], 1.0))
-    out = np.ones((b_rows, len(win), L))
+    win = np.asarray(win)[None, :]
+    c = [int(bm.proj[Tensor.I, axis, d]) for d in pair]
+    options = []                                              # per dimension: [(k [b], step [b], free)]
+    for d, cd in zip(pair, c):
+        if d == fixed:
+            k = s[:, m, d].astype(np.int64)
+            options.append([(k, (cd * np.prod(t[:, m + 1:, d], axis=1)).astype(np.int64), False)])
+        else:
+            options.append([(np.full(b_rows, k), np.full(b_rows, cd * e), True)
+                            for k, e in _placements(int(bm.dims[d]))])
+    best = np.ones((b_rows, win.shape[1]))
+    for k1, a, f1 in options[0]:
+        for k2, b, f2 in options[1]:
+            least = np.minimum(np.where(f1, k1, np.inf), np.where(f2, k2, np.inf))        # the free ones' least k
+            share = _grid_share(k1, k2, a, b)
+            best = np.maximum(best, np.where(win >= least[:, None], share[:, None], 1.0))
+    out = np.ones((b_rows, win.shape[1], L))
     out[:, :, :m + 1] = best[:, :, None]
     return out
 
