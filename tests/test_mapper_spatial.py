@@ -57,9 +57,8 @@ def test_one_spatial_queue_run_offers_the_best_whole_array_mapping_to_the_incumb
     for x, y in spreads:
         inside |= _with_assignment(arrays, level, x, y)
     inc = _Incumbent(Objective.EDP, ARCH.clock_GHz)
-    scored = SpatialQueue().run(lambda space, probe=False: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False),
-                                                                   math.inf, math.inf, space=space, probe=probe),
-                                Space(LAYER, ARCH), inc, math.inf)
+    scored = SpatialQueue().run(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), math.inf,
+                                                      math.inf, space=space), Space(LAYER, ARCH), inc, math.inf)
     assert scored > 0
     assert inc.value == pytest.approx(values[inside].min(), rel=1e-9)
 
@@ -88,37 +87,9 @@ def test_a_spatial_queue_run_in_pickled_slices_finds_what_one_run_finds():
     queue, slices, scored = SpatialQueue(), 0, 0
     while not queue.done and slices < 10_000:
         queue = pickle.loads(pickle.dumps(queue))
-        scored += queue.run(lambda space, probe=False: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False),
-                                                               0.0, 0.0, space=space, probe=probe),
-                            whole, inc, time.monotonic() + 0.02)
+        scored += queue.run(lambda space: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), 0.0, 0.0,
+                                                  space=space), whole, inc, time.monotonic() + 0.02)
         slices += 1
     assert queue.done and scored > 0
     assert inc.value == pytest.approx(values[inside].min(), rel=1e-9)
     assert SpatialQueue.empty().done
-
-
-def test_a_probe_offers_a_legal_mapping_of_its_subspace_and_a_queue_told_enough_searches_nothing():
-    """A probe (fewest placements first, stopped at its first complete tilings) scores mappings of its own
-    subspace only, none better than that subspace's brute-force best; a queue whose ``enough()`` holds
-    searches nothing and stays where it is."""
-    energy, cycles, arrays = brute_force(LAYER, ARCH)
-    values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
-    level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), 100)
-    whole = Space(LAYER, ARCH)
-    for x, y in spreads:
-        probe = _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False), math.inf, math.inf,
-                        space=FixedSpatialSpace(whole, level, x, y), probe=True)
-        opts = probe.space.options
-        assert [opts[d].count for d in probe.order] == sorted(opts[d].count for d in probe.order)
-        probe.run()
-        assert probe.evaluated > 0
-        chosen = probe.inc.arrays
-        assert (chosen.spatial_x[0, level] == x).all() and (chosen.spatial_y[0, level] == y).all()
-        assert probe.inc.value >= values[_with_assignment(arrays, level, x, y)].min() * (1 - 1e-9)
-    inc = _Incumbent(Objective.EDP, ARCH.clock_GHz)
-    queue = SpatialQueue()
-    scored = queue.run(lambda space, probe=False: _Search(LAYER, ARCH, Objective.EDP, Rules(symmetry=False),
-                                                          math.inf, math.inf, space=space, probe=probe),
-                       whole, inc, math.inf, enough=lambda: True)
-    assert scored == 0 and not math.isfinite(inc.value)
-    assert queue.cursor == 0 and queue.probes == 0 and not queue.done

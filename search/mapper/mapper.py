@@ -137,7 +137,7 @@ class _Search:
     """State of one branch-and-bound run (see the module docstring)."""
 
     def __init__(self, layer, arch, objective, rules, deadline, switch, front: bool = False,
-                 space: Space | None = None, probe: bool = False) -> None:
+                 space: Space | None = None) -> None:
         self.layer, self.arch, self.objective, self.rules = layer, arch, objective, rules
         self.front = front
         self.deadline, self.switch = deadline, switch
@@ -149,10 +149,7 @@ class _Search:
         self.L = self.space.levels
         opts = self.space.options
         self.fixed = [int(d) for d in DIMS if opts[d].count == 1]
-        # most factor placements first; a probe (search.mapper.spatial) fewest first and stops at its first leaves
-        self.probe, self.probe_done = probe, False
-        self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1),
-                                  key=lambda d: opts[d].count if probe else -opts[d].count))
+        self.order = tuple(sorted((int(d) for d in DIMS if opts[d].count > 1), key=lambda d: -opts[d].count))
         self.counter = Completions(self.space, self.order)
         self.inc = _Incumbent(objective, arch.clock_GHz)
         self.spatial: SpatialQueue | None = None  # the whole-array subspaces still to search (map_layer)
@@ -354,9 +351,6 @@ class _Search:
                 self.leaves(node)
                 if tick:
                     tick(self.covered())
-                if self.probe:
-                    self.probe_done = True
-                    break
                 if self.rest is not None:
                     stack.append(self.rest)
                     break
@@ -458,9 +452,8 @@ def spatial_searches(search: _Search, stack, time_limit_s: float, begin: bool = 
     sub_rules = replace(search.rules, symmetry=False)
     end = min(search.final_deadline, time.monotonic() + min(SPATIAL_SHARE * time_limit_s, SPATIAL_MAX_S))
     layer, arch, objective = search.layer, search.arch, search.objective
-    return queue.run(lambda space, probe=False: _Search(layer, arch, objective, sub_rules, end, end, space=space,
-                                                        probe=probe),
-                     search.space, search.inc, end, enough=lambda: _open_gap(search, stack) <= SPATIAL_MIN_GAP)
+    return queue.run(lambda space: _Search(layer, arch, objective, sub_rules, end, end, space=space),
+                     search.space, search.inc, end)
 
 
 def _result(search: _Search, stack, arch: Architecture, seeds: int, interrupted: bool, wall_s: float) -> MapperResult:

@@ -33,8 +33,6 @@ from search.mapper.spread import full_spreads
 
 #: Whole-array assignments listed per layer (a random choice among more, seeded).
 MAX_SPREADS = 256
-#: A subspace's probe (:meth:`SpatialQueue.run`) runs at most this long (s).
-PROBE_MAX_S = 3.0
 
 
 class FixedSpatialSpace(Space):
@@ -81,9 +79,6 @@ class SpatialQueue:
     bounds: list | None = None
     cursor: int = 0
     partial: list | None = None  # the open nodes of subspace ``cursor`` when a deadline stopped it
-    probes: int = 0  # subspaces probed so far (:meth:`_probe`), in rank order
-    probe_partial: list | None = None  # the open nodes of probe ``probes`` when a deadline stopped it
-    probe_s: float = 0.0  # ... and the time it has had
 
     @classmethod
     def empty(cls) -> SpatialQueue:
@@ -107,35 +102,24 @@ class SpatialQueue:
         self.spreads = [(r[2], r[3]) for r in ranked]
         self.bounds = [r[0] for r in ranked]
 
-    def run(self, make_search, whole: Space, incumbent, deadline: float, enough=None) -> int:
+    def run(self, make_search, whole: Space, incumbent, deadline: float) -> int:
         """Search the subspaces from where the queue stands until ``deadline`` (``time.monotonic()``),
         each offering its mappings to ``incumbent``; returns how many mappings were scored. ``whole`` is
-        the layer's whole mapspace (its options are filtered, not listed again); ``make_search(space,
-        probe=False)`` builds a search over ``space``; ``enough()`` (optional) says, between two
-        subspaces, that the incumbent is good enough for now (the queue stays where it is).
+        the layer's whole mapspace (its options are filtered, not listed again); ``make_search(space)``
+        builds a search over ``space``.
 
-        First every subspace gets a *probe* (:meth:`_probe`), then a full search, each pass taking the
-        subspaces by their root bound, least first (measured on ``layer1_3x3`` at 64x48 PEs: the
-        assignment of the best mapping found is the first of 220); a subspace whose root bound reaches
-        the incumbent ends the pass (the rest are ranked after it: nothing better is in them). A full
-        search runs until it is done or the deadline (most finish in well under a second once the
+        The subspaces are taken by their root bound, least first (measured on ``layer1_3x3`` at 64x48
+        PEs: the assignment of the best mapping found is the first of 220); a subspace whose root bound
+        reaches the incumbent ends the queue (the rest are ranked after it: nothing better is in them).
+        Each runs until it is done or the deadline (most finish in well under a second once the
         incumbent is good; giving the first ones only a slice each was measured to miss the best
         subspace, whose search needs about 4 s to reach it)."""
         if self.spreads is None:
             self._rank(make_search, whole, incumbent)
         scored = 0
-        while self.probes < len(self.spreads) and time.monotonic() < deadline:
-            if self.bounds[self.probes] >= incumbent.cutoff:
-                self.probes, self.probe_partial = len(self.spreads), None
-                break
-            if self.probe_partial is None and enough is not None and enough():
-                break
-            scored += self._probe(make_search, whole, incumbent, deadline)
         while not self.done and time.monotonic() < deadline:
             if self.bounds[self.cursor] >= incumbent.cutoff:
                 self.cursor, self.partial = len(self.spreads), None
-                break
-            if self.partial is None and enough is not None and enough():
                 break
             x, y = self.spreads[self.cursor]
             sub = make_search(FixedSpatialSpace(whole, self.level, x, y))
@@ -148,26 +132,6 @@ class SpatialQueue:
                 break
             self.cursor, self.partial = self.cursor + 1, None
         return scored
-
-    def _probe(self, make_search, whole: Space, incumbent, deadline: float) -> int:
-        """A dive into subspace ``probes`` for an incumbent: its search with the dimensions of fewest factor
-        placements assigned first, stopped after its first complete tilings or :data:`PROBE_MAX_S` of
-        time, over as many slices as it takes (a deadline keeps its open nodes). Measured on MobileNetV2's
-        expand_96_576_14 on eyeriss-like (14x12 PEs): the full search of the best subspace (K 2 and P 7
-        on X, C 12 on Y) assigns K (1890 placements) first and first reaches complete tilings, among
-        them the layer's optimum, after 9-13 s; its probe after 2 s."""
-        x, y = self.spreads[self.probes]
-        probe = make_search(FixedSpatialSpace(whole, self.level, x, y), probe=True)
-        probe.inc = incumbent
-        t0 = time.monotonic()
-        probe.deadline = probe.switch = min(deadline, t0 + PROBE_MAX_S - self.probe_s)
-        left = probe.run(None, self.probe_partial)
-        self.probe_s += time.monotonic() - t0
-        if left and not probe.probe_done and self.probe_s < PROBE_MAX_S:
-            self.probe_partial = left
-        else:
-            self.probes, self.probe_partial, self.probe_s = self.probes + 1, None, 0.0
-        return probe.evaluated
 
 
 __all__ = ["FixedSpatialSpace", "SpatialQueue"]
