@@ -162,6 +162,7 @@ from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Tensor, project
 from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
 from formulation.specs.types import Architecture, Layer
+from search.mapper.chains import cheapest_chains
 from search.mapper.objective import objective_of
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
@@ -186,17 +187,6 @@ JOINT_SPLITS = True
 COMPULSORY_TRAFFIC = True
 #: Whether a windowed input's parent reads are raised to the sweep bound (:mod:`search.mapper.sweep`).
 SWEEP_REFETCH = True
-
-
-def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
-    """The cheapest chain of keepers from level 0 to the MACs by dynamic programming over
-    ``cost[..., p, c]`` (any leading axes, e.g. ``[b, t]`` or ``[b, key]``)."""
-    n = cost.shape[-1]
-    best = np.full(cost.shape[:-1], np.inf)
-    best[..., 0] = 0.0
-    for c in range(1, n):
-        best[..., c] = (best[..., :c] + cost[..., :c, c]).min(axis=-1)
-    return best[..., n - 1]
 
 
 @dataclass(frozen=True)
@@ -408,7 +398,7 @@ class BoundModel:
                 cycles[rows] = np.maximum(cycles[rows], c2)
                 edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
-        return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
+        return Bounds(energy, cycles, cost, cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
                       *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(batch.t, free))
 
     def _allowed_sets(self, t: np.ndarray, free: np.ndarray) -> np.ndarray | None:
@@ -449,7 +439,7 @@ class BoundModel:
                     for c, forced in zip(self.forced_levels, var):
                         if forced:
                             c2[..., c] = cost_full[..., c]
-                per[var] = _cheapest_chains(c2) * g                            # [b, key]
+                per[var] = cheapest_chains(c2) * g                            # [b, key]
             chains.append(per)
             words0.append(w0 * g)
         key = splits.key
