@@ -38,3 +38,16 @@ def test_cheapest_chains_take_non_contiguous_views():
     cost = rng.random((4, 5, 5, 5)).transpose(1, 0, 2, 3)
     want = np.array([[_brute(cost[i, j]) for j in range(4)] for i in range(5)])
     assert np.allclose(cheapest_chains(cost), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(3, 6).flatmap(lambda n: st.tuples(arrays(np.float64, (4, n, n), elements=costs),
+                                                    arrays(np.float64, (4, n, n), elements=costs),
+                                                    st.sets(st.integers(1, n - 1)))))
+def test_cheapest_chains_take_the_forced_columns_from_the_full_table(case):
+    cost, full, columns = case
+    mixed = cost.copy()
+    for c in columns:
+        mixed[..., c] = full[..., c]
+    want = [_brute(mixed[i]) for i in range(len(mixed))]
+    assert np.array_equal(cheapest_chains(cost, full, sorted(columns)), np.array(want))

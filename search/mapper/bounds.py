@@ -364,7 +364,8 @@ class BoundModel:
     def spans(self, ext: np.ndarray) -> np.ndarray:
         """Each tensor's tile span per axis, ``1 + sum_d proj (ext_d - 1)``, for extents ``ext[..., 7]``:
         ``[..., t, a]`` (a tile's words are their product; spans rise with every extent)."""
-        return 1 + np.einsum("tad,...d->...ta", self.proj, ext - 1)
+        t, a, d = self.proj.shape
+        return 1 + ((ext - 1) @ self.proj.reshape(t * a, d).T.astype(float)).reshape(*ext.shape[:-1], t, a)
 
     def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
                cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
@@ -380,7 +381,7 @@ class BoundModel:
         energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
         cost = np.stack([c[0][:, 0] for c in costs], axis=1) * g                  # [b, t, p, c]
-        cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g
+        cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g if self.forced_levels else cost
         b = temporal.shape[0]
         if JOINT_SPLITS and free.any() and len(self.fan_levels):
             rows = np.arange(b)
@@ -433,13 +434,8 @@ class BoundModel:
             costs.append((cost, cost_full))
             per = {}
             for var in variants:
-                c2 = cost
-                if any(var):
-                    c2 = cost.copy()
-                    for c, forced in zip(self.forced_levels, var):
-                        if forced:
-                            c2[..., c] = cost_full[..., c]
-                per[var] = cheapest_chains(c2) * g                            # [b, key]
+                columns = [c for c, forced in zip(self.forced_levels, var) if forced]
+                per[var] = cheapest_chains(cost, cost_full, columns) * g       # [b, key]
             chains.append(per)
             words0.append(w0 * g)
         key = splits.key
@@ -484,7 +480,8 @@ class BoundModel:
         b = batch.t.shape[0]
         terms = self._tensor_terms(tt, batch, free, keys)
         shape = (b, keys.count, L + 1, L + 1)
-        cost, cost_full = np.full(shape, np.inf), np.full(shape, np.inf)
+        cost = np.full(shape, np.inf)
+        cost_full = np.full(shape, np.inf) if self.forced_levels else cost
         words0 = np.full((b, keys.count), np.inf)
         for p in range(L):
             ok = batch.ok[:, tt, p][:, None]
