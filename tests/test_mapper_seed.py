@@ -38,3 +38,21 @@ def test_seed_is_legal_deterministic_and_no_worse_than_samples_or_start(objectiv
     assert scored >= 300 + start.size
     one, _ = seed_incumbent(LAYER, arch, objective, samples=300, seed=0, descents=1)
     assert value <= float(_values(LAYER, arch, one, objective)[0])  # the best sample is among the descended
+
+
+def test_respread_reaches_the_whole_array_from_a_partial_local_optimum():
+    """From a legal mapping on part of the array, the transplants of whole-array assignments, descended,
+    give a legal mapping no worse than it (here strictly better and on more processing elements)."""
+    from search.mapper.seed import _pes, _respread
+
+    arch = load_arch("eyeriss-like")
+    layer = Layer("expand", N=1, K=96, C=24, P=14, Q=14, R=1, S=1)
+    samples = sample_mappings(layer, arch, 200, np.random.default_rng(3))
+    values = _values(layer, arch, samples, Objective.EDP)
+    i = int(np.argmin(np.where(_pes(samples) < 168, values, np.inf)))
+    base, value = samples.take(slice(i, i + 1)), float(values[i])
+    best, scored = _respread(layer, arch, Objective.EDP, base, value, np.random.default_rng(0), 40)
+    new = float(_values(layer, arch, best, Objective.EDP)[0])
+    assert not mapping_violations(layer, arch, best).any()
+    assert scored > 0 and new < value
+    assert _pes(best)[0] > _pes(base)[0]
