@@ -114,10 +114,11 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     return out
 
 
-def joint_factors(bm, keep_table: np.ndarray, batch, dims: list[int]) -> np.ndarray | None:
+def joint_factors(bm, keep_table: np.ndarray, batch, dims: list[int], top: int | None = None) -> np.ndarray | None:
     """``[b, K, L]``: the least product of the temporal factors of the free dimensions ``dims`` at the
     levels ``< c``, cumulative max over the keepers ``1 <= c' <= c`` of each keep combination (module
-    docstring, "Jointly"); ``None`` with fewer than two dimensions or too many tuples."""
+    docstring, "Jointly"), for ``c`` up to ``top`` (default: every level; deeper ones hold the value
+    at ``top``); ``None`` with fewer than two dimensions or too many tuples."""
     if len(dims) < 2:
         return None
     tuples = np.array(list(itertools.product(*[divisors(int(bm.dims[d])) for d in dims])), dtype=np.float64)
@@ -129,7 +130,7 @@ def joint_factors(bm, keep_table: np.ndarray, batch, dims: list[int]) -> np.ndar
     volume = tuples.prod(axis=1)                                                             # [n]
     grows = (bm.proj[:, :, dims] != 0).any(axis=(1, 2))                                      # [t]
     out = np.ones((b, K, L))
-    for c in range(1, L):
+    for c in range(1, L if top is None else min(top + 1, L)):
         if not bm.bounded[c] or not (keep_table[:, c, :] & grows[None]).any():
             continue
         ext = np.repeat(batch.ext[:, c][:, None], len(tuples), axis=1)                       # [b, n, 7]
@@ -147,16 +148,18 @@ def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, fr
     :data:`JOINT_CAPACITY` the larger of it and the joint factor), or ``None`` when no row is forced
     anything; ``batch`` the rows' :meth:`search.mapper.bounds.BoundModel.batch`."""
     free = np.asarray(free, dtype=bool)
+    L = bm.levels
     taus = forced_factors(bm, keep_table, batch, free)
+    mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
     joints = [None] * N_TENSORS
-    if JOINT_CAPACITY:
-        joints = [joint_factors(bm, keep_table, batch, [int(d) for d in np.flatnonzero(free & ~bm.rel[tt] & (bm.dims > 1))])
-                  for tt in range(N_TENSORS)]
+    for tt in range(N_TENSORS) if JOINT_CAPACITY else ():
+        top = int(mstar[:, tt, 2:L].max(initial=-1))              # the deepest level any row indexes
+        if top >= 1:
+            joints[tt] = joint_factors(bm, keep_table, batch,
+                                       [int(d) for d in np.flatnonzero(free & ~bm.rel[tt] & (bm.dims > 1))], top)
     if not taus and all(j is None for j in joints):
         return None
-    L = bm.levels
     b, K = temporal.shape[0], keep_table.shape[0]
-    mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
     F = np.ones((b, K, N_TENSORS, L + 1))
     rows = np.arange(b)
     for tt in range(N_TENSORS):
