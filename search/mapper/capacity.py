@@ -73,8 +73,13 @@ from search.tiling import divisors
 #: buffers force (module docstring); off is weaker, still valid.
 CAPACITY_REFETCH = True
 #: Whether the free dimensions irrelevant to a tensor are also forced jointly (module docstring,
-#: "Jointly"); off is weaker, still valid.
+#: "Jointly"), on layers without a sliding window; off is weaker, still valid. Measured on ResNet-18
+#: on ``eyeriss-like`` (120 s, 2 workers, load 3.3-4): it raised no open bound of the 3x3 layers, and
+#: there the changed order of the depth-first search reached no leaf of layer1_3x3, layer2_3x3_s2 and
+#: layer3_3x3_s2 (their gaps 12-20% against main's 2-4%), so windowed layers go without it
+#: unless ``JOINT_WINDOWED`` (valid for them too: the tests check it against brute force).
 JOINT_CAPACITY = True
+JOINT_WINDOWED = False
 #: Most tuples of divisors enumerated per tensor for the joint term.
 MAX_JOINT_TUPLES = 512
 
@@ -152,7 +157,7 @@ def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, fr
     taus = forced_factors(bm, keep_table, batch, free)
     mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
     joints = [None] * N_TENSORS
-    for tt in range(N_TENSORS) if JOINT_CAPACITY else ():
+    for tt in range(N_TENSORS) if JOINT_CAPACITY and (JOINT_WINDOWED or not bm.input_windowed) else ():
         top = int(mstar[:, tt, 2:L].max(initial=-1))              # the deepest level any row indexes
         if top >= 1:
             joints[tt] = joint_factors(bm, keep_table, batch,
