@@ -47,7 +47,7 @@ rise with every extent). Tensors with more than :data:`MAX_JOINT_TUPLES` tuples 
 (weaker, valid).
 
 Every term of a pair's cost
-(:meth:`search.mapper.bounds.BoundModel._pair_energy`: reads, fills, updates, the Outputs'
+(:func:`search.mapper.pair_terms.pair_energy`: reads, fills, updates, the Outputs'
 ``Lambda - 1``, the multicast and window factors, the links' floor) grows with ``Lambda`` and
 holds with the completion's true product in its place, the compulsory and sweep floors for every
 completion; the pairs into the MACs have no ``Lambda``. Hence the completion's energy with keep
@@ -66,6 +66,7 @@ import numpy as np
 
 from formulation.axes import N_DIMS, N_TENSORS
 from search.mapper.bounds import RelaxedTerms
+from search.mapper.pair_terms import pair_energy
 from search.mapper.order_energy import deepest_relevant
 from search.tiling import divisors
 
@@ -212,7 +213,7 @@ def capacity_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, ch
                 if c == L:
                     pair[p, c] = np.broadcast_to(chain_cost[:, tt, p, c][:, None], (b, len(keeps)))
                 else:
-                    e = bm._pair_energy(tt, p, c, scaled)[0] * g
+                    e = pair_energy(bm, tt, p, c, scaled)[0] * g
                     pair[p, c] = np.where(np.isfinite(chain_cost[:, tt, p, c])[:, None], e, np.inf)
         for j, k in enumerate(keeps):
             for p, c in oe.chain_pairs[tt][oe.chain_index[k, tt]]:
