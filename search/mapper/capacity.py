@@ -64,10 +64,10 @@ import itertools
 
 import numpy as np
 
-from formulation.axes import N_DIMS, N_TENSORS
+from formulation.axes import N_TENSORS
 from search.mapper.bounds import RelaxedTerms
-from search.mapper.pair_terms import pair_energy
 from search.mapper.order_energy import deepest_relevant
+from search.mapper.pair_terms import pair_energy
 from search.tiling import divisors
 
 #: Whether partial tilings' per-keep-combination energy is raised by the refetch their full
