@@ -218,7 +218,9 @@ def main(argv: list[str]) -> int:
         result = run(args)
     except SpecError as err:
         parser.error(str(err))
-    print(f"mapper total {result['mapper_wall_s_total']:.1f} s, {result['proven_optimal']} of "
-          f"{len(result['layers'])} layers proven optimal")
+    wall = (f"network wall time {result['network_wall_s']:.1f} s, the layers' search times summed "
+            if "network_wall_s" in result else "the layers' wall times summed ")
+    print(f"mapper: {result['proven_optimal']} of {len(result['layers'])} layers proven optimal; "
+          f"{wall}{result['mapper_wall_s_total']:.1f} s")
     write_runs(result, args.output, args.append)
     return 0

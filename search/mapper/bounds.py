@@ -162,6 +162,7 @@ from formulation.axes import DIMS, N_AXES, N_TENSORS, RELEVANCE, Tensor, project
 from formulation.bound.layer_terms import compulsory_words
 from formulation.goals import Objective
 from formulation.specs.types import Architecture, Layer
+from search.mapper.chains import cheapest_chains
 from search.mapper.objective import objective_of
 from search.mapper.orders import non_window_dims_of_inputs
 from search.mapper.space import Space, windowed_axes
@@ -186,17 +187,6 @@ JOINT_SPLITS = True
 COMPULSORY_TRAFFIC = True
 #: Whether a windowed input's parent reads are raised to the sweep bound (:mod:`search.mapper.sweep`).
 SWEEP_REFETCH = True
-
-
-def _cheapest_chains(cost: np.ndarray) -> np.ndarray:
-    """The cheapest chain of keepers from level 0 to the MACs by dynamic programming over
-    ``cost[..., p, c]`` (any leading axes, e.g. ``[b, t]`` or ``[b, key]``)."""
-    n = cost.shape[-1]
-    best = np.full(cost.shape[:-1], np.inf)
-    best[..., 0] = 0.0
-    for c in range(1, n):
-        best[..., c] = (best[..., :c] + cost[..., :c, c]).min(axis=-1)
-    return best[..., n - 1]
 
 
 @dataclass(frozen=True)
@@ -374,7 +364,8 @@ class BoundModel:
     def spans(self, ext: np.ndarray) -> np.ndarray:
         """Each tensor's tile span per axis, ``1 + sum_d proj (ext_d - 1)``, for extents ``ext[..., 7]``:
         ``[..., t, a]`` (a tile's words are their product; spans rise with every extent)."""
-        return 1 + np.einsum("tad,...d->...ta", self.proj, ext - 1)
+        t, a, d = self.proj.shape
+        return 1 + ((ext - 1) @ self.proj.reshape(t * a, d).T.astype(float)).reshape(*ext.shape[:-1], t, a)
 
     def bounds(self, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, assigned: np.ndarray,
                cutoff: np.ndarray | float | None = None, objective: Objective | None = None) -> Bounds:
@@ -390,7 +381,7 @@ class BoundModel:
         energy, cycles, edp, costs = self._evaluate(batch, free, plain)
         g = self.layer.G
         cost = np.stack([c[0][:, 0] for c in costs], axis=1) * g                  # [b, t, p, c]
-        cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g
+        cost_full = np.stack([c[1][:, 0] for c in costs], axis=1) * g if self.forced_levels else cost
         b = temporal.shape[0]
         if JOINT_SPLITS and free.any() and len(self.fan_levels):
             rows = np.arange(b)
@@ -408,7 +399,7 @@ class BoundModel:
                 cycles[rows] = np.maximum(cycles[rows], c2)
                 edp[rows] = np.maximum(edp[rows], d2)
         forced = (cost_full, tuple(self.forced_levels), tuple(self.forced_sets))
-        return Bounds(energy, cycles, cost, _cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
+        return Bounds(energy, cycles, cost, cheapest_chains(cost), float(self.layer.macs * self.arch.mac.energy_pJ),
                       *forced, edp_pJ_cycles=edp, forced_allowed=self._allowed_sets(batch.t, free))
 
     def _allowed_sets(self, t: np.ndarray, free: np.ndarray) -> np.ndarray | None:
@@ -443,13 +434,8 @@ class BoundModel:
             costs.append((cost, cost_full))
             per = {}
             for var in variants:
-                c2 = cost
-                if any(var):
-                    c2 = cost.copy()
-                    for c, forced in zip(self.forced_levels, var):
-                        if forced:
-                            c2[..., c] = cost_full[..., c]
-                per[var] = _cheapest_chains(c2) * g                            # [b, key]
+                columns = [c for c, forced in zip(self.forced_levels, var) if forced]
+                per[var] = cheapest_chains(cost, cost_full, columns) * g       # [b, key]
             chains.append(per)
             words0.append(w0 * g)
         key = splits.key
@@ -494,7 +480,8 @@ class BoundModel:
         b = batch.t.shape[0]
         terms = self._tensor_terms(tt, batch, free, keys)
         shape = (b, keys.count, L + 1, L + 1)
-        cost, cost_full = np.full(shape, np.inf), np.full(shape, np.inf)
+        cost = np.full(shape, np.inf)
+        cost_full = np.full(shape, np.inf) if self.forced_levels else cost
         words0 = np.full((b, keys.count), np.inf)
         for p in range(L):
             ok = batch.ok[:, tt, p][:, None]
