@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import search.mapper.bounds as bounds_module
+import search.mapper.pair_terms as pair_terms_module
 from formulation.axes import N_DIMS
 from formulation.goals import Objective
 from formulation.specs.types import Layer
@@ -167,15 +168,17 @@ def test_split_bound_shares_the_fanout():
 
 
 def _switched(layer, arch, t, sx, sy, assigned, **flags):
-    """The bound with module flags of search.mapper.bounds set (restored afterwards)."""
-    old = {k: getattr(bounds_module, k) for k in flags}
+    """The bound with module flags of search.mapper.bounds and search.mapper.pair_terms set (restored
+    afterwards)."""
+    home = {k: next(m for m in (bounds_module, pair_terms_module) if hasattr(m, k)) for k in flags}
+    old = {k: getattr(home[k], k) for k in flags}
     try:
         for k, v in flags.items():
-            setattr(bounds_module, k, v)
+            setattr(home[k], k, v)
         return BoundModel(layer, arch).bounds(t, sx, sy, assigned)
     finally:
         for k, v in old.items():
-            setattr(bounds_module, k, v)
+            setattr(home[k], k, v)
 
 
 @settings(max_examples=20, **SETTINGS)

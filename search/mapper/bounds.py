@@ -165,10 +165,9 @@ from formulation.specs.types import Architecture, Layer
 from search.mapper.chains import cheapest_chains
 from search.mapper.objective import objective_of
 from search.mapper.orders import non_window_dims_of_inputs
+from search.mapper.pair_terms import tensor_costs, tensor_terms
 from search.mapper.space import Space, windowed_axes
-from search.mapper.splits import SplitTable, Splits, TensorKeys, relaxed_keys, window_pairs
-from search.mapper.sweep import sweep_reads
-from search.mapper.window import window_children, window_mac_words
+from search.mapper.splits import SplitTable, Splits, relaxed_keys, window_pairs
 
 SLACK = 1.0 - 1e-9
 #: Levels (from the outermost storage level below level 0) at which the innermost loop's forced
@@ -185,8 +184,6 @@ JOINT_SPLITS = True
 #: Whether every pair's counts are raised to the tensor's compulsory traffic (module docstring,
 #: "Compulsory traffic"); off is weaker, still valid.
 COMPULSORY_TRAFFIC = True
-#: Whether a windowed input's parent reads are raised to the sweep bound (:mod:`search.mapper.sweep`).
-SWEEP_REFETCH = True
 
 
 @dataclass(frozen=True)
@@ -269,7 +266,7 @@ class _Batch:
 class RelaxedTerms:
     """One batch of partial tilings (:meth:`BoundModel.batch`) and, computed on first use, each tensor's
     pair terms under the relaxed split (:func:`search.mapper.splits.relaxed_keys`,
-    :meth:`BoundModel._tensor_terms`): what the partial-tiling bounds of one batch
+    :func:`search.mapper.pair_terms.tensor_terms`): what the partial-tiling bounds of one batch
     (:mod:`search.mapper.partial_orders`, :mod:`search.mapper.capacity`, :mod:`search.mapper.confinement`)
     share."""
 
@@ -280,7 +277,7 @@ class RelaxedTerms:
     def terms(self) -> list[dict]:
         bm = self.bm
         keys = relaxed_keys(self.free, bm.dims, bm.rel, bm.window_pairs).keys
-        return [bm._tensor_terms(tt, self.batch, self.free, keys[tt]) for tt in range(N_TENSORS)]
+        return [tensor_terms(bm, tt, self.batch, self.free, keys[tt]) for tt in range(N_TENSORS)]
 
 
 class BoundModel:
@@ -330,7 +327,7 @@ class BoundModel:
                                     for t in (Tensor.W, Tensor.I, Tensor.O)], dtype=np.float64)
         self._tables: dict[tuple, SplitTable] = {}
 
-    def _free_product(self, free: np.ndarray, subset: np.ndarray) -> float:
+    def free_product(self, free: np.ndarray, subset: np.ndarray) -> float:
         sel = free & subset
         return float(np.prod(self.dims[sel])) if sel.any() else 1.0
 
@@ -422,7 +419,6 @@ class BoundModel:
     def _evaluate(self, batch: _Batch, free: np.ndarray, splits: Splits):
         """Energy, cycles and EDP (pJ x cycles) bounds ``[b]``, each the least over the splits each
         row may take, and per tensor its pair costs ``(cost, cost_full)``, ``[b, key, p, c]``, without ``G``."""
-        L = self.levels
         g = self.layer.G
         costs, chains, words0 = [], [], []
         allowed = self._allowed_sets(batch.t, free)
@@ -430,7 +426,7 @@ class BoundModel:
         variants = {tuple(bool(self.forced_sets[k][tt]) for k in combo) for combo in combos
                     for tt in range(N_TENSORS)} or {()}
         for tt in range(N_TENSORS):
-            cost, cost_full, w0 = self._tensor_costs(tt, batch, free, splits.keys[tt])
+            cost, cost_full, w0 = tensor_costs(self, tt, batch, free, splits.keys[tt])
             costs.append((cost, cost_full))
             per = {}
             for var in variants:
@@ -462,7 +458,7 @@ class BoundModel:
         at least its least words (``words0[t][b, key]``, with ``G``) over its bandwidth."""
         key = splits.key
         t_all = batch.t.prod(axis=(1, 2))
-        free_all = self._free_product(free, np.ones(len(DIMS), dtype=bool))
+        free_all = self.free_product(free, np.ones(len(DIMS), dtype=bool))
         cycles = (t_all * free_all * self.layer.G)[:, None] / np.minimum(batch.cap_below[:, :1], splits.total[None])
         outer = self.arch.levels[0]
         if outer.instances == 1:
@@ -472,122 +468,6 @@ class BoundModel:
             if outer.write_bw_words is not None:
                 cycles = np.maximum(cycles, words0[Tensor.O][:, key[:, Tensor.O]] / outer.write_bw_words)
         return cycles * SLACK
-
-    def _tensor_costs(self, tt: int, batch: _Batch, free: np.ndarray, keys: TensorKeys):
-        """``cost[b, key, p, c]`` (``Lambda_c``), ``cost_full`` (``Lambda_full_c`` at the enumerated
-        levels) and the words at level 0, least over the next keeper, ``[b, key]``; without ``G``."""
-        L = self.levels
-        b = batch.t.shape[0]
-        terms = self._tensor_terms(tt, batch, free, keys)
-        shape = (b, keys.count, L + 1, L + 1)
-        cost = np.full(shape, np.inf)
-        cost_full = np.full(shape, np.inf) if self.forced_levels else cost
-        words0 = np.full((b, keys.count), np.inf)
-        for p in range(L):
-            ok = batch.ok[:, tt, p][:, None]
-            for c in range(p + 1, L + 1):
-                e, words = self._pair_energy(tt, p, c, terms)
-                cost[:, :, p, c] = np.where(ok, e, np.inf)
-                if self.forced_levels and 1 <= c < L:
-                    e_full, _ = self._pair_energy(tt, p, c, dict(terms, lam=terms["lam_full"]))
-                    cost_full[:, :, p, c] = np.where(ok, e_full, np.inf)
-                if p == 0:
-                    words0 = np.minimum(words0, np.broadcast_to(words, words0.shape))
-        return cost, cost_full, words0
-
-    def _tensor_terms(self, tt, batch: _Batch, free: np.ndarray, keys: TensorKeys) -> dict:
-        """``REL``, ``SI_p`` (p = 0..L), ``Lambda_c W_c`` (c = 1..L-1), the MAC-level words and
-        ``T_irr``; the split-dependent ones with a key axis: ``si[b, key, p]``, ``mac_words[b, key, p]``,
-        ``t_irr[b, key]`` (module docstring, "Splits")."""
-        L = self.levels
-        t, s, spans, cap_below = batch.t, batch.s, batch.spans, batch.cap_below
-        b = t.shape[0]
-        rel = self.rel[tt]
-        irr_a = ~rel & ~free
-        rel_total = float(np.prod(self.dims[rel]))
-        si = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2), axis=1)],
-                            axis=1)                                            # [b, L+1]
-        si = si[:, None, :] * np.maximum(1.0, keys.lo[None, :, None] / cap_below[:, None, :])
-        active_rel = ((t > 1) & (rel & ~free)[None, None, :]).any(axis=2)     # [b, L]
-        irr_t = np.where(irr_a[None, None], t, 1.0).prod(axis=2)              # [b, L]
-        irr_cum = np.concatenate([np.ones((b, 1)), np.cumprod(irr_t, axis=1)], axis=1)
-        lam = np.ones((b, L + 1))
-        for c in range(1, L):
-            deeper = np.where(active_rel[:, :c], np.arange(c)[None, :], -1).max(axis=1)  # m*, -1: none
-            lam[:, c] = np.where(deeper >= 0, irr_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
-            if tt == Tensor.I and self.window_axes:
-                lam[:, c] *= spans[:, c, tt][:, self.window_axes].prod(axis=1)
-        # compulsory traffic, refetched by the loops irrelevant in the plain sense (K for a windowed
-        # input) above m* (module docstring, "Compulsory traffic"): Lambda'_c and SI'_p
-        irr_o = ~RELEVANCE[tt] & ~free
-        irr_o_cum = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_o[None, None], t, 1.0).prod(axis=2),
-                                                                 axis=1)], axis=1)
-        lam_comp = np.ones((b, L + 1))
-        for c in range(1, L):
-            deeper = np.where(active_rel[:, :c], np.arange(c)[None, :], -1).max(axis=1)
-            lam_comp[:, c] = np.where(deeper >= 0, irr_o_cum[np.arange(b), np.maximum(deeper, 0)], 1.0)
-        si_comp = np.concatenate([np.ones((b, 1)), np.cumprod(np.where(irr_o[None, None], s, 1.0).prod(axis=2),
-                                                                axis=1)], axis=1)
-        comp_reads = self.compulsory[tt] * si_comp[:, :, None] * lam_comp[:, None, :]      # [b, p, c]
-        comp_fills = self.compulsory[tt] * (si_comp * lam_comp)[:, None, :]                 # [b, 1, c]
-        lam_full = irr_cum.copy()                                              # all assigned irr loops above c
-        if tt == Tensor.I and self.window_axes:
-            lam_full[:, 1:L] *= spans[:, 1:L, tt][:, :, self.window_axes].prod(axis=2)
-        fi = self._free_product(free, ~rel)
-        # MAC level: REL * prod_{d irr} D_d / prod_{m>=p} s_{m,d}
-        irr_s_below = np.cumprod(np.where(irr_a[None, None], s, 1.0).prod(axis=2)[:, ::-1], axis=1)[:, ::-1]
-        irr_dims = float(np.prod(self.dims[irr_a])) if irr_a.any() else 1.0
-        hi = keys.hi[None, :, None]
-        mac_words = (rel_total * irr_dims / irr_s_below)[:, None, :] * fi / np.minimum(cap_below[:, None, :L], hi)
-        t_irr = irr_t.prod(axis=1)[:, None] * fi / np.minimum(cap_below[:, :1], keys.hi[None, :])
-        xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
-        sweep = None
-        if tt == Tensor.I and self.window_axes:
-            xwin = window_children(self, s, free)
-            if SWEEP_REFETCH:
-                sweep = sweep_reads(self.layer, self.proj, t, s, batch.ext, batch.cap, free, self.dims)[:, None]
-            mac_words = window_mac_words(self, s, free, cap_below, keys)
-        return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
-                "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
-                "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
-
-    def _pair_energy(self, tt, p, c, terms, counts: bool = False):
-        """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next
-        keeper ``c`` of tensor ``tt``; with ``counts``, (energy, reads of ``p``, updates of ``p``,
-        fills of ``c``)."""
-        L = self.levels
-        lv_p = self.arch.levels[p]
-        rel, si, lam = terms["rel"], terms["si"], terms["lam"]
-        fill_e = 0.0
-        if c < L:
-            lv_c = self.arch.levels[c]
-            fill_e = lv_c.fill_energy_pJ / lv_c.block_size
-        comp = self.compulsory[tt]
-        comp_p = terms["comp_reads"][:, :, p, c] if c < L else comp     # words at the parent
-        comp_c = terms["comp_fills"][:, :, 0, c] if c < L else 0.0      # fills of the child
-        if tt in (Tensor.W, Tensor.I):
-            if c < L:
-                reads = np.maximum(rel * si[:, :, p] * lam[:, :, c] * terms["xwin"][:, :, p, c], comp_p)
-                if terms["sweep"] is not None:
-                    reads = np.maximum(reads, terms["sweep"][:, :, p, c])
-                fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp_c)
-                if tt == Tensor.I and self.input_windowed and self.fan_x[c - 1] * self.fan_y[c - 1] > 1 \
-                        and self.arch.levels[c - 1].instances > 1:
-                    fills = 0.0  # links may lower the child's fills
-            else:
-                reads, fills = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep, 0.0
-            e = reads * lv_p.read_energy_pJ / lv_p.block_size + fills * fill_e
-            return (e, reads, 0.0, fills) if counts else (e, reads)
-        if c < L:
-            updates = np.maximum(rel * si[:, :, p] * lam[:, :, c], comp_p)
-            reads = rel * si[:, :, p] * (lam[:, :, c] - 1)
-            fills = rel * si[:, :, c] * (lam[:, :, c] - 1)
-        else:
-            updates = np.maximum(terms["mac_words"][:, :, p], comp) * self.mac_fanout_keep
-            reads = rel * si[:, :, p] * (terms["t_irr"] - 1) * self.mac_fanout_keep
-            fills = 0.0
-        e = (updates * lv_p.update_energy_pJ + reads * lv_p.read_energy_pJ) / lv_p.block_size + fills * fill_e
-        return (e, reads, updates, fills) if counts else (e, updates)
 
 
 __all__ = ["BoundModel", "Bounds", "RelaxedTerms", "objective_of", "SLACK", "JOINT_SPLITS", "COMPULSORY_TRAFFIC"]

@@ -28,8 +28,26 @@ and from the ``Rel_t'`` loops of ``P_c'``. So ``Lambda_c'`` may be multiplied by
 
     F_{k, t', c'} = prod_{d in U, d not in Rel_t'} max_{1 <= c <= m*_a} tau_{c,d}(k)
 
-(``tau = 1`` where no tensor kept at ``c`` grows with ``d``). Every term of a pair's cost
-(:meth:`search.mapper.bounds.BoundModel._pair_energy`: reads, fills, updates, the Outputs'
+(``tau = 1`` where no tensor kept at ``c`` grows with ``d``).
+
+**Jointly** (:func:`joint_factors`). The free dimensions ``D_t' = {d in U, d not in Rel_t', D_d > 1}``
+may each fit below ``c`` alone and still not all together (the Outputs of a convolution whose
+``P`` or ``Q`` alone fits the global buffer but not ``P Q``). With extents ``e_d`` below ``c``
+(divisors of ``D_d``; the other free extents ``>= 1``), the tiles kept at ``c`` fit only if they fit
+with the other free extents at 1 (spans rise with every extent), so ``prod_{D_t'} e_d <= E``, the
+largest product over the fitting tuples of divisors; the spatial factors of ``D_t'`` above ``c``
+multiply to at most ``S = prod_{m < c} cap_m`` (all free dimensions share the fanout left); so
+the temporal loops of ``D_t'`` at the levels ``< c`` multiply to at least ``ceil(prod_{D_t'} D_d /
+(E S))`` (an integer). They are loops of free dimensions outside ``Rel_t'`` at the levels ``< c``,
+counted as above for every keeper ``c <= m*_a``; so ``Lambda_c'`` may instead be multiplied by
+the largest of these over ``1 <= c <= m*_a`` (``1`` where no tuple fits: the combination then
+overflows and is cut elsewhere), and by the larger of that and ``F``, both bounding products
+of loops the arrivals count. The same holds for a windowed input (its ``Rel`` is N and C; spans
+rise with every extent). Tensors with more than :data:`MAX_JOINT_TUPLES` tuples keep ``F``
+(weaker, valid).
+
+Every term of a pair's cost
+(:func:`search.mapper.pair_terms.pair_energy`: reads, fills, updates, the Outputs'
 ``Lambda - 1``, the multicast and window factors, the links' floor) grows with ``Lambda`` and
 holds with the completion's true product in its place, the compulsory and sweep floors for every
 completion; the pairs into the MACs have no ``Lambda``. Hence the completion's energy with keep
@@ -42,16 +60,29 @@ combinations that fit.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from formulation.axes import N_DIMS, N_TENSORS
+from formulation.axes import N_TENSORS
 from search.mapper.bounds import RelaxedTerms
 from search.mapper.order_energy import deepest_relevant
+from search.mapper.pair_terms import pair_energy
 from search.tiling import divisors
 
 #: Whether partial tilings' per-keep-combination energy is raised by the refetch their full
 #: buffers force (module docstring); off is weaker, still valid.
 CAPACITY_REFETCH = True
+#: Whether the free dimensions irrelevant to a tensor are also forced jointly (module docstring,
+#: "Jointly"), on layers without a sliding window; off is weaker, still valid. Measured on ResNet-18
+#: on ``eyeriss-like`` (120 s, 2 workers, load 3.3-4): it raised no open bound of the 3x3 layers, and
+#: there the changed order of the depth-first search reached no leaf of layer1_3x3, layer2_3x3_s2 and
+#: layer3_3x3_s2 (their gaps 12-20% against main's 2-4%), so windowed layers go without it
+#: unless ``JOINT_WINDOWED`` (valid for them too: the tests check it against brute force).
+JOINT_CAPACITY = True
+JOINT_WINDOWED = False
+#: Most tuples of divisors enumerated per tensor for the joint term.
+MAX_JOINT_TUPLES = 512
 
 
 def _largest_divisor_at_most(divs: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -89,16 +120,52 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     return out
 
 
-def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, free: np.ndarray):
-    """``F[b, K, t, L + 1]`` of the module docstring (1 where nothing is forced), or ``None`` when no row
-    is forced anything; ``batch`` the rows' :meth:`search.mapper.bounds.BoundModel.batch`."""
-    free = np.asarray(free, dtype=bool)
-    taus = forced_factors(bm, keep_table, batch, free)
-    if not taus:
+def joint_factors(bm, keep_table: np.ndarray, batch, dims: list[int], top: int | None = None) -> np.ndarray | None:
+    """``[b, K, L]``: the least product of the temporal factors of the free dimensions ``dims`` at the
+    levels ``< c``, cumulative max over the keepers ``1 <= c' <= c`` of each keep combination (module
+    docstring, "Jointly"), for ``c`` up to ``top`` (default: every level; deeper ones hold the value
+    at ``top``); ``None`` with fewer than two dimensions or too many tuples."""
+    if len(dims) < 2:
+        return None
+    tuples = np.array(list(itertools.product(*[divisors(int(bm.dims[d])) for d in dims])), dtype=np.float64)
+    if len(tuples) > MAX_JOINT_TUPLES:
         return None
     L = bm.levels
-    b, K = temporal.shape[0], keep_table.shape[0]
+    b, K = batch.t.shape[0], keep_table.shape[0]
+    need = float(np.prod(bm.dims[dims]))
+    volume = tuples.prod(axis=1)                                                             # [n]
+    grows = (bm.proj[:, :, dims] != 0).any(axis=(1, 2))                                      # [t]
+    out = np.ones((b, K, L))
+    for c in range(1, L if top is None else min(top + 1, L)):
+        if not bm.bounded[c] or not (keep_table[:, c, :] & grows[None]).any():
+            continue
+        ext = np.repeat(batch.ext[:, c][:, None], len(tuples), axis=1)                       # [b, n, 7]
+        ext[:, :, dims] = tuples[None]
+        tile = bm.spans(ext).prod(axis=-1)                                                   # [b, n, t]
+        used = np.einsum("kt,bnt->bkn", keep_table[:, c, :].astype(np.float64), tile)
+        best = np.where(used <= bm.sizes[c], volume[None, None], 0.0).max(axis=2)            # [b, K]
+        tau = np.ceil(need / (np.maximum(best, 1.0) * batch.cap_above[:, c, None]) - 1e-9)
+        out[:, :, c] = np.where(best > 0, np.maximum(tau, 1.0), 1.0)
+    return np.maximum.accumulate(out, axis=2) if (out > 1).any() else None
+
+
+def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, free: np.ndarray):
+    """``F[b, K, t, L + 1]`` of the module docstring (1 where nothing is forced; with
+    :data:`JOINT_CAPACITY` the larger of it and the joint factor), or ``None`` when no row is forced
+    anything; ``batch`` the rows' :meth:`search.mapper.bounds.BoundModel.batch`."""
+    free = np.asarray(free, dtype=bool)
+    L = bm.levels
+    taus = forced_factors(bm, keep_table, batch, free)
     mstar = deepest_relevant(temporal, bm.rel)                                               # [b, t, L+1]
+    joints = [None] * N_TENSORS
+    for tt in range(N_TENSORS) if JOINT_CAPACITY and (JOINT_WINDOWED or not bm.input_windowed) else ():
+        top = int(mstar[:, tt, 2:L].max(initial=-1))              # the deepest level any row indexes
+        if top >= 1:
+            joints[tt] = joint_factors(bm, keep_table, batch,
+                                       [int(d) for d in np.flatnonzero(free & ~bm.rel[tt] & (bm.dims > 1))], top)
+    if not taus and all(j is None for j in joints):
+        return None
+    b, K = temporal.shape[0], keep_table.shape[0]
     F = np.ones((b, K, N_TENSORS, L + 1))
     rows = np.arange(b)
     for tt in range(N_TENSORS):
@@ -111,6 +178,9 @@ def capacity_refetch(bm, keep_table: np.ndarray, temporal: np.ndarray, batch, fr
                 if bm.rel[tt][d]:
                     continue
                 F[:, :, tt, c] *= np.where(on[:, None], tau[rows, :, np.maximum(m, 0)], 1.0)
+            if joints[tt] is not None:
+                joint = np.where(on[:, None], joints[tt][rows, :, np.maximum(m, 0)], 1.0)
+                F[:, :, tt, c] = np.maximum(F[:, :, tt, c], joint)
     return F if (F > 1).any() else None
 
 
@@ -143,7 +213,7 @@ def capacity_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, ch
                 if c == L:
                     pair[p, c] = np.broadcast_to(chain_cost[:, tt, p, c][:, None], (b, len(keeps)))
                 else:
-                    e = bm._pair_energy(tt, p, c, scaled)[0] * g
+                    e = pair_energy(bm, tt, p, c, scaled)[0] * g
                     pair[p, c] = np.where(np.isfinite(chain_cost[:, tt, p, c])[:, None], e, np.inf)
         for j, k in enumerate(keeps):
             for p, c in oe.chain_pairs[tt][oe.chain_index[k, tt]]:
@@ -151,4 +221,4 @@ def capacity_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, ch
     return total
 
 
-__all__ = ["CAPACITY_REFETCH", "capacity_energy", "capacity_refetch", "forced_factors"]
+__all__ = ["CAPACITY_REFETCH", "JOINT_CAPACITY", "capacity_energy", "capacity_refetch", "forced_factors", "joint_factors"]

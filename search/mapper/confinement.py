@@ -43,7 +43,7 @@ above ``c`` each ``e_d = D_d / prod_{m<c} s_{m,d} >= D_d / S``. Let ``m_f`` be t
   at least ``Lambda0_t''`` (the assigned ``t''``-irrelevant factors of level 0; its own ``Lambda``
   when ``m*_a >= 1``) times ``conf_t''``.
 
-Every pair cost grows with ``Lambda`` (:meth:`search.mapper.bounds.BoundModel._pair_energy`), so the
+Every pair cost grows with ``Lambda`` (:func:`search.mapper.pair_terms.pair_energy`), so the
 completion's energy is at least ``min(E_A, E_B)``: ``E_A`` the keep combination's chain energy with
 ``t``'s pair at ``Lambda0_t``, ``E_B`` the least over the ``(d0, f)`` the row allows of the chain
 energy with (a) and (b) applied (the relaxed split, :func:`search.mapper.splits.relaxed_keys`).
@@ -61,6 +61,7 @@ import numpy as np
 from formulation.axes import DIMS, N_TENSORS, Tensor
 from formulation.factors import divisors
 from search.mapper.bounds import RelaxedTerms
+from search.mapper.pair_terms import pair_energy
 from search.mapper.order_energy import deepest_relevant
 
 #: Whether partial tilings' per-keep-combination energy is raised by the confinement rule (module
@@ -72,7 +73,7 @@ MAX_TUPLES = 256
 
 def _scaled(bm, tt, p, c, terms, factor):
     """Pair ``(p, c)`` energy of tensor ``tt`` (with ``G``) with ``Lambda_c`` times ``factor[b, n]``, ``[b, n]``."""
-    out = bm._pair_energy(tt, p, c, dict(terms, lam=terms["lam"] * factor[:, :, None]))[0] * bm.layer.G
+    out = pair_energy(bm, tt, p, c, dict(terms, lam=terms["lam"] * factor[:, :, None]))[0] * bm.layer.G
     return np.broadcast_to(out, factor.shape)
 
 

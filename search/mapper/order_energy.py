@@ -22,7 +22,7 @@ of level ``m*``,
     Lambda_c(o) = Lambda_c * prod_{d not in Rel_t} t_{m*,d} / prod_{d in prefix_t(o)} t_{m*,d},
 
 ``Lambda_c`` the bound's (levels above ``m*``, times ``W_c`` for a windowed input). Every term of
-the pair's cost (:meth:`search.mapper.bounds.BoundModel._pair_energy`: reads, fills, updates,
+the pair's cost (:func:`search.mapper.pair_terms.pair_energy`: reads, fills, updates,
 the Outputs' read-modify-write ``Lambda - 1``, the multicast and window factors, the links'
 floor) holds with ``Lambda_c(o)`` in place of ``Lambda_c`` for a mapping whose level ``m*``
 order is ``o``, by the same argument with that mapping's own ``j*``; the compulsory and sweep
@@ -90,6 +90,7 @@ import numpy as np
 from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor, projection
 from search.mapper.orders import level_orders, non_window_dims_of_inputs
 from search.mapper.bounds import SLACK, RelaxedTerms
+from search.mapper.pair_terms import pair_energy
 
 #: Whether complete tilings' per-keep-set energy is raised to the least over the loop orders
 #: (module docstring); off is weaker, still valid.
@@ -273,7 +274,7 @@ class OrderEnergy:
             terms = shared.terms[tt]
             for c in range(1, L + 1) if with_words else ():
                 for p in range(c):
-                    counts = bm._pair_energy(tt, p, c, terms, counts=True)[1:]
+                    counts = pair_energy(bm, tt, p, c, terms, counts=True)[1:]
                     for k, w in enumerate(counts):
                         w = np.broadcast_to(w, (b, 1))[:, 0] * g
                         words[k, :, tt, p, c] = np.where(varies[:, tt, 0, c] | ~finite[:, tt, p, c], 0.0, w)
@@ -294,7 +295,7 @@ class OrderEnergy:
                     lam[:, :, c] = lam_c
                     for p in range(c):
                         if on[:, p].any():
-                            e, *counts = bm._pair_energy(tt, p, c, dict(terms, lam=lam), counts=True)
+                            e, *counts = pair_energy(bm, tt, p, c, dict(terms, lam=lam), counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
                             for k, w in enumerate(counts if with_words else ()):
                                 w = np.broadcast_to(w, e.shape)

@@ -26,7 +26,7 @@ outside ``j*`` and counts, which is at least ``Lambda_c(o)`` for every ``o``. If
 ``j*`` is the first active ``Rel_t`` loop of level ``m*_a``, at or inside the first *assigned*
 one, so the loops inside ``j*`` (the completion's prefix) that are assigned are among
 ``prefix_t(o'_{m*_a})``, and every other assigned loop of that level counts. Every term of the
-pair's cost (:meth:`search.mapper.bounds.BoundModel._pair_energy`) grows with ``Lambda_c`` and holds
+pair's cost (:func:`search.mapper.pair_terms.pair_energy`) grows with ``Lambda_c`` and holds
 with the completion's true product in its place (the argument of the bound for partial tilings,
 for any ``j*``), the compulsory and sweep floors for every order. So the completion's energy with
 keep set ``k`` is at least ``fixed_k + sum_m E_{k,m}(o'_m)``, ``E_{k,m}`` the summed costs of the
@@ -46,6 +46,7 @@ import numpy as np
 
 from formulation.axes import N_TENSORS
 from search.mapper.bounds import SLACK, RelaxedTerms
+from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
@@ -186,7 +187,7 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
     g = bm.layer.G
     total, words0 = mac_energy_pJ, []
     for tt in range(N_TENSORS):
-        cost, _, w0 = bm._tensor_costs(tt, batch, free, splits.keys[tt])                  # [b, key, p, c]
+        cost, _, w0 = tensor_costs(bm, tt, batch, free, splits.keys[tt])                  # [b, key, p, c]
         words0.append(w0 * g)
         chains = np.stack([sum(cost[:, :, p, c] for p, c in pairs) for pairs in oe.chain_pairs[tt]], axis=2) * g
         total = total + chains[:, splits.key[:, tt]][:, :, oe.chain_index[keeps, tt]]          # [b, J, k]
