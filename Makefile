@@ -74,10 +74,13 @@ pynumero: $(STAMP)
 	  echo "pynumero ASL library: built and available"; \
 	fi
 
-# (e) compile the exact model's Numba kernel once into its cache (a few seconds the
-# first time; later a quick cache load), so the first codesign command does not compile.
+# (e) compile the Numba kernels (the exact model's, the mapper's cheapest chains) once into
+# their caches (a few seconds the first time; later a quick cache load), so the first codesign
+# command does not compile, and no two processes (test workers, mapper workers) write the same
+# cache at once: Numba's cache can break then (numba/numba#4807).
 kernel-cache: $(STAMP)
 	@$(PY) -c "from formulation.model.compiled import warm_up; print(f'exact-model kernel ready ({warm_up():.1f} s)')"
+	@$(PY) -c "from search.mapper.chains import warm_up; print(f'mapper chain kernel ready ({warm_up():.1f} s)')"
 
 run: install
 	$(VENV)/bin/codesign run-default

@@ -48,3 +48,14 @@ def cheapest_chains(cost: np.ndarray, full: np.ndarray | None = None, columns=()
     other = flat if full is None or not take_full.any() else \
         np.ascontiguousarray(full, dtype=np.float64).reshape(-1, n, n)
     return _chains(flat, other, take_full).reshape(cost.shape[:-2])
+
+
+def warm_up() -> float:
+    """Compile the kernel (or load it from Numba's cache); the seconds it took. ``make install`` runs
+    this once, so that parallel workers only load the cache (Numba's cache can break when several
+    processes write it at once)."""
+    import time
+
+    start = time.perf_counter()
+    cheapest_chains(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), (1,))
+    return time.perf_counter() - start

@@ -21,6 +21,7 @@ from formulation.specs.types import Architecture, Layer
 from search.local_search import layer_neighbours
 from search.mapper.bounds import objective_of
 from search.mapper.spread import full_spreads, transplant
+from search.mapper.stationary import stationary_candidates
 from search.sampling import SamplingError, sample_mappings
 
 CHUNK = 10_000  # random mappings per draw when sampling for a time
@@ -37,6 +38,8 @@ SPREAD_BASES = 4  # ... into that many bases: the start mappings first, then the
 SPREAD_DESCENTS = 8  # ... and the best of those transplants descended
 RESPREADS = 64  # whole-array spatial assignments put into the best local optimum (_respread)
 RESPREAD_DESCENTS = 16  # ... and the best of those transplants descended
+STATIONARY_SAMPLES = 4000  # random completions of the windowed layers' stationary families (search.mapper.stationary)
+STATIONARY_DESCENTS = 2  # ... and the best of them descended
 
 
 def _pes(arrays: MappingArrays) -> np.ndarray:
@@ -83,8 +86,10 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
     :data:`SPREAD_DESCENTS` best transplants of :data:`SPREADS` whole-array spatial assignments into
     the first :data:`SPREAD_BASES` of ``start`` and the best samples (:mod:`search.mapper.spread`) are
     descended too (measured on ``layer1_3x3`` on a 64x48 array: from the co-design's mapping at EDP
-    8831 to 8138 pJ·s). Last, whole-array assignments are put into the best local optimum and the best
-    of those descended (:func:`_respread`).
+    8831 to 8138 pJ·s), and so are the :data:`STATIONARY_DESCENTS` best of :data:`STATIONARY_SAMPLES`
+    windowed-layer dataflows with a weight block and an input window kept in each PE
+    (:mod:`search.mapper.stationary`; the same layer on 49x64 PEs: 7166 pJ·s). Last, whole-array
+    assignments are put into the best local optimum and the best of those descended (:func:`_respread`).
     """
     rng = np.random.default_rng(seed)
     pool: list[MappingArrays] = []
@@ -122,6 +127,12 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
         scored += len(spread)
         rows = list(dict.fromkeys(rows[:descents] + full[:FULL_DESCENTS]))
         candidates += [arrays.take(slice(i, i + 1)) for i in rows] + spread[:SPREAD_DESCENTS]
+    stationary = stationary_candidates(layer, arch, STATIONARY_SAMPLES, rng)
+    if stationary is not None:
+        values = _scores(layer, arch, stationary, objective)
+        scored += stationary.size
+        best_rows = [int(i) for i in np.argsort(values, kind="stable")[:STATIONARY_DESCENTS] if np.isfinite(values[i])]
+        candidates += [stationary.take(slice(i, i + 1)) for i in best_rows]
     best, best_value = None, np.inf
     for cand in candidates:
         v = float(_scores(layer, arch, cand, objective)[0])

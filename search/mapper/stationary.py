@@ -1,0 +1,131 @@
+"""Seeds for windowed layers: a weight block and an input window stationary in each PE.
+
+On a large mesh with small register files the mapper's first incumbents (random samples, one-prime
+descent, whole-array spreads: :mod:`search.mapper.seed`) miss a dataflow that is near the lower
+bound for 3x3 convolutions: one mesh axis carries a channel dimension ``a`` (K or C) times a whole
+filter dimension ``w`` (R or S), the other axis the other channel dimension ``b``; each PE's
+register file (the storage level right below the only fanout) holds the other filter dimension
+``w'`` whole times ``r`` of ``a``, so it keeps an ``r x w'`` block of weights and a ``w'``-word input
+window (``r x w'`` inputs when ``a`` is C), and the outputs bypass it (reduced over ``b w`` PEs into
+the parent). Measured (exact model, ResNet-18, 49x64 PEs, GlobalBuffer 108 Ki words, RegisterFile
+16 words): ``layer1_3x3`` 190.4 uJ in 37,632 cycles against the co-design's 204.2 uJ in 39,648,
+``layer2_3x3`` 193.2 uJ against 210.8 uJ in the same 47,232 cycles; the network's EDP 6.99e6 ->
+6.75e6 pJ s from these two layers alone.
+
+The loops above the register file are what decides the buffer's and DRAM's traffic; they are
+drawn at random here (each remaining prime factor of a dimension goes to a level drawn uniformly,
+every level's loop order is a random permutation, the levels between the outermost and the
+fanout keep a random subset of the tensors), and the mapper's seeding scores them with the exact
+model and descends the best (:func:`search.mapper.seed.seed_incumbent`). Everything here is only a
+candidate: illegal ones (a buffer overflows, a level may not keep a tensor) are dropped by
+:func:`formulation.model.validation.mapping_violations`, so nothing needs to be optimal or legal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from formulation.axes import N_DIMS, N_TENSORS, Dim, Tensor
+from formulation.factors import divisors, prime_factors
+from formulation.model.encoding import MappingArrays
+from formulation.model.validation import mapping_violations
+from formulation.specs.types import Architecture, Layer
+from search.mapper.spread import fanout_level
+
+#: Register-file blocks ``r`` tried per family: the largest that fit the register file.
+BLOCKS = 2
+#: Window pairs: (filter dimension carried by the mesh, the one kept whole in the register file).
+WINDOWS = ((Dim.R, Dim.S), (Dim.S, Dim.R))
+CHANNELS = ((Dim.K, Dim.C), (Dim.C, Dim.K))
+
+
+def _largest_divisor(n: int, cap: int) -> int:
+    return max((d for d in divisors(n) if d <= cap), default=1)
+
+
+def families(layer: Layer, arch: Architecture) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(level, x[7], y[7], rf[7], rf_order[7])``: the spatial factors at the fanout ``level``, the
+    register file's temporal factors and loop order (``w'`` innermost, then ``a``) of every family (module docstring) that fits the mesh, without duplicates.
+
+    ``r`` runs over the :data:`BLOCKS` largest divisors of what is left of ``a`` whose block fits the
+    register file's size (``r w'`` weights plus ``w'`` inputs, or ``r w'`` inputs when ``a`` is C).
+    Empty when the architecture has not exactly one fanout level with the innermost storage level right
+    below it, or the layer has no filter dimension longer than 1.
+    """
+    level = fanout_level(arch)
+    if level is None or level != len(arch.levels) - 2:
+        return []
+    size = arch.levels[-1].size_words
+    fan_x, fan_y = arch.fanout(level)
+    dims = [int(v) for v in layer.dims]
+    out, seen = [], set()
+    for w, kept in WINDOWS:
+        if dims[w] < 2:
+            continue
+        for a, b in CHANNELS:
+            for fan_a, fan_b, a_on_x in ((fan_x, fan_y, True), (fan_y, fan_x, False)):
+                if dims[w] > fan_a:
+                    continue
+                f_a = _largest_divisor(dims[a], fan_a // dims[w])
+                f_b = _largest_divisor(dims[b], fan_b)
+                along_a = np.ones(N_DIMS, dtype=np.int64)
+                along_a[a], along_a[w] = f_a, dims[w]
+                along_b = np.ones(N_DIMS, dtype=np.int64)
+                along_b[b] = f_b
+                x, y = (along_a, along_b) if a_on_x else (along_b, along_a)
+                words = [r for r in divisors(dims[a] // f_a)
+                         if size is None or r * dims[kept] + (dims[kept] if a == Dim.K else r * dims[kept]) <= size]
+                for r in sorted(words)[-BLOCKS:]:
+                    rf = np.ones(N_DIMS, dtype=np.int64)
+                    rf[kept], rf[a] = dims[kept], r
+                    key = (x.tobytes(), y.tobytes(), rf.tobytes())
+                    if key not in seen:
+                        seen.add(key)
+                        rest = [d for d in range(N_DIMS) if d not in (kept, a)]
+                        out.append((level, x, y, rf, np.array([kept, a] + rest, dtype=np.int64)))
+    return out
+
+
+def _draw(layer: Layer, arch: Architecture, level: int, x: np.ndarray, y: np.ndarray, rf: np.ndarray,
+          rf_order: np.ndarray, n: int, rng: np.random.Generator) -> MappingArrays:
+    """``n`` random completions of one family: the loops above the register file (module docstring)."""
+    levels = len(arch.levels)
+    inner = levels - 1
+    t = np.ones((n, levels, N_DIMS), dtype=np.int64)
+    t[:, inner] = rf
+    sx = np.ones((n, levels, N_DIMS), dtype=np.int64)
+    sy = np.ones((n, levels, N_DIMS), dtype=np.int64)
+    sx[:, level], sy[:, level] = x, y
+    for d in range(N_DIMS):
+        left = int(layer.dims[d]) // int(x[d] * y[d] * rf[d])
+        for p in prime_factors(left):
+            where = rng.integers(0, inner, size=n)  # a level above the register file
+            t[np.arange(n), where, d] *= p
+    order = np.empty((n, levels, N_DIMS), dtype=np.int64)
+    for l in range(inner):
+        order[:, l] = rng.permuted(np.tile(np.arange(N_DIMS), (n, 1)), axis=1)
+    order[:, inner] = rf_order
+    keep = rng.random((n, levels, N_TENSORS)) < 0.5
+    keep[:, 0] = True
+    keep[:, inner] = False
+    keep[:, inner, Tensor.W] = keep[:, inner, Tensor.I] = True
+    return MappingArrays(t, sx, sy, order, keep, None)
+
+
+def stationary_candidates(layer: Layer, arch: Architecture, samples: int,
+                          rng: np.random.Generator) -> MappingArrays | None:
+    """About ``samples`` legal random mappings spread evenly over the layer's :func:`families`, or None."""
+    fams = families(layer, arch)
+    if not fams or samples <= 0:
+        return None
+    each = max(1, samples // len(fams))
+    parts = []
+    for level, x, y, rf, rf_order in fams:
+        drawn = _draw(layer, arch, level, x, y, rf, rf_order, each, rng)
+        ok = np.flatnonzero(~mapping_violations(layer, arch, drawn))
+        if len(ok):
+            parts.append(drawn.take(ok))
+    return MappingArrays.concat(parts, spatial_order=False) if parts else None
+
+
+__all__ = ["families", "stationary_candidates"]
