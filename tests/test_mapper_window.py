@@ -50,7 +50,9 @@ def test_keep_set_bound_with_the_sumset_is_below_each_mappings_energy(case):
     b = BoundModel(layer, arch).bounds(arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows],
                                        np.ones(N_DIMS, dtype=bool))
     per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))
-    assert (np.diagonal(per_keep) <= energy[rows]).all()
+    # floating point: on main too, a tight keep-set bound reads one ulp above the model (824.4000000000001
+    # against 824.4 on P 4, R 2 over a 4x1 mesh), within the search's relative tolerance
+    assert (np.diagonal(per_keep) <= energy[rows] * (1 + 1e-12)).all()
 
 
 @settings(max_examples=15, **SETTINGS)
