@@ -98,6 +98,26 @@ def brute_force(layer: Layer, arch: Architecture) -> tuple[np.ndarray, np.ndarra
     return energy, ev.cycles, arrays
 
 
+def keep_set_bounds_of_mappings(layer: Layer, arch: Architecture, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(energy, bound) of up to ``rows`` legal mappings drawn from the brute force (seed 0): each mapping's
+    exact energy and the per-keep-set bound of its complete tiling at its own keep set
+    (:func:`search.mapper.leaves.keep_set_energy`); the case is skipped (``assume``) with no legal mapping."""
+    from hypothesis import assume
+
+    from formulation.axes import N_DIMS
+    from search.mapper.bounds import BoundModel
+    from search.mapper.leaves import chain_matrix, keep_set_energy
+
+    energy, _, arrays = brute_force(layer, arch)
+    legal = np.flatnonzero(np.isfinite(energy))
+    assume(len(legal))
+    legal = np.random.default_rng(0).permutation(legal)[:rows]
+    b = BoundModel(layer, arch).bounds(arrays.temporal[legal], arrays.spatial_x[legal], arrays.spatial_y[legal],
+                                       np.ones(N_DIMS, dtype=bool))
+    per_keep = keep_set_energy(b, chain_matrix(arrays.keep[legal]))   # [b, K]: row i with its own keep set i
+    return energy[legal], np.diagonal(per_keep)
+
+
 def brute_force_optimum(layer: Layer, arch: Architecture, objective) -> float:
     """The least ``objective`` value over every legal mapping (``inf`` when none fits)."""
     from search.mapper.objective import objective_of

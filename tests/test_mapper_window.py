@@ -11,8 +11,7 @@ import search.mapper.window as window_module
 from formulation.axes import N_DIMS
 from formulation.specs.types import Layer
 from search.mapper.bounds import BoundModel
-from search.mapper.leaves import chain_matrix, keep_set_energy
-from tests.mapper_cases import brute_force, brute_force_size, tiny_arch
+from tests.mapper_cases import brute_force, brute_force_size, keep_set_bounds_of_mappings, tiny_arch
 from tests.test_mapper_bounds import partial_tilings
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -42,17 +41,10 @@ def test_sumset_multicast_is_below_the_least_of_the_two_and_exact_on_a_line():
 @settings(max_examples=15, **SETTINGS)
 @given(wide_windowed_cases())
 def test_keep_set_bound_with_the_sumset_is_below_each_mappings_energy(case):
-    layer, arch = case
-    energy, _, arrays = brute_force(layer, arch)
-    rows = np.flatnonzero(np.isfinite(energy))
-    assume(len(rows))
-    rows = np.random.default_rng(0).permutation(rows)[:300]
-    b = BoundModel(layer, arch).bounds(arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows],
-                                       np.ones(N_DIMS, dtype=bool))
-    per_keep = keep_set_energy(b, chain_matrix(arrays.keep[rows]))
-    # floating point: on main too, a tight keep-set bound reads one ulp above the model (824.4000000000001
-    # against 824.4 on P 4, R 2 over a 4x1 mesh), within the search's relative tolerance
-    assert (np.diagonal(per_keep) <= energy[rows] * (1 + 1e-12)).all()
+    energy, own = keep_set_bounds_of_mappings(*case, rows=300)
+    # floating point: a tight keep-set bound can read one ulp above the model (824.4000000000001 against
+    # 824.4 on P 4, R 2 over a 4x1 mesh), within the search's relative tolerance
+    assert (own <= energy * (1 + 1e-12)).all()
 
 
 @settings(max_examples=15, **SETTINGS)
