@@ -123,10 +123,10 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
         pes = _pes(arrays)
         full = [i for i in rows if pes[i] == pes[rows].max()] if rows else []
         bases = (candidates + [arrays.take(slice(i, i + 1)) for i in rows])[:SPREAD_BASES]
-        spread = _spread_candidates(layer, arch, objective, bases, rng)
-        scored += len(spread)
+        spread, n = _spread_candidates(layer, arch, objective, bases, rng, SPREADS)
+        scored += n
         rows = list(dict.fromkeys(rows[:descents] + full[:FULL_DESCENTS]))
-        candidates += [arrays.take(slice(i, i + 1)) for i in rows] + spread[:SPREAD_DESCENTS]
+        candidates += [arrays.take(slice(i, i + 1)) for i in rows] + [c for _, c in spread[:SPREAD_DESCENTS]]
     stationary = stationary_candidates(layer, arch, STATIONARY_SAMPLES, rng)
     if stationary is not None:
         values = _scores(layer, arch, stationary, objective)
@@ -158,17 +158,8 @@ def _respread(layer: Layer, arch: Architecture, objective: Objective, best: Mapp
     moves cannot reach: measured on MobileNetV2's expand_96_576_14 on eyeriss-like, from the local optimum
     at 5554 pJ·s on 144 PEs the transplants of 38 of 40 assignments were legal and the best ones descended to
     the layer's optimum, 4776 pJ·s on 168 PEs, in 0.26 s."""
-    level, spreads = full_spreads(layer, arch, rng, RESPREADS)
-    found, scored = [], 0
-    for x, y in spreads:
-        cand = transplant(layer, best, level, x, y)
-        if mapping_violations(layer, arch, cand).any():
-            continue
-        v = float(_scores(layer, arch, cand, objective)[0])
-        scored += 1
-        if np.isfinite(v):
-            found.append((v, len(found), cand))
-    for v, _, cand in sorted(found, key=lambda f: (f[0], f[1]))[:RESPREAD_DESCENTS]:
+    found, scored = _spread_candidates(layer, arch, objective, [best], rng, RESPREADS)
+    for v, cand in found[:RESPREAD_DESCENTS]:
         local, v, n = _descend(layer, arch, objective, cand, v, max_steps)
         scored += n
         if v < value:
@@ -177,20 +168,22 @@ def _respread(layer: Layer, arch: Architecture, objective: Objective, best: Mapp
 
 
 def _spread_candidates(layer: Layer, arch: Architecture, objective: Objective, bases: list[MappingArrays],
-                       rng: np.random.Generator) -> list[MappingArrays]:
-    """The legal transplants of :data:`SPREADS` whole-array spatial assignments into ``bases``
-    (:mod:`search.mapper.spread`), best first: one prime at a time rarely reaches them."""
-    level, spreads = full_spreads(layer, arch, rng, SPREADS)
-    found = []
+                       rng: np.random.Generator, count: int) -> tuple[list[tuple[float, MappingArrays]], int]:
+    """``(value, mapping)`` of the legal transplants of ``count`` whole-array spatial assignments into
+    ``bases`` (:mod:`search.mapper.spread`) of finite value, best first (one prime at a time rarely
+    reaches them), and how many transplants were scored."""
+    level, spreads = full_spreads(layer, arch, rng, count)
+    found, scored = [], 0
     for base in bases:
         for x, y in spreads:
             cand = transplant(layer, base, level, x, y)
             if mapping_violations(layer, arch, cand).any():
                 continue
             v = float(_scores(layer, arch, cand, objective)[0])
+            scored += 1
             if np.isfinite(v):
                 found.append((v, len(found), cand))
-    return [c for _, _, c in sorted(found, key=lambda f: (f[0], f[1]))]
+    return [(v, c) for v, _, c in sorted(found, key=lambda f: (f[0], f[1]))], scored
 
 
 __all__ = ["seed_incumbent"]
