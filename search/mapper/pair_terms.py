@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from formulation.axes import RELEVANCE, Tensor
+from search.mapper.instance_union import instance_floors
 from search.mapper.splits import TensorKeys
 from search.mapper.sweep import sweep_reads
 from search.mapper.window import window_children, window_mac_words
@@ -106,15 +107,17 @@ def tensor_terms(bm: BoundModel, tt: int, batch: _Batch, free: np.ndarray, keys:
     mac_words = (rel_total * irr_dims / irr_s_below)[:, None, :] * fi / np.minimum(cap_below[:, None, :L], hi)
     t_irr = irr_t.prod(axis=1)[:, None] * fi / np.minimum(cap_below[:, :1], keys.hi[None, :])
     xwin = np.ones((b, L + 1, L + 1))                                      # xwin[:, p, c]
-    sweep = None
+    sweep = inst = None
     if tt == Tensor.I and bm.window_axes:
+        inst = instance_floors(bm, s, free, cap_below, keys)
         xwin = window_children(bm, s, free)
         if SWEEP_REFETCH:
             sweep = sweep_reads(bm.layer, bm.proj, t, s, batch.ext, batch.cap, free, bm.dims)[:, None]
         mac_words = window_mac_words(bm, s, free, cap_below, keys, t=t)
     return {"rel": rel_total, "si": si, "lam": lam[:, None, :], "lam_full": lam_full[:, None, :],
             "mac_words": mac_words, "t_irr": t_irr, "xwin": xwin[:, None],
-            "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep}
+            "comp_reads": comp_reads[:, None], "comp_fills": comp_fills[:, None], "sweep": sweep,
+            "instance": inst}
 
 def pair_energy(bm: BoundModel, tt: int, p: int, c: int, terms: dict, counts: bool = False):
     """(energy without ``G``, words at the parent), ``[b, key]``, between parent ``p`` and next
@@ -136,6 +139,9 @@ def pair_energy(bm: BoundModel, tt: int, p: int, c: int, terms: dict, counts: bo
             if terms["sweep"] is not None:
                 reads = np.maximum(reads, terms["sweep"][:, :, p, c])
             fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp_c)
+            if terms.get("instance") is not None:  # per-instance floors (search.mapper.instance_union)
+                reads = np.maximum(reads, terms["instance"][1][:, :, p, c])
+                fills = np.maximum(fills, terms["instance"][0][:, :, c])
             if tt == Tensor.I and bm.input_windowed and bm.fan_x[c - 1] * bm.fan_y[c - 1] > 1 \
                     and bm.arch.levels[c - 1].instances > 1:
                 fills = 0.0  # links may lower the child's fills

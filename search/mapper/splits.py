@@ -47,19 +47,22 @@ class TensorKeys:
     """Per key of one tensor: ``lo``/``hi`` bound ``m_t`` (the free spatial product of the
     dimensions irrelevant to it, over all fanouts); ``zk`` bounds the free spatial product of K
     and ``win[:, a]`` that of window axis ``a``'s pair (inputs with a window only; inf: no
-    dimension of the pair free)."""
+    dimension of the pair free); ``win_lo[:, a]``, where given, is at most the ``z`` of every free
+    dimension of that pair (a split's own least ``z``; ``None``: no lower bound but 1)."""
 
     lo: np.ndarray
     hi: np.ndarray
     zk: np.ndarray
     win: np.ndarray
+    win_lo: np.ndarray | None = None
 
     @property
     def count(self) -> int:
         return len(self.lo)
 
     def take(self, idx: np.ndarray) -> TensorKeys:
-        return TensorKeys(self.lo[idx], self.hi[idx], self.zk[idx], self.win[idx])
+        return TensorKeys(self.lo[idx], self.hi[idx], self.zk[idx], self.win[idx],
+                          None if self.win_lo is None else self.win_lo[idx])
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class SplitTable:
             np.minimum.at(lo, inv, m)
             np.maximum.at(hi, inv, m)
             if t == Tensor.I:
-                keys.append(TensorKeys(lo, hi, uniq[:, 0], uniq[:, 1:]))
+                keys.append(TensorKeys(lo, hi, uniq[:, 0], uniq[:, 1:], uniq[:, 1:]))
             else:
                 keys.append(TensorKeys(lo, hi, np.ones(len(uniq)), np.zeros((len(uniq), len(window_pairs)))))
             cols.append(inv)
