@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 
 import search.mapper.instance_union as instance_module
 from formulation.axes import DIMS, Dim, Tensor
+from formulation.goals import Objective
 from formulation.model.exact import access_counts
 from formulation.specs.types import Architecture, Layer, Mac, StorageLevel, Technology
 from search.mapper.bounds import BoundModel
 from search.mapper.instance_union import instance_floors
 from search.mapper.splits import TensorKeys
-from tests.mapper_cases import brute_force, brute_force_size, keep_set_bounds_of_mappings, tiny_eyeriss
+from tests.mapper_cases import (brute_force, brute_force_size, check_search_finds_brute_force_optimum,
+                                keep_set_bounds_of_mappings, tiny_eyeriss)
 from tests.test_mapper_bounds import partial_tilings
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -40,8 +42,8 @@ def spread_window_cases(draw, limit: int = 4000):
     """Windowed (often depthwise) layers on :func:`spread_arch` meshes wide enough to spread both
     dimensions of a window axis."""
     layer = Layer("tiny", N=1, K=draw(st.sampled_from([1, 1, 2])), C=draw(st.sampled_from([1, 1, 2])),
-                  P=draw(st.sampled_from([2, 3, 4])), Q=draw(st.sampled_from([1, 1, 2])), R=draw(st.sampled_from([2, 3])),
-                  S=1, Wstride=draw(st.sampled_from([1, 2])), Wdilation=draw(st.sampled_from([1, 2])))
+                  P=draw(st.sampled_from([2, 3, 4])), Q=draw(st.sampled_from([1, 1, 2])),
+                  R=draw(st.sampled_from([2, 3])), S=1, Wstride=draw(st.sampled_from([1, 2])), Wdilation=draw(st.sampled_from([1, 2])))
     arch = spread_arch(draw(st.sampled_from([(3, 1), (2, 2), (4, 1), (6, 1)])),
                        glb_words=draw(st.sampled_from([4, 64])), ifmap_words=draw(st.sampled_from([2, 4])))
     assume(brute_force_size(layer, arch) <= limit)
@@ -150,3 +152,9 @@ def test_the_floor_raises_the_bound_of_a_depthwise_tiling_with_the_window_spread
                                        np.ones(len(DIMS), dtype=bool))
     per_keep = np.diagonal(keep_set_energy(b, chain_matrix(keep[same])))
     assert (per_keep <= energy[same] * (1 + 1e-12)).all()
+
+
+@settings(max_examples=6, **SETTINGS)
+@given(spread_window_cases(limit=2500), st.sampled_from([Objective.EDP, Objective.ENERGY]))
+def test_search_with_instance_floors_proves_the_brute_force_optimum(case, objective):
+    check_search_finds_brute_force_optimum(*case, objective)

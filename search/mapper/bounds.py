@@ -84,7 +84,10 @@ iterations use the same elements (the loop is irrelevant), so the children of on
 whose instances each need all of it. For Weights and Outputs (and inputs without a window) this
 is already implied by ``REL SI Lambda``; for a windowed input it adds the window sweep the
 ``W_c`` term misses. No fill is claimed where links may lower the child's fills, nor at a fanout
-into the MACs.
+into the MACs. Per instance: with the window dimensions spread over the fanouts above ``c``,
+each instance of ``c`` receives at least the sumset of its own window coordinates, and its
+parent reads that over the window multicast (:mod:`search.mapper.instance_union`, which holds the
+proof; no fanout at ``c - 1``, so no links onto ``c``).
 
 **Innermost loop** (joint over the tensors). In a complete mapping, let ``j0`` be the innermost
 active temporal loop above storage level ``c`` (levels ``< c``, each level's permutation read

@@ -16,6 +16,7 @@ loop"); here are the terms it names, per tensor:
   prices a pair through it with a larger ``Lambda``, which it never lowers;
 * :func:`tensor_costs`: the table ``cost[b, key, p, c]`` over every pair, the input of the chains.
 
+A windowed input's pairs also take the per-instance floors of :mod:`search.mapper.instance_union`.
 The flag :data:`SWEEP_REFETCH` switches the sweep floor of a windowed input's parent reads
 (:mod:`search.mapper.sweep`); off is weaker, still valid.
 """
