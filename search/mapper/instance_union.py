@@ -72,14 +72,17 @@ INSTANCE_UNION = True
 
 
 def instance_floors(bm: BoundModel, s: np.ndarray, free: np.ndarray, cap_below: np.ndarray,
-                    keys: TensorKeys) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(fills[b, key, c], reads[b, key, p, c])``, per group, of a windowed input (module docstring):
-    0 where no floor is claimed (``c = 0``, ``c = L``, a fanout at ``c - 1``); ``None`` without a
-    window. ``s`` the spatial factors ``[b, L, 7]`` (free dimensions at 1), ``cap_below[b, L + 1]``
-    the fanout left at and below each level."""
-    if not (INSTANCE_UNION and bm.window_axes):
+                    keys: TensorKeys) -> tuple[dict, dict] | None:
+    """``(fills, reads)`` of a windowed input per group (module docstring): ``fills[c]`` and
+    ``reads[(p, c)]``, ``[b, key]``, for the levels ``c < L`` that can keep the input, have a fanout
+    above them and none at ``c - 1`` (elsewhere no floor is claimed: links, or, with every spatial
+    factor above ``c`` at 1, nothing beyond the compulsory traffic); ``None`` when there is no such
+    level or no window. ``s`` the spatial factors ``[b, L, 7]`` (free dimensions at 1),
+    ``cap_below[b, L + 1]`` the fanout left at and below each level."""
+    levels = [c for c in range(1, bm.levels) if bm.hw_keeps[c, Tensor.I] and bm.fan_x[c - 1] * bm.fan_y[c - 1] == 1
+              and (bm.fan_x[:c] * bm.fan_y[:c] > 1).any()]
+    if not (INSTANCE_UNION and bm.window_axes and levels):
         return None
-    L = bm.levels
     b, n_keys = s.shape[0], keys.count
     free = np.asarray(free, dtype=bool)
     dims = bm.dims.astype(np.float64)
@@ -87,11 +90,8 @@ def instance_floors(bm: BoundModel, s: np.ndarray, free: np.ndarray, cap_below: 
     win_lo = keys.win_lo if keys.win_lo is not None else np.ones_like(keys.win)
     pair_of = {d: ai for ai, pair in enumerate(bm.window_pairs) for d in pair}
     axes = [[int(d) for d in DIMS if bm.proj[Tensor.I, a, d] != 0] for a in range(N_AXES)]
-    fills = np.zeros((b, n_keys, L + 1))
-    reads = np.zeros((b, n_keys, L + 1, L + 1))
-    for c in range(1, L):
-        if bm.fan_x[c - 1] * bm.fan_y[c - 1] > 1:
-            continue  # links may serve a child from its neighbours
+    fills, reads = {}, {}
+    for c in levels:
         lo = {}   # lower bounds on S_d (levels < c), [b, key]
         for d in DIMS:
             if not free[d]:
@@ -111,7 +111,7 @@ def instance_floors(bm: BoundModel, s: np.ndarray, free: np.ndarray, cap_below: 
                 base = base * (dims[d1] * dims[d2] - (dims[d1] - s1) * (dims[d2] - s2))
             else:
                 base = base * max(dims[d] for d in dd)  # not a convolution's input: the largest extent
-        fills[:, :, c] = base * lo[int(Dim.K)]
+        fills[c] = base * lo[int(Dim.K)]
         for p in range(c):
             fan = cap_below[:, p] / cap_below[:, c]                   # fanout left on levels p..c-1, [b]
             mu = np.ones((b, n_keys))
@@ -129,7 +129,7 @@ def instance_floors(bm: BoundModel, s: np.ndarray, free: np.ndarray, cap_below: 
                 else:
                     mu = mu * np.maximum(w, 1.0)
             k_above = np.broadcast_to((above[:, p, Dim.K])[:, None], (b, n_keys))
-            reads[:, :, p, c] = base * k_above / mu
+            reads[(p, c)] = base * k_above / mu
     return fills, reads
 
 

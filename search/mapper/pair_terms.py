@@ -140,9 +140,9 @@ def pair_energy(bm: BoundModel, tt: int, p: int, c: int, terms: dict, counts: bo
             if terms["sweep"] is not None:
                 reads = np.maximum(reads, terms["sweep"][:, :, p, c])
             fills = np.maximum(rel * si[:, :, c] * lam[:, :, c], comp_c)
-            if terms.get("instance") is not None:  # per-instance floors (search.mapper.instance_union)
-                reads = np.maximum(reads, terms["instance"][1][:, :, p, c])
-                fills = np.maximum(fills, terms["instance"][0][:, :, c])
+            if terms.get("instance") is not None and c in terms["instance"][0]:  # search.mapper.instance_union
+                reads = np.maximum(reads, terms["instance"][1][(p, c)])
+                fills = np.maximum(fills, terms["instance"][0][c])
             if tt == Tensor.I and bm.input_windowed and bm.fan_x[c - 1] * bm.fan_y[c - 1] > 1 \
                     and bm.arch.levels[c - 1].instances > 1:
                 fills = 0.0  # links may lower the child's fills
