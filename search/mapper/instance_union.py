@@ -49,8 +49,8 @@ dimensions (:attr:`search.mapper.splits.TensorKeys.win_lo`; 1 without a split) a
 least its assigned part; ``S'_d <= min(z_d, prod_{p<=m<c} cap_m)``, and the least ``S'`` of a
 pair with both dimensions free is at most the key's ``win`` (the least ``z``), which bounds
 ``mu_a <= min(S'_1, S'_2)``; with one free, ``mu_a`` takes the fixed one's ``S'`` and the free
-one's bound. ``S'_K / S_K >= 1 / S_K^{<p}``: the floor on the reads uses ``S_K^{<p}``'s assigned
-part in place of ``S_K / S'_K``.
+one's bound. ``S_K / S'_K = S_K^{<p}``: the floor on the reads takes its assigned part (free
+factors at 1).
 """
 
 from __future__ import annotations
