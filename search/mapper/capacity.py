@@ -90,10 +90,11 @@ def _largest_divisor_at_most(divs: np.ndarray, x: np.ndarray) -> np.ndarray:
     return divs[np.maximum(np.searchsorted(divs, x, side="right") - 1, 0)]
 
 
-def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[int, np.ndarray]:
+def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray, top: int | None = None) -> dict[int, np.ndarray]:
     """Per free dimension ``d`` whose extent some kept tile grows with, ``tau[b, K, L]``: the least
     product of ``d``'s temporal factors at the levels ``< c`` over the keepers ``1 <= c' <= c`` of
-    each keep combination (module docstring; ``cummax`` over ``c`` of ``tau_{c,d}``), 1 where none."""
+    each keep combination (module docstring; ``cummax`` over ``c`` of ``tau_{c,d}``), 1 where none;
+    for ``c`` up to ``top`` (default: every level; deeper ones hold the value at ``top``)."""
     L = bm.levels
     b = batch.t.shape[0]
     K = keep_table.shape[0]
@@ -103,7 +104,7 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     for d in np.flatnonzero(free & (bm.dims > 1)):
         divs = np.array(divisors(int(bm.dims[d])), dtype=np.float64)
         tau = np.ones((b, K, L))
-        for c in range(1, L):
+        for c in range(1, L if top is None else min(top + 1, L)):
             kept = keep_table[:, c, :] & grows[None, :, d]                                   # [K, t]
             if not bm.bounded[c] or not kept.any():
                 continue
