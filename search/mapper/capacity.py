@@ -74,13 +74,14 @@ from search.tiling import divisors
 #: buffers force (module docstring); off is weaker, still valid.
 CAPACITY_REFETCH = True
 #: Whether the free dimensions irrelevant to a tensor are also forced jointly (module docstring,
-#: "Jointly"), on layers without a sliding window; off is weaker, still valid. Measured on ResNet-18
-#: on ``eyeriss-like`` (120 s, 2 workers, load 3.3-4): it raised no open bound of the 3x3 layers, and
-#: there the changed order of the depth-first search reached no leaf of layer1_3x3, layer2_3x3_s2 and
-#: layer3_3x3_s2 (their gaps 12-20% against main's 2-4%), so windowed layers go without it
-#: unless ``JOINT_WINDOWED`` (valid for them too: the tests check it against brute force).
+#: "Jointly"); off is weaker, still valid. ``JOINT_WINDOWED`` takes it to layers with a sliding
+#: window too. It was off there: a network run (ResNet-18 on ``eyeriss-like``, 120 s, load 3.3-4)
+#: reached worse incumbents with it on, but main's code at the same load (4.7, 2026-12-01) reaches
+#: the same worse incumbents, so that was the load (the seeds sample for a time). With the windowed
+#: input's order refetch (:mod:`search.mapper.window_refetch`) it raises ResNet-18's layer1_3x3
+#: bound after 60 s alone from 403,304 to 406,404 (without it: 403,304).
 JOINT_CAPACITY = True
-JOINT_WINDOWED = False
+JOINT_WINDOWED = True
 #: Most tuples of divisors enumerated per tensor for the joint term.
 MAX_JOINT_TUPLES = 512
 

@@ -91,6 +91,7 @@ from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor,
 from search.mapper.orders import level_orders, non_window_dims_of_inputs
 from search.mapper.bounds import SLACK, RelaxedTerms
 from search.mapper.pair_terms import pair_energy
+import search.mapper.window_refetch as window_refetch
 
 #: Whether complete tilings' per-keep-set energy is raised to the least over the loop orders
 #: (module docstring); off is weaker, still valid.
@@ -293,9 +294,13 @@ class OrderEnergy:
                         lam_c = self._stride_lambda(lam_c, stride, saved, inner, t, m, c)
                     lam = np.ones((b, lam_c.shape[1], L + 1))
                     lam[:, :, c] = lam_c
+                    priced = dict(terms, lam=lam)
+                    if tt == Tensor.I and bm.input_windowed and partial and window_refetch.WINDOW_REFETCH:
+                        kf = window_refetch.k_outside(temporal, lambda a: prefix_classes(a, bm.windowed), m)
+                        priced = window_refetch.scaled_compulsory(priced, kf[:, :lam_c.shape[1]], c)
                     for p in range(c):
                         if on[:, p].any():
-                            e, *counts = pair_energy(bm, tt, p, c, dict(terms, lam=lam), counts=True)
+                            e, *counts = pair_energy(bm, tt, p, c, priced, counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
                             for k, w in enumerate(counts if with_words else ()):
                                 w = np.broadcast_to(w, e.shape)

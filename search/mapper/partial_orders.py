@@ -50,7 +50,8 @@ from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
-from search.mapper.order_energy import OrderEnergy, level_savings
+from search.mapper.order_energy import OrderEnergy, deepest_relevant, level_savings
+import search.mapper.window_refetch as window_refetch
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
 #: (module docstring); off is weaker, still valid.
@@ -123,13 +124,19 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
             keeps = np.flatnonzero((can_beat(least, cyc) & fits).any(axis=0))
         if len(keeps):
             levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
+            refetch = window_refetch.WINDOW_REFETCH and oe.bm.input_windowed
             fixed, per_level, words, words_level = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
                                                                  [(sv, inn) for sv, inn, _ in levels], free=free,
-                                                                 with_words=bool(channels), shared=shared)
+                                                                 with_words=bool(channels) or refetch, shared=shared)
             joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
             for part in per_level:
                 joint = joint + oe._per_keep(part, keeps).min(axis=2)
             least[:, keeps] = np.maximum(least[:, keeps], joint)
+            if refetch:
+                ordered = window_refetch.order_excess(oe, deepest_relevant(t, oe.rel), chain_cost[rows], words_level,
+                                                      shared, keeps)
+                if ordered is not None:
+                    extra[:, keeps] = np.maximum(extra[:, keeps], ordered)
             if CAPACITY_REFETCH:
                 forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps,
                                          shared)
