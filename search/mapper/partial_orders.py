@@ -98,7 +98,9 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     above, and the chain sum plus the excess of the capacity or of the confinement term over the
     split-free chain costs (each term raises some pairs' ``Lambda``; a pair cost ``max(s Lambda a,
     floor)`` rises with ``Lambda`` at least as much when its replication factor ``s`` is larger,
-    and a split's factors are at least the relaxed split's); it takes at least the split's cycles (compute over ``Z``, the outer level's bandwidth)
+    and a split's factors are at least the relaxed split's), or of the windowed input's order terms
+    (:func:`search.mapper.window_refetch.order_excess`, its claim 2; the largest of the three excesses);
+    it takes at least the split's cycles (compute over ``Z``, the outer level's bandwidth)
     and ``k``'s. So every bound is the least over the (split, keep combination) pairs of the
     larger of each, the EDP of their product.
 
