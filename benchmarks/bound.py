@@ -34,7 +34,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.common import run_header, write_runs
+from benchmarks.common import add_output_arguments, output_error, run_header, write_runs
 
 OUTPUT = Path(__file__).parent / "results" / "bound.json"
 COMPARE = Path(__file__).parent / "results" / "compare.json"
@@ -175,9 +175,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--total-time", type=float, default=None, metavar="S",
                         help="run each case as `codesign optimize --total-time S` (search, polishing and bound in "
                              "S seconds in all) instead of --search-time and --bound-time")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    add_output_arguments(parser, OUTPUT)
     args = parser.parse_args(argv)
+    if (problem := output_error(args)) is not None:
+        parser.error(problem)
     result = run_header("bound", os.getloadavg()[0])
     result["workload"] = {"template": "simple (default_template)", "starts": 4, "jobs": 2, "seed": 0}
     if args.total_time is not None:

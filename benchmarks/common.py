@@ -103,6 +103,23 @@ def print_profile(title: str, rows: list[dict]) -> None:
         print(f"  {p['tottime_s']:>8.3f} s {p['tottime_share']:>6.1%}  {p['ncalls']:>6}  {p['function']}")
 
 
+def add_output_arguments(parser, default: Path) -> None:
+    """``--output`` (a list of runs), and ``--append`` or ``--overwrite`` for when it already holds runs."""
+    parser.add_argument("--output", type=Path, default=default)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    mode.add_argument("--overwrite", action="store_true", help="replace the runs already in --output")
+
+
+def output_error(args) -> str | None:
+    """Why this run may not write ``args.output`` (checked before running: the runs there are a history
+    the README quotes, so replacing them takes ``--overwrite``), or None."""
+    if args.append or args.overwrite or not args.output.exists():
+        return None
+    return (f"--output = {str(args.output)!r} holds earlier runs: pass --append to add this run after them "
+            f"or --overwrite to replace them")
+
+
 def write_runs(result: dict, output: Path, append: bool) -> None:
     """Write ``result`` as the one run of ``output``, or (``append``) after the runs already there (a file
     holding a single run counts as one)."""

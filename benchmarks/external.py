@@ -45,7 +45,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import _loadavg, run_header, write_runs
+from benchmarks.common import _loadavg, add_output_arguments, output_error, run_header, write_runs
 from benchmarks.accelforge_run import parse_axes
 from benchmarks.external_table import latest_run, ratio_rows
 from benchmarks.timeloop_mapper import (DEFAULT_ROOT, MODES, MapperSettings, max_spatial_utilization,
@@ -196,9 +196,11 @@ def main(argv: list[str]) -> int:
                         help="dimensions each mesh axis may iterate, e.g. X=K,Y=C (default: any)")
     parser.add_argument("--accelforge-time-limit", type=float, default=600.0, help="per layer, s")
     parser.add_argument("--mapper-results", type=Path, default=RESULTS / "mapper.json")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    add_output_arguments(parser, DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
+    if (problem := output_error(args)) is not None:
+        print(f"external: error: {problem}", file=sys.stderr)
+        return 2
     bad = [m for m in args.modes if m not in MODES]
     if bad:
         print(f"external: error: modes = {bad[0]!r}: expected {', '.join(MODES)}", file=sys.stderr)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import _loadavg, run_header, write_runs
+from benchmarks.common import _loadavg, add_output_arguments, output_error, run_header, write_runs
 from benchmarks.external_table import external_runs, format_table, latest_run, ratio_rows
 from formulation.goals import Objective
 from formulation.model.exact import evaluate_batch
@@ -205,8 +205,7 @@ def main(argv: list[str]) -> int:
                         help="workers of the local search and of --network-time's layers (default %(default)s)")
     parser.add_argument("--ls-start", action="store_true",
                         help="start each layer's mapper from the local search's mapping (as optimize --method exact)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--append", action="store_true", help="add this run to the runs already in --output")
+    add_output_arguments(parser, DEFAULT_OUTPUT)
     parser.add_argument("--external", type=Path, default=DEFAULT_EXTERNAL,
                         help="stored results of benchmarks external (a column per tool)")
     parser.add_argument("--report", action="store_true",
@@ -214,6 +213,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.report:
         return report(args)
+    if (problem := output_error(args)) is not None:
+        parser.error(problem)
     try:
         result = run(args)
     except SpecError as err:

@@ -46,7 +46,7 @@ from formulation.model.exact import evaluate, evaluate_batch
 from formulation.specs.types import Architecture, Layer
 from search.sampling import sample_mappings
 
-from benchmarks.common import run_header, ROOT, _loadavg, print_profile, profile_call, write_result
+from benchmarks.common import run_header, ROOT, _loadavg, profile_call, write_result
 from benchmarks import throughput_cases
 
 CASES_FILE = ROOT / "tests" / "data" / "timeloop_cases.jsonl"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from formulation.jsonsafe import json_text
-from formulation.specs.types import SpecError
 from codesign.args import _number_arg, goal_args, pareto_points, relaxation_solver, time_limit_arg
 
 
