@@ -8,7 +8,7 @@ import numpy as np
 import search.mapper.window_refetch as window_refetch
 from formulation.axes import N_DIMS, Dim
 from formulation.specs.types import Layer
-from search.mapper.order_energy import prefix_classes
+from search.mapper.order_classes import prefix_classes
 from tests.mapper_cases import brute_force, tiny_eyeriss
 from tests.test_mapper_capacity import _bounds
 

@@ -18,7 +18,7 @@ divisor of ``D_d`` at most ``e_max S`` (``e prod s`` divides ``D_d``).
 
 Now take a tensor ``t'``, a pair ``(p', c')`` of its consecutive keepers in ``k`` with ``c' < L``,
 and ``m*_a`` the deepest level ``< c'`` with an active *assigned* loop over ``Rel_t'``
-(:func:`search.mapper.order_energy.deepest_relevant`; the bound's ``Rel``). The completion's
+(:func:`search.mapper.order_classes.deepest_relevant`; the bound's ``Rel``). The completion's
 deepest such level ``m*`` is at or below ``m*_a`` (free dimensions only add active loops), and
 every loop of the levels ``< m*`` is at or outside ``j*`` and counts in the arrivals
 (:mod:`search.mapper.bounds`, "Arrivals": ``a_c' >= W_c' P_c' prod_{j <= j*} f_j``). For a free
@@ -66,7 +66,7 @@ import numpy as np
 
 from formulation.axes import N_TENSORS
 from search.mapper.bounds import RelaxedTerms
-from search.mapper.order_energy import deepest_relevant
+from search.mapper.order_classes import deepest_relevant
 from search.mapper.pair_terms import pair_energy
 from search.tiling import divisors
 

@@ -9,7 +9,7 @@ cheaper of the two.
 
 **Claim.** Fix a partial tiling (free dimensions ``U`` at 1), a keep combination ``k`` and a
 mapping completing both. Let ``t`` (without a sliding window) be kept at ``c`` (``1 <= c < L``)
-with parent keeper ``p``, ``m*_a(t, c) <= 0`` (:func:`search.mapper.order_energy.deepest_relevant`),
+with parent keeper ``p``, ``m*_a(t, c) <= 0`` (:func:`search.mapper.order_classes.deepest_relevant`),
 and ``Q`` the free dimensions of bound > 1 in ``Rel_t``. Each extent ``e_d`` (``d in Q``) below
 ``c`` multiplies ``t``'s tile at least by ``e_d`` (a span ``1 + s (e - 1) >= e``; one dimension
 per axis), so with the other free extents at 1 and the other tensors kept at ``c`` at their least
@@ -73,7 +73,7 @@ from formulation.factors import divisors
 from search.mapper.bounds import RelaxedTerms
 from search.mapper.capacity import forced_factors, joint_factors
 from search.mapper.pair_terms import pair_energy
-from search.mapper.order_energy import deepest_relevant
+from search.mapper.order_classes import deepest_relevant
 
 #: Whether partial tilings' per-keep-combination energy is raised by the confinement rule (module
 #: docstring); off is weaker, still valid.

@@ -8,7 +8,7 @@ tilings. :func:`partial_order_energy` extends it to partial tilings.
 **Claim.** Fix a partial tiling (the free dimensions' factors at 1, ``U`` the free dimensions)
 and any mapping completing it. For tensor ``t`` and a pair ``(p, c)`` of consecutive keepers
 with ``c < L``, let ``m*_a`` be the deepest level ``< c`` with an active *assigned* loop over
-``Rel_t`` (:func:`search.mapper.order_energy.deepest_relevant` of the partial tiling) and, at
+``Rel_t`` (:func:`search.mapper.order_classes.deepest_relevant` of the partial tiling) and, at
 each level ``m``, ``o'_m`` the completion's order of level ``m`` restricted to the assigned
 dimensions active there (one order per level, shared by every tensor). Then the completion's
 arrivals satisfy ``a_c >= W_c P_c Lambda_c(o'_{m*_a})`` with (free factors at 1)
@@ -33,7 +33,7 @@ keep set ``k`` is at least ``fixed_k + sum_m E_{k,m}(o'_m)``, ``E_{k,m}`` the su
 pairs of ``k``'s chains attached to level ``m``, a function of ``o'_m`` alone; hence at least
 ``fixed_k + sum_m min_o E_{k,m}(o)``, and the least of that over the keep sets ``k`` bounds every
 completion. The orders tried are the maximal classes of the assigned active loops
-(:func:`search.mapper.order_energy.prefix_classes`: costs fall as prefix sets grow), so every
+(:func:`search.mapper.order_classes.prefix_classes`: costs fall as prefix sets grow), so every
 ``o'_m`` is at least as costly as one of them. Keep sets whose tiles (free extents at 1) overflow
 a level are ``inf`` (tiles only grow). The terms use the relaxed split (:func:`search.mapper.splits.relaxed_keys`,
 valid for every completion). For EDP the product with the partial tiling's cycles bound bounds
@@ -50,7 +50,8 @@ from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
-from search.mapper.order_energy import OrderEnergy, deepest_relevant, level_savings
+from search.mapper.order_classes import deepest_relevant, level_savings
+from search.mapper.order_energy import OrderEnergy
 import search.mapper.window_refetch as window_refetch
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly

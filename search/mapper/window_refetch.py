@@ -14,7 +14,7 @@ at every split (:func:`order_excess`).
 windowed input's keepers with ``m = m*_a(c)``, the deepest level ``< c`` with an active assigned
 loop over ``Rel_I``; let ``o`` be the completion's order of level ``m`` restricted to the assigned
 active loops. If K's loop of level ``m`` is active and outside the first assigned active ``Rel_I``
-loop of ``o`` (not in ``prefix_I(o)``, :func:`search.mapper.order_energy.prefix_masks`), it
+loop of ``o`` (not in ``prefix_I(o)``, :func:`search.mapper.order_classes.prefix_masks`), it
 encloses that active ``Rel_I`` loop (free loops of level ``m`` only come between), so the argument
 of "Compulsory traffic" holds for it: each of its iterations ends and begins with tiles that differ
 in a coordinate of a single-dimension axis (N or C) and share no element; every element used in
@@ -57,8 +57,8 @@ WINDOW_REFETCH = True
 
 def k_outside(temporal: np.ndarray, classes_of, level: int) -> np.ndarray:
     """``[b, o]``: ``t_{level,K}`` for the orders (the maximal classes of
-    :func:`search.mapper.order_energy.level_savings`, in its order and padding; ``classes_of(active)``
-    gives a level's class masks, :func:`search.mapper.order_energy.prefix_classes`) whose input
+    :func:`search.mapper.order_classes.level_savings`, in its order and padding; ``classes_of(active)``
+    gives a level's class masks, :func:`search.mapper.order_classes.prefix_classes`) whose input
     prefix leaves K's loop of ``level`` out, else 1 (module docstring, claim 1)."""
     b = temporal.shape[0]
     code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
@@ -94,7 +94,7 @@ def order_excess(oe, mstar: np.ndarray, chain_cost: np.ndarray, words_level: lis
     their plain cost (pJ, with ``G``), per keep combination ``keeps`` (module docstring, claim 2);
     ``words_level[m][3, b, t, p, c, o]`` the per-order words of
     :meth:`search.mapper.order_energy.OrderEnergy.pair_costs`, ``mstar[b, t, c]`` the levels the
-    pairs are attached to (:func:`search.mapper.order_energy.deepest_relevant`); ``None`` when
+    pairs are attached to (:func:`search.mapper.order_classes.deepest_relevant`); ``None`` when
     nothing varies."""
     bm, L = oe.bm, oe.levels
     g = bm.layer.G
