@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import search.mapper.capacity as capacity
+import search.mapper.confinement as confinement
 import search.mapper.partial_orders as partial_orders
 from formulation.axes import N_DIMS, Dim
 from formulation.goals import Objective
@@ -170,6 +171,27 @@ def test_a_buffer_term_raises_some_partial_tilings_and_stays_below_every_complet
     assert (own[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any()
+
+
+def test_confinement_counts_the_loops_the_global_buffer_forces_into_dram():
+    """With C and P free, the Weights confined to a 2-word scratchpad (C loops above it) and the
+    Outputs kept in a 4-word global buffer with K below it (P loops above it, in DRAM): case A of the
+    confinement rule counts those P loops of DRAM (``confinement.FORCED_TOP``), which raises some keep
+    combinations' energy, still below every completion with that keep combination."""
+    layer, arch = Layer("gemm", N=1, C=4, K=2, P=4, Q=1), tiny_eyeriss(glb_words=4, weights_words=2)
+    energy, _, arrays = brute_force(layer, arch)
+    ok = np.isfinite(energy)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[[Dim.C, Dim.P]] = True
+    (_, confined), _, _ = _bounds(layer, arch, arrays, free)
+    saved = confinement.FORCED_TOP
+    try:
+        confinement.FORCED_TOP = False
+        (_, confined_old), _, _ = _bounds(layer, arch, arrays, free)
+    finally:
+        confinement.FORCED_TOP = saved
+    assert confined is not None and (confined[ok] <= energy[ok] * (1 + 1e-9)).all()
+    assert (confined > confined_old * 1.01).any()
 
 
 def test_a_throttled_global_buffer_raises_the_cycles_of_partial_tilings():

@@ -13,7 +13,7 @@ from formulation.goals import Objective
 from formulation.specs.types import Layer
 from search.mapper.bounds import BoundModel
 from search.mapper.leaves import LeafExpander, Rules, chain_matrix, keep_set_energy
-from search.mapper.order_energy import prefix_masks, savings
+from search.mapper.order_classes import prefix_masks, savings
 from search.mapper.space import Space
 from tests.mapper_cases import brute_force, brute_force_size, check_search_finds_brute_force_optimum, tiny_arch
 

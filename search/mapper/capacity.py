@@ -18,7 +18,7 @@ divisor of ``D_d`` at most ``e_max S`` (``e prod s`` divides ``D_d``).
 
 Now take a tensor ``t'``, a pair ``(p', c')`` of its consecutive keepers in ``k`` with ``c' < L``,
 and ``m*_a`` the deepest level ``< c'`` with an active *assigned* loop over ``Rel_t'``
-(:func:`search.mapper.order_energy.deepest_relevant`; the bound's ``Rel``). The completion's
+(:func:`search.mapper.order_classes.deepest_relevant`; the bound's ``Rel``). The completion's
 deepest such level ``m*`` is at or below ``m*_a`` (free dimensions only add active loops), and
 every loop of the levels ``< m*`` is at or outside ``j*`` and counts in the arrivals
 (:mod:`search.mapper.bounds`, "Arrivals": ``a_c' >= W_c' P_c' prod_{j <= j*} f_j``). For a free
@@ -66,7 +66,7 @@ import numpy as np
 
 from formulation.axes import N_TENSORS
 from search.mapper.bounds import RelaxedTerms
-from search.mapper.order_energy import deepest_relevant
+from search.mapper.order_classes import deepest_relevant
 from search.mapper.pair_terms import pair_energy
 from search.tiling import divisors
 
@@ -74,13 +74,14 @@ from search.tiling import divisors
 #: buffers force (module docstring); off is weaker, still valid.
 CAPACITY_REFETCH = True
 #: Whether the free dimensions irrelevant to a tensor are also forced jointly (module docstring,
-#: "Jointly"), on layers without a sliding window; off is weaker, still valid. Measured on ResNet-18
-#: on ``eyeriss-like`` (120 s, 2 workers, load 3.3-4): it raised no open bound of the 3x3 layers, and
-#: there the changed order of the depth-first search reached no leaf of layer1_3x3, layer2_3x3_s2 and
-#: layer3_3x3_s2 (their gaps 12-20% against main's 2-4%), so windowed layers go without it
-#: unless ``JOINT_WINDOWED`` (valid for them too: the tests check it against brute force).
+#: "Jointly"); off is weaker, still valid. ``JOINT_WINDOWED`` takes it to layers with a sliding
+#: window too. It was off there: a network run (ResNet-18 on ``eyeriss-like``, 120 s, load 3.3-4)
+#: reached worse incumbents with it on, but main's code at the same load (4.7, 2026-12-01) reaches
+#: the same worse incumbents, so that was the load (the seeds sample for a time). With the windowed
+#: input's order refetch (:mod:`search.mapper.window_refetch`) it raises ResNet-18's layer1_3x3
+#: bound after 60 s alone from 403,304 to 406,404 (without it: 403,304).
 JOINT_CAPACITY = True
-JOINT_WINDOWED = False
+JOINT_WINDOWED = True
 #: Most tuples of divisors enumerated per tensor for the joint term.
 MAX_JOINT_TUPLES = 512
 
@@ -90,10 +91,11 @@ def _largest_divisor_at_most(divs: np.ndarray, x: np.ndarray) -> np.ndarray:
     return divs[np.maximum(np.searchsorted(divs, x, side="right") - 1, 0)]
 
 
-def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[int, np.ndarray]:
+def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray, top: int | None = None) -> dict[int, np.ndarray]:
     """Per free dimension ``d`` whose extent some kept tile grows with, ``tau[b, K, L]``: the least
     product of ``d``'s temporal factors at the levels ``< c`` over the keepers ``1 <= c' <= c`` of
-    each keep combination (module docstring; ``cummax`` over ``c`` of ``tau_{c,d}``), 1 where none."""
+    each keep combination (module docstring; ``cummax`` over ``c`` of ``tau_{c,d}``), 1 where none;
+    for ``c`` up to ``top`` (default: every level; deeper ones hold the value at ``top``)."""
     L = bm.levels
     b = batch.t.shape[0]
     K = keep_table.shape[0]
@@ -103,7 +105,7 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray) -> dict[
     for d in np.flatnonzero(free & (bm.dims > 1)):
         divs = np.array(divisors(int(bm.dims[d])), dtype=np.float64)
         tau = np.ones((b, K, L))
-        for c in range(1, L):
+        for c in range(1, L if top is None else min(top + 1, L)):
             kept = keep_table[:, c, :] & grows[None, :, d]                                   # [K, t]
             if not bm.bounded[c] or not kept.any():
                 continue

@@ -9,7 +9,7 @@ cheaper of the two.
 
 **Claim.** Fix a partial tiling (free dimensions ``U`` at 1), a keep combination ``k`` and a
 mapping completing both. Let ``t`` (without a sliding window) be kept at ``c`` (``1 <= c < L``)
-with parent keeper ``p``, ``m*_a(t, c) <= 0`` (:func:`search.mapper.order_energy.deepest_relevant`),
+with parent keeper ``p``, ``m*_a(t, c) <= 0`` (:func:`search.mapper.order_classes.deepest_relevant`),
 and ``Q`` the free dimensions of bound > 1 in ``Rel_t``. Each extent ``e_d`` (``d in Q``) below
 ``c`` multiplies ``t``'s tile at least by ``e_d`` (a span ``1 + s (e - 1) >= e``; one dimension
 per axis), so with the other free extents at 1 and the other tensors kept at ``c`` at their least
@@ -43,9 +43,19 @@ above ``c`` each ``e_d = D_d / prod_{m<c} s_{m,d} >= D_d / S``. Let ``m_f`` be t
   at least ``Lambda0_t''`` (the assigned ``t''``-irrelevant factors of level 0; its own ``Lambda``
   when ``m*_a >= 1``) times ``conf_t''``.
 
+In the first two cases (*case A*) every loop of level 0 counts, the free ones too: the temporal
+factors of level 0 over the free dimensions outside ``Rel_t`` are disjoint from the assigned loops
+``Lambda0_t`` counts and multiply to at least ``F1_t``, the least product the keepers of level 1
+force above it (:mod:`search.mapper.capacity`: ``tau_{1,d}`` per dimension, multiplied, or the joint
+factor of those dimensions at level 1, the larger; both bound the temporal factors at the levels
+``< 1``, level 0's, of the completion with keep combination ``k``; 1 where nothing is forced). So
+``t``'s pair may take ``Lambda0_t F1_t``. (Measured on ResNet-18's ``layer1_3x3`` on ``eyeriss-like``:
+the Outputs kept in the global buffer with K below it force P and Q partly into DRAM, whose loops
+then refetch the Weights confined in ``weights_spad``.)
+
 Every pair cost grows with ``Lambda`` (:func:`search.mapper.pair_terms.pair_energy`), so the
 completion's energy is at least ``min(E_A, E_B)``: ``E_A`` the keep combination's chain energy with
-``t``'s pair at ``Lambda0_t``, ``E_B`` the least over the ``(d0, f)`` the row allows of the chain
+``t``'s pair at ``Lambda0_t F1_t``, ``E_B`` the least over the ``(d0, f)`` the row allows of the chain
 energy with (a) and (b) applied (the relaxed split, :func:`search.mapper.splits.relaxed_keys`).
 :mod:`search.mapper.partial_orders` takes the larger of this and its other bounds per keep
 combination. Rows with more than :data:`MAX_TUPLES` factor tuples skip the rule (weaker, valid).
@@ -61,12 +71,16 @@ import numpy as np
 from formulation.axes import DIMS, N_TENSORS, Tensor
 from formulation.factors import divisors
 from search.mapper.bounds import RelaxedTerms
+from search.mapper.capacity import forced_factors, joint_factors
 from search.mapper.pair_terms import pair_energy
-from search.mapper.order_energy import deepest_relevant
+from search.mapper.order_classes import deepest_relevant
 
 #: Whether partial tilings' per-keep-combination energy is raised by the confinement rule (module
 #: docstring); off is weaker, still valid.
 CONFINEMENT = True
+#: Whether case A also counts the free loops of level 0 that the keepers of level 1 force there
+#: (``F1_t``, module docstring); off is weaker, still valid.
+FORCED_TOP = True
 #: Most tuples ``f`` (divisors of the confined dimensions) enumerated per confined pair.
 MAX_TUPLES = 256
 
@@ -99,6 +113,7 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
     out = np.full((b, len(keeps)), -np.inf)
     hit = False
     fit_cache: dict = {}     # (level, tensors kept there, Q) -> _tuples_fit
+    top_forced: dict = {}    # tensor -> [b, k]: the forced free factors of level 0 (_top_forced), on first use
     for j, k in enumerate(keeps):
         chains = [oe.chain_pairs[tt][oe.chain_index[k, tt]] for tt in range(N_TENSORS)]
         base = sum(chain_cost[:, tt, p, c] for tt in range(N_TENSORS) for p, c in chains[tt]) + mac_energy_pJ
@@ -128,11 +143,37 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 hit = True
                 lam0 = np.where((~bm.rel & ~free)[None], t[:, :1], 1.0).prod(axis=2)            # [b, t]
                 cost = np.where(np.isfinite(chain_cost[:, tt, p, c]), chain_cost[:, tt, p, c], 0.0)
-                e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam0[:, tt, None])[:, 0] - cost, 0.0)
+                lam_a = lam0[:, tt]
+                if FORCED_TOP:
+                    if tt not in top_forced:
+                        top_forced[tt] = _top_forced(bm, oe.keep_table[keeps], batch, free, tt, top_forced)
+                    lam_a = lam_a * top_forced[tt][:, j]
+                e_a = base + np.maximum(_scaled(bm, tt, p, c, terms[tt], lam_a[:, None])[:, 0] - cost, 0.0)
                 e_b = _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, free, base, lam0)
                 bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
                 out[:, j] = np.maximum(out[:, j], bound)
     return out if hit else None
+
+
+def _top_forced(bm, table: np.ndarray, batch, free: np.ndarray, tt: int, cache: dict) -> np.ndarray:
+    """``F1[b, k]``: a lower bound on the product of the temporal factors of level 0 over the free
+    dimensions irrelevant to tensor ``tt`` (outside ``Rel_tt``), per keep combination of ``table``: those
+    that the keepers of level 1 cannot hold below them (:func:`search.mapper.capacity.forced_factors`
+    at level 1, one dimension at a time, multiplied; :func:`search.mapper.capacity.joint_factors`
+    at level 1, jointly; the larger of the two), 1 where nothing is forced (module docstring, case A).
+    ``cache`` keeps the one-dimension factors (key ``"taus"``) for the other tensors."""
+    b, K = batch.t.shape[0], table.shape[0]
+    if bm.levels < 2:
+        return np.ones((b, K))
+    if "taus" not in cache:
+        cache["taus"] = forced_factors(bm, table, batch, free, top=1)
+    dims = [int(d) for d in np.flatnonzero(free & ~bm.rel[tt] & (bm.dims > 1))]
+    single = np.ones((b, K))
+    for d in dims:
+        if d in cache["taus"]:
+            single = single * cache["taus"][d][:, :, 1]
+    joint = joint_factors(bm, table, batch, dims, top=1)
+    return single if joint is None else np.maximum(single, joint[:, :, 1])
 
 
 def _tuples_fit(bm, kept: np.ndarray, ext: np.ndarray, q: list[int], tuples: list, spatial: np.ndarray,
@@ -186,4 +227,4 @@ def _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, f
     return best
 
 
-__all__ = ["CONFINEMENT", "MAX_TUPLES", "confinement_energy"]
+__all__ = ["CONFINEMENT", "FORCED_TOP", "MAX_TUPLES", "confinement_energy"]

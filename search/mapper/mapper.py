@@ -11,7 +11,8 @@ bound reaches the incumbent (``"bound"``: no completion can be better than the b
 found) or when it is the mirror image of a kept tiling (``"symmetric-xy"``, below); a partial child
 the bound keeps is raised first to the least over its keep combinations of the loop orders chosen
 jointly over the tensors, with the refetch full and small buffers force
-(:mod:`search.mapper.capacity`, :mod:`search.mapper.confinement`), the throttled levels' cycles and
+(:mod:`search.mapper.capacity`, :mod:`search.mapper.confinement`; a windowed input's order refetch,
+:mod:`search.mapper.window_refetch`), the throttled levels' cycles and
 the splits of the free fanout (:mod:`search.mapper.partial_orders`). Nodes are
 explored depth first, the most promising batch first, which finds good incumbents; after half of
 a finite time budget the open batch of least bound is expanded first instead, which raises the

@@ -51,7 +51,7 @@ prod_F f - 1`` (telescoping over ``F`` alone), so ``a_c >= tile * prod_F f``: ``
 count every loop of ``F`` outside ``Rel_I``, which contains every loop outside ``j*``. Walk the
 loops from ``c`` outwards: up to ``m1``, the deepest level with an active loop moving the input,
 only K loops are active (none moves anything: not in ``F``); at ``m1`` membership depends on its
-order only (the class's saved set, row ``STRIDE_ROW`` of :func:`prefix_masks`; the input's
+order only (the class's saved set, row ``STRIDE_ROW`` of :func:`search.mapper.order_classes.prefix_masks`; the input's
 ``order_key`` sequence fixes it); above ``m1`` every loop is in ``F`` once ``m1``'s loops move
 two axes; if they move one axis ``a``, a loop above is in ``F`` if it does not move ``a``, and
 every loop is at the levels above ``m2``, the deepest level above ``m1`` moving another axis;
@@ -83,135 +83,19 @@ are each at least their least), and a combination's its own energy times its own
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from formulation.axes import DIMS, N_AXES, N_DIMS, N_TENSORS, RELEVANCE, Tensor, projection
-from search.mapper.orders import level_orders, non_window_dims_of_inputs
+from formulation.axes import N_AXES, N_DIMS, N_TENSORS, Tensor
 from search.mapper.bounds import SLACK, RelaxedTerms
+from search.mapper.order_classes import (STRIDE_BELOW_ROW, STRIDE_ROW, deepest_relevant, input_axis,
+                                         level_savings, prefix_classes, relevant_sets)
 from search.mapper.pair_terms import pair_energy
+import search.mapper.window_refetch as window_refetch
 
 #: Whether complete tilings' per-keep-set energy is raised to the least over the loop orders
 #: (module docstring); off is weaker, still valid.
 LEVEL_ORDERS = True
-
-
-def _relevant(windowed: tuple[bool, bool]) -> np.ndarray:
-    """``Rel_t`` per tensor, ``[t, 7]``: the dimensions whose loops stop a tensor's prefix."""
-    rel = RELEVANCE.copy()
-    if any(windowed):
-        nw = non_window_dims_of_inputs(windowed)
-        rel[Tensor.I] = [int(d) in nw for d in DIMS]
-    return rel
-
-
-#: Rows of a class's masks (:func:`prefix_masks`): the prefix set of each tensor, then the inputs'
-#: stride-change savings (module docstring, "Windowed inputs"), the same when a loop below the
-#: level is active (innermost, moving nothing), then the innermost active loop.
-STRIDE_ROW, STRIDE_BELOW_ROW, INNER_ROW = N_TENSORS, N_TENSORS + 1, N_TENSORS + 2
-
-
-def _input_axis() -> np.ndarray:
-    """The input axis each dimension moves (``-1``: none, K), ``[7]``; the same for every stride."""
-    proj = projection(1, 1, 1, 1)[Tensor.I]
-    return np.where(proj.any(axis=0), proj.argmax(axis=0), -1)
-
-
-def prefix_masks(perms: np.ndarray, active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.ndarray:
-    """Per permutation (innermost first) of a level whose active loops are ``active``, ``[n, 6, 7]``:
-    rows ``0..2``, each tensor's prefix set (the active loops inside its first active ``Rel_t``
-    loop); row ``STRIDE_ROW``, the input's loops over dimensions outside ``Rel_I`` that no loop
-    inside them moves along another axis (the level walked alone, nothing moving below it), but
-    for the first loop moving the input when the innermost loop moves nothing (then ``T_z = 0``
-    and that loop's ``T`` is its own shift: a whole tile); row ``STRIDE_BELOW_ROW``, the same when
-    the innermost loop is below the level (moving nothing); row ``INNER_ROW``, the innermost loop."""
-    rel = _relevant(windowed)
-    axis = _input_axis()
-    act = set(active)
-    out = np.zeros((len(perms), INNER_ROW + 1, N_DIMS), dtype=bool)
-    for i, perm in enumerate(perms):
-        seq = [int(x) for x in perm if int(x) in act]
-        for t in range(N_TENSORS):
-            for d in seq:
-                if rel[t, d]:
-                    break
-                out[i, t, d] = True
-        moved: set[int] = set()
-        still = bool(seq) and axis[seq[0]] < 0          # the innermost loop moves nothing
-        for d in seq:
-            if not rel[Tensor.I, d] and not (moved - {int(axis[d])}):
-                first = axis[d] >= 0 and not moved          # the first loop moving the input
-                out[i, STRIDE_ROW, d] = not (first and still)
-                out[i, STRIDE_BELOW_ROW, d] = not first
-            if axis[d] >= 0:
-                moved.add(int(axis[d]))
-        if seq:
-            out[i, INNER_ROW, seq[0]] = True
-    return out
-
-
-@lru_cache(maxsize=4096)
-def prefix_classes(active: tuple[int, ...], windowed: tuple[bool, bool]) -> np.ndarray:
-    """The maximal classes of a level whose active loops are ``active`` (:func:`prefix_masks`): of the
-    classes of :func:`search.mapper.orders.level_orders`, those whose saved sets no other class with
-    the same innermost loop contains on every row (module docstring), one per distinct mask."""
-    out = np.unique(prefix_masks(level_orders(active, windowed, True), active, windowed), axis=0)
-    within = (out[:, None, :INNER_ROW] <= out[None, :, :INNER_ROW]).all(axis=(2, 3))   # [i, j]: i's sets in j's
-    same = (out[:, None, INNER_ROW] == out[None, :, INNER_ROW]).all(axis=2)
-    return out[~(within & same & ~np.eye(len(out), dtype=bool)).any(axis=1)]
-
-
-def savings(temporal_level: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``prod_{d in set} t_d`` of each saved set (rows ``0 .. STRIDE_BELOW_ROW``), ``[r, o, 5]``, and the
-    innermost loop's dimension, ``[r, o]`` (``-1``: none), for one level's factors ``[r, 7]`` and
-    masks ``[o, 6, 7]`` (:func:`prefix_masks`)."""
-    t = temporal_level.astype(np.float64)
-    saved = np.where(masks[None, :, :INNER_ROW], t[:, None, None, :], 1.0).prod(axis=3)
-    inner = np.where(masks[:, INNER_ROW].any(axis=1), masks[:, INNER_ROW].argmax(axis=1), -1)
-    return saved, np.broadcast_to(inner[None], saved.shape[:2])
-
-
-def deepest_relevant(temporal: np.ndarray, rel: np.ndarray) -> np.ndarray:
-    """``m*[b, t, c]``: the deepest level ``< c`` with an active loop over ``Rel_t`` (``-1``: none),
-    for ``c = 0 .. L`` (``m*`` at ``c = 0`` is always ``-1``)."""
-    b, L, _ = temporal.shape
-    has = ((temporal[:, :, None, :] > 1) & rel[None, None]).any(axis=3)      # [b, L, t]
-    out = np.full((b, N_TENSORS, L + 1), -1, dtype=np.int64)
-    for c in range(1, L + 1):
-        out[:, :, c] = np.where(has[:, :c], np.arange(c)[None, :, None], -1).max(axis=1)
-    return out
-
-
-@lru_cache(maxsize=4096)
-def representative_masks(active: tuple[int, ...], windowed: tuple[bool, bool], rule2: bool) -> np.ndarray:
-    """:func:`prefix_masks` of the representatives :func:`search.mapper.orders.level_orders` lists."""
-    return prefix_masks(level_orders(active, windowed, rule2), active, windowed)
-
-
-def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
-                  rule2: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`savings` over each row's orders at ``level`` (``saved[b, o, 5]``, ``inner[b, o]``), and
-    how many each row has, ``[b]`` (the others repeat its first): the maximal classes
-    (:func:`prefix_classes`) when ``rule2`` is ``None``, else the representatives of
-    ``level_orders(active, windowed, rule2)`` in their order."""
-    b = temporal.shape[0]
-    code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
-    groups = {int(c): np.flatnonzero(code == c) for c in np.unique(code)}
-    actives = {c: tuple(d for d in range(N_DIMS) if c >> d & 1) for c in groups}
-    classes = {c: prefix_classes(a, windowed) if rule2 is None else representative_masks(a, windowed, rule2)
-               for c, a in actives.items()}
-    n = max(len(v) for v in classes.values())
-    saved = np.ones((b, n, INNER_ROW))
-    inner = np.full((b, n), -1, dtype=np.int64)
-    count = np.zeros(b, dtype=np.int64)
-    for c, rows in groups.items():
-        val, inn = savings(temporal[rows, level], classes[c])                   # [r, k, 5], [r, k]
-        pad = n - val.shape[1]
-        saved[rows] = np.concatenate([val, np.repeat(val[:, :1], pad, axis=1)], axis=1)
-        inner[rows] = np.concatenate([inn, np.repeat(inn[:, :1], pad, axis=1)], axis=1)
-        count[rows] = val.shape[1]
-    return saved, inner, count
 
 
 class OrderEnergy:
@@ -221,7 +105,7 @@ class OrderEnergy:
     def __init__(self, bm, keep_table: np.ndarray) -> None:
         self.bm = bm
         self.levels = bm.levels
-        self.rel = _relevant(bm.windowed)
+        self.rel = relevant_sets(bm.windowed)
         self.keep_table = keep_table
         # per tensor: its distinct chains of keepers and, per keep combination, which one it is
         self.chain_pairs, self.chain_index = [], np.zeros((len(keep_table), N_TENSORS), dtype=np.int64)
@@ -243,7 +127,7 @@ class OrderEnergy:
         not keep ``t``) and per level ``m < L - 1`` the part depending on level ``m``'s order,
         ``per_level[m][b, t, p, c, o]`` (0 for the pairs attached to another level), for the orders
         whose savings and innermost loops are ``levels[m] = (saved[b, o, 5], inner[b, o])``
-        (:func:`savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
+        (:func:`search.mapper.order_classes.savings`). A pair is attached to ``m*_t(c)``, a windowed input's to ``m1(c)``. Also
         the pairs' words (reads and updates of ``p``, fills of ``c``), ``words[3, b, t, p, c]`` and
         ``words_level[m][3, b, t, p, c, o]``, split alike. With ``free`` (partial tilings, free
         dimensions at 1; :mod:`search.mapper.partial_orders`) the terms relax the free dimensions and a
@@ -293,9 +177,13 @@ class OrderEnergy:
                         lam_c = self._stride_lambda(lam_c, stride, saved, inner, t, m, c)
                     lam = np.ones((b, lam_c.shape[1], L + 1))
                     lam[:, :, c] = lam_c
+                    priced = dict(terms, lam=lam)
+                    if tt == Tensor.I and bm.input_windowed and partial and window_refetch.WINDOW_REFETCH:
+                        kf = window_refetch.k_outside(temporal, lambda a: prefix_classes(a, bm.windowed), m)
+                        priced = window_refetch.scaled_compulsory(priced, kf[:, :lam_c.shape[1]], c)
                     for p in range(c):
                         if on[:, p].any():
-                            e, *counts = pair_energy(bm, tt, p, c, dict(terms, lam=lam), counts=True)
+                            e, *counts = pair_energy(bm, tt, p, c, priced, counts=True)
                             per_level[m][:, tt, p, c] = np.where(on[:, p, None], e * g, 0.0)
                             for k, w in enumerate(counts if with_words else ()):
                                 w = np.broadcast_to(w, e.shape)
@@ -315,7 +203,7 @@ class OrderEnergy:
         b = temporal.shape[0]
         t = temporal.astype(np.float64)
         active = temporal > 1
-        axis = _input_axis()
+        axis = input_axis()
         nonrel = ~self.rel[Tensor.I]
         axes_at = np.zeros((b, L), dtype=np.int64)                             # bitmask of moved axes
         for d in range(N_DIMS):
@@ -435,7 +323,7 @@ class OrderEnergy:
     def parts(self, temporal, sx, sy, chain_cost: np.ndarray, rule2: bool | None = None,
               base_cycles: np.ndarray | None = None, columns: np.ndarray | None = None) -> Parts:
         """The module docstring's sums per keep combination of complete tilings (:class:`Parts`), over
-        the orders of :func:`level_savings` with ``rule2``; the words of the throttled levels only
+        the orders of :func:`search.mapper.order_classes.level_savings` with ``rule2``; the words of the throttled levels only
         with ``base_cycles`` (``[b]``), and of a channel only if some row's words over all pairs
         and the most of each level's orders could exceed them (the others add nothing: 0 words); for
         the keep combinations ``columns`` (ascending; all by default)."""
@@ -499,5 +387,4 @@ def combination_sum(fixed: np.ndarray, per_level: list[np.ndarray], keeps: np.nd
     return out
 
 
-__all__ = ["OrderEnergy", "Parts", "combination_sum", "prefix_classes", "prefix_masks", "representative_masks",
-           "savings", "level_savings", "deepest_relevant", "LEVEL_ORDERS"]
+__all__ = ["OrderEnergy", "Parts", "combination_sum", "LEVEL_ORDERS"]

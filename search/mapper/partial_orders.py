@@ -8,7 +8,7 @@ tilings. :func:`partial_order_energy` extends it to partial tilings.
 **Claim.** Fix a partial tiling (the free dimensions' factors at 1, ``U`` the free dimensions)
 and any mapping completing it. For tensor ``t`` and a pair ``(p, c)`` of consecutive keepers
 with ``c < L``, let ``m*_a`` be the deepest level ``< c`` with an active *assigned* loop over
-``Rel_t`` (:func:`search.mapper.order_energy.deepest_relevant` of the partial tiling) and, at
+``Rel_t`` (:func:`search.mapper.order_classes.deepest_relevant` of the partial tiling) and, at
 each level ``m``, ``o'_m`` the completion's order of level ``m`` restricted to the assigned
 dimensions active there (one order per level, shared by every tensor). Then the completion's
 arrivals satisfy ``a_c >= W_c P_c Lambda_c(o'_{m*_a})`` with (free factors at 1)
@@ -33,7 +33,7 @@ keep set ``k`` is at least ``fixed_k + sum_m E_{k,m}(o'_m)``, ``E_{k,m}`` the su
 pairs of ``k``'s chains attached to level ``m``, a function of ``o'_m`` alone; hence at least
 ``fixed_k + sum_m min_o E_{k,m}(o)``, and the least of that over the keep sets ``k`` bounds every
 completion. The orders tried are the maximal classes of the assigned active loops
-(:func:`search.mapper.order_energy.prefix_classes`: costs fall as prefix sets grow), so every
+(:func:`search.mapper.order_classes.prefix_classes`: costs fall as prefix sets grow), so every
 ``o'_m`` is at least as costly as one of them. Keep sets whose tiles (free extents at 1) overflow
 a level are ``inf`` (tiles only grow). The terms use the relaxed split (:func:`search.mapper.splits.relaxed_keys`,
 valid for every completion). For EDP the product with the partial tiling's cycles bound bounds
@@ -50,7 +50,9 @@ from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
 from search.mapper.confinement import CONFINEMENT, confinement_energy
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
-from search.mapper.order_energy import OrderEnergy, level_savings
+from search.mapper.order_classes import deepest_relevant, level_savings
+from search.mapper.order_energy import OrderEnergy
+import search.mapper.window_refetch as window_refetch
 
 #: Whether partial tilings' energy bound is raised to the least over the loop orders chosen jointly
 #: (module docstring); off is weaker, still valid.
@@ -97,7 +99,9 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     above, and the chain sum plus the excess of the capacity or of the confinement term over the
     split-free chain costs (each term raises some pairs' ``Lambda``; a pair cost ``max(s Lambda a,
     floor)`` rises with ``Lambda`` at least as much when its replication factor ``s`` is larger,
-    and a split's factors are at least the relaxed split's); it takes at least the split's cycles (compute over ``Z``, the outer level's bandwidth)
+    and a split's factors are at least the relaxed split's), or of the windowed input's order terms
+    (:func:`search.mapper.window_refetch.order_excess`, its claim 2; the largest of the three excesses);
+    it takes at least the split's cycles (compute over ``Z``, the outer level's bandwidth)
     and ``k``'s. So every bound is the least over the (split, keep combination) pairs of the
     larger of each, the EDP of their product.
 
@@ -123,13 +127,19 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
             keeps = np.flatnonzero((can_beat(least, cyc) & fits).any(axis=0))
         if len(keeps):
             levels = [level_savings(t, oe.bm.windowed, m) for m in range(oe.levels - 1)]
+            refetch = window_refetch.WINDOW_REFETCH and oe.bm.input_windowed
             fixed, per_level, words, words_level = oe.pair_costs(t, sx[rows], sy[rows], chain_cost[rows],
                                                                  [(sv, inn) for sv, inn, _ in levels], free=free,
-                                                                 with_words=bool(channels), shared=shared)
+                                                                 with_words=bool(channels) or refetch, shared=shared)
             joint = mac_energy_pJ + oe._per_keep(fixed, keeps)
             for part in per_level:
                 joint = joint + oe._per_keep(part, keeps).min(axis=2)
             least[:, keeps] = np.maximum(least[:, keeps], joint)
+            if refetch:
+                ordered = window_refetch.order_excess(oe, deepest_relevant(t, oe.rel), chain_cost[rows], words_level,
+                                                      shared, keeps)
+                if ordered is not None:
+                    extra[:, keeps] = np.maximum(extra[:, keeps], ordered)
             if CAPACITY_REFETCH:
                 forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps,
                                          shared)
