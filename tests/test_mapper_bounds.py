@@ -57,6 +57,15 @@ def _without_forcing(layer, arch, t, sx, sy, assigned) -> np.ndarray:
         bounds_module.MAX_FORCED_LEVELS = levels
 
 
+def check_partial_bounds_below_completions(layer, arch, data) -> None:
+    """The bounds of random partial tilings (:func:`partial_tilings`) are at most the energy, cycles and
+    energy x cycles of every legal completion."""
+    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
+    b = BoundModel(layer, arch).bounds(t[ok], sx[ok], sy[ok], assigned)
+    assert (b.energy_pJ <= energy[ok]).all()
+    assert (b.cycles <= cycles[ok]).all()
+    assert (b.edp_pJ_cycles <= (energy * cycles)[ok] * (1 + 1e-12)).all()
+
 @settings(max_examples=15, **SETTINGS)
 @given(windowed_cases(), st.data())
 def test_innermost_loop_bound_is_below_every_completion_and_above_the_old_bound(case, data):

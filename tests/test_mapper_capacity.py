@@ -4,6 +4,8 @@ force on a shrunk eyeriss-like."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -69,12 +71,9 @@ def _bounds(layer, arch, arrays, free, capacity=True, confinement=True):
     args = (oe, t[first], sx[first], sy[first], bounds.chain_cost, free, bounds.mac_energy_pJ)
     forced = capacity_energy(*args, np.arange(len(oe.keep_table)))
     confined = confinement_energy(*args, np.arange(len(oe.keep_table)))
-    saved = partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT
-    try:
-        partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT = capacity, confinement
+    with patch.object(partial_orders, "CAPACITY_REFETCH", capacity), \
+            patch.object(partial_orders, "CONFINEMENT", confinement):
         e, c, d = partial_order_bounds(*args, cycles=bounds.cycles, with_cycles=True)
-    finally:
-        partial_orders.CAPACITY_REFETCH, partial_orders.CONFINEMENT = saved
     own = (arrays.keep[:, None] == oe.keep_table[None]).all(axis=(2, 3)).argmax(axis=1)
     per_keep = [None if x is None else x[group, own] for x in (forced, confined)]
     return per_keep, (e[group], c[group], d[group]), bounds.cycles[group]
@@ -112,17 +111,13 @@ def test_buffer_bounds_of_windowed_layers_are_below_every_completion(case, data)
     """The capacity (with its joint term) and confinement energies per keep combination, and the partial
     tilings' energy, cycles and EDP bounds, of convolutions with a sliding window and free dimensions
     drawn at random, are at most those of every legal completion."""
-    saved = capacity.JOINT_WINDOWED
-    try:
-        capacity.JOINT_WINDOWED = True  # the joint term too (off by default on windowed layers)
+    with patch.object(capacity, "JOINT_WINDOWED", True):  # the joint term too, whatever the default
         _check_below_completions(*case, data)
-    finally:
-        capacity.JOINT_WINDOWED = saved
 
 
 def test_joint_capacity_raises_a_partial_tiling_and_stays_below_every_completion():
     """With N and P free on a convolution whose Outputs fit the 2-word psum scratchpad with N or P whole
-    below it but not both, the joint term (capacity.joint_factors, switched on for windowed layers)
+    below it but not both, the joint term (capacity.joint_factors, on for windowed layers too)
     forces their loops above it and raises some partial tilings' energy bound, still below every
     completion's. (No GEMM small enough for brute force was found where it binds; on ResNet-18's
     layer2_downsample it does, benchmarks/README.md.)"""
@@ -132,14 +127,10 @@ def test_joint_capacity_raises_a_partial_tiling_and_stays_below_every_completion
     ok = np.isfinite(energy)
     free = np.zeros(N_DIMS, dtype=bool)
     free[[Dim.N, Dim.P]] = True
-    saved = capacity.JOINT_CAPACITY, capacity.JOINT_WINDOWED
-    try:
-        capacity.JOINT_WINDOWED = True
+    with patch.object(capacity, "JOINT_WINDOWED", True):
         (forced, _), (e, _, _), _ = _bounds(layer, arch, arrays, free)
-        capacity.JOINT_CAPACITY = False
-        _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free)
-    finally:
-        capacity.JOINT_CAPACITY, capacity.JOINT_WINDOWED = saved
+        with patch.object(capacity, "JOINT_CAPACITY", False):
+            _, (e_old, _, _), _ = _bounds(layer, arch, arrays, free)
     assert forced is not None and (forced[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any()
@@ -184,12 +175,8 @@ def test_confinement_counts_the_loops_the_global_buffer_forces_into_dram():
     free = np.zeros(N_DIMS, dtype=bool)
     free[[Dim.C, Dim.P]] = True
     (_, confined), _, _ = _bounds(layer, arch, arrays, free)
-    saved = confinement.FORCED_TOP
-    try:
-        confinement.FORCED_TOP = False
+    with patch.object(confinement, "FORCED_TOP", False):
         (_, confined_old), _, _ = _bounds(layer, arch, arrays, free)
-    finally:
-        confinement.FORCED_TOP = saved
     assert confined is not None and (confined[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (confined > confined_old * 1.01).any()
 
@@ -234,11 +221,7 @@ def test_keep_combinations_priced_per_split_raise_the_bound():
     free = np.zeros(N_DIMS, dtype=bool)
     free[Dim.C] = True
     _, (_, _, d), _ = _bounds(layer, arch, arrays, free)
-    saved = partial_orders.SPLIT_KEEPS
-    try:
-        partial_orders.SPLIT_KEEPS = False
+    with patch.object(partial_orders, "SPLIT_KEEPS", False):
         _, (_, _, d_old), _ = _bounds(layer, arch, arrays, free)
-    finally:
-        partial_orders.SPLIT_KEEPS = saved
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (d > d_old * 1.01).any()

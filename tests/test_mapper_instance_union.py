@@ -16,7 +16,7 @@ from search.mapper.instance_union import instance_floors
 from search.mapper.splits import TensorKeys
 from tests.mapper_cases import (brute_force, brute_force_size, check_search_finds_brute_force_optimum,
                                 keep_set_bounds_of_mappings, tiny_eyeriss)
-from tests.test_mapper_bounds import partial_tilings
+from tests.test_mapper_bounds import check_partial_bounds_below_completions, partial_tilings
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -98,12 +98,7 @@ def test_instance_floors_are_below_the_models_counts(case, data):
 @settings(max_examples=10, **SETTINGS)
 @given(spread_window_cases(), st.data())
 def test_partial_bound_with_instance_floors_is_below_every_completion(case, data):
-    layer, arch = case
-    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
-    b = BoundModel(layer, arch).bounds(t[ok], sx[ok], sy[ok], assigned)
-    assert (b.energy_pJ <= energy[ok]).all()
-    assert (b.cycles <= cycles[ok]).all()
-    assert (b.edp_pJ_cycles <= (energy * cycles)[ok] * (1 + 1e-12)).all()
+    check_partial_bounds_below_completions(*case, data)
 
 
 @settings(max_examples=10, **SETTINGS)

@@ -12,7 +12,7 @@ from formulation.axes import N_DIMS
 from formulation.specs.types import Layer
 from search.mapper.bounds import BoundModel
 from tests.mapper_cases import brute_force, brute_force_size, keep_set_bounds_of_mappings, tiny_arch
-from tests.test_mapper_bounds import partial_tilings
+from tests.test_mapper_bounds import check_partial_bounds_below_completions
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -50,11 +50,7 @@ def test_keep_set_bound_with_the_sumset_is_below_each_mappings_energy(case):
 @settings(max_examples=15, **SETTINGS)
 @given(wide_windowed_cases(), st.data())
 def test_partial_bound_with_the_sumset_is_below_every_completion(case, data):
-    layer, arch = case
-    energy, cycles, ok, assigned, (t, sx, sy), _ = partial_tilings(layer, arch, data)
-    b = BoundModel(layer, arch).bounds(t[ok], sx[ok], sy[ok], assigned)
-    assert (b.energy_pJ <= energy[ok]).all()
-    assert (b.cycles <= cycles[ok]).all()
+    check_partial_bounds_below_completions(*case, data)
 
 
 def test_the_sumset_raises_the_bound_of_a_depthwise_tiling(monkeypatch):

@@ -3,6 +3,8 @@ eyeriss-like (the random windowed cases of tests/test_mapper_capacity.py cover i
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 
 import search.mapper.window_refetch as window_refetch
@@ -24,12 +26,8 @@ def test_the_order_refetch_raises_partial_tilings_and_stays_below_every_completi
     free = np.zeros(N_DIMS, dtype=bool)
     free[[Dim.P, Dim.R]] = True
     _, (e, _, d), _ = _bounds(layer, arch, arrays, free)
-    saved = window_refetch.WINDOW_REFETCH
-    try:
-        window_refetch.WINDOW_REFETCH = False
+    with patch.object(window_refetch, "WINDOW_REFETCH", False):
         _, (e_old, _, d_old), _ = _bounds(layer, arch, arrays, free)
-    finally:
-        window_refetch.WINDOW_REFETCH = saved
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any() and (d > d_old * 1.01).any()
