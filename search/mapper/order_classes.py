@@ -112,6 +112,21 @@ def representative_masks(active: tuple[int, ...], windowed: tuple[bool, bool], r
     return prefix_masks(level_orders(active, windowed, rule2), active, windowed)
 
 
+def level_groups(temporal: np.ndarray, level: int, classes_of) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """The rows grouped by their active loops at ``level``: ``[(rows, masks)]`` with each group's class
+    masks ``classes_of(active)`` (:func:`prefix_masks` rows), and the most classes of a group, to which
+    every per-order array is padded (:func:`pad_orders`), so all users share one column order."""
+    code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
+    groups = [(np.flatnonzero(code == c), classes_of(tuple(d for d in range(N_DIMS) if int(c) >> d & 1)))
+              for c in np.unique(code)]
+    return groups, max(len(masks) for _, masks in groups)
+
+
+def pad_orders(values: np.ndarray, n: int) -> np.ndarray:
+    """``values[r, k, ...]`` padded to ``n`` orders by repeating its first (a repeat changes no minimum)."""
+    return np.concatenate([values, np.repeat(values[:, :1], n - values.shape[1], axis=1)], axis=1)
+
+
 def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
                   rule2: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`savings` over each row's orders at ``level`` (``saved[b, o, 5]``, ``inner[b, o]``), and
@@ -119,19 +134,13 @@ def level_savings(temporal: np.ndarray, windowed: tuple[bool, bool], level: int,
     (:func:`prefix_classes`) when ``rule2`` is ``None``, else the representatives of
     ``level_orders(active, windowed, rule2)`` in their order."""
     b = temporal.shape[0]
-    code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
-    groups = {int(c): np.flatnonzero(code == c) for c in np.unique(code)}
-    actives = {c: tuple(d for d in range(N_DIMS) if c >> d & 1) for c in groups}
-    classes = {c: prefix_classes(a, windowed) if rule2 is None else representative_masks(a, windowed, rule2)
-               for c, a in actives.items()}
-    n = max(len(v) for v in classes.values())
+    groups, n = level_groups(temporal, level, lambda a: prefix_classes(a, windowed) if rule2 is None
+                             else representative_masks(a, windowed, rule2))
     saved = np.ones((b, n, INNER_ROW))
     inner = np.full((b, n), -1, dtype=np.int64)
     count = np.zeros(b, dtype=np.int64)
-    for c, rows in groups.items():
-        val, inn = savings(temporal[rows, level], classes[c])                   # [r, k, 5], [r, k]
-        pad = n - val.shape[1]
-        saved[rows] = np.concatenate([val, np.repeat(val[:, :1], pad, axis=1)], axis=1)
-        inner[rows] = np.concatenate([inn, np.repeat(inn[:, :1], pad, axis=1)], axis=1)
+    for rows, masks in groups:
+        val, inn = savings(temporal[rows, level], masks)                        # [r, k, 5], [r, k]
+        saved[rows], inner[rows] = pad_orders(val, n), pad_orders(inn, n)
         count[rows] = val.shape[1]
     return saved, inner, count

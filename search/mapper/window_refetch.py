@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from formulation.axes import N_DIMS, N_TENSORS, Dim, Tensor
+from formulation.axes import N_TENSORS, Dim, Tensor
+from search.mapper.order_classes import level_groups, pad_orders
 from search.mapper.pair_terms import pair_energy
 
 #: Whether partial tilings' level-order bound charges a windowed input the K loops of its ``m*`` level
@@ -56,21 +57,15 @@ WINDOW_REFETCH = True
 
 
 def k_outside(temporal: np.ndarray, classes_of, level: int) -> np.ndarray:
-    """``[b, o]``: ``t_{level,K}`` for the orders (the maximal classes of
-    :func:`search.mapper.order_classes.level_savings`, in its order and padding; ``classes_of(active)``
-    gives a level's class masks, :func:`search.mapper.order_classes.prefix_classes`) whose input
-    prefix leaves K's loop of ``level`` out, else 1 (module docstring, claim 1)."""
-    b = temporal.shape[0]
-    code = (temporal[:, level] > 1) @ (1 << np.arange(N_DIMS))
-    groups = {int(c): np.flatnonzero(code == c) for c in np.unique(code)}
-    classes = {c: classes_of(tuple(d for d in range(N_DIMS) if c >> d & 1)) for c in groups}
-    n = max(len(v) for v in classes.values())
-    out = np.ones((b, n))
-    for c, rows in groups.items():
-        inside = classes[c][:, Tensor.I, Dim.K]                                      # [k]
+    """``[b, o]``: ``t_{level,K}`` for the orders whose input prefix leaves K's loop of ``level`` out, else 1
+    (module docstring, claim 1). ``classes_of(active)`` gives a level's class masks (the maximal
+    classes, :func:`search.mapper.order_classes.prefix_classes`); the columns are those of
+    :func:`search.mapper.order_classes.level_savings` (the same ``level_groups`` and padding)."""
+    groups, n = level_groups(temporal, level, classes_of)
+    out = np.ones((temporal.shape[0], n))
+    for rows, masks in groups:
         k = temporal[rows, level, Dim.K].astype(np.float64)
-        val = np.where(inside[None, :], 1.0, k[:, None])                             # [r, k]
-        out[rows] = np.concatenate([val, np.repeat(val[:, :1], n - val.shape[1], axis=1)], axis=1)
+        out[rows] = pad_orders(np.where(masks[None, :, Tensor.I, Dim.K], 1.0, k[:, None]), n)   # [r, o]
     return out
 
 
