@@ -166,6 +166,8 @@ class OrderEnergy:
                 if not (attach[:, tt, :L] == m).any():
                     continue
                 saved, inner = levels[m]
+                kf = window_refetch.k_outside(temporal, lambda a: prefix_classes(a, bm.windowed), m) \
+                    if tt == Tensor.I and bm.input_windowed and partial and window_refetch.WINDOW_REFETCH else None
                 irr = np.where(self.rel[tt][None], 1.0, t[:, m]).prod(axis=1)   # [b]
                 for c in range(m + 1, L):
                     on = (attach[:, tt, c] == m)[:, None] & finite[:, tt, :c, c]   # [b, p]
@@ -178,8 +180,7 @@ class OrderEnergy:
                     lam = np.ones((b, lam_c.shape[1], L + 1))
                     lam[:, :, c] = lam_c
                     priced = dict(terms, lam=lam)
-                    if tt == Tensor.I and bm.input_windowed and partial and window_refetch.WINDOW_REFETCH:
-                        kf = window_refetch.k_outside(temporal, lambda a: prefix_classes(a, bm.windowed), m)
+                    if kf is not None:                                           # the same at every c
                         priced = window_refetch.scaled_compulsory(priced, kf[:, :lam_c.shape[1]], c)
                     for p in range(c):
                         if on[:, p].any():
