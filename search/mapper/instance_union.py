@@ -90,50 +90,63 @@ def instance_floors(bm: BoundModel, s: np.ndarray, free: np.ndarray, cap_below: 
     ``reads[(p, c)]``, ``[b, key]``, for the levels ``c < L`` that can keep the input, have a fanout
     above them and none at ``c - 1`` (elsewhere no floor is claimed: links, or, with every spatial
     factor above ``c`` at 1, nothing beyond the compulsory traffic); ``None`` when there is no such
-    level or no window. ``s`` the spatial factors ``[b, L, 7]`` (free dimensions at 1),
-    ``cap_below[b, L + 1]`` the fanout left at and below each level."""
+    level or no window; 0 reads from a parent that cannot keep the input. ``s`` the spatial factors
+    ``[b, L, 7]`` (free dimensions at 1), ``cap_below[b, L + 1]`` the fanout left at and below each level."""
     levels = [c for c in range(1, bm.levels) if bm.hw_keeps[c, Tensor.I] and bm.fan_x[c - 1] * bm.fan_y[c - 1] == 1
               and (bm.fan_x[:c] * bm.fan_y[:c] > 1).any()]
     if not (INSTANCE_UNION and bm.window_axes and levels):
         return None
+    # the floors read only the spatial factors and the fanout left: computed once per distinct row
+    sig = np.concatenate([s.reshape(s.shape[0], -1), cap_below], axis=1)
+    _, first, inv = np.unique(sig @ np.random.default_rng(0).random(sig.shape[1]), return_index=True,
+                              return_inverse=True)                   # a hash, checked below
+    inv = inv.ravel()
+    if not (sig[first][inv] == sig).all():
+        first = inv = np.arange(len(sig))
+    fills, reads = _floors(bm, levels, s[first], np.asarray(free, dtype=bool), cap_below[first], keys)
+    return {c: v[inv] for c, v in fills.items()}, {pc: v[inv] for pc, v in reads.items()}
+
+
+def _floors(bm: BoundModel, levels: list[int], s: np.ndarray, free: np.ndarray, cap_below: np.ndarray,
+            keys: TensorKeys) -> tuple[dict, dict]:
+    """:func:`instance_floors` at the levels ``levels``, for distinct rows."""
     b, n_keys = s.shape[0], keys.count
-    free = np.asarray(free, dtype=bool)
     above = np.concatenate([np.ones((b, 1, len(DIMS))), np.cumprod(s, axis=1)], axis=1)   # S_d^{<m}, [b, L+1, 7]
     win_lo = keys.win_lo if keys.win_lo is not None else np.ones_like(keys.win)
-    pair_of = {d: ai for ai, pair in enumerate(bm.window_pairs) for d in pair}
     axes = [[int(d) for d in DIMS if bm.proj[Tensor.I, a, d] != 0] for a in range(N_AXES)]
+    single = np.ones(1)                                               # the single axes' part
+    for dd in axes:
+        if len(dd) == 1:
+            single = single * float(bm.dims[dd[0]])
+        elif len(dd) > 2:
+            single = single * max(float(bm.dims[d]) for d in dd)      # not a convolution's input: the largest extent
+    pairs = []                                                        # per pair axis: its dims, keys' (least z, win), key index
+    for a, dd in enumerate(axes):
+        if len(dd) != 2:
+            continue
+        if a in bm.window_axes:
+            ai = bm.window_axes.index(a)
+            z = np.where(np.isfinite(win_lo[:, ai]), win_lo[:, ai], 1.0)
+            uniq, inv = np.unique(np.stack([z, keys.win[:, ai]], axis=1), axis=0, return_inverse=True)
+        else:
+            uniq, inv = np.array([[1.0, np.inf]]), np.zeros(n_keys, dtype=np.int64)
+        pairs.append((a, dd, uniq, inv.ravel()))
     fills, reads = {}, {}
     for c in levels:
-        lo = {}   # lower bounds on S_d (levels < c) of the free dimensions, [b, key]
-        for d in DIMS:
-            if free[d] and d in pair_of:
-                z = np.where(np.isfinite(win_lo[:, pair_of[d]]), win_lo[:, pair_of[d]], 1.0)
-                lo[d] = np.broadcast_to(np.maximum(1.0, z[None, :] / cap_below[:, c][:, None]), (b, n_keys))
-            elif free[d]:
-                lo[d] = np.ones((b, n_keys))
-        single = np.ones((b, n_keys))                                 # the single axes' and K's part
-        for a, dd in enumerate(axes):
-            if len(dd) == 1:
-                single = single * float(bm.dims[dd[0]])
-            elif len(dd) > 2:
-                single = single * max(float(bm.dims[d]) for d in dd)  # not a convolution's input: the largest extent
-        k_lo = lo[int(Dim.K)] if free[Dim.K] else np.broadcast_to(above[:, c, Dim.K][:, None], (b, n_keys))
-        fills[c] = single * k_lo
-        pairs = [(a, dd) for a, dd in enumerate(axes) if len(dd) == 2]
-        for a, dd in pairs:
-            fills[c] = fills[c] * _pair_fills(bm, a, dd, above[:, c], free, lo)
+        k_lo = np.ones((b, 1)) if free[Dim.K] else above[:, c, Dim.K][:, None]
+        fills[c] = np.broadcast_to(single * k_lo, (b, n_keys))
+        lo = []                                                       # per pair: lower bounds on S_d (levels < c), [b, u]
+        for a, dd, uniq, inv in pairs:
+            lo.append(np.maximum(1.0, uniq[None, :, 0] / cap_below[:, c][:, None]))
+            fills[c] = fills[c] * _pair_fills(bm, a, dd, above[:, c], free, lo[-1])[:, inv]
         for p in range(c):
-            if any(len(dd) > 2 for dd in axes):
+            if any(len(dd) > 2 for dd in axes) or not bm.hw_keeps[p, Tensor.I]:
                 reads[(p, c)] = np.zeros((b, n_keys))
                 continue
-            fan = cap_below[:, p] / cap_below[:, c]                   # fanout left on levels p..c-1, [b]
-            fan_above = cap_below[:, 0] / cap_below[:, p]             # fanout left above p, [b]
-            k_above = np.broadcast_to((above[:, p, Dim.K])[:, None], (b, n_keys))
-            out = single * k_above
-            for a, dd in pairs:
-                ai = bm.window_axes.index(a) if a in bm.window_axes else None
-                win = keys.win[:, ai] if ai is not None else np.full(n_keys, np.inf)
-                out = out * _pair_reads(bm, a, dd, above[:, p], above[:, c], free, lo, (fan_above, fan), win)
+            fans = (cap_below[:, 0] / cap_below[:, p], cap_below[:, p] / cap_below[:, c])   # left above p, on p..c-1
+            out = np.broadcast_to(single * above[:, p, Dim.K][:, None], (b, n_keys))
+            for (a, dd, uniq, inv), lo_a in zip(pairs, lo):
+                out = out * _pair_reads(bm, a, dd, above[:, p], above[:, c], free, lo_a, fans, uniq[:, 1])[:, inv]
             reads[(p, c)] = out
     return fills, reads
 
@@ -153,57 +166,57 @@ def _divisors(n: int) -> list[int]:
     return [v for v in range(1, n + 1) if n % v == 0]
 
 
-def _pair_fills(bm: BoundModel, axis: int, dd: list[int], s_c: np.ndarray, free: np.ndarray, lo: dict) -> np.ndarray:
-    """``phi_a``, ``[b, key]``: the least over the spatial products ``S_1, S_2`` above ``c`` a completion can
-    take (an assigned one's own, a free one's divisors of ``D`` at least its lower bound) of ``S_1 S_2
-    |U_a|``, ``|U_a| >= sumset_size(D_1 / S_1, D_2 / S_2)``."""
+def _pair_fills(bm: BoundModel, axis: int, dd: list[int], s_c: np.ndarray, free: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """``[b, key]``: the least over the spatial products ``S_1, S_2`` above ``c`` a completion can take (an
+    assigned one's own, a free one's divisors of ``D`` at least ``lo[b, key]``) of ``S_1 S_2
+    N(D_1 / S_1, D_2 / S_2)`` (module docstring)."""
     (d1, d2), (c1, c2) = dd, [int(bm.proj[Tensor.I, axis, d]) for d in dd]
     D1, D2 = int(bm.dims[d1]), int(bm.dims[d2])
-    shape = lo[d1].shape if free[d1] else lo[d2].shape if free[d2] else (s_c.shape[0], 1)
-    opts = [[(v, lo[d] <= v * (1 + 1e-9)) for v in _divisors(int(bm.dims[d]))] if free[d]
-            else [(s_c[:, d][:, None], True)] for d in dd]
-    best = np.full(shape, np.inf)
-    for v1, ok1 in opts[0]:
-        for v2, ok2 in opts[1]:
-            val = v1 * v2 * sumset_size(D1 / v1, D2 / v2, c1, c2, D1, D2)
-            best = np.minimum(best, np.where(ok1 & ok2, val, np.inf))
-    return best
+    opts = []                                       # per dimension: S [b or 1, O], which may be taken [b or 1, key or 1, O]
+    for d in dd:
+        if free[d]:
+            v = np.array(_divisors(int(bm.dims[d])), dtype=float)[None, :]
+            opts.append((v, lo[:, :, None] <= v[:, None, :] * (1 + 1e-9)))
+        else:
+            opts.append((s_c[:, d][:, None], np.ones((1, 1, 1), dtype=bool)))
+    (v1, ok1), (v2, ok2) = opts
+    v1, v2 = v1[:, :, None], v2[:, None, :]
+    val = v1 * v2 * sumset_size(D1 / v1, D2 / v2, c1, c2, D1, D2)                 # [b or 1, O1, O2]
+    ok = ok1[:, :, :, None] & ok2[:, :, None, :]
+    return np.broadcast_to(np.where(ok, val[:, None], np.inf).min(axis=(2, 3)), lo.shape)
 
 
 def _pair_reads(bm: BoundModel, axis: int, dd: list[int], s_p: np.ndarray, s_c: np.ndarray, free: np.ndarray,
-                lo: dict, fans: tuple[np.ndarray, np.ndarray], win: np.ndarray) -> np.ndarray:
+                lo: np.ndarray, fans: tuple[np.ndarray, np.ndarray], win: np.ndarray) -> np.ndarray:
     """``[b, key]``: the least over the splits ``S_d = u_d v_d`` (``u`` above ``p``, ``v`` on the levels
-    ``p .. c - 1``) a completion can take of ``u_1 u_2 |X_a| |U_a|`` (module docstring): an assigned
-    dimension its own; a free one every ``u v`` dividing ``D`` with ``u v`` at least its lower bound,
-    ``u`` and ``v`` at most the fanout left above ``p`` and on ``p .. c - 1`` (``fans``) and, with both
-    free, ``u_1 u_2`` and ``v_1 v_2`` too, and the least ``v`` of the free ones at most ``win`` (the split
-    key's least ``z``)."""
+    ``p .. c - 1``) a completion can take of ``u_1 u_2 N(v_1, v_2) N(D_1 / S_1, D_2 / S_2)`` (module
+    docstring): an assigned dimension its own; a free one every ``u v`` dividing ``D`` with ``u v`` at
+    least ``lo[b, key]``, ``u`` and ``v`` at most the fanout left above ``p`` and on ``p .. c - 1``
+    (``fans``) and, with both free, ``u_1 u_2`` and ``v_1 v_2`` too, and the least ``v`` of the free ones
+    at most ``win`` (the split key's least ``z``)."""
     (d1, d2), (c1, c2) = dd, [int(bm.proj[Tensor.I, axis, d]) for d in dd]
     D1, D2 = int(bm.dims[d1]), int(bm.dims[d2])
-    b = s_c.shape[0]
-    win = np.asarray(win, dtype=float)[None, :]
-    above, fan = fans[0][:, None] * (1 + 1e-9), fans[1][:, None] * (1 + 1e-9)
-    opts = []
+    above, fan = fans[0][:, None, None] * (1 + 1e-9), fans[1][:, None, None] * (1 + 1e-9)   # [b, 1, 1]
+    opts = []                                       # per dimension: u, v [b or 1, O], which may be taken [b, key or 1, O]
     for d in dd:
         if free[d]:
-            opts.append([(u, v, (lo[d] <= u * v * (1 + 1e-9)) & (u <= above) & (v <= fan))
-                         for n in _divisors(int(bm.dims[d])) for u in _divisors(n) for v in [n // u]])
+            uv = np.array([(u, n // u) for n in _divisors(int(bm.dims[d])) for u in _divisors(n)], dtype=float)
+            u, v = uv[None, :, 0], uv[None, :, 1]
+            ok = (lo[:, :, None] <= (u * v)[:, None, :] * (1 + 1e-9)) & (u[:, None] <= above) & (v[:, None] <= fan)
+            opts.append((u, v, ok))
         else:
-            opts.append([(s_p[:, d][:, None], (s_c[:, d] / s_p[:, d])[:, None], np.ones((b, 1), dtype=bool))])
-    best = np.full((b, win.shape[1]), np.inf)
-    both = free[d1] and free[d2]
-    for u1, v1, ok1 in opts[0]:
-        for u2, v2, ok2 in opts[1]:
-            ok = ok1 & ok2
-            least = np.minimum(v1 if free[d1] else np.inf, v2 if free[d2] else np.inf)
-            if free[d1] or free[d2]:
-                ok = ok & (least <= win * (1 + 1e-9))
-            if both:
-                ok = ok & (v1 * v2 <= fan) & (u1 * u2 <= above)
-            n1, n2 = D1 / (u1 * v1), D2 / (u2 * v2)
-            val = u1 * u2 * sumset_size(v1, v2, c1, c2, D1, D2) * sumset_size(n1, n2, c1, c2, D1, D2)
-            best = np.minimum(best, np.where(ok, val, np.inf))
-    return best
+            opts.append((s_p[:, d][:, None], (s_c[:, d] / s_p[:, d])[:, None], np.ones((1, 1, 1), dtype=bool)))
+    (u1, v1, ok1), (u2, v2, ok2) = opts
+    u1, v1, u2, v2 = u1[:, :, None], v1[:, :, None], u2[:, None, :], v2[:, None, :]
+    val = u1 * u2 * sumset_size(v1, v2, c1, c2, D1, D2) * sumset_size(D1 / (u1 * v1), D2 / (u2 * v2), c1, c2, D1, D2)
+    ok = ok1[:, :, :, None] & ok2[:, :, None, :]                                    # [b, key or 1, O1, O2]
+    if free[d1] or free[d2]:
+        least = np.minimum(v1 if free[d1] else np.inf, v2 if free[d2] else np.inf)  # [1, O1, O2]
+        ok = ok & (least[:, None] <= np.asarray(win, dtype=float)[None, :, None, None] * (1 + 1e-9))
+    if free[d1] and free[d2]:
+        ok = ok & ((v1 * v2)[:, None] <= fan[:, :, :, None]) & ((u1 * u2)[:, None] <= above[:, :, :, None])
+    out = np.where(ok, val[:, None], np.inf).min(axis=(2, 3))
+    return np.broadcast_to(out, (s_c.shape[0], len(win))) if out.shape[1] != len(win) else out
 
 
 __all__ = ["INSTANCE_UNION", "instance_floors", "sumset_size"]
