@@ -48,6 +48,7 @@ from formulation.axes import N_TENSORS
 from search.mapper.bounds import SLACK, RelaxedTerms
 from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
+from search.mapper.channel_cases import channel_case_excess
 from search.mapper.confinement import CONFINEMENT, confinement_energy, split_confinement
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
 from search.mapper.order_classes import deepest_relevant, level_savings
@@ -191,7 +192,8 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
     excess over the split-free chain costs; with ``confine`` (the rows' factors, chain costs and
     split-free chain sums per keep combination of ``keeps``) the confinement excess per split is
     added as well (:func:`search.mapper.confinement.split_confinement`, the larger of the two per
-    split). ``None`` without splits."""
+    split), and so is the cheapest placement of a free C's loops
+    (:func:`search.mapper.channel_cases.channel_case_excess`). ``None`` without splits."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
     if not (free.any() and len(bm.fan_levels)):
@@ -215,6 +217,9 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
                                       RelaxedTerms(bm, batch, free))
         if per_split is not None:
             more = np.maximum(more, per_split)
+    channels = channel_case_excess(oe, batch, free, keeps, table, splits)
+    if channels is not None:
+        more = np.maximum(more, channels)
     e = np.maximum((total + more) * SLACK, energy[:, None, keeps])
     c = np.maximum(split_cycles[:, :, None], cycles[:, None, keeps])
     ok = splits.allowed[:, :, None] & np.isfinite(energy[:, None, keeps])
