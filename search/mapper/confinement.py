@@ -76,9 +76,10 @@ split ``z`` and keep combination ``k`` spends at least the split's chain sum plu
 this confinement energy over ``k``'s split-free chain sum (the argument of
 :func:`search.mapper.partial_orders.partial_order_bounds` for the split-free excess: each case
 raises some pairs' ``Lambda``, and a pair cost rises with ``Lambda`` at least as much under a
-split's replication as under the relaxed one). It is computed once per distinct vector of those
-products over the tensors, and skipped where every product is at least the whole fanout (no
-tighter than the split-free rule).
+split's replication as under the relaxed one). The rule's bound is the largest over the confined
+tensors' bounds, each reading only its own ``S``, so it is computed per tensor once per distinct
+product (a split's excess is the largest of its tensors'), and skipped where the product is at
+least the whole fanout (no tighter than the split-free rule).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def _scaled(bm, tt, p, c, terms, factor):
 
 def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
                        free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray,
-                       shared: RelaxedTerms | None = None, spatial_q: dict | None = None) -> np.ndarray | None:
+                       shared: RelaxedTerms | None = None, spatial_q: dict | None = None,
+                       top_forced: dict | None = None) -> np.ndarray | None:
     """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings by the
     confinement rule (module docstring), ``[b, k]`` (``-inf`` where it says nothing); ``None`` when
     it applies nowhere. ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`, the relaxed
@@ -124,7 +126,9 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
     ``shared`` (the same rows and ``free``) gives the batch and the relaxed pair terms already computed.
     ``spatial_q`` (tensor -> number), where given, bounds the spatial product of that tensor's ``Q``
     over every fanout in the completions priced ("Per split" in the module docstring); ``S`` is then
-    the smaller of it and the fanout left."""
+    the smaller of it and the fanout left, and only those tensors are priced. ``top_forced`` (a dict,
+    filled on first use) shares the forced factors of level 0 between calls on the same rows and
+    keep combinations."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
     if shared is None:
@@ -139,12 +143,12 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
     out = np.full((b, len(keeps)), -np.inf)
     hit = False
     fit_cache: dict = {}     # (level, tensors kept there, Q) -> _tuples_fit
-    top_forced: dict = {}    # tensor -> [b, k]: the forced free factors of level 0 (_top_forced), on first use
+    top_forced = {} if top_forced is None else top_forced  # tensor -> [b, k]: _top_forced, on first use
     for j, k in enumerate(keeps):
         chains = [oe.chain_pairs[tt][oe.chain_index[k, tt]] for tt in range(N_TENSORS)]
         base = sum(chain_cost[:, tt, p, c] for tt in range(N_TENSORS) for p, c in chains[tt]) + mac_energy_pJ
         for tt in range(N_TENSORS):
-            if tt == Tensor.I and bm.input_windowed:
+            if tt == Tensor.I and bm.input_windowed or spatial_q is not None and tt not in spatial_q:
                 continue
             q = [int(d) for d in DIMS if free[d] and bm.rel[tt][d] and bm.dims[d] > 1]
             for p, c in chains[tt]:
@@ -201,22 +205,23 @@ def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, 
            and (free & bm.rel[tt] & (bm.dims > 1)).any()]
     if not tts:
         return None
-    prods = np.stack([table.max_product(free & bm.rel[tt] & (bm.dims > 1))[splits.index] for tt in tts], axis=1)
-    uniq, inv = np.unique(prods, axis=0, return_inverse=True)
-    inv = inv.ravel()
     out = np.zeros((temporal.shape[0], len(splits.total), len(keeps)))
     hit = False
-    for u, vals in enumerate(uniq):
-        if (vals >= whole).all():
-            continue
-        conf = confinement_energy(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, keeps, shared,
-                                  dict(zip(tts, vals.tolist())))
-        if conf is None:
-            continue
-        ok = np.isfinite(conf) & np.isfinite(plain)
-        excess = np.where(ok, conf - np.where(ok, plain, 0.0), 0.0)
-        out[:, inv == u] = np.maximum(excess, 0.0)[:, None]
-        hit = True
+    forced: dict = {}
+    for tt in tts:   # the rule's bound is the largest over the tensors', each reading its own S only
+        prods = table.max_product(free & bm.rel[tt] & (bm.dims > 1))[splits.index]
+        for v in np.unique(prods):
+            if v >= whole:
+                continue
+            conf = confinement_energy(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, keeps, shared,
+                                      {tt: float(v)}, forced)
+            if conf is None:
+                continue
+            ok = np.isfinite(conf) & np.isfinite(plain)
+            excess = np.maximum(np.where(ok, conf - np.where(ok, plain, 0.0), 0.0), 0.0)
+            on = prods == v
+            out[:, on] = np.maximum(out[:, on], excess[:, None])
+            hit = True
     return out if hit else None
 
 
