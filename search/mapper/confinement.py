@@ -79,7 +79,7 @@ raises some pairs' ``Lambda``, and a pair cost rises with ``Lambda`` at least as
 split's replication as under the relaxed one). The rule's bound is the largest over the confined
 tensors' bounds, each reading only its own ``S``, so it is computed per tensor once per distinct
 product (a split's excess is the largest of its tensors'), and skipped where the product is at
-least the whole fanout (no tighter than the split-free rule).
+least the fanout left above every level of every row (no tighter than the split-free rule).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, 
     split-free chain sums, pJ with the MACs) when each tensor's ``Q`` takes at most the split's
     spatial product (module docstring, "Per split"); 0 where it says nothing; ``None`` when no split
     tightens ``S`` (:data:`SPLIT_CONFINEMENT` off, no placement index, or every product at least the
-    whole fanout)."""
+    fanout left above every level)."""
     bm = oe.bm
     if not SPLIT_CONFINEMENT or splits.index is None:
         return None
@@ -205,13 +205,16 @@ def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, 
            and (free & bm.rel[tt] & (bm.dims > 1)).any()]
     if not tts:
         return None
+    if shared is None:
+        shared = RelaxedTerms(bm, bm.batch(temporal, sx, sy), free)
+    limit = min(whole, float(shared.batch.cap_above[:, 1:bm.levels].max()))   # S is at most the fanout left
     out = np.zeros((temporal.shape[0], len(splits.total), len(keeps)))
     hit = False
     forced: dict = {}
     for tt in tts:   # the rule's bound is the largest over the tensors', each reading its own S only
         prods = table.max_product(free & bm.rel[tt] & (bm.dims > 1))[splits.index]
         for v in np.unique(prods):
-            if v >= whole:
+            if v >= limit:
                 continue
             conf = confinement_energy(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, keeps, shared,
                                       {tt: float(v)}, forced)
