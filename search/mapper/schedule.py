@@ -33,7 +33,7 @@ free:
    the longest work first keeps it off the end, where one worker would run it alone). Tried and
    dropped: later slices by gap instead of in rounds (the parked search of least time given per
    unit of gap first, so the worst gap gets time first). On ResNet-18 on ``eyeriss-like`` (120 s, 2
-   workers, load 3.5-3.9) it gave layer2_3x3_s2 38 s instead of 19 s and layer1_3x3 the same ~30 s,
+   workers, load 1.6-3.9) it gave layer2_3x3_s2 38 s instead of 19 s and layer1_3x3 the same ~30 s,
    and every layer ended with the same best and the same bound as in rounds (worst gap 4.47% both,
    2 proven both): the widest gaps are the bound's (their open bound stays where the first slices
    left it), so time taken from the layers near their proof buys nothing. A search

@@ -100,8 +100,8 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
     :data:`WINDOW_DESCENTS` best of :data:`WINDOW_SAMPLES` mappings of the window families over
     :data:`WINDOW_SPREADS` whole-array assignments (:func:`search.mapper.stationary.window_candidates`, drawn
     from a stream of their own so that they do not depend on ``samples`` and ``chunks``;
-    ResNet-18's ``layer1_3x3`` on ``eyeriss-like``: 4.17-4.19e5 pJ·s in every seed tried, against
-    4.17-4.33e5 from 100,000 uniform samples alone). Last, whole-array
+    ResNet-18's ``layer1_3x3`` on ``eyeriss-like``: 4.166-4.186e5 pJ·s in eight seeds with the large moves
+    below, against 4.17-4.33e5 from 100,000 uniform samples alone). Last, whole-array
     assignments are put into the best local optimum and the best of those descended (:func:`_respread`),
     and large moves from it are descended (:func:`_kick`).
     """

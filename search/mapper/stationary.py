@@ -32,10 +32,12 @@ it can hold with probability 1/2. This contains the row-stationary-like dataflow
 weights of one channel and the whole ``w'`` kept in the PE and reused along the sliding output
 dimension, the ``w'``-word input window shifting by one word per step) that fill ``eyeriss-like``
 with ResNet-18's 3x3 layers, and which neither uniform samples nor one-prime descents reach
-reliably. Measured (EDP, 60,000 window samples over up to 64 assignments, the 16 best descended,
-about 0.5 s): ``layer1_3x3`` 4.166-4.185e5 pJ·s in six seeds (the best mapping known, from 100 s
-searches, is 4.166e5; 2,000 uniform samples descended: 4.342e5, the network run's seed 4.326e5),
-``layer2_3x3`` 4.080-4.122e5 (best known 4.080e5).
+reliably. Measured (EDP, 60,000 window samples over all 60 whole-array assignments, the 16 best
+descended, about 0.6 s): ``layer1_3x3`` 4.166-4.178e5 pJ·s in six of eight seeds, 4.30-4.34e5 in two
+(the best mapping known is 4.166e5; 2,000 uniform samples descended: 4.342e5, the last network run's
+seed 4.326e5); ``layer2_3x3`` 4.083-4.205e5 (best known 4.080e5). The seeds' large moves from the best
+local optimum (:func:`search.mapper.seed._kick`) take every one of the eight to 4.166-4.186e5 and
+4.080-4.118e5.
 """
 
 from __future__ import annotations
