@@ -27,17 +27,18 @@ whole-array spatial assignment (:func:`search.mapper.spread.full_spreads`) that 
 dimension ``w'`` off it; only three dimensions may have loops inside the PE: ``w'``, the output
 dimension it slides along (Q for S, P for R) and one channel dimension (K or C). Their prime factors
 go to a level drawn uniformly from all levels, every other dimension's to a level at or above the
-fanout; loop orders are random permutations and every level below the outermost keeps each tensor
-it can hold with probability 1/2. This contains the row-stationary-like dataflows (a block of
+fanout (with probability :data:`WHOLE_SHARE` a dimension's remaining factor goes whole to one
+level drawn); loop orders are random permutations and every level below the outermost keeps each
+tensor it can hold with probability 1/2. This contains the row-stationary-like dataflows (a block of
 weights of one channel and the whole ``w'`` kept in the PE and reused along the sliding output
-dimension, the ``w'``-word input window shifting by one word per step) that fill ``eyeriss-like``
-with ResNet-18's 3x3 layers, and which neither uniform samples nor one-prime descents reach
-reliably. Measured (EDP, 60,000 window samples over all 60 whole-array assignments, the 16 best
-descended, about 0.6 s): ``layer1_3x3`` 4.166-4.178e5 pJ·s in six of eight seeds, 4.30-4.34e5 in two
-(the best mapping known is 4.166e5; 2,000 uniform samples descended: 4.342e5, the last network run's
-seed 4.326e5); ``layer2_3x3`` 4.083-4.205e5 (best known 4.080e5). The seeds' large moves from the best
-local optimum (:func:`search.mapper.seed._kick`) take every one of the eight to 4.166-4.186e5 and
-4.080-4.118e5.
+dimension, the ``w'``-word input window shifting along it) that fill ``eyeriss-like`` with
+ResNet-18's 3x3 layers, and which neither uniform samples nor one-prime descents reach reliably.
+Measured (EDP, eight seeds, 60,000 window samples over up to 64 whole-array assignments, the 32 best
+descended, about 0.4 s): ``layer1_3x3`` 4.166-4.186e5 pJ·s, seven of eight at most 4.168e5 (the best
+mapping known is 4.166e5; 2,000 uniform samples descended: 4.342e5, the last network run's seed
+4.326e5), ``layer2_3x3`` 4.080-4.089e5 (best known 4.080e5), ``layer2_3x3_s2`` 1.119e5 in all eight
+(best known 1.119e5). With every prime drawn on its own and 16 descents, two of the eight stayed at
+4.30-4.34e5 on ``layer1_3x3`` and ``layer2_3x3_s2`` reached 1.119e5 in six.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ from search.mapper.spread import fanout_level, full_spreads
 
 #: The output dimension a filter dimension slides along (window families).
 SLIDES = {Dim.R: Dim.P, Dim.S: Dim.Q}
+#: Share of window-family draws in which a dimension's remaining factor goes whole to one level
+#: (otherwise each prime to a level of its own): the best mappings known keep a whole channel block
+#: in one scratchpad (ResNet-18's layer2_3x3_s2 on ``eyeriss-like``: K 64 in ``ifmap_spad``, P 28 at
+#: ``psum_spad``), which prime-by-prime draws reach with a probability of about 5^-9.
+WHOLE_SHARE = 0.5
 #: Register-file blocks ``r`` tried per family: the largest that fit the register file.
 BLOCKS = 2
 #: Window pairs: (filter dimension carried by the mesh, the one kept whole in the register file).
@@ -178,8 +184,11 @@ def _draw_window(layer: Layer, arch: Architecture, level: int, x: np.ndarray, y:
     sx[:, level], sy[:, level] = x, y
     rows = np.arange(n)
     for d in range(N_DIMS):
+        top = levels if d in inner else level + 1
+        whole = rng.random(n) < WHOLE_SHARE  # all of the dimension's loops at one level drawn
+        at = rng.integers(0, top, size=n)
         for p in prime_factors(int(layer.dims[d]) // int(x[d] * y[d])):
-            t[rows, rng.integers(0, levels if d in inner else level + 1, size=n), d] *= p
+            t[rows, np.where(whole, at, rng.integers(0, top, size=n)), d] *= p
     order = rng.random((n, levels, N_DIMS)).argsort(axis=-1).astype(np.int64)
     can = np.array([[t_ in lv.keeps for t_ in Tensor] for lv in arch.levels], dtype=bool)
     keep = (rng.random((n, levels, N_TENSORS)) < 0.5) & can[None]
