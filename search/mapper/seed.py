@@ -10,6 +10,8 @@ samples, never a time) give the same incumbent on any machine.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from formulation.axes import N_DIMS, N_TENSORS, TENSORS
@@ -48,6 +50,11 @@ KICK_ROUNDS = 20  # rounds of large moves from the best local optimum (_kick)
 KICK_VARIANTS = 2000  # ... moves drawn a round
 KICK_DESCENTS = 4  # ... the best of them descended
 KICK_FLIP = 0.3  # ... the share of moves that also flip one keep flag
+#: The window families and the large moves cost about 0.6 s whatever the layer (on a tiny layer a seed took
+#: 1.3 s with them in full, 0.09 s without, and the bound's exact leaves, search.exact_leaf, try the mapper for
+#: 0.3 s): their counts are scaled by ``min(1, chunks / FULL_EFFORT_CHUNKS)``, so they run in full from a budget
+#: of about 2.4 s on (:func:`search.mapper.mapper.sample_chunks`) and not at all below about 0.33 s.
+FULL_EFFORT_CHUNKS = 4
 
 
 def _pes(arrays: MappingArrays) -> np.ndarray:
@@ -98,7 +105,8 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
     windowed-layer dataflows with a weight block and an input window kept in each PE
     (:mod:`search.mapper.stationary`; the same layer on 49x64 PEs: 7166 pJ·s), and the
     :data:`WINDOW_DESCENTS` best of :data:`WINDOW_SAMPLES` mappings of the window families over
-    :data:`WINDOW_SPREADS` whole-array assignments (:func:`search.mapper.stationary.window_candidates`, drawn
+    :data:`WINDOW_SPREADS` whole-array assignments (both counts, and the large moves' rounds, scaled down
+    for ``chunks`` below :data:`FULL_EFFORT_CHUNKS`; :func:`search.mapper.stationary.window_candidates`, drawn
     from a stream of their own so that they do not depend on ``samples`` and ``chunks``;
     with this method's seed 0 ResNet-18's ``layer1_3x3``, ``layer2_3x3``, ``layer2_3x3_s2`` and
     ``layer3_3x3_s2`` on ``eyeriss-like`` start at 4.166e5, 4.080e5, 1.119e5 and 1.122e5 pJ·s, the best
@@ -139,9 +147,11 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
         scored += n
         rows = list(dict.fromkeys(rows[:descents] + full[:FULL_DESCENTS]))
         candidates += [arrays.take(slice(i, i + 1)) for i in rows] + [c for _, c in spread[:SPREAD_DESCENTS]]
+    effort = min(1.0, max(0, chunks) / FULL_EFFORT_CHUNKS)
+    windows = window_candidates(layer, arch, round(effort * WINDOW_SAMPLES), WINDOW_SPREADS,
+                                np.random.default_rng([seed, 1]))
     for family, keep in ((stationary_candidates(layer, arch, STATIONARY_SAMPLES, rng), STATIONARY_DESCENTS),
-                         (window_candidates(layer, arch, WINDOW_SAMPLES, WINDOW_SPREADS, np.random.default_rng([seed, 1])),
-                          WINDOW_DESCENTS)):
+                         (windows, math.ceil(effort * WINDOW_DESCENTS))):
         if family is not None:
             values = _scores(layer, arch, family, objective)
             scored += family.size
@@ -160,7 +170,7 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
     if best is not None:
         best, n = _respread(layer, arch, objective, best, best_value, rng, max_steps)
         scored += n
-        best, n = _kick(layer, arch, objective, best, rng, max_steps)
+        best, n = _kick(layer, arch, objective, best, rng, max_steps, math.ceil(effort * KICK_ROUNDS))
         scored += n
     return best, scored
 
@@ -194,8 +204,8 @@ def _variants(layer: Layer, arch: Architecture, base: MappingArrays, count: int,
 
 
 def _kick(layer: Layer, arch: Architecture, objective: Objective, best: MappingArrays, rng: np.random.Generator,
-          max_steps: int) -> tuple[MappingArrays, int]:
-    """``best`` or a better local optimum found by :data:`KICK_ROUNDS` rounds of large moves
+          max_steps: int, rounds: int = KICK_ROUNDS) -> tuple[MappingArrays, int]:
+    """``best`` or a better local optimum found by ``rounds`` rounds of large moves
     (:func:`_variants`, :data:`KICK_VARIANTS` a round) from the best so far, the :data:`KICK_DESCENTS` best
     legal moves of each round descended; and how many mappings were scored. One-prime descents stop in
     local optima that differ from better ones in where a whole dimension's loops sit (measured on ResNet-18's
@@ -204,7 +214,7 @@ def _kick(layer: Layer, arch: Architecture, objective: Objective, best: MappingA
     ``layer2_3x3`` 4.083-4.205e5 before, 4.080-4.118e5 after). The moves keep the spatial factors."""
     value = float(_scores(layer, arch, best, objective)[0])
     scored = 1
-    for _ in range(KICK_ROUNDS):
+    for _ in range(rounds):
         moved = _variants(layer, arch, best, KICK_VARIANTS, rng)
         if moved.size == 0:
             continue
