@@ -84,12 +84,11 @@ BEST_FIRST_AFTER = 0.5
 #: mappings per second than the tree search, and a better incumbent cuts more.
 SAMPLE_SHARE = 0.3
 SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)
-#: ... given as a count, not a time: :data:`SAMPLE_RATE` mappings per second of that share, in draws
-#: of :data:`search.mapper.seed.CHUNK` (:func:`sample_chunks`), so that the same seed and budget give the
-#: same first incumbent on any machine and at any load (sampling for a time had made ResNet-18's
-#: layer1_3x3 on ``eyeriss-like`` start at 4.19e5 in one network run and 4.326e5 in the next). Measured on
-#: this machine (2 cores, the other one busy), drawing and scoring ResNet-18's layers takes 42,000-157,000
-#: mappings a second on ``eyeriss-like`` (conv1 23,000) and 145,000-170,000 on ``simple``.
+#: ... as a count, not a time: :data:`SAMPLE_RATE` mappings per second of that share (:func:`sample_chunks`),
+#: so the same seed and budget give the same first incumbent at any load (sampling for a time had made
+#: ResNet-18's layer1_3x3 on ``eyeriss-like`` start at 4.19e5 in one network run and 4.326e5 in the next).
+#: Measured here (2 cores, one busy): ResNet-18's layers draw and score 42,000-157,000 mappings a second on
+#: ``eyeriss-like`` (conv1 23,000), 145,000-170,000 on ``simple``.
 SAMPLE_RATE = 50_000
 #: Share of a finite time budget for exact searches with the spatial factors fixed to whole-array
 #: assignments (:mod:`search.mapper.spatial`), after the seeds: on large arrays they find far better

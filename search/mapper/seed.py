@@ -107,7 +107,7 @@ def seed_incumbent(layer: Layer, arch: Architecture, objective: Objective, sampl
     :data:`WINDOW_DESCENTS` best of :data:`WINDOW_SAMPLES` mappings of the window families over
     :data:`WINDOW_SPREADS` whole-array assignments (both counts, and the large moves' rounds, scaled down
     for ``chunks`` below :data:`FULL_EFFORT_CHUNKS`; :func:`search.mapper.stationary.window_candidates`, drawn
-    from a stream of their own so that they do not depend on ``samples`` and ``chunks``;
+    from a stream of their own so that they do not depend on the uniform samples drawn before;
     with this method's seed 0 ResNet-18's ``layer1_3x3``, ``layer2_3x3``, ``layer2_3x3_s2`` and
     ``layer3_3x3_s2`` on ``eyeriss-like`` start at 4.166e5, 4.080e5, 1.119e5 and 1.122e5 pJ·s, the best
     mappings known, for every budget from 3 to 10 s, where sampling for a time gave 4.19-4.34e5 for
