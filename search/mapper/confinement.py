@@ -59,6 +59,27 @@ completion's energy is at least ``min(E_A, E_B)``: ``E_A`` the keep combination'
 energy with (a) and (b) applied (the relaxed split, :func:`search.mapper.splits.relaxed_keys`).
 :mod:`search.mapper.partial_orders` takes the larger of this and its other bounds per keep
 combination. Rows with more than :data:`MAX_TUPLES` factor tuples skip the rule (weaker, valid).
+
+**Per split** (:func:`split_confinement`). ``S`` bounds the spatial part of ``Q`` above ``c`` by the
+fanout left, which lets the confined loops all go spatial even where the split bound of
+:mod:`search.mapper.partial_orders` prices a split that gives ``Q`` far less (on ResNet-18's
+``layer1_3x3`` on ``eyeriss-like``: the splits that fill every PE leave one of R and S with a
+spatial factor of 1, and a full weights scratchpad then confines it above). A completion taking
+split ``z`` (:mod:`search.mapper.splits`) has ``prod_{m < c} s_{m,d} <= z_d`` for each free ``d``
+(its spatial factors above ``c`` are among those over every fanout), so the spatial product of
+``Q`` above ``c`` is at most ``prod_{d in Q} z_d``, and each single ``prod_{m<c} s_{m,d}`` too (the
+others are ``>= 1``); the largest of that product over the placement vectors gathered in the
+split (:meth:`search.mapper.splits.SplitTable.max_product`; the completion's own vector is one of
+them) bounds it for every completion taking the split. Every step above holds with ``S`` replaced
+by the smaller of the two: ``tau``, the tuples that fit, and cases A and B. So a completion with
+split ``z`` and keep combination ``k`` spends at least the split's chain sum plus the excess of
+this confinement energy over ``k``'s split-free chain sum (the argument of
+:func:`search.mapper.partial_orders.partial_order_bounds` for the split-free excess: each case
+raises some pairs' ``Lambda``, and a pair cost rises with ``Lambda`` at least as much under a
+split's replication as under the relaxed one). The rule's bound is the largest over the confined
+tensors' bounds, each reading only its own ``S``, so it is computed per tensor once per distinct
+product (a split's excess is the largest of its tensors'), and skipped where the product is at
+least the fanout left above every level of every row (no tighter than the split-free rule).
 """
 
 from __future__ import annotations
@@ -81,6 +102,9 @@ CONFINEMENT = True
 #: Whether case A also counts the free loops of level 0 that the keepers of level 1 force there
 #: (``F1_t``, module docstring); off is weaker, still valid.
 FORCED_TOP = True
+#: Whether the split bound of partial tilings takes the confinement per split, with ``S`` at most the
+#: split's spatial product of the confined dimensions (module docstring, "Per split"); off is weaker, still valid.
+SPLIT_CONFINEMENT = True
 #: Most tuples ``f`` (divisors of the confined dimensions) enumerated per confined pair.
 MAX_TUPLES = 256
 
@@ -93,12 +117,18 @@ def _scaled(bm, tt, p, c, terms, factor):
 
 def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
                        free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray,
-                       shared: RelaxedTerms | None = None) -> np.ndarray | None:
+                       shared: RelaxedTerms | None = None, spatial_q: dict | None = None,
+                       top_forced: dict | None = None) -> np.ndarray | None:
     """The energy bound (pJ, with the MACs) of each keep combination ``keeps`` of partial tilings by the
     confinement rule (module docstring), ``[b, k]`` (``-inf`` where it says nothing); ``None`` when
     it applies nowhere. ``chain_cost[b, t, p, c]`` (:class:`search.mapper.bounds.Bounds`, the relaxed
     split) prices every pair the rule leaves alone and marks the parents that may keep a tensor;
-    ``shared`` (the same rows and ``free``) gives the batch and the relaxed pair terms already computed."""
+    ``shared`` (the same rows and ``free``) gives the batch and the relaxed pair terms already computed.
+    ``spatial_q`` (tensor -> number), where given, bounds the spatial product of that tensor's ``Q``
+    over every fanout in the completions priced ("Per split" in the module docstring); ``S`` is then
+    the smaller of it and the fanout left, and only those tensors are priced. ``top_forced`` (a dict,
+    filled on first use) shares the forced factors of level 0 between calls on the same rows and
+    keep combinations."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
     if shared is None:
@@ -113,12 +143,12 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
     out = np.full((b, len(keeps)), -np.inf)
     hit = False
     fit_cache: dict = {}     # (level, tensors kept there, Q) -> _tuples_fit
-    top_forced: dict = {}    # tensor -> [b, k]: the forced free factors of level 0 (_top_forced), on first use
+    top_forced = {} if top_forced is None else top_forced  # tensor -> [b, k]: _top_forced, on first use
     for j, k in enumerate(keeps):
         chains = [oe.chain_pairs[tt][oe.chain_index[k, tt]] for tt in range(N_TENSORS)]
         base = sum(chain_cost[:, tt, p, c] for tt in range(N_TENSORS) for p, c in chains[tt]) + mac_energy_pJ
         for tt in range(N_TENSORS):
-            if tt == Tensor.I and bm.input_windowed:
+            if tt == Tensor.I and bm.input_windowed or spatial_q is not None and tt not in spatial_q:
                 continue
             q = [int(d) for d in DIMS if free[d] and bm.rel[tt][d] and bm.dims[d] > 1]
             for p, c in chains[tt]:
@@ -127,13 +157,15 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 others = sum(tile[:, c, o] for o in range(N_TENSORS) if o != tt and oe.keep_table[k, c, o])
                 room = np.floor((bm.sizes[c] - others) / tile[:, c, tt])
                 need = math.prod(int(bm.dims[d]) for d in q)
-                tau = np.ceil(need / (np.maximum(room, 1.0) * cap_above[:, c]) - 1e-9)
+                spatial = cap_above[:, c] if spatial_q is None or tt not in spatial_q \
+                    else np.minimum(cap_above[:, c], spatial_q[tt])
+                tau = np.ceil(need / (np.maximum(room, 1.0) * spatial) - 1e-9)
                 tuples = list(itertools.product(*[divisors(int(bm.dims[d])) for d in q]))
                 if len(tuples) > MAX_TUPLES:
                     continue
                 key = (c, tuple(oe.keep_table[k, c].tolist()), tuple(q))
                 if key not in fit_cache:
-                    fit_cache[key] = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, cap_above[:, c], c)
+                    fit_cache[key] = _tuples_fit(bm, oe.keep_table[k, c], batch.ext[:, c], q, tuples, spatial, c)
                 fits = fit_cache[key]
                 active = (tau > 1) | ~fits[:, 0]                 # tuples[0]: every f_d = 1
                 rows = (mstar[:, tt, c] <= 0) & active & (room >= 1) & np.isfinite(base)
@@ -152,6 +184,47 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                 e_b = _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, free, base, lam0)
                 bound = np.where(rows, np.minimum(e_a, e_b), -np.inf)
                 out[:, j] = np.maximum(out[:, j], bound)
+    return out if hit else None
+
+
+def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
+                      free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray, table, splits,
+                      plain: np.ndarray, shared: RelaxedTerms | None = None) -> np.ndarray | None:
+    """``[b, J, k]``: per split ``j`` of ``splits`` (from ``table``, :class:`search.mapper.splits.SplitTable`)
+    and keep combination of ``keeps``, the excess of the confinement energy over ``plain[b, k]`` (the
+    split-free chain sums, pJ with the MACs) when each tensor's ``Q`` takes at most the split's
+    spatial product (module docstring, "Per split"); 0 where it says nothing; ``None`` when no split
+    tightens ``S`` (:data:`SPLIT_CONFINEMENT` off, no placement index, or every product at least the
+    fanout left above every level)."""
+    bm = oe.bm
+    if not SPLIT_CONFINEMENT or splits.index is None:
+        return None
+    free = np.asarray(free, dtype=bool)
+    whole = float(np.prod((bm.fan_x * bm.fan_y).astype(np.float64)))
+    tts = [tt for tt in range(N_TENSORS) if not (tt == Tensor.I and bm.input_windowed)
+           and (free & bm.rel[tt] & (bm.dims > 1)).any()]
+    if not tts:
+        return None
+    if shared is None:
+        shared = RelaxedTerms(bm, bm.batch(temporal, sx, sy), free)
+    limit = min(whole, float(shared.batch.cap_above[:, 1:bm.levels].max()))   # S is at most the fanout left
+    out = np.zeros((temporal.shape[0], len(splits.total), len(keeps)))
+    hit = False
+    forced: dict = {}
+    for tt in tts:   # the rule's bound is the largest over the tensors', each reading its own S only
+        prods = table.max_product(free & bm.rel[tt] & (bm.dims > 1))[splits.index]
+        for v in np.unique(prods):
+            if v >= limit:
+                continue
+            conf = confinement_energy(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, keeps, shared,
+                                      {tt: float(v)}, forced)
+            if conf is None:
+                continue
+            ok = np.isfinite(conf) & np.isfinite(plain)
+            excess = np.maximum(np.where(ok, conf - np.where(ok, plain, 0.0), 0.0), 0.0)
+            on = prods == v
+            out[:, on] = np.maximum(out[:, on], excess[:, None])
+            hit = True
     return out if hit else None
 
 
@@ -227,4 +300,5 @@ def _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, f
     return best
 
 
-__all__ = ["CONFINEMENT", "FORCED_TOP", "MAX_TUPLES", "confinement_energy"]
+__all__ = ["CONFINEMENT", "FORCED_TOP", "MAX_TUPLES", "SPLIT_CONFINEMENT", "confinement_energy",
+           "split_confinement"]

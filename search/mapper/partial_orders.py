@@ -48,7 +48,8 @@ from formulation.axes import N_TENSORS
 from search.mapper.bounds import SLACK, RelaxedTerms
 from search.mapper.pair_terms import tensor_costs
 from search.mapper.capacity import CAPACITY_REFETCH, capacity_energy
-from search.mapper.confinement import CONFINEMENT, confinement_energy
+from search.mapper.channel_cases import channel_case_excess
+from search.mapper.confinement import CONFINEMENT, confinement_energy, split_confinement
 from search.mapper.leaves import chain_energy, chain_matrix, keeps_fit
 from search.mapper.order_classes import deepest_relevant, level_savings
 from search.mapper.order_energy import OrderEnergy
@@ -166,8 +167,10 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 idx = idx[sel]
             if len(idx):
                 r = idx - lo
+                confine = (t[r], sx[rows][r], sy[rows][r], chain_cost[rows][r], plain[r][:, keeps]) if CONFINEMENT \
+                    else None
                 split = _split_keep_bounds(oe, shared.batch.take(r), free, keeps, energy[r], cyc[r], extra[r],
-                                           mac_energy_pJ)
+                                           mac_energy_pJ, confine)
                 if split is not None:
                     out[:, idx] = np.maximum(out[:, idx], split)
     return out
@@ -180,12 +183,17 @@ def _excess(total: np.ndarray, plain: np.ndarray) -> np.ndarray:
 
 
 def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarray, energy: np.ndarray,
-                       cycles: np.ndarray, extra: np.ndarray, mac_energy_pJ: float) -> np.ndarray | None:
+                       cycles: np.ndarray, extra: np.ndarray, mac_energy_pJ: float,
+                       confine: tuple | None = None) -> np.ndarray | None:
     """``[3, b]``: the energy, cycles and EDP bounds with each keep combination of ``keeps`` priced per
     split of the free fanout (:func:`partial_order_bounds`) for the rows of ``batch``
     (:meth:`search.mapper.bounds.BoundModel.batch`); ``energy``/``cycles[b, K]`` the split-free
     bounds per keep combination (``inf`` where it does not fit), ``extra[b, K]`` the refetch terms'
-    excess over the split-free chain costs. ``None`` without splits."""
+    excess over the split-free chain costs; with ``confine`` (the rows' factors, chain costs and
+    split-free chain sums per keep combination of ``keeps``) the confinement excess per split is
+    added as well (:func:`search.mapper.confinement.split_confinement`, the larger of the two per
+    split), and so is the cheapest placement of a free C's loops
+    (:func:`search.mapper.channel_cases.channel_case_excess`). ``None`` without splits."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
     if not (free.any() and len(bm.fan_levels)):
@@ -202,7 +210,17 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
         chains = np.stack([sum(cost[:, :, p, c] for p, c in pairs) for pairs in oe.chain_pairs[tt]], axis=2) * g
         total = total + chains[:, splits.key[:, tt]][:, :, oe.chain_index[keeps, tt]]          # [b, J, k]
     split_cycles = bm.split_cycles(batch, free, splits, words0)                                 # [b, J]
-    e = np.maximum((total + extra[:, None, keeps]) * SLACK, energy[:, None, keeps])
+    more = extra[:, None, keeps]
+    if confine is not None:
+        t, sx, sy, chain_cost, plain = confine
+        per_split = split_confinement(oe, t, sx, sy, chain_cost, free, mac_energy_pJ, keeps, table, splits, plain,
+                                      RelaxedTerms(bm, batch, free))
+        if per_split is not None:
+            more = np.maximum(more, per_split)
+    channels = channel_case_excess(oe, batch, free, keeps, table, splits)
+    if channels is not None:
+        more = np.maximum(more, channels)
+    e = np.maximum((total + more) * SLACK, energy[:, None, keeps])
     c = np.maximum(split_cycles[:, :, None], cycles[:, None, keeps])
     ok = splits.allowed[:, :, None] & np.isfinite(energy[:, None, keeps])
     e, c = np.where(ok, e, np.inf), np.where(ok, c, np.inf)

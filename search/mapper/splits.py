@@ -75,6 +75,8 @@ class Splits:
     key: np.ndarray
     total: np.ndarray
     allowed: np.ndarray
+    #: per split, its index in the :class:`SplitTable` it came from (``None``: the relaxed split)
+    index: np.ndarray | None = None
 
 
 class SplitTable:
@@ -154,7 +156,16 @@ class SplitTable:
             kept, remap = np.unique(key[:, t], return_inverse=True)
             keys.append(self.keys[t].take(kept))
             key[:, t] = remap.ravel()
-        return Splits(tuple(keys), key, self.total[used], allowed_sig[inv.ravel()][:, used])
+        return Splits(tuple(keys), key, self.total[used], allowed_sig[inv.ravel()][:, used], used)
+
+    def max_product(self, dims: np.ndarray) -> np.ndarray:
+        """Per split of the table, the largest ``prod_{d in dims} z_d`` over the placement vectors it
+        gathers (``dims`` a mask of free dimensions): at least that product of every completion
+        taking the split (its own ``z`` is one of them)."""
+        prod = np.where(np.asarray(dims, dtype=bool), self.z, 1.0).prod(axis=1)
+        out = np.zeros(len(self.total))
+        np.maximum.at(out, self.split_of_row, prod)
+        return out
 
 
 def window_pairs(proj: np.ndarray, window_axes: list[int]) -> list[list[int]]:
