@@ -104,9 +104,11 @@ def test_search_with_the_joint_bound_finds_the_brute_force_optimum(case, objecti
 @given(windowed_cases())
 def test_keep_set_energy_is_below_each_mappings_energy(case):
     """The per-keep-set bound of complete tilings, raised by the innermost-loop rule, stays below the
-    exact energy of every mapping with that tiling and keep set."""
+    exact energy of every mapping with that tiling and keep set (to rounding: where the bound is tight,
+    e.g. a dilated 1-D window on three levels, it sums the same terms in another order and may come
+    out one ulp above)."""
     energy, own = keep_set_bounds_of_mappings(*case, rows=200)
-    assert (own <= energy).all()
+    assert (own <= energy * (1 + 1e-12)).all()
 
 
 @st.composite

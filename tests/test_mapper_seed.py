@@ -56,3 +56,49 @@ def test_respread_reaches_the_whole_array_from_a_partial_local_optimum():
     assert not mapping_violations(layer, arch, best).any()
     assert scored > 0 and new < value
     assert _pes(best)[0] > _pes(base)[0]
+
+
+def test_same_seed_and_budget_give_the_same_first_incumbent(monkeypatch):
+    """The seeds draw a number of samples fixed by the budget (search.mapper.mapper.sample_chunks), never
+    by the clock: two searches with the same seed and budget start from the identical incumbent, even
+    when the machine is slowed down in between (a clock-timed sampling draws fewer mappings then)."""
+    import time as time_module
+
+    import search.mapper.mapper as mapper_module
+
+    arch = load_arch("simple")
+    seen = []
+
+    def recording(*args, **kwargs):
+        best, scored = seed_incumbent(*args, **kwargs)
+        seen.append((best, scored, kwargs["chunks"]))
+        return best, scored
+
+    monkeypatch.setattr(mapper_module, "seed_incumbent", recording)
+    mapper_module.map_layer(LAYER, arch, Objective.EDP, time_limit_s=1.0, seed=5, seed_samples=300)
+    import search.mapper.seed as seed_module
+
+    real_scores = seed_module.evaluate_batch
+
+    def slowed(*args, **kwargs):  # every scoring of the seeds costs 5 ms more: a loaded machine
+        time_module.sleep(0.005)
+        return real_scores(*args, **kwargs)
+
+    monkeypatch.setattr("search.mapper.seed.evaluate_batch", slowed)
+    mapper_module.map_layer(LAYER, arch, Objective.EDP, time_limit_s=1.0, seed=5, seed_samples=300)
+    (a, n_a, chunks_a), (b, n_b, chunks_b) = seen
+    assert chunks_a == chunks_b == mapper_module.sample_chunks(1.0) >= 1
+    assert n_a == n_b
+    for field in ("temporal", "spatial_x", "spatial_y", "order", "keep"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_sample_chunks_follow_the_budget_only():
+    from search.mapper.mapper import SAMPLE_MAX_S, SAMPLE_RATE, SAMPLE_SHARE, sample_chunks
+    from search.mapper.seed import CHUNK
+
+    assert sample_chunks(float("inf")) == 0 and sample_chunks(0.0) == 0
+    assert sample_chunks(1000.0) == round(SAMPLE_RATE * SAMPLE_MAX_S / CHUNK)
+    assert sample_chunks(2.0) == round(SAMPLE_RATE * SAMPLE_SHARE * 2.0 / CHUNK)
+    budgets = [0.5, 1.0, 3.0, 6.0, 10.0, 100.0]
+    assert [sample_chunks(b) for b in budgets] == sorted(sample_chunks(b) for b in budgets)

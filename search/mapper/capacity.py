@@ -77,10 +77,11 @@ CAPACITY_REFETCH = True
 #: "Jointly"); off is weaker, still valid. ``JOINT_WINDOWED`` takes it to layers with a sliding
 #: window too. It was off there: a network run (ResNet-18 on ``eyeriss-like``, 120 s, load 3.3-4)
 #: reached worse incumbents with it on, but main's code at the same load (4.7, 2026-12-01) reaches
-#: the same worse incumbents, so that was the load (the seeds sample for a time). With the windowed
-#: input's order refetch (:mod:`search.mapper.window_refetch`) it raises ResNet-18's layer1_3x3
-#: bound after 60 s alone from 403,304 to 406,404; in the network run after the merge (load 1.5) it
-#: left layer2_3x3_s2 at 0.7% and layer2_3x3 at 3.0%, against 4.7% and 4.0% off.
+#: the same worse incumbents, so that was the load (the seeds then sampled for a time; their count
+#: is now fixed by the budget). With the windowed input's order refetch
+#: (:mod:`search.mapper.window_refetch`) it raises ResNet-18's layer1_3x3 bound after 60 s alone
+#: from 403,304 to 406,404; in the network run after the merge (load 1.5) it left layer2_3x3_s2
+#: at 0.7% and layer2_3x3 at 3.0%, against 4.7% and 4.0% off.
 JOINT_CAPACITY = True
 JOINT_WINDOWED = True
 #: Most tuples of divisors enumerated per tensor for the joint term.

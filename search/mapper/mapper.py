@@ -63,7 +63,7 @@ from search.mapper.leaves import RULE_BOUND, RULE_SYMMETRY, RULES, LeafExpander,
 from search.mapper.partial_orders import PARTIAL_CYCLES, PARTIAL_ORDERS, partial_order_bounds
 from search.mapper.result import Certificate, MapperResult, MapperStatus
 from search.mapper.space import Space, space_for
-from search.mapper.seed import seed_incumbent
+from search.mapper.seed import CHUNK, seed_incumbent
 from search.mapper.spatial import SpatialQueue
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
@@ -79,11 +79,17 @@ LEAF_CHUNK = 64          # complete tilings whose keep-set and order bounds are 
 #: than the incumbent by more than this relative amount.
 TOL = 1e-8
 BEST_FIRST_AFTER = 0.5
-#: Share of a finite time budget spent drawing random mappings for the first incumbent: on layers
+#: Share of a finite time budget for drawing random mappings for the first incumbent: on layers
 #: whose mapspace the search cannot cover in the budget (sliding windows), sampling finds better
 #: mappings per second than the tree search, and a better incumbent cuts more.
 SAMPLE_SHARE = 0.3
 SAMPLE_MAX_S = 2.0  # ... at most this long (a layer the search proves quickly needs no more)
+#: ... as a count, not a time: :data:`SAMPLE_RATE` mappings per second of that share (:func:`sample_chunks`),
+#: so the same seed and budget give the same first incumbent at any load (sampling for a time had made
+#: ResNet-18's layer1_3x3 on ``eyeriss-like`` start at 4.19e5 in one network run and 4.326e5 in the next).
+#: Measured here (2 cores, one busy): ResNet-18's layers draw and score 42,000-157,000 mappings a second on
+#: ``eyeriss-like`` (conv1 23,000), 145,000-170,000 on ``simple``.
+SAMPLE_RATE = 50_000
 #: Share of a finite time budget for exact searches with the spatial factors fixed to whole-array
 #: assignments (:mod:`search.mapper.spatial`), after the seeds: on large arrays they find far better
 #: incumbents than the seeds; ``SPATIAL_MAX_S`` caps it.
@@ -384,24 +390,25 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     """The best mapping of ``layer`` on ``arch`` for ``objective`` and its certificate (module docstring).
 
     ``start`` (optional mappings, e.g. a local search's) and ``seed_samples`` random mappings drawn
-    with ``numpy.random.default_rng(seed)`` (more, for :data:`SAMPLE_SHARE` of a finite
-    ``time_limit_s``, at most :data:`SAMPLE_MAX_S`), improved by descent (:mod:`search.mapper.seed`), give the first incumbent.
+    with ``numpy.random.default_rng(seed)`` (more for a finite ``time_limit_s``: :func:`sample_chunks`),
+    improved by descent (:mod:`search.mapper.seed`), give the first incumbent, the same for the same
+    arguments.
     ``progress`` is called with the fraction of the mapspace covered (evaluated or cut) so far.
     With ``front`` the search cuts only what a mapping already found dominates in (energy,
     cycles), so that ``MapperResult.pareto`` is the proven energy-latency front of the layer when
     the status is ``optimal`` (the best for ``objective`` is on it).
     Ctrl-C ends the search with the best mapping so far (status ``interrupted``). The same
-    arguments give the same result (the time budget aside). ``best_first_after`` (a share of the
+    arguments give the same first incumbent on any machine; a finite budget ends the search on the
+    clock, so what the search adds to it can differ with the machine's speed. ``best_first_after`` (a share of the
     budget, ``inf``: never) moves the switch to best first (:data:`BEST_FIRST_AFTER`).
     """
     t0 = time.monotonic()
     search = _Search(layer, arch, objective, rules, t0 + time_limit_s, switch_time(t0, time_limit_s, best_first_after),
                      front)
-    sample_time = min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) if math.isfinite(time_limit_s) else 0.0
     seeds, interrupted = 0, False
     try:
         first, seeds = seed_incumbent(layer, arch, objective, seed_samples, seed, start=start,
-                                      sample_time_s=sample_time)
+                                      chunks=sample_chunks(time_limit_s))
         if first is not None:
             search.inc.offer(layer, arch, first)
         spatial = math.isfinite(time_limit_s) and rules.bound and not front
@@ -419,6 +426,16 @@ def map_layer(layer: Layer, arch: Architecture, objective: Objective = Objective
     if stack and _open is not None:  # search.mapper.resume keeps the open search to go on with
         _open((search, stack, seeds, wall))
     return _result(search, stack, arch, seeds, interrupted, wall)
+
+
+def sample_chunks(time_limit_s: float) -> int:
+    """Draws of :data:`search.mapper.seed.CHUNK` random mappings the seeds add for a budget of
+    ``time_limit_s``: :data:`SAMPLE_RATE` per second of :data:`SAMPLE_SHARE` of it, at most
+    :data:`SAMPLE_MAX_S`, rounded to whole draws (0 for an infinite budget). A function of the budget
+    only, never of the clock: the same budget gives the same draws."""
+    if not math.isfinite(time_limit_s) or time_limit_s <= 0:
+        return 0
+    return round(SAMPLE_RATE * min(SAMPLE_SHARE * time_limit_s, SAMPLE_MAX_S) / CHUNK)
 
 
 def switch_time(t0: float, time_limit_s: float, best_first_after: float) -> float:
