@@ -152,3 +152,85 @@ def test_the_floor_raises_the_bound_of_a_depthwise_tiling_with_the_window_spread
 @given(spread_window_cases(limit=2500), st.sampled_from([Objective.EDP, Objective.ENERGY]))
 def test_search_with_instance_floors_proves_the_brute_force_optimum(case, objective):
     check_search_finds_brute_force_optimum(*case, objective)
+
+
+def _least_sumsets(d1: int, d2: int, c1: int, c2: int) -> dict:
+    """``{(n1, n2): least |c1 A + c2 B|}`` over every set ``A`` of ``n1`` integers in ``[0, d1)`` and ``B`` of
+    ``n2`` in ``[0, d2)`` (brute force)."""
+    from itertools import combinations
+    least = {}
+    for n1 in range(1, d1 + 1):
+        for a in combinations(range(d1), n1):
+            for n2 in range(1, d2 + 1):
+                for b in combinations(range(d2), n2):
+                    size = len({c1 * x + c2 * y for x in a for y in b})
+                    least[(n1, n2)] = min(least.get((n1, n2), size), size)
+    return least
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3))
+def test_sumset_size_is_below_every_pair_of_sets(d1, d2, c1, c2):
+    """The strided sumset bound never exceeds the least sumset of any two sets of those sizes."""
+    from search.mapper.instance_union import sumset_size
+    for (n1, n2), size in _least_sumsets(d1, d2, c1, c2).items():
+        assert n1 + n2 - 1 <= sumset_size(n1, n2, c1, c2, d1, d2) <= size
+
+
+def test_sumset_size_sees_the_stride():
+    """Stride 2, dilation 1, R = 3: ``n`` P values with every R value cover ``2 n + 1`` columns (the plain
+    bound says ``n + 2``); one R value, ``n``; stride 1 falls back to ``n + 2``. Each is the least."""
+    from search.mapper.instance_union import sumset_size
+    least = _least_sumsets(5, 3, 2, 1)
+    for n in range(1, 6):
+        assert sumset_size(n, 3, 2, 1, 5, 3) == 2 * n + 1 == least[(n, 3)]
+        assert sumset_size(n, 1, 2, 1, 5, 3) == n == least[(n, 1)]
+        assert sumset_size(n, 3, 1, 1, 5, 3) == n + 2 == _least_sumsets(5, 3, 1, 1)[(n, 3)]
+
+
+@st.composite
+def strided_depthwise_cases(draw, limit: int = 4000):
+    """Stride-2 depthwise layers (K = C = 1) with a 3-wide window on :func:`spread_arch` meshes."""
+    layer = Layer("dw_s2", N=1, K=1, C=1, P=draw(st.sampled_from([2, 3, 4])), Q=draw(st.sampled_from([1, 2])),
+                  R=3, S=1, Wstride=2, Wdilation=draw(st.sampled_from([1, 1, 2])))
+    arch = spread_arch(draw(st.sampled_from([(3, 1), (2, 2), (4, 1), (6, 1)])),
+                       glb_words=draw(st.sampled_from([4, 64])), ifmap_words=draw(st.sampled_from([2, 4])))
+    assume(brute_force_size(layer, arch) <= limit)
+    return layer, arch
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(strided_depthwise_cases(), st.data())
+def test_strided_instance_floors_are_below_the_models_counts(case, data):
+    test_instance_floors_are_below_the_models_counts.hypothesis.inner_test(case, data)
+
+
+@settings(max_examples=8, **SETTINGS)
+@given(strided_depthwise_cases(), st.data())
+def test_partial_bound_of_strided_depthwise_layers_is_below_every_completion(case, data):
+    check_partial_bounds_below_completions(*case, data)
+
+
+def test_the_strided_floor_is_the_models_fills_of_a_stride_2_tiling():
+    """Stride 2, P 4, R 3 on a 2x1 mesh with P 2 spread and every R value in each PE, the inputs kept
+    straight below DRAM in the ifmap scratchpad: each PE reads the 5 columns ``{0, 2} + {0, 1, 2}``
+    (the plain sumset bound says 4), 10 fills in all. The floor is 10, at most every such mapping's
+    fills, and equal to the least of them."""
+    layer = Layer("dw_s2", N=1, K=1, C=1, P=4, Q=1, R=3, S=1, Wstride=2)
+    arch = spread_arch((2, 1), glb_words=64, ifmap_words=4)
+    energy, _, arrays = brute_force(layer, arch)
+    ifmap = 3
+    keep = arrays.keep
+    sel = (keep[:, ifmap, Tensor.I] & ~keep[:, 1, Tensor.I] & (arrays.spatial_x[:, 1, Dim.P] == 2)
+           & (arrays.spatial_x[:, 1, Dim.R] == 1) & np.isfinite(energy))
+    assert sel.any()
+    rows = np.flatnonzero(sel)
+    counts = access_counts(layer, arch, arrays.take(rows))
+    bm = BoundModel(layer, arch)
+    batch = bm.batch(arrays.temporal[rows], arrays.spatial_x[rows], arrays.spatial_y[rows])
+    keys = TensorKeys(np.ones(1), np.ones(1), np.ones(1), np.full((1, len(bm.window_pairs)), np.inf))
+    fills, reads = instance_floors(bm, batch.s, np.zeros(len(DIMS), dtype=bool), batch.cap_below, keys)
+    assert (fills[ifmap][:, 0] == 10).all()
+    assert (fills[ifmap][:, 0] <= counts["fills"][:, ifmap, Tensor.I]).all()
+    assert counts["fills"][:, ifmap, Tensor.I].min() == 10
+    assert (reads[(0, ifmap)][:, 0] <= counts["reads"][:, 0, Tensor.I]).all()
