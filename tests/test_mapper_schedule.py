@@ -103,7 +103,8 @@ def test_the_plan_starts_the_hardest_first_then_resumes_the_largest_gap_on_any_w
     # for at most TAIL_SLICE_S (no more open searches than workers)
     d = plan.next_for(1, 20.0)
     assert (d.kind, d.task) == ("resume", 2) and d.search.name == "2"
-    assert d.budget_s == pytest.approx(schedule.TAIL_SLICE_S) and d.best_first_after == math.inf
+    assert d.budget_s == pytest.approx(schedule.TAIL_SLICE_S)
+    assert d.best_first_after == schedule.LATER_BEST_FIRST_AFTER   # a later slice: best first for its second part
     e = plan.next_for(0, 20.0)
     assert (e.kind, e.task) == ("resume", 1) and e.search.name == "1"
     assert plan.parked == {}
@@ -219,18 +220,34 @@ def test_the_two_parts_of_a_split_search_prove_the_same_optimum_and_count_the_ma
     assert cert.mapspace == cert.evaluated + sum(cert.pruned.values())
 
 
-def test_later_slices_go_round_by_round_largest_gap_first_within_a_round(proven):
-    plan = schedule.Plan([3.0, 2.0, 1.0], t0=0.0, deadline=300.0, jobs=2)
+def test_later_slices_go_where_the_gap_is_and_no_open_layer_is_starved(proven):
+    """Time per unit of gap first: over many slices the layers' shares follow their gaps (0.2, 0.01,
+    0.05), the least gap still gets slices, and a gap under GAP_FLOOR counts as the floor."""
+    plan = schedule.Plan([3.0, 2.0, 1.0], t0=0.0, deadline=3000.0, jobs=2, first_pass_share=0.01)
+    gaps = (0.2, 0.01, 0.05)
     for w in (0, 1):
         plan.next_for(w, 0.0)
-    plan.finished(0, _answer(proven, 0.2), _Parked("0"))
-    plan.finished(1, _answer(proven, 0.01), _Parked("1"))
+    plan.finished(0, _answer(proven, gaps[0]), _Parked("0"))
+    plan.finished(1, _answer(proven, gaps[1]), _Parked("1"))
     plan.next_for(0, 10.0)
-    plan.finished(0, _answer(proven, 0.05), _Parked("2"))
-    picks = []
-    for _ in range(6):                                   # one worker, one slice after the other
+    plan.finished(0, _answer(proven, gaps[2]), _Parked("2"))
+    first = dict(plan.given)
+    for _ in range(40):                                   # one worker, one slice after the other
         action = plan.next_for(0, 20.0)
+        plan.finished(0, _answer(proven, gaps[action.task]), _Parked(str(action.task)))
+    later = [plan.given[(i, 0)] - first[(i, 0)] for i in range(3)]
+    assert later[0] > later[2] > later[1] > 0
+    ratio = [plan.given[(i, 0)] / gaps[i] for i in range(3)]
+    assert max(ratio) - min(ratio) <= plan.max_slice_s / min(gaps) + 1e-9   # within one slice of even
+    assert action.budget_s == pytest.approx(0.1 * 3000.0)  # three open searches, two workers: MAX_SLICE_SHARE
+    low = schedule.Plan([2.0, 1.0], t0=0.0, deadline=3000.0, jobs=1)
+    low.next_for(0, 0.0)
+    low.finished(0, _answer(proven, 0.0), _Parked("0"))     # open at gap 0: counts as GAP_FLOOR
+    low.next_for(0, 0.0)
+    low.finished(0, _answer(proven, 2 * schedule.GAP_FLOOR), _Parked("1"))
+    picks = []
+    for _ in range(6):
+        action = low.next_for(0, 900.0)
         picks.append(action.task)
-        plan.finished(0, _answer(proven, (0.2, 0.01, 0.05)[action.task]), _Parked(str(action.task)))
-    assert picks == [0, 2, 1, 0, 2, 1]                   # no layer starved by a harder one
-    assert action.budget_s == pytest.approx(0.1 * 300.0)  # three open searches, two workers: MAX_SLICE_SHARE
+        low.finished(0, _answer(proven, (0.0, 2 * schedule.GAP_FLOOR)[action.task]), _Parked(str(action.task)))
+    assert 0 in picks and picks.count(1) > picks.count(0)

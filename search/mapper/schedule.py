@@ -24,22 +24,24 @@ free:
    deadline (``first_pass_share`` of the budget): the free worker time until then, less what the
    running slices hold, divided by the layers not started (with one worker: the time left divided
    by the layers left). An easy layer proves within it and leaves the rest.
-2. *Later passes.* Once every layer is started, resume a parked search, in rounds: of those that
-   have had the fewest slices so far, the one of largest gap, for :func:`slice_s` towards the
-   deadline over the parked searches. In rounds, every open layer progresses and none is starved
-   by a harder one (a layer near its proof finishes and leaves its time to the rest); within a
-   round the largest gap goes first (after the first pass the gap is the best cheap hint of the
-   work left: on ResNet-18 after 10 s, layer2_3x3_s2, the slowest proof, has the largest; starting
-   the longest work first keeps it off the end, where one worker would run it alone). Tried and
-   dropped: later slices by gap instead of in rounds (the parked search of least time given per
-   unit of gap first, so the worst gap gets time first). On ResNet-18 on ``eyeriss-like`` (120 s, 2
-   workers, load 1.6-3.9) it gave layer2_3x3_s2 38 s instead of 19 s and layer1_3x3 the same ~30 s,
-   and every layer ended with the same best and the same bound as in rounds (worst gap 4.47% both,
-   2 proven both): the widest gaps are the bound's (their open bound stays where the first slices
-   left it), so time taken from the layers near their proof buys nothing. A search
+2. *Later passes.* Once every layer is started, resume the parked search that has been given the
+   least time per unit of gap (its slices' seconds so far over its layer's gap, a gap under
+   :data:`GAP_FLOOR` counted as that), for :func:`slice_s` towards the deadline over the parked
+   searches; the slice goes depth first for its first :data:`LATER_BEST_FIRST_AFTER` and best first
+   after (expanding the open node of least bound, which is what raises a layer's certified bound).
+   So the time goes where the gap is, as a user wants the worst gap closed first, and a layer near
+   its proof (gap at the floor) still gets its share. Measured on ResNet-18 on ``eyeriss-like``
+   (120 s, 2 workers, load about 2, 2026-12-01): in rounds (the parked search with the fewest slices,
+   largest gap first) all depth first, layer2_3x3 ended at 2.7% and layer1_3x3 at 1.9% (5 proven);
+   by gap alone, still depth first, layer2_3x3 got 72 s instead of 30 s and the same bound (its
+   open bound stays where depth first leaves it); in rounds with best first after half of every
+   slice 2.5%; by gap with best first, floor 1e-4, 0.4% and 0.9% but 3 proven (two layers near their
+   proof starved); floor 1%, 2.0% and 0.9%, 5 proven; floor 0.5%, **1.3%** and 0.9%, 5 proven
+   (MobileNetV2 155 s: 27 of 31 as in rounds, conv1 0.1% against 0.3%; ResNet-18 on ``simple``:
+   12 of 12 in 30.4 s against 31.3 s). A search
    that has not finished is parked again; slices under :data:`MIN_SLICE_S` are not run, and none
    is longer than :data:`MAX_SLICE_SHARE` of the budget (:data:`TAIL_SLICE_S` once there are no
-   more open searches than workers), so that searches come back often enough for the rounds and
+   more open searches than workers), so that searches come back often enough for rule 2's shares and
    for rule 3 (parking costs about 0.1 s: a few MB pickled, the bound model rebuilt).
 3. *Split.* When there are more free workers than parked searches (at the end, one slow layer on
    one worker while the others idle: on ResNet-18 layer2_3x3_s2, alone for its last 35 s), the
@@ -51,9 +53,10 @@ free:
 
 Searches go depth first (the mapper's most promising batch first: it finds the incumbents that cut
 most, and it is what proves fastest: measured on layer3_3x3, 1.5-s slices that each turned best first
-halfway scored 12 times the mappings of one search and took 2.5 times as long), except in a layer's
-last slice (one that ends at the deadline), which turns best first after
-:data:`RESUME_BEST_FIRST_AFTER` of it to raise the certified bound if the proof does not finish.
+halfway scored 12 times the mappings of one search and took 2.5 times as long), in the first
+pass; a later slice turns best first after :data:`LATER_BEST_FIRST_AFTER` of it (rule 2: by then
+the layers that prove fast have, and the rest need their bound raised), and a layer's last slice
+(one that ends at the deadline) after :data:`RESUME_BEST_FIRST_AFTER` of it.
 
 A layer's certificate is that of its one search (its counts and ``wall_s`` are cumulative over its
 slices), or its parts' combined; nothing is searched twice. A stop
@@ -90,6 +93,10 @@ RESUME_BEST_FIRST_AFTER = 0.8
 MAX_SLICE_SHARE = 0.1
 #: ... and at most this long (s) once there are no more open searches than workers (rule 3).
 TAIL_SLICE_S = 5.0
+#: Later slices go to the least time given per unit of gap; a gap under this counts as this (rule 2).
+GAP_FLOOR = 0.005
+#: A later slice that is not a layer's last turns best first after this share of it (rule 2).
+LATER_BEST_FIRST_AFTER = 0.5
 
 
 def map_layers(layers: Sequence[Layer], arch: Architecture, objective: Objective, *, time_limit_s: float = math.inf,
@@ -203,7 +210,7 @@ class Plan:
         self.parts: list[dict[int, MapperResult]] = [{} for _ in range(n)]  # layer -> part -> its answer
         self.parked: dict[tuple[int, int], object] = {}        # (layer, part) -> its open search
         self.running: dict[int, tuple[tuple[int, int], float]] = {}  # worker -> ((layer, part), end of slice)
-        self.turns: dict[tuple[int, int], int] = {}             # (layer, part) -> slices after the first pass
+        self.given: dict[tuple[int, int], float] = {}           # (layer, part) -> seconds of its slices so far
         self.stopped = False
 
     def result(self, i: int) -> MapperResult | None:
@@ -233,8 +240,8 @@ class Plan:
         budget = min(cap, slice_s(now, self.deadline, self.jobs, held, len(self.parked)))
         if budget < MIN_SLICE_S:
             return None
-        i, part = max(self.parked, key=lambda key: (-self.turns.get(key, 0), self.gap(key[0]), -key[0], -key[1]))
-        self.turns[(i, part)] = self.turns.get((i, part), 0) + 1
+        i, part = min(self.parked, key=lambda key: (self.given.get(key, 0.0) / max(self.gap(key[0]), GAP_FLOOR),
+                                                    -self.gap(key[0]), key[0], key[1]))
         return self._run(worker, Action("resume", i, budget, part=part, search=self.parked.pop((i, part))), now)
 
     def _split(self, key: tuple[int, int]) -> None:
@@ -243,7 +250,7 @@ class Plan:
             i = key[0]
             new = max(self.parts[i]) + 1
             self.parked[key], self.parked[(i, new)] = halves
-            self.turns[(i, new)] = self.turns.get(key, 0)
+            self.given[(i, new)] = self.given.get(key, 0.0)
             origin = self.parts[i][key[1]]  # until the new part answers: its origin's bounds, its counts once
             self.parts[i][new] = replace(origin, certificate=replace(
                 origin.certificate, evaluated=0, pruned={}, remaining=0, wall_s=0.0, seed_evaluations=0))
@@ -251,7 +258,11 @@ class Plan:
     def _run(self, worker: int, action: Action, now: float) -> Action:
         if now + action.budget_s >= self.deadline - MIN_SLICE_S:  # the layer's last slice: raise its bound
             action = replace(action, best_first_after=RESUME_BEST_FIRST_AFTER)
+        elif action.kind == "resume":
+            action = replace(action, best_first_after=LATER_BEST_FIRST_AFTER)
         self.started[action.task] = True
+        key = (action.task, action.part)
+        self.given[key] = self.given.get(key, 0.0) + action.budget_s
         self.running[worker] = ((action.task, action.part), now + action.budget_s)
         return action
 
