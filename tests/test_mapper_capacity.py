@@ -79,6 +79,20 @@ def _bounds(layer, arch, arrays, free, capacity=True, confinement=True):
     return per_keep, (e[group], c[group], d[group]), bounds.cycles[group]
 
 
+def bounds_with_and_without(layer, arch, free_dims, module, flag: str):
+    """Every mapping of ``layer`` on ``arch`` (brute force) and its partial tiling (``free_dims`` free):
+    ``(energy, cycles, ok)`` of the mappings, the partial-order energy and EDP bounds ``(e, d)`` with
+    ``module.flag`` on and ``(e_old, d_old)`` with it off; the caller asserts the rise and that both
+    stay below ``energy`` and ``energy * cycles`` where ``ok``."""
+    energy, cycles, arrays = brute_force(layer, arch)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[list(free_dims)] = True
+    _, (e, _, d), _ = _bounds(layer, arch, arrays, free)
+    with patch.object(module, flag, False):
+        _, (e_old, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    return (energy, cycles, np.isfinite(energy)), (e, d), (e_old, d_old)
+
+
 @settings(max_examples=12, **SETTINGS)
 @given(eyeriss_cases(), st.data())
 def test_capacity_and_cycles_bounds_are_below_every_completion(case, data):
@@ -216,12 +230,7 @@ def test_keep_combinations_priced_per_split_raise_the_bound():
     every completion's."""
     layer = Layer("gemm", N=1, C=4, K=2, P=2, Q=1)
     arch = tiny_eyeriss(mesh=(2, 2), glb_words=16)
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    free = np.zeros(N_DIMS, dtype=bool)
-    free[Dim.C] = True
-    _, (_, _, d), _ = _bounds(layer, arch, arrays, free)
-    with patch.object(partial_orders, "SPLIT_KEEPS", False):
-        _, (_, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    (energy, cycles, ok), (_, d), (_, d_old) = bounds_with_and_without(layer, arch, [Dim.C], partial_orders,
+                                                                       "SPLIT_KEEPS")
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (d > d_old * 1.01).any()

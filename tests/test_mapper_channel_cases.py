@@ -4,7 +4,6 @@ eyeriss-like: per mapping, at its own split and keep combination, and for the pa
 from __future__ import annotations
 
 from functools import lru_cache
-from unittest.mock import patch
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from search.mapper.leaves import LeafExpander, Rules
 from search.mapper.pair_terms import tensor_costs
 from search.mapper.space import Space
 from tests.mapper_cases import brute_force, tiny_eyeriss
-from tests.test_mapper_capacity import _bounds
+from tests.test_mapper_capacity import bounds_with_and_without
 
 LAYER = Layer("conv", N=1, C=4, K=2, P=2, Q=1, R=2)
 ARCH = tiny_eyeriss(mesh=(2, 1), glb_words=8, ifmap_words=2, psum_words=2)
@@ -83,13 +82,8 @@ def test_the_channel_cases_stay_below_each_mapping_at_its_own_split_and_keep_com
 def test_the_channel_cases_raise_partial_tilings_and_stay_below_every_completion():
     """The partial tilings' energy and EDP bounds rise with the term and stay at most every legal
     completion's."""
-    energy, cycles, arrays = _brute()
-    ok = np.isfinite(energy)
-    free = np.zeros(N_DIMS, dtype=bool)
-    free[Dim.C] = True
-    _, (e, _, d), _ = _bounds(LAYER, ARCH, arrays, free)
-    with patch.object(channel_cases, "CHANNEL_CASES", False):
-        _, (e_old, _, d_old), _ = _bounds(LAYER, ARCH, arrays, free)
+    (energy, cycles, ok), (e, d), (_, d_old) = bounds_with_and_without(LAYER, ARCH, [Dim.C], channel_cases,
+                                                                       "CHANNEL_CASES")
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (d >= d_old * (1 - 1e-12)).all()

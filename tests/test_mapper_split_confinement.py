@@ -3,8 +3,6 @@ brute force on a shrunk eyeriss-like."""
 
 from __future__ import annotations
 
-from unittest.mock import patch
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,7 @@ from search.mapper.splits import SplitTable
 from search.mapper.space import Space
 from search.mapper.bounds import BoundModel
 from tests.mapper_cases import brute_force, tiny_eyeriss
-from tests.test_mapper_capacity import _bounds
+from tests.test_mapper_capacity import _bounds, bounds_with_and_without
 
 
 def test_the_per_split_confinement_raises_partial_tilings_and_stays_below_every_completion():
@@ -25,13 +23,8 @@ def test_the_per_split_confinement_raises_partial_tilings_and_stays_below_every_
     energy and EDP bounds rise with the term, and stay at most every legal completion's."""
     layer, arch = Layer("conv", N=1, C=2, K=1, P=4, Q=1, R=2), tiny_eyeriss(mesh=(2, 1), glb_words=8,
                                                                               weights_words=2)
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    free = np.zeros(N_DIMS, dtype=bool)
-    free[[Dim.C, Dim.P]] = True
-    _, (e, _, d), _ = _bounds(layer, arch, arrays, free)
-    with patch.object(confinement, "SPLIT_CONFINEMENT", False):
-        _, (e_old, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    (energy, cycles, ok), (e, d), (_, d_old) = bounds_with_and_without(layer, arch, [Dim.C, Dim.P], confinement,
+                                                                       "SPLIT_CONFINEMENT")
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (d >= d_old * (1 - 1e-12)).all()

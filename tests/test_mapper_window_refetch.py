@@ -3,16 +3,14 @@ eyeriss-like (the random windowed cases of tests/test_mapper_capacity.py cover i
 
 from __future__ import annotations
 
-from unittest.mock import patch
-
 import numpy as np
 
 import search.mapper.window_refetch as window_refetch
 from formulation.axes import N_DIMS, Dim
 from formulation.specs.types import Layer
 from search.mapper.order_classes import prefix_classes
-from tests.mapper_cases import brute_force, tiny_eyeriss
-from tests.test_mapper_capacity import _bounds
+from tests.mapper_cases import tiny_eyeriss
+from tests.test_mapper_capacity import bounds_with_and_without
 
 
 def test_the_order_refetch_raises_partial_tilings_and_stays_below_every_completion():
@@ -21,13 +19,8 @@ def test_the_order_refetch_raises_partial_tilings_and_stays_below_every_completi
     refetches the Outputs; the partial tilings' energy and EDP bounds rise with the term, and stay
     at most every legal completion's."""
     layer, arch = Layer("conv", N=1, C=2, K=2, P=2, Q=1, R=2), tiny_eyeriss(glb_words=4, ifmap_words=2)
-    energy, cycles, arrays = brute_force(layer, arch)
-    ok = np.isfinite(energy)
-    free = np.zeros(N_DIMS, dtype=bool)
-    free[[Dim.P, Dim.R]] = True
-    _, (e, _, d), _ = _bounds(layer, arch, arrays, free)
-    with patch.object(window_refetch, "WINDOW_REFETCH", False):
-        _, (e_old, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    (energy, cycles, ok), (e, d), (e_old, d_old) = bounds_with_and_without(layer, arch, [Dim.P, Dim.R],
+                                                                           window_refetch, "WINDOW_REFETCH")
     assert (e[ok] <= energy[ok] * (1 + 1e-9)).all()
     assert (d[ok] <= energy[ok] * cycles[ok] * (1 + 1e-9)).all()
     assert (e > e_old * 1.01).any() and (d > d_old * 1.01).any()
