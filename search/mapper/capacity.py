@@ -93,6 +93,18 @@ def _largest_divisor_at_most(divs: np.ndarray, x: np.ndarray) -> np.ndarray:
     return divs[np.maximum(np.searchsorted(divs, x, side="right") - 1, 0)]
 
 
+def largest_fitting_extent(bm, kept: np.ndarray, ext: np.ndarray, c: int, d: int) -> np.ndarray:
+    """``e_max[b, K]``: the largest divisor of ``D_d`` that, as ``d``'s extent at level ``c`` (the other
+    extents as in ``ext[b, 7]``), lets the tiles each keep row ``kept[K, t]`` holds there fit together
+    (spans rise with every extent); 0 where none does."""
+    divs = np.array(divisors(int(bm.dims[d])), dtype=np.float64)
+    x = np.repeat(ext[:, None], len(divs), axis=1)                                           # [b, e, 7]
+    x[:, :, d] = divs[None]
+    tile = bm.spans(x).prod(axis=-1)                                                         # [b, e, t]
+    used = np.einsum("kt,bet->bke", kept.astype(np.float64), tile)
+    return np.where(used <= bm.sizes[c], divs[None, None], 0.0).max(axis=2)
+
+
 def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray, top: int | None = None) -> dict[int, np.ndarray]:
     """Per free dimension ``d`` whose extent some kept tile grows with, ``tau[b, K, L]``: the least
     product of ``d``'s temporal factors at the levels ``< c`` over the keepers ``1 <= c' <= c`` of
@@ -111,12 +123,7 @@ def forced_factors(bm, keep_table: np.ndarray, batch, free: np.ndarray, top: int
             kept = keep_table[:, c, :] & grows[None, :, d]                                   # [K, t]
             if not bm.bounded[c] or not kept.any():
                 continue
-            ext = np.repeat(batch.ext[:, c][:, None], len(divs), axis=1)                     # [b, e, 7]
-            ext[:, :, d] = divs[None]
-            tile = bm.spans(ext).prod(axis=-1)                                               # [b, e, t]
-            used = np.einsum("kt,bet->bke", keep_table[:, c, :].astype(np.float64), tile)
-            fit = used <= bm.sizes[c]
-            e_max = np.where(fit, divs[None, None], 0.0).max(axis=2)                         # [b, K]
+            e_max = largest_fitting_extent(bm, keep_table[:, c, :], batch.ext[:, c], c, int(d))   # [b, K]
             q = _largest_divisor_at_most(divs, np.maximum(e_max * cap_above[:, c, None], 1.0))
             tau[:, :, c] = np.where((e_max > 0) & kept.any(axis=1)[None], bm.dims[d] / q, 1.0)
         if (tau > 1).any():

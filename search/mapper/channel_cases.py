@@ -57,6 +57,7 @@ import numpy as np
 
 from formulation.axes import DIMS, N_DIMS, Dim, Tensor
 from formulation.factors import divisors
+from search.mapper.capacity import largest_fitting_extent
 from search.mapper.pair_terms import pair_energy, tensor_terms
 from search.mapper.window_refetch import scaled_compulsory
 
@@ -124,21 +125,9 @@ def channel_case_excess(oe, batch, free: np.ndarray, keeps: np.ndarray, table, s
         if kn < 1 or c_o >= L:
             continue
         least = np.minimum(excess("I", pairs_i[-2][0], kn), excess("O", 0, c_o))
-        e_c = _largest_fitting_extent(bm, oe.keep_table[k, kn], batch.ext[:, kn], kn, d_c)     # [b]
+        e_c = largest_fitting_extent(bm, oe.keep_table[k, kn][None], batch.ext[:, kn], kn, Dim.C)[:, 0]  # [b]
         open3 = zc[None, :] * e_c[:, None] >= d_c                                            # [b, J]
         out[:, :, j] = np.where(rows[:, None] & ~open3, least, 0.0)
-    return out
-
-
-def _largest_fitting_extent(bm, kept: np.ndarray, ext: np.ndarray, c: int, d_c: int) -> np.ndarray:
-    """``E_C[b]``: the largest divisor of ``D_C`` that, as C's extent at level ``c`` (the other free
-    extents as in ``ext[b, 7]``), lets the tiles kept there (``kept[t]``) fit together; 0 if none."""
-    out = np.zeros(ext.shape[0])
-    for e in divisors(d_c):
-        x = ext.copy()
-        x[:, Dim.C] = e
-        fits = (bm.spans(x).prod(axis=-1) * kept[None]).sum(axis=1) <= bm.sizes[c]
-        out = np.where(fits, float(e), out)
     return out
 
 
