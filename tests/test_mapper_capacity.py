@@ -54,10 +54,11 @@ def windowed_cases(draw, limit: int = 40_000):
     return layer, arch
 
 
-def _bounds(layer, arch, arrays, free, capacity=True, confinement=True):
+def _bounds(layer, arch, arrays, free, capacity=True, confinement=True, deadline=None):
     """Per mapping of ``arrays``: its partial tiling's capacity and confinement energies for its own
     keep combination (``None`` where the rule applies nowhere), the partial-order energy, cycles and
-    EDP bounds, and the plain cycles bound (computed once per distinct partial tiling)."""
+    EDP bounds (``deadline`` passed on), and the plain cycles bound (computed once per distinct
+    partial tiling)."""
     t, sx, sy = arrays.temporal.copy(), arrays.spatial_x.copy(), arrays.spatial_y.copy()
     t[:, :, free], sx[:, :, free], sy[:, :, free] = 1, 1, 1
     b = len(t)
@@ -73,7 +74,7 @@ def _bounds(layer, arch, arrays, free, capacity=True, confinement=True):
     confined = confinement_energy(*args, np.arange(len(oe.keep_table)))
     with patch.object(partial_orders, "CAPACITY_REFETCH", capacity), \
             patch.object(partial_orders, "CONFINEMENT", confinement):
-        e, c, d = partial_order_bounds(*args, cycles=bounds.cycles, with_cycles=True)
+        e, c, d = partial_order_bounds(*args, cycles=bounds.cycles, with_cycles=True, deadline=deadline)
     own = (arrays.keep[:, None] == oe.keep_table[None]).all(axis=(2, 3)).argmax(axis=1)
     per_keep = [None if x is None else x[group, own] for x in (forced, confined)]
     return per_keep, (e[group], c[group], d[group]), bounds.cycles[group]

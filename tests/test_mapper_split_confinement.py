@@ -3,10 +3,16 @@ brute force on a shrunk eyeriss-like."""
 
 from __future__ import annotations
 
+import time
+from unittest.mock import patch
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import search.mapper.confinement as confinement
+import search.mapper.partial_orders as partial_orders
 from formulation.axes import N_DIMS, Dim
 from formulation.specs.types import Layer
 from search.mapper.splits import SplitTable
@@ -64,3 +70,45 @@ def test_max_product_is_the_largest_product_over_each_splits_placements():
         assert got[j] == prod[table.split_of_row == j].max()
     assert (got[table.split_of_row] >= prod).all()
     assert len(set(got.tolist())) > 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=60), st.integers(2, 6000), st.integers(1, 10))
+def test_product_groups_only_raise_products_and_keep_at_most_the_group_count(values, limit, groups):
+    """Grouping the splits' products (a larger ``S`` weakens the rule, so a raised product keeps the
+    bound valid): every product below the limit is raised to one at least as large and still below
+    the limit, every other is left out (``inf``), at most ``groups`` distinct values remain, and
+    with no more distinct products than groups nothing changes."""
+    prods = np.array(values, dtype=np.float64)
+    got = confinement.product_groups(prods, limit, groups)
+    below = prods < limit
+    assert (np.isinf(got) == ~below).all()
+    assert (got[below] >= prods[below]).all() and (got[below] < limit).all()
+    assert len(np.unique(got[below])) <= groups
+    assert set(got[below].tolist()) <= set(prods[below].tolist())
+    if len(np.unique(prods[below])) <= groups:
+        assert (got[below] == prods[below]).all()
+
+
+def test_grouped_products_and_a_past_deadline_give_bounds_between_the_plain_and_the_full_rule():
+    """On the first test's case: pricing every split with the largest product (one group) gives EDP
+    bounds between those without the per-split term and those with every product; a deadline
+    already past leaves out the optional terms (capacity, confinement, per split), giving exactly
+    the bounds with those flags off."""
+    layer, arch = Layer("conv", N=1, C=2, K=1, P=4, Q=1, R=2), tiny_eyeriss(mesh=(2, 1), glb_words=8,
+                                                                              weights_words=2)
+    energy, cycles, arrays = brute_force(layer, arch)
+    free = np.zeros(N_DIMS, dtype=bool)
+    free[[Dim.C, Dim.P]] = True
+    _, (_, _, d), _ = _bounds(layer, arch, arrays, free)
+    with patch.object(confinement, "SPLIT_CONFINEMENT", False):
+        _, (_, _, d_old), _ = _bounds(layer, arch, arrays, free)
+    with patch.object(confinement, "MAX_PRODUCT_GROUPS", 1):
+        _, (_, _, d_one), _ = _bounds(layer, arch, arrays, free)
+    assert (d_one >= d_old * (1 - 1e-12)).all() and (d_one <= d * (1 + 1e-12)).all()
+    _, (e_late, c_late, d_late), _ = _bounds(layer, arch, arrays, free, deadline=time.monotonic() - 1)
+    with patch.object(partial_orders, "SPLIT_KEEPS", False):
+        _, (e_off, c_off, d_off), _ = _bounds(layer, arch, arrays, free, capacity=False, confinement=False)
+    assert np.allclose(e_late, e_off, rtol=1e-12) and np.allclose(c_late, c_off, rtol=1e-12)
+    assert np.allclose(d_late, d_off, rtol=1e-12)
+    assert (d_late < d * (1 - 1e-3)).any()

@@ -80,12 +80,20 @@ split's replication as under the relaxed one). The rule's bound is the largest o
 tensors' bounds, each reading only its own ``S``, so it is computed per tensor once per distinct
 product (a split's excess is the largest of its tensors'), and skipped where the product is at
 least the fanout left above every level of every row (no tighter than the split-free rule).
+
+On large arrays the distinct products are many (23 at 64x64 PEs on ``layer1_3x3``), and each costs
+one pass of the rule; they are gathered into at most :data:`MAX_PRODUCT_GROUPS` groups of
+neighbouring values, each priced at its largest product. A larger ``S`` only weakens every step
+above (``tau`` falls, more tuples fit, and case B's least is over more of them), so a split priced
+with a product at least its own keeps a valid bound. Past a ``deadline`` the remaining groups are
+left out (an excess of 0: the split-free rule's), so a search's time limit holds on any array.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 
@@ -107,6 +115,8 @@ FORCED_TOP = True
 SPLIT_CONFINEMENT = True
 #: Most tuples ``f`` (divisors of the confined dimensions) enumerated per confined pair.
 MAX_TUPLES = 256
+#: Most distinct spatial products priced per tensor by :func:`split_confinement` (module docstring).
+MAX_PRODUCT_GROUPS = 8
 
 
 def _scaled(bm, tt, p, c, terms, factor):
@@ -189,7 +199,8 @@ def confinement_energy(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
 
 def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, chain_cost: np.ndarray,
                       free: np.ndarray, mac_energy_pJ: float, keeps: np.ndarray, table, splits,
-                      plain: np.ndarray, shared: RelaxedTerms | None = None) -> np.ndarray | None:
+                      plain: np.ndarray, shared: RelaxedTerms | None = None,
+                      deadline: float | None = None) -> np.ndarray | None:
     """``[b, J, k]``: per split ``j`` of ``splits`` (from ``table``, :class:`search.mapper.splits.SplitTable`)
     and keep combination of ``keeps``, the excess of the confinement energy over ``plain[b, k]`` (the
     split-free chain sums, pJ with the MACs) when each tensor's ``Q`` takes at most the split's
@@ -213,19 +224,37 @@ def split_confinement(oe, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray, 
     forced: dict = {}
     for tt in tts:   # the rule's bound is the largest over the tensors', each reading its own S only
         prods = table.max_product(free & bm.rel[tt] & (bm.dims > 1))[splits.index]
-        for v in np.unique(prods):
-            if v >= limit:
-                continue
+        priced = product_groups(prods, limit)
+        for v in np.unique(priced[np.isfinite(priced)]):
+            if deadline is not None and time.monotonic() > deadline:
+                return out if hit else None
             conf = confinement_energy(oe, temporal, sx, sy, chain_cost, free, mac_energy_pJ, keeps, shared,
                                       {tt: float(v)}, forced)
             if conf is None:
                 continue
             ok = np.isfinite(conf) & np.isfinite(plain)
             excess = np.maximum(np.where(ok, conf - np.where(ok, plain, 0.0), 0.0), 0.0)
-            on = prods == v
+            on = priced == v
             out[:, on] = np.maximum(out[:, on], excess[:, None])
             hit = True
     return out if hit else None
+
+
+def product_groups(prods: np.ndarray, limit: float, groups: int | None = None) -> np.ndarray:
+    """Each split's product raised to the largest of its group (module docstring), ``inf`` where the
+    product is at least ``limit`` (nothing to price): the distinct products below ``limit``, sorted,
+    are cut into at most ``groups`` (:data:`MAX_PRODUCT_GROUPS`) runs of nearly equal length."""
+    groups = MAX_PRODUCT_GROUPS if groups is None else groups
+    prods = np.asarray(prods, dtype=np.float64)
+    values = np.unique(prods[prods < limit])
+    out = np.full(prods.shape, np.inf)
+    if not len(values):
+        return out
+    ends = np.unique(np.ceil(np.arange(1, groups + 1) * len(values) / groups).astype(np.int64) - 1)
+    top = values[ends][np.searchsorted(ends, np.arange(len(values)))]      # each value's group maximum
+    below = prods < limit
+    out[below] = top[np.searchsorted(values, prods[below])]
+    return out
 
 
 def _top_forced(bm, table: np.ndarray, batch, free: np.ndarray, tt: int, cache: dict) -> np.ndarray:
@@ -300,5 +329,5 @@ def _case_b(bm, tt, q, tuples, tau, fits, chains, chain_cost, terms, mstar, t, f
     return best
 
 
-__all__ = ["CONFINEMENT", "FORCED_TOP", "MAX_TUPLES", "SPLIT_CONFINEMENT", "confinement_energy",
-           "split_confinement"]
+__all__ = ["CONFINEMENT", "FORCED_TOP", "MAX_PRODUCT_GROUPS", "MAX_TUPLES", "SPLIT_CONFINEMENT",
+           "confinement_energy", "product_groups", "split_confinement"]

@@ -230,7 +230,7 @@ class _Search:
                 e_ord, c_ord, edp_ord = partial_order_bounds(
                     self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows], bounds.chain_cost[rows],
                     ~self.assigned(k + 1), bounds.mac_energy_pJ, self._can_beat(), clb[rows],
-                    with_cycles=PARTIAL_CYCLES and self.objective is not Objective.ENERGY)
+                    with_cycles=PARTIAL_CYCLES and self.objective is not Objective.ENERGY, deadline=self.deadline)
                 elb[rows], clb[rows] = np.maximum(elb[rows], e_ord), np.maximum(clb[rows], c_ord)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
                 if self.objective is Objective.EDP:

@@ -42,6 +42,8 @@ every completion (its energy and cycles are each at least their bounds).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from formulation.axes import N_TENSORS
@@ -78,7 +80,8 @@ def partial_order_energy(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
 
 def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                          chain_cost: np.ndarray, free: np.ndarray, mac_energy_pJ: float,
-                         can_beat=None, cycles: np.ndarray | None = None, with_cycles: bool = False):
+                         can_beat=None, cycles: np.ndarray | None = None, with_cycles: bool = False,
+                         deadline: float | None = None):
     """Energy (pJ, with the MACs), cycles and EDP (pJ x cycles) bounds of partial tilings ``[b, L, 7]``
     (free dimensions ``free`` at 1) over every completion (module docstring), ``[b]`` each, the
     least over the keep combinations that fit; ``chain_cost[b, t, p, c]`` the pair costs of
@@ -109,7 +112,13 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     With ``can_beat`` ((energy, cycles) bounds ``[r, K]`` -> which may still beat the incumbent) and
     ``cycles``, only the keep sets that fit and that some row may still take with their per-tensor
     chain energy (:func:`search.mapper.leaves.chain_energy`, itself a bound) get the joint orders;
-    the others keep that chain energy and those cycles."""
+    the others keep that chain energy and those cycles.
+
+    After the monotonic-clock ``deadline`` the rows still to bound get the joint orders and the
+    throttled cycles only: the capacity, confinement and per-split terms (each only raises a
+    bound, so leaving it out keeps the bound valid) are skipped, and so are the per-split
+    confinement's remaining products (:func:`search.mapper.confinement.split_confinement`), so
+    that one expansion on a large array cannot overrun a search's time limit by minutes."""
     b = temporal.shape[0]
     out = np.zeros((3, b))
     base = np.zeros(b) if cycles is None else np.asarray(cycles, dtype=np.float64)
@@ -118,6 +127,7 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
     for lo in range(0, b, CHUNK):
         rows = slice(lo, lo + CHUNK)
         t = temporal[rows]
+        late = deadline is not None and time.monotonic() > deadline
         shared = RelaxedTerms(oe.bm, oe.bm.batch(t, sx[rows], sy[rows]), free)   # one batch for every term below
         fits = _keeps_fit(oe, shared.batch)
         least = mac_energy_pJ + chain_energy(chain_cost[rows], matrix)                    # [r, K]
@@ -141,13 +151,13 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                                                       shared, keeps)
                 if ordered is not None:
                     extra[:, keeps] = np.maximum(extra[:, keeps], ordered)
-            if CAPACITY_REFETCH:
+            if CAPACITY_REFETCH and not late:
                 forced = capacity_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ, keeps,
                                          shared)
                 if forced is not None:
                     least[:, keeps] = np.maximum(least[:, keeps], forced)
                     extra[:, keeps] = np.maximum(extra[:, keeps], _excess(forced, plain[:, keeps]))
-            if CONFINEMENT:
+            if CONFINEMENT and not late:
                 confined = confinement_energy(oe, t, sx[rows], sy[rows], chain_cost[rows], free, mac_energy_pJ,
                                               keeps, shared)
                 if confined is not None:
@@ -160,7 +170,7 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 cyc[:, keeps] = np.maximum(cyc[:, keeps], w / bw * SLACK)
         energy, cyc = np.where(fits, least, np.inf), np.where(fits, cyc, np.inf)
         out[:, rows] = energy.min(axis=1) * SLACK, cyc.min(axis=1), (energy * cyc).min(axis=1) * SLACK
-        if SPLIT_KEEPS and len(keeps):
+        if SPLIT_KEEPS and len(keeps) and not late:
             idx = np.arange(lo, min(lo + CHUNK, b))
             if can_beat is not None:  # rows already cut stay cut
                 sel = np.asarray(can_beat(out[0, idx][:, None], out[1, idx][:, None])).ravel()
@@ -170,7 +180,7 @@ def partial_order_bounds(oe: OrderEnergy, temporal: np.ndarray, sx: np.ndarray, 
                 confine = (t[r], sx[rows][r], sy[rows][r], chain_cost[rows][r], plain[r][:, keeps]) if CONFINEMENT \
                     else None
                 split = _split_keep_bounds(oe, shared.batch.take(r), free, keeps, energy[r], cyc[r], extra[r],
-                                           mac_energy_pJ, confine)
+                                           mac_energy_pJ, confine, deadline)
                 if split is not None:
                     out[:, idx] = np.maximum(out[:, idx], split)
     return out
@@ -184,7 +194,7 @@ def _excess(total: np.ndarray, plain: np.ndarray) -> np.ndarray:
 
 def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarray, energy: np.ndarray,
                        cycles: np.ndarray, extra: np.ndarray, mac_energy_pJ: float,
-                       confine: tuple | None = None) -> np.ndarray | None:
+                       confine: tuple | None = None, deadline: float | None = None) -> np.ndarray | None:
     """``[3, b]``: the energy, cycles and EDP bounds with each keep combination of ``keeps`` priced per
     split of the free fanout (:func:`partial_order_bounds`) for the rows of ``batch``
     (:meth:`search.mapper.bounds.BoundModel.batch`); ``energy``/``cycles[b, K]`` the split-free
@@ -192,7 +202,7 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
     excess over the split-free chain costs; with ``confine`` (the rows' factors, chain costs and
     split-free chain sums per keep combination of ``keeps``) the confinement excess per split is
     added as well (:func:`search.mapper.confinement.split_confinement`, the larger of the two per
-    split), and so is the cheapest placement of a free C's loops
+    split; none after ``deadline``), and so is the cheapest placement of a free C's loops
     (:func:`search.mapper.channel_cases.channel_case_excess`). ``None`` without splits."""
     bm = oe.bm
     free = np.asarray(free, dtype=bool)
@@ -214,7 +224,7 @@ def _split_keep_bounds(oe: OrderEnergy, batch, free: np.ndarray, keeps: np.ndarr
     if confine is not None:
         t, sx, sy, chain_cost, plain = confine
         per_split = split_confinement(oe, t, sx, sy, chain_cost, free, mac_energy_pJ, keeps, table, splits, plain,
-                                      RelaxedTerms(bm, batch, free))
+                                      RelaxedTerms(bm, batch, free), deadline)
         if per_split is not None:
             more = np.maximum(more, per_split)
     channels = channel_case_excess(oe, batch, free, keeps, table, splits)
