@@ -13,7 +13,7 @@ from formulation.goals import Objective
 from formulation.specs.types import Layer
 from search.mapper import map_layer
 from search.mapper.leaves import Rules
-from search.mapper.mapper import _Incumbent, _Search
+from search.mapper.tree import _Incumbent, _Search
 from search.mapper.objective import objective_of
 from search.mapper.space import Space
 from search.mapper.spatial import MAX_SPREADS, FixedSpatialSpace, SpatialQueue

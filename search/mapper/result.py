@@ -23,7 +23,7 @@ class Certificate:
 
     ``best`` and ``lower_bound`` are in the objective's unit (pJ, s or pJ·s): no mapping of the
     mapspace has an objective below ``lower_bound``; ``optimal`` means none is better than ``best``
-    by more than the relative tolerance :data:`search.mapper.mapper.TOL` (1e-8); ``gap = best / lower_bound - 1``. ``mapspace``
+    by more than the relative tolerance :data:`search.mapper.tree.TOL` (1e-8); ``gap = best / lower_bound - 1``. ``mapspace``
     counts every mapping of :class:`search.mapper.space.Space`; ``evaluated`` those the exact model
     scored during the exhaustive search; ``pruned[rule]`` those each rule cut, so that
     ``mapspace = evaluated + sum(pruned) + remaining`` (``remaining`` is 0 when optimal).

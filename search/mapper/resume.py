@@ -8,7 +8,7 @@ few MB (the bound model and leaf expander are rebuilt around it) and can be spli
 its open nodes between them (:meth:`OpenSearch.split`), for two workers.
 
 Why going on is exact: the branch and bound's state between two nodes is the stack of open nodes,
-the incumbent and the counts (:class:`search.mapper.mapper._Search`); every mapping not evaluated or
+the incumbent and the counts (:class:`search.mapper.tree._Search`); every mapping not evaluated or
 cut lies in an open node, so expanding the same stack later covers the same mappings as going on
 without a stop would, and the certificate's bound (the least over the open nodes) stays valid at
 every stop.
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from formulation.goals import Objective
 from formulation.specs.types import Architecture, Layer
-from search.mapper.mapper import BEST_FIRST_AFTER, _result, _Search, map_layer, spatial_searches, switch_time
+from search.mapper.mapper import BEST_FIRST_AFTER, _result, map_layer, spatial_searches, switch_time
+from search.mapper.tree import _Search
 from search.mapper.result import MapperResult
 from search.mapper.spatial import SpatialQueue
 
