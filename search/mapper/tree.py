@@ -62,6 +62,13 @@ from search.mapper.space import Space, space_for
 from search.mapper.spatial import SpatialQueue
 
 MAX_ROWS = 20_000        # partial tilings expanded at once
+#: An expansion is cut to whole parent rows expected to take at most this share of the time left
+#: (:meth:`_Search.run`, from the seconds per child row measured at the same depth), between
+#: :data:`EXPAND_MIN_S` and :data:`EXPAND_MAX_S`: on a 64x64 array one expansion of 14,000 children
+#: of ResNet-18's layer1_3x3 took 15-80 s, far past a 10-s budget.
+EXPAND_SHARE = 0.1
+EXPAND_MIN_S = 0.2
+EXPAND_MAX_S = 2.0
 EVAL_CHUNK = 16_384      # mappings scored per evaluate_batch call
 #: A search scores the mappings of its first complete tiling at once, then batches twice as large each
 #: time up to :data:`EVAL_CHUNK` (:meth:`_Search.flush`): measured on MobileNetV2's expand_96_576_14
@@ -120,6 +127,7 @@ class _Search:
         self.front = front
         self.deadline, self.switch = deadline, switch
         self.final_deadline = deadline
+        self.row_seconds: dict[int, float] = {}  # depth -> seconds per child row (:meth:`_measured`)
         self.space = space_for(layer, arch) if space is None else space
         self.mapspace = self.space.size()
         self.bm = BoundModel(layer, arch, self.space)
@@ -201,7 +209,8 @@ class _Search:
                 e_ord, c_ord, edp_ord = partial_order_bounds(
                     self.leaf.order_energy, t2[rows], sx2[rows], sy2[rows], bounds.chain_cost[rows],
                     ~self.assigned(k + 1), bounds.mac_energy_pJ, self._can_beat(), clb[rows],
-                    with_cycles=PARTIAL_CYCLES and self.objective is not Objective.ENERGY, deadline=self.deadline)
+                    with_cycles=PARTIAL_CYCLES and self.objective is not Objective.ENERGY,
+                    deadline=self.deadline + EXPAND_MAX_S)  # past it (a first, unmeasured expansion) weaker terms
                 elb[rows], clb[rows] = np.maximum(elb[rows], e_ord), np.maximum(clb[rows], c_ord)
                 lb = np.maximum(lb, objective_of(self.objective, elb, clb, self.arch.clock_GHz))
                 if self.objective is Objective.EDP:
@@ -302,6 +311,23 @@ class _Search:
         """Fraction of the mapspace evaluated or cut so far."""
         return (self.evaluated + sum(self.pruned.values())) / self.mapspace
 
+    def _parents_per_expansion(self, k: int, f: int, now: float) -> int:
+        """How many parent rows of depth ``k`` (``f`` children each) one expansion takes: at most
+        :data:`MAX_ROWS` children, and at most :data:`EXPAND_SHARE` of the time left by the seconds
+        per child measured at this depth (none measured yet: no time limit on it)."""
+        step = max(1, MAX_ROWS // f)
+        per_row = self.row_seconds.get(k)
+        if per_row and math.isfinite(self.deadline):
+            budget = min(EXPAND_MAX_S, max(EXPAND_MIN_S, EXPAND_SHARE * (self.deadline - now)))
+            step = min(step, max(1, int(budget / (per_row * f))))
+        return step
+
+    def _measured(self, k: int, children: int, seconds: float) -> None:
+        """Seconds per child row at depth ``k``: the larger of the last measure and half the previous one."""
+        if children:
+            per_row = seconds / children
+            self.row_seconds[k] = max(per_row, 0.5 * self.row_seconds.get(k, 0.0))
+
     def run(self, tick: Callable[[float], None] | None = None, stack: list | None = None):
         """Expand nodes until the stack is empty or the deadline; returns the open nodes (``stack``:
         go on from a previous run's open nodes)."""
@@ -334,13 +360,15 @@ class _Search:
                     break
                 continue
             f = self.space.options[self.order[k]].count
-            if t.shape[0] * f > MAX_ROWS and t.shape[0] > 1:
-                step = max(1, MAX_ROWS // f)
+            step = self._parents_per_expansion(k, f, now)
+            if t.shape[0] > step:
                 parts = [tuple(a[i:i + step] for a in node[1:]) for i in range(0, t.shape[0], step)]
                 for p in reversed(parts):
                     stack.append((k,) + p)
                 continue
+            began = time.monotonic()
             child = self.expand(node)
+            self._measured(k, t.shape[0] * f, time.monotonic() - began)
             if tick:
                 tick(self.covered())
             n = child[1].shape[0]
