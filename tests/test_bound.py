@@ -276,3 +276,22 @@ def test_branch_and_bound_returns_the_enumerated_optimum(objective):
     assert result.complete and result.exact_leaves >= 1
     assert result.leaf_optimum == pytest.approx(optimum, rel=1e-9)
     assert result.lower_bound == pytest.approx(optimum, rel=1e-9)
+
+
+@pytest.mark.parametrize("objective", [Objective.EDP, Objective.LATENCY], ids=lambda o: o.value)
+def test_the_search_stops_once_the_least_bound_is_an_unsplittable_nodes(objective):
+    """Without exact leaves, once the least bound belongs to an unsplittable box the branch-and-bound
+    stops (complete, nodes still open): going on to split every other box until none is left gives
+    the same lower bound with more nodes, and the bound is at most every point's node bound."""
+    import search.bnb as bnb
+    from unittest.mock import patch
+
+    template = tiny_template()
+    stopped = branch_and_bound(TINY_NETWORK, template, objective, None, time_limit_s=60, exact_leaves=False)
+    with patch.object(bnb, "STOP_AT_FINAL", False):
+        full = branch_and_bound(TINY_NETWORK, template, objective, None, time_limit_s=60, exact_leaves=False)
+    assert stopped.complete and stopped.open_nodes > 0 and full.open_nodes == 0
+    assert full.nodes > stopped.nodes
+    assert stopped.lower_bound == full.lower_bound
+    model = NodeModel(TINY_NETWORK, template, objective, None)
+    assert stopped.lower_bound <= min(model.solve(point_box(hw)).value for hw in hardware_points(template))
