@@ -146,3 +146,34 @@ def test_a_dimension_on_both_mesh_axes_is_refused():
     doc["mapping"][1]["spatial_permutation"] = "KK"
     with pytest.raises(SpecError, match=r"spatial_permutation = 'KK': K on both mesh axes"):
         case_from_dict(doc)
+
+
+def test_a_link_rescale_beyond_int64_gets_the_references_numbers():
+    """VGG-16's conv2_2 on the `simple` template at 64x49 PEs (GlobalBuffer 96 Ki, RegisterFile 16):
+    a window-family seed (weights and outputs straight from DRAM to the MACs, inputs in the register
+    files, C x P Q on the mesh) whose link rescale multiplies two counts past int64 inside the
+    kernel. The batch is evaluated (it used to raise and end a co-design run), and that mapping's
+    numbers, next to an ordinary one's, are the reference's, which computes the step with Python
+    integers."""
+    from formulation.model.encoding import MappingArrays
+    from formulation.model.exact import reference_batch
+    from formulation.specs.catalog import load_network, load_template
+    from formulation.specs.template import Hardware
+
+    layer = next(e.layer for e in load_network("vgg16").layers if e.layer.name == "conv2_2")
+    arch = load_template("simple").instantiate(Hardware(64, 49, (("GlobalBuffer", 98304), ("RegisterFile", 16))))
+    ones = [1] * 7
+    heavy = MappingArrays(
+        temporal=np.array([[[1, 128, 2, 16, 16, 1, 1], [1, 1, 1, 1, 1, 3, 3], ones]]),
+        spatial_x=np.array([[ones, [1, 1, 64, 1, 1, 1, 1], ones]]),
+        spatial_y=np.array([[ones, [1, 1, 1, 7, 7, 1, 1], ones]]),
+        order=np.array([[[1, 5, 3, 2, 4, 0, 6], [4, 0, 6, 2, 5, 1, 3], [4, 3, 1, 0, 6, 5, 2]]]),
+        keep=np.array([[[True, True, True], [False, False, False], [False, True, False]]]))
+    plain = replace(heavy, keep=np.array([[[True, True, True], [True, True, True], [False, True, False]]]))
+    batch = MappingArrays(*(np.concatenate([getattr(heavy, f), getattr(plain, f)])
+                            for f in ("temporal", "spatial_x", "spatial_y", "order", "keep")))
+    got, want = evaluate_batch(layer, arch, batch), reference_batch(layer, arch, batch)
+    for f in fields(got):
+        if isinstance(getattr(got, f.name), np.ndarray):
+            assert np.array_equal(getattr(got, f.name), getattr(want, f.name)), f.name
+    assert got.reads.max() > 2 ** 30 and np.isfinite(got.energy_pJ).all()

@@ -15,6 +15,8 @@ by its own source file and bytecode only, not by the functions it calls in other
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
 from formulation.axes import N_DIMS, projection
@@ -176,7 +178,11 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
 
     Same results as :func:`formulation.model.exact.reference_batch` (whose docstrings state the
     semantics), bit for bit. Raises :class:`CountOverflow` (a ``SpecError``) for a layer whose counts
-    could leave ``int64``; counts never wrap silently.
+    could leave ``int64``; counts never wrap silently. A mapping whose link-transfer rescale (a
+    product of two counts, rounded after a division) would leave ``int64`` inside the kernel is
+    evaluated by the reference instead, which computes that step with Python integers: VGG-16's
+    ``conv2_2`` on 64x49 PEs has such mappings among its window-family seeds (the rescaled count
+    itself fits).
     """
     from formulation.model.kernel import evaluate_rows
 
@@ -190,18 +196,30 @@ def evaluate_batch(layer: Layer, arch: Architecture, arrays: MappingArrays) -> B
                         np.ascontiguousarray(arrays.keep, dtype=np.bool_), sorder, *lay, lvl_i, lvl_f, layer.G,
                         group_macs, most)
     i3, i2, i1, fits, energy, throttling, n_overflow = out
-    if n_overflow:
-        raise CountOverflow(f"layer {layer.name}: a link-transfer rescale exceeds 64-bit integers "
-                            f"(mappings {np.flatnonzero(i1[2])[:5].tolist()})")
     reads, fills, updates, tiles, part = i3
     inst, used, level_cycles = i2
     compute, cycles = i1[0], i1[1]
     mac_energy = np.full(arrays.size, macs * arch.mac.energy_pJ)
-    return BatchEvaluation(
+    out = BatchEvaluation(
         reads=reads, fills=fills, updates=updates, utilized_instances=inst, utilized_capacity=tiles,
         partition_size=part, capacity_used=used, fits=fits, energy_pJ_by_tensor=energy, mac_energy_pJ=mac_energy,
         energy_pJ=mac_energy + energy.sum(axis=(1, 2)), compute_cycles=compute, level_cycles=level_cycles,
         throttling=throttling, cycles=cycles, macs=macs, mac_instances=arch.mac.instances)
+    if n_overflow:
+        _replace_rows(out, np.flatnonzero(i1[2]), layer, arch, arrays)
+    return out
+
+
+def _replace_rows(out: BatchEvaluation, rows: np.ndarray, layer: Layer, arch: Architecture,
+                  arrays: MappingArrays) -> None:
+    """Overwrite ``rows`` of every per-mapping array of ``out`` with the reference's evaluation of them."""
+    from formulation.model.exact import reference_batch
+
+    exact = reference_batch(layer, arch, arrays.take(rows))
+    for f in fields(BatchEvaluation):
+        value = getattr(out, f.name)
+        if isinstance(value, np.ndarray):
+            value[rows] = getattr(exact, f.name)
 
 
 def warm_up() -> float:
