@@ -79,6 +79,7 @@ from formulation.goals import Objective
 from formulation.pareto import non_dominated
 from formulation.model.encoding import MappingArrays
 from formulation.specs.types import Architecture, Layer
+from formulation.fd_capture import FD_CAPTURE_LOCK
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
 from search.stop import stop_file, stop_requested
@@ -316,12 +317,13 @@ class _Workers:
 
         from search.mapper.worker import serve
 
-        self.manager = multiprocessing.Manager()
-        self.inboxes = [self.manager.Queue() for _ in range(self.jobs)]
-        self.outbox = self.manager.Queue()
-        executor = get_memmapping_executor(self.jobs)
-        self.loops = [executor.submit(serve, inbox, self.outbox, w, self.arch, self.objective, stop_file())
-                      for w, inbox in enumerate(self.inboxes)]
+        with FD_CAPTURE_LOCK:  # processes start here: not while a solve beside us captures the output
+            self.manager = multiprocessing.Manager()
+            self.inboxes = [self.manager.Queue() for _ in range(self.jobs)]
+            self.outbox = self.manager.Queue()
+            executor = get_memmapping_executor(self.jobs)
+            self.loops = [executor.submit(serve, inbox, self.outbox, w, self.arch, self.objective, stop_file())
+                          for w, inbox in enumerate(self.inboxes)]
         return self
 
     def send(self, worker: int, message: tuple) -> None:

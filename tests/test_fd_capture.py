@@ -1,0 +1,65 @@
+"""The lock between output-capturing solves and process starts (formulation.fd_capture): the
+branch-and-bound's node solves and the mapper's worker pools each hold it, so that polishing beside
+the bound cannot start a process that inherits a solve's capture pipe."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from unittest.mock import patch
+
+import pyomo.environ as pyo
+
+import search.mapper.schedule as schedule
+from formulation.bound.layer_terms import HardwareBox
+from formulation.bound.model import NodeModel
+from formulation.fd_capture import FD_CAPTURE_LOCK
+from formulation.goals import Objective
+from test_bound import TINY_NETWORK, tiny_template
+from tests.mapper_cases import tiny_arch
+
+
+def _held_by_another_thread_or_us() -> bool:
+    """Whether the lock is held (here or elsewhere): another thread cannot take it without waiting."""
+    got: list[bool] = []
+
+    def try_it() -> None:
+        got.append(FD_CAPTURE_LOCK.acquire(blocking=False))
+        if got[0]:
+            FD_CAPTURE_LOCK.release()
+
+    probe = threading.Thread(target=try_it)
+    probe.start()
+    probe.join()
+    return not got[0]
+
+
+def test_a_node_solve_holds_the_lock():
+    solver_class = type(pyo.SolverFactory("cyipopt"))
+    seen: list[bool] = []
+    real = solver_class.solve
+
+    def solve(self, *args, **kwargs):
+        seen.append(_held_by_another_thread_or_us())
+        return real(self, *args, **kwargs)
+
+    template = tiny_template()
+    with patch.object(solver_class, "solve", solve):
+        value = NodeModel(TINY_NETWORK, template, Objective.EDP, None).solve(HardwareBox.of_template(template)).value
+    assert seen and all(seen) and value > 0
+    assert not _held_by_another_thread_or_us()
+
+
+def test_the_mapper_workers_start_under_the_lock():
+    seen: list[bool] = []
+    real = multiprocessing.Manager
+
+    def manager():
+        seen.append(_held_by_another_thread_or_us())
+        return real()
+
+    layers = [entry.layer for entry in TINY_NETWORK.layers]
+    with patch.object(schedule.multiprocessing, "Manager", manager):
+        results = schedule.map_layers(layers, tiny_arch(), Objective.EDP, time_limit_s=5.0, jobs=2)
+    assert seen == [True] and all(r is not None and r.mapping is not None for r in results)
+    assert not _held_by_another_thread_or_us()
