@@ -29,7 +29,7 @@ from codesign.args import (
     relaxation_solver,
 )
 from codesign import phases
-from codesign.errors import EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK
+from codesign.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_DESIGN, EXIT_OK, report
 from formulation.specs.catalog import load_arch, load_network, load_template
 from formulation.specs.filenames import safe_component
 from formulation.specs.template import default_template
@@ -217,31 +217,34 @@ def cmd_optimize(args) -> int:
         out.discard()
 
 
-def _after_search(args, result, method, network, template, goal, options, n_points, plan_info):
+def _after_search(args, result, method, network, template, goal, options, n_points, plan_info, failures):
     """Polishing and the bound as the time plan says (:mod:`search.plan`): (result, polish report, the bound
-    if it was computed beside polishing, the bound's time if it is still to run, the plan's summary line)."""
+    if it was computed beside polishing, the bound's time if it is still to run, the plan's summary line).
+    A bug in either phase is appended to ``failures`` and the run goes on (:func:`codesign.phases.guarded`)."""
     plan, max_nodes, t_start = plan_info
     polish_s, bound_s = (plan.polish_s, plan.bound_s) if plan.total_s is None else \
         plan.phases(time.monotonic() - t_start)
     search_s = time.monotonic() - t_start
     polishing = phases.polish_applies(result, method, n_points) and polish_s > 0
     if plan.concurrent and polishing and phases.bound_applies(args, goal, n_points, bound_s):
-        result, report, bound = phases.polish_and_bound(args, (polish_s, bound_s), max_nodes, result, network,
-                                                        template, goal, options)
-        return result, report, bound, None, phases.plan_line(plan, search_s, polish_s, bound_s, True)
+        result, polish_report, bound = phases.polish_and_bound(args, (polish_s, bound_s), max_nodes, result,
+                                                               network, template, goal, options, failures)
+        return result, polish_report, bound, None, phases.plan_line(plan, search_s, polish_s, bound_s, True)
     if polishing:
-        result, report = phases.run_polish(args, polish_s, result, network, template, goal, options)
+        result, polish_report = phases.run_polish(args, polish_s, result, network, template, goal, options,
+                                                  failures)
     else:
-        report = None
+        polish_report = None
     if plan.total_s is not None and plan.bound_s is None:  # in turn: the bound gets what polishing left
         bound_s = plan.window(time.monotonic() - t_start)
-    return result, report, None, bound_s, phases.plan_line(plan, search_s, polish_s if polishing else 0.0,
-                                                           bound_s, False)
+    return result, polish_report, None, bound_s, phases.plan_line(plan, search_s, polish_s if polishing else 0.0,
+                                                                  bound_s, False)
 
 
 def _search_and_write(args, method, network, template, goal, options, n_points, out, staging, plan_info) -> int:
     """Run the search (a first SIGINT/SIGTERM ends it with the best designs so far), polish and bound, write the
-    result into the staging folder and swap it in atomically."""
+    result into the staging folder and swap it in atomically. A bug in polishing or the bound still writes
+    the result (with the design found before it) and then exits with status 3."""
     from search import stop
 
     runs = 1 if n_points is None else n_points + 2
@@ -251,11 +254,12 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
     stop.reset()
     stop.use_stop_file(str(staging / ".stop"))
     restore = _graceful_stop()
+    failures: list[phases.PhaseFailure] = []
     try:
         result = method.optimize(network, template, goal, options, n_points, lambda _res: bar.update(1))
         bar.close()
         result, polished, bound, bound_s, plan_text = _after_search(args, result, method, network, template, goal,
-                                                                    options, n_points, plan_info)
+                                                                    options, n_points, plan_info, failures)
         if stop.stop_requested() and result.status is not OptimizeStatus.INTERRUPTED:
             result = replace(result, status=OptimizeStatus.INTERRUPTED)
         (staging / ".stop").unlink(missing_ok=True)
@@ -273,9 +277,10 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         if args.keep_activations:
             doc["activation_residency"] = residency.document() if residency is not None else None
         if bound_s is None:
-            bound = phases.record_bound(doc, bound, args, goal)
+            bound_failure = next((f for f in failures if f.phase == "lower bound"), None)
+            bound = phases.record_bound(doc, bound, args, goal, bound_failure)
         else:
-            bound = phases.attach_bound(args, doc, network, template, goal, bound_s, plan_info[1])
+            bound = phases.attach_bound(args, doc, network, template, goal, bound_s, plan_info[1], failures)
         write_results(staging, doc, network, template, result.best, result.front)
         path = out.commit() / RESULT_FILE
     finally:
@@ -284,10 +289,14 @@ def _search_and_write(args, method, network, template, goal, options, n_points, 
         stop.reset()
     _print(f"{summary_table(doc)}{phases.polish_line(polished)}{_residency_line(residency)}"
            f"{phases.bound_line(bound)}{plan_text}\nwrote {path}")
+    for failure in failures:
+        report("internal error", failure.line())
     if result.status is OptimizeStatus.INTERRUPTED:
         print("codesign: interrupted; wrote the best design found so far"
               + ("" if result.best is not None else " (none yet)"), file=sys.stderr)
         return EXIT_INTERRUPTED
+    if failures:
+        return EXIT_INTERNAL
     if result.best is None:
         why = f": {result.binding[0]}" if result.binding else ""
         limit = " (time limit reached)" if result.status is OptimizeStatus.TIME_LIMIT else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
@@ -23,6 +23,32 @@ from search.stop import stop_requested
 
 #: ``--bound-nodes`` without ``--total-time`` (a run stopped by the node budget is reproducible).
 DEFAULT_BOUND_NODES = 40
+
+
+@dataclass(frozen=True)
+class PhaseFailure:
+    """A bug that ended polishing or the bound: the run goes on with what the search found, writes
+    result.json, names the failure there and on stderr, and exits with status 3."""
+
+    phase: str      # "polishing" or "lower bound"
+    message: str    # the exception's type and text
+
+    def line(self) -> str:
+        return (f"{self.phase} failed ({self.message}); result.json holds the design found before it (a bug in "
+                f"codesign; rerun with --debug for the traceback)")
+
+
+def guarded(phase: str, args, failures: list, func, *a, **kw):
+    """``func(*a, **kw)``, or None with a :class:`PhaseFailure` appended to ``failures`` when it raises a bug
+    (an ``Exception``; with ``--debug`` it is raised). Interrupts (KeyboardInterrupt, and the stop's
+    SystemError once a stop is requested) pass through: they are how a stop request ends a phase."""
+    try:
+        return func(*a, **kw)
+    except Exception as exc:  # noqa: BLE001 (a bug in one phase must not lose the search's design)
+        if getattr(args, "debug", False) or (isinstance(exc, SystemError) and stop_requested()):
+            raise
+        failures.append(PhaseFailure(phase, f"{type(exc).__name__}: {exc}"))
+        return None
 
 
 def time_plan(args, jobs: int, max_evaluations: int | None) -> TimePlan:
@@ -55,10 +81,11 @@ def polish_applies(result, method, n_points) -> bool:
             and result.status is not OptimizeStatus.INTERRUPTED)
 
 
-def run_polish(args, seconds: float, result, network, template, goal: Goal, options):
+def run_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
     """The best design's mappings polished by the exact mapper (:mod:`search.polish`) for ``seconds`` on
     ``--jobs`` workers, with the other starts' designs as transferred candidates; returns the result (its
-    best replaced) and the report (None when ``seconds`` is 0)."""
+    best replaced) and the report (None when ``seconds`` is 0). A bug in polishing keeps the search's
+    design (:func:`guarded`; the report names the failure)."""
     if seconds <= 0:
         return result, None
     from search.refine import polish_with_hardware_steps
@@ -76,11 +103,18 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
         bar.set_postfix_str(f"{len(done)} layer runs done, last {name}")
 
     try:
-        best, report = polish_with_hardware_steps(network, template, goal, result.best, time_limit_s=seconds,
-                                                  seed=options.seed, on_layer_done=layer_done, jobs=options.jobs,
-                                                  others=others)
+        polished = guarded("polishing", args, failures, polish_with_hardware_steps, network, template, goal,
+                           result.best, time_limit_s=seconds, seed=options.seed, on_layer_done=layer_done,
+                           jobs=options.jobs, others=others)
     finally:
         bar.close()
+    if polished is None:
+        from search.polish import PolishReport
+
+        value = result.best.score.value(goal.objective)
+        return result, PolishReport(goal.objective, value, value, (), (), time.monotonic() - t0,
+                                    error=next(f.message for f in reversed(failures) if f.phase == "polishing"))
+    best, report = polished
     return replace(result, best=best), report
 
 
@@ -90,13 +124,14 @@ def bound_applies(args, goal: Goal, n_points, seconds: float) -> bool:
     return not args.keep_activations and n_points is None and supports(goal.objective) and seconds > 0
 
 
-def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, network, template, goal: Goal, options):
+def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, network, template, goal: Goal, options,
+                     failures: list):
     """Polishing (a thread driving the mapper's workers) and the branch-and-bound (this thread) at the same
-    time (:mod:`search.plan`); returns (result, polish report, bound result or None if interrupted).
+    time (:mod:`search.plan`); returns (result, polish report, bound result or None if interrupted or failed).
 
     The bound prunes with the search's best value (a design's, so pruning is safe); its gap is taken
     against the final design by :func:`record_bound`. A stop request ends both with what they have
-    (the bound then has none).
+    (the bound then has none); a bug in either is recorded in ``failures`` and the other goes on.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -106,13 +141,13 @@ def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, netw
     polish_s, bound_s = seconds
     incumbent = result.best.score.value(goal.objective)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(run_polish, args, polish_s, result, network, template, goal, options)
+        future = pool.submit(run_polish, args, polish_s, result, network, template, goal, options, failures)
         try:
             with stop_interrupts():
-                bound = branch_and_bound(network, template, goal.objective, goal.area_budget_mm2,
-                                         incumbent=incumbent if math.isfinite(incumbent) else None,
-                                         time_limit_s=bound_s, max_nodes=max_nodes, rel_tol=gap_tolerance(args),
-                                         progress=not args.quiet)
+                bound = guarded("lower bound", args, failures, branch_and_bound, network, template, goal.objective,
+                                goal.area_budget_mm2, incumbent=incumbent if math.isfinite(incumbent) else None,
+                                time_limit_s=bound_s, max_nodes=max_nodes, rel_tol=gap_tolerance(args),
+                                progress=not args.quiet)
         except (KeyboardInterrupt, SystemError):  # the stop's interrupt (SystemError when it lands in compiled code)
             if not stop_requested():
                 raise
@@ -125,15 +160,17 @@ def gap_tolerance(args) -> float:
     return _number_arg(args.gap_tolerance, "--gap-tolerance", float, 0.0, strict=False)
 
 
-def record_bound(doc: dict, bound, args, goal: Goal):
+def record_bound(doc: dict, bound, args, goal: Goal, failure: PhaseFailure | None = None):
     """Put a bound computed beside polishing into the result document: its gap against the final design's
     value (``doc["totals"]``), and the status ``optimal`` when that gap is within the tolerance (as
-    :func:`search.bnb.attach_bound` does for a bound computed after the design is final)."""
+    :func:`search.bnb.attach_bound` does for a bound computed after the design is final). Without a bound
+    the document says why: the run was interrupted, or ``failure``."""
     from formulation.goals import Objective
 
     if bound is None:
+        why = "the run was interrupted" if failure is None else f"internal error ({failure.message})"
         doc.update({"lower_bound": None, "gap": None,
-                    "bound": {"covers": "no bound: the run was interrupted", "gap_tolerance": gap_tolerance(args)}})
+                    "bound": {"covers": f"no bound: {why}", "gap_tolerance": gap_tolerance(args)}})
         return None
     totals = doc.get("totals")
     key = {Objective.EDP: "edp", Objective.ENERGY: "energy_pJ", Objective.LATENCY: "latency_s"}.get(goal.objective)
@@ -148,9 +185,10 @@ def record_bound(doc: dict, bound, args, goal: Goal):
     return bound
 
 
-def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float, max_nodes):
+def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float, max_nodes, failures: list):
     """The lower bound and gap after the design is final (:func:`search.bnb.attach_bound`); none for
-    --keep-activations runs; with a front, half the time goes to the power band."""
+    --keep-activations runs; with a front, half the time goes to the power band. A bug in the bound is
+    recorded in ``failures`` and in the document (no bound), which is still written."""
     from search.bnb import attach_bound as attach
 
     if args.keep_activations:
@@ -161,16 +199,22 @@ def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float,
     if doc.get("pareto") and seconds > 0:
         from search.bnb import power_band
 
-        power_band(doc["pareto"], network, template, goal.area_budget_mm2, time_limit_s=seconds / 2,
-                   max_nodes=max_nodes)
+        guarded("lower bound", args, failures, power_band, doc["pareto"], network, template, goal.area_budget_mm2,
+                time_limit_s=seconds / 2, max_nodes=max_nodes)
         seconds /= 2
-    return attach(doc, network, template, goal, time_limit_s=seconds, max_nodes=max_nodes,
-                  rel_tol=gap_tolerance(args), progress=not args.quiet)
+    failed = len(failures)
+    bound = guarded("lower bound", args, failures, attach, doc, network, template, goal, time_limit_s=seconds,
+                    max_nodes=max_nodes, rel_tol=gap_tolerance(args), progress=not args.quiet)
+    if len(failures) > failed:
+        record_bound(doc, None, args, goal, failures[-1])
+    return bound
 
 
 def polish_line(report) -> str:
     if report is None:
         return ""
+    if report.error:
+        return f"\npolish: failed ({report.error}); the search's design is kept"
     if report.skipped:
         return f"\npolish: skipped ({report.skipped})"
     steps = "" if not report.hardware_tried else f"{len(report.hardware_tried)} hardware points screened; "
@@ -191,5 +235,5 @@ def plan_line(time_plan_: TimePlan, search_s: float, polish_s: float, bound_s: f
     if time_plan_.total_s is None:
         return ""
     how = "at the same time" if concurrent else "in turn"
-    return (f"\ntime: {time_plan_.total_s:g} s in all: search {search_s:.0f} s, then polishing {polish_s:.0f} s "
-            f"and bound {bound_s:.0f} s {how}")
+    return (f"\ntime: {time_plan_.total_s:g} s in all: search {search_s:.0f} s, then polishing up to {polish_s:.0f} s "
+            f"and bound up to {bound_s:.0f} s {how}")

@@ -76,13 +76,14 @@ class PolishReport:
     transferred: int = 0
     rounds: int = 0
     hardware_tried: tuple[dict, ...] = ()  # hardware points screened by search.refine, with their values
+    error: str | None = None  # an internal error that ended polishing (codesign.phases.guarded)
 
     def document(self) -> dict:
         return {"objective": self.objective.value, "before": self.before, "after": self.after,
                 "improvement": 1 - self.after / self.before if self.before > 0 else 0.0,
                 "changed_layers": list(self.changed), "proven_layers": list(self.proven), "wall_s": self.wall_s,
                 "transferred_candidates": self.transferred, "rounds": self.rounds,
-                "hardware_tried": list(self.hardware_tried), "skipped": self.skipped}
+                "hardware_tried": list(self.hardware_tried), "skipped": self.skipped, "error": self.error}
 
 
 def best_combination(energy: list[np.ndarray], cycles: list[np.ndarray], counts: np.ndarray, clock_GHz: float,

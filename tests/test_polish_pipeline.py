@@ -295,3 +295,40 @@ def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
     assert np.array_equal(written.spatial_order[2:], ordered.spatial_order)
     ea, eb = evaluate_batch(layer, arch, written), evaluate_batch(layer, arch, batch)
     assert np.allclose(ea.energy_pJ, eb.energy_pJ, rtol=1e-12) and np.array_equal(ea.cycles, eb.cycles)
+
+
+def _failing(*_args, **_kwargs):
+    raise RuntimeError("injected failure")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])  # 1: polishing, then the bound; 2: side by side
+@pytest.mark.parametrize("phase", ["polishing", "lower bound"])
+def test_a_bug_in_polishing_or_the_bound_keeps_the_design_writes_the_result_and_exits_3(tmp_path, capsys, monkeypatch,
+                                                                                         phase, jobs):
+    import search.bnb
+    import search.refine
+
+    if phase == "polishing":
+        monkeypatch.setattr(search.refine, "polish_with_hardware_steps", _failing)
+    else:
+        monkeypatch.setattr(search.bnb, "branch_and_bound", _failing)
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
+    code = main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
+                 "--starts", "1", "--jobs", str(jobs), "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
+                 "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 3
+    failed = [line for line in err.splitlines() if "injected failure" in line]
+    assert len(failed) == 1 and f"{phase} failed (RuntimeError: injected failure)" in failed[0]
+    doc = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert doc["totals"]["feasible"] and doc["hardware"] is not None and len(doc["layers"]) == 2
+    if phase == "polishing":  # the search's design is kept and the bound still ran
+        assert doc["polish"]["error"] == "RuntimeError: injected failure"
+        assert doc["polish"]["after"] == doc["polish"]["before"] == pytest.approx(doc["totals"]["edp"], rel=1e-12)
+        assert doc["lower_bound"] is not None and doc["lower_bound"] <= doc["totals"]["edp"] * (1 + 1e-9)
+        assert "polish: failed" in out
+    else:  # polishing still ran; no bound, and the document says why
+        assert doc["polish"]["error"] is None and doc["polish"]["after"] <= doc["polish"]["before"]
+        assert doc["lower_bound"] is None and doc["gap"] is None
+        assert doc["bound"]["covers"] == "no bound: internal error (RuntimeError: injected failure)"
