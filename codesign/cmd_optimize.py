@@ -208,6 +208,7 @@ def cmd_optimize(args) -> int:
     options = replace(options, fixed_hardware=fixed_hardware)
     method.check(options, n_points)
     max_nodes = phases.bound_nodes(args, plan)
+    phases.gap_tolerance(args)  # checked now: a bad value must not wait for the search to end
     out = _output_dir(args, network, goal)
     staging = out.prepare()  # before any search: a bad --out is refused now, not after the run
     try:

@@ -164,6 +164,19 @@ def test_user_mistakes_are_one_line_exit_2(specs, tmp_path, capsys, extra, messa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("value, message", [("inf", "must be finite"), ("-1", "must be >= 0"), ("x", "not a number")])
+def test_a_bad_gap_tolerance_is_refused_before_the_search(specs, tmp_path, capsys, monkeypatch, value, message):
+    import codesign.cmd_optimize
+
+    def search_started(*_args, **_kwargs):
+        raise AssertionError("the search started")
+
+    monkeypatch.setattr(codesign.cmd_optimize, "_search_and_write", search_started)
+    code = optimize(tmp_path / "out", specs, "--gap-tolerance", value)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--gap-tolerance = {value!r}: {message}" in err
+
+
 def _relaxed_optima(doc) -> list[float]:
     return [s["relaxed_objective"] for s in doc["start_results"]]
 
