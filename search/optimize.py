@@ -12,13 +12,11 @@ as joblib tasks (``backend="loky"``) or on a Dask cluster (``backend="dask"``).
 from __future__ import annotations
 
 import math
-import multiprocessing
-import signal
 import time
 from collections.abc import Callable
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
 from formulation.axes import DIMS, Dim
 from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
@@ -30,7 +28,7 @@ from search.design import Goal
 from search.local_search import local_search
 from search.outcome import Budget, OptimizeResult, OptimizeStatus, StartResult
 from search.rounding import round_solution
-from search.stop import stop_file, stop_requested, use_stop_file
+from search.stop import leave_signals_to_the_parent, loky_parallel, stop_file, stop_requested, use_stop_file
 
 # Loop orders that differ in reuse, innermost first: reduction loops innermost (outputs stay),
 # output-pixel loops innermost (weights stay), output-channel loops innermost (inputs stay).
@@ -88,8 +86,7 @@ def run_start(network: Network, template: ArchTemplate, goal: Goal, seed: int, s
     t0 = time.monotonic()
     if stop_path is not None:
         use_stop_file(stop_path)
-        if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's to handle
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        leave_signals_to_the_parent()
     limit = min(time_limit_s, deadline_epoch_s - time.time())
     if limit <= 0 or stop_requested():
         return StartResult(start, None, None, "not_started", 0, 0.0, "no time left" if limit <= 0 else "stopped",
@@ -193,5 +190,5 @@ def _run_parallel(args: list[tuple], jobs: int, backend: str, scheduler: str | N
     if backend != "loky":
         raise SpecError(f"--backend = {backend!r}: use loky or dask")
 
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator")
+    parallel = loky_parallel(jobs, return_as="generator")
     yield from parallel(delayed(_call_start)(a) for a in args)

@@ -20,6 +20,33 @@ _requested = False
 _stop_file: str | None = None
 
 
+def leave_signals_to_the_parent() -> None:
+    """In a worker process (loky, the mapper's Manager), ignore SIGINT and SIGTERM: a Ctrl-C in a terminal
+    and ``timeout`` or a batch scheduler's SIGTERM reach the whole process group, and a worker killed by
+    them would end the run with an error instead of its best design. The parent turns the first signal
+    into a stop request that the workers see through the stop file, and shuts them down itself (loky
+    and the Manager end their processes with SIGKILL or by closing their pipes). No effect in the main
+    process."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+#: Keyword arguments of every loky executor (``joblib.executor.get_memmapping_executor``, ``Parallel``).
+LOKY_WORKER_KWARGS = {"initializer": leave_signals_to_the_parent}
+
+
+def loky_parallel(n_jobs: int, **kwargs):
+    """``joblib.Parallel`` on loky workers that run :func:`leave_signals_to_the_parent` when they start (an
+    idle worker interrupted while it waits for a task would break the pool). Every loky pool of the
+    package is made here or with :data:`LOKY_WORKER_KWARGS`, so they share joblib's reusable workers."""
+    from joblib import Parallel
+
+    return Parallel(n_jobs=n_jobs, backend="loky", **LOKY_WORKER_KWARGS, **kwargs)
+
+
 def use_stop_file(path: str | None) -> None:
     """Share stop requests through ``path`` (created on a request; None: this process only)."""
     global _stop_file

@@ -4,7 +4,6 @@ the bound cannot start a process that inherits a solve's capture pipe."""
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from unittest.mock import patch
 
@@ -52,14 +51,14 @@ def test_a_node_solve_holds_the_lock():
 
 def test_the_mapper_workers_start_under_the_lock():
     seen: list[bool] = []
-    real = multiprocessing.Manager
 
-    def manager():
-        seen.append(_held_by_another_thread_or_us())
-        return real()
+    class Recording(schedule.SyncManager):
+        def start(self, *args, **kwargs):
+            seen.append(_held_by_another_thread_or_us())
+            return super().start(*args, **kwargs)
 
     layers = [entry.layer for entry in TINY_NETWORK.layers]
-    with patch.object(schedule.multiprocessing, "Manager", manager):
+    with patch.object(schedule, "SyncManager", Recording):
         results = schedule.map_layers(layers, tiny_arch(), Objective.EDP, time_limit_s=5.0, jobs=2)
     assert seen == [True] and all(r is not None and r.mapping is not None for r in results)
     assert not _held_by_another_thread_or_us()

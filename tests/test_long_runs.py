@@ -26,12 +26,15 @@ TINY = {"name": "tiny", "layers": [
     {"name": "fc_b", "N": 1, "C": 64, "K": 48, "P": 1, "Q": 1, "count": 2}]}
 
 
-def _start(out: Path, *extra: str, pipes: bool = True) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "codesign", "optimize", "--network", "resnet18", "--area-budget", "2",
-            "--time-limit", "300", "--quiet", "--out", str(out), *extra]
+def _start(out: Path, *extra: str, pipes: bool = True, network: str = "resnet18") -> subprocess.Popen:
+    """A ``codesign optimize`` process in its own process group (a session), as a shell runs a command."""
+    argv = [sys.executable, "-m", "codesign", "optimize", "--network", network, "--area-budget", "2",
+            "--quiet", "--out", str(out), *extra]
+    if "--total-time" not in extra:
+        argv += ["--time-limit", "300"]
     where = subprocess.PIPE if pipes else subprocess.DEVNULL  # a killed parent's workers may hold pipes open
     return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=where,
-                            stderr=where, text=True)
+                            stderr=where, text=True, start_new_session=True)
 
 
 def _wait_for_search(proc: subprocess.Popen, out: Path, seconds: float) -> None:
@@ -44,17 +47,21 @@ def _wait_for_search(proc: subprocess.Popen, out: Path, seconds: float) -> None:
     time.sleep(seconds)
 
 
-@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, ["--starts", "12", "--jobs", "2"]),
-                                          (signal.SIGINT, ["--starts", "12", "--jobs", "1"])])
-def test_a_signal_ends_the_run_with_the_running_starts_best_written(tmp_path, sig, workers):
-    """SIGTERM with two worker processes, SIGINT (Ctrl-C) with the starts in the main process.
+@pytest.mark.parametrize("sig, workers, group", [(signal.SIGTERM, ["--starts", "12", "--jobs", "2"], True),
+                                                 (signal.SIGINT, ["--starts", "12", "--jobs", "1"], False)])
+def test_a_signal_ends_the_run_with_the_running_starts_best_written(tmp_path, sig, workers, group):
+    """SIGTERM to the whole process group with two worker processes (what ``timeout`` and batch schedulers
+    send; the workers leave it to the parent), SIGINT (Ctrl-C) with the starts in the main process.
 
     Twelve starts (a ResNet-18 start takes a few seconds with the compiled model), so the signal always
     arrives while starts are running, whatever the machine's speed."""
     out = tmp_path / "run"
     proc = _start(out, *workers)
     _wait_for_search(proc, out, 8.0 if "2" in workers[-1] else 4.0)  # worker processes take a while to spawn
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
@@ -64,6 +71,23 @@ def test_a_signal_ends_the_run_with_the_running_starts_best_written(tmp_path, si
     assert len(doc["start_results"]) == 12  # every start reported (the running ones were not thrown away)
     assert len((out / "layers.jsonl").read_text().splitlines()) == len(doc["layers"])
     assert not list(tmp_path.glob(".run.*"))  # no staging folder left
+
+
+def test_a_ctrl_c_to_the_process_group_while_polishing_keeps_the_design(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: during polishing that is the mapper's workers
+    and their Manager too; the run still ends with the search's (or a polished) design written."""
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "run"
+    proc = _start(out, "--starts", "1", "--jobs", "2", "--total-time", "60", "--time-limit", "1",
+                  network=str(tmp_path / "tiny.yaml"))
+    _wait_for_search(proc, out, 6.0)  # the search has ended: polishing and the bound run
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    doc = json.loads((out / "result.json").read_text())
+    assert doc["status"] == "interrupted" and doc["totals"]["feasible"]
+    assert doc["polish"] is not None and doc["polish"]["error"] is None
 
 
 def test_a_killed_forced_rerun_leaves_the_old_result_whole(tmp_path):

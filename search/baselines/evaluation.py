@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
 from formulation.goals import CAP_REL_TOL, power_mW, seconds
 from formulation.model.encoding import MappingArrays
@@ -26,6 +26,7 @@ from formulation.specs.types import Architecture, Layer
 from search.baselines.space import DesignSpace
 from search.design import Evaluated, Goal, exceeds, objective_values, totals_score
 from search.outcome import Budget, OptimizeResult, OptimizeStatus, StartResult
+from search.stop import loky_parallel
 
 
 def _evaluate_task(layer: Layer, arch: Architecture, arrays: MappingArrays) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +66,7 @@ class Evaluator:
 
     def __enter__(self) -> Evaluator:
         if self.jobs > 1:
-            self._parallel = Parallel(n_jobs=self.jobs, backend="loky")
+            self._parallel = loky_parallel(self.jobs)
             self._parallel.__enter__()
         return self
 

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 
 from formulation.goals import Caps, Objective, objective_value, power_mW
 from formulation.relaxed.problem import RelaxedProblem
@@ -57,6 +57,7 @@ from search.design import Design, Evaluated, Goal, exceeds, objective_values
 from search.local_search import GoalScore, hardware_neighbours, local_search, repaired_design
 from search.outcome import Budget, OptimizeResult, StartResult
 from search.rounding import round_solution
+from search.stop import loky_parallel
 
 METHOD = "weighted-sum"
 RHO = 1e-4          # augmentation: a small share of both terms, so the ends are not weakly dominated
@@ -172,7 +173,7 @@ def _run_local(tasks: list[tuple], jobs: int):
             yield _local_task(*task)
         return
 
-    yield from Parallel(n_jobs=min(jobs, len(tasks)), backend="loky", return_as="generator")(
+    yield from loky_parallel(min(jobs, len(tasks)), return_as="generator")(
         delayed(_local_task)(*task) for task in tasks)
 
 

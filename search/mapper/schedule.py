@@ -67,11 +67,11 @@ started then run their seeds only (every layer gets a mapping) and no search get
 from __future__ import annotations
 
 import math
-import multiprocessing
 import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from multiprocessing.managers import SyncManager
 
 import numpy as np
 
@@ -82,7 +82,7 @@ from formulation.specs.types import Architecture, Layer
 from formulation.fd_capture import FD_CAPTURE_LOCK
 from search.mapper.mapper import map_layer
 from search.mapper.result import MapperResult, MapperStatus
-from search.stop import stop_file, stop_requested
+from search.stop import LOKY_WORKER_KWARGS, leave_signals_to_the_parent, stop_file, stop_requested
 
 #: Share of a finite budget for the first pass over every layer (module docstring).
 FIRST_PASS_SHARE = 0.3
@@ -318,10 +318,11 @@ class _Workers:
         from search.mapper.worker import serve
 
         with FD_CAPTURE_LOCK:  # processes start here: not while a solve beside us captures the output
-            self.manager = multiprocessing.Manager()
+            self.manager = SyncManager()  # multiprocessing.Manager(), its server leaving signals to us
+            self.manager.start(leave_signals_to_the_parent)
             self.inboxes = [self.manager.Queue() for _ in range(self.jobs)]
             self.outbox = self.manager.Queue()
-            executor = get_memmapping_executor(self.jobs)
+            executor = get_memmapping_executor(self.jobs, **LOKY_WORKER_KWARGS)
             self.loops = [executor.submit(serve, inbox, self.outbox, w, self.arch, self.objective, stop_file())
                           for w, inbox in enumerate(self.inboxes)]
         return self

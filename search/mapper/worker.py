@@ -25,19 +25,18 @@ gets a mapping.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import traceback
 
 from formulation.goals import Objective
 from formulation.specs.types import Architecture
-from search.stop import stop_interrupts, stop_requested, use_stop_file
+from search.stop import leave_signals_to_the_parent, stop_interrupts, stop_requested, use_stop_file
 
 
 def serve(inbox, outbox, worker: int, arch: Architecture, objective: Objective, stop_path: str | None) -> int:
     """The worker loop (module docstring); returns how many searches it ran."""
-    if multiprocessing.parent_process() is not None:  # a worker: the parent handles Ctrl-C, writes the stop file
+    if multiprocessing.parent_process() is not None:  # a worker: the parent handles signals, writes the stop file
         use_stop_file(stop_path)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        leave_signals_to_the_parent()
     runs = 0
     while True:
         msg = inbox.get()
