@@ -91,8 +91,9 @@ def add_optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--polish-time", metavar="SECONDS",
                    help="after the search, at most this many seconds of the exact mapper on the best design's "
                         "layers at its hardware (on --jobs workers), keeping what lowers the network objective "
-                        "(edp, energy, latency; single-design runs without --max-evaluations; default 0: off, "
-                        "with --total-time what the search leaves; README 'Polishing')")
+                        "(power under its latency cap; with --pareto, every front point for power under its own "
+                        "latency; not with --max-evaluations; default 0: off, with --total-time what the search "
+                        "leaves; README 'Polishing')")
     p.add_argument("--bound-time", metavar="SECONDS",
                    help="after the search, at most this many seconds of branch-and-bound for a proven lower "
                         "bound and gap (edp, energy, latency; 0: none; default 30, with --total-time what the "
@@ -223,6 +224,8 @@ def _after_search(args, result, method, network, template, goal, options, n_poin
     if it was computed beside polishing, the bound's time if it is still to run, the plan's summary line).
     A bug in either phase is appended to ``failures`` and the run goes on (:func:`codesign.phases.guarded`)."""
     plan, max_nodes, t_start = plan_info
+    if n_points is not None:  # a front's polishing and its band run in turn (the band needs the final points)
+        plan = replace(plan, concurrent=False)
     polish_s, bound_s = (plan.polish_s, plan.bound_s) if plan.total_s is None else \
         plan.phases(time.monotonic() - t_start)
     search_s = time.monotonic() - t_start

@@ -76,21 +76,15 @@ def bound_nodes(args, time_plan_: TimePlan) -> int | None:
 
 
 def polish_applies(result, method, n_points) -> bool:
-    """Polishing runs on single-design runs with a design, not for the exact method or an interrupted run."""
-    return (result.best is not None and n_points is None and method.name != "exact"
-            and result.status is not OptimizeStatus.INTERRUPTED)
+    """Polishing runs on runs with a design (a front: its points), not for the exact method or an interrupted
+    run."""
+    if n_points is not None and (result.front is None or not result.front.points):
+        return False
+    return result.best is not None and method.name != "exact" and result.status is not OptimizeStatus.INTERRUPTED
 
 
-def run_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
-    """The best design's mappings polished by the exact mapper (:mod:`search.polish`) for ``seconds`` on
-    ``--jobs`` workers, with the other starts' designs as transferred candidates; returns the result (its
-    best replaced) and the report (None when ``seconds`` is 0). A bug in polishing keeps the search's
-    design (:func:`guarded`; the report names the failure)."""
-    if seconds <= 0:
-        return result, None
-    from search.refine import polish_with_hardware_steps
-
-    others = tuple(r.best for r in result.starts if r.best is not None and r.best is not result.best)
+def _polish_bar(args, seconds: float):
+    """The polishing bar (seconds, moving whenever a layer's mapper run ends) and its callback."""
     bar = tqdm(total=round(seconds), desc="polish (exact mapper)", unit="s", file=sys.stderr, leave=False,
                disable=args.quiet or not sys.stderr.isatty(),
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
@@ -102,6 +96,24 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
         bar.update(min(time.monotonic() - t0, bar.total) - bar.n)
         bar.set_postfix_str(f"{len(done)} layer runs done, last {name}")
 
+    return bar, layer_done
+
+
+def run_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
+    """The best design's mappings polished by the exact mapper (:mod:`search.polish`) for ``seconds`` on
+    ``--jobs`` workers, with the other starts' designs as transferred candidates; returns the result (its
+    best replaced) and the report (None when ``seconds`` is 0). A bug in polishing keeps the search's
+    design (:func:`guarded`; the report names the failure). A front (``--pareto``) goes to
+    :func:`run_front_polish`."""
+    if seconds <= 0:
+        return result, None
+    if result.front is not None:
+        return run_front_polish(args, seconds, result, network, template, goal, options, failures)
+    from search.refine import polish_with_hardware_steps
+
+    others = tuple(r.best for r in result.starts if r.best is not None and r.best is not result.best)
+    t0 = time.monotonic()
+    bar, layer_done = _polish_bar(args, seconds)
     try:
         polished = guarded("polishing", args, failures, polish_with_hardware_steps, network, template, goal,
                            result.best, time_limit_s=seconds, seed=options.seed, on_layer_done=layer_done,
@@ -116,6 +128,24 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
                                     error=next(f.message for f in reversed(failures) if f.phase == "polishing"))
     best, report = polished
     return replace(result, best=best), report
+
+
+def run_front_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
+    """Every point of the run's front polished for power under its own latency (:func:`search.pareto.polish_front`)
+    for ``seconds`` in all; returns the result chosen again from the new front for the goal, and the report
+    (:class:`search.pareto.FrontPolish`; None after a bug in polishing, which keeps the front as it was)."""
+    from search.pareto import polish_front
+
+    bar, layer_done = _polish_bar(args, seconds)
+    try:
+        polished = guarded("polishing", args, failures, polish_front, network, template, goal, result.front,
+                           time_limit_s=seconds, seed=options.seed, jobs=options.jobs, on_layer_done=layer_done)
+    finally:
+        bar.close()
+    if polished is None:
+        return result, None
+    front, report = polished
+    return front.best_for(network, template, goal), report
 
 
 def bound_applies(args, goal: Goal, n_points, seconds: float) -> bool:
@@ -213,6 +243,11 @@ def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float,
 def polish_line(report) -> str:
     if report is None:
         return ""
+    if hasattr(report, "reports"):  # a front's
+        lower = [r for r in report.reports if r.after < r.before]
+        return (f"\npolish: {len(report.reports)} front points polished for power under their latencies, "
+                f"{len(lower)} lowered (at most {100 * max((1 - r.after / r.before for r in lower), default=0):.1f}%); "
+                f"{report.points_before} -> {report.points_after} points; {report.wall_s:.1f} s")
     if report.error:
         return f"\npolish: failed ({report.error}); the search's design is kept"
     if report.skipped:

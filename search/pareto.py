@@ -121,6 +121,61 @@ class DesignFront:
                          for r in self.runs]}
 
 
+@dataclass(frozen=True)
+class FrontPolish:
+    """What polishing a front did: one report per point polished, the number of points before and after."""
+
+    reports: tuple            # search.polish.PolishReport per polished point, in the front's order
+    points_before: int
+    points_after: int
+    wall_s: float
+
+    def document(self) -> dict:
+        return {"front": [r.document() for r in self.reports], "points_before": self.points_before,
+                "points_after": self.points_after, "wall_s": self.wall_s}
+
+
+def polish_front(network: Network, template: ArchTemplate, goal: Goal, front: DesignFront, *, time_limit_s: float,
+                 seed: int = 0, jobs: int = 1, on_layer_done: Callable[[str], None] | None = None
+                 ) -> tuple[DesignFront, FrontPolish]:
+    """Every point of ``front`` polished for power under its own latency, and the front taken again.
+
+    Point ``p`` (latency ``T_p``, power ``P_p``) is polished at its hardware with the goal "least power,
+    latency at most ``T_p``" (and the caller's other caps; :func:`search.polish.polish`: the exact mapper
+    minimizes each layer's energy, and the combination and descent minimize the network's power under the
+    cap), with ``time_limit_s`` split evenly over the points. The polished design is at most as slow
+    (the cap) and draws at most as much power (polishing never worsens its objective), so it weakly
+    dominates ``p``; it joins the candidates and the front is taken again from all of them. Every old
+    point is therefore weakly dominated by a new one. A stop request leaves the points not yet polished
+    as they are.
+    """
+    import time
+
+    from search.polish import polish
+
+    t0 = time.monotonic()
+    reports, added = [], []
+    for k, p in enumerate(front.points):
+        left = time_limit_s - (time.monotonic() - t0)
+        if left <= 0 or stop_requested():
+            break
+        cap = p.latency_s if goal.caps.latency_s is None else min(p.latency_s, goal.caps.latency_s)
+        point_goal = Goal(Objective.POWER, goal.area_budget_mm2, replace(goal.caps, latency_s=cap))
+        start = evaluate_design(network, template, p.evaluated.design, point_goal)
+        if not start.score.feasible:  # the caller's other caps: a front point always meets them, but be sure
+            continue
+        polished, report = polish(network, template, point_goal, start, time_limit_s=left / (len(front.points) - k),
+                                  seed=seed, jobs=jobs, on_layer_done=on_layer_done)
+        reports.append(report)
+        if polished is not start:
+            added.append(DesignPoint(polished.score.latency_s, polished.score.power_mW, polished,
+                                     f"{p.run}+polish", p.latency_cap_s))
+    candidates = front.candidates + added
+    new = DesignFront(front_points(candidates), candidates, front.runs, front.latency_range_s, front.status,
+                      front.method)
+    return new, FrontPolish(tuple(reports), len(front.points), len(new.points), time.monotonic() - t0)
+
+
 def front_points(points: list[DesignPoint]) -> list[DesignPoint]:
     """The points no other point beats on both latency and power (ties: the first kept), by latency
     (:func:`formulation.pareto.non_dominated`, within a relative 1e-12)."""

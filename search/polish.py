@@ -21,8 +21,10 @@ each layer to minimize ``E_i + lambda T_i`` with ``lambda = E / T`` of the netwo
 (objective, budget, caps: :func:`search.design.objective_values`); then the local search's descent
 and kicks run on the mappings with the hardware fixed (:data:`DESCENT_SHARE` of the time), scored
 by the network objective itself, which takes exactly the steps the weighted objective would take
-first. The design changes only when all this lowers the network objective. Power is not polished
-(the mapper has no power objective).
+first. The design changes only when all this lowers the network objective. Power (always under a
+latency cap: without one it falls without bound by idling) is polished with the mapper minimizing
+each layer's energy: the candidates then include every layer's least-energy mapping, and the
+combination and the descent minimize the network's power under the cap.
 
 The mapper stops on time, so a polished result depends on the machine's speed; runs with an
 evaluation budget (``--max-evaluations``, reproducible by design) are not polished. A stop request
@@ -53,7 +55,8 @@ from search.stop import stop_requested
 
 #: Up to this many candidate combinations are all scored; beyond, coordinate descent.
 MAX_ENUMERATED = 1 << 16
-POLISHED_OBJECTIVES = (Objective.ENERGY, Objective.LATENCY, Objective.EDP)
+#: What the exact mapper minimizes per layer for each network objective (its own objectives: itself).
+MAPPER_OBJECTIVE = {Objective.POWER: Objective.ENERGY}
 #: The network descent after the combination gets this share of the polishing time, at most
 #: :data:`DESCENT_MAX_S` (it converges in about a second on ResNet-18).
 DESCENT_SHARE = 0.05
@@ -129,9 +132,9 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
     """
     t0 = time.monotonic()
     before = best.score.value(goal.objective)
-    if goal.objective not in POLISHED_OBJECTIVES:
+    if goal.objective is Objective.POWER and goal.caps.latency_s is None:
         return best, PolishReport(goal.objective, before, before, (), (), 0.0,
-                                  skipped=f"the exact mapper has no {goal.objective.value} objective")
+                                  skipped="no polishing for power without a latency cap")
     arch = template.instantiate(best.design.hardware)
     layers = network.layers
     candidates = []
@@ -140,8 +143,9 @@ def polish(network: Network, template: ArchTemplate, goal: Goal, best: Evaluated
         candidates.append([own] + transferred(entry.layer, arch, own, [o.design.mappings[i] for o in others]))
     n_transferred = sum(len(c) for c in candidates) - len(layers)
     descent_s = min(DESCENT_MAX_S, DESCENT_SHARE * time_limit_s)
-    results, rounds = _map_layers(layers, arch, goal.objective, candidates, t0 + time_limit_s - descent_s, jobs, seed,
-                                  on_layer_done)
+    mapper_objective = MAPPER_OBJECTIVE.get(goal.objective, goal.objective)
+    results, rounds = _map_layers(layers, arch, mapper_objective, candidates, t0 + time_limit_s - descent_s, jobs,
+                                  seed, on_layer_done)
     energy, cycles = [], []
     for entry, cands in zip(layers, candidates):
         ev = [evaluate_batch(entry.layer, arch, c) for c in cands]

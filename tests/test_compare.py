@@ -136,6 +136,29 @@ def test_ga_pareto_writes_a_non_dominated_nsga2_front(specs, tmp_path):
     assert len(read_cases(tmp_path / "layers.jsonl")) == 2
 
 
+def test_polishing_a_front_gives_each_point_a_design_at_most_as_slow_and_as_power_hungry(specs, tmp_path, capsys):
+    """--polish-time with --pareto: every front point is polished for power under its own latency; the
+    polished designs join the candidates, and the front is taken again."""
+    assert optimize(tmp_path, specs, "--method", "ga", "--pareto", "3", "--polish-time", "8") == 0
+    out = capsys.readouterr().out
+    doc = load(tmp_path)
+    pareto, report = doc["pareto"], doc["polish"]
+    everything = pareto["points"] + pareto["dominated"]
+    assert_dominance_free(pareto["points"], pareto["dominated"])
+    assert report["points_before"] >= 2 and 1 <= len(report["front"]) <= report["points_before"]  # as time allows
+    assert all(r["objective"] == "power" and r["after"] <= r["before"] and r["error"] is None for r in report["front"])
+    polished = [p for p in everything if p["run"].endswith("+polish")]
+    lowered = [r for r in report["front"] if r["after"] < r["before"]]
+    assert len(polished) == len(lowered) >= 1
+    for p in polished:  # its own point, before polishing, is at least as slow and at least as power-hungry
+        own = [q for q in everything if q["run"] == p["run"][:-len("+polish")]]
+        assert own and any(q["latency_s"] >= p["latency_s"] * (1 - 1e-9) and q["power_mW"] > p["power_mW"]
+                           for q in own)
+    assert report["points_after"] == len(pareto["points"])
+    assert doc["totals"]["edp"] == pytest.approx(min(p["edp"] for p in everything), rel=1e-12)
+    assert "front points polished for power" in out
+
+
 @pytest.mark.skipif(not _ipopt(), reason="cyipopt is not installed")
 def test_weighted_sum_pareto_has_one_candidate_per_weight(specs, tmp_path):
     assert optimize(tmp_path, specs, "--method", "weighted-sum", "--pareto", "3") == 0
