@@ -16,16 +16,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Dim, Tensor
+from formulation.axes import DIMS, N_DIMS, N_TENSORS, TENSORS, Tensor
 from formulation.specs.catalog import load_arch
 from formulation.model.encoding import MappingArrays, decode
 from formulation.model.exact import evaluate_batch
 from formulation.goals import Caps, Objective
-from formulation.relaxed.problem import LayerStructure, RelaxedProblem, default_structure
-from formulation.relaxed.solvers import get_backend
+from formulation.relaxed.problem import RelaxedProblem, default_structure
 from formulation.specs.types import Architecture, Layer, Mac, Network, NetworkLayer, SpecError, StorageLevel, Technology
 from formulation.technology import architecture_area_mm2
-from formulation.specs.template import ArchTemplate, Hardware, default_template
+from formulation.specs.template import ArchTemplate, default_template
 from formulation.model.validation import mapping_violations, validate_mapping
 from search.design import Goal
 from search.optimize import fixed_template, optimize, random_structure, structures_for_start
