@@ -196,11 +196,11 @@ def cmd_optimize(args) -> int:
     method = get_method(args.method)
     goal = _optimize_goal(args)
     options = _run_options(args)
-    plan = phases.time_plan(args, options.jobs, options.max_evaluations)
+    n_points = pareto_points(args.pareto)
+    plan = phases.time_plan(args, options.jobs, options.max_evaluations, front=n_points is not None)
     options = replace(options, time_limit_s=plan.search_s)
     if not args.network:
         raise SpecError("--network = None: name a built-in network or a network file")
-    n_points = pareto_points(args.pareto)
     if args.keep_activations and n_points is not None:
         raise SpecError(f"--pareto = {n_points}: not with --keep-activations (it re-sizes one design)")
     method.check(options, n_points)
@@ -224,8 +224,6 @@ def _after_search(args, result, method, network, template, goal, options, n_poin
     if it was computed beside polishing, the bound's time if it is still to run, the plan's summary line).
     A bug in either phase is appended to ``failures`` and the run goes on (:func:`codesign.phases.guarded`)."""
     plan, max_nodes, t_start = plan_info
-    if n_points is not None:  # a front's polishing and its band run in turn (the band needs the final points)
-        plan = replace(plan, concurrent=False)
     polish_s, bound_s = (plan.polish_s, plan.bound_s) if plan.total_s is None else \
         plan.phases(time.monotonic() - t_start)
     search_s = time.monotonic() - t_start

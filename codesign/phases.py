@@ -51,9 +51,9 @@ def guarded(phase: str, args, failures: list, func, *a, **kw):
         return None
 
 
-def time_plan(args, jobs: int, max_evaluations: int | None) -> TimePlan:
+def time_plan(args, jobs: int, max_evaluations: int | None, front: bool = False) -> TimePlan:
     """The phases' budgets from ``--total-time``, ``--time-limit``, ``--polish-time`` and ``--bound-time``
-    (checked before the search: a bad value is refused at once)."""
+    (checked before the search: a bad value is refused at once); ``front``: a ``--pareto`` run."""
     total = _number_arg(args.total_time, "--total-time", float, 0.0, strict=True)
     if total is not None:
         time_limit_arg(args.total_time, "--total-time")
@@ -64,7 +64,7 @@ def time_plan(args, jobs: int, max_evaluations: int | None) -> TimePlan:
         flag, value = ("--polish-time", args.polish_time) if polish else ("--total-time", args.total_time)
         raise SpecError(f"{flag} = {value!r}: not with --max-evaluations (the exact mapper polishing the design "
                         "stops on time, so the result would no longer be reproducible; add --polish-time 0)")
-    return plan(total, search_s=search, polish_s=polish, bound_s=bound, jobs=jobs)
+    return plan(total, search_s=search, polish_s=polish, bound_s=bound, jobs=jobs, front=front)
 
 
 def bound_nodes(args, time_plan_: TimePlan) -> int | None:

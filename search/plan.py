@@ -15,7 +15,12 @@ The pipeline has three phases: the co-design search (relaxation, rounding, local
   gap is taken against the polished design at the end;
 * with one job they run one after the other instead: polishing first, then the bound for
   :data:`SEQUENTIAL_BOUND_SHARE` of what is left after the search;
-* the bound has no node budget unless ``--bound-nodes`` is given (it stops on time).
+* the bound has no node budget unless ``--bound-nodes`` is given (it stops on time);
+* a front (``--pareto N``) is N + 2 searches one after the other, each as hard as a single design's,
+  so the sweep gets :data:`FRONT_SEARCH_SHARE` instead (on ResNet-18 at 300 s: 150 s, about 20 s a
+  run, the time a single design's starts take to converge; with 44 s, 6 s a run, VGG-16's
+  least-latency run once ended at 36.7 ms where 22.4 ms is reached in 6 s on a quiet machine), and
+  polishing of its points and their band run in turn (the band needs the polished points).
 
 A phase's own option given explicitly (``--time-limit``, ``--polish-time``, ``--bound-time``) is
 kept as given; the plan fills in only the ones left out. Without ``--total-time`` nothing changes:
@@ -29,7 +34,9 @@ from dataclasses import dataclass
 
 #: Share of ``--total-time`` the search may use (it usually converges before).
 SEARCH_SHARE = 0.15
-#: With one job, the bound's share of the time left after the search (polishing gets the rest first).
+#: Share of ``--total-time`` a front's sweep (``--pareto``) may use.
+FRONT_SEARCH_SHARE = 0.5
+#: With one job or a front, the bound's share of the time left after the search (polishing gets the rest first).
 SEQUENTIAL_BOUND_SHARE = 0.25
 #: Seconds kept at the end for writing the result (Timeloop YAML per layer, the plot), at most
 #: this share of the total.
@@ -85,9 +92,10 @@ class TimePlan:
 
 
 def plan(total_s: float | None, *, search_s: float | None, polish_s: float | None, bound_s: float | None,
-         jobs: int, default_search_s: float = 60.0, default_polish_s: float = 0.0,
+         jobs: int, front: bool = False, default_search_s: float = 60.0, default_polish_s: float = 0.0,
          default_bound_s: float = 30.0) -> TimePlan:
-    """The plan for ``--total-time total_s`` with the phases' own options (``None``: not given) and ``jobs``.
+    """The plan for ``--total-time total_s`` with the phases' own options (``None``: not given), ``jobs``
+    and whether the run is a front (``--pareto``).
 
     Without ``total_s`` every phase takes its option or its default, one after the other.
     """
@@ -95,8 +103,8 @@ def plan(total_s: float | None, *, search_s: float | None, polish_s: float | Non
         return TimePlan(None, default_search_s if search_s is None else search_s,
                         default_polish_s if polish_s is None else polish_s,
                         default_bound_s if bound_s is None else bound_s)
-    search = SEARCH_SHARE * total_s if search_s is None else search_s
-    return TimePlan(total_s, search, polish_s, bound_s, concurrent=jobs > 1)
+    search = (FRONT_SEARCH_SHARE if front else SEARCH_SHARE) * total_s if search_s is None else search_s
+    return TimePlan(total_s, search, polish_s, bound_s, concurrent=jobs > 1 and not front)
 
 
-__all__ = ["TimePlan", "plan", "SEARCH_SHARE", "SEQUENTIAL_BOUND_SHARE", "WRITE_RESERVE_S"]
+__all__ = ["TimePlan", "plan", "SEARCH_SHARE", "FRONT_SEARCH_SHARE", "SEQUENTIAL_BOUND_SHARE", "WRITE_RESERVE_S"]

@@ -23,7 +23,7 @@ from formulation.specs.template import Hardware, default_template
 from formulation.specs.types import Network, NetworkLayer
 from search.bnb import BoundResult
 from search.design import Design, Goal, evaluate_design
-from search.plan import SEARCH_SHARE, SEQUENTIAL_BOUND_SHARE, TimePlan, plan
+from search.plan import FRONT_SEARCH_SHARE, SEARCH_SHARE, SEQUENTIAL_BOUND_SHARE, TimePlan, plan
 from search.polish import polish
 from search.polish_layers import mirrored, transferred
 from search.sampling import sample_mappings
@@ -156,11 +156,12 @@ budgets = st.floats(0.0, 1000.0)
 
 @settings(max_examples=60, deadline=None)
 @given(st.floats(1.0, 3600.0), st.one_of(st.none(), budgets), st.one_of(st.none(), budgets),
-       st.one_of(st.none(), budgets), st.integers(1, 4), st.floats(0.0, 4000.0))
-def test_the_plan_keeps_given_budgets_and_shares_the_rest(total, search, polish_s, bound, jobs, elapsed):
-    p = plan(total, search_s=search, polish_s=polish_s, bound_s=bound, jobs=jobs)
-    assert p.search_s == (SEARCH_SHARE * total if search is None else search)
-    assert p.concurrent == (jobs > 1)
+       st.one_of(st.none(), budgets), st.integers(1, 4), st.floats(0.0, 4000.0), st.booleans())
+def test_the_plan_keeps_given_budgets_and_shares_the_rest(total, search, polish_s, bound, jobs, elapsed, front):
+    p = plan(total, search_s=search, polish_s=polish_s, bound_s=bound, jobs=jobs, front=front)
+    share = FRONT_SEARCH_SHARE if front else SEARCH_SHARE
+    assert p.search_s == (share * total if search is None else search)
+    assert p.concurrent == (jobs > 1 and not front)  # a front's band needs its polished points: in turn
     window = p.window(elapsed)
     assert 0.0 <= window <= max(0.0, total - elapsed)
     pol, bnd = p.phases(elapsed)
