@@ -19,7 +19,10 @@ With ``--total-time T`` each case is instead the whole user pipeline, ``codesign
 branch-and-bound at the same time, in ``T`` seconds of wall clock in all; the command itself is run,
 through :func:`codesign.cli.main`, into a temporary folder), and what its ``result.json`` says is
 recorded: the polished design's value, the bound, the gap, each phase's time (search, polishing,
-bound; ``polish_wall_s``), the value before polishing, and the command's whole wall time.
+bound; ``polish_wall_s``), the value before polishing, and the command's whole wall time. With
+``--pareto N`` too, the front is ``codesign optimize --pareto N --total-time T`` (every point polished
+for power under its own latency, then the band); ``--objectives`` may be empty (``--objectives``
+with no names) to run the front alone.
 
 Run: ``python -m benchmarks bound [--networks resnet18 vgg16] [--objectives edp energy] [--pareto 5]
 [--total-time 300]``. Results go to ``benchmarks/results/bound.json``.
@@ -163,10 +166,39 @@ def run_front(network_name: str, budget: float, n_points: int, search_s: float, 
             "bound_wall_s": time.monotonic() - t0 - search_wall}
 
 
+def run_pipeline_front(network_name: str, budget: float, n_points: int, total_s: float) -> dict:
+    """The front as ``codesign optimize --pareto n_points --total-time total_s`` (EDP goal): the sweep, every
+    point polished for power under its own latency, the front taken again and its band; what ``result.json``
+    says is recorded (each point's run label ends in ``+polish`` where polishing gave it)."""
+    import json
+    import tempfile
+
+    from codesign.cli import main as codesign_main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["optimize", "--network", network_name, "--arch-template", "simple", "--area-budget", str(budget),
+                "--pareto", str(n_points), "--starts", "4", "--jobs", "2", "--seed", "0",
+                "--total-time", str(total_s), "--out", str(Path(tmp) / "run"), "--quiet"]
+        t0 = time.monotonic()
+        code = codesign_main(argv)
+        wall = time.monotonic() - t0
+        doc = json.loads((Path(tmp) / "run" / "result.json").read_text())
+    keys = ("latency_s", "power_mW", "power_lower_bound_mW", "power_gap", "latency_cap_s", "run")
+    points = [{k: p.get(k) for k in keys} for p in doc["pareto"]["points"]]
+    for p in points:
+        print(f"{network_name:12s} front  latency {p['latency_s'] * 1e3:.4f} ms  power {p['power_mW']:.1f} mW  "
+              f"bound {p['power_lower_bound_mW']:.1f} mW  gap {100 * p['power_gap']:.1f}%  ({p['run']})", flush=True)
+    polish = doc.get("polish") or {}
+    return {"network": network_name, "area_budget_mm2": budget, "exit_code": code,
+            "command": "codesign " + " ".join(a for a in argv if not a.startswith(tmp)), "points": points,
+            "polish": polish, "search_wall_s": doc["wall_s"], "polish_wall_s": polish.get("wall_s"),
+            "total_wall_s": wall}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks bound", description=__doc__.split("\n\n")[0])
     parser.add_argument("--networks", nargs="+", default=["resnet18"])
-    parser.add_argument("--objectives", nargs="+", default=["edp"])
+    parser.add_argument("--objectives", nargs="*", default=["edp"])
     parser.add_argument("--area-budget", type=float, default=2.0)
     parser.add_argument("--search-time", type=float, default=60.0, help="co-design budget (s, default 60)")
     parser.add_argument("--bound-time", type=float, default=240.0, help="branch-and-bound budget (s, default 240)")
@@ -189,7 +221,10 @@ def main(argv: list[str]) -> int:
         result["workload"].update({"search_time_s": args.search_time, "bound_time_s": args.bound_time})
         result["cases"] = [run_case(n, o, args.area_budget, args.search_time, args.bound_time)
                            for n in args.networks for o in args.objectives]
-    if args.pareto:
+    if args.pareto and args.total_time is not None:
+        result["fronts"] = [run_pipeline_front(n, args.area_budget, args.pareto, args.total_time)
+                            for n in args.networks]
+    elif args.pareto:
         result["fronts"] = [run_front(n, args.area_budget, args.pareto, args.search_time, args.bound_time)
                             for n in args.networks]
     write_runs(result, args.output, args.append)

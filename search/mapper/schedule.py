@@ -306,8 +306,10 @@ class _InProcess:
 
 
 class _Workers:
-    """``jobs`` loops of :func:`search.mapper.worker.serve` on joblib's reusable loky workers (warm from the
-    search's earlier calls), each with its own inbox, one outbox."""
+    """``jobs`` loops of :func:`search.mapper.worker.serve` on joblib's reusable loky executor, each with its
+    own inbox, one outbox. Every mapper run reuses the executor of the one before; ``joblib.Parallel`` (the
+    search) passes the executor other arguments (its workers' thread limits), so the first mapper run after
+    a search starts new workers."""
 
     def __init__(self, jobs: int, arch: Architecture, objective: Objective) -> None:
         self.jobs, self.arch, self.objective = jobs, arch, objective
