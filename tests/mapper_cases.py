@@ -145,12 +145,15 @@ __all__ = ["tiny_arch", "tiny_eyeriss", "brute_force", "brute_force_optimum", "b
            "check_search_finds_brute_force_optimum"]
 
 
-def brute_force_size(layer: Layer, arch: Architecture) -> int:
-    """How many mappings :func:`brute_force` would score (to keep test cases small)."""
+def brute_force_size(layer: Layer, arch: Architecture, stop_above: int | None = None) -> int:
+    """How many mappings :func:`brute_force` would score (to keep test cases small); with ``stop_above``
+    the count stops as soon as it exceeds that (a number above it is returned: the case is too large)."""
     import math
     space = Space(layer, arch)
     total = 0
     for t, x, y in _tilings(space):
         total += (math.prod(math.factorial(int((t[l] > 1).sum())) * math.factorial(int((x[l] > 1).sum()))
                             * math.factorial(int((y[l] > 1).sum())) for l in range(space.levels)))
+        if stop_above is not None and total * space.keep_combinations > stop_above:
+            break
     return total * space.keep_combinations

@@ -37,7 +37,7 @@ def cases(draw, limit: int = 6000):
     mesh = draw(st.sampled_from([(2, 1), (1, 2), (2, 2), (4, 1)]))
     arch = tiny_arch(levels, mesh, glb_words=draw(st.sampled_from([16, 64, 1024])),
                      rf_words=draw(st.sampled_from([4, 8, 64])), glb_bw=draw(st.sampled_from([None, 2.0])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 

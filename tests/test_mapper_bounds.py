@@ -43,7 +43,7 @@ def windowed_cases(draw, limit: int = 4000):
                   Hdilation=draw(st.sampled_from([1, 2])))
     arch = tiny_arch(draw(st.sampled_from([2, 3])), draw(st.sampled_from([(2, 1), (1, 2), (2, 2)])),
                      glb_words=draw(st.sampled_from([16, 64, 1024])), rf_words=draw(st.sampled_from([4, 8, 64])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 
@@ -121,7 +121,7 @@ def split_cases(draw, limit: int = 4000):
     arch = tiny_arch(draw(st.sampled_from([2, 3])), draw(st.sampled_from([(2, 2), (4, 1), (4, 2), (2, 4)])),
                      glb_words=draw(st.sampled_from([16, 64, 1024])), rf_words=draw(st.sampled_from([4, 8, 64])),
                      glb_bw=draw(st.sampled_from([None, 2.0])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 
@@ -264,7 +264,7 @@ def sweep_cases(draw, limit: int = 16000):
                   Wdilation=draw(st.sampled_from([1, 2])))
     arch = tiny_arch(3, draw(st.sampled_from([(2, 1), (1, 2), (2, 2)])), glb_words=1024,
                      rf_words=draw(st.sampled_from([8, 64])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 

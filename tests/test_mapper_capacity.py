@@ -38,7 +38,7 @@ def eyeriss_cases(draw, limit: int = 40_000):
                   Wstride=draw(st.sampled_from([1, 2])))
     arch = tiny_eyeriss(mesh=draw(st.sampled_from([(2, 1), (1, 2)])), glb_words=draw(st.sampled_from([4, 6, 8, 16])),
                         glb_bw=draw(st.sampled_from([None, 1.0, 2.0])), weights_words=draw(st.sampled_from([2, 4])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 
@@ -50,7 +50,7 @@ def windowed_cases(draw, limit: int = 40_000):
                   R=draw(st.sampled_from([2, 3])), Wstride=draw(st.sampled_from([1, 2])))
     arch = tiny_eyeriss(mesh=draw(st.sampled_from([(2, 1), (1, 2)])), glb_words=draw(st.sampled_from([4, 6, 8])),
                         psum_words=draw(st.sampled_from([2, 4])), ifmap_words=draw(st.sampled_from([2, 3])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 

@@ -46,7 +46,7 @@ def spread_window_cases(draw, limit: int = 4000):
                   R=draw(st.sampled_from([2, 3])), S=1, Wstride=draw(st.sampled_from([1, 2])), Wdilation=draw(st.sampled_from([1, 2])))
     arch = spread_arch(draw(st.sampled_from([(3, 1), (2, 2), (4, 1), (6, 1)])),
                        glb_words=draw(st.sampled_from([4, 64])), ifmap_words=draw(st.sampled_from([2, 4])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 
@@ -195,7 +195,7 @@ def strided_depthwise_cases(draw, limit: int = 4000):
                   R=3, S=1, Wstride=2, Wdilation=draw(st.sampled_from([1, 1, 2])))
     arch = spread_arch(draw(st.sampled_from([(3, 1), (2, 2), (4, 1), (6, 1)])),
                        glb_words=draw(st.sampled_from([4, 64])), ifmap_words=draw(st.sampled_from([2, 4])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 

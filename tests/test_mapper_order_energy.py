@@ -40,7 +40,7 @@ def cases(draw, limit: int = 3000, window: bool = True, unit_blocks: bool = Fals
                      glb_bw=draw(st.sampled_from([None, 1.0, 2.0])))
     if unit_blocks:
         arch = _unit_blocks(arch)
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 

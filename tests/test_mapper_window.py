@@ -25,7 +25,7 @@ def wide_windowed_cases(draw, limit: int = 6000):
                   Wstride=draw(st.sampled_from([1, 2])), Wdilation=draw(st.sampled_from([1, 2])))
     arch = tiny_arch(draw(st.sampled_from([2, 3])), draw(st.sampled_from([(4, 1), (6, 1), (2, 2), (3, 2)])),
                      glb_words=draw(st.sampled_from([16, 1024])), rf_words=draw(st.sampled_from([4, 64])))
-    assume(brute_force_size(layer, arch) <= limit)
+    assume(brute_force_size(layer, arch, stop_above=limit) <= limit)
     return layer, arch
 
 
