@@ -23,6 +23,11 @@ from formulation.specs.types import Architecture, Network
 
 #: The first, short try of the exact mapper per layer (s); a layer it does not prove gets the rest.
 QUICK_S = 0.3
+#: Proven fronts kept per process (layer, architecture, objective -> front, or inf for no legal mapping):
+#: a proof does not change, and a branch-and-bound run and the power band's runs (one per front point,
+#: each over the same template) reach the same hardware points again.
+MAX_PROVEN = 4096
+_PROVEN: dict = {}
 
 
 def pareto_filter(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -55,22 +60,39 @@ def exact_point_value(network: Network, arch: Architecture, objective: Objective
     (a monotonic-clock ``deadline``); a layer without a legal mapping makes the point infeasible
     (inf).
     """
-    from search.mapper import MapperStatus, map_layer
-
     fronts = []
     for entry in network.layers:
-        for share in (QUICK_S, math.inf):  # a short try first: the mapper seeds for a share of its budget
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            result = map_layer(entry.layer, arch, objective, time_limit_s=min(left, share), front=True,
-                               seed_samples=100)
-            if result.status is not MapperStatus.TIME_LIMIT:
-                break
-        if result.status is MapperStatus.INFEASIBLE:
-            return math.inf
-        if result.status is not MapperStatus.OPTIMAL:
-            return None
-        fronts.append(pareto_filter([(float(e), float(c)) for e, c in result.pareto]))
+        front = proven_front(entry.layer, arch, objective, deadline)
+        if front is None or front == math.inf:
+            return front
+        fronts.append(front)
     front = network_front(fronts, [e.count for e in network.layers])
     return best_on_front(front, objective, arch.clock_GHz, latency_cap_s)
+
+
+def proven_front(layer, arch: Architecture, objective: Objective, deadline: float):
+    """The layer's proven ``(energy, cycles)`` front on ``arch`` (:func:`pareto_filter` of the exact mapper's),
+    inf if it has no legal mapping, None if it is not proven by ``deadline``; proofs are kept
+    (:data:`MAX_PROVEN`), so a point reached again costs nothing."""
+    from search.mapper import MapperStatus, map_layer
+
+    key = (layer, arch, objective)
+    if key in _PROVEN:
+        return _PROVEN[key]
+    for share in (QUICK_S, math.inf):  # a short try first: the mapper seeds for a share of its budget
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        result = map_layer(layer, arch, objective, time_limit_s=min(left, share), front=True, seed_samples=100)
+        if result.status is not MapperStatus.TIME_LIMIT:
+            break
+    if result.status is MapperStatus.INFEASIBLE:
+        proven = math.inf
+    elif result.status is MapperStatus.OPTIMAL:
+        proven = pareto_filter([(float(e), float(c)) for e, c in result.pareto])
+    else:
+        return None
+    if len(_PROVEN) >= MAX_PROVEN:
+        _PROVEN.clear()
+    _PROVEN[key] = proven
+    return proven

@@ -295,3 +295,28 @@ def test_the_search_stops_once_the_least_bound_is_an_unsplittable_nodes(objectiv
     assert stopped.lower_bound == full.lower_bound
     model = NodeModel(TINY_NETWORK, template, objective, None)
     assert stopped.lower_bound <= min(model.solve(point_box(hw)).value for hw in hardware_points(template))
+
+
+def test_a_proven_front_is_kept_and_a_point_reached_again_costs_no_mapper_run(monkeypatch):
+    """``search.exact_leaf`` keeps proofs: the second evaluation of a hardware point gives the same exact
+    optimum (the brute-force one) without running the mapper; a point not proven in time is not kept."""
+    import time
+
+    import search.mapper as mapper_package
+    from search import exact_leaf
+
+    template = tiny_template()
+    hw = next(iter(hardware_points(template)))
+    arch = template.instantiate(hw)
+    monkeypatch.setattr(exact_leaf, "_PROVEN", {})
+    assert exact_leaf.exact_point_value(TINY_NETWORK, arch, Objective.ENERGY, deadline=time.monotonic() - 1) is None
+    assert exact_leaf._PROVEN == {}
+    first = exact_leaf.exact_point_value(TINY_NETWORK, arch, Objective.ENERGY, deadline=time.monotonic() + 60)
+    brute = sum(e.count * exhaustive(e.layer, template, hw)[0].min() for e in TINY_NETWORK.layers)
+    assert first == pytest.approx(brute, rel=1e-9)
+
+    def no_mapper(*_args, **_kwargs):
+        raise AssertionError("the mapper ran for a point already proven")
+
+    monkeypatch.setattr(mapper_package, "map_layer", no_mapper)
+    assert exact_leaf.exact_point_value(TINY_NETWORK, arch, Objective.ENERGY, deadline=time.monotonic() + 60) == first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 import time
@@ -24,6 +25,12 @@ LAYER = Layer("tiny", N=1, K=4, C=2, P=3, Q=2, R=2, S=1)
 ARCH = tiny_arch(3, (2, 2), glb_words=64, rf_words=8)
 
 
+@functools.cache
+def _brute_force():
+    """Every mapping of LAYER on ARCH scored (1.4M mappings, about 20 s: computed once per test process)."""
+    return brute_force(LAYER, ARCH)
+
+
 def _with_assignment(arrays, level: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Which brute-force mappings have spatial factors ``x``/``y`` at ``level`` and none elsewhere."""
     sx, sy = arrays.spatial_x, arrays.spatial_y
@@ -33,7 +40,7 @@ def _with_assignment(arrays, level: int, x: np.ndarray, y: np.ndarray) -> np.nda
 
 @pytest.mark.parametrize("objective", [Objective.ENERGY, Objective.EDP])
 def test_a_fixed_spatial_search_finds_the_best_mapping_with_that_assignment(objective):
-    energy, cycles, arrays = brute_force(LAYER, ARCH)
+    energy, cycles, arrays = _brute_force()
     values = np.where(np.isfinite(energy), objective_of(objective, energy, cycles, ARCH.clock_GHz), np.inf)
     level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), 100)
     assert spreads
@@ -50,7 +57,7 @@ def test_a_fixed_spatial_search_finds_the_best_mapping_with_that_assignment(obje
 
 
 def test_one_spatial_queue_run_offers_the_best_whole_array_mapping_to_the_incumbent():
-    energy, cycles, arrays = brute_force(LAYER, ARCH)
+    energy, cycles, arrays = _brute_force()
     values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
     level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), 100)
     inside = np.zeros(len(values), dtype=bool)
@@ -64,7 +71,7 @@ def test_one_spatial_queue_run_offers_the_best_whole_array_mapping_to_the_incumb
 
 
 def test_map_layer_with_spatial_searches_keeps_a_valid_certificate():
-    energy, cycles, _ = brute_force(LAYER, ARCH)
+    energy, cycles, _ = _brute_force()
     values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
     result = map_layer(LAYER, ARCH, Objective.EDP, time_limit_s=5.0, seed_samples=4)
     cert = result.certificate
@@ -76,7 +83,7 @@ def test_map_layer_with_spatial_searches_keeps_a_valid_certificate():
 def test_a_spatial_queue_run_in_pickled_slices_finds_what_one_run_finds():
     """The queue given its time in short slices, pickled between them as a parked search carries it, ends
     with the best mapping of every whole-array subspace, as one uninterrupted run does."""
-    energy, cycles, arrays = brute_force(LAYER, ARCH)
+    energy, cycles, arrays = _brute_force()
     values = np.where(np.isfinite(energy), objective_of(Objective.EDP, energy, cycles, ARCH.clock_GHz), np.inf)
     level, spreads = full_spreads(LAYER, ARCH, np.random.default_rng(0), MAX_SPREADS)
     inside = np.zeros(len(values), dtype=bool)
