@@ -217,10 +217,13 @@ def record_bound(doc: dict, bound, args, goal: Goal, failure: PhaseFailure | Non
 
 def attach_bound(args, doc: dict, network, template, goal: Goal, seconds: float, max_nodes, failures: list):
     """The lower bound and gap after the design is final (:func:`search.bnb.attach_bound`); none for
-    --keep-activations runs; with a front, half the time goes to the power band. A bug in the bound is
-    recorded in ``failures`` and in the document (no bound), which is still written."""
+    --keep-activations runs, nor after a stop request (Ctrl-C, SIGTERM: the run ends now with its design,
+    as when the bound runs beside polishing); with a front, half the time goes to the power band. A bug
+    in the bound is recorded in ``failures`` and in the document (no bound), which is still written."""
     from search.bnb import attach_bound as attach
 
+    if stop_requested():
+        return record_bound(doc, None, args, goal)
     if args.keep_activations:
         doc.update({"lower_bound": None, "gap": None,
                     "bound": {"covers": "no bound: --keep-activations (outputs kept on chip between layers are "

@@ -62,12 +62,15 @@ def test_a_signal_ends_the_run_with_the_running_starts_best_written(tmp_path, si
         os.killpg(proc.pid, sig)
     else:
         proc.send_signal(sig)
+    t_signal = time.monotonic()
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     doc = json.loads((out / "result.json").read_text())
     assert doc["status"] == "interrupted"
     assert doc["hardware"] is not None and doc["totals"]["feasible"]  # the running starts' bests, not nothing
+    assert doc["lower_bound"] is None and "interrupted" in doc["bound"]["covers"]  # no 30 s bound after a stop
+    assert time.monotonic() - t_signal < 25
     assert len(doc["start_results"]) == 12  # every start reported (the running ones were not thrown away)
     assert len((out / "layers.jsonl").read_text().splitlines()) == len(doc["layers"])
     assert not list(tmp_path.glob(".run.*"))  # no staging folder left
