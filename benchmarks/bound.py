@@ -94,26 +94,34 @@ def run_case(network_name: str, objective_name: str, budget: float, search_s: fl
     return row
 
 
-def run_pipeline_case(network_name: str, objective_name: str, budget: float, total_s: float) -> dict:
-    """One case as ``codesign optimize --total-time total_s`` (module docstring), with the same checks as
-    :func:`run_case` (the bound at the best hardware, the compare designs below the bound)."""
+def _run_optimize(network_name: str, budget: float, total_s: float, *extra: str) -> tuple[str, int, float, dict]:
+    """``codesign optimize`` on the ``simple`` template (4 starts, 2 jobs, seed 0, ``--total-time total_s``,
+    ``extra``) into a temporary folder, through :func:`codesign.cli.main`: (the command without its
+    folder, exit code, wall time, ``result.json``)."""
     import json
     import tempfile
 
     from codesign.cli import main as codesign_main
+
+    argv = ["optimize", "--network", network_name, "--arch-template", "simple", "--area-budget", str(budget),
+            *extra, "--starts", "4", "--jobs", "2", "--seed", "0", "--total-time", str(total_s)]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        code = codesign_main(argv + ["--out", str(Path(tmp) / "run"), "--quiet"])
+        wall = time.monotonic() - t0
+        doc = json.loads((Path(tmp) / "run" / "result.json").read_text())
+    return "codesign " + " ".join(argv + ["--out", "--quiet"]), code, wall, doc
+
+
+def run_pipeline_case(network_name: str, objective_name: str, budget: float, total_s: float) -> dict:
+    """One case as ``codesign optimize --total-time total_s`` (module docstring), with the same checks as
+    :func:`run_case` (the bound at the best hardware, the compare designs below the bound)."""
     from formulation.bound.layer_terms import HardwareBox
     from formulation.bound.model import NodeModel
     from formulation.goals import Objective
     from formulation.specs.catalog import load_network, load_template
 
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = ["optimize", "--network", network_name, "--arch-template", "simple", "--area-budget", str(budget),
-                "--objective", objective_name, "--starts", "4", "--jobs", "2", "--seed", "0",
-                "--total-time", str(total_s), "--out", str(Path(tmp) / "run"), "--quiet"]
-        t0 = time.monotonic()
-        code = codesign_main(argv)
-        wall = time.monotonic() - t0
-        doc = json.loads((Path(tmp) / "run" / "result.json").read_text())
+    command, code, wall, doc = _run_optimize(network_name, budget, total_s, "--objective", objective_name)
     key = {"edp": "edp", "energy": "energy_pJ", "latency": "latency_s"}[objective_name]
     value, bound = doc["totals"][key], doc["lower_bound"]
     hw = doc["hardware"]
@@ -124,7 +132,7 @@ def run_pipeline_case(network_name: str, objective_name: str, budget: float, tot
     found = compare_designs(network_name, objective_name, budget)
     polish = doc.get("polish") or {}
     row = {"network": network_name, "objective": objective_name, "area_budget_mm2": budget,
-           "command": "codesign " + " ".join(a for a in argv if not a.startswith(tmp)), "exit_code": code,
+           "command": command, "exit_code": code,
            "best_value": value, "value_before_polish": polish.get("before"), "lower_bound": bound,
            "gap": doc["gap"], "bound_at_best_hardware": at_point, "gap_at_best_hardware": value / at_point - 1,
            "compare_designs": len(found), "compare_best": min(found, default=None),
@@ -170,27 +178,17 @@ def run_pipeline_front(network_name: str, budget: float, n_points: int, total_s:
     """The front as ``codesign optimize --pareto n_points --total-time total_s`` (EDP goal): the sweep, every
     point polished for power under its own latency, the front taken again and its band; what ``result.json``
     says is recorded (each point's run label ends in ``+polish`` where polishing gave it)."""
-    import json
-    import tempfile
-
-    from codesign.cli import main as codesign_main
-
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = ["optimize", "--network", network_name, "--arch-template", "simple", "--area-budget", str(budget),
-                "--pareto", str(n_points), "--starts", "4", "--jobs", "2", "--seed", "0",
-                "--total-time", str(total_s), "--out", str(Path(tmp) / "run"), "--quiet"]
-        t0 = time.monotonic()
-        code = codesign_main(argv)
-        wall = time.monotonic() - t0
-        doc = json.loads((Path(tmp) / "run" / "result.json").read_text())
+    command, code, wall, doc = _run_optimize(network_name, budget, total_s, "--pareto", str(n_points))
     keys = ("latency_s", "power_mW", "power_lower_bound_mW", "power_gap", "latency_cap_s", "run")
     points = [{k: p.get(k) for k in keys} for p in doc["pareto"]["points"]]
     for p in points:
+        band = ("no bound" if p["power_lower_bound_mW"] is None else
+                f"bound {p['power_lower_bound_mW']:.1f} mW  gap {100 * p['power_gap']:.1f}%")
         print(f"{network_name:12s} front  latency {p['latency_s'] * 1e3:.4f} ms  power {p['power_mW']:.1f} mW  "
-              f"bound {p['power_lower_bound_mW']:.1f} mW  gap {100 * p['power_gap']:.1f}%  ({p['run']})", flush=True)
+              f"{band}  ({p['run']})", flush=True)
     polish = doc.get("polish") or {}
     return {"network": network_name, "area_budget_mm2": budget, "exit_code": code,
-            "command": "codesign " + " ".join(a for a in argv if not a.startswith(tmp)), "points": points,
+            "command": command, "points": points,
             "polish": polish, "search_wall_s": doc["wall_s"], "polish_wall_s": polish.get("wall_s"),
             "total_wall_s": wall}
 
