@@ -99,12 +99,12 @@ def _polish_bar(args, seconds: float):
     return bar, layer_done
 
 
-def run_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
+def run_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list, hint=None):
     """The best design's mappings polished by the exact mapper (:mod:`search.polish`) for ``seconds`` on
     ``--jobs`` workers, with the other starts' designs as transferred candidates; returns the result (its
     best replaced) and the report (None when ``seconds`` is 0). A bug in polishing keeps the search's
     design (:func:`guarded`; the report names the failure). A front (``--pareto``) goes to
-    :func:`run_front_polish`."""
+    :func:`run_front_polish`. ``hint``: the bound's point to screen (:class:`search.refine.BoundHint`)."""
     if seconds <= 0:
         return result, None
     if result.front is not None:
@@ -117,7 +117,7 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
     try:
         polished = guarded("polishing", args, failures, polish_with_hardware_steps, network, template, goal,
                            result.best, time_limit_s=seconds, seed=options.seed, on_layer_done=layer_done,
-                           jobs=options.jobs, others=others)
+                           jobs=options.jobs, others=others, hint=hint)
     finally:
         bar.close()
     if polished is None:
@@ -160,24 +160,28 @@ def polish_and_bound(args, seconds: tuple[float, float], max_nodes, result, netw
     time (:mod:`search.plan`); returns (result, polish report, bound result or None if interrupted or failed).
 
     The bound prunes with the search's best value (a design's, so pruning is safe); its gap is taken
-    against the final design by :func:`record_bound`. A stop request ends both with what they have
+    against the final design by :func:`record_bound`. The bound hands its least box to polishing's
+    hardware steps (:class:`search.refine.BoundHint`). A stop request ends both with what they have
     (the bound then has none); a bug in either is recorded in ``failures`` and the other goes on.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from search.bnb import branch_and_bound
+    from search.refine import BoundHint
     from search.stop import stop_interrupts
 
     polish_s, bound_s = seconds
     incumbent = result.best.score.value(goal.objective)
+    hint = BoundHint(template, goal.area_budget_mm2)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(run_polish, args, polish_s, result, network, template, goal, options, failures)
+        future = pool.submit(run_polish, args, polish_s, result, network, template, goal, options, failures,
+                             hint.hardware)
         try:
             with stop_interrupts():
                 bound = guarded("lower bound", args, failures, branch_and_bound, network, template, goal.objective,
                                 goal.area_budget_mm2, incumbent=incumbent if math.isfinite(incumbent) else None,
                                 time_limit_s=bound_s, max_nodes=max_nodes, rel_tol=gap_tolerance(args),
-                                progress=not args.quiet)
+                                progress=not args.quiet, on_least=hint.offer)
         except (KeyboardInterrupt, SystemError):  # the stop's interrupt (SystemError when it lands in compiled code)
             if not stop_requested():
                 raise
@@ -255,7 +259,11 @@ def polish_line(report) -> str:
         return f"\npolish: failed ({report.error}); the search's design is kept"
     if report.skipped:
         return f"\npolish: skipped ({report.skipped})"
-    steps = "" if not report.hardware_tried else f"{len(report.hardware_tried)} hardware points screened; "
+    steps = ""
+    if report.hardware_tried:
+        from_bound = sum(t.get("source") == "bound" for t in report.hardware_tried)
+        origin = f" ({from_bound} from the bound's least box)" if from_bound else ""
+        steps = f"{len(report.hardware_tried)} hardware points screened{origin}; "
     return (f"\npolish: {report.objective.value} {report.before:.4g} -> {report.after:.4g} "
             f"({100 * (1 - report.after / report.before):.1f}% lower; {steps}{len(report.changed)} layers changed, "
             f"{len(report.proven)} proven optimal for their own {report.objective.value}; {report.wall_s:.1f} s)")

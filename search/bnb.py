@@ -28,6 +28,7 @@ import heapq
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from formulation.bound.layer_terms import HardwareBox
@@ -116,8 +117,13 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
                      *, incumbent: float | None = None, time_limit_s: float = 60.0,
                      rel_tol: float = DEFAULT_REL_TOL, max_nodes: int | None = None,
                      latency_cap_s: float | None = None, progress: bool = False,
-                     exact_leaves: bool | None = None, exact_leaf_time_s: float = EXACT_LEAF_TIME_S) -> BoundResult:
+                     exact_leaves: bool | None = None, exact_leaf_time_s: float = EXACT_LEAF_TIME_S,
+                     on_least: Callable[[HardwareBox], None] | None = None) -> BoundResult:
     """Best-first branch-and-bound; see the module docstring. ``incumbent``: the best design's objective.
+
+    ``on_least`` is called before each step with the box holding the least bound so far (an open
+    one, or the unsplittable one once its bound is the least): where the relaxation is most
+    optimistic, which polishing screens (:class:`search.refine.BoundHint`).
 
     With ``exact_leaves`` (default: templates of at most :data:`EXACT_LEAF_POINTS` points) boxes are
     split down to single hardware points, and a single point's bound is the exact optimum there
@@ -147,6 +153,8 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
             if time.monotonic() - t0 > time_limit_s or (max_nodes is not None and counter >= max_nodes):
                 break
             value, _, box = heap[0]
+            if on_least is not None:
+                on_least(closed_box if closed_box is not None and closed <= value else box)
             if value >= threshold:
                 break  # best first: every open node is pruned
             if STOP_AT_FINAL and closed <= value:

@@ -297,6 +297,24 @@ def test_the_search_stops_once_the_least_bound_is_an_unsplittable_nodes(objectiv
     assert stopped.lower_bound <= min(model.solve(point_box(hw)).value for hw in hardware_points(template))
 
 
+@pytest.mark.parametrize("objective", [Objective.EDP, Objective.ENERGY])
+def test_the_least_box_handed_out_holds_the_least_bound_at_the_time(objective):
+    """``on_least`` gets the box with the least bound before each step: bounds only rise as boxes are
+    split, so each box handed out bounds at most the final lower bound, and the last one handed out
+    by a run that stops at an unsplittable box is that box, whose bound is the lower bound."""
+    from search.bnb import _split_variable
+
+    template = tiny_template()
+    offered = []
+    result = branch_and_bound(TINY_NETWORK, template, objective, None, time_limit_s=60, exact_leaves=False,
+                              on_least=offered.append)
+    model = NodeModel(TINY_NETWORK, template, objective, None)
+    assert offered and result.complete
+    assert all(model.solve(box).value <= result.lower_bound * (1 + 1e-9) for box in offered)
+    assert _split_variable(offered[-1]) is None
+    assert model.solve(offered[-1]).value == pytest.approx(result.lower_bound, rel=1e-9)
+
+
 def test_a_proven_front_is_kept_and_a_point_reached_again_costs_no_mapper_run(monkeypatch):
     """``search.exact_leaf`` keeps proofs: the second evaluation of a hardware point gives the same exact
     optimum (the brute-force one) without running the mapper; a point not proven in time is not kept."""

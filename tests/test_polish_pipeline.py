@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 
@@ -274,6 +275,84 @@ def test_hardware_steps_keep_the_best_screened_design(monkeypatch):
     for entry, m in zip(network.layers, best.design.mappings):
         assert not mapping_violations(entry.layer, arch, m).any()
     assert evaluate_design(network, template, best.design, goal).score.edp == pytest.approx(report.after, rel=1e-12)
+
+
+def test_hardware_steps_screen_the_bounds_point_once_and_not_a_near_one(monkeypatch):
+    """The bound's point (:class:`search.refine.BoundHint`) is screened once, before the neighbours,
+    marked ``source: bound``; a point within ``NEAR_RATIO`` of a screened one is not; the result is
+    the best screened design."""
+    import search.refine as refine
+    from dataclasses import replace
+
+    monkeypatch.setattr(refine, "MIN_STEPS_S", 0.0)
+    monkeypatch.setattr(refine, "screen_seconds", lambda _t: 0.6)
+    template = default_template(load_arch("simple"))
+    base = template.base_hardware()
+    far = replace(base, mesh_x=base.mesh_x // 2, sizes_words=tuple((n, v // 4) for n, v in base.sizes_words))
+    near = replace(base, sizes_words=tuple((n, round(v * 1.05)) for n, v in base.sizes_words))
+    assert far not in refine.hardware_steps(template, base, 1.0)
+    for point in (far, near):
+        start = _design(template, base, 21)
+        best, report = refine.polish_with_hardware_steps(_network(), template, Goal(Objective.EDP, 1.0), start,
+                                                         time_limit_s=6.0, jobs=1, hint=lambda: point)
+        tried = report.hardware_tried
+        from_bound = [t for t in tried if t["source"] == "bound"]
+        if point is far:
+            assert len(from_bound) == 1 and tried[1] is from_bound[0]
+            assert (from_bound[0]["mesh_x"], from_bound[0]["mesh_y"]) == (far.mesh_x, far.mesh_y)
+            assert all(from_bound[0][n] == v for n, v in far.sizes_words)
+        else:
+            assert not from_bound and len(tried) >= 2
+        assert report.after == best.score.edp <= min(t["value"] for t in tried if t["value"] is not None)
+
+
+def test_no_bound_point_is_screened_after_one_that_did_not_pay(monkeypatch):
+    """A hint that moves (a new point each time it is asked) gets at most ``MAX_BOUND_POINTS`` screens,
+    and none after a bound point that was not better than the best before it."""
+    import search.refine as refine
+    from dataclasses import replace
+
+    monkeypatch.setattr(refine, "MIN_STEPS_S", 0.0)
+    monkeypatch.setattr(refine, "screen_seconds", lambda _t: 0.4)
+    template = default_template(load_arch("simple"))
+    base = template.base_hardware()
+    points = [replace(base, mesh_x=mx, mesh_y=my, sizes_words=tuple((n, v // d) for n, v in base.sizes_words))
+              for mx, my, d in ((4, 4, 8), (8, 4, 4), (4, 8, 2), (8, 8, 8), (4, 6, 4))]
+    asked = iter(points * 50)
+    _, report = refine.polish_with_hardware_steps(_network(), template, Goal(Objective.EDP, 1.0),
+                                                  _design(template, base, 21), time_limit_s=8.0, jobs=1,
+                                                  hint=lambda: next(asked))
+    best, failed, screened = math.inf, False, 0
+    for t in report.hardware_tried:
+        if t["source"] == "bound":
+            assert not failed
+            screened += 1
+            failed = not (t["value"] is not None and t["value"] < best)
+        if t["value"] is not None:
+            best = min(best, t["value"])
+    assert 1 <= screened <= refine.MAX_BOUND_POINTS
+
+
+def test_the_bound_hint_gives_a_boxs_optimistic_hardware_within_the_budget():
+    """:class:`search.refine.BoundHint`: the last box offered, at its largest mesh and smallest buffers,
+    or nothing when that point breaks the area budget."""
+    from formulation.bound.layer_terms import HardwareBox
+    from formulation.technology import architecture_area_mm2
+    from search.refine import BoundHint
+
+    template = default_template(load_arch("simple"))
+    box = HardwareBox((4, 8), (6, 8), tuple((n, lo, 2 * lo) for n, lo, _ in template.size_ranges))
+    area = architecture_area_mm2(template.instantiate(box.optimistic_hardware()))
+    hint = BoundHint(template, area * 1.01)
+    assert hint.hardware() is None
+    hint.offer(box)
+    assert hint.hardware() == Hardware(8, 8, tuple((n, lo) for n, lo, _ in template.size_ranges))
+    hint.offer(HardwareBox.of_template(template))
+    assert hint.hardware() is None  # the template's largest mesh breaks that budget
+    assert BoundHint(template, area * 0.99).hardware() is None
+    small = BoundHint(template, area * 0.99)
+    small.offer(box)
+    assert small.hardware() is None
 
 
 def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
