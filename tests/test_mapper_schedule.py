@@ -162,6 +162,9 @@ def test_the_plan_gives_no_slice_too_short_to_run_and_none_after_a_stop(proven):
     seeds = stopped.next_for(0, 1.0)
     assert seeds.kind == "start" and seeds.budget_s == 0.0                     # after Ctrl-C: seeds only
     assert schedule.Plan([1.0], 0.0, 100.0, 2).next_for(0, 0.0, stop=True).budget_s == 0.0
+    late = schedule.Plan([2.0, 1.0], t0=0.0, deadline=10.0, jobs=2)
+    assert late.next_for(0, 10.0) is None and late.next_for(1, 12.0) is None    # no layer starts after the deadline
+    assert not late.busy() and late.result(0) is None and late.result(1) is None
 
 
 def test_an_open_search_goes_on_after_pickling_to_the_same_optimum():
