@@ -9,7 +9,9 @@ parent. A node whose bound reaches ``incumbent / (1 + rel_tol)`` is pruned; a no
 single point and whose sizes span at most a factor :data:`LEAF_SIZE_RATIO` is not split further.
 
 The proven lower bound is the smallest bound among the nodes that cover the template when the
-search stops (open, pruned and unsplittable nodes): every legal design lies in one of them. Once the
+search stops (open, pruned and unsplittable nodes): every legal design lies in one of them. A child
+left unsolved when the time runs out keeps its parent's bound (valid for every part of the parent),
+so the search ends within one node solve of its time limit. Once the
 least bound is an unsplittable node's, the search stops: best first, every open node's bound is at
 least that one, and splitting a node only raises its children's bounds, so the minimum cannot
 change (on ResNet-18 at 2 mm² that node, 64x64 PEs with the smallest buffers, is reached after
@@ -25,6 +27,7 @@ bound. A point whose layers the mapper does not prove in time keeps the relaxati
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import sys
 import time
@@ -142,13 +145,14 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
     heap: list[tuple[float, int, HardwareBox]] = []
     closed = math.inf  # smallest bound of pruned or unsplittable nodes
     closed_box = None
-    counter = exact = 0
+    counter = exact = 0  # nodes solved; exact leaves
+    tie = itertools.count()  # heap order among equal bounds: first pushed first
     leaf_best = math.inf
     bar = _progress_bar(progress, time_limit_s)
     try:
         value = model.solve(root).value
         counter += 1
-        heapq.heappush(heap, (value, counter, root))
+        heapq.heappush(heap, (value, next(tie), root))
         while heap:
             if time.monotonic() - t0 > time_limit_s or (max_nodes is not None and counter >= max_nodes):
                 break
@@ -175,13 +179,16 @@ def branch_and_bound(network: Network, template: ArchTemplate, objective: Object
                     closed, closed_box = value, box
                 continue
             for child in box.split(name):
-                bound = model.solve(child).value
-                counter += 1
+                if time.monotonic() - t0 > time_limit_s:
+                    bound = value  # no time left to solve it: its parent's bound covers it
+                else:
+                    bound = model.solve(child).value
+                    counter += 1
                 if bound >= threshold:
                     if bound < closed:
                         closed, closed_box = bound, child
                     continue
-                heapq.heappush(heap, (bound, counter, child))
+                heapq.heappush(heap, (bound, next(tie), child))
             if bar is not None:
                 bar.update(min(time.monotonic() - t0, time_limit_s) - bar.n)
                 bar.set_postfix_str(f"bound {min(heap[0][0] if heap else math.inf, closed):.4g}")

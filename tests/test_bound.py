@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -313,6 +314,54 @@ def test_the_least_box_handed_out_holds_the_least_bound_at_the_time(objective):
     assert all(model.solve(box).value <= result.lower_bound * (1 + 1e-9) for box in offered)
     assert _split_variable(offered[-1]) is None
     assert model.solve(offered[-1]).value == pytest.approx(result.lower_bound, rel=1e-9)
+
+
+def test_a_child_left_unsolved_at_the_time_limit_keeps_its_parents_bound(monkeypatch):
+    """When the time runs out between two children, the second is pushed with its parent's bound
+    (not solved): the run ends within about one node solve of its limit, every child box stays
+    covered, and the lower bound is at most each child's own bound."""
+    import search.bnb as bnb
+
+    template = tiny_template()
+    root = HardwareBox.of_template(template)
+
+    class Slow(NodeModel):
+        def solve(self, box):
+            if box != root:
+                time.sleep(2.0)  # the first child uses up the time
+            return super().solve(box)
+
+    monkeypatch.setattr(bnb, "NodeModel", Slow)
+    t0 = time.monotonic()
+    result = branch_and_bound(TINY_NETWORK, template, Objective.EDP, None, time_limit_s=2.0, exact_leaves=False)
+    wall = time.monotonic() - t0
+    model = NodeModel(TINY_NETWORK, template, Objective.EDP, None)
+    children = root.split(bnb._split_variable(root))
+    assert result.nodes == 2 and result.open_nodes == 2  # the root and one child solved, both children open
+    assert result.lower_bound == pytest.approx(model.solve(root).value, rel=1e-9)
+    assert all(result.lower_bound <= model.solve(c).value * (1 + 1e-9) for c in children)
+    assert result.wall_s < 2.0 + 2.0 + 1.0 and wall < 2.0 + 2.0 + 1.5
+
+
+def test_both_children_left_unsolved_keep_the_parents_bound(monkeypatch):
+    """Time running out right after a node is taken leaves both children unsolved with the same bound
+    (the parent's); the heap orders them without comparing boxes, and the bound is the root's."""
+    import search.bnb as bnb
+
+    calls = []
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            calls.append(None)
+            return 0.0 if len(calls) <= 2 else 100.0  # the start and the first loop check, then out of time
+
+    monkeypatch.setattr(bnb, "time", Clock)
+    template = tiny_template()
+    result = branch_and_bound(TINY_NETWORK, template, Objective.LATENCY, None, time_limit_s=1.0, exact_leaves=False)
+    root_value = NodeModel(TINY_NETWORK, template, Objective.LATENCY, None).solve(HardwareBox.of_template(template)).value
+    assert result.nodes == 1 and result.open_nodes == 2
+    assert result.lower_bound == root_value
 
 
 def test_a_proven_front_is_kept_and_a_point_reached_again_costs_no_mapper_run(monkeypatch):
