@@ -377,6 +377,40 @@ def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
     assert np.allclose(ea.energy_pJ, eb.energy_pJ, rtol=1e-12) and np.array_equal(ea.cycles, eb.cycles)
 
 
+def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tmp_path, monkeypatch):
+    """``codesign optimize --total-time`` on two jobs: the box the branch-and-bound offers reaches the
+    hardware steps' ``hint`` as that box's largest mesh and smallest buffers."""
+    import search.bnb
+    import search.refine
+    from formulation.bound.layer_terms import HardwareBox
+    from formulation.specs.catalog import load_template
+
+    template = load_template("simple")
+    box = HardwareBox((8, 12), (8, 10), tuple((n, lo, 2 * lo) for n, lo, _ in template.size_ranges))
+    real_bound, real_steps, seen = search.bnb.branch_and_bound, search.refine.polish_with_hardware_steps, []
+
+    def offering(*args, on_least=None, **kwargs):
+        on_least(box)
+        return real_bound(*args, **kwargs)
+
+    def steps(*args, hint=None, **kwargs):
+        deadline = time.monotonic() + 10
+        while hint() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(hint())
+        return real_steps(*args, **kwargs)
+
+    monkeypatch.setattr(search.bnb, "branch_and_bound", offering)
+    monkeypatch.setattr(search.refine, "polish_with_hardware_steps", steps)
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
+    code = main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
+                 "--starts", "1", "--jobs", "2", "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
+                 "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0
+    assert seen == [Hardware(12, 10, tuple((n, lo) for n, lo, _ in template.size_ranges))]
+
+
 def _failing(*_args, **_kwargs):
     raise RuntimeError("injected failure")
 
