@@ -234,7 +234,7 @@ def _after_search(args, result, method, network, template, goal, options, n_poin
         return result, polish_report, bound, None, phases.plan_line(plan, search_s, polish_s, bound_s, True)
     if polishing:
         result, polish_report = phases.run_polish(args, polish_s, result, network, template, goal, options,
-                                                  failures)
+                                                  failures, phases.root_hint(template, goal))
     else:
         polish_report = None
     if plan.total_s is not None and plan.bound_s is None:  # in turn: the bound gets what polishing left

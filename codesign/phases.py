@@ -130,6 +130,17 @@ def run_polish(args, seconds: float, result, network, template, goal: Goal, opti
     return replace(result, best=best), report
 
 
+def root_hint(template, goal: Goal):
+    """The bound's point when no branch-and-bound runs beside polishing: the whole template's box, whose
+    point (largest mesh, smallest buffers) is where the least box starts (:class:`search.refine.BoundHint`)."""
+    from formulation.bound.layer_terms import HardwareBox
+    from search.refine import BoundHint
+
+    hint = BoundHint(template, goal.area_budget_mm2)
+    hint.offer(HardwareBox.of_template(template))
+    return hint.hardware
+
+
 def run_front_polish(args, seconds: float, result, network, template, goal: Goal, options, failures: list):
     """Every point of the run's front polished for power under its own latency (:func:`search.pareto.polish_front`)
     for ``seconds`` in all; returns the result chosen again from the new front for the goal, and the report

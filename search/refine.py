@@ -23,7 +23,8 @@ or on a template with a single hardware point (``--fixed-hardware``), it is plai
 (:func:`search.polish.polish`).
 
 **The bound's point.** When the branch-and-bound runs beside polishing (``--total-time``), it hands
-over the box where its bound is least (:class:`BoundHint`), and before each neighbour the screen
+over the box where its bound is least (:class:`BoundHint`; when polishing runs first, the caller
+offers the whole template's box, where the least box starts), and before each neighbour the screen
 takes that box's optimistic hardware (its largest mesh and smallest buffers, where the relaxation
 is evaluated) if it is new, fits the area budget and is not within :data:`NEAR_RATIO` of a point
 already screened (at most :data:`MAX_BOUND_POINTS` per run, none after one that did not pay); from

@@ -377,9 +377,11 @@ def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
     assert np.allclose(ea.energy_pJ, eb.energy_pJ, rtol=1e-12) and np.array_equal(ea.cycles, eb.cycles)
 
 
-def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tmp_path, monkeypatch):
-    """``codesign optimize --total-time`` on two jobs: the box the branch-and-bound offers reaches the
-    hardware steps' ``hint`` as that box's largest mesh and smallest buffers."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tmp_path, monkeypatch, jobs):
+    """``codesign optimize --total-time``: on two jobs (the bound beside polishing) the box the
+    branch-and-bound offers reaches the hardware steps' ``hint`` as that box's largest mesh and
+    smallest buffers; on one (in turn, polishing first) the whole template's box does."""
     import search.bnb
     import search.refine
     from formulation.bound.layer_terms import HardwareBox
@@ -390,7 +392,8 @@ def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tm
     real_bound, real_steps, seen = search.bnb.branch_and_bound, search.refine.polish_with_hardware_steps, []
 
     def offering(*args, on_least=None, **kwargs):
-        on_least(box)
+        if on_least is not None:  # beside polishing; the bound after polishing has no one to hand it to
+            on_least(box)
         return real_bound(*args, **kwargs)
 
     def steps(*args, hint=None, **kwargs):
@@ -405,10 +408,11 @@ def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tm
     net = tmp_path / "net.json"
     net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
     code = main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
-                 "--starts", "1", "--jobs", "2", "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
+                 "--starts", "1", "--jobs", str(jobs), "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
                  "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 0
-    assert seen == [Hardware(12, 10, tuple((n, lo) for n, lo, _ in template.size_ranges))]
+    offered = box if jobs == 2 else HardwareBox.of_template(template)
+    assert seen == [Hardware(offered.mesh_x[1], offered.mesh_y[1], tuple((n, lo) for n, lo, _ in offered.sizes))]
 
 
 def _failing(*_args, **_kwargs):
