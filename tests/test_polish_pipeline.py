@@ -377,6 +377,15 @@ def test_stacked_batches_keep_every_mapping_and_its_spatial_order():
     assert np.allclose(ea.energy_pJ, eb.energy_pJ, rtol=1e-12) and np.array_equal(ea.cycles, eb.cycles)
 
 
+def _short_pipeline(tmp_path, jobs: int) -> int:
+    """``codesign optimize --total-time 14`` on the two-layer network into ``tmp_path / "o"``: its exit status."""
+    net = tmp_path / "net.json"
+    net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
+    return main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
+                 "--starts", "1", "--jobs", str(jobs), "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
+                 "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tmp_path, monkeypatch, jobs):
     """``codesign optimize --total-time``: on two jobs (the bound beside polishing) the box the
@@ -405,11 +414,7 @@ def test_the_bound_beside_polishing_hands_its_least_box_to_the_hardware_steps(tm
 
     monkeypatch.setattr(search.bnb, "branch_and_bound", offering)
     monkeypatch.setattr(search.refine, "polish_with_hardware_steps", steps)
-    net = tmp_path / "net.json"
-    net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
-    code = main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
-                 "--starts", "1", "--jobs", str(jobs), "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
-                 "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
+    code = _short_pipeline(tmp_path, jobs)
     assert code == 0
     offered = box if jobs == 2 else HardwareBox.of_template(template)
     assert seen == [Hardware(offered.mesh_x[1], offered.mesh_y[1], tuple((n, lo) for n, lo, _ in offered.sizes))]
@@ -430,11 +435,7 @@ def test_a_bug_in_polishing_or_the_bound_keeps_the_design_writes_the_result_and_
         monkeypatch.setattr(search.refine, "polish_with_hardware_steps", _failing)
     else:
         monkeypatch.setattr(search.bnb, "branch_and_bound", _failing)
-    net = tmp_path / "net.json"
-    net.write_text(json.dumps({"name": "two", "layers": [PW, FC]}))
-    code = main(["optimize", "--network", str(net), "--arch-template", "simple", "--area-budget", "2",
-                 "--starts", "1", "--jobs", str(jobs), "--total-time", "14", "--time-limit", "3", "--polish-time", "2",
-                 "--bound-time", "3", "--out", str(tmp_path / "o"), "--quiet"])
+    code = _short_pipeline(tmp_path, jobs)
     out, err = capsys.readouterr()
     assert code == 3
     failed = [line for line in err.splitlines() if "injected failure" in line]
