@@ -13,8 +13,25 @@ in the main thread. Holding :data:`FD_CAPTURE_LOCK` around both keeps them apart
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 #: Held around a solve that captures descriptors 1 and 2, and around starting child processes.
 FD_CAPTURE_LOCK = threading.RLock()
 
-__all__ = ["FD_CAPTURE_LOCK"]
+
+@contextmanager
+def captured_solve():
+    """Hold :data:`FD_CAPTURE_LOCK` around a solve whose output Pyomo captures, and give back a Ctrl-C
+    that landed while the capture closed: Pyomo calls every exit handler of the capture and reports
+    their errors together as one ``RuntimeError`` ("KeyboardInterrupt: ... (4: <TeeStream ...>)"), which
+    would otherwise read as a bug instead of the stop it is."""
+    with FD_CAPTURE_LOCK:
+        try:
+            yield
+        except RuntimeError as exc:
+            if "KeyboardInterrupt" in str(exc):
+                raise KeyboardInterrupt(str(exc)) from exc
+            raise
+
+
+__all__ = ["FD_CAPTURE_LOCK", "captured_solve"]

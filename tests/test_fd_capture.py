@@ -62,3 +62,52 @@ def test_the_mapper_workers_start_under_the_lock():
         results = schedule.map_layers(layers, tiny_arch(), Objective.EDP, time_limit_s=5.0, jobs=2)
     assert seen == [True] and all(r is not None and r.mapping is not None for r in results)
     assert not _held_by_another_thread_or_us()
+
+
+def test_a_ctrl_c_reported_by_the_capture_as_a_runtime_error_is_a_ctrl_c_again():
+    """Pyomo reports an interrupt that landed while its output capture closed as a RuntimeError naming it:
+    a node solve gives it back as KeyboardInterrupt (the stop it is); other errors stay errors."""
+    import pytest
+
+    solver_class = type(pyo.SolverFactory("cyipopt"))
+    template = tiny_template()
+    model = NodeModel(TINY_NETWORK, template, Objective.EDP, None)
+
+    def interrupted(self, *args, **kwargs):
+        raise RuntimeError("KeyboardInterrupt:  (4: <pyomo.common.tee.TeeStream object at 0x7f>@7f)")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("something else")
+
+    with patch.object(solver_class, "solve", interrupted), pytest.raises(KeyboardInterrupt):
+        model.solve(HardwareBox.of_template(template))
+    with patch.object(solver_class, "solve", broken), pytest.raises(RuntimeError, match="something else"):
+        model.solve(HardwareBox.of_template(template))
+    assert not _held_by_another_thread_or_us()
+
+
+def test_a_mapper_search_failing_once_the_run_stops_gives_no_answer(monkeypatch):
+    """The stop's interrupt can land inside a library that reports it as another error: once a stop is
+    requested a failed search answers nothing (its layer keeps its answer so far); before, it is a bug."""
+    import pytest
+
+    import search.mapper.resume as resume
+    import search.mapper.worker as worker
+
+    stopping = [False]
+
+    def fails(*args, **kwargs):
+        raise ValueError("an interrupt reported as another error")
+
+    monkeypatch.setattr(resume, "search_layer", fails)
+    monkeypatch.setattr(worker, "stop_requested", lambda: stopping[0])
+    msg = ("start", 0, TINY_NETWORK.layers[0].layer, None, 1.0, 0, 0.5)
+    with pytest.raises(ValueError):
+        worker.search(msg, tiny_arch(), Objective.EDP)
+
+    def fails_after_the_stop(*args, **kwargs):
+        stopping[0] = True
+        raise ValueError("an interrupt reported as another error")
+
+    monkeypatch.setattr(resume, "search_layer", fails_after_the_stop)
+    assert worker.search(msg, tiny_arch(), Objective.EDP) == (None, None)

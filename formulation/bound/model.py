@@ -45,7 +45,7 @@ from formulation.specs.template import ArchTemplate
 from formulation.specs.types import Network, SpecError
 from formulation.technology import mac_area_mm2, storage_area_mm2
 from formulation.bound.layer_terms import HardwareBox, layer_terms
-from formulation.fd_capture import FD_CAPTURE_LOCK
+from formulation.fd_capture import captured_solve
 
 #: Relative slack taken off IPOPT's optimum (its tolerances are 1e-8).
 SOLVER_SLACK = 1e-6
@@ -205,7 +205,7 @@ class NodeModel:
             m.e[i].set_value(max(a * pyo.value(m.tau[i]) + b for a, b in cuts[i]))
         solver = pyo.SolverFactory("cyipopt")
         solver.config.options.update({"print_level": 0, "tol": 1e-10, "max_iter": 200})
-        with FD_CAPTURE_LOCK:  # no child process may start while the solve captures the output
+        with captured_solve():  # no child process may start while the solve captures the output
             result = solver.solve(m, tee=False)
             if str(result.solver.termination_condition) not in ("optimal", "locallyOptimal") \
                     and self.latency_cap_s is not None:

@@ -71,9 +71,11 @@ def search(msg, arch: Architecture, objective: Objective):
     try:
         with stop_interrupts():
             return run()
-    except (KeyboardInterrupt, SystemError):
-        # the stop's interrupt arrived inside the compiled model (Numba reports it as SystemError, which the
-        # mapper does not catch) or just after the mapper returned: no answer from this search
+    except (KeyboardInterrupt, Exception):
+        # the stop's interrupt can land anywhere: inside the compiled model (Numba reports it as SystemError,
+        # which the mapper does not catch), inside a library that reports it as another error, or just
+        # after the mapper returned. Once the run is stopping, this search gives no answer (the layer keeps
+        # its answer so far); before that, an error is a bug and goes to the parent
         if not stop_requested():
             raise
         return None, None
