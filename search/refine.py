@@ -88,11 +88,14 @@ class BoundHint:
             return None
         if self._point[0] is not box:
             hw = box.optimistic_hardware()
-            fits = fits_template(self.template, hw) and (
-                self.area_budget_mm2 is None
-                or architecture_area_mm2(self.template.instantiate(hw)) <= self.area_budget_mm2)
-            self._point = (box, hw if fits else None)
+            self._point = (box, hw if _allowed(self.template, hw, self.area_budget_mm2) else None)
         return self._point[1]
+
+
+def _allowed(template: ArchTemplate, hw: Hardware, area_budget_mm2: float | None) -> bool:
+    """``hw`` is in the template and within the area budget (None: no budget)."""
+    return fits_template(template, hw) and (
+        area_budget_mm2 is None or architecture_area_mm2(template.instantiate(hw)) <= area_budget_mm2)
 
 
 def _near(a: Hardware, b: Hardware) -> bool:
@@ -123,11 +126,9 @@ def hardware_steps(template: ArchTemplate, hw: Hardware, area_budget_mm2: float 
             out.append(replace(hw, **{side: step}))
     seen, kept = {hw}, []
     for h in out:
-        if h in seen or not fits_template(template, h):
-            continue
-        seen.add(h)
-        if area_budget_mm2 is None or architecture_area_mm2(template.instantiate(h)) <= area_budget_mm2:
+        if h not in seen and _allowed(template, h, area_budget_mm2):
             kept.append(h)
+        seen.add(h)
     return kept
 
 
