@@ -5,6 +5,8 @@
   mapping needs to be that fast), each with its argument;
 * :mod:`formulation.bound.reuse`: capacity-limited reuse (a Loomis-Whitney bound on the MACs a
   set of data feeds, and red-blue-pebble segments per PE and for the chip against DRAM);
+* :mod:`formulation.bound.orders`: DRAM traffic the loop orders above the chip force (runs of a
+  tile, sweeps of inputs, tensors resident in the register files) and the cycles it takes;
 * :mod:`formulation.bound.model`: the node relaxation over a box of hardware, a convex problem in
   the log variables written once as a Pyomo model and solved with IPOPT (Pyomo's ``cyipopt``).
 

@@ -42,7 +42,10 @@ point in the box, so it never exceeds the exact model:
    most ``mx``, Y factors to at most ``my`` and each dimension on one axis
    (:func:`utilization_table`, exact by enumeration, monotone in the mesh); and a level with a
    bandwidth takes ``ceil(compute / slowdown) >= words / bandwidth`` cycles, which for DRAM gives
-   ``cycles >= (|W| + |I|) / read_bw`` and ``cycles >= |O| / write_bw``.
+   ``cycles >= (|W| + |I|) / read_bw`` and ``cycles >= |O| / write_bw``; on templates of DRAM,
+   one buffer and one per-PE level, DRAM's reads and updates beyond that which the loop orders
+   above the chip force when the chip cannot keep a tensor between iterations
+   (:mod:`formulation.bound.orders`).
 5. **Energy against cycles** (``LayerBoundTerms.front``): items 3 and 4 are evaluated for every
    spatial triple and every way to serve each tensor (kept per PE or streamed, from a shared level
    or DRAM) together: a row's cycles are at least ``MACs / PEs`` of its split and, per level with a
@@ -63,6 +66,7 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
+from formulation.bound import orders
 from formulation.bound.reuse import ChipLevel, candidate_table, candidates
 from formulation.bound.tiles import step_vectors
 from formulation.factors import divisors
@@ -369,5 +373,7 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     energy, cycles = candidates(table, chip, words, layer.macs, min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q]))
     energy = energy + layer.macs * arch.mac.energy_pJ + dram
     floor = cycles_floor(layer, arch, words, usable)
+    if orders.applies(largest, template.array_levels):
+        floor = max(floor, orders.order_floor(layer, largest, mesh_x * mesh_y))
     front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))
     return LayerBoundTerms(layer.macs, float(energy.min()), max(floor, float(cycles.min())), words, front)
