@@ -16,8 +16,9 @@ import pytest
 from formulation.axes import Dim, Tensor
 from formulation.bound import orders
 from formulation.bound.layer_terms import HardwareBox, compulsory_words, layer_terms
-from formulation.model.exact import evaluate_batch
+from formulation.model.exact import evaluate, evaluate_batch
 from formulation.specs.catalog import load_network, load_template
+from formulation.specs.loading import mapping_from_list
 from formulation.specs.template import ArchTemplate, Hardware
 from formulation.specs.types import Architecture, Layer, Mac, StorageLevel, Technology
 from test_search import _evaluate_all, enumerate_mappings
@@ -73,7 +74,8 @@ def test_no_mapping_is_faster_than_the_order_floor(layer, monkeypatch):
         for bw in (1, 2):
             arch = narrow_arch(dram_bw=bw, **variant)
             _, cycles = _evaluate_all(layer, arch, enumerate_mappings(layer, arch))
-            floor = orders.order_floor(layer, arch, arch.levels[2].instances)
+            mx = arch.levels[2].mesh_x
+            floor = orders.order_floor(layer, arch, (mx, arch.levels[2].instances // mx))
             assert floor <= cycles.min() * (1 + 1e-12), (variant, bw, floor, cycles.min())
             raised += floor > _old_floor(layer, arch, monkeypatch) * (1 + 1e-9)
     if layer.name in ("C4K8P4", "C2K2P4Q2R2", "C8K8P2"):
@@ -118,7 +120,7 @@ def test_the_floor_rises_at_the_small_buffer_corner_and_stays_below_the_hand_map
     arch = template.instantiate(Hardware(64, 64, (("GlobalBuffer", 4096), ("RegisterFile", 16))))
     words = compulsory_words(layer)
     compulsory = (words[Tensor.W] + words[Tensor.I]) / arch.levels[0].read_bw_words
-    floor = orders.order_floor(layer, arch, 64 * 64)
+    floor = orders.order_floor(layer, arch, (64, 64))
     assert compulsory * 1.1 < floor <= 37_632
 
 
@@ -126,4 +128,28 @@ def test_other_templates_and_grouped_layers_get_no_term():
     eyeriss = load_template("eyeriss-like")
     assert not orders.applies(eyeriss.base, eyeriss.array_levels)
     arch = narrow_arch(4, 2)
-    assert orders.order_floor(Layer("dw", N=1, C=4, K=4, G=4, P=4, Q=1, R=3), arch, 4) == 0.0
+    assert orders.order_floor(Layer("dw", N=1, C=4, K=4, G=4, P=4, Q=1, R=3), arch, (2, 2)) == 0.0
+
+
+RESIDENT = [{"target": "DRAM", "temporal": {"Q": 56}, "permutation": "Q"},
+            {"target": "GlobalBuffer", "temporal": {"P": 56}, "permutation": "P", "spatial": {"K": 64, "C": 64},
+             "spatial_permutation": "KC", "split": 1, "keep": ["Inputs"]},
+            {"target": "RegisterFile", "temporal": {"R": 3, "S": 3}, "permutation": "RS",
+             "keep": ["Weights", "Inputs", "Outputs"]}]
+
+
+def test_a_resident_filter_mapping_meets_the_floor_where_the_buffer_holds_three_input_rows():
+    """At 64x64 PEs, an 11,584-word buffer and 19-word files, K64 x C64 PEs each keeping its 3x3
+    filter, a 3x3 input window and one output, with the buffer holding three rows of every input
+    channel, read every weight and input from DRAM once: the floor there may not exceed it, and is
+    the compulsory reads' time (the weights' case of the order term has nothing more to charge)."""
+    template = load_template("simple")
+    layer = next(e.layer for e in load_network("resnet18").layers if e.layer.name == "layer1_3x3")
+    arch = template.instantiate(Hardware(64, 64, (("GlobalBuffer", 11_584), ("RegisterFile", 19))))
+    result = evaluate(layer, arch, mapping_from_list(RESIDENT, arch))
+    assert bool(result.fits[0])
+    words = compulsory_words(layer)
+    assert int(result.reads[0][0][Tensor.W]) == words[Tensor.W] and int(result.reads[0][0][Tensor.I]) == words[Tensor.I]
+    floor = orders.order_floor(layer, arch, (64, 64))
+    assert floor <= float(result.cycles[0])
+    assert floor == pytest.approx((words[Tensor.W] + words[Tensor.I]) / arch.levels[0].read_bw_words)

@@ -374,6 +374,6 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     energy = energy + layer.macs * arch.mac.energy_pJ + dram
     floor = cycles_floor(layer, arch, words, usable)
     if orders.applies(largest, template.array_levels):
-        floor = max(floor, orders.order_floor(layer, largest, mesh_x * mesh_y))
+        floor = max(floor, orders.order_floor(layer, largest, (mesh_x, mesh_y)))
     front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))
     return LayerBoundTerms(layer.macs, float(energy.min()), max(floor, float(cycles.min())), words, front)

@@ -44,8 +44,12 @@ most ``C`` partial sums stay: ``(|O| - C)`` more updates and reads.
 
 **Cases** (every mapping is in one; the floor is the least over them, each the cheaper branch a
 mapping may take): ``K`` and ``X`` active at DRAM: runs of weights or sweeps of inputs; ``K`` and
-``Rd``: runs of outputs or ``|I| - C`` more input reads (the active ``Rd`` loops below ``K``);
-``X`` and ``Rd``: runs of weights or of outputs. When the group irrelevant to a tensor ``t`` is
+``Rd`` (``X`` inactive): runs of outputs, or the active ``Rd`` loops all below ``K``, where a
+sweep uses every input: with ``C`` among them its first and last tiles are disjoint (``|I|`` more
+reads), with ``R S`` alone every tile holds all of ``N C P Q``, so the buffer keeps it (its least
+size within ``B``), or it leaves the chip between sweeps (``phi``), or ``N C P Q`` lie below the
+register files (resident with ``rel = N C P Q``), and ``|I| - C`` more reads hold besides; ``X``
+and ``Rd``: runs of weights or of outputs. When the group irrelevant to a tensor ``t`` is
 active alone at DRAM (``X`` for weights, ``K`` for inputs, ``Rd`` for outputs), every DRAM
 iteration uses all of ``t``, so the buffer keeps ``t`` whole (``|t| <= B``: no term), or a loop
 relevant to ``t`` active at the buffer makes its first and last register-file tiles disjoint
@@ -130,6 +134,17 @@ def overlap_fraction(layer: Layer) -> float:
     return min(best, 1.0)
 
 
+def _room(factors, mesh: tuple[int, int]) -> int:
+    """The most PEs left for other dimensions once ``factors`` are put on the mesh, each on one axis
+    (``max (mx // x)(my // y)`` over the ways that fit; 0 if none fits)."""
+    reach = {(1, 1)}
+    for v in factors:
+        if v > 1:
+            reach = {(x * v, y) for x, y in reach if x * v <= mesh[0]} | {(x, y * v) for x, y in reach
+                                                                         if y * v <= mesh[1]}
+    return max(((mesh[0] // x) * (mesh[1] // y) for x, y in reach), default=0)
+
+
 def _products(layer: Layer, dims, most: int) -> list[int]:
     """Every product of divisors of ``dims``' bounds that is at most ``most``, ascending."""
     out = {1}
@@ -147,16 +162,18 @@ def _tiles(layer: Layer, f: dict) -> dict:
             Tensor.O: g[Dim.N] * g[Dim.K] * g[Dim.P] * g[Dim.Q]}
 
 
-def halo_reads(layer: Layer, buffer_words: int) -> float:
-    """The fewest input reads beyond ``|I|`` when only ``X`` loops are active at DRAM and the buffer keeps inputs.
+@lru_cache(maxsize=1024)
+def buffer_tilings(layer: Layer, buffer_words: int) -> tuple[tuple[int, int, float], ...]:
+    """``(input tile, output tile, extra input reads)`` of every buffer tiling under ``X`` loops at DRAM.
 
-    The buffer's tile is then ``g_N C e_w e_h`` words (all of ``C R S`` below DRAM) and at most
-    ``B``. With ``Q`` outside ``P`` (``a = D / g``), consecutive tiles along ``P`` share at most
-    ``h_w = dilation (R - 1) + 1 - stride`` columns and tiles across a ``Q`` step at most ``h_h``
-    rows of a tile's width, so DRAM reads are at least ``sum |tile| - sum overlaps = N C (H W +
-    (a_Q - 1) h_h (W - e_w))`` (``W``, ``H`` the input box; ``N`` outermost overlaps most), the
-    other order likewise; only where every input of the box is used and the windows overlap.
-    inf when no tile fits.
+    With only ``N P Q`` loops active at DRAM (factors ``a = D / g``, ``a_X >= 2``) the buffer's tiles
+    hold all of ``K C R S``: ``g_N C e_w e_h`` inputs and ``g_N K g_P g_Q`` outputs, each at most
+    ``B`` (the tilings with a larger input tile are left out). With ``Q`` outside ``P``,
+    consecutive tiles along ``P`` share at most ``h_w = dilation (R - 1) + 1 - stride`` columns and
+    tiles across a ``Q`` step at most ``h_h`` rows of a tile's width, so DRAM reads the inputs at
+    least ``sum |tile| - sum overlaps = N C (H W + (a_Q - 1) h_h (W - e_w))`` times (``W``, ``H``
+    the input box; ``N`` outermost overlaps most), the other order likewise; the extra is counted
+    only where every input of the box is used and the windows overlap (else 0).
     """
     d = layer.dims
     w_box = _box(d[Dim.P], d[Dim.R], layer.Wstride, layer.Wdilation)
@@ -165,7 +182,7 @@ def halo_reads(layer: Layer, buffer_words: int) -> float:
     h_h = layer.Hdilation * (d[Dim.S] - 1) + 1 - layer.Hstride
     exact = (h_w >= 0 and h_h >= 0 and w_box == _used(d[Dim.P], d[Dim.R], layer.Wstride, layer.Wdilation)
              and h_box == _used(d[Dim.Q], d[Dim.S], layer.Hstride, layer.Hdilation))
-    best = math.inf
+    out = []
     for gn in divisors(d[Dim.N]):
         for gp in divisors(d[Dim.P]):
             for gq in divisors(d[Dim.Q]):
@@ -173,14 +190,19 @@ def halo_reads(layer: Layer, buffer_words: int) -> float:
                     continue  # X is active at DRAM
                 e_w = _box(gp, d[Dim.R], layer.Wstride, layer.Wdilation)
                 e_h = _box(gq, d[Dim.S], layer.Hstride, layer.Hdilation)
-                if gn * d[Dim.C] * e_w * e_h > buffer_words:
+                tile_i = gn * d[Dim.C] * e_w * e_h
+                if tile_i > buffer_words:
                     continue
-                if not exact:
-                    return 0.0
                 a_p, a_q = d[Dim.P] // gp, d[Dim.Q] // gq
-                best = min(best, d[Dim.N] * d[Dim.C] * min((a_q - 1) * h_h * (w_box - e_w),
-                                                            (a_p - 1) * h_w * (h_box - e_h)))
-    return best
+                extra = d[Dim.N] * d[Dim.C] * min((a_q - 1) * h_h * (w_box - e_w),
+                                                   (a_p - 1) * h_w * (h_box - e_h)) if exact else 0.0
+                out.append((tile_i, gn * d[Dim.K] * gp * gq, float(extra)))
+    return tuple(out)
+
+
+def halo_reads(layer: Layer, buffer_words: int) -> float:
+    """The fewest extra input reads of :func:`buffer_tilings` (inf when no input tile fits ``B``)."""
+    return min((extra for _, _, extra in buffer_tilings(layer, buffer_words)), default=math.inf)
 
 
 def input_step_rate(layer: Layer, f: dict, room: int, output_words_per_pq: int | None) -> float:
@@ -211,15 +233,18 @@ def input_step_rate(layer: Layer, f: dict, room: int, output_words_per_pq: int |
 
 
 @lru_cache(maxsize=4096)
-def resident_floor(layer: Layer, t: Tensor, rf_words: int, pes: int, rf_keeps: frozenset, read_bw: float | None,
-                   write_bw: float | None, dram_bw: float | None = None, inputs_at: tuple | None = None) -> float:
+def resident_floor(layer: Layer, t: Tensor, rf_words: int, mesh: tuple[int, int], rf_keeps: frozenset,
+                   read_bw: float | None, write_bw: float | None, dram_bw: float | None = None,
+                   inputs_at: tuple | None = None, rel: tuple | None = None) -> float:
     """The fewest cycles of a mapping with no loop relevant to ``t`` above the register files (module docstring).
 
     Then ``f_d s_d = D_d`` for the dimensions relevant to ``t``, so the register files keep ``t``
     whole (its tile ``<= F``), or, with ``dram_bw`` (the bandwidth of the channel ``t`` uses at
     DRAM), leave it to DRAM, which feeds every MAC (``MACs / m_t`` words). inf if neither can be.
 
-    ``inputs_at = (dram_read_bw, buffer_words, x_at_dram)`` (weights only) also charges DRAM's
+    ``rel`` narrows the dimensions whose loops are all below the register files (inputs with
+    filter loops at DRAM: ``N C P Q``; the others' extents are then free, the least tiles taken).
+    ``inputs_at`` (weights only) also charges DRAM's
     reads of inputs: the buffer keeps them (a tile within ``B`` under ``X`` loops at DRAM,
     :func:`halo_reads`; or whole, ``|I| <= B``) or the register files take them from DRAM, at
     least ``MACs nu / M_I`` words (``nu`` from :func:`input_step_rate`, ``M_I`` the new fills one
@@ -228,17 +253,19 @@ def resident_floor(layer: Layer, t: Tensor, rf_words: int, pes: int, rf_keeps: f
     """
     d = layer.dims
     macs = layer.macs
-    rel = [dim for dim in Dim if RELEVANCE[t, dim]]
-    rest = [dim for dim in Dim if not RELEVANCE[t, dim]]
+    rel = [dim for dim in Dim if RELEVANCE[t, dim]] if rel is None else list(rel)
+    rest = [dim for dim in Dim if dim not in rel]
+    pes = mesh[0] * mesh[1]
     products = _products(layer, rest, pes)
     best = math.inf
     for combo in itertools.product(*(divisors(d[dim]) for dim in rel)):
         split = math.prod(combo)
-        if split > pes:
+        room = _room(combo, mesh)
+        if not room:
             continue
-        j = max(v for v in products if v * split <= pes)
+        j = max(v for v in products if v <= room)
         s = dict(zip(rel, combo))
-        s.update({dim: j for dim in rest})  # each at most j (their product is): multicasts only grow
+        s.update({dim: min(j, d[dim]) for dim in rest})  # each at most j and its bound: multicasts only grow
         f = {dim: d[dim] // s[dim] for dim in rel}
         tiles = _tiles(layer, f)
         m = {Tensor.W: s[Dim.N] * s[Dim.P] * s[Dim.Q] if t is not Tensor.W else min(j, s[Dim.N] * s[Dim.P] * s[Dim.Q]),
@@ -262,43 +289,72 @@ def resident_floor(layer: Layer, t: Tensor, rf_words: int, pes: int, rf_keeps: f
                 streamed = max((port[u] for u, k in zip(others, keep) if not k), default=0.0)
                 value = max(macs / (split * j), own_port, streamed)
                 if inputs_at is not None and value < best:
-                    value = max(value, _input_reads_cycles(layer, s, f, used, rf_words, Tensor.I in kept,
-                                                           Tensor.O in kept, m[Tensor.I], inputs_at))
+                    value = max(value, _chip_io_cycles(layer, s, f, used, rf_words, Tensor.I in kept,
+                                                       Tensor.O in kept, m, inputs_at))
                 best = min(best, value)
     return best
 
 
-def _input_reads_cycles(layer: Layer, s: dict, f: dict, used: int, rf_words: int, keep_i: bool, keep_o: bool,
-                        m_i: float, inputs_at: tuple) -> float:
-    """DRAM cycles for ``|W|`` weight reads and the least input reads of one resident-weights split
-    (:func:`resident_floor`'s ``inputs_at``)."""
-    bw, buffer_words, x_at_dram = inputs_at
-    words_w = layer.dims[Dim.K] * layer.dims[Dim.C] * layer.dims[Dim.R] * layer.dims[Dim.S]
-    words_i = float(_words(layer)[Tensor.I])
+def _chip_io_cycles(layer: Layer, s: dict, f: dict, used: int, rf_words: int, keep_i: bool, keep_o: bool,
+                    m: dict, inputs_at: tuple) -> float:
+    """The least DRAM and buffer port cycles of one resident-weights split (:func:`resident_floor`'s
+    ``inputs_at``): ``|W|`` weight reads, and the inputs and outputs through the buffer or straight
+    between DRAM and the register files.
+
+    A tensor the register files keep crosses their parent's port ``|O|`` times (outputs: no reduction
+    loop lies above them) or ``MACs nu / M_I`` times (inputs, :func:`input_step_rate`); one they do
+    not keep ``MACs / m_t`` times, and the parent reads all but ``|O|`` of the outputs' updates back. Through the buffer it costs the buffer's port and a buffer tile:
+    under ``X`` loops at DRAM the tilings of :func:`buffer_tilings` (both tiles within ``B``, the
+    inputs read ``|I|`` plus the tiling's halo times from DRAM), with no DRAM loop the whole tensor
+    (within ``B``, read once). Straight from DRAM it costs DRAM's port.
+    """
+    dram_r, dram_w, gb_r, gb_w, buffer_words, x_at_dram, buffer_keeps = inputs_at
+    d = layer.dims
+    words = _words(layer)
+    words_w, words_i, words_o = (float(words[t]) for t in (Tensor.W, Tensor.I, Tensor.O))
     macs = layer.macs
-    options = []
-    if x_at_dram:
-        options.append(words_i + halo_reads(layer, buffer_words))
-    elif words_i <= buffer_words:
-        options.append(words_i)
     if keep_i:
         linked = s[Dim.K] * s[Dim.P] * s[Dim.R] * s[Dim.Q] * s[Dim.S] / min(s[Dim.P] + s[Dim.R] - 1,
                                                                         s[Dim.Q] + s[Dim.S] - 1)
-        rate = input_step_rate(layer, f, rf_words - used, layer.dims[Dim.K] // s[Dim.K] if keep_o else None)
-        options.append(max(words_i, macs * rate / max(m_i, linked)))
+        rate = input_step_rate(layer, f, rf_words - used, d[Dim.K] // s[Dim.K] if keep_o else None)
+        cross_i = max(words_i, macs * rate / max(m[Tensor.I], linked))
     else:
-        options.append(max(words_i, macs / m_i))
-    return (words_w + min(options)) / bw
+        cross_i = max(words_i, macs / m[Tensor.I])
+    cross_o = words_o if keep_o else max(words_o, macs / m[Tensor.O])
+    plans = (buffer_tilings(layer, buffer_words) if x_at_dram
+             else ((words_i, words_o, 0.0),) if max(words_i, words_o) <= buffer_words else ())
+
+    def ratio(words_, bw):
+        return 0.0 if bw is None else words_ / bw
+
+    best = math.inf
+    for via_i in (False, True) if Tensor.I in buffer_keeps else (False,):
+        for via_o in (False, True) if Tensor.O in buffer_keeps else (False,):
+            fits = [(ti, to, extra) for ti, to, extra in plans
+                    if (via_i or via_o) and via_i * ti + via_o * to <= buffer_words]
+            if (via_i or via_o) and not fits:
+                continue
+            extra = min((e for _, _, e in fits), default=0.0) if via_i else 0.0
+            back = cross_o - words_o  # partial sums read back for all but the first update of each output
+            reads = words_w + (words_i + extra if via_i else cross_i) + (0.0 if via_o else back)
+            updates = words_o if via_o else cross_o
+            value = max(ratio(reads, dram_r), ratio(updates, dram_w),
+                        ratio((cross_i if via_i else 0.0) + (back if via_o else 0.0), gb_r),
+                        ratio(cross_o if via_o else 0.0, gb_w))
+            best = min(best, value)
+    return best
 
 
 @lru_cache(maxsize=8192)
-def order_floor(layer: Layer, arch: Architecture, pes: int) -> float:
-    """The module's cycle floor for ``layer`` on ``arch`` (capacities as given) with at most ``pes`` PEs (0: no term)."""
+def order_floor(layer: Layer, arch: Architecture, mesh: tuple[int, int]) -> float:
+    """The module's cycle floor for ``layer`` on ``arch`` (capacities as given) on a mesh of at most
+    ``mesh`` PEs (0: no term)."""
     if layer.G != 1:
         return 0.0
     dram, buffer, rf = arch.levels
     words = _words(layer)
     w, i, o = (float(words[t]) for t in (Tensor.W, Tensor.I, Tensor.O))
+    pes = mesh[0] * mesh[1]
     chip_rf = float(rf.size_words) * pes
     chip = float(buffer.size_words) + chip_rf
     phi = overlap_fraction(layer)
@@ -325,22 +381,23 @@ def order_floor(layer: Layer, arch: Architecture, pes: int) -> float:
     can_rd = d[Dim.C] * d[Dim.R] * d[Dim.S] > 1
     reads_bw = (dram.read_bw_words, buffer.read_bw_words)
     writes_bw = (dram.write_bw_words, buffer.write_bw_words)
-    ports = (int(rf.size_words), pes, rf.keeps, None if None in reads_bw else max(reads_bw),
+    ports = (int(rf.size_words), tuple(mesh), rf.keeps, None if None in reads_bw else max(reads_bw),
              None if None in writes_bw else max(writes_bw))
     dram_bw = {Tensor.W: dram.read_bw_words, Tensor.I: dram.read_bw_words, Tensor.O: dram.write_bw_words}
 
-    def resident(t: Tensor, streamed: bool) -> float:
+    def resident(t: Tensor, streamed: bool, rel: tuple | None = None) -> float:
         """:func:`resident_floor` of ``t`` (with DRAM feeding it per MAC if ``streamed``, i.e. with no
         active DRAM loop; else under ``X`` loops at DRAM), at least the base."""
         bw = (math.inf if dram_bw[t] is None else dram_bw[t]) if streamed else None
         inputs_at = None
-        if t is Tensor.W and dram.read_bw_words is not None:
-            inputs_at = (dram.read_bw_words, int(buffer.size_words), not streamed)
-        return max(base, resident_floor(layer, t, *ports, dram_bw=bw, inputs_at=inputs_at))
+        if t is Tensor.W:
+            inputs_at = (dram.read_bw_words, dram.write_bw_words, buffer.read_bw_words, buffer.write_bw_words,
+                         int(buffer.size_words), not streamed, buffer.keeps)
+        return max(base, resident_floor(layer, t, *ports, dram_bw=bw, inputs_at=inputs_at, rel=rel))
 
     fits = {t: t in buffer.keeps and words[t] <= buffer.size_words for t in Tensor}
 
-    def cases(cap: float, held: dict) -> list[float]:
+    def cases(cap: float, held: dict, at_dram: bool) -> list[float]:
         """The cases at one level of loops (DRAM, or the buffer when DRAM has none); ``held``: the
         tensors the level below may keep whole (their branches give nothing)."""
         wb = base if held[Tensor.W] else weights
@@ -350,14 +407,27 @@ def order_floor(layer: Layer, arch: Architecture, pes: int) -> float:
         out = []
         if can_k and can_x:
             out.append(min(wb, ib))
-        if can_k and can_rd:
-            out.append(min(ob, icap))
+        if can_k and can_rd:  # runs of outputs, or the Rd loops below K: with C among them, or R S alone
+            out.append(min(ob, base if held[Tensor.I] else cycles(i, 0.0),
+                           max(icap, filters_below_k(None if at_dram else held))))
         if can_x and can_rd:
             out.append(min(wb, ob))
         return out
 
-    dram_level = cases(chip, {t: False for t in Tensor})
-    buffer_level = cases(chip_rf, fits)  # no active DRAM loop: the buffer's loops
+    def filters_below_k(held: dict | None) -> float:
+        """``K`` above active ``R S`` loops only (``X`` and ``C`` inactive), at DRAM (``held`` None) or at
+        the buffer: every tile holds all of ``N C P Q``, so the buffer keeps it (its least size within
+        ``B``), or it leaves the chip between iterations (sweeps), or ``N C P Q`` lie below the
+        register files (:func:`resident_floor` with ``rel = N C P Q``)."""
+        if held is not None:
+            return base if held[Tensor.I] else resident(Tensor.I, True, (Dim.N, Dim.C, Dim.P, Dim.Q))
+        least = d[Dim.N] * d[Dim.C] * _box(d[Dim.P], 1, layer.Wstride, 1) * _box(d[Dim.Q], 1, layer.Hstride, 1)
+        if Tensor.I in buffer.keeps and least <= buffer.size_words:
+            return base
+        return min(inputs, resident(Tensor.I, False, (Dim.N, Dim.C, Dim.P, Dim.Q)))
+
+    dram_level = cases(chip, {t: False for t in Tensor}, True)
+    buffer_level = cases(chip_rf, fits, False)  # no active DRAM loop: the buffer's loops
     carried = {Tensor.W: lambda cap: base, Tensor.I: inputs_beyond, Tensor.O: outputs_beyond}
     for t, carry_free, possible in ((Tensor.W, weights, can_x), (Tensor.I, inputs, can_k),
                                     (Tensor.O, outputs, can_rd)):
