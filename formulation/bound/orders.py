@@ -168,7 +168,7 @@ def buffer_tilings(layer: Layer, buffer_words: int) -> tuple[tuple[int, int, flo
 
     With only ``N P Q`` loops active at DRAM (factors ``a = D / g``, ``a_X >= 2``) the buffer's tiles
     hold all of ``K C R S``: ``g_N C e_w e_h`` inputs and ``g_N K g_P g_Q`` outputs, each at most
-    ``B`` (the tilings with a larger input tile are left out). With ``Q`` outside ``P``,
+    ``B`` (the tilings where neither fits are left out). With ``Q`` outside ``P``,
     consecutive tiles along ``P`` share at most ``h_w = dilation (R - 1) + 1 - stride`` columns and
     tiles across a ``Q`` step at most ``h_h`` rows of a tile's width, so DRAM reads the inputs at
     least ``sum |tile| - sum overlaps = N C (H W + (a_Q - 1) h_h (W - e_w))`` times (``W``, ``H``
@@ -190,19 +190,20 @@ def buffer_tilings(layer: Layer, buffer_words: int) -> tuple[tuple[int, int, flo
                     continue  # X is active at DRAM
                 e_w = _box(gp, d[Dim.R], layer.Wstride, layer.Wdilation)
                 e_h = _box(gq, d[Dim.S], layer.Hstride, layer.Hdilation)
-                tile_i = gn * d[Dim.C] * e_w * e_h
-                if tile_i > buffer_words:
+                tile_i, tile_o = gn * d[Dim.C] * e_w * e_h, gn * d[Dim.K] * gp * gq
+                if min(tile_i, tile_o) > buffer_words:
                     continue
                 a_p, a_q = d[Dim.P] // gp, d[Dim.Q] // gq
                 extra = d[Dim.N] * d[Dim.C] * min((a_q - 1) * h_h * (w_box - e_w),
                                                    (a_p - 1) * h_w * (h_box - e_h)) if exact else 0.0
-                out.append((tile_i, gn * d[Dim.K] * gp * gq, float(extra)))
+                out.append((tile_i, tile_o, float(extra)))
     return tuple(out)
 
 
 def halo_reads(layer: Layer, buffer_words: int) -> float:
-    """The fewest extra input reads of :func:`buffer_tilings` (inf when no input tile fits ``B``)."""
-    return min((extra for _, _, extra in buffer_tilings(layer, buffer_words)), default=math.inf)
+    """The fewest extra input reads of the :func:`buffer_tilings` whose input tile fits ``B`` (inf if none)."""
+    return min((extra for tile_i, _, extra in buffer_tilings(layer, buffer_words) if tile_i <= buffer_words),
+               default=math.inf)
 
 
 def input_step_rate(layer: Layer, f: dict, room: int, output_words_per_pq: int | None) -> float:
@@ -321,8 +322,7 @@ def _chip_io_cycles(layer: Layer, s: dict, f: dict, used: int, rf_words: int, ke
     else:
         cross_i = max(words_i, macs / m[Tensor.I])
     cross_o = words_o if keep_o else max(words_o, macs / m[Tensor.O])
-    plans = (buffer_tilings(layer, buffer_words) if x_at_dram
-             else ((words_i, words_o, 0.0),) if max(words_i, words_o) <= buffer_words else ())
+    plans = buffer_tilings(layer, buffer_words) if x_at_dram else ((words_i, words_o, 0.0),)
 
     def ratio(words_, bw):
         return 0.0 if bw is None else words_ / bw
