@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 #: How often :class:`stop_interrupts`' watcher looks for a stop request (s).
@@ -83,22 +84,31 @@ def reset() -> None:
 class stop_interrupts:
     """While active (main thread only), a stop request raises KeyboardInterrupt in the main thread: a watcher
     thread polls :func:`stop_requested` and sends this process ``SIGUSR1``, whose handler raises it; the
-    exact mapper turns it into its ``interrupted`` status with the best mapping so far."""
+    exact mapper turns it into its ``interrupted`` status with the best mapping so far.
+
+    Python runs the handler wherever the main thread is, also inside a callback whose exceptions it only
+    reports and drops (a weakref callback of the import system's module locks, a ``__del__``): such a
+    dropped interrupt is not reported (``sys.unraisablehook``) and the watcher sends the signal again."""
 
     def __enter__(self):
         self.done = threading.Event()
         self.active = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1")
         if self.active:
+            _dropped.clear()
             self.previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+            self.previous_hook = sys.unraisablehook
+            sys.unraisablehook = _drop_interrupts(self.previous_hook)
             self.thread = threading.Thread(target=self._watch, daemon=True)
             self.thread.start()
         return self
 
     def _watch(self) -> None:
+        sent = False
         while not self.done.wait(STOP_POLL_S):
-            if stop_requested():
+            if (not sent and stop_requested()) or _dropped.is_set():
+                _dropped.clear()
+                sent = True
                 os.kill(os.getpid(), signal.SIGUSR1)
-                return
 
     def __exit__(self, *exc) -> None:
         if self.active:
@@ -106,6 +116,21 @@ class stop_interrupts:
             self.done.set()
             self.thread.join()
             signal.signal(signal.SIGUSR1, self.previous)
+            sys.unraisablehook = self.previous_hook
+
+
+#: Set when an interrupt of :class:`stop_interrupts` was dropped in a callback (its watcher sends another).
+_dropped = threading.Event()
+
+
+def _drop_interrupts(previous):
+    """An unraisable-exception hook that records a dropped KeyboardInterrupt instead of printing it."""
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            _dropped.set()
+            return
+        previous(unraisable)
+    return hook
 
 
 def _raise_interrupt(signum, frame):
