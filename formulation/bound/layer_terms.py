@@ -66,7 +66,6 @@ from functools import lru_cache
 import numpy as np
 
 from formulation.axes import Dim, Tensor
-from formulation.bound import orders
 from formulation.bound.reuse import ChipLevel, candidate_table, candidates
 from formulation.bound.tiles import step_vectors
 from formulation.factors import divisors
@@ -373,6 +372,8 @@ def _layer_terms(layer: Layer, template: ArchTemplate, mesh_x: int, mesh_y: int,
     energy, cycles = candidates(table, chip, words, layer.macs, min(d[Dim.R] * d[Dim.S], d[Dim.P] * d[Dim.Q]))
     energy = energy + layer.macs * arch.mac.energy_pJ + dram
     floor = cycles_floor(layer, arch, words, usable)
+    from formulation.bound import orders  # it builds on this module's compulsory words
+
     if orders.applies(largest, template.array_levels):
         floor = max(floor, orders.order_floor(layer, largest, (mesh_x, mesh_y)))
     front = tuple((max(float(c), floor), float(e)) for c, e in zip(cycles, energy))

@@ -89,6 +89,7 @@ import math
 from functools import lru_cache
 
 from formulation.axes import RELEVANCE, Dim, Tensor
+from formulation.bound.layer_terms import compulsory_words, used_extent
 from formulation.factors import divisors
 from formulation.specs.types import Architecture, Layer
 
@@ -100,19 +101,8 @@ def applies(arch: Architecture, array_levels: tuple[int, ...]) -> bool:
             and (dram.read_bw_words is not None or dram.write_bw_words is not None))
 
 
-def _words(layer: Layer) -> dict:
-    """:func:`formulation.bound.layer_terms.compulsory_words` (imported here: that module imports this one)."""
-    from formulation.bound.layer_terms import compulsory_words
-
-    return compulsory_words(layer)
-
-
 def _box(bound: int, extent: int, stride: int, dilation: int) -> int:
     return stride * (bound - 1) + dilation * (extent - 1) + 1
-
-
-def _used(bound: int, extent: int, stride: int, dilation: int) -> int:
-    return len({stride * p + dilation * r for p in range(bound) for r in range(extent)})
 
 
 def overlap_fraction(layer: Layer) -> float:
@@ -130,7 +120,7 @@ def overlap_fraction(layer: Layer) -> float:
                 continue
             for h in divisors(other_filt):
                 best = max(best, shared * _box(other, h, other_stride, other_dil)
-                           / (_used(bound, g, stride, dil) * _used(other, h, other_stride, other_dil)))
+                           / (used_extent(bound, g, stride, dil) * used_extent(other, h, other_stride, other_dil)))
     return min(best, 1.0)
 
 
@@ -156,8 +146,8 @@ def _products(layer: Layer, dims, most: int) -> list[int]:
 def _tiles(layer: Layer, f: dict) -> dict:
     """The least tile of each tensor when the dimensions in ``f`` have those register-file extents (others 1)."""
     g = {d: f.get(d, 1) for d in Dim}
-    e_w = layer.Wstride * (g[Dim.P] - 1) + layer.Wdilation * (g[Dim.R] - 1) + 1
-    e_h = layer.Hstride * (g[Dim.Q] - 1) + layer.Hdilation * (g[Dim.S] - 1) + 1
+    e_w = _box(g[Dim.P], g[Dim.R], layer.Wstride, layer.Wdilation)
+    e_h = _box(g[Dim.Q], g[Dim.S], layer.Hstride, layer.Hdilation)
     return {Tensor.W: g[Dim.K] * g[Dim.C] * g[Dim.R] * g[Dim.S], Tensor.I: g[Dim.N] * g[Dim.C] * e_w * e_h,
             Tensor.O: g[Dim.N] * g[Dim.K] * g[Dim.P] * g[Dim.Q]}
 
@@ -180,8 +170,8 @@ def buffer_tilings(layer: Layer, buffer_words: int) -> tuple[tuple[int, int, flo
     h_box = _box(d[Dim.Q], d[Dim.S], layer.Hstride, layer.Hdilation)
     h_w = layer.Wdilation * (d[Dim.R] - 1) + 1 - layer.Wstride
     h_h = layer.Hdilation * (d[Dim.S] - 1) + 1 - layer.Hstride
-    exact = (h_w >= 0 and h_h >= 0 and w_box == _used(d[Dim.P], d[Dim.R], layer.Wstride, layer.Wdilation)
-             and h_box == _used(d[Dim.Q], d[Dim.S], layer.Hstride, layer.Hdilation))
+    exact = (h_w >= 0 and h_h >= 0 and w_box == used_extent(d[Dim.P], d[Dim.R], layer.Wstride, layer.Wdilation)
+             and h_box == used_extent(d[Dim.Q], d[Dim.S], layer.Hstride, layer.Hdilation))
     out = []
     for gn in divisors(d[Dim.N]):
         for gp in divisors(d[Dim.P]):
@@ -256,6 +246,7 @@ def resident_floor(layer: Layer, t: Tensor, rf_words: int, mesh: tuple[int, int]
     macs = layer.macs
     rel = [dim for dim in Dim if RELEVANCE[t, dim]] if rel is None else list(rel)
     rest = [dim for dim in Dim if dim not in rel]
+    words = compulsory_words(layer) if inputs_at is not None else None
     pes = mesh[0] * mesh[1]
     products = _products(layer, rest, pes)
     best = math.inf
@@ -272,8 +263,6 @@ def resident_floor(layer: Layer, t: Tensor, rf_words: int, mesh: tuple[int, int]
         m = {Tensor.W: s[Dim.N] * s[Dim.P] * s[Dim.Q] if t is not Tensor.W else min(j, s[Dim.N] * s[Dim.P] * s[Dim.Q]),
              Tensor.I: s[Dim.K] * min(s[Dim.P], s[Dim.R]) * min(s[Dim.Q], s[Dim.S]),
              Tensor.O: s[Dim.C] * s[Dim.R] * s[Dim.S] if t is not Tensor.O else min(j, s[Dim.C] * s[Dim.R] * s[Dim.S])}
-        if t is Tensor.I:
-            m[Tensor.I] = min(m[Tensor.I], j * min(s[Dim.P], s[Dim.R]) * min(s[Dim.Q], s[Dim.S]))
         bw = {Tensor.W: read_bw, Tensor.I: read_bw, Tensor.O: write_bw}
         port = {u: 0.0 if bw[u] is None else macs / (m[u] * bw[u]) for u in Tensor}
         own = []
@@ -290,28 +279,27 @@ def resident_floor(layer: Layer, t: Tensor, rf_words: int, mesh: tuple[int, int]
                 streamed = max((port[u] for u, k in zip(others, keep) if not k), default=0.0)
                 value = max(macs / (split * j), own_port, streamed)
                 if inputs_at is not None and value < best:
-                    value = max(value, _chip_io_cycles(layer, s, f, used, rf_words, Tensor.I in kept,
+                    value = max(value, _chip_io_cycles(layer, words, s, f, used, rf_words, Tensor.I in kept,
                                                        Tensor.O in kept, m, inputs_at))
                 best = min(best, value)
     return best
 
 
-def _chip_io_cycles(layer: Layer, s: dict, f: dict, used: int, rf_words: int, keep_i: bool, keep_o: bool,
-                    m: dict, inputs_at: tuple) -> float:
+def _chip_io_cycles(layer: Layer, words: dict, s: dict, f: dict, used: int, rf_words: int, keep_i: bool,
+                    keep_o: bool, m: dict, inputs_at: tuple) -> float:
     """The least DRAM and buffer port cycles of one resident-weights split (:func:`resident_floor`'s
-    ``inputs_at``): ``|W|`` weight reads, and the inputs and outputs through the buffer or straight
+    ``inputs_at``; ``words`` the layer's compulsory words): ``|W|`` weight reads, and the inputs and outputs through the buffer or straight
     between DRAM and the register files.
 
     A tensor the register files keep crosses their parent's port ``|O|`` times (outputs: no reduction
     loop lies above them) or ``MACs nu / M_I`` times (inputs, :func:`input_step_rate`); one they do
-    not keep ``MACs / m_t`` times, and the parent reads all but ``|O|`` of the outputs' updates back. Through the buffer it costs the buffer's port and a buffer tile:
-    under ``X`` loops at DRAM the tilings of :func:`buffer_tilings` (both tiles within ``B``, the
+    not keep ``MACs / m_t`` times, and the parent reads all but ``|O|`` of the outputs' updates
+    back. Through the buffer it costs the buffer's port and a buffer tile: under ``X`` loops at DRAM the tilings of :func:`buffer_tilings` (both tiles within ``B``, the
     inputs read ``|I|`` plus the tiling's halo times from DRAM), with no DRAM loop the whole tensor
     (within ``B``, read once). Straight from DRAM it costs DRAM's port.
     """
     dram_r, dram_w, gb_r, gb_w, buffer_words, x_at_dram, buffer_keeps = inputs_at
     d = layer.dims
-    words = _words(layer)
     words_w, words_i, words_o = (float(words[t]) for t in (Tensor.W, Tensor.I, Tensor.O))
     macs = layer.macs
     if keep_i:
@@ -352,7 +340,7 @@ def order_floor(layer: Layer, arch: Architecture, mesh: tuple[int, int]) -> floa
     if layer.G != 1:
         return 0.0
     dram, buffer, rf = arch.levels
-    words = _words(layer)
+    words = compulsory_words(layer)
     w, i, o = (float(words[t]) for t in (Tensor.W, Tensor.I, Tensor.O))
     pes = mesh[0] * mesh[1]
     chip_rf = float(rf.size_words) * pes
